@@ -1,0 +1,36 @@
+# The two commands: `make run` and `make test`. Both install what is missing first.
+
+# Debian packages hawker needs to build, run and test.
+DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav ffmpeg
+# Only the benchmark needs nginx with its RTMP module, to compare against.
+BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
+
+CARGO ?= cargo
+
+.PHONY: run test deps bench-deps build release bench clean
+
+run: deps release
+	./target/release/hawker serve
+
+test: deps
+	$(CARGO) test --workspace --locked
+
+deps:
+	@./scripts/install-debs $(DEB_PACKAGES)
+
+bench-deps: deps
+	@./scripts/install-debs $(BENCH_PACKAGES)
+
+build:
+	$(CARGO) build --workspace --locked
+
+release:
+	$(CARGO) build --release --locked
+
+bench: bench-deps release
+	./bench/slice.sh
+
+clean:
+	$(CARGO) clean

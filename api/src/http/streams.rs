@@ -1,0 +1,230 @@
+//! `/api/v1/streams`: create, read, list and the lifecycle transitions.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use super::ApiJson;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::db::{NewStream, Page};
+use crate::model::{Role, Stream, StreamStatus};
+use crate::{AppState, stream_prefix};
+
+/// A stream as the API shows it. `stream_key` only for its owner and admins.
+#[derive(Serialize)]
+pub struct StreamView {
+    id: String,
+    playback_id: String,
+    title: String,
+    description: Option<String>,
+    status: StreamStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_key: Option<String>,
+    rtmp_url: String,
+    playback_url: String,
+    created_at: DateTime<Utc>,
+    scheduled_at: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl StreamView {
+    fn new(state: &AppState, stream: Stream, caller: Option<&Caller>) -> Self {
+        let show_key = caller.is_some_and(|c| c.controls(&stream));
+        Self {
+            playback_url: state.urls.playback(&stream.playback_id),
+            rtmp_url: state.urls.rtmp.clone(),
+            stream_key: show_key.then_some(stream.stream_key),
+            id: stream.id,
+            playback_id: stream.playback_id,
+            title: stream.title,
+            description: stream.description,
+            status: stream.status,
+            created_at: stream.created_at,
+            scheduled_at: stream.scheduled_at,
+            started_at: stream.started_at,
+            ended_at: stream.ended_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStream {
+    title: String,
+    description: Option<String>,
+    scheduled_at: Option<DateTime<Utc>>,
+}
+
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 5000;
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateStream>,
+) -> Result<(StatusCode, Json<StreamView>), ApiError> {
+    if !matches!(caller.0.role, Role::Seller | Role::Admin) {
+        return Err(ApiError::Forbidden("only sellers and admins create streams"));
+    }
+    let title = body.title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::BadRequest(format!("title must be 1 to {MAX_TITLE_CHARS} characters")));
+    }
+    let description = body.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(ApiError::BadRequest(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    let new = NewStream { owner_id: &caller.0.id, title, description, scheduled_at: body.scheduled_at };
+    let stream = state.db.create_stream(new).await?;
+    Ok((StatusCode::CREATED, Json(StreamView::new(&state, stream, Some(&caller)))))
+}
+
+/// A stream the caller may see: ended and cancelled streams are hidden from everyone but
+/// their owner and admins.
+async fn visible_stream(state: &AppState, id: &str, caller: Option<&Caller>) -> Result<Stream, ApiError> {
+    let stream = state.db.stream(id).await?.ok_or(ApiError::NotFound("stream"))?;
+    let hidden = matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled);
+    if hidden && !caller.is_some_and(|c| c.controls(&stream)) {
+        return Err(ApiError::NotFound("stream"));
+    }
+    Ok(stream)
+}
+
+/// A stream the caller may change: its owner or an admin.
+async fn controlled_stream(state: &AppState, id: &str, caller: &Caller) -> Result<Stream, ApiError> {
+    let stream = visible_stream(state, id, Some(caller)).await?;
+    if !caller.controls(&stream) {
+        return Err(ApiError::Forbidden("only the stream's owner or an admin may do this"));
+    }
+    Ok(stream)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<StreamView>, ApiError> {
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    Ok(Json(StreamView::new(&state, stream, caller.as_ref())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct StreamList {
+    streams: Vec<StreamView>,
+    /// The `offset` of the next page, or null on the last page.
+    next_offset: Option<i64>,
+}
+
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+/// Public lists: live now (including streams waiting for their publisher), upcoming, replays.
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<StreamList>, ApiError> {
+    let Query(query) = query?;
+    let statuses: &[StreamStatus] = match query.status.as_deref() {
+        None => &[StreamStatus::Live, StreamStatus::Reconnecting, StreamStatus::Scheduled, StreamStatus::Archived],
+        Some("live") => &[StreamStatus::Live, StreamStatus::Reconnecting],
+        Some("scheduled") => &[StreamStatus::Scheduled],
+        Some("archived") => &[StreamStatus::Archived],
+        Some(_) => return Err(ApiError::BadRequest("status must be live, scheduled or archived".into())),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    let offset = query.offset.unwrap_or(0);
+    if !(1..=MAX_PAGE).contains(&limit) || offset < 0 {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_PAGE}, offset at least 0")));
+    }
+    // One extra row tells whether another page follows.
+    let mut streams = state.db.list_streams(statuses, Page { limit: limit + 1, offset }).await?;
+    let next_offset = (streams.len() as i64 > limit).then_some(offset + limit);
+    streams.truncate(limit as usize);
+    let streams = streams.into_iter().map(|s| StreamView::new(&state, s, None)).collect();
+    Ok(Json(StreamList { streams, next_offset }))
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EndAction {
+    Save,
+    Delete,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndStream {
+    action: EndAction,
+}
+
+/// Refuses an illegal transition with 409 and the stream's current status.
+async fn conflict(state: &AppState, id: &str) -> ApiError {
+    match state.db.stream(id).await {
+        Ok(Some(stream)) => ApiError::Conflict(stream.status),
+        Ok(None) => ApiError::NotFound("stream"),
+        Err(e) => e.into(),
+    }
+}
+
+pub async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EndStream>,
+) -> Result<Json<StreamView>, ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    let save = body.action == EndAction::Save;
+    let to = if save { StreamStatus::Archived } else { StreamStatus::Ended };
+    // The status changes first, so the key cannot publish again while we wind down.
+    let Some(ended) = state.db.transition(&id, &[StreamStatus::Live, StreamStatus::Reconnecting], to).await? else {
+        return Err(conflict(&state, &id).await);
+    };
+    state.live.disconnect(&id);
+    state.live.finish(&id, &stream.playback_id, save).await?;
+    if !save {
+        let removed = state.store.delete_prefix(&stream_prefix(&stream.playback_id)).await?;
+        tracing::info!(stream = %id, removed, "stream ended and its media deleted");
+    } else {
+        tracing::info!(stream = %id, "stream ended and saved as a replay");
+    }
+    Ok(Json(StreamView::new(&state, ended, Some(&caller))))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StreamView>, ApiError> {
+    controlled_stream(&state, &id, &caller).await?;
+    match state.db.transition(&id, &[StreamStatus::Scheduled], StreamStatus::Cancelled).await? {
+        Some(stream) => Ok(Json(StreamView::new(&state, stream, Some(&caller)))),
+        None => Err(conflict(&state, &id).await),
+    }
+}
+
+pub async fn reset_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StreamView>, ApiError> {
+    controlled_stream(&state, &id, &caller).await?;
+    let Some(stream) = state.db.reset_stream_key(&id).await? else {
+        return Err(conflict(&state, &id).await);
+    };
+    // A publisher on the old key goes now; the stream waits for the new key.
+    state.live.disconnect(&id);
+    tracing::info!(stream = %id, "stream key reset");
+    Ok(Json(StreamView::new(&state, stream, Some(&caller))))
+}

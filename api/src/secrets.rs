@@ -1,0 +1,66 @@
+//! Secrets: API tokens, stream keys and public ids, all from the OS CSPRNG.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.try_fill_bytes(&mut buf).expect("the OS random source failed");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A stream key: 256 bits, URL-safe, prefixed so it is recognisable if it leaks.
+pub fn new_stream_key() -> String {
+    format!("sk_{}", random_token(32))
+}
+
+/// An API token: 256 bits, URL-safe.
+pub fn new_api_token() -> String {
+    format!("hk_{}", random_token(32))
+}
+
+/// The public id in playback URLs: 128 bits, unrelated to the key.
+pub fn new_playback_id() -> String {
+    random_token(16)
+}
+
+/// Internal ids: 128 bits.
+pub fn new_id() -> String {
+    random_token(16)
+}
+
+/// Lookup digest for high-entropy secrets (tokens, keys); a slow KDF buys nothing at 256 bits.
+pub fn digest(secret: &str) -> String {
+    let hash = Sha256::digest(secret.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_url_safe() {
+        let a = new_stream_key();
+        let b = new_stream_key();
+        assert_ne!(a, b);
+        assert!(a.len() >= 3 + 43, "{a} is too short");
+        assert!(a[3..].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(new_playback_id().len(), 22);
+    }
+
+    #[test]
+    fn digest_and_compare() {
+        assert_eq!(digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(constant_time_eq("sk_x", "sk_x"));
+        assert!(!constant_time_eq("sk_x", "sk_y"));
+        assert!(!constant_time_eq("sk_x", "sk_xx"));
+    }
+}

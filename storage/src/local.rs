@@ -1,0 +1,186 @@
+//! The default backend: objects are files under a root folder.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rand::Rng;
+
+use crate::{check_key, Object, ObjectMeta, Store, StoreError};
+
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+/// A local file has no metadata of its own: serve it by the conventional type of its
+/// extension, with the cache policy the caller chose when it was written.
+fn meta_for(path: &Path) -> ObjectMeta {
+    let content_type = match path.extension().and_then(|e| e.to_str()) {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("mp4") => "video/mp4",
+        Some("m4s") => "video/iso.segment",
+        Some("ts") => "video/mp2t",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    let cache_control = if content_type == "application/vnd.apple.mpegurl" {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    ObjectMeta { content_type, cache_control }
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    async fn put(&self, key: &str, bytes: Bytes, _meta: ObjectMeta) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("a checked key has a parent: the root");
+        tokio::fs::create_dir_all(dir).await?;
+        // Write beside the target, then rename: readers never see half an object.
+        let tmp = dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>()));
+        if let Err(e) = tokio::fs::write(&tmp, &bytes).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            StoreError::from(e)
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(Object { bytes: bytes.into(), meta: meta_for(&path) })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A directory under this name is not an object.
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            walk(&root, &root, &mut keys)?;
+            keys.retain(|k| k.starts_with(&prefix));
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+        .expect("listing task panicked")
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let keys = self.list(prefix).await?;
+        for key in &keys {
+            self.delete(key).await?;
+        }
+        // Leave no empty folders behind for a prefix that names a folder.
+        if let Some(dir) = prefix.strip_suffix('/') {
+            if check_key(dir).is_ok() {
+                let _ = tokio::fs::remove_dir_all(self.root.join(dir)).await;
+            }
+        }
+        Ok(keys.len())
+    }
+}
+
+fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, keys)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let key = rel.to_string_lossy().replace('\\', "/");
+            if check_key(&key).is_ok() {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META: ObjectMeta = ObjectMeta { content_type: "video/iso.segment", cache_control: "x" };
+
+    #[tokio::test]
+    async fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        store.put("streams/a/v0/seg1.m4s", Bytes::from_static(b"one"), META).await.unwrap();
+        store.put("streams/a/v0/index.m3u8", Bytes::from_static(b"#EXTM3U"), META).await.unwrap();
+        store.put("streams/b/v0/seg1.m4s", Bytes::from_static(b"other"), META).await.unwrap();
+
+        let got = store.get("streams/a/v0/seg1.m4s").await.unwrap().unwrap();
+        assert_eq!(&got.bytes[..], b"one");
+        assert_eq!(got.meta.content_type, "video/iso.segment");
+        let playlist = store.get("streams/a/v0/index.m3u8").await.unwrap().unwrap();
+        assert_eq!(playlist.meta.cache_control, "no-cache");
+        assert!(store.get("streams/a/v0/missing.m4s").await.unwrap().is_none());
+        assert!(store.get("streams/a").await.unwrap().is_none(), "a folder is not an object");
+
+        assert_eq!(
+            store.list("streams/a/").await.unwrap(),
+            vec!["streams/a/v0/index.m3u8", "streams/a/v0/seg1.m4s"]
+        );
+        assert_eq!(store.delete_prefix("streams/a/").await.unwrap(), 2);
+        assert!(store.list("streams/a/").await.unwrap().is_empty());
+        assert!(!dir.path().join("streams/a").exists());
+        assert_eq!(store.list("streams/").await.unwrap(), vec!["streams/b/v0/seg1.m4s"]);
+        store.delete("streams/b/v0/nothing").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn overwrite_is_whole_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        for n in 0..20 {
+            let body = Bytes::from(vec![b'x'; 1000 + n]);
+            store.put("p/index.m3u8", body, META).await.unwrap();
+        }
+        assert_eq!(store.get("p/index.m3u8").await.unwrap().unwrap().bytes.len(), 1019);
+        assert_eq!(std::fs::read_dir(dir.path().join("p")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        let err = store.put("../escape", Bytes::new(), META).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidKey));
+    }
+}
