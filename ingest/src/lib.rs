@@ -1,0 +1,110 @@
+//! RTMP ingest: accepts publishers (OBS, ffmpeg, GStreamer), asks a [`PublishGate`] whether
+//! their stream key may publish, and hands the media to the [`MediaSink`] the gate returns.
+//!
+//! This crate knows sockets and the RTMP protocol (rml_rtmp is the sans-IO core), nothing of
+//! databases, HTTP or GStreamer: the composition root plugs those in through the two traits.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+mod chunks;
+mod connection;
+mod flv;
+mod limits;
+mod server;
+
+pub use limits::Limits;
+pub use server::serve;
+
+/// A stream key as received in `publish`. Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StreamKey(String);
+
+impl StreamKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StreamKey(<redacted>)")
+    }
+}
+
+/// What a publisher asked for.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// The RTMP application (`live` in `rtmp://host:1935/live`).
+    pub app: String,
+    pub stream_key: StreamKey,
+    pub peer: SocketAddr,
+}
+
+/// Why a publish is refused. Sent to the client as an `onStatus` error, then the socket closes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Unknown key, or a key whose stream may not publish now.
+    #[error("invalid stream key")]
+    BadKey,
+    /// The stream already has a connected publisher.
+    #[error("stream is already publishing")]
+    Busy,
+    /// The RTMP application is not one we serve.
+    #[error("unknown application")]
+    BadApp,
+    /// Something on our side failed; the client may retry.
+    #[error("server unavailable")]
+    Unavailable,
+}
+
+/// An accepted publish: where the media goes, and how the rest of the system ends it.
+pub struct Publish<S> {
+    pub sink: S,
+    /// Cancelled by the system (stream ended, key reset): the connection closes at once.
+    pub kick: CancellationToken,
+    /// A non-secret name for log lines (the stream id).
+    pub label: String,
+}
+
+/// Decides whether a key may publish. Declared here, implemented by the composition root.
+pub trait PublishGate: Send + Sync + 'static {
+    type Sink: MediaSink;
+    fn authorize(
+        &self,
+        request: PublishRequest,
+    ) -> impl Future<Output = Result<Publish<Self::Sink>, Refusal>> + Send;
+}
+
+/// Why a publish ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// The publisher sent deleteStream / FCUnpublish or closed the socket cleanly.
+    Unpublished,
+    /// Kicked through [`Publish::kick`].
+    Kicked,
+    /// The connection failed: timeout, protocol error, limit, refused codec, sink error.
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("media sink refused data: {0}")]
+pub struct SinkError(pub String);
+
+/// Receives one publish session's media, in arrival order. Methods must not block for long:
+/// they run on the connection's task.
+pub trait MediaSink: Send + 'static {
+    /// One FLV VIDEODATA tag body (codec id 7, AVC) as received, with the RTMP timestamp in ms.
+    fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError>;
+    /// One FLV AUDIODATA tag body (sound format 10, AAC) as received.
+    fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError>;
+    /// Called exactly once, when the publish ends for any reason.
+    fn end(self, reason: EndReason);
+}
