@@ -1,0 +1,372 @@
+//! One GStreamer pipeline per publish:
+//! `appsrc ! flvdemux ! queue ! h264parse config-interval=-1 ! isofmp4mux ! appsink`
+//! (+ `queue ! aacparse` into the same muxer), and the segmenter at the appsink.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use gst::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::PackagerError;
+use crate::bmff;
+use crate::writer::{Msg, StreamInfo};
+
+/// The appsrc's queue; more than this means the pipeline fell hopelessly behind.
+pub(crate) const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Elements a publish needs; checked at start-up so a publish cannot fail on a missing plugin.
+pub(crate) const ELEMENTS: [&str; 7] =
+    ["appsrc", "flvdemux", "queue", "h264parse", "aacparse", "isofmp4mux", "appsink"];
+
+/// What the pipeline tells the publish's monitor task.
+pub(crate) enum BusEvent {
+    Eos,
+    Error(String),
+}
+
+pub(crate) struct Built {
+    pub pipeline: gst::Pipeline,
+    pub appsrc: gst_app::AppSrc,
+    pub bus: mpsc::UnboundedReceiver<BusEvent>,
+}
+
+fn gst_err(what: &str, e: impl std::fmt::Display) -> PackagerError {
+    PackagerError::Gst(format!("{what}: {e}"))
+}
+
+fn make(factory: &str) -> Result<gst::Element, PackagerError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| PackagerError::Gst(format!("creating {factory}: {e}")))
+}
+
+/// Builds and starts the pipeline of publish `publish`. `has_audio` decides whether an audio
+/// branch exists: the muxer waits for data on every sink pad, so a pad that never gets audio
+/// would stall it.
+pub(crate) fn start(
+    publish: u64,
+    has_audio: bool,
+    fragment: Duration,
+    publish_wall: DateTime<Utc>,
+    tx: mpsc::Sender<Msg>,
+) -> Result<Built, PackagerError> {
+    let pipeline = gst::Pipeline::new();
+    let appsrc = gst_app::AppSrc::builder()
+        .caps(&gst::Caps::builder("video/x-flv").build())
+        .stream_type(gst_app::AppStreamType::Stream)
+        .format(gst::Format::Bytes)
+        // Not live: the muxer then waits for every track instead of timing out against the
+        // pipeline clock, which the publisher's timestamps need not follow.
+        .is_live(false)
+        .block(false)
+        .max_bytes(MAX_QUEUED_BYTES)
+        .build();
+    let demux = make("flvdemux")?;
+    let mux = make("isofmp4mux")?;
+    let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
+    // The muxer's own rule cuts at the last keyframe at or *before* its fragment end; the video
+    // probe requests each cut at the first keyframe at/after the target instead. This longer
+    // duration only caps a fragment when a GOP is pathologically long.
+    mux.set_property("fragment-duration", fragment_ns.saturating_add(MAX_GOP_OVERSHOOT_NS));
+    // Nothing upstream can make keyframes: the publisher's GOP decides.
+    mux.set_property("send-force-keyunit", false);
+    let appsink = gst_app::AppSink::builder()
+        .sync(false)
+        .buffer_list(true)
+        .enable_last_sample(false)
+        .build();
+
+    pipeline
+        .add_many([appsrc.upcast_ref(), &demux, &mux, appsink.upcast_ref()])
+        .map_err(|e| gst_err("adding elements", e))?;
+    appsrc.link(&demux).map_err(|e| gst_err("linking appsrc", e))?;
+    mux.link(&appsink).map_err(|e| gst_err("linking muxer", e))?;
+
+    let (video_in, video_out) = branch(&pipeline, &mux, "h264parse")?;
+    request_splits(&video_out, &mux, fragment_ns);
+    let audio_in = if has_audio { Some(branch(&pipeline, &mux, "aacparse")?.0) } else { None };
+    demux.connect_pad_added(move |_, pad| {
+        let target = match pad.name().as_str() {
+            "video" => Some(&video_in),
+            "audio" => audio_in.as_ref(),
+            _ => None,
+        };
+        // An unlinked pad (audio we did not announce) just reports not-linked for its data.
+        if let Some(target) = target
+            && let Err(err) = pad.link(target)
+        {
+            tracing::warn!(pad = %pad.name(), ?err, "linking flvdemux pad failed");
+        }
+    });
+
+    let mut segmenter = Segmenter { publish, publish_wall, elapsed_ns: 0, track: None, tx };
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| segmenter.on_sample(sink))
+            .build(),
+    );
+
+    let (bus_tx, bus) = mpsc::unbounded_channel();
+    let bus_handle = pipeline.bus().ok_or_else(|| PackagerError::Gst("pipeline has no bus".into()))?;
+    // A sync handler, so no GLib main loop is needed; messages are dropped, not queued.
+    bus_handle.set_sync_handler(move |_, msg| {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                let _ = bus_tx.send(BusEvent::Eos);
+            }
+            gst::MessageView::Error(err) => {
+                let text = match err.debug() {
+                    Some(debug) => format!("{} ({debug})", err.error()),
+                    None => err.error().to_string(),
+                };
+                let _ = bus_tx.send(BusEvent::Error(text));
+            }
+            gst::MessageView::Warning(w) => tracing::warn!(warning = %w.error(), "GStreamer"),
+            _ => {}
+        }
+        gst::BusSyncReply::Drop
+    });
+
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(PackagerError::Gst(format!("starting the pipeline: {e}")));
+    }
+    Ok(Built { pipeline, appsrc, bus })
+}
+
+/// `{parser} ! queue` linked to a new muxer sink pad; returns the parser's sink and src pads.
+/// The parsers run on flvdemux's single thread (so the split probes on their src pads see
+/// audio and video in FLV order); the queues decouple it from the muxer, which needs data on
+/// all its pads at once.
+fn branch(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    parser: &str,
+) -> Result<(gst::Pad, gst::Pad), PackagerError> {
+    let parse = make(parser)?;
+    if parser == "h264parse" {
+        // FLV carries SPS/PPS once; in-band copies make every segment decodable on its own.
+        parse.set_property("config-interval", -1i32);
+    }
+    let queue = make("queue")?;
+    queue.set_property("max-size-buffers", 0u32);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 10 * gst::ClockTime::SECOND.nseconds());
+    pipeline
+        .add_many([&parse, &queue])
+        .map_err(|e| gst_err("adding branch", e))?;
+    parse.link(&queue).map_err(|e| gst_err("linking parser", e))?;
+    let sink = mux
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
+    let queue_src =
+        queue.static_pad("src").ok_or_else(|| PackagerError::Gst("queue has no src pad".into()))?;
+    queue_src.link(&sink).map_err(|e| gst_err("linking queue to muxer", e))?;
+    let pad = |name| {
+        parse
+            .static_pad(name)
+            .ok_or_else(|| PackagerError::Gst(format!("{parser} has no {name} pad")))
+    };
+    Ok((pad("sink")?, pad("src")?))
+}
+
+/// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
+const SPLIT_TOLERANCE_NS: u64 = 5_000_000;
+/// How far past the target a GOP may end before the muxer cuts on its own.
+const MAX_GOP_OVERSHOOT_NS: u64 = 10_000_000_000;
+
+/// On the video parser's src pad: asks the muxer (`split-at-running-time`) to end the fragment
+/// at the first keyframe at or after `target_ns` since the fragment began. The request is made
+/// before that keyframe reaches the muxer, and the muxer cuts by timestamp (audio follows the
+/// video's cut), so the result does not depend on thread timing.
+fn request_splits(pad: &gst::Pad, mux: &gst::Element, target_ns: u64) {
+    let mux = mux.downgrade();
+    // Probes are `Fn`; only this pad's streaming thread touches the start. MAX = none yet.
+    let fragment_start = AtomicU64::new(u64::MAX);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
+        // The muxer ends a GOP at max(PTS + duration); h264parse's nominal durations on
+        // millisecond FLV timestamps overshoot the next keyframe by a fraction of a millisecond,
+        // which would make it refuse the requested cut. Without durations a GOP ends exactly at
+        // the next keyframe (sample durations still come from DTS differences).
+        if buffer.duration().is_some() {
+            buffer.make_mut().set_duration(None);
+        }
+        if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(pts) = buffer.pts() else { return gst::PadProbeReturn::Ok };
+        let start = fragment_start.load(Ordering::Relaxed);
+        if start != u64::MAX && pts.nseconds() + SPLIT_TOLERANCE_NS < start.saturating_add(target_ns) {
+            return gst::PadProbeReturn::Ok;
+        }
+        fragment_start.store(pts.nseconds(), Ordering::Relaxed);
+        if start == u64::MAX {
+            return gst::PadProbeReturn::Ok;
+        }
+        let running_time = pad
+            .sticky_event::<gst::event::Segment>(0)
+            .and_then(|ev| ev.segment().downcast_ref::<gst::ClockTime>()?.to_running_time(pts));
+        if let (Some(running_time), Some(mux)) = (running_time, mux.upgrade()) {
+            mux.emit_by_name::<()>("split-at-running-time", &[&running_time]);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Splits the muxer's output into init and media segments. The muxer marks its buffers:
+/// the init (ftyp+moov) is HEADER|DISCONT, a fragment's first buffer (styp+moof+mdat header)
+/// is HEADER, and without `chunk-duration` each buffer list holds exactly one fragment.
+struct Segmenter {
+    publish: u64,
+    /// Wall clock of the publish's first video frame: PROGRAM-DATE-TIME of its first segment.
+    publish_wall: DateTime<Utc>,
+    /// Media time of this publish's segments so far.
+    elapsed_ns: u64,
+    /// From the latest init; times the segments.
+    track: Option<bmff::VideoTrack>,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Segmenter {
+    fn on_sample(&mut self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+        // One small Vec per fragment (every couple of seconds), not per media buffer.
+        let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
+            (Some(list), _) => list.iter().collect(),
+            (None, Some(buffer)) => vec![buffer],
+            (None, None) => return Ok(gst::FlowSuccess::Ok),
+        };
+        let mut rest = buffers.as_slice();
+        if let Some((first, tail)) = rest.split_first()
+            && first.flags().contains(gst::BufferFlags::HEADER | gst::BufferFlags::DISCONT)
+        {
+            let info = stream_info(sink);
+            tracing::debug!(publish = self.publish, codecs = %info.codecs, "new init segment");
+            let bytes = concat(&[*first]);
+            self.track = bmff::video_track(&bytes);
+            self.send(Msg::Init { publish: self.publish, bytes, info })?;
+            rest = tail;
+        }
+        let Some(header) = rest.first() else { return Ok(gst::FlowSuccess::Ok) };
+        if !header.flags().contains(gst::BufferFlags::HEADER)
+            || header.flags().contains(gst::BufferFlags::DELTA_UNIT)
+        {
+            // Only chunked muxing (LL-HLS parts, not configured) produces this.
+            tracing::warn!(publish = self.publish, "muxer output without fragment header dropped");
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let bytes = concat(rest);
+        let duration_ns = match self.track.and_then(|t| bmff::video_duration_ns(&bytes, &t)) {
+            Some(d) => d,
+            None => {
+                tracing::warn!(publish = self.publish, "no video timing in fragment; using the muxer's");
+                header.duration().map_or(0, |d| d.nseconds())
+            }
+        };
+        let offset = i64::try_from(self.elapsed_ns).unwrap_or(i64::MAX);
+        let pdt = self.publish_wall + chrono::Duration::nanoseconds(offset);
+        self.elapsed_ns += duration_ns;
+        self.send(Msg::Segment { publish: self.publish, bytes, duration_ns, pdt })?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Blocks the streaming thread while the writer is behind: back-pressure, not memory.
+    fn send(&self, msg: Msg) -> Result<(), gst::FlowError> {
+        self.tx.blocking_send(msg).map_err(|_| {
+            tracing::debug!(publish = self.publish, "writer gone; stopping the pipeline");
+            gst::FlowError::Flushing
+        })
+    }
+}
+
+/// One contiguous copy of the buffers (the store takes whole objects).
+fn concat(buffers: &[&gst::BufferRef]) -> Bytes {
+    let mut out = Vec::with_capacity(buffers.iter().map(|b| b.size()).sum());
+    for b in buffers {
+        if let Ok(map) = b.map_readable() {
+            out.extend_from_slice(&map);
+        }
+    }
+    Bytes::from(out)
+}
+
+/// CODECS, RESOLUTION and FRAME-RATE from the caps on the muxer's sink pads.
+fn stream_info(sink: &gst_app::AppSink) -> StreamInfo {
+    let mut info = StreamInfo { codecs: String::new(), resolution: None, frame_rate: None };
+    let Some(mux) = sink.static_pad("sink").and_then(|p| p.peer()).and_then(|p| p.parent_element())
+    else {
+        return info;
+    };
+    let mut video = None;
+    let mut audio = None;
+    for pad in mux.sink_pads() {
+        let Some(caps) = pad.current_caps() else { continue };
+        let Some(s) = caps.structure(0) else { continue };
+        let codec_data = s.get::<gst::Buffer>("codec_data").ok();
+        let codec_data = codec_data.as_ref().and_then(|b| b.map_readable().ok());
+        let codec_data = codec_data.as_ref().map(|m| m.as_slice());
+        match s.name().as_str() {
+            "video/x-h264" => {
+                video = Some(avc_codec(codec_data));
+                if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
+                    && let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h))
+                {
+                    info.resolution = Some((w, h));
+                }
+                if let Ok(fps) = s.get::<gst::Fraction>("framerate")
+                    && fps.numer() > 0
+                    && fps.denom() > 0
+                {
+                    info.frame_rate = Some(f64::from(fps.numer()) / f64::from(fps.denom()));
+                }
+            }
+            "audio/mpeg" => audio = Some(aac_codec(codec_data)),
+            _ => {}
+        }
+    }
+    info.codecs = video.into_iter().chain(audio).collect::<Vec<_>>().join(",");
+    info
+}
+
+/// `avc1.PPCCLL` from the avcC record (profile, constraint flags, level).
+pub(crate) fn avc_codec(avcc: Option<&[u8]>) -> String {
+    match avcc {
+        Some([1, profile, compat, level, ..]) => format!("avc1.{profile:02x}{compat:02x}{level:02x}"),
+        // Main 3.1 is the usual assumption when the record is missing.
+        _ => "avc1.4d401f".to_owned(),
+    }
+}
+
+/// `mp4a.40.{object type}` from the AudioSpecificConfig.
+pub(crate) fn aac_codec(asc: Option<&[u8]>) -> String {
+    let aot = match asc {
+        Some([a, b, ..]) if a >> 3 == 31 => 32 + (((a & 0x07) << 3) | (b >> 5)),
+        Some([a, ..]) if a >> 3 != 0 => a >> 3,
+        _ => 2,
+    };
+    format!("mp4a.40.{aot}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_strings() {
+        assert_eq!(avc_codec(Some(&[1, 0x64, 0x00, 0x1f, 0xff])), "avc1.64001f");
+        assert_eq!(avc_codec(Some(&[1, 0x42, 0xc0, 0x1e])), "avc1.42c01e");
+        assert_eq!(avc_codec(Some(&[0])), "avc1.4d401f");
+        assert_eq!(avc_codec(None), "avc1.4d401f");
+        // AAC-LC 48 kHz stereo: 0x11 0x90.
+        assert_eq!(aac_codec(Some(&[0x11, 0x90])), "mp4a.40.2");
+        // HE-AAC (SBR) = 5.
+        assert_eq!(aac_codec(Some(&[0x2b, 0x92])), "mp4a.40.5");
+        // Escape value 31: 32 + 6 bits.
+        assert_eq!(aac_codec(Some(&[0xf8, 0x20])), "mp4a.40.33");
+        assert_eq!(aac_codec(None), "mp4a.40.2");
+    }
+}

@@ -1,0 +1,301 @@
+//! End to end: an FLV made by ffmpeg goes through `PublishFeed` into a `LocalStore`; ffprobe
+//! and m3u8-rs read what was written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hawker_packager::{Packager, PackagerConfig, PackagerError, PublishFeed};
+use hawker_storage::{LocalStore, Store};
+use m3u8_rs::{MediaPlaylist, MediaPlaylistType};
+
+struct Tag {
+    kind: u8,
+    timestamp_ms: u32,
+    body: Bytes,
+}
+
+fn ffmpeg_flv(dir: &Path, name: &str, audio: bool, seconds: u32) -> PathBuf {
+    let out = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac"]);
+    }
+    cmd.args(["-t", &seconds.to_string(), "-c:v", "libx264", "-g", "60", "-bf", "2"]);
+    cmd.args(["-pix_fmt", "yuv420p", "-f", "flv"]).arg(&out);
+    let status = cmd.status().expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg failed");
+    out
+}
+
+/// A tiny FLV reader: tags after the 9-byte header and first PreviousTagSize.
+fn read_flv(path: &Path) -> Vec<Tag> {
+    let data = std::fs::read(path).expect("read flv");
+    assert_eq!(&data[..3], b"FLV");
+    let mut pos = 13;
+    let mut tags = Vec::new();
+    while pos + 11 <= data.len() {
+        let kind = data[pos];
+        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        let body = Bytes::copy_from_slice(&data[pos + 11..pos + 11 + size]);
+        if kind == 8 || kind == 9 {
+            tags.push(Tag { kind, timestamp_ms: ts, body });
+        }
+        pos += 11 + size + 4;
+    }
+    tags
+}
+
+fn push_all(feed: &mut PublishFeed, tags: &[Tag]) {
+    for tag in tags {
+        let result = if tag.kind == 9 {
+            feed.push_video(tag.timestamp_ms, tag.body.clone())
+        } else {
+            feed.push_audio(tag.timestamp_ms, tag.body.clone())
+        };
+        result.expect("push accepted");
+    }
+}
+
+fn media_duration(tags: &[Tag]) -> f64 {
+    let video: Vec<u32> = tags.iter().filter(|t| t.kind == 9).map(|t| t.timestamp_ms).collect();
+    let first = video.iter().min().copied().unwrap_or(0);
+    let last = video.iter().max().copied().unwrap_or(0);
+    f64::from(last - first) / 1000.0 + 1.0 / 30.0
+}
+
+async fn get(store: &LocalStore, key: &str) -> Option<Bytes> {
+    store.get(key).await.expect("store get").map(|o| o.bytes)
+}
+
+fn media_playlist(bytes: &[u8]) -> MediaPlaylist {
+    m3u8_rs::parse_media_playlist_res(bytes).expect("media playlist parses")
+}
+
+/// Top-level ISO-BMFF box types.
+fn boxes(data: &[u8]) -> Vec<String> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        out.push(String::from_utf8_lossy(&data[pos + 4..pos + 8]).into_owned());
+        assert!(size >= 8, "bad box size");
+        pos += size;
+    }
+    assert_eq!(pos, data.len(), "boxes cover the object exactly");
+    out
+}
+
+/// Decodes init + segment with ffprobe; returns the streams' (type, decoded frames).
+fn probe(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<(String, u64)> {
+    let path = dir.join("probe.mp4");
+    std::fs::write(&path, [init, segment].concat()).expect("write probe file");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "ffprobe: {stderr}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (kind, frames) = l.split_once(',')?;
+            Some((kind.to_owned(), frames.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Checks every segment of the playlist: boxes, stand-alone decoding, audio presence.
+async fn check_segments(store: &LocalStore, dir: &Path, pid: &str, pl: &MediaPlaylist, audio: bool) {
+    let mut init = Bytes::new();
+    for seg in &pl.segments {
+        if let Some(map) = &seg.map {
+            init = get(store, &format!("streams/{pid}/v0/{}", map.uri)).await.expect("init stored");
+            assert_eq!(boxes(&init), ["ftyp", "moov"]);
+        }
+        let data = get(store, &format!("streams/{pid}/v0/{}", seg.uri)).await.expect("segment stored");
+        let kinds = boxes(&data);
+        assert_eq!(kinds[..2], ["styp", "moof"], "{}", seg.uri);
+        let streams = probe(dir, &init, &data);
+        let video = streams.iter().find(|(k, _)| k == "video").expect("video stream");
+        assert!(video.1 > 0, "{} decodes no video frame", seg.uri);
+        assert_eq!(streams.iter().any(|(k, n)| k == "audio" && *n > 0), audio, "{}", seg.uri);
+    }
+}
+
+fn extinf_sum(pl: &MediaPlaylist) -> f64 {
+    pl.segments.iter().map(|s| f64::from(s.duration)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_publishes_then_vod() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = ffmpeg_flv(dir.path(), "av.flv", true, 6);
+    let tags = read_flv(&flv);
+    let duration = media_duration(&tags);
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let config = PackagerConfig { segment_duration: Duration::from_secs(2), live_window: 2 };
+    let packager = Packager::new(store.clone(), config).expect("packager");
+    let stream = packager.open("pidav").await.expect("open");
+
+    let mut feed = stream.start_publish().expect("publish 1");
+    push_all(&mut feed, &tags);
+    feed.end();
+
+    // While live the replay is an EVENT playlist; wait for the first one.
+    let mut event = None;
+    for _ in 0..200 {
+        if let Some(bytes) = get(&store, "streams/pidav/v0/replay.m3u8").await {
+            event = Some(bytes);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let event = media_playlist(&event.expect("replay written while live"));
+    assert_eq!(event.playlist_type, Some(MediaPlaylistType::Event));
+    assert!(!event.end_list);
+
+    // A reconnect: OBS restarts its timestamps at 0.
+    let mut feed = stream.start_publish().expect("publish 2");
+    push_all(&mut feed, &tags);
+    feed.end();
+    stream.finish(true).await.expect("finish");
+    assert!(matches!(stream.start_publish(), Err(PackagerError::Closed(_))));
+
+    let replay = media_playlist(&get(&store, "streams/pidav/v0/replay.m3u8").await.expect("replay"));
+    assert_eq!(replay.playlist_type, Some(MediaPlaylistType::Vod));
+    assert!(replay.end_list);
+    assert_eq!(replay.version, Some(7));
+    assert_eq!(replay.media_sequence, 0);
+    let n = replay.segments.len();
+    let second = replay.segments.iter().position(|s| s.discontinuity).expect("a discontinuity");
+    assert!(second >= 2 && second < n - 1, "discontinuity at {second} of {n}");
+    assert_eq!(replay.segments.iter().filter(|s| s.discontinuity).count(), 1);
+    assert_eq!(replay.segments[0].map.as_ref().map(|m| m.uri.as_str()), Some("init0.mp4"));
+    assert_eq!(replay.segments[second].map.as_ref().map(|m| m.uri.as_str()), Some("init1.mp4"));
+    for (i, seg) in replay.segments.iter().enumerate() {
+        assert_eq!(seg.uri, format!("seg{i:06}.m4s"));
+        let target = replay.target_duration as f32;
+        assert!(seg.duration <= target && seg.duration > 0.0, "{} s > {target}", seg.duration);
+    }
+    // PDT on every segment, strictly increasing.
+    let pdts: Vec<_> = replay.segments.iter().map(|s| s.program_date_time.expect("PDT")).collect();
+    assert!(pdts.windows(2).all(|w| w[0] < w[1]), "{pdts:?}");
+    let first_half = MediaPlaylist { segments: replay.segments[..second].to_vec(), ..replay.clone() };
+    let second_half = MediaPlaylist { segments: replay.segments[second..].to_vec(), ..replay.clone() };
+    for half in [&first_half, &second_half] {
+        let sum = extinf_sum(half);
+        assert!((sum - duration).abs() < 0.1, "EXTINF sum {sum} vs media {duration}");
+    }
+    // Segments are cut on keyframes at/after 2 s: 2 s GOPs give 2 s segments.
+    assert!((f64::from(replay.segments[0].duration) - 2.0).abs() < 0.05);
+    check_segments(&store, dir.path(), "pidav", &replay, true).await;
+
+    let live = media_playlist(&get(&store, "streams/pidav/v0/live.m3u8").await.expect("live"));
+    assert!(live.end_list);
+    assert_eq!(live.segments.len(), 2);
+    assert_eq!(live.media_sequence, n as u64 - 2);
+
+    let master = m3u8_rs::parse_master_playlist_res(
+        &get(&store, "streams/pidav/index.m3u8").await.expect("multivariant"),
+    )
+    .expect("multivariant parses");
+    let variant = &master.variants[0];
+    assert_eq!(variant.uri, "v0/index.m3u8");
+    assert!(variant.bandwidth > 10_000, "bandwidth {}", variant.bandwidth);
+    let codecs = variant.codecs.as_deref().expect("codecs");
+    assert!(codecs.starts_with("avc1.64") && codecs.ends_with(",mp4a.40.2"), "{codecs}");
+    assert_eq!(variant.resolution.map(|r| (r.width, r.height)), Some((640, 360)));
+    assert_eq!(variant.frame_rate, Some(30.0));
+
+    // A restart: a new StreamPackager resumes numbering from the stored replay.
+    let stream = packager.open("pidav").await.expect("reopen");
+    let mut feed = stream.start_publish().expect("publish 3");
+    push_all(&mut feed, &tags[..tags.len() / 2]);
+    feed.end();
+    stream.finish(false).await.expect("finish without save");
+    let resumed = media_playlist(&get(&store, "streams/pidav/v0/replay.m3u8").await.expect("replay"));
+    assert_eq!(resumed.playlist_type, Some(MediaPlaylistType::Event));
+    assert_eq!(resumed.segments[..n], replay.segments[..]);
+    let third = &resumed.segments[n];
+    assert!(third.discontinuity);
+    assert_eq!(third.uri, format!("seg{n:06}.m4s"));
+    assert_eq!(third.map.as_ref().map(|m| m.uri.as_str()), Some("init2.mp4"));
+
+    // Without an open StreamPackager the replay is finalised from the store.
+    packager.finalize_replay("pidav").await.expect("finalize");
+    let vod = media_playlist(&get(&store, "streams/pidav/v0/replay.m3u8").await.expect("replay"));
+    assert_eq!(vod.playlist_type, Some(MediaPlaylistType::Vod));
+    assert!(vod.end_list);
+    assert_eq!(vod.segments.len(), resumed.segments.len());
+    packager.finalize_replay("nothing-here").await.expect("no replay is fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_only_with_fractional_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = ffmpeg_flv(dir.path(), "v.flv", false, 5);
+    let tags = read_flv(&flv);
+    assert!(tags.iter().all(|t| t.kind == 9));
+    let duration = media_duration(&tags);
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let config = PackagerConfig { segment_duration: Duration::from_millis(1500), live_window: 6 };
+    let packager = Packager::new(store.clone(), config).expect("packager");
+    let stream = packager.open("pidv").await.expect("open");
+    let mut feed = stream.start_publish().expect("publish");
+    push_all(&mut feed, &tags);
+    feed.end();
+    stream.finish(true).await.expect("finish");
+
+    let replay = media_playlist(&get(&store, "streams/pidv/v0/replay.m3u8").await.expect("replay"));
+    assert!(replay.end_list);
+    // 2 s GOPs and a 1.5 s target: cuts on the first keyframe after 1.5 s.
+    let durations: Vec<f32> = replay.segments.iter().map(|s| s.duration).collect();
+    assert!(durations[..durations.len() - 1].iter().all(|d| (d - 2.0).abs() < 0.05), "{durations:?}");
+    assert_eq!(replay.target_duration, 2);
+    let sum = extinf_sum(&replay);
+    assert!((sum - duration).abs() < 0.1, "EXTINF sum {sum} vs media {duration}");
+    check_segments(&store, dir.path(), "pidv", &replay, false).await;
+    let master = get(&store, "streams/pidv/index.m3u8").await.expect("multivariant");
+    let master = m3u8_rs::parse_master_playlist_res(&master).expect("parses");
+    let codecs = master.variants[0].codecs.as_deref().expect("codecs");
+    assert!(codecs.starts_with("avc1.") && !codecs.contains("mp4a"), "{codecs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_media_ends_the_publish_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let packager = Packager::new(store.clone(), PackagerConfig::default()).expect("packager");
+    let stream = packager.open("pidbad").await.expect("open");
+    let mut feed = stream.start_publish().expect("publish");
+    // An AVC sequence header that is not an avcC record, then garbage frames.
+    let mut closed = false;
+    let _ = feed.push_video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 0xde, 0xad]));
+    for i in 0..2000u32 {
+        let body = Bytes::from(vec![0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xee, 0xdd]);
+        match feed.push_video(i * 33, body) {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(PackagerError::Closed(_)) => {
+                closed = true;
+                break;
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert!(closed, "broken media must close the publish");
+    drop(feed);
+    // Another stream on the same packager is unaffected.
+    let other = packager.open("pidok").await.expect("open other");
+    let started = std::time::Instant::now();
+    stream.finish(true).await.expect("finish after a failure");
+    other.finish(true).await.expect("finish other");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(get(&store, "streams/pidbad/v0/replay.m3u8").await.is_none());
+}

@@ -1,0 +1,242 @@
+//! hawker: the composition root. Parses the command line and configuration, and wires the
+//! ingest, packager, storage and API crates together.
+
+mod config;
+mod live;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use hawker_api::model::Role;
+use hawker_api::{AppState, Db, PublicUrls};
+use hawker_packager::{Packager, PackagerConfig};
+use hawker_storage::{LocalStore, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{FileConfig, ServeConfig};
+use crate::live::Live;
+
+#[derive(Parser)]
+#[command(name = "hawker", version, about = "Live-shopping streaming backend: RTMP in, HLS out, a lifecycle API")]
+struct Cli {
+    /// Folder holding the SQLite database and the media.
+    #[arg(long, global = true, env = "HAWKER_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "HAWKER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the HTTP API and the RTMP ingest.
+    Serve(ServeArgs),
+    /// Manages users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Creates or upgrades the database schema, then exits.
+    Migrate,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// HTTP listen address [default: 0.0.0.0:8080]
+    #[arg(long, env = "HAWKER_HTTP")]
+    http: Option<SocketAddr>,
+    /// RTMP listen address [default: 0.0.0.0:1935]
+    #[arg(long, env = "HAWKER_RTMP")]
+    rtmp: Option<SocketAddr>,
+    /// Host name put in the URLs shown to sellers and viewers [default: localhost]
+    #[arg(long, env = "HAWKER_PUBLIC_HOST")]
+    public_host: Option<String>,
+    /// Full public base URL of the HTTP side (behind a proxy), e.g. https://live.example.com
+    #[arg(long, env = "HAWKER_PUBLIC_HTTP_URL")]
+    public_http_url: Option<String>,
+    /// Full public RTMP URL shown to sellers, e.g. rtmp://ingest.example.com/live
+    #[arg(long, env = "HAWKER_PUBLIC_RTMP_URL")]
+    public_rtmp_url: Option<String>,
+    /// Target segment duration in seconds (fractions allowed) [default: 2]
+    #[arg(long, env = "HAWKER_SEGMENT_DURATION")]
+    segment_duration: Option<f64>,
+    /// Segments in the live playlist [default: 6]
+    #[arg(long, env = "HAWKER_LIVE_WINDOW")]
+    live_window: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Creates a user and prints its API token (one line, nothing else).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Seller,
+    Viewer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Seller => Role::Seller,
+            RoleArg::Viewer => Role::Viewer,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let file = FileConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => serve(merge(cli.data_dir, args, file)?).await,
+        Command::User { command: UserCommand::Create { name, role } } => {
+            let db = open_db(&cli.data_dir).await?;
+            let name = name.trim();
+            anyhow::ensure!((1..=100).contains(&name.chars().count()), "--name must be 1 to 100 characters");
+            let (_, token) = db.create_user(name, role.into()).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Migrate => {
+            open_db(&cli.data_dir).await?;
+            tracing::info!(data_dir = %cli.data_dir.display(), "database is up to date");
+            Ok(())
+        }
+    }
+}
+
+fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result<ServeConfig> {
+    Ok(ServeConfig {
+        data_dir,
+        http: args.http.or(file.http).unwrap_or_else(|| config::DEFAULT_HTTP.parse().expect("valid default")),
+        rtmp: args.rtmp.or(file.rtmp).unwrap_or_else(|| config::DEFAULT_RTMP.parse().expect("valid default")),
+        public_host: args.public_host.or(file.public_host).unwrap_or_else(|| "localhost".into()),
+        public_http_url: args.public_http_url.or(file.public_http_url),
+        public_rtmp_url: args.public_rtmp_url.or(file.public_rtmp_url),
+        segment_duration: config::segment_duration(args.segment_duration.or(file.segment_duration).unwrap_or(2.0))?,
+        live_window: config::live_window(args.live_window.or(file.live_window).unwrap_or(6))?,
+    })
+}
+
+async fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let db = Db::open(&data_dir.join("hawker.db")).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let db = open_db(&config.data_dir).await?;
+    let recovered = db.recover_after_restart().await?;
+    if recovered > 0 {
+        tracing::warn!(streams = recovered, "streams left live by the last run now wait for their publisher");
+    }
+    let store: Arc<dyn Store> = Arc::new(LocalStore::new(config.data_dir.join("media"))?);
+    let packager_config =
+        PackagerConfig { segment_duration: config.segment_duration, live_window: config.live_window };
+    let packager = Packager::new(store.clone(), packager_config)?;
+
+    let http_listener = TcpListener::bind(config.http).await.with_context(|| format!("binding HTTP {}", config.http))?;
+    let rtmp_listener = TcpListener::bind(config.rtmp).await.with_context(|| format!("binding RTMP {}", config.rtmp))?;
+    let (http_addr, rtmp_addr) = (http_listener.local_addr()?, rtmp_listener.local_addr()?);
+    let urls = Arc::new(PublicUrls { rtmp: config.rtmp_url(rtmp_addr), http: config.http_url(http_addr) });
+
+    if db.count_users().await? == 0 {
+        seed_demo(&db, &urls).await?;
+    }
+
+    let live = Arc::new(Live::new(db.clone(), packager));
+    let shutdown = CancellationToken::new();
+    let ingest = tokio::spawn(hawker_ingest::serve(
+        rtmp_listener,
+        live.clone(),
+        hawker_ingest::Limits::default(),
+        shutdown.clone(),
+    ));
+    let app = hawker_api::router(AppState { db, store, live, urls });
+    tracing::info!(http = %http_addr, rtmp = %rtmp_addr, "hawker ready: accepting HTTP and RTMP");
+
+    let stop = shutdown.clone();
+    axum::serve(http_listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await?;
+    shutdown.cancel();
+    ingest.await?;
+    Ok(())
+}
+
+/// First start on an empty data dir: an admin, a demo seller and one scheduled stream, so a
+/// new user can go live from OBS at once.
+async fn seed_demo(db: &Db, urls: &PublicUrls) -> anyhow::Result<()> {
+    let (_, admin_token) = db.create_user("admin", Role::Admin).await?;
+    let (seller, seller_token) = db.create_user("demo-seller", Role::Seller).await?;
+    let new = hawker_api::db::NewStream {
+        owner_id: &seller.id,
+        title: "Demo live shopping stream",
+        description: Some("Created on first start"),
+        scheduled_at: None,
+    };
+    let stream = db.create_stream(new).await?;
+    // Shown once, on the operator's terminal; never written to the log.
+    println!(
+        "\nhawker is set up. Stream from OBS (Settings > Stream > Service: Custom):\n\
+         \x20 RTMP server:   {}\n\
+         \x20 Stream key:    {}\n\
+         \x20 Playback URL:  {}\n\
+         \x20 Seller token:  {}\n\
+         \x20 Admin token:   {}\n\
+         These are printed only on this first start; keep them.\n",
+        urls.rtmp,
+        stream.stream_key,
+        urls.playback(&stream.playback_id),
+        seller_token,
+        admin_token,
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

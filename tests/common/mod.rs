@@ -1,0 +1,308 @@
+//! The end-to-end harness: runs the built `hawker` binary on free loopback ports with a
+//! temporary data dir, and real publishers (ffmpeg, GStreamer) and readers (ffprobe, m3u8-rs).
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const HAWKER: &str = env!("CARGO_BIN_EXE_hawker");
+
+pub struct Server {
+    child: Child,
+    pub data_dir: tempfile::TempDir,
+    pub http: String,
+    pub rtmp: String,
+    log: Arc<Mutex<String>>,
+    pub client: reqwest::Client,
+}
+
+/// Runs `hawker` with the given arguments on `data_dir` and returns its stdout.
+pub fn hawker_cli(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(HAWKER).arg("--data-dir").arg(data_dir).args(args).output().expect("run hawker");
+    assert!(out.status.success(), "hawker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+impl Server {
+    /// A server with an empty data dir (it seeds its demo data on first start).
+    pub fn start_empty() -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), &[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut child = Command::new(HAWKER)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--public-host", "127.0.0.1"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hawker serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let log = log.clone();
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("hawker ready") {
+                        let _ = ready_tx.send(line.clone());
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let ready = ready_rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("hawker did not become ready; log:\n{}", log.lock().unwrap())
+        });
+        let field = |name: &str| -> String {
+            let start = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
+            ready[start..].split_whitespace().next().unwrap().to_owned()
+        };
+        let (http, rtmp) = (field("http"), field("rtmp"));
+        Server { child, data_dir, http: format!("http://{http}"), rtmp: format!("rtmp://{rtmp}/live"), log, client: reqwest::Client::new() }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn user(&self, name: &str, role: &str) -> String {
+        hawker_cli(self.data_dir.path(), &["user", "create", "--name", name, "--role", role]).trim().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    /// A JSON API call; returns (status, body).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("HTTP request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn create_stream(&self, token: &str, title: &str) -> Value {
+        let (status, body) = self.call("POST", "/api/v1/streams", Some(token), Some(json!({ "title": title }))).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    pub async fn stream(&self, id: &str, token: Option<&str>) -> Value {
+        let (status, body) = self.call("GET", &format!("/api/v1/streams/{id}"), token, None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn wait_for_status(&self, id: &str, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let body = self.stream(id, None).await;
+            if body["status"] == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "stream {id} is {} after {within:?}, wanted {want}", body["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        let url = if path_or_url.starts_with("http") { path_or_url.to_owned() } else { self.url(path_or_url) };
+        self.client.get(url).send().await.expect("HTTP GET")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Every stream key issued must be absent from everything the server printed to its log.
+    pub fn assert_log_free_of(&self, secrets: &[&str]) {
+        let log = self.log();
+        for secret in secrets {
+            assert!(!secret.is_empty());
+            assert!(!log.contains(secret), "a secret appeared in the server log");
+        }
+    }
+
+    /// Path of a stored object in the local media folder.
+    pub fn media_path(&self, playback_id: &str) -> PathBuf {
+        self.data_dir.path().join("media/streams").join(playback_id)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ffmpeg publishing generated H.264 (keyframe every 2 s, B-frames on) + AAC in real time.
+pub fn ffmpeg_publish(url: &str, seconds: u32) -> tokio::process::Child {
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "60", "-keyint_min", "60"])
+        .args(["-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "800k"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start ffmpeg")
+}
+
+/// GStreamer's rtmp2sink publishing H.264 (B-frames on) + AAC, live.
+pub fn gst_publish(url: &str, seconds: u32) -> tokio::process::Child {
+    let frames = (seconds * 30).to_string();
+    let pipeline = format!(
+        "videotestsrc is-live=true num-buffers={frames} pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
+         ! x264enc speed-preset=veryfast key-int-max=60 bframes=2 bitrate=800 ! h264parse ! queue ! mux. \
+         audiotestsrc is-live=true num-buffers={audio} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
+         ! avenc_aac ! aacparse ! queue ! mux. \
+         flvmux name=mux streamable=true ! rtmp2sink location={url}",
+        audio = seconds * 48000 / 1024,
+    );
+    tokio::process::Command::new("gst-launch-1.0")
+        .arg("-e")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start gst-launch-1.0")
+}
+
+/// Decodes `init` + `segment` as one file with ffprobe (every frame of every track) and
+/// returns the number of video frames, or the decoder's complaints.
+pub fn decode_alone(init: &[u8], segment: &[u8]) -> Result<usize, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("segment.mp4");
+    std::fs::write(&file, [init, segment].concat()).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "frame=media_type,key_frame", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() || !stderr.trim().is_empty() {
+        return Err(stderr);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut video = stdout.lines().filter(|l| l.starts_with("video"));
+    match video.next() {
+        Some(first) if first.starts_with("video,1") => Ok(1 + video.count()),
+        Some(_) => Err("the first video frame is not a keyframe".into()),
+        None => Err("no video frames".into()),
+    }
+}
+
+/// The duration ffprobe reads from an HLS URL (it fetches the playlists and segments).
+pub fn ffprobe_duration(url: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|_| panic!("ffprobe {url}: {} {}", text, String::from_utf8_lossy(&out.stderr)))
+}
+
+pub fn parse_media(text: &str) -> m3u8_rs::MediaPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) => playlist,
+        other => panic!("not a media playlist ({other:?}):\n{text}"),
+    }
+}
+
+pub fn parse_multivariant(text: &str) -> m3u8_rs::MasterPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(playlist)) => playlist,
+        other => panic!("not a multivariant playlist ({other:?}):\n{text}"),
+    }
+}
+
+/// The rules every hawker media playlist keeps; returns the playlist for further checks.
+pub fn check_media_playlist(text: &str) -> m3u8_rs::MediaPlaylist {
+    let playlist = parse_media(text);
+    assert!(!playlist.segments.is_empty(), "no segments:\n{text}");
+    assert!(playlist.segments[0].map.is_some(), "first segment has no EXT-X-MAP:\n{text}");
+    let mut last_pdt = None;
+    for segment in &playlist.segments {
+        assert!(
+            (segment.duration.round() as u64) <= playlist.target_duration,
+            "EXTINF {} exceeds the target duration {}:\n{text}",
+            segment.duration,
+            playlist.target_duration
+        );
+        let pdt = segment.program_date_time.unwrap_or_else(|| panic!("segment {} has no PDT:\n{text}", segment.uri));
+        if let Some(last) = last_pdt {
+            assert!(pdt > last, "program date-time goes backwards:\n{text}");
+        }
+        last_pdt = Some(pdt);
+    }
+    playlist
+}
+
+pub fn total_duration(playlist: &m3u8_rs::MediaPlaylist) -> f64 {
+    playlist.segments.iter().map(|s| s.duration as f64).sum()
+}
+
+impl Server {
+    /// Fetches the stream's media playlist through the multivariant one, as a player does.
+    pub async fn media_playlist(&self, playback_id: &str) -> Option<String> {
+        let (status, text) = self.get_text(&format!("/hls/{playback_id}/index.m3u8")).await;
+        if status != 200 {
+            return None;
+        }
+        let multivariant = parse_multivariant(&text);
+        let variant = &multivariant.variants.first().expect("one variant").uri;
+        let (status, text) = self.get_text(&format!("/hls/{playback_id}/{variant}")).await;
+        (status == 200).then_some(text)
+    }
+
+    /// Checks that every segment of the playlist decodes on its own (with its init segment).
+    pub async fn check_segments_decode(&self, playback_id: &str, playlist: &m3u8_rs::MediaPlaylist) {
+        let mut init_uri = None;
+        let mut init = Vec::new();
+        for segment in &playlist.segments {
+            if let Some(map) = &segment.map {
+                if init_uri.as_ref() != Some(&map.uri) {
+                    init = self.get(&format!("/hls/{playback_id}/v0/{}", map.uri)).await.bytes().await.unwrap().to_vec();
+                    init_uri = Some(map.uri.clone());
+                }
+            }
+            let response = self.get(&format!("/hls/{playback_id}/v0/{}", segment.uri)).await;
+            assert_eq!(response.status(), 200, "segment {}", segment.uri);
+            assert_eq!(response.headers()["content-type"], "video/iso.segment");
+            let bytes = response.bytes().await.unwrap();
+            if let Err(e) = decode_alone(&init, &bytes) {
+                panic!("segment {} does not decode on its own: {e}", segment.uri);
+            }
+        }
+    }
+}
