@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 use hawker_api::Db;
-use hawker_api::model::PublishDenied;
+use hawker_api::model::PublishTicket;
 use hawker_ingest::{EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError};
 use hawker_packager::{Packager, PublishFeed, StreamPackager};
 use tokio_util::sync::CancellationToken;
@@ -24,8 +24,15 @@ pub struct Live {
 
 struct OnAir {
     packager: StreamPackager,
-    /// Ends the current publisher's connection.
+    /// Ends the current publisher's connection; cancelled once that publisher is gone.
     kick: CancellationToken,
+}
+
+impl Drop for OnAir {
+    /// Whoever stops tracking a stream also ends its publisher's connection.
+    fn drop(&mut self) {
+        self.kick.cancel();
+    }
 }
 
 impl Live {
@@ -38,16 +45,23 @@ impl Live {
         self.on_air.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts packaging a publish of an authorised stream.
-    async fn start(&self, stream_id: &str, playback_id: &str) -> anyhow::Result<(PublishFeed, CancellationToken)> {
-        let existing = self.on_air().get(stream_id).map(|s| s.packager.clone());
+    /// Starts packaging a publish of an authorised stream. A publisher still connected to the
+    /// stream is taken over: its connection is closed and the new one continues the playlist.
+    async fn start(&self, ticket: &PublishTicket) -> anyhow::Result<(PublishFeed, CancellationToken)> {
+        let existing = self.on_air().get(&ticket.stream_id).map(|s| s.packager.clone());
         let packager = match existing {
             Some(packager) => packager,
-            None => self.packager.open(playback_id).await?,
+            None => self.packager.open(&ticket.playback_id).await?,
         };
         let feed = packager.start_publish()?;
         let kick = CancellationToken::new();
-        self.on_air().insert(stream_id.to_owned(), OnAir { packager, kick: kick.clone() });
+        let on_air = OnAir { packager, kick: kick.clone() };
+        // Dropping the replaced entry kicks the previous publisher, if one is still connected.
+        if let Some(previous) = self.on_air().insert(ticket.stream_id.clone(), on_air)
+            && !previous.kick.is_cancelled()
+        {
+            tracing::info!(stream = %ticket.stream_id, "publisher taken over by a new connection");
+        }
         Ok((feed, kick))
     }
 }
@@ -61,27 +75,32 @@ impl PublishGate for Live {
         }
         let ticket = match self.db.begin_publish(request.stream_key.expose()).await {
             Ok(Ok(ticket)) => ticket,
-            Ok(Err(PublishDenied::BadKey)) => return Err(Refusal::BadKey),
-            Ok(Err(PublishDenied::Busy)) => return Err(Refusal::Busy),
+            Ok(Err(denied)) => {
+                // The publisher learns only "invalid stream key"; the reason stays here.
+                tracing::info!(peer = %request.peer, reason = ?denied, "publish refused");
+                return Err(Refusal::BadKey);
+            }
             Err(e) => {
                 tracing::error!("publish check failed: {e}");
                 return Err(Refusal::Unavailable);
             }
         };
-        match self.start(&ticket.stream_id, &ticket.playback_id).await {
+        match self.start(&ticket).await {
             Ok((feed, kick)) => {
-                tracing::info!(stream = %ticket.stream_id, peer = %request.peer, "stream is live");
+                tracing::info!(stream = %ticket.stream_id, peer = %request.peer, publish = ticket.publish_seq, "stream is live");
                 let sink = LiveSink {
                     feed,
                     db: self.db.clone(),
                     stream_id: ticket.stream_id.clone(),
+                    publish_seq: ticket.publish_seq,
+                    gone: kick.clone(),
                     runtime: tokio::runtime::Handle::current(),
                 };
                 Ok(Publish { sink, kick, label: ticket.stream_id })
             }
             Err(e) => {
                 tracing::error!(stream = %ticket.stream_id, "could not start packaging: {e:#}");
-                let _ = self.db.publisher_gone(&ticket.stream_id).await;
+                let _ = self.db.publisher_gone(&ticket.stream_id, ticket.publish_seq).await;
                 Err(Refusal::Unavailable)
             }
         }
@@ -113,6 +132,9 @@ pub struct LiveSink {
     feed: PublishFeed,
     db: Db,
     stream_id: String,
+    publish_seq: i64,
+    /// The publish's kick token, cancelled on the way out: marks this publisher gone.
+    gone: CancellationToken,
     runtime: tokio::runtime::Handle,
 }
 
@@ -126,12 +148,13 @@ impl MediaSink for LiveSink {
     }
 
     fn end(self, reason: EndReason) {
+        self.gone.cancel();
         self.feed.end();
         tracing::info!(stream = %self.stream_id, ?reason, "publisher left");
-        // The stream waits for its publisher to come back (or for the seller to end it).
-        let (db, stream_id) = (self.db, self.stream_id);
+        // The stream waits for its publisher to come back (unless a new one took over).
+        let (db, stream_id, publish_seq) = (self.db, self.stream_id, self.publish_seq);
         self.runtime.spawn(async move {
-            if let Err(e) = db.publisher_gone(&stream_id).await {
+            if let Err(e) = db.publisher_gone(&stream_id, publish_seq).await {
                 tracing::error!(stream = %stream_id, "could not record the publisher leaving: {e}");
             }
         });

@@ -177,7 +177,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         hawker_ingest::Limits::default(),
         shutdown.clone(),
     ));
-    let app = hawker_api::router(AppState { db, store, live, urls });
+    let state = AppState { db, store, live, urls };
+    let expiry = tokio::spawn(hawker_api::lifecycle::expire_reconnect_windows(state.clone()));
+    let app = hawker_api::router(state);
     tracing::info!(http = %http_addr, rtmp = %rtmp_addr, "hawker ready: accepting HTTP and RTMP");
 
     let stop = shutdown.clone();
@@ -189,6 +191,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         })
         .await?;
     shutdown.cancel();
+    expiry.abort();
     ingest.await?;
     Ok(())
 }
@@ -203,6 +206,8 @@ async fn seed_demo(db: &Db, urls: &PublicUrls) -> anyhow::Result<()> {
         title: "Demo live shopping stream",
         description: Some("Created on first start"),
         scheduled_at: None,
+        key_valid_from: None,
+        key_valid_until: None,
     };
     let stream = db.create_stream(new).await?;
     // Shown once, on the operator's terminal; never written to the log.

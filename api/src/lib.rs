@@ -4,8 +4,10 @@
 
 pub mod db;
 mod http;
+pub mod lifecycle;
 pub mod model;
 pub mod secrets;
+pub mod settings;
 
 use std::sync::Arc;
 

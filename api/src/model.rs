@@ -96,10 +96,27 @@ pub struct Stream {
     pub description: Option<String>,
     pub status: StreamStatus,
     pub stream_key: String,
+    pub key_valid_from: Option<DateTime<Utc>>,
+    pub key_valid_until: Option<DateTime<Utc>>,
+    /// Publishes so far: the first go-live is 1, every reconnect adds one.
+    pub publish_seq: i64,
+    pub reconnecting_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl Stream {
+    /// When the key starts to work: as set, else an hour before the scheduled start.
+    pub fn key_opens_at(&self) -> Option<DateTime<Utc>> {
+        self.key_valid_from.or_else(|| self.scheduled_at.map(|at| at - chrono::Duration::hours(1)))
+    }
+
+    /// Whether the key may publish at `now` (the stream's status aside).
+    pub fn key_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.key_opens_at().is_none_or(|from| now >= from) && self.key_valid_until.is_none_or(|until| now < until)
+    }
 }
 
 /// What the ingest needs to know about a stream that may publish.
@@ -107,12 +124,28 @@ pub struct Stream {
 pub struct PublishTicket {
     pub stream_id: String,
     pub playback_id: String,
+    /// This publish's number: a publisher's later updates apply only while it is current.
+    pub publish_seq: i64,
 }
 
+/// Why a key may not publish. The publisher only ever learns "invalid stream key".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishDenied {
-    /// No stream has this key, or its stream may not publish now.
-    BadKey,
-    /// The stream's publisher is still connected.
-    Busy,
+    /// No stream has this key.
+    UnknownKey,
+    /// The stream is over (ended, archived, cancelled).
+    StreamOver,
+    /// Outside the key's validity window.
+    OutsideKeyWindow,
+}
+
+/// What happens to a stream whose publisher does not come back within the reconnect window,
+/// and the seller's choice when ending one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndAction {
+    /// Archive it: the replay plays.
+    Save,
+    /// End it and delete its media.
+    Delete,
 }

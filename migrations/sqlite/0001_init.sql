@@ -23,6 +23,14 @@ CREATE TABLE streams (
     -- candidate is then compared in constant time.
     stream_key       TEXT NOT NULL,
     stream_key_hash  TEXT NOT NULL UNIQUE,
+    -- When the key may publish; NULL from = one hour before scheduled_at (or any time),
+    -- NULL until = until the stream ends.
+    key_valid_from   TEXT,
+    key_valid_until  TEXT,
+    -- Publishes so far; each publish's number fences off a stale publisher's late updates.
+    publish_seq      INTEGER NOT NULL DEFAULT 0,
+    -- Set while `reconnecting`: the reconnect window runs from here.
+    reconnecting_since TEXT,
     created_at       TEXT NOT NULL,
     scheduled_at     TEXT,
     started_at       TEXT,
@@ -31,3 +39,9 @@ CREATE TABLE streams (
 
 CREATE INDEX streams_status_created ON streams (status, created_at);
 CREATE INDEX streams_owner ON streams (owner_id);
+
+-- Admin settings: one row per setting, the value as JSON.
+CREATE TABLE settings (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

@@ -3,6 +3,7 @@
 mod auth;
 mod error;
 mod hls;
+mod settings;
 mod streams;
 
 use axum::Router;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/end", post(streams::end))
         .route("/streams/{id}/cancel", post(streams::cancel))
         .route("/streams/{id}/reset-key", post(streams::reset_key))
+        .route("/settings", get(settings::get).patch(settings::patch))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // Players on any site may fetch the media.

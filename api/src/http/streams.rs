@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::ApiError;
+use crate::AppState;
 use crate::db::{NewStream, Page};
-use crate::model::{Role, Stream, StreamStatus};
-use crate::{AppState, stream_prefix};
+use crate::lifecycle;
+use crate::model::{EndAction, Role, Stream, StreamStatus};
 
 /// A stream as the API shows it. `stream_key` only for its owner and admins.
 #[derive(Serialize)]
@@ -23,6 +24,14 @@ pub struct StreamView {
     status: StreamStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_key: Option<String>,
+    /// When the key may publish (owner and admins only): from one hour before `scheduled_at`
+    /// unless set; null = no bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_valid_from: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_valid_until: Option<Option<DateTime<Utc>>>,
+    /// Times the publisher came back after a drop.
+    reconnects: i64,
     rtmp_url: String,
     playback_url: String,
     created_at: DateTime<Utc>,
@@ -35,6 +44,9 @@ impl StreamView {
     fn new(state: &AppState, stream: Stream, caller: Option<&Caller>) -> Self {
         let show_key = caller.is_some_and(|c| c.controls(&stream));
         Self {
+            key_valid_from: show_key.then(|| stream.key_opens_at()),
+            key_valid_until: show_key.then_some(stream.key_valid_until),
+            reconnects: (stream.publish_seq - 1).max(0),
             playback_url: state.urls.playback(&stream.playback_id),
             rtmp_url: state.urls.rtmp.clone(),
             stream_key: show_key.then_some(stream.stream_key),
@@ -57,6 +69,8 @@ pub struct CreateStream {
     title: String,
     description: Option<String>,
     scheduled_at: Option<DateTime<Utc>>,
+    key_valid_from: Option<DateTime<Utc>>,
+    key_valid_until: Option<DateTime<Utc>>,
 }
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -78,7 +92,19 @@ pub async fn create(
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
         return Err(ApiError::BadRequest(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters")));
     }
-    let new = NewStream { owner_id: &caller.0.id, title, description, scheduled_at: body.scheduled_at };
+    if let (Some(from), Some(until)) = (body.key_valid_from, body.key_valid_until)
+        && from >= until
+    {
+        return Err(ApiError::BadRequest("key_valid_from must be before key_valid_until".into()));
+    }
+    let new = NewStream {
+        owner_id: &caller.0.id,
+        title,
+        description,
+        scheduled_at: body.scheduled_at,
+        key_valid_from: body.key_valid_from,
+        key_valid_until: body.key_valid_until,
+    };
     let stream = state.db.create_stream(new).await?;
     Ok((StatusCode::CREATED, Json(StreamView::new(&state, stream, Some(&caller)))))
 }
@@ -156,13 +182,6 @@ pub async fn list(
     Ok(Json(StreamList { streams, next_offset }))
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum EndAction {
-    Save,
-    Delete,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndStream {
@@ -185,21 +204,10 @@ pub async fn end(
     ApiJson(body): ApiJson<EndStream>,
 ) -> Result<Json<StreamView>, ApiError> {
     let stream = controlled_stream(&state, &id, &caller).await?;
-    let save = body.action == EndAction::Save;
-    let to = if save { StreamStatus::Archived } else { StreamStatus::Ended };
-    // The status changes first, so the key cannot publish again while we wind down.
-    let Some(ended) = state.db.transition(&id, &[StreamStatus::Live, StreamStatus::Reconnecting], to).await? else {
-        return Err(conflict(&state, &id).await);
-    };
-    state.live.disconnect(&id);
-    state.live.finish(&id, &stream.playback_id, save).await?;
-    if !save {
-        let removed = state.store.delete_prefix(&stream_prefix(&stream.playback_id)).await?;
-        tracing::info!(stream = %id, removed, "stream ended and its media deleted");
-    } else {
-        tracing::info!(stream = %id, "stream ended and saved as a replay");
+    match lifecycle::end_stream(&state, &stream, body.action).await? {
+        Some(ended) => Ok(Json(StreamView::new(&state, ended, Some(&caller)))),
+        None => Err(conflict(&state, &id).await),
     }
-    Ok(Json(StreamView::new(&state, ended, Some(&caller))))
 }
 
 pub async fn cancel(
