@@ -14,9 +14,14 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
+    pub rtmps: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
     pub public_host: Option<String>,
     pub public_http_url: Option<String>,
     pub public_rtmp_url: Option<String>,
+    pub public_rtmps_url: Option<String>,
     pub segment_duration: Option<f64>,
     pub live_window: Option<usize>,
 }
@@ -35,15 +40,28 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
+    /// RTMPS listener and its certificate; off without one.
+    pub rtmps: Option<Rtmps>,
     pub public_host: String,
     pub public_http_url: Option<String>,
     pub public_rtmp_url: Option<String>,
+    pub public_rtmps_url: Option<String>,
     pub segment_duration: Duration,
     pub live_window: usize,
 }
 
+#[derive(Debug, Clone)]
+pub struct Rtmps {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Generate a self-signed pair at `cert`/`key` when they do not exist (local testing).
+    pub self_signed: bool,
+}
+
 pub const DEFAULT_HTTP: &str = "0.0.0.0:8080";
 pub const DEFAULT_RTMP: &str = "0.0.0.0:1935";
+pub const DEFAULT_RTMPS: &str = "0.0.0.0:1936";
 
 /// Segments between these bounds keep players and the packager sane.
 pub fn segment_duration(seconds: f64) -> anyhow::Result<Duration> {
@@ -64,6 +82,10 @@ impl ServeConfig {
     /// `rtmp://host:port/live`, the OBS "Server" field, for the port actually bound.
     pub fn rtmp_url(&self, bound: SocketAddr) -> String {
         self.public_rtmp_url.clone().unwrap_or_else(|| format!("rtmp://{}:{}/live", self.public_host, bound.port()))
+    }
+
+    pub fn rtmps_url(&self, bound: SocketAddr) -> String {
+        self.public_rtmps_url.clone().unwrap_or_else(|| format!("rtmps://{}:{}/live", self.public_host, bound.port()))
     }
 
     pub fn http_url(&self, bound: SocketAddr) -> String {

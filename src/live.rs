@@ -2,13 +2,14 @@
 //! publish? where does its media go?) and the API's `LiveControl` (disconnect, finish).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hawker_api::Db;
 use hawker_api::model::PublishTicket;
-use hawker_ingest::{EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError};
+use hawker_api::{Db, IngestCounters, IngestHealth};
+use hawker_ingest::{EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError};
 use hawker_packager::{Packager, PublishFeed, StreamPackager};
 use tokio_util::sync::CancellationToken;
 
@@ -20,12 +21,41 @@ pub struct Live {
     packager: Packager,
     /// Streams being packaged, by stream id; kept across reconnects until the stream ends.
     on_air: Mutex<HashMap<String, OnAir>>,
+    /// Serialises publish starts, so two quick publishes of one stream share one packager.
+    starting: tokio::sync::Mutex<()>,
 }
 
 struct OnAir {
     packager: StreamPackager,
     /// Ends the current publisher's connection; cancelled once that publisher is gone.
     kick: CancellationToken,
+    /// The current publish's ingest figures, and the media bytes it handed to packaging.
+    stats: Arc<PublishStats>,
+    bytes_out: Arc<AtomicU64>,
+}
+
+impl OnAir {
+    fn health(&self) -> IngestHealth {
+        let s = self.stats.snapshot();
+        let seconds = s.uptime.as_secs_f64();
+        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        let per_second = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
+        IngestHealth {
+            connected: !self.kick.is_cancelled(),
+            uptime_seconds: seconds,
+            bitrate_in_bps: s.bitrate_bps,
+            bitrate_out_bps: per_second(bytes_out * 8) as u64,
+            bytes_in: s.bytes_in,
+            bytes_out,
+            video_frames: s.video_frames,
+            audio_frames: s.audio_frames,
+            fps: per_second(s.video_frames),
+            keyframes: s.keyframes,
+            keyframe_interval_ms: s.last_keyframe_interval_ms,
+            timestamp_discontinuities: s.timestamp_discontinuities,
+            dropped: s.dropped,
+        }
+    }
 }
 
 impl Drop for OnAir {
@@ -37,7 +67,7 @@ impl Drop for OnAir {
 
 impl Live {
     pub fn new(db: Db, packager: Packager) -> Self {
-        Self { db, packager, on_air: Mutex::new(HashMap::new()) }
+        Self { db, packager, on_air: Mutex::new(HashMap::new()), starting: tokio::sync::Mutex::new(()) }
     }
 
     fn on_air(&self) -> std::sync::MutexGuard<'_, HashMap<String, OnAir>> {
@@ -47,7 +77,12 @@ impl Live {
 
     /// Starts packaging a publish of an authorised stream. A publisher still connected to the
     /// stream is taken over: its connection is closed and the new one continues the playlist.
-    async fn start(&self, ticket: &PublishTicket) -> anyhow::Result<(PublishFeed, CancellationToken)> {
+    async fn start(
+        &self,
+        ticket: &PublishTicket,
+        stats: Arc<PublishStats>,
+    ) -> anyhow::Result<(PublishFeed, CancellationToken, Arc<AtomicU64>)> {
+        let _starting = self.starting.lock().await;
         let existing = self.on_air().get(&ticket.stream_id).map(|s| s.packager.clone());
         let packager = match existing {
             Some(packager) => packager,
@@ -55,14 +90,31 @@ impl Live {
         };
         let feed = packager.start_publish()?;
         let kick = CancellationToken::new();
-        let on_air = OnAir { packager, kick: kick.clone() };
+        let bytes_out = Arc::new(AtomicU64::new(0));
+        let on_air = OnAir { packager, kick: kick.clone(), stats, bytes_out: bytes_out.clone() };
         // Dropping the replaced entry kicks the previous publisher, if one is still connected.
         if let Some(previous) = self.on_air().insert(ticket.stream_id.clone(), on_air)
             && !previous.kick.is_cancelled()
         {
             tracing::info!(stream = %ticket.stream_id, "publisher taken over by a new connection");
         }
-        Ok((feed, kick))
+        Ok((feed, kick, bytes_out))
+    }
+    pub fn disconnect(&self, stream_id: &str) {
+        if let Some(on_air) = self.on_air().get(stream_id) {
+            on_air.kick.cancel();
+        }
+    }
+
+    pub async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()> {
+        let on_air = self.on_air().remove(stream_id);
+        match on_air {
+            Some(on_air) => on_air.packager.finish(save).await?,
+            // Nothing is packaging it (e.g. the server restarted since): finalise what is stored.
+            None if save => self.packager.finalize_replay(playback_id).await?,
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -85,8 +137,8 @@ impl PublishGate for Live {
                 return Err(Refusal::Unavailable);
             }
         };
-        match self.start(&ticket).await {
-            Ok((feed, kick)) => {
+        match self.start(&ticket, request.stats.clone()).await {
+            Ok((feed, kick, bytes_out)) => {
                 tracing::info!(stream = %ticket.stream_id, peer = %request.peer, publish = ticket.publish_seq, "stream is live");
                 let sink = LiveSink {
                     feed,
@@ -94,6 +146,7 @@ impl PublishGate for Live {
                     stream_id: ticket.stream_id.clone(),
                     publish_seq: ticket.publish_seq,
                     gone: kick.clone(),
+                    bytes_out,
                     runtime: tokio::runtime::Handle::current(),
                 };
                 Ok(Publish { sink, kick, label: ticket.stream_id })
@@ -107,23 +160,45 @@ impl PublishGate for Live {
     }
 }
 
+/// The API's handle on live media: the gate's streams plus the ingest's server-wide counters.
+pub struct LiveControl {
+    pub live: Arc<Live>,
+    pub ingest: Arc<IngestStats>,
+}
+
 #[async_trait]
-impl hawker_api::LiveControl for Live {
+impl hawker_api::LiveControl for LiveControl {
     fn disconnect(&self, stream_id: &str) {
-        if let Some(on_air) = self.on_air().get(stream_id) {
-            on_air.kick.cancel();
-        }
+        self.live.disconnect(stream_id);
     }
 
     async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()> {
-        let on_air = self.on_air().remove(stream_id);
-        match on_air {
-            Some(on_air) => on_air.packager.finish(save).await?,
-            // Nothing is packaging it (e.g. the server restarted since): finalise what is stored.
-            None if save => self.packager.finalize_replay(playback_id).await?,
-            None => {}
+        self.live.finish(stream_id, playback_id, save).await
+    }
+
+    fn ingest_health(&self, stream_id: &str) -> Option<IngestHealth> {
+        self.live.on_air().get(stream_id).map(OnAir::health)
+    }
+
+    fn all_ingest_health(&self) -> Vec<(String, IngestHealth)> {
+        self.live.on_air().iter().map(|(id, on_air)| (id.clone(), on_air.health())).collect()
+    }
+
+    fn ingest_counters(&self) -> IngestCounters {
+        let s = self.ingest.snapshot();
+        IngestCounters {
+            connections_open: s.connections_open,
+            connections_accepted: s.connections_accepted,
+            connections_rejected_total_cap: s.connections_rejected_total_cap,
+            connections_rejected_per_ip_cap: s.connections_rejected_per_ip_cap,
+            handshake_failures: s.handshake_failures,
+            publishes_active: s.publishes_active,
+            publishes_accepted: s.publishes_accepted,
+            refused_bad_key: s.refused_bad_key,
+            refused_bad_app: s.refused_bad_app,
+            refused_unavailable: s.refused_unavailable,
+            refused_rate_limited: s.refused_rate_limited,
         }
-        Ok(())
     }
 }
 
@@ -135,15 +210,18 @@ pub struct LiveSink {
     publish_seq: i64,
     /// The publish's kick token, cancelled on the way out: marks this publisher gone.
     gone: CancellationToken,
+    bytes_out: Arc<AtomicU64>,
     runtime: tokio::runtime::Handle,
 }
 
 impl MediaSink for LiveSink {
     fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
+        self.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
         self.feed.push_video(timestamp_ms, data).map_err(|e| SinkError(e.to_string()))
     }
 
     fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
+        self.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
         self.feed.push_audio(timestamp_ms, data).map_err(|e| SinkError(e.to_string()))
     }
 

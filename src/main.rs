@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{FileConfig, ServeConfig};
-use crate::live::Live;
+use crate::live::{Live, LiveControl};
 
 #[derive(Parser)]
 #[command(name = "hawker", version, about = "Live-shopping streaming backend: RTMP in, HLS out, a lifecycle API")]
@@ -55,6 +55,19 @@ struct ServeArgs {
     /// RTMP listen address [default: 0.0.0.0:1935]
     #[arg(long, env = "HAWKER_RTMP")]
     rtmp: Option<SocketAddr>,
+    /// RTMPS listen address, used when a certificate is configured [default: 0.0.0.0:1936]
+    #[arg(long, env = "HAWKER_RTMPS")]
+    rtmps: Option<SocketAddr>,
+    /// PEM certificate chain for RTMPS
+    #[arg(long, env = "HAWKER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for RTMPS
+    #[arg(long, env = "HAWKER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Turns RTMPS on with a self-signed certificate (made under the data dir, or at
+    /// --tls-cert/--tls-key if they do not exist yet): for local testing only
+    #[arg(long, env = "HAWKER_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
     /// Host name put in the URLs shown to sellers and viewers [default: localhost]
     #[arg(long, env = "HAWKER_PUBLIC_HOST")]
     public_host: Option<String>,
@@ -64,6 +77,9 @@ struct ServeArgs {
     /// Full public RTMP URL shown to sellers, e.g. rtmp://ingest.example.com/live
     #[arg(long, env = "HAWKER_PUBLIC_RTMP_URL")]
     public_rtmp_url: Option<String>,
+    /// Full public RTMPS URL shown to sellers, e.g. rtmps://ingest.example.com:443/live
+    #[arg(long, env = "HAWKER_PUBLIC_RTMPS_URL")]
+    public_rtmps_url: Option<String>,
     /// Target segment duration in seconds (fractions allowed) [default: 2]
     #[arg(long, env = "HAWKER_SEGMENT_DURATION")]
     segment_duration: Option<f64>,
@@ -130,13 +146,28 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result<ServeConfig> {
+    let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
+    let rtmps = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) if self_signed => Some((data_dir.join("tls/cert.pem"), data_dir.join("tls/key.pem"))),
+        (None, None) => None,
+        _ => anyhow::bail!("RTMPS needs both a certificate (--tls-cert) and a key (--tls-key)"),
+    };
+    let rtmps = rtmps.map(|(cert, key)| config::Rtmps {
+        listen: args.rtmps.or(file.rtmps).unwrap_or_else(|| config::DEFAULT_RTMPS.parse().expect("valid default")),
+        cert,
+        key,
+        self_signed,
+    });
     Ok(ServeConfig {
         data_dir,
+        rtmps,
         http: args.http.or(file.http).unwrap_or_else(|| config::DEFAULT_HTTP.parse().expect("valid default")),
         rtmp: args.rtmp.or(file.rtmp).unwrap_or_else(|| config::DEFAULT_RTMP.parse().expect("valid default")),
         public_host: args.public_host.or(file.public_host).unwrap_or_else(|| "localhost".into()),
         public_http_url: args.public_http_url.or(file.public_http_url),
         public_rtmp_url: args.public_rtmp_url.or(file.public_rtmp_url),
+        public_rtmps_url: args.public_rtmps_url.or(file.public_rtmps_url),
         segment_duration: config::segment_duration(args.segment_duration.or(file.segment_duration).unwrap_or(2.0))?,
         live_window: config::live_window(args.live_window.or(file.live_window).unwrap_or(6))?,
     })
@@ -163,7 +194,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(config.http).await.with_context(|| format!("binding HTTP {}", config.http))?;
     let rtmp_listener = TcpListener::bind(config.rtmp).await.with_context(|| format!("binding RTMP {}", config.rtmp))?;
     let (http_addr, rtmp_addr) = (http_listener.local_addr()?, rtmp_listener.local_addr()?);
-    let urls = Arc::new(PublicUrls { rtmp: config.rtmp_url(rtmp_addr), http: config.http_url(http_addr) });
+    let rtmps = match &config.rtmps {
+        Some(rtmps) => Some(rtmps_listener(rtmps, &config.public_host).await?),
+        None => None,
+    };
+    let rtmps_addr = match &rtmps {
+        Some((listener, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
+    let urls = Arc::new(PublicUrls {
+        rtmp: config.rtmp_url(rtmp_addr),
+        rtmps: rtmps_addr.map(|addr| config.rtmps_url(addr)),
+        http: config.http_url(http_addr),
+    });
 
     if db.count_users().await? == 0 {
         seed_demo(&db, &urls).await?;
@@ -171,16 +214,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let live = Arc::new(Live::new(db.clone(), packager));
     let shutdown = CancellationToken::new();
-    let ingest = tokio::spawn(hawker_ingest::serve(
-        rtmp_listener,
-        live.clone(),
-        hawker_ingest::Limits::default(),
-        shutdown.clone(),
-    ));
-    let state = AppState { db, store, live, urls };
+    let ingest = hawker_ingest::Server::new(live.clone(), hawker_ingest::Limits::default());
+    let control = Arc::new(LiveControl { live, ingest: ingest.stats() });
+    let mut servers = vec![tokio::spawn(ingest.clone().serve(rtmp_listener, shutdown.clone()))];
+    if let Some((listener, tls)) = rtmps {
+        servers.push(tokio::spawn(ingest.serve_tls(listener, tls, shutdown.clone())));
+    }
+    let state = AppState { db, store, live: control, urls };
     let expiry = tokio::spawn(hawker_api::lifecycle::expire_reconnect_windows(state.clone()));
     let app = hawker_api::router(state);
-    tracing::info!(http = %http_addr, rtmp = %rtmp_addr, "hawker ready: accepting HTTP and RTMP");
+    match rtmps_addr {
+        Some(rtmps) => tracing::info!(http = %http_addr, rtmp = %rtmp_addr, %rtmps, "hawker ready: accepting HTTP, RTMP and RTMPS"),
+        None => tracing::info!(http = %http_addr, rtmp = %rtmp_addr, "hawker ready: accepting HTTP and RTMP"),
+    }
 
     let stop = shutdown.clone();
     axum::serve(http_listener, app)
@@ -192,8 +238,25 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await?;
     shutdown.cancel();
     expiry.abort();
-    ingest.await?;
+    for server in servers {
+        server.await?;
+    }
     Ok(())
+}
+
+/// Binds the RTMPS listener with its certificate, making a self-signed one first if asked.
+async fn rtmps_listener(
+    rtmps: &config::Rtmps,
+    public_host: &str,
+) -> anyhow::Result<(TcpListener, Arc<hawker_ingest::rustls::ServerConfig>)> {
+    if rtmps.self_signed && !rtmps.cert.exists() && !rtmps.key.exists() {
+        let names = vec![public_host.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+        hawker_ingest::generate_self_signed(&rtmps.cert, &rtmps.key, &names)?;
+        tracing::warn!(cert = %rtmps.cert.display(), "RTMPS uses a new self-signed certificate: for testing only");
+    }
+    let tls = hawker_ingest::load_tls_config(&rtmps.cert, &rtmps.key)?;
+    let listener = TcpListener::bind(rtmps.listen).await.with_context(|| format!("binding RTMPS {}", rtmps.listen))?;
+    Ok((listener, Arc::new(tls)))
 }
 
 /// First start on an empty data dir: an admin, a demo seller and one scheduled stream, so a

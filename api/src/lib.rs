@@ -25,6 +25,52 @@ pub trait LiveControl: Send + Sync + 'static {
     /// Stops packaging the stream; with `save`, its replay playlist is finalised. When this
     /// returns no more media objects of the stream are written.
     async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()>;
+    /// Health of the stream's latest publish, while the stream is being packaged.
+    fn ingest_health(&self, stream_id: &str) -> Option<IngestHealth>;
+    /// Health of every stream being packaged, by stream id.
+    fn all_ingest_health(&self) -> Vec<(String, IngestHealth)>;
+    /// Server-wide ingest counters.
+    fn ingest_counters(&self) -> IngestCounters;
+}
+
+/// How a stream's publish is doing, as the ingest measures it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IngestHealth {
+    /// Whether a publisher is connected right now.
+    pub connected: bool,
+    pub uptime_seconds: f64,
+    /// Incoming bit rate over the last few seconds.
+    pub bitrate_in_bps: u64,
+    /// Media bit rate handed on to packaging, over the publish so far.
+    pub bitrate_out_bps: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// Video frames per second over the publish so far.
+    pub fps: f64,
+    pub keyframes: u64,
+    pub keyframe_interval_ms: Option<u64>,
+    /// Timestamp jumps the ingest smoothed over (late or jumping media).
+    pub timestamp_discontinuities: u64,
+    /// Media the ingest could not deliver.
+    pub dropped: u64,
+}
+
+/// Server-wide ingest counters, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct IngestCounters {
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    pub connections_rejected_total_cap: u64,
+    pub connections_rejected_per_ip_cap: u64,
+    pub handshake_failures: u64,
+    pub publishes_active: u64,
+    pub publishes_accepted: u64,
+    pub refused_bad_key: u64,
+    pub refused_bad_app: u64,
+    pub refused_unavailable: u64,
+    pub refused_rate_limited: u64,
 }
 
 /// Public addresses printed in API responses.
@@ -32,6 +78,8 @@ pub trait LiveControl: Send + Sync + 'static {
 pub struct PublicUrls {
     /// e.g. `rtmp://example.com:1935/live`: the OBS "Server" field.
     pub rtmp: String,
+    /// e.g. `rtmps://example.com:1936/live`, when RTMPS is on.
+    pub rtmps: Option<String>,
     /// e.g. `http://example.com:8080`: base of playback URLs.
     pub http: String,
 }

@@ -5,13 +5,25 @@
 //! streams, so interleaved chunk streams corrupt it (and can panic it: rust-media-libs PR #50).
 //! Every byte passes through this guard first; what it refuses closes the connection before
 //! rml_rtmp sees it. The framing rules mirror rml_rtmp's deserializer so the two stay in step.
+//!
+//! It also refuses two inputs that panic rml_rtmp 0.8 (found by fuzzing, `ingest/fuzz`):
+//! - an AMF0 command (type 20, or 17) of fewer than three AMF0 values: its deserializer takes
+//!   `drain(..3)` of them;
+//! - a compressed header (format 1 to 3) starting a message with an extended timestamp below
+//!   0xFFFFFF: its deserializer subtracts 0xFFFFFF from it (an overflow panic in debug builds).
 
 use std::collections::HashMap;
+use std::io::Cursor;
 
 const INITIAL_CHUNK_SIZE: u32 = 128;
 /// A 3-byte timestamp field with this value means a 4-byte extended timestamp follows.
 const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 const SET_CHUNK_SIZE: u8 = 1;
+const AMF3_COMMAND: u8 = 17;
+const AMF0_COMMAND: u8 = 20;
+/// Largest command message accepted. Commands are a few hundred bytes; the guard keeps them whole
+/// to check them, so they get a cap of their own, far below the media message cap.
+const MAX_COMMAND: u32 = 64 * 1024;
 /// Longest chunk header: 3-byte basic header, 11-byte message header, 4-byte extended timestamp.
 const MAX_HEADER: usize = 18;
 
@@ -27,6 +39,12 @@ pub enum ChunkError {
     Interleaved { csid: u32 },
     #[error("new message header on chunk stream {csid} before its message ended")]
     HeaderMidMessage { csid: u32 },
+    #[error("command message of {length} bytes exceeds the {max}-byte limit")]
+    CommandTooLarge { length: u32, max: u32 },
+    #[error("command message with fewer than three AMF0 values")]
+    ShortCommand,
+    #[error("compressed header on chunk stream {csid} with an extended timestamp below 0xFFFFFF")]
+    SmallExtendedTimestamp { csid: u32 },
 }
 
 /// What the last header on a chunk stream said; later compressed headers inherit it.
@@ -44,6 +62,8 @@ struct Header {
     /// Message length and type id, present in format 0 and 1 headers only.
     announced: Option<(u32, u8)>,
     extended_timestamp: bool,
+    /// The 4-byte extended timestamp field, if present.
+    extended: Option<u32>,
 }
 
 /// The message whose chunks are being received.
@@ -72,6 +92,8 @@ pub struct ChunkGuard {
     /// The payload of a SetChunkSize message being received (it is 4 bytes long).
     control: [u8; 4],
     control_len: usize,
+    /// The payload of a command message being received, checked once it is whole.
+    command: Vec<u8>,
 }
 
 impl ChunkGuard {
@@ -87,6 +109,7 @@ impl ChunkGuard {
             message: None,
             control: [0; 4],
             control_len: 0,
+            command: Vec::new(),
         }
     }
 
@@ -140,11 +163,16 @@ impl ChunkGuard {
             return Ok(None);
         }
         let announced = fields.get(3..7).map(|f| (u24(&f[..3]), f[3]));
+        let extended = extended_timestamp.then(|| {
+            let f = &h[total - 4..total];
+            u32::from_be_bytes([f[0], f[1], f[2], f[3]])
+        });
         Ok(Some(Header {
             csid,
             format,
             announced,
             extended_timestamp,
+            extended,
         }))
     }
 
@@ -163,6 +191,14 @@ impl ChunkGuard {
             Some(_) => true,
             None => false,
         };
+        // rml_rtmp computes `extended - 0xFFFFFF` for the first chunk of a message under a
+        // compressed header. Senders use the extended field only for values of 0xFFFFFF and up.
+        if !continuing
+            && header.format != 0
+            && header.extended.is_some_and(|t| t < EXTENDED_TIMESTAMP)
+        {
+            return Err(ChunkError::SmallExtendedTimestamp { csid });
+        }
         // Compressed headers inherit from the stream's last header; rml_rtmp requires one for all
         // of them, format 1 included.
         let base = match header.format {
@@ -189,12 +225,19 @@ impl ChunkGuard {
                 max: self.max_message,
             });
         }
+        if is_command(stream.type_id) && stream.length > MAX_COMMAND {
+            return Err(ChunkError::CommandTooLarge {
+                length: stream.length,
+                max: MAX_COMMAND,
+            });
+        }
         self.message = Some(Message {
             csid,
             type_id: stream.type_id,
             unannounced: stream.length,
         });
         self.control_len = 0;
+        self.command.clear();
         Ok(())
     }
 
@@ -215,7 +258,7 @@ impl ChunkGuard {
     fn read_payload<'a>(&mut self, bytes: &'a [u8], left: u32) -> Result<&'a [u8], ChunkError> {
         let take = bytes.len().min(left as usize);
         let (payload, rest) = bytes.split_at(take);
-        self.collect_control(payload);
+        self.collect(payload);
         // `take` is at most `left`, a u32.
         let left = left - take as u32;
         self.stage = Stage::Payload { left };
@@ -225,11 +268,15 @@ impl ChunkGuard {
         Ok(rest)
     }
 
-    fn collect_control(&mut self, payload: &[u8]) {
-        if self.message.is_some_and(|m| m.type_id == SET_CHUNK_SIZE) {
-            let n = payload.len().min(self.control.len() - self.control_len);
-            self.control[self.control_len..self.control_len + n].copy_from_slice(&payload[..n]);
-            self.control_len += n;
+    fn collect(&mut self, payload: &[u8]) {
+        match self.message.map(|m| m.type_id) {
+            Some(SET_CHUNK_SIZE) => {
+                let n = payload.len().min(self.control.len() - self.control_len);
+                self.control[self.control_len..self.control_len + n].copy_from_slice(&payload[..n]);
+                self.control_len += n;
+            }
+            Some(type_id) if is_command(type_id) => self.command.extend_from_slice(payload),
+            _ => {}
         }
     }
 
@@ -240,6 +287,9 @@ impl ChunkGuard {
                 self.message = None;
                 if message.type_id == SET_CHUNK_SIZE && self.control_len == self.control.len() {
                     self.set_chunk_size(u32::from_be_bytes(self.control))?;
+                }
+                if is_command(message.type_id) {
+                    check_command(message.type_id, &self.command)?;
                 }
             }
             _ => {}
@@ -256,6 +306,24 @@ impl ChunkGuard {
         }
         self.chunk_size = size;
         Ok(())
+    }
+}
+
+fn is_command(type_id: u8) -> bool {
+    type_id == AMF0_COMMAND || type_id == AMF3_COMMAND
+}
+
+/// Refuses a command that rml_rtmp would panic on. Like rml_rtmp, reads an AMF3 command (type 17)
+/// as AMF0 after one leading zero byte.
+fn check_command(type_id: u8, payload: &[u8]) -> Result<(), ChunkError> {
+    let amf0 = match payload {
+        [0, rest @ ..] if type_id == AMF3_COMMAND => rest,
+        _ => payload,
+    };
+    match rml_rtmp::rml_amf0::deserialize(&mut Cursor::new(amf0)) {
+        Ok(values) if values.len() < 3 => Err(ChunkError::ShortCommand),
+        // An undecodable command is rml_rtmp's error to report; it does not panic on it.
+        _ => Ok(()),
     }
 }
 
@@ -396,5 +464,92 @@ mod tests {
             guard().inspect(&bytes),
             Err(ChunkError::Interleaved { csid })
         );
+    }
+
+    /// A command message on csid 3, message stream 0, in one chunk.
+    fn command_message(type_id: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut bytes = vec![0x03, 0, 0, 0];
+        bytes.extend(&len.to_be_bytes()[1..]);
+        bytes.extend([type_id, 0, 0, 0, 0]);
+        bytes.extend(payload);
+        bytes
+    }
+
+    /// Fuzzer find: rml_rtmp 0.8 panics with "range end index 3 out of range" on a command of
+    /// fewer than three AMF0 values (`amf0_command::deserialize` drains `..3`).
+    #[test]
+    fn refuses_commands_of_fewer_than_three_values() {
+        let connect_only = [&[0x02, 0x00, 0x07][..], b"connect"].concat();
+        let with_transaction = [&connect_only[..], &[0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]].concat();
+        for payload in [&connect_only[..], &with_transaction[..], &[]] {
+            assert_eq!(
+                guard().inspect(&command_message(20, payload)),
+                Err(ChunkError::ShortCommand)
+            );
+        }
+        // An "AMF3" command (type 17) is AMF0 after a zero byte.
+        let amf3 = [&[0][..], &connect_only].concat();
+        assert_eq!(
+            guard().inspect(&command_message(17, &amf3)),
+            Err(ChunkError::ShortCommand)
+        );
+        // Three values (name, transaction id, null command object) pass.
+        let whole = [&with_transaction[..], &[0x05]].concat();
+        assert_eq!(guard().inspect(&command_message(20, &whole)), Ok(()));
+        // Split across reads, the check waits for the whole message.
+        let mut g = guard();
+        let bytes = command_message(20, &connect_only);
+        assert_eq!(g.inspect(&bytes[..14]), Ok(()));
+        assert_eq!(g.inspect(&bytes[14..]), Err(ChunkError::ShortCommand));
+    }
+
+    #[test]
+    fn refuses_oversized_commands_from_their_header() {
+        let mut s = ChunkSerializer::new();
+        let mut guard = ChunkGuard::new(4 * MAX_MESSAGE, MAX_CHUNK);
+        let bytes = serialize(&mut s, &payload(20, MAX_COMMAND as usize + 1, 0));
+        assert_eq!(
+            guard.inspect(&bytes[..12]),
+            Err(ChunkError::CommandTooLarge {
+                length: MAX_COMMAND + 1,
+                max: MAX_COMMAND
+            })
+        );
+    }
+
+    /// Fuzzer find (known upstream): a compressed header that starts a message with an extended
+    /// timestamp below 0xFFFFFF makes rml_rtmp compute `timestamp - 0xFFFFFF`, which panics
+    /// ("attempt to subtract with overflow") in debug builds.
+    #[test]
+    fn refuses_small_extended_timestamps_on_compressed_headers() {
+        // csid 4, format 0, timestamp 0xFFFFFF + extended 0x01000000, 1-byte video message.
+        let first = [
+            0x04, 0xFF, 0xFF, 0xFF, 0, 0, 1, 9, 1, 0, 0, 0, 0x01, 0, 0, 0, 0x17,
+        ];
+        // A new message on a format 3 header: the extended field repeats, here below 0xFFFFFF.
+        let small = [0xC4, 0, 0, 0, 5, 0x17];
+        let mut g = guard();
+        assert_eq!(g.inspect(&first), Ok(()));
+        assert_eq!(
+            g.inspect(&small),
+            Err(ChunkError::SmallExtendedTimestamp { csid: 4 })
+        );
+        // Format 1 and 2 headers with the 0xFFFFFF marker and a small delta, likewise.
+        for header in [
+            &[0x44, 0xFF, 0xFF, 0xFF, 0, 0, 1, 9, 0, 0, 0, 5, 0x17][..],
+            &[0x84, 0xFF, 0xFF, 0xFF, 0, 0, 0, 5, 0x17][..],
+        ] {
+            let mut g = guard();
+            assert_eq!(g.inspect(&first), Ok(()));
+            assert_eq!(
+                g.inspect(header),
+                Err(ChunkError::SmallExtendedTimestamp { csid: 4 })
+            );
+        }
+        // The same with an extended field of 0xFFFFFF or more is fine.
+        let mut g = guard();
+        assert_eq!(g.inspect(&first), Ok(()));
+        assert_eq!(g.inspect(&[0xC4, 0x01, 0, 0, 0x28, 0x17]), Ok(()));
     }
 }

@@ -1,4 +1,5 @@
-//! One RTMP connection: handshake, rml_rtmp session, publish authorization, media forwarding.
+//! One RTMP connection: TLS (for RTMPS), handshake, rml_rtmp session, publish authorization,
+//! media forwarding with timestamp sanity, and the publish's counters.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,17 +10,20 @@ use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, Pee
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionError, ServerSessionEvent, ServerSessionResult,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::chunks::{ChunkError, ChunkGuard};
 use crate::flv::{self, Tag, UnsupportedCodec};
+use crate::per_addr::AddrKey;
+use crate::server::Context;
+use crate::stats::{BitrateSampler, IngestStats, PublishStats, RefusedAs};
+use crate::timeline::{Timeline, Track};
 use crate::{
-    EndReason, Limits, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError,
-    StreamKey,
+    EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, StreamKey,
 };
 
 /// After a refusal: how long we wait for the client to close first, having sent our FIN.
@@ -31,6 +35,9 @@ const REFUSAL_LINGER: Duration = Duration::from_millis(100);
 const UNPUBLISH_GRACE: Duration = Duration::from_secs(2);
 /// Handshake packets are 1536 bytes; this reads C0+C1 in one go.
 const HANDSHAKE_READ: usize = 4096;
+/// Timestamp discontinuities are logged at `warn` at most this often per publish (the rest at
+/// `debug`), so a publisher with a broken clock cannot flood the log.
+const DISCONTINUITY_LOG_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -42,6 +49,8 @@ pub enum ConnectionError {
     ClosedInHandshake,
     #[error("handshake: {0}")]
     Handshake(#[from] HandshakeError),
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
     #[error("chunk stream: {0}")]
     Chunk(#[from] ChunkError),
     #[error("RTMP session: {0}")]
@@ -50,6 +59,8 @@ pub enum ConnectionError {
     Codec(#[from] UnsupportedCodec),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("no keyframe within {} s of the publish", .0.as_secs_f32())]
+    NoKeyframe(Duration),
 }
 
 /// How a connection that did not fail ended.
@@ -64,28 +75,61 @@ enum Ending {
 }
 
 /// Serves one accepted socket to the end. Runs on its own task; see `server` for panics.
-pub async fn handle<G: PublishGate>(
-    mut socket: TcpStream,
+/// Generic over the byte stream so that the fuzz target drives it over an in-memory pipe; with
+/// `tls`, the stream is wrapped in TLS first (RTMPS), within the handshake deadline.
+pub async fn handle<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
     peer: SocketAddr,
-    gate: Arc<G>,
-    limits: Arc<Limits>,
+    context: Arc<Context<G>>,
     shutdown: CancellationToken,
+    tls: Option<TlsAcceptor>,
 ) {
     let accepted_at = Instant::now();
+    let deadline = accepted_at + context.limits.handshake_timeout;
+    let Some(acceptor) = tls else {
+        return establish(socket, peer, context, shutdown, accepted_at, deadline).await;
+    };
+    let accepted = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        result = timeout_at(deadline, acceptor.accept(socket)) => match result {
+            Ok(accepted) => accepted.map_err(ConnectionError::Tls),
+            Err(_) => Err(ConnectionError::Timeout("TLS handshake")),
+        }
+    };
+    match accepted {
+        Ok(stream) => establish(stream, peer, context, shutdown, accepted_at, deadline).await,
+        Err(error) => {
+            context.stats.handshake_failed();
+            info!(%error, "TLS handshake failed; closing");
+        }
+    }
+}
+
+/// The RTMP handshake by `deadline`, then the session to its end.
+async fn establish<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    peer: SocketAddr,
+    context: Arc<Context<G>>,
+    shutdown: CancellationToken,
+    accepted_at: Instant,
+    deadline: Instant,
+) {
     let handshake = tokio::select! {
         _ = shutdown.cancelled() => return,
-        result = timeout(limits.handshake_timeout, handshake(&mut socket)) => {
+        result = timeout_at(deadline, handshake(&mut socket)) => {
             result.unwrap_or(Err(ConnectionError::Timeout("handshake")))
         }
     };
-    let leftover = match handshake {
-        Ok(leftover) => leftover,
+    let (leftover, bytes_read) = match handshake {
+        Ok(done) => done,
         Err(error) => {
+            context.stats.handshake_failed();
             info!(%error, "handshake failed; closing");
             return;
         }
     };
-    let mut connection = match Connection::new(socket, peer, gate, limits, shutdown, accepted_at) {
+    let connection = Connection::new(socket, peer, context, shutdown, accepted_at, bytes_read);
+    let mut connection = match connection {
         Ok(connection) => connection,
         Err(error) => {
             warn!(%error, "could not start an RTMP session; closing");
@@ -100,14 +144,19 @@ pub async fn handle<G: PublishGate>(
     connection.close(result).await;
 }
 
-async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, ConnectionError> {
+/// The bytes after the handshake, and how many bytes were read in all.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut S,
+) -> Result<(Vec<u8>, u64), ConnectionError> {
     let mut handshake = Handshake::new(PeerType::Server);
     let mut buf = [0u8; HANDSHAKE_READ];
+    let mut bytes_read = 0;
     loop {
         let n = socket.read(&mut buf).await?;
         if n == 0 {
             return Err(ConnectionError::ClosedInHandshake);
         }
+        bytes_read += n as u64;
         match handshake.process_bytes(&buf[..n])? {
             HandshakeProcessResult::InProgress { response_bytes } => {
                 socket.write_all(&response_bytes).await?;
@@ -117,7 +166,7 @@ async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, ConnectionError> {
                 remaining_bytes,
             } => {
                 socket.write_all(&response_bytes).await?;
-                return Ok(remaining_bytes);
+                return Ok((remaining_bytes, bytes_read));
             }
         }
     }
@@ -127,6 +176,85 @@ async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, ConnectionError> {
 struct Active<S: MediaSink> {
     sink: SinkGuard<S>,
     label: String,
+    stats: Arc<PublishStats>,
+    sampler: BitrateSampler,
+    timeline: Timeline,
+    /// Until the first keyframe: when the publish is ended for want of one.
+    keyframe_deadline: Option<Instant>,
+    /// Output timestamp of the last keyframe.
+    last_keyframe_ms: Option<u32>,
+    last_discontinuity_log: Option<Instant>,
+    _counted: ActivePublish,
+}
+
+/// Counts the publish in [`IngestStats::publishes_active`] while it lives, panic or not.
+struct ActivePublish(Arc<IngestStats>);
+
+impl ActivePublish {
+    fn new(stats: Arc<IngestStats>) -> Self {
+        stats.publish_started();
+        Self(stats)
+    }
+}
+
+impl Drop for ActivePublish {
+    fn drop(&mut self) {
+        self.0.publish_ended();
+    }
+}
+
+impl<S: MediaSink> Active<S> {
+    /// Normalises the timestamp, hands the tag to the sink and counts it.
+    fn deliver(&mut self, track: Track, raw_ms: u32, data: Bytes) -> Result<(), SinkError> {
+        let (timestamp_ms, discontinuity) = self.timeline.normalize(track, raw_ms);
+        if let Some(jump) = discontinuity {
+            self.stats.discontinuity();
+            let now = Instant::now();
+            let quiet = self
+                .last_discontinuity_log
+                .is_some_and(|at| now.duration_since(at) < DISCONTINUITY_LOG_EVERY);
+            if quiet {
+                debug!(track = ?jump.track, jump_ms = jump.jump_ms, "timestamp discontinuity; re-based");
+            } else {
+                self.last_discontinuity_log = Some(now);
+                warn!(
+                    track = ?jump.track,
+                    jump_ms = jump.jump_ms,
+                    raw_ms,
+                    "timestamp discontinuity from the publisher; re-based to continue at {timestamp_ms} ms"
+                );
+            }
+        }
+        let result = match track {
+            Track::Video => {
+                let keyframe = flv::is_keyframe(&data);
+                let result = self.sink.video(timestamp_ms, data);
+                if result.is_ok() {
+                    self.stats.video_frame();
+                    if keyframe {
+                        let interval = self
+                            .last_keyframe_ms
+                            .map(|last| u64::from(timestamp_ms.saturating_sub(last)));
+                        self.stats.keyframe(interval);
+                        self.last_keyframe_ms = Some(timestamp_ms);
+                        self.keyframe_deadline = None;
+                    }
+                }
+                result
+            }
+            Track::Audio => {
+                let result = self.sink.audio(timestamp_ms, data);
+                if result.is_ok() {
+                    self.stats.audio_frame();
+                }
+                result
+            }
+        };
+        if result.is_err() {
+            self.stats.drop_tag();
+        }
+        result
+    }
 }
 
 /// Owns the sink so that `end` is called exactly once: by `finish`, or from `Drop` if the
@@ -166,17 +294,10 @@ impl<S: MediaSink> Drop for SinkGuard<S> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum MediaKind {
-    Video,
-    Audio,
-}
-
-struct Connection<G: PublishGate> {
-    socket: TcpStream,
+struct Connection<G: PublishGate, S> {
+    socket: S,
     peer: SocketAddr,
-    gate: Arc<G>,
-    limits: Arc<Limits>,
+    context: Arc<Context<G>>,
     shutdown: CancellationToken,
     /// The publish must be accepted by then.
     publish_deadline: Instant,
@@ -187,30 +308,33 @@ struct Connection<G: PublishGate> {
     publish: Option<Active<G::Sink>>,
     /// The publish's kick token; before a publish, one nobody cancels.
     kick: CancellationToken,
+    /// Bytes read on the connection so far, the handshake included (after TLS).
+    bytes_read: u64,
 }
 
-impl<G: PublishGate> Connection<G> {
+impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
     fn new(
-        socket: TcpStream,
+        socket: S,
         peer: SocketAddr,
-        gate: Arc<G>,
-        limits: Arc<Limits>,
+        context: Arc<Context<G>>,
         shutdown: CancellationToken,
         accepted_at: Instant,
+        bytes_read: u64,
     ) -> Result<Self, ConnectionError> {
         let (session, initial) = ServerSession::new(ServerSessionConfig::new())?;
+        let limits = &context.limits;
         let mut connection = Self {
             socket,
             peer,
             publish_deadline: accepted_at + limits.publish_timeout,
             chunks: ChunkGuard::new(limits.max_message_bytes, limits.max_chunk_size),
-            gate,
-            limits,
+            context,
             shutdown,
             session,
             out: Vec::new(),
             publish: None,
             kick: CancellationToken::new(),
+            bytes_read,
         };
         connection.queue(initial);
         Ok(connection)
@@ -220,8 +344,10 @@ impl<G: PublishGate> Connection<G> {
         if let Some(ending) = self.input(leftover).await? {
             return Ok(ending);
         }
-        let mut buf = vec![0u8; self.limits.max_buffered_bytes.max(1)];
+        let limits = self.context.limits.clone();
+        let mut buf = vec![0u8; limits.max_buffered_bytes.max(1)];
         loop {
+            let keyframe_deadline = self.publish.as_ref().and_then(|a| a.keyframe_deadline);
             let n = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Ok(Ending::Shutdown),
@@ -229,12 +355,21 @@ impl<G: PublishGate> Connection<G> {
                 _ = sleep_until(self.publish_deadline), if self.publish.is_none() => {
                     return Err(ConnectionError::Timeout("publish"));
                 }
-                read = timeout(self.limits.read_timeout, self.socket.read(&mut buf)) => {
+                _ = sleep_until(keyframe_deadline.unwrap_or(self.publish_deadline)),
+                    if keyframe_deadline.is_some() => {
+                    return Err(ConnectionError::NoKeyframe(limits.first_keyframe_timeout));
+                }
+                read = timeout(limits.read_timeout, self.socket.read(&mut buf)) => {
                     read.map_err(|_| ConnectionError::Timeout("read"))??
                 }
             };
             if n == 0 {
                 return Ok(Ending::Unpublished);
+            }
+            self.bytes_read += n as u64;
+            if let Some(active) = self.publish.as_mut() {
+                active.stats.add_bytes(n as u64);
+                active.sampler.tick(&active.stats);
             }
             if let Some(ending) = self.input(&buf[..n]).await? {
                 return Ok(ending);
@@ -308,7 +443,12 @@ impl<G: PublishGate> Connection<G> {
         if self.out.is_empty() {
             return Ok(());
         }
-        timeout(self.limits.read_timeout, self.socket.write_all(&self.out))
+        // The flush matters for TLS: it pushes out records rustls still holds.
+        let write = async {
+            self.socket.write_all(&self.out).await?;
+            self.socket.flush().await
+        };
+        timeout(self.context.limits.read_timeout, write)
             .await
             .map_err(|_| ConnectionError::Timeout("write"))??;
         self.out.clear();
@@ -352,12 +492,12 @@ impl<G: PublishGate> Connection<G> {
             ServerSessionEvent::VideoDataReceived {
                 data, timestamp, ..
             } => {
-                self.on_media(MediaKind::Video, timestamp.value, data)?;
+                self.on_media(Track::Video, timestamp.value, data)?;
             }
             ServerSessionEvent::AudioDataReceived {
                 data, timestamp, ..
             } => {
-                self.on_media(MediaKind::Audio, timestamp.value, data)?;
+                self.on_media(Track::Audio, timestamp.value, data)?;
             }
             ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
                 warn!("refusing a play request: this server only ingests");
@@ -391,48 +531,82 @@ impl<G: PublishGate> Connection<G> {
             self.queue(replies);
             return Ok(None);
         }
+        let addr = AddrKey::of(self.peer.ip());
+        if let Some(retry_after) = self.context.key_failures.blocked(addr, Instant::now()) {
+            return self.refuse(request_id, &app, Refusal::RateLimited { retry_after });
+        }
+        let stats = Arc::new(PublishStats::new());
+        stats.add_bytes(self.bytes_read);
         let request = PublishRequest {
             app: app.clone(),
             stream_key,
             peer: self.peer,
+            stats: stats.clone(),
         };
+        let gate = self.context.gate.clone();
         let authorization = tokio::select! {
             _ = self.shutdown.cancelled() => return Ok(Some(Ending::Shutdown)),
-            result = timeout_at(self.publish_deadline, self.gate.authorize(request)) => {
+            result = timeout_at(self.publish_deadline, gate.authorize(request)) => {
                 result.map_err(|_| ConnectionError::Timeout("publish authorization"))?
             }
         };
         match authorization {
             Ok(publish) => {
-                self.accept(request_id, publish)?;
+                self.accept(request_id, publish, stats)?;
                 Ok(None)
             }
             Err(refusal) => {
-                warn!(%app, %refusal, "publish refused");
-                let replies = self.session.reject_request(
-                    request_id,
-                    status_code(&refusal),
-                    &refusal.to_string(),
-                )?;
-                self.queue(replies);
-                Ok(Some(Ending::Refused))
+                if refusal == Refusal::BadKey {
+                    self.context.key_failures.record(addr, Instant::now());
+                }
+                self.refuse(request_id, &app, refusal)
             }
         }
+    }
+
+    /// Tells the client why its publish is refused; the connection then closes.
+    fn refuse(
+        &mut self,
+        request_id: u32,
+        app: &str,
+        refusal: Refusal,
+    ) -> Result<Option<Ending>, ConnectionError> {
+        warn!(%app, %refusal, "publish refused");
+        self.context.stats.refused(match refusal {
+            Refusal::BadKey => RefusedAs::BadKey,
+            Refusal::BadApp => RefusedAs::BadApp,
+            Refusal::Unavailable => RefusedAs::Unavailable,
+            Refusal::RateLimited { .. } => RefusedAs::RateLimited,
+        });
+        let replies =
+            self.session
+                .reject_request(request_id, status_code(&refusal), &refusal.to_string())?;
+        self.queue(replies);
+        Ok(Some(Ending::Refused))
     }
 
     fn accept(
         &mut self,
         request_id: u32,
         publish: Publish<G::Sink>,
+        stats: Arc<PublishStats>,
     ) -> Result<(), ConnectionError> {
         // Guard the sink before anything can fail, so `end` is called even then.
         let sink = SinkGuard(Some(publish.sink));
         tracing::Span::current().record("stream", publish.label.as_str());
         info!("publish accepted");
         self.kick = publish.kick;
+        let limits = &self.context.limits;
         self.publish = Some(Active {
             sink,
             label: publish.label,
+            sampler: BitrateSampler::new(&stats),
+            stats,
+            timeline: Timeline::new(limits.max_timestamp_jump),
+            keyframe_deadline: Some(Instant::now() + limits.first_keyframe_timeout),
+            last_keyframe_ms: None,
+            last_discontinuity_log: None,
+            _counted: ActivePublish::new(self.context.stats.clone()),
         });
         let replies = self.session.accept_request(request_id)?;
         self.queue(replies);
@@ -441,7 +615,7 @@ impl<G: PublishGate> Connection<G> {
 
     fn on_media(
         &mut self,
-        kind: MediaKind,
+        track: Track,
         timestamp_ms: u32,
         data: Bytes,
     ) -> Result<(), ConnectionError> {
@@ -449,17 +623,15 @@ impl<G: PublishGate> Connection<G> {
         let Some(active) = self.publish.as_mut() else {
             return Ok(());
         };
-        let check = match kind {
-            MediaKind::Video => flv::check_video(&data),
-            MediaKind::Audio => flv::check_audio(&data),
+        let check = match track {
+            Track::Video => flv::check_video(&data),
+            Track::Audio => flv::check_audio(&data),
         };
         match check {
             Ok(Tag::Empty) => Ok(()),
-            Ok(Tag::Media) => Ok(match kind {
-                MediaKind::Video => active.sink.video(timestamp_ms, data),
-                MediaKind::Audio => active.sink.audio(timestamp_ms, data),
-            }?),
+            Ok(Tag::Media) => Ok(active.deliver(track, timestamp_ms, data)?),
             Err(codec) => {
+                active.stats.drop_tag();
                 warn!("refusing codec {codec} on stream {}", active.label);
                 Err(codec.into())
             }
@@ -470,14 +642,19 @@ impl<G: PublishGate> Connection<G> {
 /// The `onStatus` code of a refused publish. Clients show the description, not the code.
 fn status_code(refusal: &Refusal) -> &'static str {
     match refusal {
-        Refusal::BadKey | Refusal::Busy | Refusal::BadApp => "NetStream.Publish.BadName",
+        Refusal::BadKey | Refusal::BadApp => "NetStream.Publish.BadName",
+        Refusal::RateLimited { .. } => "NetStream.Publish.Rejected",
         Refusal::Unavailable => "NetStream.Failed",
     }
 }
 
 /// Reads and discards until the client closes, for at most `patience`, optionally after sending
 /// our FIN, so that our close does not reset a connection the client is still using.
-async fn wait_for_client_close(mut socket: TcpStream, fin_first: bool, patience: Duration) {
+async fn wait_for_client_close<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    fin_first: bool,
+    patience: Duration,
+) {
     let drain = async {
         if fin_first {
             socket.shutdown().await?;

@@ -43,6 +43,12 @@ pub fn check_video(body: &[u8]) -> Result<Tag, UnsupportedCodec> {
     }
 }
 
+/// Whether an AVC video tag body (already through [`check_video`]) is a keyframe: frame type 1,
+/// and an AVC NALU packet (the sequence header and end of sequence are not frames).
+pub fn is_keyframe(body: &[u8]) -> bool {
+    matches!(body, [first, 1, ..] if first >> 4 == 1)
+}
+
 pub fn check_audio(body: &[u8]) -> Result<Tag, UnsupportedCodec> {
     let Some(&first) = body.first() else {
         return Ok(Tag::Empty);
@@ -101,6 +107,14 @@ mod tests {
         assert_eq!(check_video(&[0x17, 0x00, 0, 0, 0]), Ok(Tag::Media));
         assert_eq!(check_video(&[0x27, 0x01, 0, 0, 0]), Ok(Tag::Media));
         assert_eq!(check_video(&[]), Ok(Tag::Empty));
+    }
+
+    #[test]
+    fn tells_keyframes() {
+        assert!(is_keyframe(&[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1]));
+        assert!(!is_keyframe(&[0x17, 0x00, 0, 0, 0]), "sequence header");
+        assert!(!is_keyframe(&[0x27, 0x01, 0, 0, 0]), "inter frame");
+        assert!(!is_keyframe(&[0x17]));
     }
 
     #[test]

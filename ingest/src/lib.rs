@@ -3,6 +3,10 @@
 //!
 //! This crate knows sockets and the RTMP protocol (rml_rtmp is the sans-IO core), nothing of
 //! databases, HTTP or GStreamer: the composition root plugs those in through the two traits.
+//!
+//! A [`Server`] serves RTMP ([`Server::serve`]) and RTMPS ([`Server::serve_tls`], with a
+//! [`load_tls_config`] or [`generate_self_signed`] certificate) listeners that share its caps,
+//! its invalid-key limiter and its [`IngestStats`]. Every publish gets a [`PublishStats`].
 
 use std::fmt;
 use std::future::Future;
@@ -15,10 +19,38 @@ mod chunks;
 mod connection;
 mod flv;
 mod limits;
+mod per_addr;
 mod server;
+mod stats;
+mod timeline;
+mod tls;
 
 pub use limits::Limits;
-pub use server::serve;
+pub use server::{Server, serve, serve_tls};
+pub use stats::{
+    BITRATE_WINDOW, IngestStats, IngestStatsSnapshot, PublishStats, PublishStatsSnapshot,
+};
+pub use tls::{TlsError, generate_self_signed, load_tls_config};
+/// The rustls this crate is built with, for [`rustls::ServerConfig`].
+pub use tokio_rustls::rustls;
+
+/// Serves one already-connected byte stream exactly as [`serve`] serves each accepted TCP socket
+/// (handshake, chunk screen, rml_rtmp session, gate, codec checks, sink), without the accept loop
+/// and its per-connection panic isolation. For the fuzz target in `ingest/fuzz`; not a stable API.
+#[doc(hidden)]
+pub async fn serve_stream<G, S>(
+    stream: S,
+    peer: SocketAddr,
+    gate: std::sync::Arc<G>,
+    limits: std::sync::Arc<Limits>,
+    shutdown: CancellationToken,
+) where
+    G: PublishGate,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let context = server::Context::new(gate, limits, std::sync::Arc::new(IngestStats::new()));
+    connection::handle(stream, peer, std::sync::Arc::new(context), shutdown, None).await
+}
 
 /// A stream key as received in `publish`. Its `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,6 +78,9 @@ pub struct PublishRequest {
     pub app: String,
     pub stream_key: StreamKey,
     pub peer: SocketAddr,
+    /// This publish's counters, updated by the ingest as media flows (if it is accepted). Keep
+    /// the `Arc` to show them.
+    pub stats: std::sync::Arc<PublishStats>,
 }
 
 /// Why a publish is refused. Sent to the client as an `onStatus` error, then the socket closes.
@@ -54,15 +89,24 @@ pub enum Refusal {
     /// Unknown key, or a key whose stream may not publish now.
     #[error("invalid stream key")]
     BadKey,
-    /// The stream already has a connected publisher.
-    #[error("stream is already publishing")]
-    Busy,
     /// The RTMP application is not one we serve.
     #[error("unknown application")]
     BadApp,
     /// Something on our side failed; the client may retry.
     #[error("server unavailable")]
     Unavailable,
+    /// Too many invalid keys from the client's address recently (see
+    /// `Limits::bad_key_max_failures`). Made by the ingest itself, before asking the gate.
+    #[error(
+        "too many invalid stream keys from this address; retry in {} s",
+        whole_seconds(.retry_after)
+    )]
+    RateLimited { retry_after: std::time::Duration },
+}
+
+/// Seconds, rounded up, at least 1: "retry in 0 s" would invite a retry that fails.
+fn whole_seconds(d: &std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// An accepted publish: where the media goes, and how the rest of the system ends it.

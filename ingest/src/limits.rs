@@ -23,7 +23,23 @@ pub struct Limits {
     /// the session at once.
     pub max_buffered_bytes: usize,
     /// Connections open at once, publishing or not. Over it, new connections are closed at once.
+    /// Shared by every listener of one [`crate::Server`].
     pub max_connections: usize,
+    /// Connections open at once from one address (an IPv4 address or an IPv6 /64). Over it, new
+    /// connections from that address are closed at once (logged once a minute per address).
+    pub max_connections_per_ip: usize,
+    /// Invalid stream keys (the gate said [`crate::Refusal::BadKey`]) an address may try within
+    /// `bad_key_window`; once reached, its publishes are refused at once, without asking the gate,
+    /// until the oldest of them leaves the window. 0 disables the limit.
+    pub bad_key_max_failures: u32,
+    pub bad_key_window: Duration,
+    /// Addresses remembered for `bad_key_max_failures`; over it, the stalest are forgotten.
+    pub bad_key_max_addresses: usize,
+    /// A timestamp moving forward by more than this in one tag is a discontinuity, re-based so the
+    /// sink sees a continuous timeline (as is any backward step of more than 100 ms in a track).
+    pub max_timestamp_jump: Duration,
+    /// A publish must send a video keyframe within this of being accepted, or it is ended.
+    pub first_keyframe_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -36,6 +52,12 @@ impl Default for Limits {
             max_chunk_size: 64 * 1024,
             max_buffered_bytes: 64 * 1024,
             max_connections: 1000,
+            max_connections_per_ip: 20,
+            bad_key_max_failures: 5,
+            bad_key_window: Duration::from_secs(60),
+            bad_key_max_addresses: 10_000,
+            max_timestamp_jump: Duration::from_secs(5),
+            first_keyframe_timeout: Duration::from_secs(10),
         }
     }
 }

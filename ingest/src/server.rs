@@ -1,4 +1,6 @@
-//! The accept loop: connection cap, TCP_NODELAY, one task per connection, panic isolation.
+//! The accept loops: connection caps (total and per address), TCP_NODELAY, one task per
+//! connection, panic isolation. RTMP and RTMPS listeners of one [`Server`] share their caps,
+//! their invalid-key limiter and their [`IngestStats`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,54 +9,215 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::per_addr::{AddrKey, AddrSlot, ConnectionsPerAddr, KeyFailures};
+use crate::stats::IngestStats;
 use crate::{Limits, PublishGate, connection};
 
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What every connection of a server shares.
+pub(crate) struct Context<G> {
+    pub gate: Arc<G>,
+    pub limits: Arc<Limits>,
+    pub stats: Arc<IngestStats>,
+    pub key_failures: KeyFailures,
+}
+
+impl<G> Context<G> {
+    pub fn new(gate: Arc<G>, limits: Arc<Limits>, stats: Arc<IngestStats>) -> Self {
+        let key_failures = KeyFailures::new(
+            limits.bad_key_max_failures,
+            limits.bad_key_window,
+            limits.bad_key_max_addresses,
+        );
+        Self {
+            gate,
+            limits,
+            stats,
+            key_failures,
+        }
+    }
+}
+
+/// An RTMP/RTMPS ingest server: one gate, one set of limits, counters and caps shared by all
+/// the listeners it serves. Cheap to clone (it is a handle).
+pub struct Server<G> {
+    context: Arc<Context<G>>,
+    permits: Arc<Semaphore>,
+    per_addr: Arc<ConnectionsPerAddr>,
+}
+
+impl<G> Clone for Server<G> {
+    fn clone(&self) -> Self {
+        Self {
+            context: self.context.clone(),
+            permits: self.permits.clone(),
+            per_addr: self.per_addr.clone(),
+        }
+    }
+}
+
+impl<G: PublishGate> Server<G> {
+    pub fn new(gate: Arc<G>, limits: Limits) -> Self {
+        let permits = Arc::new(Semaphore::new(
+            limits.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
+        let per_addr = Arc::new(ConnectionsPerAddr::new(limits.max_connections_per_ip));
+        let context = Arc::new(Context::new(
+            gate,
+            Arc::new(limits),
+            Arc::new(IngestStats::new()),
+        ));
+        Self {
+            context,
+            permits,
+            per_addr,
+        }
+    }
+
+    /// The server-wide counters; keep the `Arc` and call [`IngestStats::snapshot`].
+    pub fn stats(&self) -> Arc<IngestStats> {
+        self.context.stats.clone()
+    }
+
+    /// Accepts RTMP publishers on `listener` until `shutdown` is cancelled, then closes every
+    /// connection (their publishes end with `EndReason::Failed`) and returns once they are gone.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        self.accept_loop(listener, None, shutdown).await
+    }
+
+    /// As [`Server::serve`], for RTMPS: every connection is TLS first. The TLS handshake counts
+    /// against `Limits::handshake_timeout`, together with the RTMP handshake.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+        shutdown: CancellationToken,
+    ) {
+        self.accept_loop(listener, Some(TlsAcceptor::from(tls)), shutdown)
+            .await
+    }
+
+    async fn accept_loop(
+        self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: CancellationToken,
+    ) {
+        let scheme = if tls.is_some() { "RTMPS" } else { "RTMP" };
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                // Reap finished connections so the set does not grow with every connection ever made.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        if let Some(task) = self.admit(socket, peer, tls.clone(), &shutdown) {
+                            connections.spawn(task);
+                        }
+                    }
+                    Err(error) => {
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        info!(
+            open = connections.len(),
+            "{scheme} server stopping; closing connections"
+        );
+        while connections.join_next().await.is_some() {}
+    }
+
+    /// The connection's task, or `None` if a cap closes it at once (by dropping the socket).
+    fn admit(
+        &self,
+        socket: TcpStream,
+        peer: SocketAddr,
+        tls: Option<TlsAcceptor>,
+        shutdown: &CancellationToken,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let addr = AddrKey::of(peer.ip());
+        let stats = &self.context.stats;
+        let Some(slot) = self.per_addr.try_open(addr) else {
+            stats.rejected_per_ip_cap();
+            if self.per_addr.should_log(addr, Instant::now()) {
+                warn!(
+                    %addr,
+                    max = self.context.limits.max_connections_per_ip,
+                    "too many connections from one address; closing new ones (logged once a minute)"
+                );
+            }
+            return None;
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            stats.rejected_total_cap();
+            warn!(%peer, "connection limit reached; closing the new connection");
+            return None;
+        };
+        stats.connection_opened();
+        let held = Held {
+            _permit: permit,
+            _slot: slot,
+            stats: stats.clone(),
+        };
+        Some(supervise(
+            socket,
+            peer,
+            self.context.clone(),
+            shutdown.clone(),
+            tls,
+            held,
+        ))
+    }
+}
+
+/// What an open connection holds, released when its task ends, panic or not.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _slot: AddrSlot,
+    stats: Arc<IngestStats>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stats.connection_closed();
+    }
+}
+
 /// Accepts RTMP publishers on `listener` until `shutdown` is cancelled, then closes every
-/// connection (their publishes end with `EndReason::Failed`) and returns once they are gone.
+/// connection and returns once they are gone. Shorthand for [`Server::new`] + [`Server::serve`],
+/// for a single listener whose counters nobody reads.
 pub async fn serve<G: PublishGate>(
     listener: TcpListener,
     gate: Arc<G>,
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let limits = Arc::new(limits);
-    let permits = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            // Reap finished connections so the set does not grow with every connection ever made.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        warn!(%peer, "connection limit reached; closing the new connection");
-                        continue;
-                    };
-                    let task = supervise(socket, peer, gate.clone(), limits.clone(), shutdown.clone(), permit);
-                    connections.spawn(task);
-                }
-                Err(error) => {
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    info!(
-        open = connections.len(),
-        "RTMP server stopping; closing connections"
-    );
-    while connections.join_next().await.is_some() {}
+    Server::new(gate, limits).serve(listener, shutdown).await
+}
+
+/// RTMPS counterpart of [`serve`]: shorthand for [`Server::new`] + [`Server::serve_tls`].
+pub async fn serve_tls<G: PublishGate>(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    gate: Arc<G>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    Server::new(gate, limits)
+        .serve_tls(listener, tls, shutdown)
+        .await
 }
 
 /// Runs one connection on its own task, so that a panic in it (rml_rtmp is known to panic on
@@ -63,17 +226,17 @@ pub async fn serve<G: PublishGate>(
 async fn supervise<G: PublishGate>(
     socket: TcpStream,
     peer: SocketAddr,
-    gate: Arc<G>,
-    limits: Arc<Limits>,
+    context: Arc<Context<G>>,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    tls: Option<TlsAcceptor>,
+    _held: Held,
 ) {
     if let Err(error) = socket.set_nodelay(true) {
         warn!(%peer, %error, "could not set TCP_NODELAY");
     }
-    let span = info_span!("rtmp", %peer, stream = tracing::field::Empty);
+    let span = info_span!("rtmp", %peer, tls = tls.is_some(), stream = tracing::field::Empty);
     let task = tokio::spawn(
-        connection::handle(socket, peer, gate, limits, shutdown).instrument(span.clone()),
+        connection::handle(socket, peer, context, shutdown, tls).instrument(span.clone()),
     );
     if let Err(join_error) = task.await {
         // The panic message itself went to stderr through the panic hook; it is not repeated here

@@ -67,6 +67,27 @@ async fn ffmpeg_publishes_h264_and_aac() {
         .iter()
         .any(|v| v[1] == 1 && v[2..5] != [0, 0, 0]);
     assert!(reordered, "expected composition-time offsets from B-frames");
+    // The counters the gate was handed: 2 s at 30 fps with a keyframe every 30 frames.
+    let stats = server.publish_stats("ff").snapshot();
+    assert_eq!(stats.video_frames, video_bodies(&recs).len() as u64);
+    assert_eq!(stats.audio_frames, audio_bodies(&recs).len() as u64);
+    assert_eq!(stats.keyframes, 2, "{stats:?}");
+    assert_eq!(stats.last_keyframe_interval_ms, Some(1000), "{stats:?}");
+    assert_eq!((stats.dropped, stats.timestamp_discontinuities), (0, 0));
+    let media_bytes: usize = recs
+        .iter()
+        .map(|r| match r {
+            Rec::Video(_, d) | Rec::Audio(_, d) => d.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(stats.bytes_in > media_bytes as u64, "{stats:?}");
+    assert!(stats.bitrate_bps > 50_000, "{stats:?}");
+    server
+        .wait_for_stats(|s| {
+            s.publishes_accepted == 1 && s.publishes_active == 0 && s.connections_open == 0
+        })
+        .await;
     let all = server.stop().await;
     assert_eq!(ends(&all["ff"]).len(), 1, "end is called exactly once");
 }

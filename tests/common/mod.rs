@@ -2,6 +2,8 @@
 //! temporary data dir, and real publishers (ffmpeg, GStreamer) and readers (ffprobe, m3u8-rs).
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod rtmp;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +19,7 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
     pub http: String,
     pub rtmp: String,
+    pub rtmps: Option<String>,
     log: Arc<Mutex<String>>,
     pub client: reqwest::Client,
 }
@@ -69,12 +72,25 @@ impl Server {
         let ready = ready_rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
             panic!("hawker did not become ready; log:\n{}", log.lock().unwrap())
         });
-        let field = |name: &str| -> String {
-            let start = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
-            ready[start..].split_whitespace().next().unwrap().to_owned()
+        let field = |name: &str| -> Option<String> {
+            let start = ready.find(&format!(" {name}="))? + name.len() + 2;
+            Some(ready[start..].split_whitespace().next()?.to_owned())
         };
-        let (http, rtmp) = (field("http"), field("rtmp"));
-        Server { child, data_dir, http: format!("http://{http}"), rtmp: format!("rtmp://{rtmp}/live"), log, client: reqwest::Client::new() }
+        let (http, rtmp) = (field("http").expect("http address"), field("rtmp").expect("rtmp address"));
+        Server {
+            child,
+            data_dir,
+            http: format!("http://{http}"),
+            rtmp: format!("rtmp://{rtmp}/live"),
+            rtmps: field("rtmps").map(|addr| format!("rtmps://{addr}/live")),
+            log,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `host:port` of the RTMP listener.
+    pub fn rtmp_addr(&self) -> String {
+        self.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned()
     }
 
     pub fn log(&self) -> String {

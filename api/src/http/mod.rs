@@ -3,6 +3,7 @@
 mod auth;
 mod error;
 mod hls;
+mod metrics;
 mod settings;
 mod streams;
 
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/end", post(streams::end))
         .route("/streams/{id}/cancel", post(streams::cancel))
         .route("/streams/{id}/reset-key", post(streams::reset_key))
+        .route("/streams/{id}/stats", get(metrics::stream_stats))
         .route("/settings", get(settings::get).patch(settings::patch))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
@@ -41,5 +43,6 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .nest("/hls", hls)
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/metrics", get(metrics::prometheus))
         .with_state(state)
 }

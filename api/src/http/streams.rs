@@ -33,6 +33,9 @@ pub struct StreamView {
     /// Times the publisher came back after a drop.
     reconnects: i64,
     rtmp_url: String,
+    /// The RTMPS server URL, when RTMPS is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtmps_url: Option<String>,
     playback_url: String,
     created_at: DateTime<Utc>,
     scheduled_at: Option<DateTime<Utc>>,
@@ -49,6 +52,7 @@ impl StreamView {
             reconnects: (stream.publish_seq - 1).max(0),
             playback_url: state.urls.playback(&stream.playback_id),
             rtmp_url: state.urls.rtmp.clone(),
+            rtmps_url: state.urls.rtmps.clone(),
             stream_key: show_key.then_some(stream.stream_key),
             id: stream.id,
             playback_id: stream.playback_id,

@@ -5,18 +5,24 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hawker_ingest::{
-    EndReason, Limits, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, serve,
+    EndReason, IngestStats, Limits, MediaSink, Publish, PublishGate, PublishRequest, PublishStats,
+    Refusal, Server, SinkError,
 };
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::rml_amf0::Amf0Value;
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
@@ -45,9 +51,12 @@ pub enum Rec {
 
 type Events = mpsc::UnboundedSender<(String, Rec)>;
 
+type StatsTable = Arc<Mutex<HashMap<String, Arc<PublishStats>>>>;
+
 pub struct TestGate {
     events: Events,
     kicks: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    stats: StatsTable,
 }
 
 pub struct TestSink {
@@ -104,6 +113,10 @@ impl PublishGate for TestGate {
                     .lock()
                     .expect("kicks")
                     .insert(label.clone(), kick.clone());
+                self.stats
+                    .lock()
+                    .expect("stats")
+                    .insert(label.clone(), request.stats.clone());
                 let sink = TestSink {
                     label: label.clone(),
                     events: self.events.clone(),
@@ -124,38 +137,92 @@ impl PublishGate for TestGate {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub stats: Arc<IngestStats>,
+    tls: bool,
     events: mpsc::UnboundedReceiver<(String, Rec)>,
     inbox: HashMap<String, Vec<Rec>>,
     kicks: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    publish_stats: StatsTable,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+    /// Holds the self-signed certificate of an RTMPS server.
+    _cert_dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
     pub async fn start(limits: Limits) -> Self {
+        Self::start_with(limits, false).await
+    }
+
+    /// An RTMPS server with a fresh self-signed certificate.
+    pub async fn start_tls(limits: Limits) -> Self {
+        Self::start_with(limits, true).await
+    }
+
+    async fn start_with(limits: Limits, tls: bool) -> Self {
         init_logs();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, events) = mpsc::unbounded_channel();
         let kicks = Arc::new(Mutex::new(HashMap::new()));
+        let publish_stats = StatsTable::default();
         let gate = Arc::new(TestGate {
             events: tx,
             kicks: kicks.clone(),
+            stats: publish_stats.clone(),
         });
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, gate, limits, shutdown.clone()));
+        let server = Server::new(gate, limits);
+        let stats = server.stats();
+        let (task, cert_dir) = if tls {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            hawker_ingest::generate_self_signed(&cert, &key, &["127.0.0.1".to_owned()])
+                .expect("self-signed certificate");
+            let config = hawker_ingest::load_tls_config(&cert, &key).expect("TLS config");
+            let task = tokio::spawn(server.serve_tls(listener, Arc::new(config), shutdown.clone()));
+            (task, Some(dir))
+        } else {
+            (tokio::spawn(server.serve(listener, shutdown.clone())), None)
+        };
         Self {
             addr,
+            stats,
+            tls,
             events,
             inbox: HashMap::new(),
             kicks,
+            publish_stats,
             shutdown,
             task,
+            _cert_dir: cert_dir,
         }
     }
 
     pub fn url(&self, key: &str) -> String {
-        format!("rtmp://{}/live/{key}", self.addr)
+        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        format!("{scheme}://{}/live/{key}", self.addr)
+    }
+
+    /// The counters the gate was handed for the publish `label`.
+    pub fn publish_stats(&self, label: &str) -> Arc<PublishStats> {
+        self.publish_stats.lock().expect("stats")[label].clone()
+    }
+
+    /// Waits until the server-wide counters satisfy `done`.
+    pub async fn wait_for_stats(&self, done: impl Fn(&hawker_ingest::IngestStatsSnapshot) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let snapshot = self.stats.snapshot();
+            if done(&snapshot) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stats never got there: {snapshot:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the records of `label` satisfy `done`, and returns them.
@@ -303,24 +370,170 @@ pub async fn ffmpeg(args: &[String]) -> Exit {
 
 /// A raw TCP client that completes the RTMP handshake and then does what the test says.
 pub async fn handshaken(addr: SocketAddr) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    let socket = TcpStream::connect(addr).await.expect("connect");
+    try_handshake(socket)
+        .await
+        .expect("server closed during the handshake")
+}
+
+/// Connects to `server` from the local address `source` (any 127.x works on Linux loopback).
+pub async fn connect_from(server: SocketAddr, source: &str) -> TcpStream {
+    let source: IpAddr = source.parse().expect("source ip");
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .expect("bind source");
+    socket.connect(server).await.expect("connect")
+}
+
+/// The client side of the RTMP handshake; `None` if the server closes first.
+pub async fn try_handshake(mut socket: TcpStream) -> Option<TcpStream> {
     let mut handshake = Handshake::new(PeerType::Client);
     let c0c1 = handshake.generate_outbound_p0_and_p1().expect("c0c1");
-    socket.write_all(&c0c1).await.expect("write c0c1");
+    socket.write_all(&c0c1).await.ok()?;
     let mut buf = [0u8; 4096];
     loop {
-        let n = socket.read(&mut buf).await.expect("read handshake");
-        assert!(n > 0, "server closed during the handshake");
+        let n = timeout(PATIENCE, socket.read(&mut buf))
+            .await
+            .expect("handshake in time")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
         match handshake.process_bytes(&buf[..n]).expect("handshake") {
             HandshakeProcessResult::InProgress { response_bytes } => {
-                socket.write_all(&response_bytes).await.expect("write");
+                socket.write_all(&response_bytes).await.ok()?;
             }
             HandshakeProcessResult::Completed { response_bytes, .. } => {
-                socket.write_all(&response_bytes).await.expect("write c2");
-                return socket;
+                socket.write_all(&response_bytes).await.ok()?;
+                return Some(socket);
             }
         }
     }
+}
+
+/// A hand-driven publisher (rml_rtmp's client session) that sends the tags a test chooses.
+pub struct RawPublisher {
+    pub socket: TcpStream,
+    session: ClientSession,
+}
+
+/// AVC sequence header, keyframe and inter frame, and AAC config and frame tag bodies (their
+/// payloads are not real H.264/AAC: the ingest does not decode them).
+pub const AVC_HEADER: &[u8] = &[0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f];
+pub const AVC_KEY: &[u8] = &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88];
+pub const AVC_INTER: &[u8] = &[0x27, 0x01, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a];
+pub const AAC_HEADER: &[u8] = &[0xAF, 0x00, 0x12, 0x10];
+pub const AAC_FRAME: &[u8] = &[0xAF, 0x01, 0x21, 0x00, 0x49];
+
+impl RawPublisher {
+    /// Connects (app `live`) and publishes `key` on a handshaken socket. `Err` carries the
+    /// server's refusal description, or says the server closed the connection.
+    pub async fn publish(socket: TcpStream, key: &str) -> Result<Self, String> {
+        let (session, initial) = ClientSession::new(ClientSessionConfig::new()).expect("session");
+        let mut publisher = Self { socket, session };
+        publisher.send_results(initial).await?;
+        let connect = publisher
+            .session
+            .request_connection("live".to_owned())
+            .expect("connect request");
+        publisher.send_results(vec![connect]).await?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = timeout(PATIENCE, publisher.socket.read(&mut buf))
+                .await
+                .expect("server answers in time")
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed by the server".to_owned());
+            }
+            let results = publisher
+                .session
+                .handle_input(&buf[..n])
+                .map_err(|e| format!("{e:?}"))?;
+            for result in results {
+                match result {
+                    ClientSessionResult::OutboundResponse(packet) => {
+                        publisher.write(&packet.bytes).await?
+                    }
+                    ClientSessionResult::RaisedEvent(event) => match event {
+                        ClientSessionEvent::ConnectionRequestAccepted => {
+                            let publish = publisher
+                                .session
+                                .request_publishing(key.to_owned(), PublishRequestType::Live)
+                                .expect("publish request");
+                            publisher.send_results(vec![publish]).await?;
+                        }
+                        ClientSessionEvent::PublishRequestAccepted => return Ok(publisher),
+                        ClientSessionEvent::ConnectionRequestRejected { description } => {
+                            return Err(description);
+                        }
+                        ClientSessionEvent::UnknownTransactionResultReceived {
+                            additional_values,
+                            ..
+                        } => return Err(description(&additional_values)),
+                        ClientSessionEvent::UnhandleableOnStatusCode { code } => return Err(code),
+                        _ => {}
+                    },
+                    ClientSessionResult::UnhandleableMessageReceived(_) => {}
+                }
+            }
+        }
+    }
+
+    pub async fn video(&mut self, timestamp: u32, body: &'static [u8]) -> Result<(), String> {
+        let result = self
+            .session
+            .publish_video_data(
+                Bytes::from_static(body),
+                RtmpTimestamp::new(timestamp),
+                false,
+            )
+            .expect("video");
+        self.send_results(vec![result]).await
+    }
+
+    pub async fn audio(&mut self, timestamp: u32, body: &'static [u8]) -> Result<(), String> {
+        let result = self
+            .session
+            .publish_audio_data(
+                Bytes::from_static(body),
+                RtmpTimestamp::new(timestamp),
+                false,
+            )
+            .expect("audio");
+        self.send_results(vec![result]).await
+    }
+
+    async fn send_results(&mut self, results: Vec<ClientSessionResult>) -> Result<(), String> {
+        for result in results {
+            if let ClientSessionResult::OutboundResponse(packet) = result {
+                self.write(&packet.bytes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.socket
+            .write_all(bytes)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The `description` of the status object in an `_error` reply.
+fn description(values: &[Amf0Value]) -> String {
+    values
+        .iter()
+        .find_map(|v| match v {
+            Amf0Value::Object(properties) => match properties.get("description") {
+                Some(Amf0Value::Utf8String(d)) => Some(d.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or_else(|| format!("refused: {values:?}"))
 }
 
 /// Reads and discards until the server closes the connection; returns when it did.

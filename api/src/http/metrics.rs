@@ -1,0 +1,104 @@
+//! `/metrics` in the Prometheus text format, and `/api/v1/streams/{id}/stats` for sellers.
+//! Labels carry stream ids, never keys.
+
+use std::fmt::Write;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use chrono::Utc;
+use serde::Serialize;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::model::StreamStatus;
+use crate::{AppState, IngestHealth};
+
+/// One metric family: `# HELP`, `# TYPE`, then its samples.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+fn single(value: u64) -> Vec<(String, f64)> {
+    vec![(String::new(), value as f64)]
+}
+
+pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    let c = state.live.ingest_counters();
+    let mut out = String::new();
+    family(&mut out, "hawker_ingest_connections_open", "gauge", "RTMP(S) connections open.", &single(c.connections_open));
+    family(&mut out, "hawker_ingest_connections_accepted_total", "counter", "RTMP(S) connections accepted.", &single(c.connections_accepted));
+    let rejected = [("total_cap", c.connections_rejected_total_cap), ("per_address_cap", c.connections_rejected_per_ip_cap)];
+    let rejected: Vec<_> = rejected.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v as f64)).collect();
+    family(&mut out, "hawker_ingest_connections_rejected_total", "counter", "Connections closed at once by a cap.", &rejected);
+    family(&mut out, "hawker_ingest_handshake_failures_total", "counter", "Connections that failed the handshake.", &single(c.handshake_failures));
+    family(&mut out, "hawker_ingest_publishes_active", "gauge", "Publishers connected.", &single(c.publishes_active));
+    family(&mut out, "hawker_ingest_publishes_accepted_total", "counter", "Publishes accepted.", &single(c.publishes_accepted));
+    let refused = [
+        ("bad_key", c.refused_bad_key),
+        ("bad_app", c.refused_bad_app),
+        ("unavailable", c.refused_unavailable),
+        ("rate_limited", c.refused_rate_limited),
+    ];
+    let refused: Vec<_> = refused.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v as f64)).collect();
+    family(&mut out, "hawker_ingest_publishes_refused_total", "counter", "Publishes refused, by reason.", &refused);
+
+    let streams = state.live.all_ingest_health();
+    let per_stream = |value: fn(&IngestHealth) -> f64| -> Vec<(String, f64)> {
+        streams.iter().map(|(id, h)| (format!("{{stream=\"{id}\"}}"), value(h))).collect()
+    };
+    let stream_families: [(&str, &str, &str, fn(&IngestHealth) -> f64); 11] = [
+        ("hawker_stream_publisher_connected", "gauge", "1 while a publisher is connected.", |h| f64::from(u8::from(h.connected))),
+        ("hawker_stream_ingest_bitrate_bps", "gauge", "Incoming bit rate over the last seconds.", |h| h.bitrate_in_bps as f64),
+        ("hawker_stream_packaged_bitrate_bps", "gauge", "Media bit rate handed to packaging.", |h| h.bitrate_out_bps as f64),
+        ("hawker_stream_ingest_bytes_total", "counter", "Bytes received from the publisher.", |h| h.bytes_in as f64),
+        ("hawker_stream_video_frames_total", "counter", "Video frames received.", |h| h.video_frames as f64),
+        ("hawker_stream_audio_frames_total", "counter", "Audio frames received.", |h| h.audio_frames as f64),
+        ("hawker_stream_keyframes_total", "counter", "Video keyframes received.", |h| h.keyframes as f64),
+        ("hawker_stream_keyframe_interval_seconds", "gauge", "Latest interval between keyframes.", |h| {
+            h.keyframe_interval_ms.map_or(0.0, |ms| ms as f64 / 1000.0)
+        }),
+        ("hawker_stream_fps", "gauge", "Video frames per second.", |h| h.fps),
+        ("hawker_stream_timestamp_discontinuities_total", "counter", "Timestamp jumps smoothed over.", |h| h.timestamp_discontinuities as f64),
+        ("hawker_stream_dropped_media_total", "counter", "Media the ingest could not deliver.", |h| h.dropped as f64),
+    ];
+    for (name, kind, help, value) in stream_families {
+        family(&mut out, name, kind, help, &per_stream(value));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+}
+
+#[derive(Serialize)]
+pub struct StreamStats {
+    status: StreamStatus,
+    /// Seconds since the stream first went live (to its end, once ended).
+    duration_seconds: Option<f64>,
+    reconnects: i64,
+    /// The latest publish's health; null when nothing is being packaged.
+    ingest: Option<IngestHealth>,
+}
+
+/// The seller's view of a stream: its owner and admins only.
+pub async fn stream_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StreamStats>, ApiError> {
+    let stream = state.db.stream(&id).await?.ok_or(ApiError::NotFound("stream"))?;
+    if !caller.controls(&stream) {
+        return Err(ApiError::Forbidden("only the stream's owner or an admin sees its stats"));
+    }
+    let duration_seconds = stream
+        .started_at
+        .map(|start| (stream.ended_at.unwrap_or_else(Utc::now) - start).num_milliseconds() as f64 / 1000.0);
+    Ok(Json(StreamStats {
+        status: stream.status,
+        duration_seconds,
+        reconnects: (stream.publish_seq - 1).max(0),
+        ingest: state.live.ingest_health(&id),
+    }))
+}

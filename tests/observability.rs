@@ -1,0 +1,71 @@
+//! RTMPS publishing, the seller's ingest health and the Prometheus metrics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rtmps_publish_with_health_and_metrics() {
+    let server = Server::start_with(&["--tls-self-signed", "--rtmps", "127.0.0.1:0"]);
+    let rtmps = server.rtmps.clone().expect("an RTMPS listener");
+    let seller = server.user("seller", "seller");
+    let other = server.user("other", "seller");
+    let created = server.create_stream(&seller, "Encrypted").await;
+    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    assert_eq!(created["rtmps_url"], rtmps.as_str());
+
+    let wrong = ffmpeg_publish(&format!("{rtmps}/sk_{}", "B".repeat(43)), 2).wait_with_output().await.unwrap();
+    assert!(!wrong.status.success(), "a wrong key was accepted over RTMPS");
+
+    let mut publisher = ffmpeg_publish(&format!("{rtmps}/{key}"), 30);
+    server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    // Let a few seconds of media through, so rates and keyframe intervals exist.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let playlist = loop {
+        if let Some(text) = server.media_playlist(pid).await {
+            let playlist = parse_media(&text);
+            if playlist.segments.len() >= 2 {
+                break playlist;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no segments over RTMPS");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    server.check_segments_decode(pid, &playlist).await;
+
+    let (status, stats) = server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&seller), None).await;
+    assert_eq!(status, 200, "{stats}");
+    let ingest = &stats["ingest"];
+    assert_eq!(ingest["connected"], true, "{stats}");
+    assert!(ingest["bitrate_in_bps"].as_u64().unwrap() > 300_000, "{stats}");
+    assert!(ingest["bitrate_out_bps"].as_u64().unwrap() > 300_000, "{stats}");
+    assert!(ingest["keyframes"].as_u64().unwrap() >= 2, "{stats}");
+    assert_eq!(ingest["keyframe_interval_ms"], 2000, "{stats}");
+    let fps = ingest["fps"].as_f64().unwrap();
+    assert!((20.0..=40.0).contains(&fps), "fps {fps}");
+    assert_eq!(stats["reconnects"], 0);
+    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&other), None).await.0, 403);
+    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/stats"), None, None).await.0, 401);
+
+    let response = server.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let metrics = response.text().await.unwrap();
+    let sample = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(sample(&format!("hawker_stream_ingest_bitrate_bps{{stream=\"{id}\"}}")) > 300_000.0);
+    assert_eq!(sample(&format!("hawker_stream_publisher_connected{{stream=\"{id}\"}}")), 1.0);
+    assert_eq!(sample("hawker_ingest_publishes_active"), 1.0);
+    assert!(sample("hawker_ingest_publishes_refused_total{reason=\"bad_key\"}") >= 1.0);
+    assert!(!metrics.contains(key), "a key in the metrics");
+
+    let _ = publisher.kill().await;
+    server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
+    let (_, stats) = server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&seller), None).await;
+    assert_eq!(stats["ingest"]["connected"], false, "{stats}");
+    server.assert_log_free_of(&[key]);
+}
