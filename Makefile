@@ -9,7 +9,7 @@ BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
 
 CARGO ?= cargo
 
-.PHONY: run test deps bench-deps build release bench clean
+.PHONY: run test deps bench-deps build release bench clean fuzz
 
 run: deps release
 	./target/release/hawker serve
@@ -31,6 +31,17 @@ release:
 
 bench: bench-deps release
 	./bench/slice.sh
+
+# Fuzzes the RTMP ingest's byte input for FUZZ_TIME seconds on one core (ingest/fuzz/README.md).
+# cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
+# Not part of `test`: its separate sanitizer build alone takes minutes.
+FUZZ_TIME ?= 900
+CARGO_FUZZ_VERSION := 0.13.2
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz@$(CARGO_FUZZ_VERSION) --locked
+	cd ingest/fuzz && mkdir -p corpus-run && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run ingest_input \
+		corpus-run corpus/ingest_input -- -max_total_time=$(FUZZ_TIME) -dict=rtmp.dict -print_final_stats=1
 
 clean:
 	$(CARGO) clean
