@@ -182,3 +182,45 @@ async fn connections_over_the_cap_are_closed_at_once() {
     assert!(closed_by_server(&mut second).await - connected < Duration::from_secs(1));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn commands_sent_in_one_write_are_answered_in_order() {
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    let server = TestServer::start(Limits::default()).await;
+    // The handshake's last part (C2) and every command go out in one write: rml_rtmp must
+    // answer them in order (connect accepted before createStream and publish).
+    let mut socket = TcpStream::connect(server.addr).await.expect("connect");
+    let mut handshake = Handshake::new(PeerType::Client);
+    socket.write_all(&handshake.generate_outbound_p0_and_p1().expect("c0c1")).await.expect("write");
+    let mut buf = [0u8; 4096];
+    let mut bytes = loop {
+        let n = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await.expect("read");
+        assert!(n > 0, "closed during the handshake");
+        match handshake.process_bytes(&buf[..n]).expect("handshake") {
+            HandshakeProcessResult::InProgress { response_bytes } => socket.write_all(&response_bytes).await.expect("write"),
+            HandshakeProcessResult::Completed { response_bytes, .. } => break response_bytes,
+        }
+    };
+    let mut s = ChunkSerializer::new();
+    let app = Amf0Value::Object([("app".to_owned(), Amf0Value::Utf8String("live".into()))].into());
+    bytes.extend(chunks(&mut s, &command("connect", 1.0, app, vec![], 0)));
+    bytes.extend(chunks(&mut s, &command("createStream", 2.0, Amf0Value::Null, vec![], 0)));
+    let key = Amf0Value::Utf8String(good_key("pipelined"));
+    let publish = command("publish", 3.0, Amf0Value::Null, vec![key, Amf0Value::Utf8String("live".into())], 1);
+    bytes.extend(chunks(&mut s, &publish));
+    socket.write_all(&bytes).await.expect("write");
+
+    // The replies are raw RTMP; the publish status is plain text inside them.
+    let mut replies = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(5), async {
+        while !replies.windows(23).any(|w| w == b"NetStream.Publish.Start") {
+            let n = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await.expect("read");
+            assert!(n > 0, "closed before the publish was accepted");
+            replies.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "a pipelined publish was not accepted");
+    drop(socket);
+    server.stop().await;
+}
