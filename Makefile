@@ -9,13 +9,21 @@ BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
 
 CARGO ?= cargo
 
-.PHONY: run test deps bench-deps build release bench clean fuzz
+.PHONY: run test deps s3s-fs bench-deps build release bench clean fuzz
 
 run: deps release
 	./target/release/hawker serve
 
-test: deps
+test: deps s3s-fs
 	$(CARGO) test --workspace --locked
+
+# The S3 server the storage tests run against (checks SigV4 signatures). 0.14.1 is the last
+# release that builds on rustc 1.95.
+S3S_FS_VERSION := 0.14.1
+
+s3s-fs:
+	@command -v s3s-fs >/dev/null || test -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/s3s-fs" || \
+		$(CARGO) install s3s-fs@$(S3S_FS_VERSION) --features binary --locked
 
 deps:
 	@./scripts/install-debs $(DEB_PACKAGES)

@@ -24,6 +24,26 @@ pub struct FileConfig {
     pub public_rtmps_url: Option<String>,
     pub segment_duration: Option<f64>,
     pub live_window: Option<usize>,
+    pub poster_interval: Option<f64>,
+    /// LL-HLS on (default) or off.
+    pub ll_hls: Option<bool>,
+    /// LL-HLS part target, seconds.
+    pub part_duration: Option<f64>,
+    /// `local` (default) or `s3`.
+    pub storage: Option<StorageKind>,
+    pub s3_endpoint: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_prefix: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub s3_delivery: Option<DeliveryArg>,
+    pub s3_public_base_url: Option<String>,
+    pub s3_create_bucket: Option<bool>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_upload_concurrency: Option<usize>,
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_bytes: Option<u64>,
 }
 
 impl FileConfig {
@@ -48,6 +68,150 @@ pub struct ServeConfig {
     pub public_rtmps_url: Option<String>,
     pub segment_duration: Duration,
     pub live_window: usize,
+    /// Zero: no posters.
+    pub poster_interval: Duration,
+    /// LL-HLS part target; `None`: LL-HLS off.
+    pub part_duration: Option<Duration>,
+    pub storage: StorageConfig,
+}
+
+/// Where media objects go.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// Files under `DATA_DIR/media`.
+    Local,
+    S3(hawker_storage::S3Config),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryArg {
+    Serve,
+    Redirect,
+}
+
+/// Storage flags of `serve` (each also an environment variable and a config-file field).
+#[derive(Debug, clap::Args)]
+pub struct StorageArgs {
+    /// Where media goes: `local` (files under DATA_DIR/media) or `s3` [default: local]
+    #[arg(long, env = "HAWKER_STORAGE", value_enum)]
+    pub storage: Option<StorageKind>,
+    /// S3 endpoint URL (MinIO, R2, Garage, s3s…); unset for AWS S3
+    #[arg(long, env = "HAWKER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket (required with --storage s3)
+    #[arg(long, env = "HAWKER_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 region [default: AWS_REGION / the AWS profile, else us-east-1]
+    #[arg(long, env = "HAWKER_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Prefix of every object key in the bucket, e.g. `hawker/` [default: none]
+    #[arg(long, env = "HAWKER_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Path-style addressing (endpoint/bucket/key) [default: true with --s3-endpoint, else false]
+    #[arg(long, env = "HAWKER_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+    /// `serve`: hawker serves segments from the store; `redirect`: segments already uploaded
+    /// are answered with a redirect to --s3-public-base-url (or a presigned URL) [default: serve]
+    #[arg(long, env = "HAWKER_S3_DELIVERY", value_enum)]
+    pub s3_delivery: Option<DeliveryArg>,
+    /// Public base URL of the bucket's keys (a CDN or the bucket's public URL), for redirects
+    #[arg(long, env = "HAWKER_S3_PUBLIC_BASE_URL")]
+    pub s3_public_base_url: Option<String>,
+    /// Create the bucket on start when it does not exist [default: false]
+    #[arg(long, env = "HAWKER_S3_CREATE_BUCKET")]
+    pub s3_create_bucket: Option<bool>,
+    /// Parallel uploads [default: 4]
+    #[arg(long, env = "HAWKER_S3_UPLOAD_CONCURRENCY")]
+    pub s3_upload_concurrency: Option<usize>,
+    /// Folder where objects wait for upload [default: DATA_DIR/spool]
+    #[arg(long, env = "HAWKER_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Bound of the spool in bytes [default: 2 GiB]
+    #[arg(long, env = "HAWKER_SPOOL_MAX_BYTES")]
+    pub spool_max_bytes: Option<u64>,
+}
+
+/// Merges the storage flags, variables and file fields. Credentials: the config file's
+/// `s3_access_key_id`/`s3_secret_access_key`, else the AWS chain (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`…), read by the SDK.
+pub fn storage(
+    args: StorageArgs,
+    file: &FileConfig,
+    data_dir: &Path,
+    segment_duration: Duration,
+) -> anyhow::Result<StorageConfig> {
+    if args.storage.or(file.storage).unwrap_or(StorageKind::Local) == StorageKind::Local {
+        return Ok(StorageConfig::Local);
+    }
+    let Some(bucket) = args.s3_bucket.or_else(|| file.s3_bucket.clone()).filter(|b| !b.is_empty()) else {
+        bail!("S3 storage needs a bucket: --s3-bucket, HAWKER_S3_BUCKET or s3_bucket in the config file");
+    };
+    let endpoint = args.s3_endpoint.or_else(|| file.s3_endpoint.clone()).filter(|e| !e.is_empty());
+    let credentials = match (&file.s3_access_key_id, &file.s3_secret_access_key) {
+        (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
+        (None, None) => None,
+        _ => bail!("the config file needs both s3_access_key_id and s3_secret_access_key, or neither"),
+    };
+    let delivery = match args.s3_delivery.or(file.s3_delivery).unwrap_or(DeliveryArg::Serve) {
+        DeliveryArg::Serve => hawker_storage::Delivery::Serve,
+        DeliveryArg::Redirect => hawker_storage::Delivery::Redirect,
+    };
+    let public_base_url = args.s3_public_base_url.or_else(|| file.s3_public_base_url.clone()).filter(|u| !u.is_empty());
+    if let Some(url) = &public_base_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("the S3 public base URL must start with http:// or https://, not {url:?}");
+        }
+    }
+    let concurrency = args.s3_upload_concurrency.or(file.s3_upload_concurrency).unwrap_or(4);
+    if !(1..=64).contains(&concurrency) {
+        bail!("S3 upload concurrency must be between 1 and 64, not {concurrency}");
+    }
+    let spool_max_bytes = args.spool_max_bytes.or(file.spool_max_bytes).unwrap_or(2 << 30);
+    if spool_max_bytes < 16 << 20 {
+        bail!("the spool bound must be at least 16 MiB (16777216 bytes), not {spool_max_bytes}");
+    }
+    let mut s3 = hawker_storage::S3Config::new(
+        bucket,
+        args.spool_dir.or_else(|| file.spool_dir.clone()).unwrap_or_else(|| data_dir.join("spool")),
+    );
+    s3.path_style = args.s3_path_style.or(file.s3_path_style).unwrap_or(endpoint.is_some());
+    s3.endpoint = endpoint;
+    s3.region = args.s3_region.or_else(|| file.s3_region.clone()).filter(|r| !r.is_empty());
+    s3.prefix = args.s3_prefix.or_else(|| file.s3_prefix.clone()).unwrap_or_default();
+    s3.credentials = credentials;
+    s3.create_bucket = args.s3_create_bucket.or(file.s3_create_bucket).unwrap_or(false);
+    s3.delivery = delivery;
+    s3.public_base_url = public_base_url;
+    s3.spool_max_bytes = spool_max_bytes;
+    s3.upload_concurrency = concurrency;
+    s3.slow_upload_warning = Some(segment_duration.mul_f64(0.9));
+    Ok(StorageConfig::S3(s3))
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &ServeConfig) -> anyhow::Result<std::sync::Arc<dyn hawker_storage::Store>> {
+    Ok(match &config.storage {
+        StorageConfig::Local => std::sync::Arc::new(hawker_storage::LocalStore::new(config.data_dir.join("media"))?),
+        StorageConfig::S3(s3) => {
+            let store = hawker_storage::S3Store::connect(s3.clone()).await.context("opening S3 storage")?;
+            tracing::info!(
+                bucket = %s3.bucket,
+                endpoint = s3.endpoint.as_deref().unwrap_or("AWS"),
+                delivery = ?s3.delivery,
+                spool = %s3.spool_dir.display(),
+                "media goes to S3"
+            );
+            std::sync::Arc::new(store)
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +235,22 @@ pub fn segment_duration(seconds: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Zero turns posters off; otherwise 1 s to 1 h.
+pub fn poster_interval(seconds: f64) -> anyhow::Result<Duration> {
+    if seconds != 0.0 && !(1.0..=3600.0).contains(&seconds) {
+        bail!("poster interval must be 0 (off) or between 1 and 3600 seconds, not {seconds}");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The LL-HLS part target when `ll_hls` is on.
+pub fn part_duration(ll_hls: bool, seconds: f64) -> anyhow::Result<Option<Duration>> {
+    if !(0.2..=1.0).contains(&seconds) {
+        bail!("part duration must be between 0.2 and 1.0 seconds, not {seconds}");
+    }
+    Ok(ll_hls.then(|| Duration::from_secs_f64(seconds)))
+}
+
 pub fn live_window(segments: usize) -> anyhow::Result<usize> {
     if !(3..=1000).contains(&segments) {
         bail!("live window must be between 3 and 1000 segments, not {segments}");
@@ -91,5 +271,72 @@ impl ServeConfig {
     pub fn http_url(&self, bound: SocketAddr) -> String {
         let url = self.public_http_url.clone().unwrap_or_else(|| format!("http://{}:{}", self.public_host, bound.port()));
         url.trim_end_matches('/').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        storage: StorageArgs,
+    }
+
+    #[test]
+    fn storage_settings_have_their_documented_variables() {
+        let command = Args::command();
+        let env = |id: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("{id}"));
+            arg.get_env().unwrap().to_str().unwrap().to_owned()
+        };
+        for (id, var) in [
+            ("storage", "HAWKER_STORAGE"),
+            ("s3_endpoint", "HAWKER_S3_ENDPOINT"),
+            ("s3_bucket", "HAWKER_S3_BUCKET"),
+            ("s3_region", "HAWKER_S3_REGION"),
+            ("s3_prefix", "HAWKER_S3_PREFIX"),
+            ("s3_delivery", "HAWKER_S3_DELIVERY"),
+            ("s3_public_base_url", "HAWKER_S3_PUBLIC_BASE_URL"),
+            ("s3_create_bucket", "HAWKER_S3_CREATE_BUCKET"),
+            ("spool_max_bytes", "HAWKER_SPOOL_MAX_BYTES"),
+        ] {
+            assert_eq!(env(id), var);
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_local_stays_the_default() {
+        let file: FileConfig = toml::from_str(
+            "storage = \"s3\"\ns3_bucket = \"from-file\"\ns3_delivery = \"redirect\"\ns3_prefix = \"p/\"\n\
+             s3_access_key_id = \"AK\"\ns3_secret_access_key = \"SK\"\nspool_max_bytes = 33554432\n",
+        )
+        .unwrap();
+        let dir = Path::new("/data");
+        let two = Duration::from_secs(2);
+        let parse = |args: &[&str]| Args::try_parse_from([&["x"], args].concat()).unwrap().storage;
+        let StorageConfig::S3(s3) = storage(parse(&["--s3-bucket", "from-flag"]), &file, dir, two).unwrap() else {
+            panic!("s3 expected")
+        };
+        assert_eq!(s3.bucket, "from-flag");
+        assert_eq!(s3.delivery, hawker_storage::Delivery::Redirect);
+        assert_eq!(s3.prefix, "p/");
+        assert_eq!(s3.credentials, Some(("AK".into(), "SK".into())));
+        assert!(!format!("{s3:?}").contains("SK\""), "the secret is never shown");
+        assert_eq!(s3.spool_dir, dir.join("spool"));
+        assert_eq!(s3.spool_max_bytes, 32 << 20);
+        assert_eq!(s3.slow_upload_warning, Some(Duration::from_millis(1800)));
+        assert!(!s3.path_style, "no endpoint: virtual-hosted style");
+        let with_endpoint = storage(parse(&["--s3-endpoint", "http://127.0.0.1:9000"]), &file, dir, two).unwrap();
+        assert!(matches!(with_endpoint, StorageConfig::S3(s3) if s3.path_style));
+
+        assert!(matches!(storage(parse(&[]), &FileConfig::default(), dir, two).unwrap(), StorageConfig::Local));
+        let no_bucket = storage(parse(&["--storage", "s3"]), &FileConfig::default(), dir, two).unwrap_err();
+        assert!(no_bucket.to_string().contains("bucket"), "{no_bucket}");
+        let local = storage(parse(&["--storage", "local"]), &file, dir, two).unwrap();
+        assert!(matches!(local, StorageConfig::Local));
     }
 }

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use hawker_api::model::PublishTicket;
-use hawker_api::{Db, IngestCounters, IngestHealth};
+use hawker_api::{Db, Events, HlsProgress, IngestCounters, IngestHealth, Marker};
 use hawker_ingest::{EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError};
-use hawker_packager::{Packager, PublishFeed, StreamPackager};
+use hawker_packager::{DateRange, Packager, PublishFeed, StreamPackager};
 use tokio_util::sync::CancellationToken;
 
 /// The RTMP application sellers publish to: `rtmp://host:1935/live`.
@@ -18,6 +18,8 @@ pub const RTMP_APP: &str = "live";
 
 pub struct Live {
     db: Db,
+    /// The API's event bus: publishes and publishers leaving change a stream's status.
+    events: Events,
     packager: Packager,
     /// Streams being packaged, by stream id; kept across reconnects until the stream ends.
     on_air: Mutex<HashMap<String, OnAir>>,
@@ -27,6 +29,8 @@ pub struct Live {
 
 struct OnAir {
     packager: StreamPackager,
+    /// The packager's progress in the API's terms (LL-HLS blocking reload).
+    progress: tokio::sync::watch::Receiver<HlsProgress>,
     /// Ends the current publisher's connection; cancelled once that publisher is gone.
     kick: CancellationToken,
     /// The current publish's ingest figures, and the media bytes it handed to packaging.
@@ -66,8 +70,8 @@ impl Drop for OnAir {
 }
 
 impl Live {
-    pub fn new(db: Db, packager: Packager) -> Self {
-        Self { db, packager, on_air: Mutex::new(HashMap::new()), starting: tokio::sync::Mutex::new(()) }
+    pub fn new(db: Db, events: Events, packager: Packager) -> Self {
+        Self { db, events, packager, on_air: Mutex::new(HashMap::new()), starting: tokio::sync::Mutex::new(()) }
     }
 
     fn on_air(&self) -> std::sync::MutexGuard<'_, HashMap<String, OnAir>> {
@@ -83,15 +87,19 @@ impl Live {
         stats: Arc<PublishStats>,
     ) -> anyhow::Result<(PublishFeed, CancellationToken, Arc<AtomicU64>)> {
         let _starting = self.starting.lock().await;
-        let existing = self.on_air().get(&ticket.stream_id).map(|s| s.packager.clone());
-        let packager = match existing {
-            Some(packager) => packager,
-            None => self.packager.open(&ticket.playback_id).await?,
+        let existing = self.on_air().get(&ticket.stream_id).map(|s| (s.packager.clone(), s.progress.clone()));
+        let (packager, progress) = match existing {
+            Some(existing) => existing,
+            None => {
+                let packager = self.packager.open(&ticket.playback_id).await?;
+                let progress = forward_progress(&packager);
+                (packager, progress)
+            }
         };
         let feed = packager.start_publish()?;
         let kick = CancellationToken::new();
         let bytes_out = Arc::new(AtomicU64::new(0));
-        let on_air = OnAir { packager, kick: kick.clone(), stats, bytes_out: bytes_out.clone() };
+        let on_air = OnAir { packager, progress, kick: kick.clone(), stats, bytes_out: bytes_out.clone() };
         // Dropping the replaced entry kicks the previous publisher, if one is still connected.
         if let Some(previous) = self.on_air().insert(ticket.stream_id.clone(), on_air)
             && !previous.kick.is_cancelled()
@@ -100,12 +108,15 @@ impl Live {
         }
         Ok((feed, kick, bytes_out))
     }
+
+    /// Ends the stream's publisher's connection, if one is connected.
     pub fn disconnect(&self, stream_id: &str) {
         if let Some(on_air) = self.on_air().get(stream_id) {
             on_air.kick.cancel();
         }
     }
 
+    /// Stops tracking and packaging the stream; `save` finalises its replay.
     pub async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()> {
         let on_air = self.on_air().remove(stream_id);
         match on_air {
@@ -125,7 +136,7 @@ impl PublishGate for Live {
         if request.app != RTMP_APP {
             return Err(Refusal::BadApp);
         }
-        let ticket = match self.db.begin_publish(request.stream_key.expose()).await {
+        let ticket = match hawker_api::lifecycle::begin_publish(&self.db, &self.events, request.stream_key.expose()).await {
             Ok(Ok(ticket)) => ticket,
             Ok(Err(denied)) => {
                 // The publisher learns only "invalid stream key"; the reason stays here.
@@ -143,6 +154,7 @@ impl PublishGate for Live {
                 let sink = LiveSink {
                     feed,
                     db: self.db.clone(),
+                    events: self.events.clone(),
                     stream_id: ticket.stream_id.clone(),
                     publish_seq: ticket.publish_seq,
                     gone: kick.clone(),
@@ -153,7 +165,7 @@ impl PublishGate for Live {
             }
             Err(e) => {
                 tracing::error!(stream = %ticket.stream_id, "could not start packaging: {e:#}");
-                let _ = self.db.publisher_gone(&ticket.stream_id, ticket.publish_seq).await;
+                let _ = hawker_api::lifecycle::publisher_gone(&self.db, &self.events, &ticket.stream_id, ticket.publish_seq).await;
                 Err(Refusal::Unavailable)
             }
         }
@@ -184,6 +196,22 @@ impl hawker_api::LiveControl for LiveControl {
         self.live.on_air().iter().map(|(id, on_air)| (id.clone(), on_air.health())).collect()
     }
 
+    /// Product pins become EXT-X-DATERANGE tags in the live and replay playlists, through
+    /// the stream's packager.
+    async fn add_marker(&self, stream_id: &str, marker: Marker) -> anyhow::Result<()> {
+        let packager = self.live.on_air().get(stream_id).map(|on_air| on_air.packager.clone());
+        let Some(packager) = packager else {
+            anyhow::bail!("stream {stream_id} is not being packaged");
+        };
+        let Marker { id, class, start, end, attributes } = marker;
+        packager.add_marker(DateRange { id, class, start, end, attributes }).await?;
+        Ok(())
+    }
+
+    fn hls_progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>> {
+        self.live.on_air().get(stream_id).map(|on_air| on_air.progress.clone())
+    }
+
     fn ingest_counters(&self) -> IngestCounters {
         let s = self.ingest.snapshot();
         IngestCounters {
@@ -202,10 +230,33 @@ impl hawker_api::LiveControl for LiveControl {
     }
 }
 
+/// Mirrors the packager's progress watch as the API's; the task ends with the packager.
+fn forward_progress(packager: &StreamPackager) -> tokio::sync::watch::Receiver<HlsProgress> {
+    let convert = |p: &hawker_packager::Progress| HlsProgress {
+        last_segment: p.last_segment,
+        last_part: p.last_part,
+        target_duration_secs: p.target_duration_secs,
+        part_target_ms: p.part_target_ms,
+        ended: p.ended,
+    };
+    let mut from = packager.progress();
+    let (to, rx) = tokio::sync::watch::channel(convert(&from.borrow_and_update()));
+    tokio::spawn(async move {
+        while from.changed().await.is_ok() {
+            let p = convert(&from.borrow_and_update());
+            to.send_replace(p);
+        }
+        // The packager is gone: nothing more will appear.
+        to.send_modify(|p| p.ended = true);
+    });
+    rx
+}
+
 /// One publish's media, on its way into the packager.
 pub struct LiveSink {
     feed: PublishFeed,
     db: Db,
+    events: Events,
     stream_id: String,
     publish_seq: i64,
     /// The publish's kick token, cancelled on the way out: marks this publisher gone.
@@ -230,9 +281,9 @@ impl MediaSink for LiveSink {
         self.feed.end();
         tracing::info!(stream = %self.stream_id, ?reason, "publisher left");
         // The stream waits for its publisher to come back (unless a new one took over).
-        let (db, stream_id, publish_seq) = (self.db, self.stream_id, self.publish_seq);
+        let (db, events, stream_id, publish_seq) = (self.db, self.events, self.stream_id, self.publish_seq);
         self.runtime.spawn(async move {
-            if let Err(e) = db.publisher_gone(&stream_id, publish_seq).await {
+            if let Err(e) = hawker_api::lifecycle::publisher_gone(&db, &events, &stream_id, publish_seq).await {
                 tracing::error!(stream = %stream_id, "could not record the publisher leaving: {e}");
             }
         });

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use hawker_api::model::Role;
-use hawker_api::{AppState, Db, PublicUrls};
+use hawker_api::{AppState, Db, Events, PublicUrls};
 use hawker_packager::{Packager, PackagerConfig};
-use hawker_storage::{LocalStore, Store};
+use hawker_storage::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +86,18 @@ struct ServeArgs {
     /// Segments in the live playlist [default: 6]
     #[arg(long, env = "HAWKER_LIVE_WINDOW")]
     live_window: Option<usize>,
+    /// Seconds between poster (poster.jpg) refreshes of a live stream; 0 turns posters off [default: 10]
+    #[arg(long, env = "HAWKER_POSTER_INTERVAL")]
+    poster_interval: Option<f64>,
+    /// LL-HLS (parts, blocking playlist reload) in the live playlists; turn it off behind a
+    /// CDN that cannot hold blocking requests [default: true]
+    #[arg(long, env = "HAWKER_LL_HLS", action = clap::ArgAction::Set)]
+    ll_hls: Option<bool>,
+    /// LL-HLS part target in seconds, 0.2 to 1.0 [default: 0.2]
+    #[arg(long, env = "HAWKER_PART_DURATION")]
+    part_duration: Option<f64>,
+    #[command(flatten)]
+    storage: config::StorageArgs,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +116,7 @@ enum RoleArg {
     Admin,
     Seller,
     Viewer,
+    Shop,
 }
 
 impl From<RoleArg> for Role {
@@ -112,6 +125,7 @@ impl From<RoleArg> for Role {
             RoleArg::Admin => Role::Admin,
             RoleArg::Seller => Role::Seller,
             RoleArg::Viewer => Role::Viewer,
+            RoleArg::Shop => Role::Shop,
         }
     }
 }
@@ -146,6 +160,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result<ServeConfig> {
+    let segment_duration = config::segment_duration(args.segment_duration.or(file.segment_duration).unwrap_or(2.0))?;
+    let storage = config::storage(args.storage, &file, &data_dir, segment_duration)?;
     let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
     let rtmps = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
         (Some(cert), Some(key)) => Some((cert, key)),
@@ -160,6 +176,7 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
         self_signed,
     });
     Ok(ServeConfig {
+        storage,
         data_dir,
         rtmps,
         http: args.http.or(file.http).unwrap_or_else(|| config::DEFAULT_HTTP.parse().expect("valid default")),
@@ -168,8 +185,13 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
         public_http_url: args.public_http_url.or(file.public_http_url),
         public_rtmp_url: args.public_rtmp_url.or(file.public_rtmp_url),
         public_rtmps_url: args.public_rtmps_url.or(file.public_rtmps_url),
-        segment_duration: config::segment_duration(args.segment_duration.or(file.segment_duration).unwrap_or(2.0))?,
+        segment_duration,
         live_window: config::live_window(args.live_window.or(file.live_window).unwrap_or(6))?,
+        poster_interval: config::poster_interval(args.poster_interval.or(file.poster_interval).unwrap_or(10.0))?,
+        part_duration: config::part_duration(
+            args.ll_hls.or(file.ll_hls).unwrap_or(true),
+            args.part_duration.or(file.part_duration).unwrap_or(0.2),
+        )?,
     })
 }
 
@@ -186,9 +208,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if recovered > 0 {
         tracing::warn!(streams = recovered, "streams left live by the last run now wait for their publisher");
     }
-    let store: Arc<dyn Store> = Arc::new(LocalStore::new(config.data_dir.join("media"))?);
+    let store: Arc<dyn Store> = config::open_store(&config).await?;
     let packager_config =
-        PackagerConfig { segment_duration: config.segment_duration, live_window: config.live_window };
+        PackagerConfig { segment_duration: config.segment_duration, live_window: config.live_window, poster_interval: config.poster_interval, part_duration: config.part_duration };
     let packager = Packager::new(store.clone(), packager_config)?;
 
     let http_listener = TcpListener::bind(config.http).await.with_context(|| format!("binding HTTP {}", config.http))?;
@@ -212,7 +234,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         seed_demo(&db, &urls).await?;
     }
 
-    let live = Arc::new(Live::new(db.clone(), packager));
+    let events = Events::new();
+    let live = Arc::new(Live::new(db.clone(), events.clone(), packager));
     let shutdown = CancellationToken::new();
     let ingest = hawker_ingest::Server::new(live.clone(), hawker_ingest::Limits::default());
     let control = Arc::new(LiveControl { live, ingest: ingest.stats() });
@@ -220,8 +243,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some((listener, tls)) = rtmps {
         servers.push(tokio::spawn(ingest.serve_tls(listener, tls, shutdown.clone())));
     }
-    let state = AppState { db, store, live: control, urls };
-    let expiry = tokio::spawn(hawker_api::lifecycle::expire_reconnect_windows(state.clone()));
+    let state = AppState::new(db, store, control, urls, events);
+    let background = tokio::spawn(hawker_api::run_background(state.clone()));
     let app = hawker_api::router(state);
     match rtmps_addr {
         Some(rtmps) => tracing::info!(http = %http_addr, rtmp = %rtmp_addr, %rtmps, "hawker ready: accepting HTTP, RTMP and RTMPS"),
@@ -237,7 +260,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         })
         .await?;
     shutdown.cancel();
-    expiry.abort();
+    background.abort();
     for server in servers {
         server.await?;
     }

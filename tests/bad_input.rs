@@ -143,6 +143,7 @@ async fn timestamps_that_jump_by_hours(server: &Server, key: &str, pid: &str, ta
     drop(publisher);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let playlist = check_media_playlist(&server.media_playlist(pid).await.expect("a playlist"));
+    validate_hls(&server, pid).await;
     let covered = total_duration(&playlist);
     assert!(playlist.segments.iter().all(|s| s.duration < 3.0), "a jump made a long segment");
     assert!((covered - 12.0).abs() < 3.0, "12 s of media became {covered:.1} s");
@@ -196,6 +197,7 @@ async fn bad_clients_are_closed_and_a_good_stream_goes_on() {
 
     // The good stream produced segments the whole time, at its pace.
     let after = check_media_playlist(&server.media_playlist(good_pid).await.unwrap());
+    validate_hls(&server, good_pid).await;
     let produced = after.media_sequence as usize + after.segments.len() - before;
     let expected = (started.elapsed().as_secs_f64() / 2.0) as usize;
     assert!(produced + 2 >= expected, "the good stream made {produced} segments in {:?}", started.elapsed());

@@ -34,6 +34,7 @@ async fn rtmps_publish_with_health_and_metrics() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     server.check_segments_decode(pid, &playlist).await;
+    validate_hls(&server, pid).await;
 
     let (status, stats) = server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&seller), None).await;
     assert_eq!(status, 200, "{stats}");

@@ -54,6 +54,7 @@ async fn ffmpeg_publish_goes_live_and_saves_a_whole_replay() {
     let live_text = server.media_playlist(pid).await.expect("live playlist");
     let live = check_media_playlist(&live_text);
     server.check_segments_decode(pid, &live).await;
+    validate_hls(&server, pid).await;
 
     let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200, "{ended}");
@@ -68,6 +69,7 @@ async fn ffmpeg_publish_goes_live_and_saves_a_whole_replay() {
     let covered = total_duration(&replay);
     assert!((covered - sent_seconds as f64).abs() <= SEGMENT, "replay covers {covered:.2} s of {sent_seconds} s sent:\n{replay_text}");
     server.check_segments_decode(pid, &replay).await;
+    validate_hls(&server, pid).await;
     let probed = ffprobe_duration(&server.url(&format!("/hls/{pid}/index.m3u8")));
     assert!((probed - sent_seconds as f64).abs() <= SEGMENT, "ffprobe reads {probed:.2} s of {sent_seconds} s");
 
@@ -111,6 +113,7 @@ async fn gstreamer_rtmp2sink_publishes() {
     let covered = total_duration(&replay);
     assert!((covered - sent_seconds as f64).abs() <= SEGMENT, "replay covers {covered:.2} s of {sent_seconds} s");
     server.check_segments_decode(pid, &replay).await;
+    validate_hls(&server, pid).await;
     server.assert_log_free_of(&[key]);
 }
 
@@ -137,6 +140,7 @@ async fn wrong_key_is_refused_at_once_and_the_right_stream_goes_on() {
     let after = check_media_playlist(&server.media_playlist(pid).await.expect("live playlist"));
     assert!(after.media_sequence as usize + after.segments.len() >= count_before + 2, "the good stream stalled");
     assert!(good.try_wait().unwrap().is_none(), "the good publisher was disturbed");
+    validate_hls(&server, pid).await;
     let _ = good.kill().await;
     server.assert_log_free_of(&[key, &wrong_key]);
 }

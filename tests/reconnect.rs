@@ -59,6 +59,7 @@ async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
     }
     let stream = server.stream(id, Some(&seller)).await;
     assert_eq!(stream["reconnects"], 1);
+    validate_hls(&server, pid).await;
 
     let (status, _) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200);
@@ -72,6 +73,7 @@ async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
         assert!(replay.segments.iter().any(|s| s.uri == segment.uri), "replay lost {}", segment.uri);
     }
     server.check_segments_decode(pid, &replay).await;
+    validate_hls(&server, pid).await;
     // A player reads through both parts.
     let probed = ffprobe_duration(&server.url(&format!("/hls/{pid}/index.m3u8")));
     let covered = total_duration(&replay);

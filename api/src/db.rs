@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
-use crate::model::{PublishDenied, PublishTicket, Role, Stream, StreamStatus, User};
+use crate::model::{
+    ChatMessage, ChatUser, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
+    StreamStatus, User, ViewerCounters,
+};
 use crate::settings::Settings;
 use crate::secrets;
 
@@ -226,6 +229,7 @@ impl Db {
                 stream_id: live.id,
                 playback_id: live.playback_id,
                 publish_seq: live.publish_seq,
+                previous_status: stream.status,
             })),
             None => Ok(Err(PublishDenied::StreamOver)),
         }
@@ -233,8 +237,9 @@ impl Db {
 
     /// A publisher left. If it was still the stream's current publisher, the stream waits for
     /// it (the reconnect window starts); a publisher that was taken over changes nothing.
-    pub async fn publisher_gone(&self, stream_id: &str, publish_seq: i64) -> DbResult<()> {
-        sqlx::query(
+    /// Returns whether the stream moved to `reconnecting`.
+    pub async fn publisher_gone(&self, stream_id: &str, publish_seq: i64) -> DbResult<bool> {
+        let done = sqlx::query(
             "UPDATE streams SET status = 'reconnecting', reconnecting_since = $1 \
              WHERE id = $2 AND status = 'live' AND publish_seq = $3",
         )
@@ -243,7 +248,7 @@ impl Db {
         .bind(publish_seq)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// Streams whose publisher has been gone since before `since`.
@@ -291,6 +296,389 @@ impl Db {
         tx.commit().await?;
         Ok(())
     }
+}
+
+
+/// A pin as the API creates it.
+pub struct NewPin<'a> {
+    pub stream_id: &'a str,
+    pub product_id: &'a str,
+    pub title: &'a str,
+    pub price: &'a str,
+    pub currency: &'a str,
+    pub image_url: Option<&'a str>,
+    pub url: Option<&'a str>,
+}
+
+/// How recording an order went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OrderRecorded {
+    /// A new order.
+    Created(Order),
+    /// The same order again: nothing changed.
+    Repeated(Order),
+    /// The order id is taken by a different order.
+    Mismatch(Order),
+}
+
+const PIN_COLUMNS: &str = "id, stream_id, product_id, title, price, currency, image_url, url, pinned_at, unpinned_at";
+const CHAT_SELECT: &str = "SELECT m.id, m.stream_id, m.user_id, u.name AS user_name, m.body, m.created_at, m.media_time \
+     FROM chat_messages m JOIN users u ON u.id = m.user_id";
+
+impl Db {
+    pub async fn user(&self, id: &str) -> DbResult<Option<User>> {
+        let row = sqlx::query("SELECT id, name, role FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.map(|row| {
+            let role: String = row.try_get("role")?;
+            Ok(User {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("role {role}")))?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- viewer counters ----
+
+    pub async fn viewer_counters(&self, stream_id: &str) -> DbResult<ViewerCounters> {
+        let row = sqlx::query("SELECT peak_viewers, unique_viewers, replay_views FROM stream_counters WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => ViewerCounters {
+                peak: row.try_get("peak_viewers")?,
+                unique: row.try_get("unique_viewers")?,
+                replay_views: row.try_get("replay_views")?,
+            },
+            None => ViewerCounters::default(),
+        })
+    }
+
+    /// Writes many streams' counters in one transaction (the batched write of the hot counters).
+    /// Figures only grow: a stale batch never lowers a stored one. (Two-argument `MAX` is
+    /// SQLite's; the PostgreSQL twin writes `GREATEST`.)
+    pub async fn save_viewer_counters(&self, batch: &[(String, ViewerCounters)]) -> DbResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (stream_id, c) in batch {
+            sqlx::query(
+                "INSERT INTO stream_counters (stream_id, peak_viewers, unique_viewers, replay_views) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (stream_id) DO UPDATE SET \
+                 peak_viewers = MAX(stream_counters.peak_viewers, excluded.peak_viewers), \
+                 unique_viewers = MAX(stream_counters.unique_viewers, excluded.unique_viewers), \
+                 replay_views = MAX(stream_counters.replay_views, excluded.replay_views)",
+            )
+            .bind(stream_id)
+            .bind(c.peak)
+            .bind(c.unique)
+            .bind(c.replay_views)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- likes and dislikes ----
+
+    /// Sets (`Some(1)` like, `Some(-1)` dislike) or removes (`None`) a user's reaction.
+    pub async fn set_reaction(&self, stream_id: &str, user_id: &str, value: Option<i64>) -> DbResult<()> {
+        match value {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO reactions (stream_id, user_id, value, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (stream_id, user_id) DO UPDATE SET value = $3, updated_at = $4",
+                )
+                .bind(stream_id)
+                .bind(user_id)
+                .bind(value)
+                .bind(timestamp(Utc::now()))
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM reactions WHERE stream_id = $1 AND user_id = $2")
+                    .bind(stream_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn reaction_of(&self, stream_id: &str, user_id: &str) -> DbResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT value FROM reactions WHERE stream_id = $1 AND user_id = $2")
+            .bind(stream_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// (likes, dislikes)
+    pub async fn reaction_counts(&self, stream_id: &str) -> DbResult<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN value = 1 THEN 1 ELSE 0 END), 0) AS likes, \
+             COALESCE(SUM(CASE WHEN value = -1 THEN 1 ELSE 0 END), 0) AS dislikes FROM reactions WHERE stream_id = $1",
+        )
+        .bind(stream_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("likes")?, row.try_get("dislikes")?))
+    }
+
+    // ---- chat ----
+
+    pub async fn insert_chat(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        text: &str,
+        media_time: Option<DateTime<Utc>>,
+    ) -> DbResult<ChatMessage> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO chat_messages (stream_id, user_id, body, created_at, media_time) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(stream_id)
+        .bind(user_id)
+        .bind(text)
+        .bind(timestamp(Utc::now()))
+        .bind(media_time.map(timestamp))
+        .fetch_one(&self.pool)
+        .await?;
+        let row = sqlx::query(&format!("{CHAT_SELECT} WHERE m.id = $1")).bind(id).fetch_one(&self.pool).await?;
+        chat_from_row(&row)
+    }
+
+    /// A page of a stream's chat, oldest first: the newest `limit` messages before `before`
+    /// (or the newest of all), or with `after`, the oldest `limit` messages after it.
+    pub async fn chat_page(
+        &self,
+        stream_id: &str,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: i64,
+    ) -> DbResult<Vec<ChatMessage>> {
+        let rows = match after {
+            Some(after) => {
+                sqlx::query(&format!("{CHAT_SELECT} WHERE m.stream_id = $1 AND m.id > $2 ORDER BY m.id ASC LIMIT $3"))
+                    .bind(stream_id)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let mut rows = sqlx::query(&format!(
+                    "{CHAT_SELECT} WHERE m.stream_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+                ))
+                .bind(stream_id)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.reverse();
+                rows
+            }
+        };
+        rows.iter().map(chat_from_row).collect()
+    }
+
+    pub async fn delete_chat(&self, stream_id: &str, id: i64) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM chat_messages WHERE stream_id = $1 AND id = $2")
+            .bind(stream_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn chat_count(&self, stream_id: &str) -> DbResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM chat_messages WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn mute(&self, stream_id: &str, user_id: &str, by: &str) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO chat_mutes (stream_id, user_id, muted_by, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (stream_id, user_id) DO NOTHING",
+        )
+        .bind(stream_id)
+        .bind(user_id)
+        .bind(by)
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn unmute(&self, stream_id: &str, user_id: &str) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM chat_mutes WHERE stream_id = $1 AND user_id = $2")
+            .bind(stream_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn is_muted(&self, stream_id: &str, user_id: &str) -> DbResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM chat_mutes WHERE stream_id = $1 AND user_id = $2")
+            .bind(stream_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    // ---- pins ----
+
+    /// Pins a product; `None` when that product is already pinned on the stream.
+    pub async fn insert_pin(&self, new: NewPin<'_>) -> DbResult<Option<Pin>> {
+        let sql = format!(
+            "INSERT INTO pins (id, stream_id, product_id, title, price, currency, image_url, url, pinned_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING {PIN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(secrets::new_id())
+            .bind(new.stream_id)
+            .bind(new.product_id)
+            .bind(new.title)
+            .bind(new.price)
+            .bind(new.currency)
+            .bind(new.image_url)
+            .bind(new.url)
+            .bind(timestamp(Utc::now()))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(pin_from_row).transpose()
+    }
+
+    /// Ends the product's active pin; `None` when it was not pinned.
+    pub async fn unpin(&self, stream_id: &str, product_id: &str) -> DbResult<Option<Pin>> {
+        let sql = format!(
+            "UPDATE pins SET unpinned_at = $1 WHERE stream_id = $2 AND product_id = $3 AND unpinned_at IS NULL \
+             RETURNING {PIN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(timestamp(Utc::now()))
+            .bind(stream_id)
+            .bind(product_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(pin_from_row).transpose()
+    }
+
+    /// The stream's pins in pin order; only the active ones unless `all`.
+    pub async fn pins(&self, stream_id: &str, all: bool) -> DbResult<Vec<Pin>> {
+        let filter = if all { "" } else { " AND unpinned_at IS NULL" };
+        let sql = format!("SELECT {PIN_COLUMNS} FROM pins WHERE stream_id = $1{filter} ORDER BY pinned_at, id");
+        let rows = sqlx::query(&sql).bind(stream_id).fetch_all(&self.pool).await?;
+        rows.iter().map(pin_from_row).collect()
+    }
+
+    // ---- orders ----
+
+    /// Records an order once per (shop, order id).
+    pub async fn record_order(&self, shop_id: &str, order: &Order) -> DbResult<OrderRecorded> {
+        let inserted = sqlx::query(
+            "INSERT INTO orders (shop_id, order_id, stream_id, product_id, quantity, amount_e4, currency, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (shop_id, order_id) DO NOTHING",
+        )
+        .bind(shop_id)
+        .bind(&order.order_id)
+        .bind(&order.stream_id)
+        .bind(&order.product_id)
+        .bind(order.quantity)
+        .bind(order.amount_e4)
+        .bind(&order.currency)
+        .bind(timestamp(order.created_at))
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(
+            "SELECT order_id, stream_id, product_id, quantity, amount_e4, currency, created_at FROM orders \
+             WHERE shop_id = $1 AND order_id = $2",
+        )
+        .bind(shop_id)
+        .bind(&order.order_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let stored = Order {
+            order_id: row.try_get("order_id")?,
+            stream_id: row.try_get("stream_id")?,
+            product_id: row.try_get("product_id")?,
+            quantity: row.try_get("quantity")?,
+            amount_e4: row.try_get("amount_e4")?,
+            currency: row.try_get("currency")?,
+            created_at: row.try_get("created_at")?,
+        };
+        if inserted.rows_affected() > 0 {
+            return Ok(OrderRecorded::Created(stored));
+        }
+        let same = (&stored.stream_id, &stored.product_id, stored.quantity, stored.amount_e4, &stored.currency)
+            == (&order.stream_id, &order.product_id, order.quantity, order.amount_e4, &order.currency);
+        Ok(if same { OrderRecorded::Repeated(stored) } else { OrderRecorded::Mismatch(stored) })
+    }
+
+    pub async fn order_totals(&self, stream_id: &str) -> DbResult<OrderTotals> {
+        let rows = sqlx::query(
+            "SELECT product_id, currency, COUNT(*) AS orders, SUM(quantity) AS units, SUM(amount_e4) AS revenue \
+             FROM orders WHERE stream_id = $1 GROUP BY product_id, currency ORDER BY product_id, currency",
+        )
+        .bind(stream_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut totals = OrderTotals::default();
+        for row in rows {
+            let product = ProductTotal {
+                product_id: row.try_get("product_id")?,
+                currency: row.try_get("currency")?,
+                orders: row.try_get("orders")?,
+                units: row.try_get("units")?,
+                revenue_e4: row.try_get("revenue")?,
+            };
+            totals.orders += product.orders;
+            totals.units += product.units;
+            match totals.revenue.iter_mut().find(|(c, _)| *c == product.currency) {
+                Some((_, sum)) => *sum += product.revenue_e4,
+                None => totals.revenue.push((product.currency.clone(), product.revenue_e4)),
+            }
+            totals.products.push(product);
+        }
+        totals.revenue.sort();
+        Ok(totals)
+    }
+}
+
+fn chat_from_row(row: &SqliteRow) -> DbResult<ChatMessage> {
+    Ok(ChatMessage {
+        id: row.try_get("id")?,
+        stream_id: row.try_get("stream_id")?,
+        user: ChatUser { id: row.try_get("user_id")?, name: row.try_get("user_name")? },
+        text: row.try_get("body")?,
+        created_at: row.try_get("created_at")?,
+        media_time: row.try_get("media_time")?,
+    })
+}
+
+fn pin_from_row(row: &SqliteRow) -> DbResult<Pin> {
+    Ok(Pin {
+        id: row.try_get("id")?,
+        stream_id: row.try_get("stream_id")?,
+        product_id: row.try_get("product_id")?,
+        title: row.try_get("title")?,
+        price: row.try_get("price")?,
+        currency: row.try_get("currency")?,
+        image_url: row.try_get("image_url")?,
+        url: row.try_get("url")?,
+        pinned_at: row.try_get("pinned_at")?,
+        unpinned_at: row.try_get("unpinned_at")?,
+    })
 }
 
 /// One fixed-width text form, so that SQLite orders timestamps correctly as text
@@ -429,5 +817,91 @@ mod tests {
         db.begin_publish(&all[0].stream_key).await.unwrap().unwrap();
         assert_eq!(db.recover_after_restart().await.unwrap(), 1);
         assert_eq!(db.stream(&all[0].id).await.unwrap().unwrap().status, StreamStatus::Reconnecting);
+    }
+
+    #[tokio::test]
+    async fn engagement_and_commerce() {
+        let (_dir, db) = db().await;
+        let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
+        let (viewer, _) = db.create_user("Vi", Role::Viewer).await.unwrap();
+        let (shop, _) = db.create_user("Shop", Role::Shop).await.unwrap();
+        let stream = db.create_stream(new_stream(&seller.id, "Shoes")).await.unwrap();
+        let id = stream.id.as_str();
+
+        // Reactions: one per user, changeable, removable.
+        db.set_reaction(id, &viewer.id, Some(1)).await.unwrap();
+        db.set_reaction(id, &seller.id, Some(1)).await.unwrap();
+        assert_eq!(db.reaction_counts(id).await.unwrap(), (2, 0));
+        db.set_reaction(id, &viewer.id, Some(-1)).await.unwrap();
+        assert_eq!(db.reaction_counts(id).await.unwrap(), (1, 1));
+        assert_eq!(db.reaction_of(id, &viewer.id).await.unwrap(), Some(-1));
+        db.set_reaction(id, &viewer.id, None).await.unwrap();
+        assert_eq!(db.reaction_counts(id).await.unwrap(), (1, 0));
+
+        // Counters only grow.
+        let c = ViewerCounters { peak: 3, unique: 5, replay_views: 1 };
+        db.save_viewer_counters(&[(id.to_owned(), c)]).await.unwrap();
+        db.save_viewer_counters(&[(id.to_owned(), ViewerCounters { peak: 2, unique: 6, replay_views: 0 })]).await.unwrap();
+        assert_eq!(db.viewer_counters(id).await.unwrap(), ViewerCounters { peak: 3, unique: 6, replay_views: 1 });
+
+        // Chat pages, oldest first within a page.
+        for n in 0..5 {
+            db.insert_chat(id, &viewer.id, &format!("m{n}"), None).await.unwrap();
+        }
+        let last = db.chat_page(id, None, None, 2).await.unwrap();
+        assert_eq!(last.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m3", "m4"]);
+        assert_eq!(last[0].user.name, "Vi");
+        let before = db.chat_page(id, Some(last[0].id), None, 10).await.unwrap();
+        assert_eq!(before.len(), 3);
+        let after = db.chat_page(id, None, Some(before[0].id), 2).await.unwrap();
+        assert_eq!(after.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+        assert!(db.delete_chat(id, last[1].id).await.unwrap());
+        assert!(!db.delete_chat(id, last[1].id).await.unwrap());
+        assert_eq!(db.chat_count(id).await.unwrap(), 4);
+        db.mute(id, &viewer.id, &seller.id).await.unwrap();
+        db.mute(id, &viewer.id, &seller.id).await.unwrap();
+        assert!(db.is_muted(id, &viewer.id).await.unwrap());
+        assert!(db.unmute(id, &viewer.id).await.unwrap());
+        assert!(!db.is_muted(id, &viewer.id).await.unwrap());
+
+        // Pins: one active per product.
+        let new_pin = || NewPin {
+            stream_id: id,
+            product_id: "p1",
+            title: "Red shoe",
+            price: "19.99",
+            currency: "EUR",
+            image_url: None,
+            url: Some("https://shop.example/p1"),
+        };
+        let pin = db.insert_pin(new_pin()).await.unwrap().unwrap();
+        assert!(db.insert_pin(new_pin()).await.unwrap().is_none());
+        let unpinned = db.unpin(id, "p1").await.unwrap().unwrap();
+        assert_eq!((unpinned.id.as_str(), unpinned.unpinned_at.is_some()), (pin.id.as_str(), true));
+        assert!(db.unpin(id, "p1").await.unwrap().is_none());
+        db.insert_pin(new_pin()).await.unwrap().unwrap();
+        assert_eq!(db.pins(id, false).await.unwrap().len(), 1);
+        assert_eq!(db.pins(id, true).await.unwrap().len(), 2);
+
+        // Orders: idempotent per (shop, order id); totals by product and currency.
+        let order = |order_id: &str, product: &str, quantity, amount_e4, currency: &str| Order {
+            order_id: order_id.into(),
+            stream_id: id.into(),
+            product_id: product.into(),
+            quantity,
+            amount_e4,
+            currency: currency.into(),
+            created_at: Utc::now(),
+        };
+        assert!(matches!(db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(), OrderRecorded::Created(_)));
+        assert!(matches!(db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(), OrderRecorded::Repeated(_)));
+        assert!(matches!(db.record_order(&shop.id, &order("o1", "p1", 3, 399_800, "EUR")).await.unwrap(), OrderRecorded::Mismatch(_)));
+        db.record_order(&shop.id, &order("o2", "p1", 1, 199_900, "EUR")).await.unwrap();
+        db.record_order(&shop.id, &order("o3", "p2", 1, 100_000, "USD")).await.unwrap();
+        let totals = db.order_totals(id).await.unwrap();
+        assert_eq!((totals.orders, totals.units), (3, 4));
+        assert_eq!(totals.revenue, vec![("EUR".to_owned(), 599_700), ("USD".to_owned(), 100_000)]);
+        assert_eq!(totals.products.len(), 2);
+        assert_eq!((totals.products[0].orders, totals.products[0].units), (2, 3));
     }
 }

@@ -3,18 +3,25 @@
 //! [`LiveControl`], which the composition root implements.
 
 pub mod db;
+pub mod engagement;
+pub mod events;
 mod http;
 pub mod lifecycle;
 pub mod model;
+pub mod money;
 pub mod secrets;
 pub mod settings;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use hawker_storage::Store;
 
 pub use db::{Db, DbError};
+pub use engagement::Engagement;
+pub use events::{Event, Events};
 pub use http::router;
 
 /// What the API asks of the live media side. Declared here, implemented by the root.
@@ -31,7 +38,47 @@ pub trait LiveControl: Send + Sync + 'static {
     fn all_ingest_health(&self) -> Vec<(String, IngestHealth)>;
     /// Server-wide ingest counters.
     fn ingest_counters(&self) -> IngestCounters;
+    /// Puts a timed marker (an `EXT-X-DATERANGE`) into the stream's live and replay
+    /// playlists. A marker with the `id` of an earlier one and an `end` closes it.
+    async fn add_marker(&self, stream_id: &str, marker: Marker) -> anyhow::Result<()>;
+    /// How far the stream's live playlist has got, while the stream is being packaged:
+    /// LL-HLS blocking playlist reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted part
+    /// requests wait on it. `None`: not packaged here (requests are answered at once).
+    fn hls_progress(&self, _stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>> {
+        None
+    }
 }
+
+/// A live playlist's progress, as the packager reports it after storing the playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HlsProgress {
+    /// MSN of the newest complete segment.
+    pub last_segment: Option<u64>,
+    /// Newest part as (MSN, index); `None` without LL-HLS.
+    pub last_part: Option<(u64, usize)>,
+    /// TARGETDURATION, seconds.
+    pub target_duration_secs: u64,
+    /// PART-TARGET, ms; `None` without LL-HLS (blocking directives are then ignored).
+    pub part_target_ms: Option<u64>,
+    /// The playlist has ENDLIST (or the stream is gone): directives are ignored.
+    pub ended: bool,
+}
+
+/// A timed marker in a stream's playlists: an `EXT-X-DATERANGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// The DATERANGE `ID`; the same id again with `end` set closes the range.
+    pub id: String,
+    /// The DATERANGE `CLASS`, e.g. [`PRODUCT_MARKER_CLASS`].
+    pub class: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    /// Client attributes: names start with `X-` (e.g. `X-PRODUCT-ID`), values are text.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// The class of product pin markers.
+pub const PRODUCT_MARKER_CLASS: &str = "com.hawker.product";
 
 /// How a stream's publish is doing, as the ingest measures it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -97,6 +144,26 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub live: Arc<dyn LiveControl>,
     pub urls: Arc<PublicUrls>,
+    /// The event bus; the root shares it with the ingest side for status changes.
+    pub events: Events,
+    /// Live viewer sessions, the chat rate limiter, live-edge media times.
+    pub engagement: Arc<Engagement>,
+}
+
+impl AppState {
+    pub fn new(db: Db, store: Arc<dyn Store>, live: Arc<dyn LiveControl>, urls: Arc<PublicUrls>, events: Events) -> Self {
+        Self { db, store, live, urls, events, engagement: Arc::new(Engagement::new()) }
+    }
+}
+
+/// The API's background work: expired reconnect windows, viewer sessions and counts,
+/// webhooks. Runs until the task is dropped (abort it on shutdown).
+pub async fn run_background(state: AppState) {
+    tokio::join!(
+        lifecycle::expire_reconnect_windows(state.clone()),
+        engagement::run(state.clone()),
+        webhooks::run(state),
+    );
 }
 
 /// Storage prefix of every object of one stream.

@@ -4,8 +4,29 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::model::{EndAction, Stream, StreamStatus};
+use crate::db::{Db, DbResult};
+use crate::events::{Event, Events, kind};
+use crate::model::{EndAction, PublishDenied, PublishTicket, Stream, StreamStatus};
 use crate::{AppState, stream_prefix};
+
+/// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
+pub async fn begin_publish(db: &Db, events: &Events, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {
+    let result = db.begin_publish(key).await?;
+    if let Ok(ticket) = &result
+        && ticket.previous_status != StreamStatus::Live
+    {
+        events.publish(Event::status(&ticket.stream_id, StreamStatus::Live));
+    }
+    Ok(result)
+}
+
+/// A publisher left (see [`Db::publisher_gone`]), announcing `reconnecting` if it applied.
+pub async fn publisher_gone(db: &Db, events: &Events, stream_id: &str, publish_seq: i64) -> DbResult<()> {
+    if db.publisher_gone(stream_id, publish_seq).await? {
+        events.publish(Event::status(stream_id, StreamStatus::Reconnecting));
+    }
+    Ok(())
+}
 
 /// Ends an on-air stream: the status changes first (so its key cannot publish again while we
 /// wind down), then the publisher is disconnected, packaging finishes and, for `delete`, the
@@ -25,15 +46,42 @@ async fn end_from(
     let Some(ended) = state.db.transition(&stream.id, from, to).await? else {
         return Ok(None);
     };
+    state.events.publish(Event::status(&stream.id, to));
     state.live.disconnect(&stream.id);
     state.live.finish(&stream.id, &stream.playback_id, save).await?;
     if save {
+        state.events.publish(Event::new(kind::REPLAY_READY, &stream.id, serde_json::json!({
+            "playback_url": state.urls.playback(&stream.playback_id),
+        })));
         tracing::info!(stream = %stream.id, "stream ended and saved as a replay");
+        if let Err(e) = delete_live_only(state, &stream.playback_id).await {
+            tracing::warn!(stream = %stream.id, "deleting the live-only objects of a saved stream failed: {e}");
+        }
     } else {
         let removed = state.store.delete_prefix(&stream_prefix(&stream.playback_id)).await?;
         tracing::info!(stream = %stream.id, removed, "stream ended and its media deleted");
     }
     Ok(Some(ended))
+}
+
+/// Once the replay exists, the objects only live viewers needed go: the sliding live
+/// playlist and the LL-HLS parts (`segNNNNNN.I.m4s`; the replay names whole segments). Every
+/// object the replay names stays while the stream is archived.
+async fn delete_live_only(state: &AppState, playback_id: &str) -> anyhow::Result<()> {
+    let folder = format!("{}v0/", stream_prefix(playback_id));
+    let keys: Vec<String> = state
+        .store
+        .list(&folder)
+        .await?
+        .into_iter()
+        .filter(|key| {
+            let name = &key[folder.len()..];
+            name == "live.m3u8" || (name.starts_with("seg") && name.ends_with(".m4s") && name.matches('.').count() == 2)
+        })
+        .collect();
+    let removed = state.store.delete_many(&keys).await?;
+    tracing::debug!(playback_id, removed, "live-only objects deleted");
+    Ok(())
 }
 
 /// How often expired reconnect windows are looked for.

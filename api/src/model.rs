@@ -9,6 +9,8 @@ pub enum Role {
     Admin,
     Seller,
     Viewer,
+    /// The shop's backend: reports orders attributed to streams.
+    Shop,
 }
 
 impl Role {
@@ -17,6 +19,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Seller => "seller",
             Role::Viewer => "viewer",
+            Role::Shop => "shop",
         }
     }
 
@@ -25,6 +28,7 @@ impl Role {
             "admin" => Some(Role::Admin),
             "seller" => Some(Role::Seller),
             "viewer" => Some(Role::Viewer),
+            "shop" => Some(Role::Shop),
             _ => None,
         }
     }
@@ -126,6 +130,8 @@ pub struct PublishTicket {
     pub playback_id: String,
     /// This publish's number: a publisher's later updates apply only while it is current.
     pub publish_seq: i64,
+    /// The stream's status before this publish (`live` for a takeover).
+    pub previous_status: StreamStatus,
 }
 
 /// Why a key may not publish. The publisher only ever learns "invalid stream key".
@@ -148,4 +154,78 @@ pub enum EndAction {
     Save,
     /// End it and delete its media.
     Delete,
+}
+
+/// A chat message. `media_time` is the program date-time of the live edge when it was posted,
+/// so a replay can show it in sync; null when nothing was live.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatMessage {
+    pub id: i64,
+    pub stream_id: String,
+    pub user: ChatUser,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub media_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatUser {
+    pub id: String,
+    pub name: String,
+}
+
+/// A product pinned on a stream, as the shop described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pin {
+    pub id: String,
+    pub stream_id: String,
+    pub product_id: String,
+    pub title: String,
+    /// Exact decimal, e.g. "19.99".
+    pub price: String,
+    pub currency: String,
+    pub image_url: Option<String>,
+    pub url: Option<String>,
+    pub pinned_at: DateTime<Utc>,
+    pub unpinned_at: Option<DateTime<Utc>>,
+}
+
+/// An order the shop attributed to a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub order_id: String,
+    pub stream_id: String,
+    pub product_id: String,
+    pub quantity: i64,
+    /// Amount scaled by 10^4 (see [`crate::money`]).
+    pub amount_e4: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Persisted viewer figures of a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewerCounters {
+    pub peak: i64,
+    pub unique: i64,
+    pub replay_views: i64,
+}
+
+/// Orders of one stream, summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderTotals {
+    pub orders: i64,
+    pub units: i64,
+    /// (currency, amount ×10^4), by currency.
+    pub revenue: Vec<(String, i64)>,
+    pub products: Vec<ProductTotal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductTotal {
+    pub product_id: String,
+    pub currency: String,
+    pub orders: i64,
+    pub units: i64,
+    pub revenue_e4: i64,
 }

@@ -7,21 +7,101 @@ use serde_json::{Map, Value};
 
 use crate::model::EndAction;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// How long a stream whose publisher dropped waits for it before it is ended, 0–1800 s.
     pub reconnect_window_seconds: u32,
     /// What ending at the window's expiry does: `save` (archive, replay plays) or `delete`.
     pub reconnect_default_action: EndAction,
+    /// RTMP server URL shown to sellers (`rtmp://` or `rtmps://`); null = the server's own.
+    pub rtmp_public_url: Option<String>,
+    /// Highest video bit rate a publish or a rendition may have, 100–100000 kbit/s.
+    pub max_bitrate_kbps: u32,
+    /// Target segment duration, 0.5–10 s.
+    pub segment_duration_seconds: f64,
+    /// LL-HLS part duration, 0.1–1 s, and at most the segment duration.
+    pub part_duration_seconds: f64,
+    /// Low-latency HLS (parts and preload hints) on or off.
+    pub ll_hls: bool,
+    /// Segments in the live playlist, 3–1000.
+    pub playlist_window_segments: u32,
+    /// The ABR ladder; empty = the source rendition only.
+    pub ladder: Vec<Rendition>,
+    /// Poster thumbnails on or off, and how often, 1–600 s.
+    pub thumbnails_enabled: bool,
+    pub thumbnail_interval_seconds: u32,
+    /// Longest chat message, 1–2000 characters.
+    pub chat_max_length: u32,
+    /// Each user may post at most `chat_rate_limit_messages` (1–100) messages per
+    /// `chat_rate_limit_seconds` (1–3600).
+    pub chat_rate_limit_messages: u32,
+    pub chat_rate_limit_seconds: u32,
+    /// Where stream lifecycle events are POSTed (`http://` or `https://`); null = off.
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key signing webhook bodies (16–256 characters); required with `webhook_url`.
+    pub webhook_secret: Option<String>,
+}
+
+/// One rung of the ABR ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rendition {
+    /// 1–32 characters of `a-z 0-9 _ -`, unique in the ladder.
+    pub name: String,
+    /// 16–7680 and even.
+    pub width: u32,
+    /// 16–4320 and even.
+    pub height: u32,
+    /// 100 up to `max_bitrate_kbps`.
+    pub video_bitrate_kbps: u32,
 }
 
 pub const MAX_RECONNECT_WINDOW_SECONDS: u32 = 1800;
+pub const MAX_LADDER_RENDITIONS: usize = 8;
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { reconnect_window_seconds: 60, reconnect_default_action: EndAction::Save }
+        Self {
+            reconnect_window_seconds: 60,
+            reconnect_default_action: EndAction::Save,
+            rtmp_public_url: None,
+            max_bitrate_kbps: 10_000,
+            segment_duration_seconds: 2.0,
+            part_duration_seconds: 0.5,
+            ll_hls: false,
+            playlist_window_segments: 6,
+            ladder: Vec::new(),
+            thumbnails_enabled: true,
+            thumbnail_interval_seconds: 10,
+            chat_max_length: 500,
+            chat_rate_limit_messages: 5,
+            chat_rate_limit_seconds: 10,
+            webhook_url: None,
+            webhook_secret: None,
+        }
     }
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display>(name: &str, value: T, min: T, max: T, unit: &str) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!("{name} must be {min} to {max}{unit}"));
+    }
+    Ok(())
+}
+
+fn check_url(name: &str, url: &str, schemes: &[&str]) -> Result<(), String> {
+    let ok = schemes.iter().any(|scheme| {
+        url.strip_prefix(scheme).and_then(|rest| rest.strip_prefix("://")).is_some_and(|rest| {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !host.contains('@')
+        })
+    });
+    if !ok || url.len() > 2000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let schemes = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+        return Err(format!("{name} must be a {schemes} URL with a host"));
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -30,8 +110,56 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if self.reconnect_window_seconds > MAX_RECONNECT_WINDOW_SECONDS {
-            return Err(format!("reconnect_window_seconds must be 0 to {MAX_RECONNECT_WINDOW_SECONDS}"));
+        check_range("reconnect_window_seconds", self.reconnect_window_seconds, 0, MAX_RECONNECT_WINDOW_SECONDS, "")?;
+        if let Some(url) = &self.rtmp_public_url {
+            check_url("rtmp_public_url", url, &["rtmp", "rtmps"])?;
+        }
+        check_range("max_bitrate_kbps", self.max_bitrate_kbps, 100, 100_000, " kbit/s")?;
+        let segment = self.segment_duration_seconds;
+        if !segment.is_finite() {
+            return Err("segment_duration_seconds must be 0.5 to 10 s".into());
+        }
+        check_range("segment_duration_seconds", segment, 0.5, 10.0, " s")?;
+        let part = self.part_duration_seconds;
+        if !part.is_finite() {
+            return Err("part_duration_seconds must be 0.1 to 1 s".into());
+        }
+        check_range("part_duration_seconds", part, 0.1, 1.0, " s")?;
+        if part > segment {
+            return Err("part_duration_seconds must not exceed segment_duration_seconds".into());
+        }
+        check_range("playlist_window_segments", self.playlist_window_segments, 3, 1000, "")?;
+        if self.ladder.len() > MAX_LADDER_RENDITIONS {
+            return Err(format!("ladder may have at most {MAX_LADDER_RENDITIONS} renditions"));
+        }
+        for (i, r) in self.ladder.iter().enumerate() {
+            let valid_name = (1..=32).contains(&r.name.len())
+                && r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid_name {
+                return Err(format!("ladder[{i}].name must be 1 to 32 characters of a-z, 0-9, _ and -"));
+            }
+            if self.ladder[..i].iter().any(|other| other.name == r.name) {
+                return Err(format!("ladder[{i}].name {:?} is used twice", r.name));
+            }
+            check_range(&format!("ladder[{i}].width"), r.width, 16, 7680, "")?;
+            check_range(&format!("ladder[{i}].height"), r.height, 16, 4320, "")?;
+            if r.width % 2 != 0 || r.height % 2 != 0 {
+                return Err(format!("ladder[{i}] width and height must be even"));
+            }
+            check_range(&format!("ladder[{i}].video_bitrate_kbps"), r.video_bitrate_kbps, 100, self.max_bitrate_kbps, " kbit/s (max_bitrate_kbps)")?;
+        }
+        check_range("thumbnail_interval_seconds", self.thumbnail_interval_seconds, 1, 600, " s")?;
+        check_range("chat_max_length", self.chat_max_length, 1, 2000, " characters")?;
+        check_range("chat_rate_limit_messages", self.chat_rate_limit_messages, 1, 100, "")?;
+        check_range("chat_rate_limit_seconds", self.chat_rate_limit_seconds, 1, 3600, " s")?;
+        if let Some(url) = &self.webhook_url {
+            check_url("webhook_url", url, &["http", "https"])?;
+            if self.webhook_secret.is_none() {
+                return Err("webhook_secret is required with webhook_url".into());
+            }
+        }
+        if let Some(secret) = &self.webhook_secret {
+            check_range("webhook_secret length", secret.chars().count(), 16, 256, " characters")?;
         }
         Ok(())
     }
@@ -96,6 +224,42 @@ mod tests {
         assert!(base.patched(json!({"reconnect_default_action": "explode"})).is_err());
         assert!(base.patched(json!({"nope": 1})).unwrap_err().contains("unknown setting"));
         assert!(base.patched(json!([1])).is_err());
+    }
+
+    #[test]
+    fn new_settings_are_validated_with_clear_errors() {
+        let base = Settings::default();
+        let ok = base
+            .patched(json!({
+                "rtmp_public_url": "rtmps://ingest.example.com:443/live",
+                "segment_duration_seconds": 1.0, "part_duration_seconds": 0.2, "ll_hls": true,
+                "ladder": [{"name": "720p", "width": 1280, "height": 720, "video_bitrate_kbps": 2500}],
+                "chat_max_length": 200, "webhook_url": "https://hooks.example.com/h", "webhook_secret": "0123456789abcdef"
+            }))
+            .unwrap();
+        assert_eq!(ok.ladder[0].height, 720);
+        let cases = [
+            (json!({"segment_duration_seconds": 0.4}), "segment_duration_seconds must be 0.5 to 10"),
+            (json!({"segment_duration_seconds": 11}), "segment_duration_seconds"),
+            (json!({"part_duration_seconds": 0.05}), "part_duration_seconds must be 0.1 to 1"),
+            (json!({"part_duration_seconds": 1.0, "segment_duration_seconds": 0.5}), "must not exceed"),
+            (json!({"playlist_window_segments": 2}), "playlist_window_segments"),
+            (json!({"max_bitrate_kbps": 50}), "max_bitrate_kbps"),
+            (json!({"rtmp_public_url": "http://x/live"}), "rtmp_public_url"),
+            (json!({"webhook_url": "ftp://x"}), "webhook_url"),
+            (json!({"webhook_url": "https://x/h"}), "webhook_secret is required"),
+            (json!({"webhook_secret": "short"}), "webhook_secret length"),
+            (json!({"chat_max_length": 0}), "chat_max_length"),
+            (json!({"chat_rate_limit_messages": 1000}), "chat_rate_limit_messages"),
+            (json!({"ladder": [{"name": "A B", "width": 640, "height": 360, "video_bitrate_kbps": 800}]}), "ladder[0].name"),
+            (json!({"ladder": [{"name": "a", "width": 641, "height": 360, "video_bitrate_kbps": 800}]}), "even"),
+            (json!({"ladder": [{"name": "a", "width": 640, "height": 360, "video_bitrate_kbps": 20000}]}), "video_bitrate_kbps"),
+            (json!({"ladder": [{"name": "a", "width": 640, "height": 360}]}), "video_bitrate_kbps"),
+        ];
+        for (patch, want) in cases {
+            let err = base.patched(patch.clone()).unwrap_err();
+            assert!(err.contains(want), "{patch}: {err}");
+        }
     }
 
     #[test]

@@ -18,9 +18,17 @@ pub(crate) fn file_header(has_audio: bool) -> [u8; 13] {
 }
 
 /// One whole tag: 11-byte header, body, 4-byte PreviousTagSize. The caller checks `MAX_BODY`.
+#[cfg(test)]
 pub(crate) fn tag(kind: TagKind, timestamp_ms: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    append_tag(&mut out, kind, timestamp_ms, body);
+    out
+}
+
+/// Appends one whole tag (see `tag`) to `out`: FLV is a byte stream, so tags can share a buffer.
+pub(crate) fn append_tag(out: &mut Vec<u8>, kind: TagKind, timestamp_ms: u32, body: &[u8]) {
     let len = body.len();
-    let mut out = Vec::with_capacity(11 + len + 4);
+    out.reserve(11 + len + 4);
     out.push(kind as u8);
     out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
     let ts = timestamp_ms.to_be_bytes();
@@ -29,7 +37,17 @@ pub(crate) fn tag(kind: TagKind, timestamp_ms: u32, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&[0, 0, 0]);
     out.extend_from_slice(body);
     out.extend_from_slice(&((11 + len) as u32).to_be_bytes());
-    out
+}
+
+/// The presentation time (ms) of an AVC keyframe body at decode time `dts_ms`; `None` for
+/// anything that is not a coded keyframe.
+pub(crate) fn avc_keyframe_pts(body: &[u8], dts_ms: u32) -> Option<u32> {
+    if body.len() < 5 || body[0] >> 4 != 1 || !is_avc_frame(body) {
+        return None;
+    }
+    // CompositionTime: signed 24-bit.
+    let cts = i32::from_be_bytes([body[2], body[3], body[4], 0]) >> 8;
+    Some(dts_ms.wrapping_add_signed(cts))
 }
 
 /// Whether a VIDEODATA body carries a coded AVC frame (not the sequence header / end marker).
@@ -58,6 +76,26 @@ mod tests {
         assert_eq!(&t[8..11], &[0, 0, 0]);
         assert_eq!(&t[11..13], &[0xAA, 0xBB]);
         assert_eq!(&t[13..], &13u32.to_be_bytes());
+    }
+
+    #[test]
+    fn appended_tags_are_back_to_back() {
+        let mut out = Vec::new();
+        append_tag(&mut out, TagKind::Audio, 5, &[1, 2, 3]);
+        append_tag(&mut out, TagKind::Video, 0x0102_0304, &[0xAA, 0xBB]);
+        let audio = tag(TagKind::Audio, 5, &[1, 2, 3]);
+        assert_eq!(&out[..audio.len()], &audio[..]);
+        assert_eq!(&out[audio.len()..], &tag(TagKind::Video, 0x0102_0304, &[0xAA, 0xBB])[..]);
+    }
+
+    #[test]
+    fn keyframe_pts() {
+        assert_eq!(avc_keyframe_pts(&[0x17, 1, 0, 0, 66, 0], 1000), Some(1066));
+        // Negative composition time.
+        assert_eq!(avc_keyframe_pts(&[0x17, 1, 0xFF, 0xFF, 0xFE, 0], 1000), Some(998));
+        assert_eq!(avc_keyframe_pts(&[0x27, 1, 0, 0, 0, 0], 1000), None);
+        assert_eq!(avc_keyframe_pts(&[0x17, 0, 0, 0, 0, 0], 1000), None);
+        assert_eq!(avc_keyframe_pts(&[0x17, 1, 0], 1000), None);
     }
 
     #[test]

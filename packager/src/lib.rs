@@ -6,6 +6,10 @@
 //! - `v0/live.m3u8`: sliding live media playlist
 //! - `v0/replay.m3u8`: every segment since go-live; EVENT while live, VOD + ENDLIST once finished
 //! - `v0/init{N}.mp4` (one per publish), `v0/seg{MSN:06}.m4s`
+//! - `poster.jpg`: a JPEG of a recent keyframe, refreshed while live, kept for the replay
+//! - with LL-HLS: `v0/seg{MSN:06}.{i}.m4s` (part `i` of a segment; the segment object holds
+//!   the same bytes, all its parts concatenated) and `v0/live_delta.m3u8` (the live playlist
+//!   as an `_HLS_skip=YES` delta update)
 //!
 //! Knows GStreamer and the storage trait; nothing of RTMP, the database or HTTP.
 
@@ -13,6 +17,7 @@ mod bmff;
 mod flv;
 mod pipeline;
 mod playlist;
+mod poster;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +34,8 @@ use crate::flv::TagKind;
 use crate::pipeline::BusEvent;
 use crate::writer::{Msg, Writer};
 
+pub use crate::playlist::DateRange;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PackagerError {
     #[error("GStreamer: {0}")]
@@ -40,6 +47,9 @@ pub enum PackagerError {
     /// A stored playlist could not be read back (resume, finalize).
     #[error("stored playlist unreadable: {0}")]
     Playlist(String),
+    /// A marker that cannot be written as an EXT-X-DATERANGE.
+    #[error("invalid marker: {0}")]
+    InvalidMarker(String),
 }
 
 #[derive(Debug, Clone)]
@@ -48,12 +58,39 @@ pub struct PackagerConfig {
     pub segment_duration: Duration,
     /// Segments kept in the live playlist.
     pub live_window: usize,
+    /// How often a live stream's poster (`poster.jpg`) is refreshed; zero: no posters.
+    pub poster_interval: Duration,
+    /// LL-HLS part duration (PART-TARGET); `None` turns LL-HLS off (plain HLS, e.g. behind
+    /// a CDN that does not hold blocking playlist requests).
+    pub part_duration: Option<Duration>,
 }
 
 impl Default for PackagerConfig {
     fn default() -> Self {
-        Self { segment_duration: Duration::from_secs(2), live_window: 6 }
+        Self {
+            segment_duration: Duration::from_secs(2),
+            live_window: 6,
+            poster_interval: Duration::from_secs(10),
+            part_duration: Some(Duration::from_millis(200)),
+        }
     }
+}
+
+/// How far a stream's live playlist has got: what LL-HLS blocking playlist reloads wait for.
+/// Updated after the playlists that show it are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// MSN of the newest complete segment.
+    pub last_segment: Option<u64>,
+    /// Newest part as (MSN, index): in the segment being built, or the last part of the
+    /// newest complete segment. `None` without LL-HLS.
+    pub last_part: Option<(u64, usize)>,
+    /// The live playlist's TARGETDURATION, seconds.
+    pub target_duration_secs: u64,
+    /// PART-TARGET, ms; `None` without LL-HLS.
+    pub part_target_ms: Option<u64>,
+    /// The playlists are final (ENDLIST) or the stream was discarded.
+    pub ended: bool,
 }
 
 impl PackagerConfig {
@@ -70,12 +107,19 @@ const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
 /// How long `finish` waits for a publish to drain before stopping its pipeline.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Audio tags wait for the next video tag to share its appsrc buffer, but never span more
+/// than this much media time (audio-only stretches, low frame rates).
+const MAX_BATCH_MS: u32 = 40;
+/// A batch is flushed at this size whatever its content.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// Creates per-stream packagers. Cheap to clone.
 #[derive(Clone)]
 pub struct Packager {
     store: Arc<dyn Store>,
     config: PackagerConfig,
+    /// Poster encodes at once, server-wide.
+    poster_permits: Arc<tokio::sync::Semaphore>,
 }
 
 fn init_gstreamer() -> Result<(), PackagerError> {
@@ -96,7 +140,12 @@ impl Packager {
     /// Initialises GStreamer and registers the fMP4 muxer; call once at start-up.
     pub fn new(store: Arc<dyn Store>, config: PackagerConfig) -> Result<Self, PackagerError> {
         init_gstreamer()?;
-        Ok(Self { store, config })
+        let mut config = config;
+        if !config.poster_interval.is_zero() && !poster::available() {
+            tracing::warn!(elements = ?poster::ELEMENTS, "posters are off: an element is not installed");
+            config.poster_interval = Duration::ZERO;
+        }
+        Ok(Self { store, config, poster_permits: poster::permits() })
     }
 
     /// The packaging state of one stream, kept across publishes (reconnects continue the same
@@ -104,27 +153,50 @@ impl Packager {
     pub async fn open(&self, playback_id: &str) -> Result<StreamPackager, PackagerError> {
         let rt = Handle::try_current()
             .map_err(|_| PackagerError::Closed("open needs a tokio runtime".into()))?;
-        let segments = self.stored_segments(playback_id).await?;
+        let (segments, markers) = self.stored_playlist(playback_id).await?;
         if !segments.is_empty() {
             tracing::info!(playback_id, segments = segments.len(), "resuming stored playlists");
         }
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let part_target_ms = self.config.part_duration.map(|d| d.as_millis() as u64);
+        let progress = watch::Sender::new(Progress {
+            last_segment: segments.last().map(|s| s.msn),
+            last_part: None,
+            target_duration_secs: playlist::target_secs(&segments, self.config.min_target_secs()),
+            part_target_ms,
+            ended: false,
+        });
         let writer = Writer::new(
             self.store.clone(),
             playback_id.to_owned(),
             self.config.min_target_secs(),
             self.config.live_window,
+            part_target_ms,
             segments,
+            markers,
+            progress.clone(),
         );
         rt.spawn(writer.run(rx));
+        let posters = (!self.config.poster_interval.is_zero()).then(|| {
+            poster::Posters::new(
+                self.store.clone(),
+                playback_id.to_owned(),
+                self.config.poster_interval,
+                rt.clone(),
+                self.poster_permits.clone(),
+            )
+        });
         Ok(StreamPackager {
             inner: Arc::new(StreamInner {
                 playback_id: playback_id.to_owned(),
                 segment_duration: self.config.segment_duration,
+                part_duration: self.config.part_duration,
+                progress,
                 rt,
                 tx,
                 publishes: Mutex::new(Publishes { list: Vec::new(), finished: false }),
                 next_publish: AtomicU64::new(0),
+                posters,
             }),
         })
     }
@@ -132,25 +204,28 @@ impl Packager {
     /// Finalises a stream that has no open `StreamPackager` (e.g. after a restart): rewrites an
     /// existing `v0/replay.m3u8` as VOD + ENDLIST. No-op if there is none.
     pub async fn finalize_replay(&self, playback_id: &str) -> Result<(), PackagerError> {
-        let segments = self.stored_segments(playback_id).await?;
+        let (segments, markers) = self.stored_playlist(playback_id).await?;
         if segments.is_empty() {
             return Ok(());
         }
-        let vod = writer::vod_playlist(&segments, self.config.min_target_secs());
+        let vod = writer::vod_playlist(&segments, self.config.min_target_secs(), &markers);
         self.store.put(&writer::replay_key(playback_id), vod, writer::PLAYLIST_META).await?;
         Ok(())
     }
 
-    async fn stored_segments(
+    /// The segments and markers of a stored replay playlist.
+    async fn stored_playlist(
         &self,
         playback_id: &str,
-    ) -> Result<Vec<playlist::Segment>, PackagerError> {
+    ) -> Result<(Vec<playlist::Segment>, Vec<DateRange>), PackagerError> {
         let Some(object) = self.store.get(&writer::replay_key(playback_id)).await? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
         let text = std::str::from_utf8(&object.bytes)
             .map_err(|_| PackagerError::Playlist("replay.m3u8 is not UTF-8".into()))?;
-        playlist::parse_media(text).map_err(|e| PackagerError::Playlist(format!("replay.m3u8: {e}")))
+        let segments = playlist::parse_media(text)
+            .map_err(|e| PackagerError::Playlist(format!("replay.m3u8: {e}")))?;
+        Ok((segments, playlist::parse_markers(text)))
     }
 }
 
@@ -168,10 +243,13 @@ pub struct StreamPackager {
 struct StreamInner {
     playback_id: String,
     segment_duration: Duration,
+    part_duration: Option<Duration>,
+    progress: watch::Sender<Progress>,
     rt: Handle,
     tx: mpsc::Sender<Msg>,
     publishes: Mutex<Publishes>,
     next_publish: AtomicU64,
+    posters: Option<Arc<poster::Posters>>,
 }
 
 struct Publishes {
@@ -206,7 +284,32 @@ impl StreamPackager {
             pending_bytes: 0,
             has_audio: false,
             dropped_audio: AtomicBool::new(false),
+            poster: self.inner.posters.as_ref().map(|p| p.feed()),
         })
+    }
+
+    /// The live playlist's progress; changes after each stored part or segment. Holds
+    /// `ended` once `finish` has run.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
+    /// Inserts a timed marker now: an `EXT-X-DATERANGE` in the live and the replay playlists,
+    /// written before this returns (or with the first segment, if none exists yet). A second
+    /// call with the same `id` updates that marker, e.g. with an `end` that closes it
+    /// (END-DATE). The live playlist drops a marker once its start precedes the live window;
+    /// the replay keeps it. See [`DateRange`] for the accepted ids and attribute names.
+    pub async fn add_marker(&self, marker: DateRange) -> Result<(), PackagerError> {
+        if let Some(why) = marker.invalid() {
+            return Err(PackagerError::InvalidMarker(why));
+        }
+        let (done, written) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Marker { marker, done })
+            .await
+            .map_err(|_| PackagerError::Closed("the stream is finished".into()))?;
+        written.await.map_err(|_| PackagerError::Closed("the stream is finished".into()))
     }
 
     /// Ends packaging: flushes any running publish (its last partial segment is kept), waits
@@ -224,6 +327,9 @@ impl StreamPackager {
         }
         for publish in &running {
             publish.wait_done(&self.inner.playback_id).await;
+        }
+        if let Some(posters) = &self.inner.posters {
+            posters.close().await;
         }
         let (done, result) = oneshot::channel();
         self.inner
@@ -248,17 +354,77 @@ struct PublishShared {
 enum Stage {
     /// No video frame yet: tags wait in the feed.
     Pending,
-    Running(gst_app::AppSrc),
+    Running(Running),
     Closed(String),
+}
+
+struct Running {
+    appsrc: gst_app::AppSrc,
+    batch: Batch,
+}
+
+/// FLV tags on their way to appsrc, coalesced into one buffer (FLV is a byte stream). Each
+/// buffer handed over wakes appsrc's streaming thread; a publish's cost is mostly such
+/// wake-ups, so audio tags ride along with the next video tag: about one hand-over per video
+/// frame instead of one per tag. Video tags go at once (the segment cuts depend on them), and
+/// so does the audio right after a keyframe, up to the first audio tag at or after the
+/// keyframe's time: the muxer needs that audio to close the segment the keyframe ends.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Timestamp (ms) of the first tag in `bytes`.
+    first_ms: u32,
+    /// Set by a keyframe: audio goes at once until a tag at or after this PTS (ms).
+    audio_urgent_until: Option<u32>,
+}
+
+impl Batch {
+    /// Appends a tag; returns whether the batch should be flushed now.
+    fn add(&mut self, kind: TagKind, timestamp_ms: u32, body: &[u8]) -> bool {
+        if self.bytes.is_empty() {
+            self.first_ms = timestamp_ms;
+        }
+        flv::append_tag(&mut self.bytes, kind, timestamp_ms, body);
+        match kind {
+            TagKind::Video => {
+                if let Some(pts) = flv::avc_keyframe_pts(body, timestamp_ms) {
+                    self.audio_urgent_until = Some(pts);
+                }
+                true
+            }
+            TagKind::Audio => {
+                if let Some(until) = self.audio_urgent_until {
+                    // Wrapping compare: timestamps are 32-bit ms and may wrap.
+                    if timestamp_ms.wrapping_sub(until) < u32::MAX / 2 {
+                        self.audio_urgent_until = None;
+                    }
+                    return true;
+                }
+                timestamp_ms.wrapping_sub(self.first_ms) >= MAX_BATCH_MS
+                    || self.bytes.len() >= MAX_BATCH_BYTES
+            }
+        }
+    }
+
+    /// Hands the batched tags to appsrc as one buffer.
+    fn flush(&mut self, appsrc: &gst_app::AppSrc) -> Result<(), gst::FlowError> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.bytes);
+        appsrc.push_buffer(gst::Buffer::from_mut_slice(bytes)).map(|_| ())
+    }
 }
 
 impl PublishShared {
     /// Sends EOS to a running pipeline; a publish that never started is done at once.
     fn request_end(&self) {
         let mut stage = lock(&self.stage);
-        match &*stage {
-            Stage::Running(appsrc) => {
-                let _ = appsrc.end_of_stream();
+        match &mut *stage {
+            Stage::Running(running) => {
+                // Whatever a failed flush left unsaid, the EOS still drains the rest.
+                let _ = running.batch.flush(&running.appsrc);
+                let _ = running.appsrc.end_of_stream();
             }
             Stage::Pending => {
                 self.done.send_replace(true);
@@ -327,11 +493,16 @@ pub struct PublishFeed {
     pending_bytes: usize,
     has_audio: bool,
     dropped_audio: AtomicBool,
+    /// Picks this publish's poster keyframes; `None` when posters are off.
+    poster: Option<poster::PosterFeed>,
 }
 
 impl PublishFeed {
     /// An FLV VIDEODATA tag body (AVC) with its RTMP timestamp in ms.
     pub fn push_video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), PackagerError> {
+        if let Some(poster) = &mut self.poster {
+            poster.video(&data);
+        }
         self.push(TagKind::Video, timestamp_ms, data)
     }
     /// An FLV AUDIODATA tag body (AAC) with its RTMP timestamp in ms.
@@ -350,12 +521,12 @@ impl PublishFeed {
         }
         let shared = self.shared.clone();
         let mut stage = lock(&shared.stage);
-        let next = match &*stage {
+        let next = match &mut *stage {
             Stage::Closed(reason) => return Err(PackagerError::Closed(reason.clone())),
-            Stage::Running(appsrc) => match self.push_running(appsrc, kind, timestamp_ms, &data) {
+            Stage::Running(running) => match self.push_running(running, kind, timestamp_ms, &data) {
                 Ok(()) => return Ok(()),
                 Err(reason) => {
-                    let _ = appsrc.end_of_stream();
+                    let _ = running.appsrc.end_of_stream();
                     Stage::Closed(reason)
                 }
             },
@@ -366,7 +537,7 @@ impl PublishFeed {
                 self.pending.push((kind, timestamp_ms, data));
                 if first_frame {
                     match self.start_pipeline() {
-                        Ok(appsrc) => Stage::Running(appsrc),
+                        Ok(appsrc) => Stage::Running(Running { appsrc, batch: Batch::default() }),
                         Err(err) => {
                             shared.done.send_replace(true);
                             *stage = Stage::Closed(err.to_string());
@@ -392,7 +563,7 @@ impl PublishFeed {
     /// Returns why the publish cannot go on.
     fn push_running(
         &self,
-        appsrc: &gst_app::AppSrc,
+        running: &mut Running,
         kind: TagKind,
         timestamp_ms: u32,
         data: &[u8],
@@ -407,11 +578,13 @@ impl PublishFeed {
             }
             return Ok(());
         }
-        if appsrc.current_level_bytes() >= pipeline::MAX_QUEUED_BYTES {
+        if !running.batch.add(kind, timestamp_ms, data) {
+            return Ok(());
+        }
+        if running.appsrc.current_level_bytes() >= pipeline::MAX_QUEUED_BYTES {
             return Err("the packager fell behind".into());
         }
-        let buffer = gst::Buffer::from_mut_slice(flv::tag(kind, timestamp_ms, data));
-        appsrc.push_buffer(buffer).map(|_| ()).map_err(|e| format!("the pipeline stopped ({e:?})"))
+        running.batch.flush(&running.appsrc).map_err(|e| format!("the pipeline stopped ({e:?})"))
     }
 
     /// Builds the pipeline, feeds it the FLV header and the pending tags, starts its monitor.
@@ -420,6 +593,7 @@ impl PublishFeed {
             self.shared.id,
             self.has_audio,
             self.stream.segment_duration,
+            self.stream.part_duration,
             chrono::Utc::now(),
             self.stream.tx.clone(),
         )?;
@@ -431,17 +605,14 @@ impl PublishFeed {
             self.stream.playback_id.clone(),
         ));
         let appsrc = built.appsrc;
-        let header = gst::Buffer::from_slice(flv::file_header(self.has_audio));
-        let pending = std::mem::take(&mut self.pending);
-        let tags = pending
-            .into_iter()
-            .map(|(kind, ts, data)| gst::Buffer::from_mut_slice(flv::tag(kind, ts, &data)));
-        // A failure here is a pipeline error: the monitor closes the publish and reports it.
-        for buffer in std::iter::once(header).chain(tags) {
-            if appsrc.push_buffer(buffer).is_err() {
-                break;
-            }
+        // The header and the pending tags (ending with the first video frame) as one buffer.
+        let mut bytes = Vec::with_capacity(13 + self.pending_bytes + 15 * self.pending.len());
+        bytes.extend_from_slice(&flv::file_header(self.has_audio));
+        for (kind, ts, data) in std::mem::take(&mut self.pending) {
+            flv::append_tag(&mut bytes, kind, ts, &data);
         }
+        // A failure here is a pipeline error: the monitor closes the publish and reports it.
+        let _ = appsrc.push_buffer(gst::Buffer::from_mut_slice(bytes));
         Ok(appsrc)
     }
 }
@@ -449,5 +620,45 @@ impl PublishFeed {
 impl Drop for PublishFeed {
     fn drop(&mut self) {
         self.shared.request_end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 6] = [0x17, 1, 0, 0, 66, 0];
+    const INTER: [u8; 6] = [0x27, 1, 0, 0, 66, 0];
+    const AAC: [u8; 3] = [0xAF, 1, 0];
+
+    #[test]
+    fn audio_rides_with_the_next_video_frame() {
+        let mut b = Batch::default();
+        assert!(!b.add(TagKind::Audio, 1000, &AAC));
+        assert!(!b.add(TagKind::Audio, 1021, &AAC));
+        assert!(b.add(TagKind::Video, 1033, &INTER));
+        assert_eq!(b.bytes.len(), 2 * (15 + AAC.len()) + 15 + INTER.len());
+    }
+
+    #[test]
+    fn audio_alone_waits_at_most_the_batch_span() {
+        let mut b = Batch::default();
+        assert!(!b.add(TagKind::Audio, 1000, &AAC));
+        assert!(!b.add(TagKind::Audio, 1021, &AAC));
+        assert!(b.add(TagKind::Audio, 1000 + MAX_BATCH_MS, &AAC));
+    }
+
+    #[test]
+    fn audio_after_a_keyframe_goes_at_once_up_to_its_time() {
+        let mut b = Batch::default();
+        // Keyframe at DTS 2000, PTS 2066.
+        assert!(b.add(TagKind::Video, 2000, &KEY));
+        b.bytes.clear();
+        assert!(b.add(TagKind::Audio, 2010, &AAC));
+        assert!(b.add(TagKind::Audio, 2045, &AAC));
+        assert!(b.add(TagKind::Audio, 2066, &AAC));
+        b.bytes.clear();
+        // Past the keyframe's time: batching again.
+        assert!(!b.add(TagKind::Audio, 2087, &AAC));
     }
 }

@@ -1,6 +1,12 @@
 //! One GStreamer pipeline per publish:
-//! `appsrc ! flvdemux ! queue ! h264parse config-interval=-1 ! isofmp4mux ! appsink`
-//! (+ `queue ! aacparse` into the same muxer), and the segmenter at the appsink.
+//! `appsrc ! flvdemux ! h264parse config-interval=-1 ! isofmp4mux ! appsink`
+//! (+ `aacparse` into the same muxer), and the segmenter at the appsink.
+//!
+//! Two threads per publish: appsrc's (demux, parsers) and the muxer's (muxing, segmenter).
+//! No `queue`s: the muxer's own sink pads buffer up to `MUX_QUEUE` of media each (its
+//! `latency` property), which lets flvdemux's one thread feed both pads. Each thread hop
+//! costs a wake-up per media buffer, and wake-ups, not bytes, dominate a passthrough
+//! publish's CPU.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,8 +24,18 @@ use crate::writer::{Msg, StreamInfo};
 pub(crate) const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Elements a publish needs; checked at start-up so a publish cannot fail on a missing plugin.
-pub(crate) const ELEMENTS: [&str; 7] =
-    ["appsrc", "flvdemux", "queue", "h264parse", "aacparse", "isofmp4mux", "appsink"];
+pub(crate) const ELEMENTS: [&str; 6] =
+    ["appsrc", "flvdemux", "h264parse", "aacparse", "isofmp4mux", "appsink"];
+
+/// Media each muxer sink pad may hold before it blocks flvdemux's thread. Non-live, a pad
+/// with the aggregator's default `latency` (0) is full with one buffer, and the muxer only
+/// takes a buffer once every pad has one: two video tags in a row would block the only
+/// thread that could deliver the audio (deadlock). FLV interleaves tracks by time, so any
+/// margin above the publisher's A/V interleave works; 10 s is what the branch queues held.
+const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(10);
+
+/// The muxer's chunk duration as a share of the LL-HLS part target (see `start`).
+const CHUNK_SHARE: f64 = 0.5;
 
 /// What the pipeline tells the publish's monitor task.
 pub(crate) enum BusEvent {
@@ -50,6 +66,7 @@ pub(crate) fn start(
     publish: u64,
     has_audio: bool,
     fragment: Duration,
+    part: Option<Duration>,
     publish_wall: DateTime<Utc>,
     tx: mpsc::Sender<Msg>,
 ) -> Result<Built, PackagerError> {
@@ -73,6 +90,15 @@ pub(crate) fn start(
     mux.set_property("fragment-duration", fragment_ns.saturating_add(MAX_GOP_OVERSHOOT_NS));
     // Nothing upstream can make keyframes: the publisher's GOP decides.
     mux.set_property("send-force-keyunit", false);
+    mux.set_property("latency", MUX_QUEUE.nseconds());
+    if let Some(part) = part {
+        // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
+        // The muxer takes video in decode order, so with B-frames a chunk overshoots its
+        // duration by up to about the reordering depth (measured: up to 100 ms with x264's
+        // two B-frames at 30 fps): half of PART-TARGET keeps parts within it.
+        let chunk = part.mul_f64(CHUNK_SHARE);
+        mux.set_property("chunk-duration", u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX));
+    }
     let appsink = gst_app::AppSink::builder()
         .sync(false)
         .buffer_list(true)
@@ -102,7 +128,8 @@ pub(crate) fn start(
         }
     });
 
-    let mut segmenter = Segmenter { publish, publish_wall, elapsed_ns: 0, track: None, tx };
+    let mut segmenter =
+        Segmenter { publish, publish_wall, elapsed_ns: 0, chunked: part.is_some(), track: None, tx };
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| segmenter.on_sample(sink))
@@ -137,10 +164,9 @@ pub(crate) fn start(
     Ok(Built { pipeline, appsrc, bus })
 }
 
-/// `{parser} ! queue` linked to a new muxer sink pad; returns the parser's sink and src pads.
+/// `{parser}` linked to a new muxer sink pad; returns the parser's sink and src pads.
 /// The parsers run on flvdemux's single thread (so the split probes on their src pads see
-/// audio and video in FLV order); the queues decouple it from the muxer, which needs data on
-/// all its pads at once.
+/// audio and video in FLV order) and push straight into the muxer's pads (see `MUX_QUEUE`).
 fn branch(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
@@ -151,26 +177,18 @@ fn branch(
         // FLV carries SPS/PPS once; in-band copies make every segment decodable on its own.
         parse.set_property("config-interval", -1i32);
     }
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", 0u32);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 10 * gst::ClockTime::SECOND.nseconds());
-    pipeline
-        .add_many([&parse, &queue])
-        .map_err(|e| gst_err("adding branch", e))?;
-    parse.link(&queue).map_err(|e| gst_err("linking parser", e))?;
+    pipeline.add(&parse).map_err(|e| gst_err("adding branch", e))?;
     let sink = mux
         .request_pad_simple("sink_%u")
         .ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
-    let queue_src =
-        queue.static_pad("src").ok_or_else(|| PackagerError::Gst("queue has no src pad".into()))?;
-    queue_src.link(&sink).map_err(|e| gst_err("linking queue to muxer", e))?;
     let pad = |name| {
         parse
             .static_pad(name)
             .ok_or_else(|| PackagerError::Gst(format!("{parser} has no {name} pad")))
     };
-    Ok((pad("sink")?, pad("src")?))
+    let src = pad("src")?;
+    src.link(&sink).map_err(|e| gst_err("linking parser to muxer", e))?;
+    Ok((pad("sink")?, src))
 }
 
 /// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
@@ -219,13 +237,17 @@ fn request_splits(pad: &gst::Pad, mux: &gst::Element, target_ns: u64) {
 
 /// Splits the muxer's output into init and media segments. The muxer marks its buffers:
 /// the init (ftyp+moov) is HEADER|DISCONT, a fragment's first buffer (styp+moof+mdat header)
-/// is HEADER, and without `chunk-duration` each buffer list holds exactly one fragment.
+/// is HEADER, and without `chunk-duration` each buffer list holds exactly one fragment. With
+/// it, each buffer list is one chunk (a later chunk's moof is HEADER|DELTA_UNIT): an LL-HLS
+/// part; the writer joins a segment's parts.
 struct Segmenter {
     publish: u64,
     /// Wall clock of the publish's first video frame: PROGRAM-DATE-TIME of its first segment.
     publish_wall: DateTime<Utc>,
     /// Media time of this publish's segments so far.
     elapsed_ns: u64,
+    /// `chunk-duration` is set: each sample is one chunk (LL-HLS part), not a whole fragment.
+    chunked: bool,
     /// From the latest init; times the segments.
     track: Option<bmff::VideoTrack>,
     tx: mpsc::Sender<Msg>,
@@ -252,10 +274,9 @@ impl Segmenter {
             rest = tail;
         }
         let Some(header) = rest.first() else { return Ok(gst::FlowSuccess::Ok) };
-        if !header.flags().contains(gst::BufferFlags::HEADER)
-            || header.flags().contains(gst::BufferFlags::DELTA_UNIT)
-        {
-            // Only chunked muxing (LL-HLS parts, not configured) produces this.
+        // A fragment's first chunk is HEADER (styp + moof); a later chunk's moof HEADER|DELTA_UNIT.
+        let first = !header.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        if !header.flags().contains(gst::BufferFlags::HEADER) || (!first && !self.chunked) {
             tracing::warn!(publish = self.publish, "muxer output without fragment header dropped");
             return Ok(gst::FlowSuccess::Ok);
         }
@@ -270,7 +291,14 @@ impl Segmenter {
         let offset = i64::try_from(self.elapsed_ns).unwrap_or(i64::MAX);
         let pdt = self.publish_wall + chrono::Duration::nanoseconds(offset);
         self.elapsed_ns += duration_ns;
-        self.send(Msg::Segment { publish: self.publish, bytes, duration_ns, pdt })?;
+        let last = !self.chunked;
+        // A part lasts from its first presentation time to the next part's (the muxer's chunk
+        // span); decode-order sample durations would misstate parts that hold B-frames.
+        let part_ns = match header.duration() {
+            Some(d) if self.chunked => d.nseconds(),
+            _ => duration_ns,
+        };
+        self.send(Msg::Part { publish: self.publish, bytes, duration_ns, part_ns, pdt, first, last })?;
         Ok(gst::FlowSuccess::Ok)
     }
 

@@ -16,6 +16,111 @@ pub(crate) struct Segment {
     pub pdt: DateTime<Utc>,
     /// A new publish (or a gap) starts here.
     pub discontinuity: bool,
+    /// LL-HLS parts (`seg{MSN:06}.{i}.m4s`), oldest first; empty without LL-HLS and for
+    /// segments read back from a stored playlist.
+    pub parts: Vec<Part>,
+}
+
+/// One LL-HLS partial segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub duration_ms: u64,
+    /// Starts with a keyframe.
+    pub independent: bool,
+}
+
+pub(crate) fn part_uri(msn: u64, index: usize) -> String {
+    format!("seg{msn:06}.{index}.m4s")
+}
+
+/// A timed marker, written as `EXT-X-DATERANGE` in the live and the replay playlists.
+///
+/// `attributes` are client attributes: each name carries its `X-` prefix and is `X-` followed
+/// by upper-case letters, digits and `-` (e.g. `X-PRODUCT-ID`); values are written as quoted
+/// strings (a `"` becomes `'`, CR and LF become spaces, as quoted strings cannot escape).
+/// `id` and `class` must not contain `"`, CR or LF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateRange {
+    pub id: String,
+    pub class: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl DateRange {
+    /// Why this marker cannot be written, if it cannot.
+    pub(crate) fn invalid(&self) -> Option<String> {
+        let quoted_ok = |v: &str| !v.contains(['"', '\r', '\n']);
+        if self.id.is_empty() || !quoted_ok(&self.id) {
+            return Some("marker id must be non-empty without '\"', CR or LF".into());
+        }
+        if !quoted_ok(&self.class) {
+            return Some("marker class must not contain '\"', CR or LF".into());
+        }
+        if self.end.is_some_and(|end| end < self.start) {
+            return Some(format!("marker {}: end precedes start", self.id));
+        }
+        for (name, _) in &self.attributes {
+            let valid = name.strip_prefix("X-").is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+            });
+            if !valid {
+                return Some(format!("marker attribute {name:?}: names are X- then A-Z, 0-9 or -"));
+            }
+        }
+        None
+    }
+
+    fn render(&self, out: &mut String) {
+        let quoted = |v: &str| v.replace('"', "'").replace(['\r', '\n'], " ");
+        let _ = write!(
+            out,
+            "#EXT-X-DATERANGE:ID=\"{}\",CLASS=\"{}\",START-DATE=\"{}\"",
+            self.id,
+            self.class,
+            self.start.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+        if let Some(end) = self.end {
+            let ms = (end - self.start).num_milliseconds().max(0);
+            let _ = write!(
+                out,
+                ",END-DATE=\"{}\",DURATION={}.{:03}",
+                end.to_rfc3339_opts(SecondsFormat::Millis, true),
+                ms / 1000,
+                ms % 1000
+            );
+        }
+        for (name, value) in &self.attributes {
+            let _ = write!(out, ",{name}=\"{}\"", quoted(value));
+        }
+        out.push('\n');
+    }
+}
+
+/// LL-HLS rendering of a live playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LowLatency {
+    /// PART-TARGET, ms.
+    pub part_target_ms: u64,
+    /// `_HLS_skip=YES`: a delta update skipping what lies before CAN-SKIP-UNTIL.
+    pub skip: bool,
+}
+
+/// Everything one media playlist shows.
+pub(crate) struct View<'a> {
+    /// Every complete segment since go-live, oldest first.
+    pub segments: &'a [Segment],
+    /// The segment being built (live, LL-HLS): its parts so far; `duration_ms` is their sum.
+    pub open: Option<&'a Segment>,
+    pub kind: Kind,
+    pub min_target_secs: u64,
+    pub low_latency: Option<LowLatency>,
+    pub markers: &'a [DateRange],
+}
+
+fn ms_str(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 impl Segment {
@@ -45,26 +150,74 @@ pub(crate) enum Kind {
 
 /// Renders a media playlist over `segments` (every segment since go-live, oldest first).
 /// `min_target_secs` keeps TARGETDURATION from starting below the configured target.
+#[cfg(test)]
 pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u64) -> String {
-    let start = match kind {
-        Kind::Live { window, .. } => segments.len().saturating_sub(window.max(1)),
-        Kind::Event | Kind::Vod => 0,
-    };
-    let shown = &segments[start..];
-    // Over every segment, not just the window, so the live TARGETDURATION never shrinks.
-    let target = segments
+    render(&View { segments, open: None, kind, min_target_secs, low_latency: None, markers: &[] })
+}
+
+/// TARGETDURATION over every segment, not just the window, so the live one never shrinks.
+pub(crate) fn target_secs(segments: &[Segment], min_target_secs: u64) -> u64 {
+    segments
         .iter()
         .map(|s| s.duration_ms.div_ceil(1000))
         .max()
         .unwrap_or(0)
         .max(min_target_secs)
-        .max(1);
-    let media_sequence = shown.first().map_or(0, |s| s.msn);
+        .max(1)
+}
+
+/// Renders a media playlist. With `low_latency` (live only): PART-INF, SERVER-CONTROL, the
+/// parts of the segments of the last three target durations and of the open segment, and a
+/// PRELOAD-HINT for the next part.
+pub(crate) fn render(view: &View<'_>) -> String {
+    let segments = view.segments;
+    let kind = view.kind;
+    let start = match kind {
+        Kind::Live { window, .. } => segments.len().saturating_sub(window.max(1)),
+        Kind::Event | Kind::Vod => 0,
+    };
+    let ended = matches!(kind, Kind::Vod | Kind::Live { ended: true, .. });
+    let ll = match kind {
+        Kind::Live { .. } => view.low_latency,
+        Kind::Event | Kind::Vod => None,
+    };
+    let open = if ended { None } else { view.open.filter(|o| !o.parts.is_empty()) };
+    let shown = &segments[start..];
+    let target = target_secs(segments, view.min_target_secs);
+    let media_sequence = shown.first().or(open).map_or(0, |s| s.msn);
     let discontinuity_sequence = segments[..start].iter().filter(|s| s.discontinuity).count();
 
-    let mut out = String::with_capacity(128 + shown.len() * 110);
-    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
+    // Delta update: skip the segments that end before CAN-SKIP-UNTIL (6 × target) from the end.
+    let skip_until_ms = 6 * target * 1000;
+    let mut skipped = 0;
+    if ll.is_some_and(|ll| ll.skip) {
+        let mut from_end = open.map_or(0, |o| o.duration_ms);
+        let mut keep = 0;
+        for s in shown.iter().rev() {
+            from_end += s.duration_ms;
+            if from_end > skip_until_ms {
+                break;
+            }
+            keep += 1;
+        }
+        skipped = shown.len() - keep;
+    }
+
+    let mut out = String::with_capacity(256 + shown.len() * 110);
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:");
+    out.push_str(if ll.is_some() { "9\n" } else { "7\n" });
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    if let Some(ll) = ll {
+        let part_target = ll.part_target_ms;
+        let _ = writeln!(
+            out,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={},HOLD-BACK={},CAN-SKIP-UNTIL={}",
+            ms_str(3 * part_target),
+            ms_str(3 * target * 1000),
+            ms_str(skip_until_ms)
+        );
+        let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", ms_str(part_target));
+    }
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
     if discontinuity_sequence > 0 {
         let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
@@ -76,26 +229,78 @@ pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u6
     }
     // Every segment starts on a keyframe with SPS/PPS in band.
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    // Markers: the live playlist keeps those that start inside its window.
+    let first_pdt = shown.first().or(open).map(|s| s.pdt);
+    for marker in view.markers {
+        let in_window = match kind {
+            Kind::Live { .. } => first_pdt.is_some_and(|first| marker.start >= first),
+            Kind::Event | Kind::Vod => true,
+        };
+        if in_window {
+            marker.render(&mut out);
+        }
+    }
+    if skipped > 0 {
+        let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
 
+    // Parts are listed for the segments of the last three target durations.
+    let parts_from = match ll {
+        Some(_) => {
+            let mut from_end = open.map_or(0, |o| o.duration_ms);
+            let mut from = shown.len();
+            while from > 0 && from_end < 3 * target * 1000 {
+                from -= 1;
+                from_end += shown[from].duration_ms;
+            }
+            from
+        }
+        None => shown.len(),
+    };
+
+    // The first segment shown names its init, also after a skip.
     let mut current_init = None;
-    for s in shown {
+    let write_segment = |out: &mut String, s: &Segment, current_init: &mut Option<u32>, parts: bool, complete: bool| {
         if s.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        if current_init != Some(s.init) {
+        if *current_init != Some(s.init) {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init));
-            current_init = Some(s.init);
+            *current_init = Some(s.init);
         }
         let _ = writeln!(
             out,
             "#EXT-X-PROGRAM-DATE-TIME:{}",
             s.pdt.to_rfc3339_opts(SecondsFormat::Millis, true)
         );
-        let _ = writeln!(out, "#EXTINF:{}.{:03},", s.duration_ms / 1000, s.duration_ms % 1000);
-        out.push_str(&s.uri());
-        out.push('\n');
+        if parts {
+            for (i, p) in s.parts.iter().enumerate() {
+                let _ = write!(out, "#EXT-X-PART:DURATION={},URI=\"{}\"", ms_str(p.duration_ms), part_uri(s.msn, i));
+                if p.independent {
+                    out.push_str(",INDEPENDENT=YES");
+                }
+                out.push('\n');
+            }
+        }
+        if complete {
+            let _ = writeln!(out, "#EXTINF:{},", ms_str(s.duration_ms));
+            out.push_str(&s.uri());
+            out.push('\n');
+        }
+    };
+    for (i, s) in shown.iter().enumerate().skip(skipped) {
+        write_segment(&mut out, s, &mut current_init, i >= parts_from, true);
     }
-    let ended = matches!(kind, Kind::Vod | Kind::Live { ended: true, .. });
+    if ll.is_some() && !ended {
+        let (msn, next) = match open {
+            Some(o) => {
+                write_segment(&mut out, o, &mut current_init, true, false);
+                (o.msn, o.parts.len())
+            }
+            None => (shown.last().map_or(0, |s| s.msn + 1), 0),
+        };
+        let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(msn, next));
+    }
     if ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
@@ -178,10 +383,45 @@ pub(crate) fn parse_media(text: &str) -> Result<Vec<Segment>, ParseError> {
                 duration_ms: duration_ms.take().ok_or(err("segment without EXTINF"))?,
                 pdt: pdt.take().ok_or(err("segment without program date-time"))?,
                 discontinuity: std::mem::take(&mut discontinuity),
+                parts: Vec::new(),
             });
         }
     }
     Ok(segments)
+}
+
+/// The EXT-X-DATERANGE markers of a playlist written by `render` (lenient: a line that does
+/// not read back is skipped).
+pub(crate) fn parse_markers(text: &str) -> Vec<DateRange> {
+    let date = |v: &str| DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc));
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("#EXT-X-DATERANGE:"))
+        .filter_map(|attrs| {
+            let (mut id, mut class, mut start, mut end) = (None, String::new(), None, None);
+            let mut attributes = Vec::new();
+            let mut rest = attrs;
+            while !rest.is_empty() {
+                let (name, after) = rest.split_once('=')?;
+                let (value, after) = match after.strip_prefix('"') {
+                    Some(quoted) => {
+                        let (value, after) = quoted.split_once('"')?;
+                        (value, after)
+                    }
+                    None => after.split_once(',').map_or((after, ""), |(v, a)| (v, a)),
+                };
+                rest = after.strip_prefix(',').unwrap_or(after);
+                match name {
+                    "ID" => id = Some(value.to_owned()),
+                    "CLASS" => class = value.to_owned(),
+                    "START-DATE" => start = date(value),
+                    "END-DATE" => end = date(value),
+                    n if n.starts_with("X-") => attributes.push((n.to_owned(), value.to_owned())),
+                    _ => {}
+                }
+            }
+            Some(DateRange { id: id?, class, start: start?, end, attributes })
+        })
+        .collect()
 }
 
 /// "2.002" → 2002 (at most millisecond precision is kept).
@@ -210,6 +450,7 @@ mod tests {
             duration_ms,
             pdt: base + chrono::Duration::milliseconds(msn as i64 * 2000),
             discontinuity,
+            parts: Vec::new(),
         }
     }
 
@@ -303,6 +544,117 @@ mod tests {
         assert_eq!(parse_millis("3"), Some(3000));
         assert_eq!(parse_millis("1.23456"), Some(1234));
         assert_eq!(parse_millis("-1"), None);
+    }
+
+    fn with_parts(mut s: Segment, n: usize) -> Segment {
+        s.parts = (0..n).map(|i| Part { duration_ms: if i == n - 1 { 100 } else { 200 }, independent: i == 0 }).collect();
+        s
+    }
+
+    fn ll_view<'a>(segments: &'a [Segment], open: Option<&'a Segment>, skip: bool, markers: &'a [DateRange]) -> String {
+        render(&View {
+            segments,
+            open,
+            kind: Kind::Live { window: 6, ended: false },
+            min_target_secs: 2,
+            low_latency: Some(LowLatency { part_target_ms: 200, skip }),
+            markers,
+        })
+    }
+
+    #[test]
+    fn ll_hls_tags() {
+        let segments: Vec<Segment> = stream().into_iter().map(|s| with_parts(s, 3)).collect();
+        let open = Segment { msn: 6, duration_ms: 400, ..with_parts(seg(6, 2, 0, false), 2) };
+        let text = ll_view(&segments, Some(&open), false, &[]);
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:3\n"), "{text}");
+        assert!(text.contains(
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=9.000,CAN-SKIP-UNTIL=18.000\n\
+             #EXT-X-PART-INF:PART-TARGET=0.200\n"
+        ), "{text}");
+        // Parts of the segments in the last three target durations (9 s) only: those that
+        // overlap it (1..=5) and the open one.
+        assert!(!text.contains("seg000000.0.m4s") && text.contains("seg000001.0.m4s"), "{text}");
+        assert!(text.contains(
+            "#EXT-X-PART:DURATION=0.200,URI=\"seg000005.0.m4s\",INDEPENDENT=YES\n\
+             #EXT-X-PART:DURATION=0.200,URI=\"seg000005.1.m4s\"\n\
+             #EXT-X-PART:DURATION=0.100,URI=\"seg000005.2.m4s\"\n#EXTINF:2.000,\nseg000005.m4s\n"
+        ), "{text}");
+        // The open segment: PDT and parts, no EXTINF; then the hint for its next part.
+        assert!(text.ends_with(
+            "seg000005.m4s\n#EXT-X-PROGRAM-DATE-TIME:2026-01-02T03:04:17.000Z\n\
+             #EXT-X-PART:DURATION=0.200,URI=\"seg000006.0.m4s\",INDEPENDENT=YES\n\
+             #EXT-X-PART:DURATION=0.100,URI=\"seg000006.1.m4s\"\n\
+             #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg000006.2.m4s\"\n"
+        ), "{text}");
+        // Without an open segment the hint names the next segment's first part.
+        let text = ll_view(&segments, None, false, &[]);
+        assert!(text.ends_with("seg000005.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg000006.0.m4s\"\n"), "{text}");
+        // Ended: no parts, no hint; the replay never has LL-HLS tags.
+        let ended = render(&View { kind: Kind::Live { window: 6, ended: true }, ..View {
+            segments: &segments, open: Some(&open), kind: Kind::Event, min_target_secs: 2,
+            low_latency: Some(LowLatency { part_target_ms: 200, skip: false }), markers: &[] } });
+        assert!(ended.ends_with("seg000005.m4s\n#EXT-X-ENDLIST\n") && !ended.contains("PRELOAD"), "{ended}");
+        let replay = render(&View { segments: &segments, open: Some(&open), kind: Kind::Event, min_target_secs: 2,
+            low_latency: Some(LowLatency { part_target_ms: 200, skip: false }), markers: &[] });
+        assert!(!replay.contains("PART") && !replay.contains("SERVER-CONTROL") && replay.contains("VERSION:7"), "{replay}");
+    }
+
+    #[test]
+    fn delta_update_skips_what_precedes_can_skip_until() {
+        // 20 segments of 2 s: CAN-SKIP-UNTIL is 12 s, so the last 6 segments stay.
+        let segments: Vec<Segment> = (0..20).map(|i| seg(i, 0, 2000, false)).collect();
+        let text = render(&View {
+            segments: &segments, open: None, kind: Kind::Live { window: 20, ended: false }, min_target_secs: 2,
+            low_latency: Some(LowLatency { part_target_ms: 200, skip: true }), markers: &[],
+        });
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n#EXT-X-MAP:URI=\"init0.mp4\"\n"), "{text}");
+        assert_eq!(text.matches("#EXTINF").count(), 6);
+        assert!(!text.contains("seg000013.m4s") && text.contains("seg000014.m4s"));
+        // A short playlist skips nothing.
+        let text = ll_view(&segments[..5], None, true, &[]);
+        assert!(!text.contains("EXT-X-SKIP"), "{text}");
+    }
+
+    #[test]
+    fn dateranges_in_live_and_replay() {
+        let segments = stream();
+        let at = |secs| Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, secs).single().unwrap();
+        let markers = vec![
+            DateRange { id: "old".into(), class: "c".into(), start: at(6), end: None, attributes: vec![] },
+            DateRange {
+                id: "pin".into(),
+                class: "com.hawker.product".into(),
+                start: at(14),
+                end: Some(at(14) + chrono::Duration::milliseconds(2500)),
+                attributes: vec![("X-PRODUCT-ID".into(), "a\"b\nc".into())],
+            },
+        ];
+        let live = render(&View { segments: &segments, open: None, kind: Kind::Live { window: 2, ended: false },
+            min_target_secs: 2, low_latency: None, markers: &markers });
+        let line = "#EXT-X-DATERANGE:ID=\"pin\",CLASS=\"com.hawker.product\",START-DATE=\"2026-01-02T03:04:14.000Z\",\
+                    END-DATE=\"2026-01-02T03:04:16.500Z\",DURATION=2.500,X-PRODUCT-ID=\"a'b c\"\n";
+        assert!(live.contains(line), "{live}");
+        // "old" starts before the live window's first PDT (03:04:13).
+        assert!(!live.contains("ID=\"old\""), "{live}");
+        let replay = render(&View { segments: &segments, open: None, kind: Kind::Event, min_target_secs: 2,
+            low_latency: None, markers: &markers });
+        assert!(replay.contains(line) && replay.contains("ID=\"old\""), "{replay}");
+        // Read back on resume.
+        let parsed = parse_markers(&replay);
+        assert_eq!(parsed[0], markers[0]);
+        assert_eq!(parsed[1].end, markers[1].end);
+        assert_eq!(parsed[1].attributes, vec![("X-PRODUCT-ID".to_owned(), "a'b c".to_owned())]);
+        // Validation.
+        let bad = |f: fn(&mut DateRange)| { let mut m = markers[1].clone(); f(&mut m); m.invalid() };
+        assert!(markers[1].invalid().is_none());
+        assert!(bad(|m| m.id = String::new()).is_some());
+        assert!(bad(|m| m.id = "a\"b".into()).is_some());
+        assert!(bad(|m| m.attributes = vec![("PRODUCT".into(), "x".into())]).is_some());
+        assert!(bad(|m| m.attributes = vec![("X-product".into(), "x".into())]).is_some());
+        assert!(bad(|m| m.attributes = vec![("X-".into(), "x".into())]).is_some());
+        assert!(bad(|m| m.end = Some(m.start - chrono::Duration::seconds(1))).is_some());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hawker_packager::{Packager, PackagerConfig, PackagerError, PublishFeed};
+use hawker_packager::{DateRange, Packager, PackagerConfig, PackagerError, PublishFeed};
 use hawker_storage::{LocalStore, Store};
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType};
 
@@ -140,7 +140,7 @@ async fn two_publishes_then_vod() {
     let tags = read_flv(&flv);
     let duration = media_duration(&tags);
     let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
-    let config = PackagerConfig { segment_duration: Duration::from_secs(2), live_window: 2 };
+    let config = PackagerConfig { segment_duration: Duration::from_secs(2), live_window: 2, poster_interval: Duration::ZERO, part_duration: Some(Duration::from_millis(200)) };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidav").await.expect("open");
 
@@ -245,7 +245,7 @@ async fn video_only_with_fractional_target() {
     assert!(tags.iter().all(|t| t.kind == 9));
     let duration = media_duration(&tags);
     let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
-    let config = PackagerConfig { segment_duration: Duration::from_millis(1500), live_window: 6 };
+    let config = PackagerConfig { segment_duration: Duration::from_millis(1500), live_window: 6, poster_interval: Duration::ZERO, part_duration: None };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidv").await.expect("open");
     let mut feed = stream.start_publish().expect("publish");
@@ -298,4 +298,148 @@ async fn broken_media_ends_the_publish_cleanly() {
     other.finish(true).await.expect("finish other");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(get(&store, "streams/pidbad/v0/replay.m3u8").await.is_none());
+}
+
+/// The value of `NAME=` in an attribute list (quotes removed).
+fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let at = line.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &line[at..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next(),
+        None => rest.split(',').next(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ll_hls_parts_and_markers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = ffmpeg_flv(dir.path(), "ll.flv", true, 7);
+    let tags = read_flv(&flv);
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let config = PackagerConfig {
+        segment_duration: Duration::from_secs(2),
+        live_window: 2,
+        poster_interval: Duration::ZERO,
+        part_duration: Some(Duration::from_millis(200)),
+    };
+    let packager = Packager::new(store.clone(), config).expect("packager");
+    let stream = packager.open("pidll").await.expect("open");
+    let mut progress = stream.progress();
+    let marker = |id: &str, start, end| DateRange {
+        id: id.into(),
+        class: "com.hawker.product".into(),
+        start,
+        end,
+        attributes: vec![("X-PRODUCT-ID".into(), "p\"1".into())],
+    };
+    // Invalid attribute names are refused.
+    let mut bad = marker("bad", chrono::Utc::now(), None);
+    bad.attributes = vec![("product".into(), "x".into())];
+    assert!(matches!(stream.add_marker(bad).await, Err(PackagerError::InvalidMarker(_))));
+
+    let before = chrono::Utc::now();
+    // Inserted before any segment: written with the first one, in segment 0's time.
+    stream.add_marker(marker("early", before, None)).await.expect("marker");
+    let mut feed = stream.start_publish().expect("publish");
+    push_all(&mut feed, &tags);
+    feed.end();
+    // Media went in faster than real time: wait for the last segment.
+    tokio::time::timeout(Duration::from_secs(20), progress.wait_for(|p| p.last_segment >= Some(3)))
+        .await
+        .expect("segments within 20 s")
+        .expect("progress");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = *stream.progress().borrow();
+    assert_eq!(p.part_target_ms, Some(200));
+    let (part_msn, _) = p.last_part.expect("a part");
+    assert_eq!(Some(part_msn), p.last_segment);
+
+    let live_bytes = get(&store, "streams/pidll/v0/live.m3u8").await.expect("live");
+    let live_text = String::from_utf8(live_bytes.to_vec()).expect("utf-8");
+    let live = media_playlist(&live_bytes);
+    let replay_text = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.expect("replay").to_vec()).unwrap();
+    let replay = media_playlist(replay_text.as_bytes());
+    assert!(live_text.contains("#EXT-X-VERSION:9\n"), "{live_text}");
+    assert!(live_text.contains("#EXT-X-PART-INF:PART-TARGET=0.200\n"), "{live_text}");
+    assert!(
+        live_text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=6.000,CAN-SKIP-UNTIL=12.000\n"),
+        "{live_text}"
+    );
+    let hint = format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg{:06}.0.m4s\"\n", part_msn + 1);
+    assert!(live_text.ends_with(&hint), "{live_text}");
+    assert!(!replay_text.contains("EXT-X-PART"), "{replay_text}");
+
+    // Parts: at most PART-TARGET long, the first INDEPENDENT, together exactly the segment.
+    let mut parts_by_msn: std::collections::BTreeMap<u64, Vec<(String, f64, bool)>> = Default::default();
+    let mut msn = live.media_sequence;
+    for line in live_text.lines() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-PART:") {
+            let duration: f64 = attr(rest, "DURATION").unwrap().parse().unwrap();
+            let uri = attr(rest, "URI").unwrap().to_owned();
+            assert!(uri.starts_with(&format!("seg{msn:06}.")), "{uri} in segment {msn}");
+            parts_by_msn.entry(msn).or_default().push((uri, duration, rest.contains("INDEPENDENT=YES")));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            msn += 1;
+        }
+    }
+    assert!(!parts_by_msn.is_empty(), "{live_text}");
+    for (msn, parts) in &parts_by_msn {
+        assert!(parts[0].2, "first part of {msn} is not INDEPENDENT");
+        assert!(parts.len() >= 5, "segment {msn} has {} parts", parts.len());
+        let mut joined = Vec::new();
+        for (i, (uri, duration, _)) in parts.iter().enumerate() {
+            assert!(*duration <= 0.2, "part {uri} lasts {duration} s:\n{live_text}");
+            assert_eq!(uri, &format!("seg{msn:06}.{i}.m4s"));
+            let bytes = get(&store, &format!("streams/pidll/v0/{uri}")).await.expect("part stored");
+            let kinds = boxes(&bytes);
+            // A part is one chunk: moof + mdat; a segment's first (and, at the end of a
+            // stream, its last, marked "lmsg") also carries a styp.
+            let body = if kinds[0] == "styp" { &kinds[1..] } else { &kinds[..] };
+            assert_eq!(body, ["moof", "mdat"], "{uri}");
+            assert!(i > 0 || kinds[0] == "styp", "{uri}");
+            joined.extend_from_slice(&bytes);
+        }
+        let segment = get(&store, &format!("streams/pidll/v0/seg{msn:06}.m4s")).await.expect("segment");
+        assert_eq!(joined, segment.to_vec(), "segment {msn} is not its parts");
+    }
+    check_segments(&store, dir.path(), "pidll", &replay, true).await;
+
+    // Markers: timed by wall clock against PDT. "early" starts in segment 0, which the live
+    // window (2 segments) has left: only the replay keeps it.
+    let first_pdt = replay.segments[0].program_date_time.unwrap().with_timezone(&chrono::Utc);
+    let live_first_pdt = live.segments[0].program_date_time.unwrap().with_timezone(&chrono::Utc);
+    assert!(before <= first_pdt + chrono::Duration::milliseconds(50), "{before} vs {first_pdt}");
+    assert!(!live_text.contains("ID=\"early\""), "{live_text}");
+    assert!(replay_text.contains("ID=\"early\""), "{replay_text}");
+    let pinned = live_first_pdt + chrono::Duration::milliseconds(300);
+    stream.add_marker(marker("pin", pinned, None)).await.expect("marker");
+    let closed = pinned + chrono::Duration::milliseconds(1500);
+    stream.add_marker(DateRange { end: Some(closed), attributes: vec![], ..marker("pin", pinned, None) }).await.expect("close");
+    for key in ["live.m3u8", "replay.m3u8"] {
+        let text = String::from_utf8(get(&store, &format!("streams/pidll/v0/{key}")).await.unwrap().to_vec()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("ID=\"pin\"")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line = lines[0];
+        let start = chrono::DateTime::parse_from_rfc3339(attr(line, "START-DATE").unwrap()).unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339(attr(line, "END-DATE").unwrap()).unwrap();
+        assert_eq!(start, pinned.with_timezone(&start.timezone()));
+        assert_eq!((end - start).num_milliseconds(), 1500);
+        assert_eq!(attr(line, "DURATION"), Some("1.500"));
+        assert_eq!(attr(line, "CLASS"), Some("com.hawker.product"));
+        assert_eq!(attr(line, "X-PRODUCT-ID"), Some("p'1"), "{line}");
+    }
+    let parsed = media_playlist(&get(&store, "streams/pidll/v0/live.m3u8").await.unwrap());
+    assert!(parsed.segments.iter().any(|s| s.daterange.is_some()), "m3u8-rs reads the DATERANGE");
+
+    stream.finish(true).await.expect("finish");
+    assert!(stream.progress().borrow().ended);
+    let vod = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.unwrap().to_vec()).unwrap();
+    assert!(vod.contains("ID=\"early\"") && vod.contains("ID=\"pin\""), "{vod}");
+    let live = String::from_utf8(get(&store, "streams/pidll/v0/live.m3u8").await.unwrap().to_vec()).unwrap();
+    assert!(live.ends_with("#EXT-X-ENDLIST\n") && !live.contains("PRELOAD-HINT"), "{live}");
+    // Markers survive a restart: finalising from the store keeps them.
+    packager.finalize_replay("pidll").await.expect("finalize");
+    let vod = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.unwrap().to_vec()).unwrap();
+    assert!(vod.contains("ID=\"early\"") && vod.contains("END-DATE="), "{vod}");
+    assert!(matches!(stream.add_marker(marker("late", chrono::Utc::now(), None)).await, Err(PackagerError::Closed(_))));
 }

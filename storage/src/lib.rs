@@ -1,21 +1,103 @@
-//! Object storage: the `Store` trait and its local-folder backend.
+//! Object storage: the `Store` trait and its backends — a local folder (the default) and any
+//! S3-compatible service (AWS S3, MinIO, Cloudflare R2, Garage, s3s).
 //!
 //! Keys are `/`-separated relative paths (`streams/abc/v0/seg00001.m4s`). The store knows
-//! nothing of HLS or streams: callers give each object its content type and cache policy,
-//! and callers decide write order (a segment before the playlist that names it).
+//! nothing of HLS or streams: callers give each object its content type, cache policy and
+//! retention, and callers decide write order (a segment before the playlist that names it).
+//!
+//! The S3 backend never makes the caller wait for the network: `put` returns once the object
+//! is in a local spool folder, and a bounded queue uploads it (in parallel, retried with
+//! backoff). While an object waits, `get` answers from the spool, so whatever a caller wrote
+//! is readable at once — also while the bucket is down, and after a restart.
 
 mod local;
+mod s3;
+mod spool;
+mod uploader;
 
 pub use local::LocalStore;
+pub use s3::{Delivery, S3Config, S3Store};
+pub use uploader::UploadStats;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+/// Whether an object must survive an outage of a remote store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retention {
+    /// Needed for good (a replay's segments and playlist): never dropped from the spool.
+    #[default]
+    Replay,
+    /// Needed only while live (a sliding-window playlist): the first to go when the spool is
+    /// full, oldest first.
+    LiveOnly,
+}
+
+impl Retention {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retention::Replay => "replay",
+            Retention::LiveOnly => "live-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "live-only" { Retention::LiveOnly } else { Retention::Replay }
+    }
+}
+
 /// How an object is to be served; S3-like backends store it as object metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Ordering rule of remote backends: an object whose cache policy is not `immutable` (a
+/// playlist, which may name other objects) becomes readable remotely only after every object
+/// put before it is. Immutable objects (segments, init segments, posters) upload in parallel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub content_type: &'static str,
     pub cache_control: &'static str,
+    pub retention: Retention,
+}
+
+/// The cache policy of objects that never change once written.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+impl ObjectMeta {
+    /// A `Replay` object.
+    pub const fn new(content_type: &'static str, cache_control: &'static str) -> Self {
+        Self { content_type, cache_control, retention: Retention::Replay }
+    }
+
+    pub const fn live_only(self) -> Self {
+        Self { retention: Retention::LiveOnly, ..self }
+    }
+
+    /// Objects that never change once written; the others order remote uploads.
+    pub fn is_immutable(&self) -> bool {
+        self.cache_control.contains("immutable")
+    }
+}
+
+/// Maps a stored header value back to one of the values hawker writes.
+pub(crate) fn intern_content_type(value: &str) -> &'static str {
+    const KNOWN: [&str; 7] = [
+        "application/vnd.apple.mpegurl",
+        "video/mp4",
+        "video/iso.segment",
+        "video/mp2t",
+        "image/jpeg",
+        "application/json",
+        "application/octet-stream",
+    ];
+    KNOWN.into_iter().find(|k| *k == value).unwrap_or("application/octet-stream")
+}
+
+pub(crate) fn intern_cache_control(value: &str) -> &'static str {
+    const KNOWN: [&str; 4] = [IMMUTABLE, "no-cache", "public, max-age=5", "no-store"];
+    match KNOWN.into_iter().find(|k| *k == value) {
+        Some(known) => known,
+        None if value.contains("immutable") => IMMUTABLE,
+        None => "no-cache",
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -30,11 +112,19 @@ pub enum StoreError {
     InvalidKey,
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The remote store failed (after its retries, where the operation has any).
+    #[error("remote storage error: {0}")]
+    Remote(String),
+    /// The spool reached its size bound and holds nothing it may drop.
+    #[error("spool full: {0}")]
+    SpoolFull(String),
 }
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores an object atomically: a reader sees the old object or the new one, never a part.
+    /// Once it returns, `get` finds the object (for a remote backend: from its spool until
+    /// the upload is done).
     async fn put(&self, key: &str, bytes: Bytes, meta: ObjectMeta) -> Result<(), StoreError>;
     /// `Ok(None)` when there is no such object.
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
@@ -49,6 +139,19 @@ pub trait Store: Send + Sync + 'static {
             self.delete(key).await?;
         }
         Ok(keys.len())
+    }
+    /// Deletes these objects (a remote backend batches them); returns how many were asked.
+    async fn delete_many(&self, keys: &[String]) -> Result<usize, StoreError> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(keys.len())
+    }
+    /// A URL where a viewer can fetch the object directly (a CDN, the bucket), when the
+    /// backend delivers by redirect and the object is readable there now. `None`: serve it
+    /// from `get`. Never a URL of an object still waiting in a spool.
+    async fn public_url(&self, _key: &str) -> Option<String> {
+        None
     }
 }
 
@@ -78,5 +181,17 @@ mod tests {
         for good in ["a", "streams/abc/v0/seg00001.m4s", "x-y_z.m3u8"] {
             assert!(check_key(good).is_ok(), "{good:?} must be accepted");
         }
+    }
+
+    #[test]
+    fn stored_headers_map_back() {
+        assert_eq!(intern_content_type("video/iso.segment"), "video/iso.segment");
+        assert_eq!(intern_content_type("text/evil"), "application/octet-stream");
+        assert_eq!(intern_cache_control(IMMUTABLE), IMMUTABLE);
+        assert_eq!(intern_cache_control("max-age=9, immutable"), IMMUTABLE);
+        assert_eq!(intern_cache_control("whatever"), "no-cache");
+        assert!(ObjectMeta::new("video/mp4", IMMUTABLE).is_immutable());
+        assert!(!ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache").is_immutable());
+        assert_eq!(Retention::parse(Retention::LiveOnly.as_str()), Retention::LiveOnly);
     }
 }

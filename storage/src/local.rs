@@ -37,12 +37,8 @@ fn meta_for(path: &Path) -> ObjectMeta {
         Some("json") => "application/json",
         _ => "application/octet-stream",
     };
-    let cache_control = if content_type == "application/vnd.apple.mpegurl" {
-        "no-cache"
-    } else {
-        "public, max-age=31536000, immutable"
-    };
-    ObjectMeta { content_type, cache_control }
+    let cache_control = if content_type == "application/vnd.apple.mpegurl" { "no-cache" } else { crate::IMMUTABLE };
+    ObjectMeta::new(content_type, cache_control)
 }
 
 #[async_trait]
@@ -135,7 +131,7 @@ fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> 
 mod tests {
     use super::*;
 
-    const META: ObjectMeta = ObjectMeta { content_type: "video/iso.segment", cache_control: "x" };
+    const META: ObjectMeta = ObjectMeta::new("video/iso.segment", "x");
 
     #[tokio::test]
     async fn put_get_list_delete() {

@@ -2,7 +2,12 @@
 //! temporary data dir, and real publishers (ffmpeg, GStreamer) and readers (ffprobe, m3u8-rs).
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod hls;
 pub mod rtmp;
+
+#[allow(unused_imports)] // the benches use other parts
+pub use hls::validate_hls;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -47,7 +52,7 @@ impl Server {
             .arg(data_dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--public-host", "127.0.0.1"])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("HAWKER_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -86,6 +91,18 @@ impl Server {
             log,
             client: reqwest::Client::new(),
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL (no shutdown of any kind, as a crash) and hands back its
+    /// data dir, for another `Server::start_in` on it.
+    pub fn kill_hard(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"))
     }
 
     /// `host:port` of the RTMP listener.

@@ -22,6 +22,11 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("not allowed while the stream is {}", .0.as_str())]
     Conflict(StreamStatus),
+    /// A conflict with existing data (not with the stream's status).
+    #[error("{0}")]
+    Exists(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -34,7 +39,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Exists(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,7 +52,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::Exists(_) => "conflict",
+            ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -2,13 +2,16 @@
 //! store. The media playlist URL stays the same from go-live to replay: it names the live
 //! (sliding) playlist while the stream is on air and the VOD playlist once it is archived.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use crate::{AppState, stream_prefix};
+use crate::{AppState, HlsProgress, stream_prefix};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 
@@ -27,6 +30,7 @@ fn kind_of(path: &str) -> Option<(&'static str, &'static str)> {
 pub async fn serve(
     State(state): State<AppState>,
     Path((playback_id, path)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let not_found = ApiError::NotFound("media");
     let (content_type, cache_control) = kind_of(&path).ok_or(ApiError::NotFound("media"))?;
@@ -34,13 +38,43 @@ pub async fn serve(
     if !stream.status.is_playable() {
         return Err(not_found);
     }
+    // LL-HLS: blocking playlist reload and preload-hinted parts wait for the packager.
+    let progress = if stream.status.is_on_air() { state.live.hls_progress(&stream.id) } else { None };
     let object = match path.strip_suffix("/index.m3u8") {
         Some(rendition) if !rendition.contains('/') => {
-            let playlist = if stream.status.is_on_air() { "live.m3u8" } else { "replay.m3u8" };
+            let mut playlist = if stream.status.is_on_air() { "live.m3u8" } else { "replay.m3u8" };
+            let directives = Directives::parse(&query)?;
+            if let Some(progress) = progress {
+                let ll = { let p = progress.borrow(); p.part_target_ms.is_some() && !p.ended };
+                if let Some(blocked) = block_reload(progress, &directives).await? {
+                    return Ok(blocked);
+                }
+                if ll && directives.skip {
+                    playlist = "live_delta.m3u8";
+                }
+            }
             format!("{}{rendition}/{playlist}", stream_prefix(&playback_id))
         }
-        _ => format!("{}{path}", stream_prefix(&playback_id)),
+        _ => {
+            if let (Some(progress), Some(part)) = (progress, part_of(&path)) {
+                if let Some(unavailable) = wait_for_part(progress, part).await {
+                    return Ok(unavailable);
+                }
+            }
+            format!("{}{path}", stream_prefix(&playback_id))
+        }
     };
+    // Redirect delivery: media already readable at the CDN or bucket is fetched there.
+    // Playlists (fresh markers, counted viewers, LL-HLS) and objects still waiting in the
+    // upload spool are served here; the store never offers a URL of an object not uploaded.
+    if content_type != PLAYLIST {
+        if let Some(url) = state.store.public_url(&object).await {
+            if let Ok(location) = HeaderValue::from_str(&url) {
+                let headers = [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+                return Ok((StatusCode::FOUND, headers).into_response());
+            }
+        }
+    }
     let object = match state.store.get(&object).await {
         Ok(Some(object)) => object,
         Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => return Err(not_found),
@@ -51,4 +85,189 @@ pub async fn serve(
         (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
     ];
     Ok((headers, Body::from(object.bytes)).into_response())
+}
+
+/// LL-HLS delivery directives of a media playlist request (RFC 8216bis §6.2.5).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Directives {
+    msn: Option<u64>,
+    part: Option<u64>,
+    /// `_HLS_skip=YES` or `v2`: a delta update.
+    skip: bool,
+}
+
+impl Directives {
+    fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let number = |name: &str| -> Result<Option<u64>, ApiError> {
+            query
+                .get(name)
+                .map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name} must be a number"))))
+                .transpose()
+        };
+        let d = Directives {
+            msn: number("_HLS_msn")?,
+            part: number("_HLS_part")?,
+            skip: matches!(query.get("_HLS_skip").map(String::as_str), Some("YES" | "v2")),
+        };
+        if d.part.is_some() && d.msn.is_none() {
+            return Err(ApiError::BadRequest("_HLS_part requires _HLS_msn".into()));
+        }
+        Ok(d)
+    }
+}
+
+/// The last MSN the live playlist shows (the segment being built counts).
+fn last_msn(p: &HlsProgress) -> Option<u64> {
+    p.last_part.map(|(m, _)| m).max(p.last_segment)
+}
+
+/// Parts a request may ask ahead of the playlist: 3 / PART-TARGET below 1 s, else 3.
+fn advance_part_limit(part_target_ms: u64) -> u64 {
+    if part_target_ms < 1000 { 3000 / part_target_ms.max(1) } else { 3 }
+}
+
+/// Whether the playlist contains segment `msn` (or, with `part`, part `part` of it, where a
+/// part past a complete segment's last means the next segment's first).
+fn reached(p: &HlsProgress, msn: u64, part: Option<u64>) -> bool {
+    if p.ended {
+        return true;
+    }
+    match part {
+        None => p.last_segment.is_some_and(|s| s >= msn),
+        Some(n) => {
+            p.last_part.is_some_and(|(m, i)| (m, i as u64) >= (msn, n)) || p.last_segment.is_some_and(|s| s > msn)
+        }
+    }
+}
+
+/// Why a request for (`msn`, `part`) is refused at once, if it is.
+fn out_of_range(p: &HlsProgress, msn: u64, part: Option<u64>) -> Option<String> {
+    let last = last_msn(p);
+    if last.map_or(msn > 1, |last| msn > last + 2) {
+        return Some(format!("_HLS_msn={msn} is more than two segments ahead of the playlist"));
+    }
+    let (Some(n), Some(target)) = (part, p.part_target_ms) else { return None };
+    let limit = advance_part_limit(target);
+    let ahead = match p.last_part {
+        Some((m, i)) if m == msn => n.saturating_sub(i as u64),
+        Some((m, _)) if m > msn => 0,
+        _ => n + 1,
+    };
+    (ahead > limit).then(|| format!("_HLS_part={n} is beyond the advance part limit ({limit})"))
+}
+
+/// How long a request may be held: three target durations, then 503.
+fn hold_limit(p: &HlsProgress) -> Duration {
+    Duration::from_secs(3 * p.target_duration_secs.max(1))
+}
+
+fn unavailable(what: &str) -> Response {
+    let headers = [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")), (header::RETRY_AFTER, HeaderValue::from_static("1"))];
+    (StatusCode::SERVICE_UNAVAILABLE, headers, format!("{what} did not appear in time\n")).into_response()
+}
+
+/// Holds a blocking playlist reload until the playlist has what it asks for. Returns a
+/// response to send instead of the playlist (503 after three target durations), or an error
+/// (400) for a request out of range. Directives are ignored without LL-HLS or after ENDLIST.
+async fn block_reload(
+    mut progress: tokio::sync::watch::Receiver<HlsProgress>,
+    d: &Directives,
+) -> Result<Option<Response>, ApiError> {
+    let Some(msn) = d.msn else { return Ok(None) };
+    let (limit, refusal) = {
+        let p = progress.borrow();
+        if p.ended || p.part_target_ms.is_none() || reached(&p, msn, d.part) {
+            return Ok(None);
+        }
+        (hold_limit(&p), out_of_range(&p, msn, d.part))
+    };
+    if let Some(why) = refusal {
+        return Err(ApiError::BadRequest(why));
+    }
+    match tokio::time::timeout(limit, progress.wait_for(|p| reached(p, msn, d.part))).await {
+        Ok(_) => Ok(None), // reached, or the packager is gone (the stored playlist is final)
+        Err(_) => Ok(Some(unavailable("the requested segment or part"))),
+    }
+}
+
+/// (MSN, part index) of a part object name `seg{MSN:06}.{i}.m4s`.
+fn part_of(path: &str) -> Option<(u64, u64)> {
+    let name = path.rsplit('/').next()?;
+    let (msn, index) = name.strip_prefix("seg")?.strip_suffix(".m4s")?.split_once('.')?;
+    Some((msn.parse().ok()?, index.parse().ok()?))
+}
+
+/// A request for a part not yet written (the preload hint, or a little ahead) is held until
+/// the part is complete; 503 after three target durations. Parts far ahead are not waited for.
+async fn wait_for_part(mut progress: tokio::sync::watch::Receiver<HlsProgress>, (msn, index): (u64, u64)) -> Option<Response> {
+    let done = |p: &HlsProgress| p.ended || p.last_segment.is_some_and(|s| s >= msn) || reached(p, msn, Some(index));
+    let limit = {
+        let p = progress.borrow();
+        if p.part_target_ms.is_none() || done(&p) || out_of_range(&p, msn, Some(index)).is_some() {
+            return None;
+        }
+        hold_limit(&p)
+    };
+    match tokio::time::timeout(limit, progress.wait_for(done)).await {
+        Ok(_) => None,
+        Err(_) => Some(unavailable("the requested part")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(last_segment: Option<u64>, last_part: Option<(u64, usize)>) -> HlsProgress {
+        HlsProgress { last_segment, last_part, target_duration_secs: 2, part_target_ms: Some(200), ended: false }
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn directives_parse_and_part_needs_msn() {
+        assert_eq!(Directives::parse(&query(&[])).unwrap(), Directives::default());
+        let d = Directives::parse(&query(&[("_HLS_msn", "5"), ("_HLS_part", "2"), ("_HLS_skip", "YES")])).unwrap();
+        assert_eq!(d, Directives { msn: Some(5), part: Some(2), skip: true });
+        assert!(Directives::parse(&query(&[("_HLS_part", "2")])).is_err());
+        assert!(Directives::parse(&query(&[("_HLS_msn", "x")])).is_err());
+        assert!(!Directives::parse(&query(&[("_HLS_skip", "NO")])).unwrap().skip);
+    }
+
+    #[test]
+    fn reached_orders_parts_and_rolls_over() {
+        // Segment 4 complete with 8 parts (0..=7); nothing of 5 yet.
+        let progress = p(Some(4), Some((4, 7)));
+        assert!(reached(&progress, 4, None));
+        assert!(reached(&progress, 4, Some(7)));
+        // Part 8 of a complete 4 means part 0 of 5.
+        assert!(!reached(&progress, 4, Some(8)));
+        assert!(!reached(&progress, 5, None));
+        assert!(reached(&p(Some(4), Some((5, 0))), 4, Some(8)));
+        assert!(reached(&HlsProgress { ended: true, ..p(None, None) }, 9, Some(9)));
+    }
+
+    #[test]
+    fn out_of_range_requests() {
+        let progress = p(Some(4), Some((5, 2)));
+        assert!(out_of_range(&progress, 7, None).is_none());
+        assert!(out_of_range(&progress, 8, None).is_some());
+        // 200 ms parts: 15 parts of advance.
+        assert_eq!(advance_part_limit(200), 15);
+        assert_eq!(advance_part_limit(1000), 3);
+        assert!(out_of_range(&progress, 5, Some(17)).is_none());
+        assert!(out_of_range(&progress, 5, Some(18)).is_some());
+        assert!(out_of_range(&progress, 6, Some(15)).is_some());
+        assert!(out_of_range(&p(None, None), 2, None).is_some());
+        assert!(out_of_range(&p(None, None), 0, Some(0)).is_none());
+    }
+
+    #[test]
+    fn part_names() {
+        assert_eq!(part_of("v0/seg000012.3.m4s"), Some((12, 3)));
+        assert_eq!(part_of("v0/seg000012.m4s"), None);
+        assert_eq!(part_of("v0/init0.mp4"), None);
+    }
 }

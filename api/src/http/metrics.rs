@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::model::StreamStatus;
+use super::commerce::totals_json;
+use crate::model::{Stream, StreamStatus};
 use crate::{AppState, IngestHealth};
 
 /// One metric family: `# HELP`, `# TYPE`, then its samples.
@@ -80,6 +81,50 @@ pub struct StreamStats {
     reconnects: i64,
     /// The latest publish's health; null when nothing is being packaged.
     ingest: Option<IngestHealth>,
+    /// Live viewer sessions now, most at once, sessions that joined while on air.
+    viewers_current: i64,
+    viewers_peak: i64,
+    viewers_unique: i64,
+    /// Sessions that joined the replay.
+    replay_views: i64,
+    likes: i64,
+    dislikes: i64,
+    /// Chat messages (deleted ones not counted).
+    comments: i64,
+    /// Orders attributed to the stream, units in them, revenue by currency, and the same
+    /// per product and currency.
+    orders: i64,
+    units: i64,
+    revenue: serde_json::Value,
+    products: serde_json::Value,
+}
+
+/// The seller's figures of a stream (also pushed to the seller's event socket).
+pub async fn stats_of(state: &AppState, stream: &Stream) -> Result<StreamStats, ApiError> {
+    let duration_seconds = stream
+        .started_at
+        .map(|start| (stream.ended_at.unwrap_or_else(Utc::now) - start).num_milliseconds() as f64 / 1000.0);
+    let viewers = state.engagement.viewer_stats(&state.db, &stream.id).await?;
+    let (likes, dislikes) = state.db.reaction_counts(&stream.id).await?;
+    let totals = state.db.order_totals(&stream.id).await?;
+    let mut commerce = totals_json(&totals, true);
+    Ok(StreamStats {
+        status: stream.status,
+        duration_seconds,
+        reconnects: (stream.publish_seq - 1).max(0),
+        ingest: state.live.ingest_health(&stream.id),
+        viewers_current: viewers.current,
+        viewers_peak: viewers.peak,
+        viewers_unique: viewers.unique,
+        replay_views: viewers.replay_views,
+        likes,
+        dislikes,
+        comments: state.db.chat_count(&stream.id).await?,
+        orders: totals.orders,
+        units: totals.units,
+        revenue: commerce["revenue"].take(),
+        products: commerce["products"].take(),
+    })
 }
 
 /// The seller's view of a stream: its owner and admins only.
@@ -92,13 +137,5 @@ pub async fn stream_stats(
     if !caller.controls(&stream) {
         return Err(ApiError::Forbidden("only the stream's owner or an admin sees its stats"));
     }
-    let duration_seconds = stream
-        .started_at
-        .map(|start| (stream.ended_at.unwrap_or_else(Utc::now) - start).num_milliseconds() as f64 / 1000.0);
-    Ok(Json(StreamStats {
-        status: stream.status,
-        duration_seconds,
-        reconnects: (stream.publish_seq - 1).max(0),
-        ingest: state.live.ingest_health(&id),
-    }))
+    Ok(Json(stats_of(&state, &stream).await?))
 }

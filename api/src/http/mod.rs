@@ -1,16 +1,20 @@
 //! The HTTP face: routes, JSON bodies, CORS and limits.
 
 mod auth;
+mod commerce;
+mod engagement;
 mod error;
+mod events;
 mod hls;
 mod metrics;
+mod openapi;
 mod settings;
 mod streams;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest};
 use axum::http::{Method, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::AppState;
@@ -32,7 +36,22 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/cancel", post(streams::cancel))
         .route("/streams/{id}/reset-key", post(streams::reset_key))
         .route("/streams/{id}/stats", get(metrics::stream_stats))
+        .route("/streams/{id}/viewers", post(engagement::join).get(engagement::viewers))
+        .route("/streams/{id}/viewers/{session_id}", delete(engagement::leave))
+        .route("/streams/{id}/viewers/{session_id}/heartbeat", post(engagement::heartbeat))
+        .route(
+            "/streams/{id}/reaction",
+            get(engagement::get_reaction).put(engagement::set_reaction).delete(engagement::remove_reaction),
+        )
+        .route("/streams/{id}/chat", get(engagement::list_chat).post(engagement::post_chat))
+        .route("/streams/{id}/chat/{message_id}", delete(engagement::delete_chat))
+        .route("/streams/{id}/mutes/{user_id}", put(engagement::mute).delete(engagement::unmute))
+        .route("/streams/{id}/pins", get(commerce::list_pins).post(commerce::pin))
+        .route("/streams/{id}/pins/{product_id}", delete(commerce::unpin))
+        .route("/streams/{id}/orders", post(commerce::report_order))
+        .route("/streams/{id}/events", get(events::events))
         .route("/settings", get(settings::get).patch(settings::patch))
+        .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // Players on any site may fetch the media.

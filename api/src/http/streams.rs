@@ -32,6 +32,11 @@ pub struct StreamView {
     key_valid_until: Option<Option<DateTime<Utc>>>,
     /// Times the publisher came back after a drop.
     reconnects: i64,
+    /// Live viewer sessions right now.
+    viewers: i64,
+    likes: i64,
+    dislikes: i64,
+    /// The admin's `rtmp_public_url` when set, else the server's own RTMP URL.
     rtmp_url: String,
     /// The RTMPS server URL, when RTMPS is on.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,15 +48,42 @@ pub struct StreamView {
     ended_at: Option<DateTime<Utc>>,
 }
 
+/// What every view in one response shares.
+struct ViewContext {
+    rtmp_url: String,
+}
+
+async fn view_context(state: &AppState) -> Result<ViewContext, ApiError> {
+    let settings = state.db.settings().await?;
+    Ok(ViewContext { rtmp_url: settings.rtmp_public_url.unwrap_or_else(|| state.urls.rtmp.clone()) })
+}
+
+/// The stream as the caller may see it, with its live figures.
+async fn view(state: &AppState, stream: Stream, caller: Option<&Caller>) -> Result<StreamView, ApiError> {
+    let context = view_context(state).await?;
+    view_in(state, &context, stream, caller).await
+}
+
+async fn view_in(state: &AppState, context: &ViewContext, stream: Stream, caller: Option<&Caller>) -> Result<StreamView, ApiError> {
+    let (likes, dislikes) = state.db.reaction_counts(&stream.id).await?;
+    let viewers = state.engagement.live_stats(&stream.id).map_or(0, |v| v.current);
+    let mut view = StreamView::new(state, context, stream, caller);
+    (view.likes, view.dislikes, view.viewers) = (likes, dislikes, viewers);
+    Ok(view)
+}
+
 impl StreamView {
-    fn new(state: &AppState, stream: Stream, caller: Option<&Caller>) -> Self {
+    fn new(state: &AppState, context: &ViewContext, stream: Stream, caller: Option<&Caller>) -> Self {
         let show_key = caller.is_some_and(|c| c.controls(&stream));
         Self {
+            viewers: 0,
+            likes: 0,
+            dislikes: 0,
             key_valid_from: show_key.then(|| stream.key_opens_at()),
             key_valid_until: show_key.then_some(stream.key_valid_until),
             reconnects: (stream.publish_seq - 1).max(0),
             playback_url: state.urls.playback(&stream.playback_id),
-            rtmp_url: state.urls.rtmp.clone(),
+            rtmp_url: context.rtmp_url.clone(),
             rtmps_url: state.urls.rtmps.clone(),
             stream_key: show_key.then_some(stream.stream_key),
             id: stream.id,
@@ -110,12 +142,12 @@ pub async fn create(
         key_valid_until: body.key_valid_until,
     };
     let stream = state.db.create_stream(new).await?;
-    Ok((StatusCode::CREATED, Json(StreamView::new(&state, stream, Some(&caller)))))
+    Ok((StatusCode::CREATED, Json(view(&state, stream, Some(&caller)).await?)))
 }
 
 /// A stream the caller may see: ended and cancelled streams are hidden from everyone but
 /// their owner and admins.
-async fn visible_stream(state: &AppState, id: &str, caller: Option<&Caller>) -> Result<Stream, ApiError> {
+pub(super) async fn visible_stream(state: &AppState, id: &str, caller: Option<&Caller>) -> Result<Stream, ApiError> {
     let stream = state.db.stream(id).await?.ok_or(ApiError::NotFound("stream"))?;
     let hidden = matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled);
     if hidden && !caller.is_some_and(|c| c.controls(&stream)) {
@@ -125,7 +157,7 @@ async fn visible_stream(state: &AppState, id: &str, caller: Option<&Caller>) -> 
 }
 
 /// A stream the caller may change: its owner or an admin.
-async fn controlled_stream(state: &AppState, id: &str, caller: &Caller) -> Result<Stream, ApiError> {
+pub(super) async fn controlled_stream(state: &AppState, id: &str, caller: &Caller) -> Result<Stream, ApiError> {
     let stream = visible_stream(state, id, Some(caller)).await?;
     if !caller.controls(&stream) {
         return Err(ApiError::Forbidden("only the stream's owner or an admin may do this"));
@@ -139,7 +171,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<StreamView>, ApiError> {
     let stream = visible_stream(&state, &id, caller.as_ref()).await?;
-    Ok(Json(StreamView::new(&state, stream, caller.as_ref())))
+    Ok(Json(view(&state, stream, caller.as_ref()).await?))
 }
 
 #[derive(Deserialize)]
@@ -182,7 +214,12 @@ pub async fn list(
     let mut streams = state.db.list_streams(statuses, Page { limit: limit + 1, offset }).await?;
     let next_offset = (streams.len() as i64 > limit).then_some(offset + limit);
     streams.truncate(limit as usize);
-    let streams = streams.into_iter().map(|s| StreamView::new(&state, s, None)).collect();
+    let context = view_context(&state).await?;
+    let mut views = Vec::with_capacity(streams.len());
+    for stream in streams {
+        views.push(view_in(&state, &context, stream, None).await?);
+    }
+    let streams = views;
     Ok(Json(StreamList { streams, next_offset }))
 }
 
@@ -209,7 +246,7 @@ pub async fn end(
 ) -> Result<Json<StreamView>, ApiError> {
     let stream = controlled_stream(&state, &id, &caller).await?;
     match lifecycle::end_stream(&state, &stream, body.action).await? {
-        Some(ended) => Ok(Json(StreamView::new(&state, ended, Some(&caller)))),
+        Some(ended) => Ok(Json(view(&state, ended, Some(&caller)).await?)),
         None => Err(conflict(&state, &id).await),
     }
 }
@@ -221,7 +258,10 @@ pub async fn cancel(
 ) -> Result<Json<StreamView>, ApiError> {
     controlled_stream(&state, &id, &caller).await?;
     match state.db.transition(&id, &[StreamStatus::Scheduled], StreamStatus::Cancelled).await? {
-        Some(stream) => Ok(Json(StreamView::new(&state, stream, Some(&caller)))),
+        Some(stream) => {
+            state.events.publish(crate::events::Event::status(&stream.id, StreamStatus::Cancelled));
+            Ok(Json(view(&state, stream, Some(&caller)).await?))
+        }
         None => Err(conflict(&state, &id).await),
     }
 }
@@ -238,5 +278,5 @@ pub async fn reset_key(
     // A publisher on the old key goes now; the stream waits for the new key.
     state.live.disconnect(&id);
     tracing::info!(stream = %id, "stream key reset");
-    Ok(Json(StreamView::new(&state, stream, Some(&caller))))
+    Ok(Json(view(&state, stream, Some(&caller)).await?))
 }

@@ -1,0 +1,369 @@
+//! Live engagement kept in memory: viewer sessions (joined by players, kept by heartbeats,
+//! gone after [`SESSION_TIMEOUT`] without one), the chat rate limiter, and the media time
+//! of a stream's live edge. Viewer figures that outlive a run (peak, unique sessions,
+//! replay views) are written to the database in batches, never one write per heartbeat.
+//!
+//! Counting by heartbeat (not by segment requests) keeps the count right when segments come
+//! from a CDN or a bucket.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::db::{Db, DbResult};
+use crate::events::{Event, Events, kind};
+use crate::model::ViewerCounters;
+use crate::{AppState, secrets};
+
+/// A session without a heartbeat for this long is gone.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often sessions are pruned and viewer counts announced (so at most once a second).
+pub const TICK: Duration = Duration::from_secs(1);
+/// How often changed counters are written, in one transaction.
+pub const FLUSH_EVERY_TICKS: u32 = 5;
+/// How long a stream's live-edge media time is reused.
+const MEDIA_TIME_TTL: Duration = Duration::from_secs(1);
+
+/// A stream's viewer figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ViewerStats {
+    /// Live sessions right now.
+    pub current: i64,
+    /// Most live sessions at once.
+    pub peak: i64,
+    /// Sessions that joined while the stream was on air.
+    pub unique: i64,
+    /// Sessions that joined the replay.
+    pub replay_views: i64,
+}
+
+struct Session {
+    last_seen: Instant,
+    replay: bool,
+}
+
+struct StreamViewers {
+    sessions: HashMap<String, Session>,
+    counters: ViewerCounters,
+    /// Counters changed since the last flush.
+    dirty: bool,
+    /// What the last viewers event said.
+    announced: Option<ViewerStats>,
+}
+
+impl StreamViewers {
+    fn stats(&self) -> ViewerStats {
+        ViewerStats {
+            current: self.sessions.values().filter(|s| !s.replay).count() as i64,
+            peak: self.counters.peak,
+            unique: self.counters.unique,
+            replay_views: self.counters.replay_views,
+        }
+    }
+}
+
+type MediaTime = (Instant, Option<DateTime<Utc>>);
+
+#[derive(Default)]
+pub struct Engagement {
+    viewers: Mutex<HashMap<String, StreamViewers>>,
+    /// Recent chat posts per user, for the rate limit.
+    chat_posts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// playback id → (when read, live-edge program date-time).
+    media_times: Mutex<HashMap<String, MediaTime>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Engagement {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A player joins: returns its new session id. `replay` = the stream is archived.
+    pub async fn join(&self, db: &Db, stream_id: &str, replay: bool, now: Instant) -> DbResult<String> {
+        if !lock(&self.viewers).contains_key(stream_id) {
+            // The persisted figures go on from where the last run left them.
+            let counters = db.viewer_counters(stream_id).await?;
+            lock(&self.viewers).entry(stream_id.to_owned()).or_insert_with(|| StreamViewers {
+                sessions: HashMap::new(),
+                counters,
+                dirty: false,
+                announced: None,
+            });
+        }
+        let session_id = secrets::new_id();
+        let mut viewers = lock(&self.viewers);
+        let entry = viewers.get_mut(stream_id).expect("inserted above");
+        entry.sessions.insert(session_id.clone(), Session { last_seen: now, replay });
+        if replay {
+            entry.counters.replay_views += 1;
+        } else {
+            entry.counters.unique += 1;
+            let current = entry.sessions.values().filter(|s| !s.replay).count() as i64;
+            entry.counters.peak = entry.counters.peak.max(current);
+        }
+        entry.dirty = true;
+        Ok(session_id)
+    }
+
+    /// Keeps a session alive; false when it is unknown or already gone.
+    pub fn heartbeat(&self, stream_id: &str, session_id: &str, now: Instant) -> bool {
+        let mut viewers = lock(&self.viewers);
+        match viewers.get_mut(stream_id).and_then(|v| v.sessions.get_mut(session_id)) {
+            Some(session) if now.duration_since(session.last_seen) < SESSION_TIMEOUT => {
+                session.last_seen = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn leave(&self, stream_id: &str, session_id: &str) -> bool {
+        let mut viewers = lock(&self.viewers);
+        viewers.get_mut(stream_id).and_then(|v| v.sessions.remove(session_id)).is_some()
+    }
+
+    /// Drops sessions silent for [`SESSION_TIMEOUT`].
+    pub fn prune(&self, now: Instant) {
+        for entry in lock(&self.viewers).values_mut() {
+            entry.sessions.retain(|_, s| now.duration_since(s.last_seen) < SESSION_TIMEOUT);
+        }
+    }
+
+    /// The stream's figures while it is in memory.
+    pub fn live_stats(&self, stream_id: &str) -> Option<ViewerStats> {
+        lock(&self.viewers).get(stream_id).map(StreamViewers::stats)
+    }
+
+    /// The stream's figures: from memory, else as last persisted.
+    pub async fn viewer_stats(&self, db: &Db, stream_id: &str) -> DbResult<ViewerStats> {
+        if let Some(stats) = self.live_stats(stream_id) {
+            return Ok(stats);
+        }
+        let c = db.viewer_counters(stream_id).await?;
+        Ok(ViewerStats { current: 0, peak: c.peak, unique: c.unique, replay_views: c.replay_views })
+    }
+
+    /// Streams whose figures changed since they were last announced.
+    pub fn take_changed(&self) -> Vec<(String, ViewerStats)> {
+        let mut changed = Vec::new();
+        for (id, entry) in lock(&self.viewers).iter_mut() {
+            let stats = entry.stats();
+            if entry.announced != Some(stats) {
+                entry.announced = Some(stats);
+                changed.push((id.clone(), stats));
+            }
+        }
+        changed
+    }
+
+    /// Counters changed since the last flush; streams with nobody left are forgotten once
+    /// their figures are written and announced.
+    pub fn take_dirty(&self) -> Vec<(String, ViewerCounters)> {
+        let mut viewers = lock(&self.viewers);
+        let mut dirty = Vec::new();
+        for (id, entry) in viewers.iter_mut() {
+            if entry.dirty {
+                entry.dirty = false;
+                dirty.push((id.clone(), entry.counters));
+            }
+        }
+        viewers.retain(|_, e| !e.sessions.is_empty() || e.dirty || e.announced != Some(e.stats()));
+        dirty
+    }
+
+    /// Marks counters dirty again after a failed write.
+    fn restore_dirty(&self, batch: &[(String, ViewerCounters)]) {
+        let mut viewers = lock(&self.viewers);
+        for (id, _) in batch {
+            if let Some(entry) = viewers.get_mut(id) {
+                entry.dirty = true;
+            }
+        }
+    }
+
+    /// Whether `user_id` may post now: at most `max` posts per `per`. Counts the post if so.
+    pub fn allow_chat(&self, user_id: &str, max: u32, per: Duration, now: Instant) -> bool {
+        let mut posts = lock(&self.chat_posts);
+        let recent = posts.entry(user_id.to_owned()).or_default();
+        while recent.front().is_some_and(|t| now.duration_since(*t) >= per) {
+            recent.pop_front();
+        }
+        if recent.len() >= max as usize {
+            return false;
+        }
+        recent.push_back(now);
+        if posts.len() > 10_000 {
+            posts.retain(|_, r| r.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(3600)));
+        }
+        true
+    }
+
+    /// The program date-time of the stream's live edge (end of the newest segment of its
+    /// first rendition's live playlist), read from the store and reused for a second.
+    pub async fn media_time(&self, state: &AppState, playback_id: &str) -> Option<DateTime<Utc>> {
+        let now = Instant::now();
+        if let Some((at, value)) = lock(&self.media_times).get(playback_id)
+            && now.duration_since(*at) < MEDIA_TIME_TTL
+        {
+            return *value;
+        }
+        let key = format!("{}v0/live.m3u8", crate::stream_prefix(playback_id));
+        let value = match state.store.get(&key).await {
+            Ok(Some(object)) => live_edge(&String::from_utf8_lossy(&object.bytes)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(playback_id, "reading the live playlist for media time: {e}");
+                None
+            }
+        };
+        let mut cache = lock(&self.media_times);
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| now.duration_since(*at) < MEDIA_TIME_TTL);
+        }
+        cache.insert(playback_id.to_owned(), (now, value));
+        value
+    }
+}
+
+/// End of the last segment of a media playlist, by its program date-times and EXTINFs.
+pub fn live_edge(playlist: &str) -> Option<DateTime<Utc>> {
+    let mut end: Option<DateTime<Utc>> = None;
+    let (mut pdt, mut duration): (Option<DateTime<Utc>>, Option<f64>) = (None, None);
+    for line in playlist.lines().map(str::trim) {
+        if let Some(value) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc));
+        } else if let Some(value) = line.strip_prefix("#EXTINF:") {
+            duration = value.split(',').next().and_then(|d| d.trim().parse().ok());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            // A segment URI: its tags are complete.
+            if let (Some(start), Some(seconds)) = (pdt.or(end), duration) {
+                end = Some(start + chrono::Duration::microseconds((seconds * 1e6) as i64));
+            }
+            (pdt, duration) = (None, None);
+        }
+    }
+    end
+}
+
+/// Prunes silent sessions and announces changed viewer counts every second; writes changed
+/// counters every few seconds. Runs until the task is dropped.
+pub async fn run(state: AppState) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    loop {
+        tick.tick().await;
+        let engagement = &state.engagement;
+        engagement.prune(Instant::now());
+        announce(engagement, &state.events);
+        ticks += 1;
+        if ticks.is_multiple_of(FLUSH_EVERY_TICKS) {
+            flush(engagement, &state.db).await;
+        }
+    }
+}
+
+fn announce(engagement: &Engagement, events: &Events) {
+    for (stream_id, stats) in engagement.take_changed() {
+        events.publish(Event::new(kind::VIEWERS, &stream_id, json!(stats)));
+    }
+}
+
+/// Writes changed viewer counters in one transaction.
+pub async fn flush(engagement: &Engagement, db: &Db) {
+    let batch = engagement.take_dirty();
+    if let Err(e) = db.save_viewer_counters(&batch).await {
+        tracing::error!("writing viewer counters: {e}");
+        engagement.restore_dirty(&batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+
+    #[tokio::test]
+    async fn sessions_count_expire_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).await.unwrap();
+        db.migrate().await.unwrap();
+        let (seller, _) = db.create_user("s", Role::Seller).await.unwrap();
+        let stream = db
+            .create_stream(crate::db::NewStream {
+                owner_id: &seller.id,
+                title: "t",
+                description: None,
+                scheduled_at: None,
+                key_valid_from: None,
+                key_valid_until: None,
+            })
+            .await
+            .unwrap();
+        let id = stream.id.as_str();
+        let e = Engagement::new();
+        let t0 = Instant::now();
+        let a = e.join(&db, id, false, t0).await.unwrap();
+        let b = e.join(&db, id, false, t0).await.unwrap();
+        assert_ne!(a, b);
+        assert_eq!(e.live_stats(id).unwrap(), ViewerStats { current: 2, peak: 2, unique: 2, replay_views: 0 });
+        assert_eq!(e.take_changed().len(), 1);
+        assert!(e.take_changed().is_empty(), "announced once per change");
+        assert!(e.leave(id, &a));
+        assert!(!e.leave(id, &a));
+        // b keeps beating; a third joins and goes silent.
+        let c = e.join(&db, id, false, t0).await.unwrap();
+        let t1 = t0 + Duration::from_secs(20);
+        assert!(e.heartbeat(id, &b, t1));
+        let t2 = t0 + Duration::from_secs(31);
+        e.prune(t2);
+        assert!(!e.heartbeat(id, &c, t2));
+        assert!(e.heartbeat(id, &b, t2));
+        let replay = e.join(&db, id, true, t2).await.unwrap();
+        assert!(e.heartbeat(id, &replay, t2));
+        assert_eq!(e.live_stats(id).unwrap(), ViewerStats { current: 1, peak: 2, unique: 3, replay_views: 1 });
+
+        // Batched writes; a new process goes on from the stored figures.
+        flush(&e, &db).await;
+        assert!(e.take_dirty().is_empty());
+        let fresh = Engagement::new();
+        assert_eq!(fresh.viewer_stats(&db, id).await.unwrap(), ViewerStats { current: 0, peak: 2, unique: 3, replay_views: 1 });
+        fresh.join(&db, id, false, t2).await.unwrap();
+        assert_eq!(fresh.live_stats(id).unwrap().unique, 4);
+    }
+
+    #[test]
+    fn chat_rate_limit_is_a_sliding_window() {
+        let e = Engagement::new();
+        let t0 = Instant::now();
+        let per = Duration::from_secs(10);
+        assert!(e.allow_chat("u", 2, per, t0));
+        assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(1)));
+        assert!(!e.allow_chat("u", 2, per, t0 + Duration::from_secs(2)));
+        assert!(e.allow_chat("other", 2, per, t0 + Duration::from_secs(2)));
+        assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn live_edge_is_the_end_of_the_last_segment() {
+        let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init0.mp4\"\n\
+            #EXT-X-PROGRAM-DATE-TIME:2030-01-01T00:00:00.000Z\n#EXTINF:2.000,\nseg000000.m4s\n\
+            #EXTINF:1.500,\nseg000001.m4s\n\
+            #EXTINF:2.000,\n#EXT-X-PROGRAM-DATE-TIME:2030-01-01T00:01:00.000Z\nseg000002.m4s\n";
+        assert_eq!(live_edge(playlist).unwrap().to_rfc3339(), "2030-01-01T00:01:02+00:00");
+        let no_pdt = "#EXTM3U\n#EXTINF:2.0,\nseg.m4s\n";
+        assert!(live_edge(no_pdt).is_none());
+        assert_eq!(
+            live_edge(&playlist[..playlist.find("#EXTINF:2.000,\n#EXT").unwrap()]).unwrap().to_rfc3339(),
+            "2030-01-01T00:00:03.500+00:00"
+        );
+    }
+}

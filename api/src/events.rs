@@ -1,0 +1,110 @@
+//! The in-process event bus: domain events (status changes, viewer counts, reactions, chat,
+//! pins, order totals) go on one `tokio::sync::broadcast` channel; WebSocket clients and the
+//! webhook sender subscribe to it.
+//!
+//! Every event is a JSON object `{type, stream_id, at, ...fields}`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::model::StreamStatus;
+
+/// Event types.
+pub mod kind {
+    /// `{status}`: the stream's status changed.
+    pub const STATUS: &str = "status";
+    /// The replay playlist is final: the replay plays.
+    pub const REPLAY_READY: &str = "replay_ready";
+    /// `{current, peak, unique, replay_views}`: at most once per second per stream.
+    pub const VIEWERS: &str = "viewers";
+    /// `{likes, dislikes}`.
+    pub const REACTIONS: &str = "reactions";
+    /// `{message}`.
+    pub const CHAT: &str = "chat";
+    /// `{message_id}`.
+    pub const CHAT_DELETED: &str = "chat_deleted";
+    /// `{pin}`.
+    pub const PIN: &str = "pin";
+    /// `{pin}` with `unpinned_at` set.
+    pub const UNPIN: &str = "unpin";
+    /// `{orders, units, revenue}`.
+    pub const ORDERS: &str = "orders";
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: &'static str,
+    pub stream_id: String,
+    /// The whole event as sent: `{type, stream_id, at, ...}`.
+    pub body: Arc<Value>,
+}
+
+impl Event {
+    /// An event of `kind` with the fields of `fields` (a JSON object).
+    pub fn new(kind: &'static str, stream_id: &str, fields: Value) -> Self {
+        let mut body = json!({ "type": kind, "stream_id": stream_id, "at": Utc::now() });
+        if let (Value::Object(body), Value::Object(fields)) = (&mut body, fields) {
+            body.extend(fields);
+        }
+        Self { kind, stream_id: stream_id.to_owned(), body: Arc::new(body) }
+    }
+
+    pub fn status(stream_id: &str, status: StreamStatus) -> Self {
+        Self::new(kind::STATUS, stream_id, json!({ "status": status }))
+    }
+
+    /// The status this event announces, for status events.
+    pub fn status_value(&self) -> Option<&str> {
+        (self.kind == kind::STATUS).then(|| self.body["status"].as_str()).flatten()
+    }
+}
+
+/// The bus. Cloning shares it.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+/// Events a slow subscriber may fall behind by before it misses some.
+const CAPACITY: usize = 4096;
+
+impl Default for Events {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Self {
+        Self { tx: broadcast::channel(CAPACITY).0 }
+    }
+
+    /// Publishes an event; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_carry_type_stream_and_time() {
+        let events = Events::new();
+        let mut rx = events.subscribe();
+        events.publish(Event::status("s1", StreamStatus::Live));
+        let event = rx.recv().await.unwrap();
+        assert_eq!(event.body["type"], "status");
+        assert_eq!(event.body["stream_id"], "s1");
+        assert_eq!(event.status_value(), Some("live"));
+        assert!(event.body["at"].is_string());
+    }
+}

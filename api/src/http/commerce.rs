@@ -1,0 +1,287 @@
+//! Pinned products (shown on the stream, marked in its playlists) and orders the shop
+//! attributes to a stream.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::ApiJson;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::streams::{controlled_stream, visible_stream};
+use crate::db::{NewPin, OrderRecorded};
+use crate::events::{Event, kind};
+use crate::model::{Order, OrderTotals, Pin, Role, Stream};
+use crate::money::{check_currency, format_amount, parse_amount};
+use crate::{AppState, Marker, PRODUCT_MARKER_CLASS};
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("{field} must be 1 to {max} characters, without control characters")));
+    }
+    Ok(())
+}
+
+fn check_web_url(field: &str, value: &str) -> Result<(), ApiError> {
+    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
+    let host = rest.and_then(|r| r.split(['/', '?', '#']).next()).unwrap_or("");
+    if host.is_empty() || value.len() > 2000 || value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
+        return Err(ApiError::BadRequest(format!("{field} must be an http:// or https:// URL of at most 2000 characters")));
+    }
+    Ok(())
+}
+
+// ---- pins ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinProduct {
+    product_id: String,
+    title: String,
+    price: Value,
+    currency: String,
+    image_url: Option<String>,
+    url: Option<String>,
+}
+
+/// The DATERANGE of a pin: open while pinned, closed (END-DATE) once unpinned.
+pub fn pin_marker(pin: &Pin) -> Marker {
+    let mut attributes = vec![
+        ("X-PRODUCT-ID".to_owned(), pin.product_id.clone()),
+        ("X-TITLE".to_owned(), pin.title.clone()),
+        ("X-PRICE".to_owned(), pin.price.clone()),
+        ("X-CURRENCY".to_owned(), pin.currency.clone()),
+    ];
+    if let Some(url) = &pin.url {
+        attributes.push(("X-URL".to_owned(), url.clone()));
+    }
+    if let Some(image_url) = &pin.image_url {
+        attributes.push(("X-IMAGE-URL".to_owned(), image_url.clone()));
+    }
+    Marker {
+        id: pin.id.clone(),
+        class: PRODUCT_MARKER_CLASS.to_owned(),
+        start: pin.pinned_at,
+        end: pin.unpinned_at,
+        attributes,
+    }
+}
+
+/// Marks the pin in the playlists. The pin itself stands whatever happens here.
+async fn mark(state: &AppState, stream: &Stream, pin: &Pin) {
+    if let Err(e) = state.live.add_marker(&stream.id, pin_marker(pin)).await {
+        tracing::warn!(stream = %stream.id, pin = %pin.id, "pin not marked in the playlists: {e:#}");
+    }
+}
+
+/// The seller pins a product on a live stream.
+pub async fn pin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PinProduct>,
+) -> Result<(StatusCode, Json<Pin>), ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    if !stream.status.is_on_air() {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    check_text("product_id", &body.product_id, 200)?;
+    check_text("title", &body.title, 200)?;
+    let price = parse_amount(&body.price, "price").map_err(ApiError::BadRequest)?;
+    check_currency(&body.currency).map_err(ApiError::BadRequest)?;
+    if let Some(url) = &body.image_url {
+        check_web_url("image_url", url)?;
+    }
+    if let Some(url) = &body.url {
+        check_web_url("url", url)?;
+    }
+    let price = format_amount(price);
+    let new = NewPin {
+        stream_id: &stream.id,
+        product_id: body.product_id.trim(),
+        title: body.title.trim(),
+        price: &price,
+        currency: &body.currency,
+        image_url: body.image_url.as_deref(),
+        url: body.url.as_deref(),
+    };
+    let Some(pin) = state.db.insert_pin(new).await? else {
+        return Err(ApiError::Exists("this product is already pinned on the stream".into()));
+    };
+    mark(&state, &stream, &pin).await;
+    state.events.publish(Event::new(kind::PIN, &stream.id, json!({ "pin": pin })));
+    Ok((StatusCode::CREATED, Json(pin)))
+}
+
+/// The seller unpins a product: its pin gets `unpinned_at`, its marker an END-DATE.
+pub async fn unpin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, product_id)): Path<(String, String)>,
+) -> Result<Json<Pin>, ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    let Some(pin) = state.db.unpin(&stream.id, &product_id).await? else {
+        return Err(ApiError::NotFound("pinned product"));
+    };
+    if stream.status.is_on_air() {
+        mark(&state, &stream, &pin).await;
+    }
+    state.events.publish(Event::new(kind::UNPIN, &stream.id, json!({ "pin": pin })));
+    Ok(Json(pin))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinsQuery {
+    /// Also the unpinned ones (for a replay's timeline).
+    all: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct PinList {
+    pins: Vec<Pin>,
+}
+
+pub async fn list_pins(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+    query: Result<Query<PinsQuery>, QueryRejection>,
+) -> Result<Json<PinList>, ApiError> {
+    let Query(query) = query?;
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    Ok(Json(PinList { pins: state.db.pins(&stream.id, query.all.unwrap_or(false)).await? }))
+}
+
+// ---- orders ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportOrder {
+    order_id: String,
+    product_id: String,
+    quantity: i64,
+    /// The order line's total, e.g. 39.98.
+    amount: Value,
+    currency: String,
+}
+
+#[derive(Serialize)]
+pub struct OrderView {
+    order_id: String,
+    stream_id: String,
+    product_id: String,
+    quantity: i64,
+    amount: String,
+    currency: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Order> for OrderView {
+    fn from(o: Order) -> Self {
+        Self {
+            order_id: o.order_id,
+            stream_id: o.stream_id,
+            product_id: o.product_id,
+            quantity: o.quantity,
+            amount: format_amount(o.amount_e4),
+            currency: o.currency,
+            created_at: o.created_at,
+        }
+    }
+}
+
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+/// The shop reports an order attributed to the stream: 201 the first time, 200 with the
+/// stored order when the same order comes again, 409 when its id names a different order.
+pub async fn report_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReportOrder>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    if !matches!(caller.0.role, Role::Shop | Role::Admin) {
+        return Err(ApiError::Forbidden("only the shop reports orders"));
+    }
+    let stream = state.db.stream(&id).await?.ok_or(ApiError::NotFound("stream"))?;
+    check_text("order_id", &body.order_id, 200)?;
+    check_text("product_id", &body.product_id, 200)?;
+    if !(1..=MAX_QUANTITY).contains(&body.quantity) {
+        return Err(ApiError::BadRequest(format!("quantity must be 1 to {MAX_QUANTITY}")));
+    }
+    let amount_e4 = parse_amount(&body.amount, "amount").map_err(ApiError::BadRequest)?;
+    check_currency(&body.currency).map_err(ApiError::BadRequest)?;
+    let order = Order {
+        order_id: body.order_id.trim().to_owned(),
+        stream_id: stream.id.clone(),
+        product_id: body.product_id.trim().to_owned(),
+        quantity: body.quantity,
+        amount_e4,
+        currency: body.currency,
+        created_at: Utc::now(),
+    };
+    match state.db.record_order(&caller.0.id, &order).await? {
+        OrderRecorded::Created(order) => {
+            let totals = state.db.order_totals(&stream.id).await?;
+            state.events.publish(Event::new(kind::ORDERS, &stream.id, totals_json(&totals, false)));
+            Ok((StatusCode::CREATED, Json(order.into())))
+        }
+        OrderRecorded::Repeated(order) => Ok((StatusCode::OK, Json(order.into()))),
+        OrderRecorded::Mismatch(_) => {
+            Err(ApiError::Exists("order_id was already reported with different details".into()))
+        }
+    }
+}
+
+/// Order totals as JSON: `{orders, units, revenue: [{currency, amount}]}`, with `products`
+/// (per product and currency) when asked.
+pub fn totals_json(totals: &OrderTotals, products: bool) -> Value {
+    let revenue: Vec<Value> =
+        totals.revenue.iter().map(|(currency, e4)| json!({ "currency": currency, "amount": format_amount(*e4) })).collect();
+    let mut out = json!({ "orders": totals.orders, "units": totals.units, "revenue": revenue });
+    if products {
+        out["products"] = totals
+            .products
+            .iter()
+            .map(|p| {
+                json!({
+                    "product_id": p.product_id, "currency": p.currency, "orders": p.orders,
+                    "units": p.units, "revenue": format_amount(p.revenue_e4),
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_is_a_product_daterange() {
+        let pin = Pin {
+            id: "pin1".into(),
+            stream_id: "s".into(),
+            product_id: "sku-1".into(),
+            title: "Red".into(),
+            price: "19.99".into(),
+            currency: "EUR".into(),
+            image_url: None,
+            url: Some("https://shop.example/sku-1".into()),
+            pinned_at: Utc::now(),
+            unpinned_at: None,
+        };
+        let marker = pin_marker(&pin);
+        assert_eq!((marker.id.as_str(), marker.class.as_str(), marker.end), ("pin1", PRODUCT_MARKER_CLASS, None));
+        let names: Vec<_> = marker.attributes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-PRODUCT-ID", "X-TITLE", "X-PRICE", "X-CURRENCY", "X-URL"]);
+        let closed = pin_marker(&Pin { unpinned_at: Some(pin.pinned_at), ..pin });
+        assert!(closed.end.is_some());
+    }
+}

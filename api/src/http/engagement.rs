@@ -1,0 +1,305 @@
+//! Viewers (player sessions kept by heartbeats), likes and dislikes, chat and mutes.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ApiJson;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::streams::{controlled_stream, visible_stream};
+use crate::AppState;
+use crate::engagement::{SESSION_TIMEOUT, ViewerStats};
+use crate::events::{Event, kind};
+use crate::model::{ChatMessage, StreamStatus};
+
+// ---- viewers ----
+
+#[derive(Serialize)]
+pub struct Joined {
+    session_id: String,
+    /// Send a heartbeat at least this often.
+    heartbeat_interval_seconds: u64,
+    /// A session without a heartbeat for this long is gone.
+    session_timeout_seconds: u64,
+    /// Whether the session watches the replay (counted as a replay view).
+    replay: bool,
+}
+
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A player session joins: anonymous players too. Live while on air, a replay view once archived.
+pub async fn join(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Joined>), ApiError> {
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    if !stream.status.is_playable() {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    let replay = stream.status == StreamStatus::Archived;
+    let session_id = state.engagement.join(&state.db, &stream.id, replay, Instant::now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Joined {
+            session_id,
+            heartbeat_interval_seconds: HEARTBEAT_INTERVAL.as_secs(),
+            session_timeout_seconds: SESSION_TIMEOUT.as_secs(),
+            replay,
+        }),
+    ))
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Path((id, session_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state.engagement.heartbeat(&id, &session_id, Instant::now()) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("viewer session"))
+    }
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    Path((id, session_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state.engagement.leave(&id, &session_id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("viewer session"))
+    }
+}
+
+pub async fn viewers(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<ViewerStats>, ApiError> {
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    Ok(Json(state.engagement.viewer_stats(&state.db, &stream.id).await?))
+}
+
+// ---- likes and dislikes ----
+
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReactionKind {
+    Like,
+    Dislike,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetReaction {
+    reaction: ReactionKind,
+}
+
+#[derive(Serialize)]
+pub struct Reactions {
+    /// The caller's own reaction; null when none (or anonymous).
+    reaction: Option<ReactionKind>,
+    likes: i64,
+    dislikes: i64,
+}
+
+async fn reactions_of(state: &AppState, stream_id: &str, user_id: Option<&str>) -> Result<Reactions, ApiError> {
+    let (likes, dislikes) = state.db.reaction_counts(stream_id).await?;
+    let mine = match user_id {
+        Some(user_id) => state.db.reaction_of(stream_id, user_id).await?,
+        None => None,
+    };
+    let reaction = mine.map(|v| if v > 0 { ReactionKind::Like } else { ReactionKind::Dislike });
+    Ok(Reactions { reaction, likes, dislikes })
+}
+
+pub async fn get_reaction(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Reactions>, ApiError> {
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    Ok(Json(reactions_of(&state, &stream.id, caller.as_ref().map(|c| c.0.id.as_str())).await?))
+}
+
+async fn change_reaction(state: &AppState, caller: &Caller, id: &str, value: Option<i64>) -> Result<Reactions, ApiError> {
+    let stream = visible_stream(state, id, Some(caller)).await?;
+    if !matches!(stream.status, StreamStatus::Scheduled | StreamStatus::Live | StreamStatus::Reconnecting | StreamStatus::Archived) {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    state.db.set_reaction(&stream.id, &caller.0.id, value).await?;
+    let reactions = reactions_of(state, &stream.id, Some(&caller.0.id)).await?;
+    state.events.publish(Event::new(
+        kind::REACTIONS,
+        &stream.id,
+        json!({ "likes": reactions.likes, "dislikes": reactions.dislikes }),
+    ));
+    Ok(reactions)
+}
+
+/// Likes or dislikes the stream: one reaction per signed-in user, replaced by the next.
+pub async fn set_reaction(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetReaction>,
+) -> Result<Json<Reactions>, ApiError> {
+    let value = if body.reaction == ReactionKind::Like { 1 } else { -1 };
+    Ok(Json(change_reaction(&state, &caller, &id, Some(value)).await?))
+}
+
+pub async fn remove_reaction(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Reactions>, ApiError> {
+    Ok(Json(change_reaction(&state, &caller, &id, None).await?))
+}
+
+// ---- chat ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatQuery {
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct ChatPage {
+    /// Oldest first.
+    messages: Vec<ChatMessage>,
+    /// Pass as `before` for the page of older messages; null when there are none (and for
+    /// `after` queries, which continue with the last message's id as `after`).
+    next_before: Option<i64>,
+}
+
+const DEFAULT_CHAT_PAGE: i64 = 50;
+const MAX_CHAT_PAGE: i64 = 200;
+
+/// Everyone reads: the newest messages, or older ones with `before`, newer ones with `after`.
+pub async fn list_chat(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+    query: Result<Query<ChatQuery>, QueryRejection>,
+) -> Result<Json<ChatPage>, ApiError> {
+    let Query(query) = query?;
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_CHAT_PAGE);
+    if !(1..=MAX_CHAT_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_CHAT_PAGE}")));
+    }
+    if query.before.is_some() && query.after.is_some() {
+        return Err(ApiError::BadRequest("give before or after, not both".into()));
+    }
+    // One extra row tells whether older messages remain.
+    let mut messages = state.db.chat_page(&stream.id, query.before, query.after, limit + 1).await?;
+    let more = messages.len() as i64 > limit;
+    let next_before = if query.after.is_some() {
+        // Polling forward: the client continues with the last id as `after`.
+        messages.truncate(limit as usize);
+        None
+    } else {
+        if more {
+            messages.remove(0);
+        }
+        more.then(|| messages.first().map(|m| m.id)).flatten()
+    };
+    Ok(Json(ChatPage { messages, next_before }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostChat {
+    text: String,
+}
+
+/// A signed-in user posts; length and rate are limited by the admin's settings; muted users
+/// are refused. The message carries the server time and the live edge's media time.
+pub async fn post_chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PostChat>,
+) -> Result<(StatusCode, Json<ChatMessage>), ApiError> {
+    let stream = visible_stream(&state, &id, Some(&caller)).await?;
+    if !matches!(stream.status, StreamStatus::Scheduled | StreamStatus::Live | StreamStatus::Reconnecting) {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    let settings = state.db.settings().await?;
+    let text = body.text.trim();
+    let max = settings.chat_max_length as usize;
+    if text.is_empty() || text.chars().count() > max {
+        return Err(ApiError::BadRequest(format!("text must be 1 to {max} characters")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::BadRequest("text must not contain control characters".into()));
+    }
+    if state.db.is_muted(&stream.id, &caller.0.id).await? {
+        return Err(ApiError::Forbidden("you are muted in this stream's chat"));
+    }
+    let per = Duration::from_secs(settings.chat_rate_limit_seconds.into());
+    if !state.engagement.allow_chat(&caller.0.id, settings.chat_rate_limit_messages, per, Instant::now()) {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {} messages per {} s",
+            settings.chat_rate_limit_messages, settings.chat_rate_limit_seconds
+        )));
+    }
+    let media_time = if stream.status.is_on_air() {
+        state.engagement.media_time(&state, &stream.playback_id).await
+    } else {
+        None
+    };
+    let message = state.db.insert_chat(&stream.id, &caller.0.id, text, media_time).await?;
+    state.events.publish(Event::new(kind::CHAT, &stream.id, json!({ "message": message })));
+    Ok((StatusCode::CREATED, Json(message)))
+}
+
+pub async fn delete_chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, message_id)): Path<(String, i64)>,
+) -> Result<StatusCode, ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    if !state.db.delete_chat(&stream.id, message_id).await? {
+        return Err(ApiError::NotFound("message"));
+    }
+    state.events.publish(Event::new(kind::CHAT_DELETED, &stream.id, json!({ "message_id": message_id })));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The owner or an admin mutes a user in the stream's chat.
+pub async fn mute(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    if state.db.user(&user_id).await?.is_none() {
+        return Err(ApiError::NotFound("user"));
+    }
+    state.db.mute(&stream.id, &user_id, &caller.0.id).await?;
+    tracing::info!(stream = %stream.id, user = %user_id, by = %caller.0.id, "user muted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unmute(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    if !state.db.unmute(&stream.id, &user_id).await? {
+        return Err(ApiError::NotFound("mute"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

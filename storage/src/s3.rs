@@ -1,0 +1,447 @@
+//! The S3 backend: any S3-compatible service (AWS S3, MinIO, Cloudflare R2, Garage, s3s),
+//! behind the upload queue and spool of `uploader`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
+use bytes::Bytes;
+
+use crate::uploader::{Options, Remote, Uploader};
+use crate::{Object, ObjectMeta, Retention, Store, StoreError, UploadStats, intern_cache_control, intern_content_type};
+
+/// How viewers get immutable objects (segments, init segments, posters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// hawker reads every object from the store and serves it (needed for LL-HLS blocking
+    /// reload; works with a private bucket).
+    #[default]
+    Serve,
+    /// hawker answers with a redirect to `public_base_url` (or a presigned bucket URL) for
+    /// objects already uploaded; objects still in the spool, and playlists, it serves itself.
+    Redirect,
+}
+
+#[derive(Clone)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:9000`; `None` for AWS S3 (or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// `None`: from the AWS chain (`AWS_REGION`, profile), else `us-east-1`.
+    pub region: Option<String>,
+    pub bucket: String,
+    /// Prepended to every key, e.g. `hawker/` (a trailing `/` is added when missing).
+    pub prefix: String,
+    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`.
+    pub path_style: bool,
+    /// Static credentials from the config file; `None`: the standard AWS chain
+    /// (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, …).
+    pub credentials: Option<(String, String)>,
+    /// Create the bucket on start when it does not exist.
+    pub create_bucket: bool,
+    pub delivery: Delivery,
+    /// Base URL under which the bucket's object keys are public (a CDN, or the bucket's
+    /// public URL); for `Redirect`. `None`: redirect to presigned URLs (private bucket).
+    pub public_base_url: Option<String>,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub upload_concurrency: usize,
+    /// Warn when the average upload takes longer (0.9 × the segment duration).
+    pub slow_upload_warning: Option<Duration>,
+}
+
+/// Shows everything but the secret.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.credentials.as_ref().map(|(id, _)| (id, "<secret>")))
+            .field("create_bucket", &self.create_bucket)
+            .field("delivery", &self.delivery)
+            .field("public_base_url", &self.public_base_url)
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("slow_upload_warning", &self.slow_upload_warning)
+            .finish()
+    }
+}
+
+impl S3Config {
+    pub fn new(bucket: impl Into<String>, spool_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            endpoint: None,
+            region: None,
+            bucket: bucket.into(),
+            prefix: String::new(),
+            path_style: false,
+            credentials: None,
+            create_bucket: false,
+            delivery: Delivery::Serve,
+            public_base_url: None,
+            spool_dir: spool_dir.into(),
+            spool_max_bytes: 2 << 30,
+            upload_concurrency: 4,
+            slow_upload_warning: None,
+        }
+    }
+}
+
+pub(crate) struct S3Remote {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    delivery: Delivery,
+    public_base_url: Option<String>,
+}
+
+/// An S3-compatible bucket behind a spool: `put` returns once the object is in the spool.
+pub struct S3Store {
+    uploader: Uploader<S3Remote>,
+}
+
+fn remote_error<E, R>(what: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or(""))
+        }
+        other => format!("{}", aws_sdk_s3::error::DisplayErrorContext(other)),
+    };
+    StoreError::Remote(format!("{what}: {detail}"))
+}
+
+impl S3Store {
+    /// Connects, checks the bucket (creating it when allowed), opens the spool and starts the
+    /// upload workers. A bucket that does not exist (and may not be created) or refuses our
+    /// credentials is an error; an unreachable endpoint is only a warning: objects spool until
+    /// it answers.
+    pub async fn connect(config: S3Config) -> Result<Self, StoreError> {
+        if config.bucket.is_empty() {
+            return Err(StoreError::Remote("no S3 bucket configured".into()));
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint.trim_end_matches('/'));
+        }
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some((id, secret)) = &config.credentials {
+            loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "hawker-config"));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            // Many S3-compatible servers reject the newer default checksums (aws-chunked
+            // trailers): send them only where the API requires one.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if shared.region().is_none() {
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        let client = Client::from_conf(builder.build());
+        let mut prefix = config.prefix.trim_matches('/').to_owned();
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        let remote = S3Remote {
+            client,
+            bucket: config.bucket.clone(),
+            prefix,
+            delivery: config.delivery,
+            public_base_url: config.public_base_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+        };
+        remote.check_bucket(config.create_bucket).await?;
+        let options = Options {
+            spool_dir: config.spool_dir,
+            spool_max_bytes: config.spool_max_bytes,
+            concurrency: config.upload_concurrency,
+            slow_upload_warning: config.slow_upload_warning,
+            cache_bytes: 64 << 20,
+            backoff: (Duration::from_millis(250), Duration::from_secs(2)),
+        };
+        Ok(Self { uploader: Uploader::start(remote, options)? })
+    }
+
+    pub fn stats(&self) -> UploadStats {
+        self.uploader.stats()
+    }
+
+    /// Waits until every spooled object is uploaded; false when `timeout` passes first.
+    pub async fn drained(&self, timeout: Duration) -> bool {
+        self.uploader.drained(timeout).await
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.uploader.remote().bucket
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    async fn put(&self, key: &str, bytes: Bytes, meta: ObjectMeta) -> Result<(), StoreError> {
+        self.uploader.put(key, bytes, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.uploader.get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.uploader.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.uploader.list(prefix).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        self.uploader.delete_prefix(prefix).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<usize, StoreError> {
+        self.uploader.delete_many(keys).await
+    }
+    async fn public_url(&self, key: &str) -> Option<String> {
+        self.uploader.public_url(key).await
+    }
+}
+
+impl S3Remote {
+    async fn check_bucket(&self, create: bool) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match self.client.head_bucket().bucket(&self.bucket).send().await {
+                Ok(_) => {
+                    tracing::info!(bucket = %self.bucket, prefix = %self.prefix, "S3 bucket ready");
+                    return Ok(());
+                }
+                Err(err) => err,
+            };
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            let missing = err.as_service_error().is_some_and(|e| e.is_not_found()) || status == Some(404);
+            if missing && create {
+                return self.create_bucket().await;
+            }
+            if missing {
+                return Err(StoreError::Remote(format!(
+                    "S3 bucket {:?} does not exist; create it, or allow hawker to (HAWKER_S3_CREATE_BUCKET=true / s3_create_bucket = true)",
+                    self.bucket
+                )));
+            }
+            if matches!(status, Some(400 | 401 | 403)) {
+                return Err(StoreError::Remote(format!(
+                    "S3 refused access to bucket {:?} (HTTP {}): check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile), the region and the endpoint",
+                    self.bucket,
+                    status.unwrap_or(0)
+                )));
+            }
+            if attempt >= 3 {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    error = %aws_sdk_s3::error::DisplayErrorContext(&err),
+                    "S3 is unreachable at start: objects will wait in the spool until it answers"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn create_bucket(&self) -> Result<(), StoreError> {
+        let mut request = self.client.create_bucket().bucket(&self.bucket);
+        let region = self.client.config().region().map(|r| r.as_ref().to_owned());
+        if let Some(region) = region.filter(|r| r != "us-east-1") {
+            let constraint = BucketLocationConstraint::from(region.as_str());
+            request = request
+                .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(constraint).build());
+        }
+        match request.send().await {
+            Ok(_) => {
+                tracing::warn!(bucket = %self.bucket, "S3 bucket did not exist: created it");
+                Ok(())
+            }
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(remote_error(&format!("creating bucket {:?}", self.bucket), err)),
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl Remote for S3Remote {
+    async fn put(&self, key: &str, bytes: Bytes, meta: ObjectMeta) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(meta.content_type)
+            .cache_control(meta.cache_control)
+            .metadata("hawker-retention", meta.retention.as_str())
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| remote_error("put", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).send().await {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(None),
+            Err(err) => return Err(remote_error("get", err)),
+        };
+        let meta = ObjectMeta {
+            content_type: intern_content_type(out.content_type().unwrap_or("")),
+            cache_control: intern_cache_control(out.cache_control().unwrap_or("")),
+            retention: Retention::parse(
+                out.metadata().and_then(|m| m.get("hawker-retention")).map_or("", |s| s.as_str()),
+            ),
+        };
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Remote(format!("get: {e}")))?.into_bytes();
+        Ok(Some(Object { bytes, meta }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(self.full_key(prefix))
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| remote_error("list", e))?;
+            for object in out.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
+                    keys.push(key.to_owned());
+                }
+            }
+            match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete_batch(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(self.full_key(k)).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Remote(format!("delete: {e}")))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError::Remote(format!("delete: {e}")))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| remote_error("delete", e))?;
+        if let Some(error) = out.errors().first() {
+            return Err(StoreError::Remote(format!(
+                "delete {}: {} {}",
+                error.key().unwrap_or("?"),
+                error.code().unwrap_or(""),
+                error.message().unwrap_or("")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn public_url(&self, key: &str) -> Option<String> {
+        if self.delivery != Delivery::Redirect {
+            return None;
+        }
+        let full = self.full_key(key);
+        if let Some(base) = &self.public_base_url {
+            return Some(format!("{base}/{full}"));
+        }
+        let presign = PresigningConfig::expires_in(Duration::from_secs(3600)).ok()?;
+        match self.client.get_object().bucket(&self.bucket).key(full).presigned(presign).await {
+            Ok(request) => Some(request.uri().to_owned()),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "presigning failed: serving the object instead");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(delivery: Delivery, public_base_url: Option<&str>) -> S3Remote {
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .force_path_style(true)
+            .credentials_provider(Credentials::new("AK", "SK", None, None, "test"))
+            .build();
+        S3Remote {
+            client: Client::from_conf(config),
+            bucket: "media".into(),
+            prefix: "pfx/".into(),
+            delivery,
+            public_base_url: public_base_url.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn redirect_urls_name_the_prefixed_key() {
+        let key = "streams/p/v0/seg000001.m4s";
+        assert_eq!(remote(Delivery::Serve, Some("https://cdn.example")).public_url(key).await, None);
+        assert_eq!(
+            remote(Delivery::Redirect, Some("https://cdn.example")).public_url(key).await.as_deref(),
+            Some("https://cdn.example/pfx/streams/p/v0/seg000001.m4s")
+        );
+        let presigned = remote(Delivery::Redirect, None).public_url(key).await.unwrap();
+        assert!(presigned.starts_with("http://127.0.0.1:9/media/pfx/streams/p/v0/seg000001.m4s?"), "{presigned}");
+        assert!(presigned.contains("X-Amz-Expires=3600") && presigned.contains("X-Amz-Signature="), "{presigned}");
+        assert!(!presigned.contains("SK"));
+    }
+}

@@ -1,0 +1,218 @@
+//! Crashes and posters: a server killed with SIGKILL mid-stream leaves a replay that is whole
+//! up to its last complete segment; on restart the stream waits for its publisher, then is
+//! continued or ended by the lifecycle rules. Live streams get a poster; replays keep it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const SEGMENT: f64 = 2.0;
+
+/// Waits until the stream's media playlist lists at least `n` segments in all.
+async fn wait_for_segments(server: &Server, pid: &str, n: usize, within: Duration) -> m3u8_rs::MediaPlaylist {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(text) = server.media_playlist(pid).await {
+            let playlist = parse_media(&text);
+            if playlist.media_sequence as usize + playlist.segments.len() >= n {
+                return playlist;
+            }
+        }
+        assert!(Instant::now() < deadline, "fewer than {n} segments after {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The replay playlist as stored in the media folder, and the segment files there.
+fn stored_replay(server: &Server, pid: &str) -> (m3u8_rs::MediaPlaylist, BTreeSet<String>) {
+    let dir = server.media_path(pid).join("v0");
+    let text = std::fs::read_to_string(dir.join("replay.m3u8")).expect("a stored replay playlist");
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".m4s"))
+        .collect();
+    (parse_media(&text), files)
+}
+
+/// `codec_name,width,height` of a picture.
+fn probe_image(jpeg: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("poster.jpg");
+    std::fs::write(&file, jpeg).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Publishes until at least `n` segments are listed, then kills the server with SIGKILL.
+/// Returns the data dir and the replay playlist the dead server left behind.
+async fn crash_mid_stream(server: Server, url: &str, pid: &str, n: usize) -> (tempfile::TempDir, m3u8_rs::MediaPlaylist) {
+    let mut publisher = ffmpeg_publish(url, 60);
+    wait_for_segments(&server, pid, n, Duration::from_secs(20)).await;
+    // Mid-segment, so that a segment is being made when the server dies.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let playback = server.media_path(pid);
+    let dir = server.kill_hard();
+    // The publisher loses its connection.
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher.wait()).await;
+    let _ = publisher.kill().await;
+    let text = std::fs::read_to_string(playback.join("v0/replay.m3u8")).expect("a stored replay playlist");
+    let left = parse_media(&text);
+    assert!(!left.end_list, "a crashed stream's replay has no ENDLIST yet");
+    assert!(left.segments.len() >= n, "{text}");
+    // Every segment the playlist names was stored whole before it was named.
+    for segment in &left.segments {
+        let bytes = std::fs::read(playback.join("v0").join(&segment.uri)).expect("a named segment exists");
+        assert!(!bytes.is_empty());
+    }
+    (dir, left)
+}
+
+/// The archived replay: ENDLIST, everything the crashed server had listed, every segment
+/// decoding alone, and ffprobe reading it whole through the public URL.
+async fn check_whole_replay(server: &Server, pid: &str, before_crash: &m3u8_rs::MediaPlaylist) -> m3u8_rs::MediaPlaylist {
+    let text = server.media_playlist(pid).await.expect("the replay is served");
+    let replay = check_media_playlist(&text);
+    assert!(replay.end_list, "{text}");
+    assert_eq!(replay.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod), "{text}");
+    for segment in &before_crash.segments {
+        assert!(replay.segments.iter().any(|s| s.uri == segment.uri), "replay lost {}:\n{text}", segment.uri);
+    }
+    server.check_segments_decode(pid, &replay).await;
+    let probed = ffprobe_duration(&server.url(&format!("/hls/{pid}/index.m3u8")));
+    let covered = total_duration(&replay);
+    assert!((probed - covered).abs() <= SEGMENT, "ffprobe reads {probed:.2} s of a {covered:.2} s replay");
+    replay
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_crashed_mid_publish_is_recovered_then_archived_whole() {
+    let server = Server::start_empty();
+    let seller = server.user("seller", "seller");
+    let admin = server.user("admin", "admin");
+    let created = server.create_stream(&seller, "Crash").await;
+    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let url = format!("{}/{key}", server.rtmp);
+
+    let (dir, before_crash) = crash_mid_stream(server, &url, pid, 3).await;
+
+    let server = Server::start_in(dir, &[]);
+    assert!(server.log().contains("streams left live by the last run now wait for their publisher"), "{}", server.log());
+    assert_eq!(server.stream(id, None).await["status"], "reconnecting");
+    // While it waits, what was stored plays (as an EVENT playlist, without ENDLIST).
+    let waiting = parse_media(&server.media_playlist(pid).await.expect("playable while waiting"));
+    assert!(waiting.segments.len() >= before_crash.segments.len());
+
+    // The reconnect window runs out: the default action (save) archives the stream.
+    let (status, body) = server
+        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"reconnect_window_seconds": 2})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.wait_for_status(id, "archived", Duration::from_secs(10)).await;
+
+    let replay = check_whole_replay(&server, pid, &before_crash).await;
+    assert_eq!(replay.segments.len(), before_crash.segments.len(), "nothing after the crash");
+    assert!(replay.segments.iter().all(|s| !s.discontinuity));
+    // The replay keeps the poster made while live.
+    let poster = server.get(&format!("/hls/{pid}/poster.jpg")).await;
+    assert_eq!(poster.status(), 200);
+    assert_eq!(probe_image(&poster.bytes().await.unwrap()), "mjpeg,640,360");
+    server.assert_log_free_of(&[key]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved() {
+    let server = Server::start_empty();
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "Crash and carry on").await;
+    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let url = format!("{}/{key}", server.rtmp);
+
+    let (dir, before_crash) = crash_mid_stream(server, &url, pid, 3).await;
+    let listed_before = before_crash.segments.len();
+
+    let server = Server::start_in(dir, &["--live-window", "100"]);
+    assert_eq!(server.stream(id, None).await["status"], "reconnecting");
+    // The publisher comes back (to the new server's port) within the window.
+    let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 6);
+    server.wait_for_status(id, "live", Duration::from_secs(5)).await;
+    wait_for_segments(&server, pid, listed_before + 2, Duration::from_secs(15)).await;
+    assert!(publisher.wait_with_output().await.unwrap().status.success());
+    server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
+    assert_eq!(server.stream(id, Some(&seller)).await["reconnects"], 1);
+
+    let (status, body) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let replay = check_whole_replay(&server, pid, &before_crash).await;
+    // One join, right after everything the crashed server had listed; numbering goes on.
+    let joins: Vec<usize> = replay.segments.iter().enumerate().filter(|(_, s)| s.discontinuity).map(|(i, _)| i).collect();
+    assert_eq!(joins, vec![listed_before], "{replay:?}");
+    assert!(replay.segments[listed_before].map.is_some(), "the resumed publish names its own init segment");
+    assert_ne!(replay.segments[listed_before].map, replay.segments[0].map);
+    assert_eq!(replay.media_sequence, 0);
+    for (i, segment) in replay.segments.iter().enumerate() {
+        assert_eq!(segment.uri, format!("seg{i:06}.m4s"), "numbering is continuous");
+    }
+    assert!(total_duration(&replay) >= listed_before as f64 * SEGMENT + 6.0 - SEGMENT);
+    // No stray segment of the crash is left named or half-written in the folder.
+    let (_, files) = stored_replay(&server, pid);
+    let named: BTreeSet<String> = replay.segments.iter().map(|s| s.uri.clone()).collect();
+    assert!(files.difference(&named).count() <= 1, "stray segments: {:?}", files.difference(&named).collect::<Vec<_>>());
+    server.assert_log_free_of(&[key]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_stream_has_a_fresh_poster_and_its_replay_keeps_it() {
+    let server = Server::start_with(&["--poster-interval", "2"]);
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "Poster").await;
+    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let poster_url = format!("/hls/{pid}/poster.jpg");
+    let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 60);
+
+    let started = Instant::now();
+    let first = loop {
+        let response = server.get(&poster_url).await;
+        if response.status() == 200 {
+            assert_eq!(response.headers()["content-type"], "image/jpeg");
+            assert_eq!(response.headers()["cache-control"], "public, max-age=5");
+            break response.bytes().await.unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no poster after 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("publish -> first poster: {:?}", started.elapsed());
+    assert_eq!(probe_image(&first), "mjpeg,640,360");
+
+    // Refreshed while live (testsrc2 moves: a later keyframe is another picture).
+    let refreshed = loop {
+        let bytes = server.get(&poster_url).await.bytes().await.unwrap();
+        if bytes != first {
+            break bytes;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the poster did not change");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(probe_image(&refreshed), "mjpeg,640,360");
+
+    let (status, body) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    assert_eq!(status, 200, "{body}");
+    drop(publisher);
+    let kept = server.get(&poster_url).await;
+    assert_eq!(kept.status(), 200);
+    let kept = kept.bytes().await.unwrap();
+    assert_eq!(probe_image(&kept), "mjpeg,640,360");
+    // Nothing is written after the end: the replay's poster stays as it is.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.get(&poster_url).await.bytes().await.unwrap(), kept);
+}

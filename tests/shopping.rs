@@ -1,0 +1,424 @@
+//! The live-shopping layer end to end: viewers, likes, chat, pins, orders, seller stats,
+//! admin settings, events over a real WebSocket and signed webhooks to a real HTTP server.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use common::*;
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open_events(server: &Server, id: &str, token: Option<&str>) -> Socket {
+    let base = server.http.replacen("http://", "ws://", 1);
+    let url = match token {
+        Some(token) => format!("{base}/api/v1/streams/{id}/events?token={token}"),
+        None => format!("{base}/api/v1/streams/{id}/events"),
+    };
+    let (socket, response) = connect_async(url).await.expect("WebSocket connects");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// Reads events until one of `kind` satisfies `check`; panics after `within`.
+async fn wait_event(socket: &mut Socket, kind: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} event within {within:?}"))
+            .expect("socket open")
+            .expect("socket read");
+        if !message.is_text() {
+            continue;
+        }
+        let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        if event["type"] == kind && check(&event) {
+            return event;
+        }
+    }
+}
+
+/// A webhook receiver: a real HTTP server that fails its first delivery (to see the retry).
+struct Hooks {
+    url: String,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+}
+
+async fn webhook_receiver() -> Hooks {
+    let received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let store = store.clone();
+            async move {
+                let mut store = store.lock().unwrap();
+                store.push((headers, body));
+                if store.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::NO_CONTENT }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Hooks { url, received }
+}
+
+const SECRET: &str = "webhook-secret-0123456789";
+
+impl Hooks {
+    /// Waits for a delivered (2xx-answered or not) webhook of `kind` and checks its signature.
+    async fn wait(&self, kind: &str, stream_id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self.received.lock().unwrap().iter().find_map(|(headers, body)| {
+                let value: Value = serde_json::from_slice(body).ok()?;
+                (value["type"] == kind && value["stream_id"] == stream_id).then(|| (headers.clone(), body.clone(), value))
+            });
+            if let Some((headers, body, value)) = found {
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(&body);
+                let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(headers["x-hawker-signature"].to_str().unwrap(), format!("sha256={hex}"));
+                assert_eq!(headers["content-type"], "application/json");
+                assert!(value["at"].is_string());
+                return value;
+            }
+            assert!(Instant::now() < deadline, "no {kind} webhook within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_shopping_end_to_end() {
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
+    let other = server.user("other", "seller");
+    let alice = server.user("alice", "viewer");
+    let bob = server.user("bob", "viewer");
+    let admin = server.user("admin", "admin");
+    let shop = server.user("shop", "shop");
+    let hooks = webhook_receiver().await;
+    let (status, body) = server
+        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"webhook_url": hooks.url, "webhook_secret": SECRET})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["webhook_secret"], "********");
+
+    let created = server.create_stream(&seller, "Sneaker drop").await;
+    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let path = |rest: &str| format!("/api/v1/streams/{id}{rest}");
+
+    // Viewers cannot join before there is something to play.
+    assert_eq!(server.call("POST", &path("/viewers"), None, None).await.0, 409);
+
+    let mut public = open_events(&server, id, None).await;
+    let hello = wait_event(&mut public, "hello", Duration::from_secs(5), |_| true).await;
+    assert_eq!(hello["status"], "scheduled");
+    let mut seller_socket = open_events(&server, id, Some(&seller)).await;
+
+    let mut ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 40);
+    server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    wait_event(&mut public, "status", Duration::from_secs(5), |e| e["status"] == "live").await;
+    // The first delivery is refused by the receiver; the retry carries the same signed body.
+    hooks.wait("stream.live", id, Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hooks.received.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the failed webhook was not retried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        let received = hooks.received.lock().unwrap();
+        assert_eq!(received[0].1, received[1].1, "the retry is the same delivery");
+    }
+
+    // ---- viewers: two join, one leaves ----
+    let (status, a) = server.call("POST", &path("/viewers"), None, None).await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(a["replay"], false);
+    let (_, b) = server.call("POST", &path("/viewers"), Some(&bob), None).await;
+    let (a, b) = (a["session_id"].as_str().unwrap().to_owned(), b["session_id"].as_str().unwrap().to_owned());
+    assert_ne!(a, b);
+    let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
+    assert_eq!((viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()), (Some(2), Some(2), Some(2)));
+    wait_event(&mut public, "viewers", Duration::from_secs(5), |e| e["current"] == 2).await;
+    assert_eq!(server.call("POST", &path(&format!("/viewers/{a}/heartbeat")), None, None).await.0, 204);
+    assert_eq!(server.call("DELETE", &path(&format!("/viewers/{a}")), None, None).await.0, 204);
+    assert_eq!(server.call("POST", &path(&format!("/viewers/{a}/heartbeat")), None, None).await.0, 404);
+    assert_eq!(server.call("POST", &path("/viewers/nope/heartbeat"), None, None).await.0, 404);
+    let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
+    assert_eq!((viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()), (Some(1), Some(2), Some(2)));
+    let event = wait_event(&mut public, "viewers", Duration::from_secs(5), |e| e["current"] == 1).await;
+    assert_eq!(event["peak"], 2);
+    assert_eq!(server.stream(id, None).await["viewers"], 1);
+
+    // ---- likes and dislikes ----
+    let react = |token: Option<String>, body: Option<Value>| {
+        let server = &server;
+        let method = if body.is_some() { "PUT" } else { "DELETE" };
+        async move { server.call(method, &format!("/api/v1/streams/{id}/reaction"), token.as_deref(), body).await }
+    };
+    assert_eq!(react(None, Some(json!({"reaction": "like"}))).await.0, 401);
+    assert_eq!(react(Some(alice.clone()), Some(json!({"reaction": "love"}))).await.0, 400);
+    let (status, r) = react(Some(alice.clone()), Some(json!({"reaction": "like"}))).await;
+    assert_eq!((status, r["reaction"].as_str(), r["likes"].as_i64()), (200, Some("like"), Some(1)));
+    react(Some(bob.clone()), Some(json!({"reaction": "like"}))).await;
+    let (_, r) = react(Some(alice.clone()), Some(json!({"reaction": "dislike"}))).await;
+    assert_eq!((r["likes"].as_i64(), r["dislikes"].as_i64()), (Some(1), Some(1)));
+    let (_, r) = react(Some(bob.clone()), None).await;
+    assert_eq!((r["reaction"].clone(), r["likes"].as_i64(), r["dislikes"].as_i64()), (Value::Null, Some(0), Some(1)));
+    wait_event(&mut public, "reactions", Duration::from_secs(5), |e| e["likes"] == 0 && e["dislikes"] == 1).await;
+    let (_, mine) = server.call("GET", &path("/reaction"), Some(&alice), None).await;
+    assert_eq!(mine["reaction"], "dislike");
+    let shown = server.stream(id, None).await;
+    assert_eq!((shown["likes"].as_i64(), shown["dislikes"].as_i64()), (Some(0), Some(1)));
+
+    // ---- chat ----
+    // Media time needs the live playlist.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.media_playlist(pid).await.is_none() {
+        assert!(Instant::now() < deadline, "no live playlist");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the media-time cache
+    let chat = |token: &str, text: &str| {
+        let (server, token, text) = (&server, token.to_owned(), text.to_owned());
+        async move { server.call("POST", &format!("/api/v1/streams/{id}/chat"), Some(&token), Some(json!({"text": text}))).await }
+    };
+    let (status, _) = server.call("POST", &path("/chat"), None, Some(json!({"text": "hi"}))).await;
+    assert_eq!(status, 401);
+    let (status, first) = chat(&alice, "  hello everyone  ").await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!((first["text"].as_str(), first["user"]["name"].as_str()), (Some("hello everyone"), Some("alice")));
+    let media_time = chrono::DateTime::parse_from_rfc3339(first["media_time"].as_str().expect("media_time while live")).unwrap();
+    let created_at = chrono::DateTime::parse_from_rfc3339(first["created_at"].as_str().unwrap()).unwrap();
+    let lag = (created_at - media_time).num_milliseconds();
+    assert!((-2000..15_000).contains(&lag), "media time {media_time} is far from server time {created_at}");
+    let event = wait_event(&mut public, "chat", Duration::from_secs(5), |_| true).await;
+    assert_eq!(event["message"]["id"], first["id"]);
+    assert_eq!(chat(&alice, "").await.0, 400);
+    let (status, body) = chat(&alice, &"x".repeat(501)).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("500"), "{body}");
+    let (_, second) = chat(&bob, "nice shoes").await;
+    let (_, third) = chat(&alice, "price?").await;
+
+    let (_, page) = server.call("GET", &path("/chat?limit=2"), None, None).await;
+    let texts: Vec<_> = page["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["nice shoes", "price?"]);
+    let before = page["next_before"].as_i64().expect("an older page");
+    let (_, older) = server.call("GET", &path(&format!("/chat?limit=2&before={before}")), None, None).await;
+    assert_eq!(older["messages"][0]["text"], "hello everyone");
+    assert!(older["next_before"].is_null());
+    assert_eq!(server.call("GET", &path("/chat?limit=0"), None, None).await.0, 400);
+
+    // Moderation: owner and admins only.
+    let second_id = second["id"].as_i64().unwrap();
+    assert_eq!(server.call("DELETE", &path(&format!("/chat/{second_id}")), Some(&other), None).await.0, 403);
+    assert_eq!(server.call("DELETE", &path(&format!("/chat/{second_id}")), Some(&alice), None).await.0, 403);
+    assert_eq!(server.call("DELETE", &path(&format!("/chat/{second_id}")), Some(&seller), None).await.0, 204);
+    wait_event(&mut public, "chat_deleted", Duration::from_secs(5), |e| e["message_id"] == second_id).await;
+    assert_eq!(server.call("DELETE", &path(&format!("/chat/{second_id}")), Some(&admin), None).await.0, 404);
+    let bob_id = second["user"]["id"].as_str().unwrap();
+    assert_eq!(server.call("PUT", &path(&format!("/mutes/{bob_id}")), Some(&other), None).await.0, 403);
+    assert_eq!(server.call("PUT", &path(&format!("/mutes/{bob_id}")), Some(&seller), None).await.0, 204);
+    let (status, body) = chat(&bob, "let me talk").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(server.call("DELETE", &path(&format!("/mutes/{bob_id}")), Some(&admin), None).await.0, 204);
+    assert_eq!(chat(&bob, "thanks").await.0, 201);
+
+    // Rate limit per user, from the admin's settings.
+    let (status, _) = server
+        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"chat_rate_limit_messages": 3, "chat_rate_limit_seconds": 60})))
+        .await;
+    assert_eq!(status, 200);
+    // alice has posted 2 of her 3 in the window.
+    assert_eq!(chat(&alice, "one more").await.0, 201);
+    let (status, body) = chat(&alice, "and another").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert_eq!(chat(&admin, "admins have their own budget").await.0, 201);
+    let _ = third;
+
+    // ---- pins ----
+    let product = json!({"product_id": "sku-1", "title": "Red sneaker", "price": 59.99, "currency": "EUR",
+        "image_url": "https://shop.example/sku-1.jpg", "url": "https://shop.example/sku-1"});
+    assert_eq!(server.call("POST", &path("/pins"), Some(&alice), Some(product.clone())).await.0, 403);
+    assert_eq!(server.call("POST", &path("/pins"), Some(&other), Some(product.clone())).await.0, 403);
+    let mut bad = product.clone();
+    bad["price"] = json!(-1);
+    assert_eq!(server.call("POST", &path("/pins"), Some(&seller), Some(bad)).await.0, 400);
+    let mut bad = product.clone();
+    bad["currency"] = json!("euro");
+    assert_eq!(server.call("POST", &path("/pins"), Some(&seller), Some(bad)).await.0, 400);
+    let (status, pin) = server.call("POST", &path("/pins"), Some(&seller), Some(product.clone())).await;
+    assert_eq!(status, 201, "{pin}");
+    assert_eq!((pin["price"].as_str(), pin["unpinned_at"].clone()), (Some("59.99"), Value::Null));
+    assert_eq!(server.call("POST", &path("/pins"), Some(&seller), Some(product.clone())).await.0, 409);
+    let event = wait_event(&mut public, "pin", Duration::from_secs(5), |_| true).await;
+    assert_eq!(event["pin"]["product_id"], "sku-1");
+    let (_, pins) = server.call("GET", &path("/pins"), None, None).await;
+    assert_eq!(pins["pins"].as_array().unwrap().len(), 1);
+    // The pin is an EXT-X-DATERANGE in the live playlist (shoppable live and replay).
+    let pin_id = pin["id"].as_str().unwrap();
+    let daterange = |text: &str| text.lines().find(|l| l.starts_with("#EXT-X-DATERANGE:") && l.contains(pin_id)).map(str::to_owned);
+    let live = server.media_playlist(pid).await.expect("live playlist");
+    let marker = daterange(&live).unwrap_or_else(|| panic!("no DATERANGE for the pin:\n{live}"));
+    for part in ["CLASS=\"com.hawker.product\"", "X-PRODUCT-ID=\"sku-1\"", "X-PRICE=\"59.99\"", "X-CURRENCY=\"EUR\"", "X-URL=\"https://shop.example/sku-1\""] {
+        assert!(marker.contains(part), "{part} missing from {marker}");
+    }
+    assert!(!marker.contains("END-DATE"), "{marker}");
+    assert_eq!(server.call("DELETE", &path("/pins/sku-1"), Some(&other), None).await.0, 403);
+    let (status, unpinned) = server.call("DELETE", &path("/pins/sku-1"), Some(&seller), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(unpinned["id"], pin["id"]);
+    assert!(unpinned["unpinned_at"].is_string());
+    wait_event(&mut public, "unpin", Duration::from_secs(5), |e| e["pin"]["id"] == pin["id"]).await;
+    let live = server.media_playlist(pid).await.expect("live playlist");
+    assert!(daterange(&live).is_some_and(|m| m.contains("END-DATE=")), "the unpin did not close the DATERANGE:\n{live}");
+    assert_eq!(server.call("DELETE", &path("/pins/sku-1"), Some(&seller), None).await.0, 404);
+    let (_, pins) = server.call("GET", &path("/pins?all=true"), None, None).await;
+    assert_eq!(pins["pins"].as_array().unwrap().len(), 1);
+    let (_, pins) = server.call("GET", &path("/pins"), None, None).await;
+    assert!(pins["pins"].as_array().unwrap().is_empty());
+
+    // ---- orders ----
+    let order = json!({"order_id": "o-1", "product_id": "sku-1", "quantity": 2, "amount": "119.98", "currency": "EUR"});
+    assert_eq!(server.call("POST", &path("/orders"), Some(&seller), Some(order.clone())).await.0, 403);
+    assert_eq!(server.call("POST", &path("/orders"), Some(&alice), Some(order.clone())).await.0, 403);
+    let (status, recorded) = server.call("POST", &path("/orders"), Some(&shop), Some(order.clone())).await;
+    assert_eq!((status, recorded["amount"].as_str()), (201, Some("119.98")), "{recorded}");
+    wait_event(&mut public, "orders", Duration::from_secs(5), |e| e["orders"] == 1).await;
+    assert_eq!(server.call("POST", &path("/orders"), Some(&shop), Some(order.clone())).await.0, 200);
+    let mut changed = order.clone();
+    changed["quantity"] = json!(3);
+    assert_eq!(server.call("POST", &path("/orders"), Some(&shop), Some(changed)).await.0, 409);
+    let mut bad = order.clone();
+    bad["quantity"] = json!(0);
+    assert_eq!(server.call("POST", &path("/orders"), Some(&shop), Some(bad)).await.0, 400);
+    let (status, _) = server
+        .call("POST", &path("/orders"), Some(&shop), Some(json!({"order_id": "o-2", "product_id": "sku-2", "quantity": 1, "amount": 20, "currency": "EUR"})))
+        .await;
+    assert_eq!(status, 201);
+
+    // ---- the seller's stats ----
+    assert_eq!(server.call("GET", &path("/stats"), Some(&other), None).await.0, 403);
+    assert_eq!(server.call("GET", &path("/stats"), Some(&alice), None).await.0, 403);
+    let (status, stats) = server.call("GET", &path("/stats"), Some(&seller), None).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["status"], "live");
+    assert_eq!((stats["viewers_current"].as_i64(), stats["viewers_peak"].as_i64(), stats["viewers_unique"].as_i64()), (Some(1), Some(2), Some(2)));
+    assert_eq!((stats["likes"].as_i64(), stats["dislikes"].as_i64()), (Some(0), Some(1)));
+    // hello, price?, thanks, one more, admins… (nice shoes was deleted).
+    assert_eq!(stats["comments"], 5);
+    assert_eq!((stats["orders"].as_i64(), stats["units"].as_i64()), (Some(2), Some(3)));
+    assert_eq!(stats["revenue"], json!([{"currency": "EUR", "amount": "139.98"}]));
+    let sku1 = stats["products"].as_array().unwrap().iter().find(|p| p["product_id"] == "sku-1").unwrap();
+    assert_eq!((sku1["units"].as_i64(), sku1["revenue"].as_str()), (Some(2), Some("119.98")));
+    assert!(stats["ingest"]["fps"].as_f64().unwrap() > 0.0);
+    assert!(stats["duration_seconds"].as_f64().unwrap() > 0.0);
+    let (status, _) = server.call("GET", &path("/stats"), Some(&admin), None).await;
+    assert_eq!(status, 200);
+    // The seller's socket gets stats; the public one never does.
+    let pushed = wait_event(&mut seller_socket, "stats", Duration::from_secs(5), |e| e["stats"]["orders"] == 2).await;
+    assert_eq!(pushed["stats"]["viewers_peak"], 2);
+
+    // ---- end: archived, replay ready; replay views counted separately ----
+    let (status, _) = server.call("POST", &path("/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    assert_eq!(status, 200);
+    let _ = ffmpeg.kill().await;
+    wait_event(&mut public, "status", Duration::from_secs(5), |e| e["status"] == "archived").await;
+    wait_event(&mut public, "replay_ready", Duration::from_secs(10), |_| true).await;
+    hooks.wait("stream.archived", id, Duration::from_secs(10)).await;
+    let ready = hooks.wait("replay.ready", id, Duration::from_secs(10)).await;
+    assert!(ready["playback_url"].as_str().unwrap().ends_with(&format!("/hls/{pid}/index.m3u8")));
+    let replay_playlist = server.media_playlist(pid).await.expect("replay playlist");
+    assert!(replay_playlist.contains("#EXT-X-ENDLIST"));
+    assert!(daterange(&replay_playlist).is_some_and(|m| m.contains("END-DATE=")), "no pin in the replay:\n{replay_playlist}");
+    let (status, replay) = server.call("POST", &path("/viewers"), None, None).await;
+    assert_eq!((status, replay["replay"].as_bool()), (201, Some(true)));
+    let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
+    assert_eq!((viewers["peak"].as_i64(), viewers["unique"].as_i64(), viewers["replay_views"].as_i64()), (Some(2), Some(2), Some(1)));
+    // Chat is over on a replay; reading it still works.
+    assert_eq!(chat(&alice, "late").await.0, 409);
+    assert_eq!(server.call("GET", &path("/chat"), None, None).await.0, 200);
+    let (_, stats) = server.call("GET", &path("/stats"), Some(&seller), None).await;
+    assert_eq!((stats["viewers_peak"].as_i64(), stats["replay_views"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(server.call("POST", &path("/pins"), Some(&seller), Some(product)).await.0, 409);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_roles_and_the_openapi_document() {
+    let server = Server::start_with(&[]);
+    let admin = server.user("admin", "admin");
+    let seller = server.user("seller", "seller");
+    let shop = server.user("shop", "shop");
+
+    let (status, settings) = server.call("GET", "/api/v1/settings", Some(&admin), None).await;
+    assert_eq!(status, 200);
+    for field in [
+        "reconnect_window_seconds", "reconnect_default_action", "rtmp_public_url", "max_bitrate_kbps",
+        "segment_duration_seconds", "part_duration_seconds", "ll_hls", "playlist_window_segments", "ladder",
+        "thumbnails_enabled", "thumbnail_interval_seconds", "chat_max_length", "chat_rate_limit_messages",
+        "chat_rate_limit_seconds", "webhook_url", "webhook_secret",
+    ] {
+        assert!(settings.get(field).is_some(), "{field} missing from {settings}");
+    }
+    assert_eq!(server.call("GET", "/api/v1/settings", Some(&seller), None).await.0, 403);
+    assert_eq!(server.call("PATCH", "/api/v1/settings", Some(&shop), Some(json!({"ll_hls": true}))).await.0, 403);
+    for (patch, want) in [
+        (json!({"part_duration_seconds": 2}), "part_duration_seconds must be 0.1 to 1"),
+        (json!({"segment_duration_seconds": 0.2}), "segment_duration_seconds must be 0.5 to 10"),
+        (json!({"ladder": [{"name": "720p", "width": 1280, "height": 720, "video_bitrate_kbps": 1}]}), "ladder[0].video_bitrate_kbps"),
+        (json!({"rtmp_public_url": "ftp://x"}), "rtmp_public_url"),
+        (json!({"chat_max_length": 100000}), "chat_max_length"),
+    ] {
+        let (status, body) = server.call("PATCH", "/api/v1/settings", Some(&admin), Some(patch.clone())).await;
+        assert_eq!(status, 400, "{patch}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(want), "{patch}: {body}");
+    }
+    let ladder = json!([{"name": "720p", "width": 1280, "height": 720, "video_bitrate_kbps": 2500},
+                        {"name": "360p", "width": 640, "height": 360, "video_bitrate_kbps": 800}]);
+    let patch = json!({"ll_hls": true, "part_duration_seconds": 0.25, "ladder": ladder,
+        "rtmp_public_url": "rtmps://ingest.example.com:443/live", "chat_max_length": 10});
+    let (status, saved) = server.call("PATCH", "/api/v1/settings", Some(&admin), Some(patch)).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["ladder"], ladder);
+    let (_, again) = server.call("GET", "/api/v1/settings", Some(&admin), None).await;
+    assert_eq!(again, saved);
+
+    // The RTMP URL shown to sellers follows the setting.
+    let stream = server.create_stream(&seller, "Hats").await;
+    assert_eq!(stream["rtmp_url"], "rtmps://ingest.example.com:443/live");
+    let id = stream["id"].as_str().unwrap();
+    // Chat length follows the setting (chat opens while scheduled).
+    let (status, body) = server
+        .call("POST", &format!("/api/v1/streams/{id}/chat"), Some(&seller), Some(json!({"text": "01234567890"})))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("1 to 10"));
+    // A shop cannot create streams; an order for an unknown stream is a 404.
+    assert_eq!(server.call("POST", "/api/v1/streams", Some(&shop), Some(json!({"title": "x"}))).await.0, 403);
+    let order = json!({"order_id": "o", "product_id": "p", "quantity": 1, "amount": 1, "currency": "EUR"});
+    assert_eq!(server.call("POST", "/api/v1/streams/nope/orders", Some(&shop), Some(order)).await.0, 404);
+    // Events need a WebSocket upgrade; a bad token is refused.
+    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/events"), None, None).await.0, 400);
+    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/events?token=hk_bad"), None, None).await.0, 401);
+
+    let (status, doc) = server.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in ["/streams/{id}/viewers", "/streams/{id}/chat", "/streams/{id}/pins", "/streams/{id}/orders", "/streams/{id}/events"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
+    }
+}
