@@ -9,20 +9,6 @@ use serde_json::json;
 
 const SEGMENT: f64 = 2.0;
 
-/// Waits until the stream's live playlist lists at least `n` segments in all.
-async fn wait_for_segments(server: &Server, pid: &str, n: usize, within: Duration) -> m3u8_rs::MediaPlaylist {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(text) = server.media_playlist(pid).await {
-            let playlist = parse_media(&text);
-            if playlist.media_sequence as usize + playlist.segments.len() >= n {
-                return playlist;
-            }
-        }
-        assert!(Instant::now() < deadline, "fewer than {n} segments after {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
@@ -34,7 +20,7 @@ async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
 
     // First part: killed mid-stream, as a dropped connection.
     let mut first = ffmpeg_publish(&url, 60);
-    let before_drop = wait_for_segments(&server, pid, 3, Duration::from_secs(15)).await;
+    let before_drop = server.wait_for_segments(pid, 3, Duration::from_secs(15)).await;
     first.kill().await.unwrap();
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
     let listed_before = before_drop.segments.len();
@@ -43,7 +29,7 @@ async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
     let second_started = Instant::now();
     let second = ffmpeg_publish(&url, 6);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
-    let playlist = wait_for_segments(&server, pid, listed_before + 2, Duration::from_secs(15)).await;
+    let playlist = server.wait_for_segments(pid, listed_before + 2, Duration::from_secs(15)).await;
     let reconnect_to_segment = second_started.elapsed();
     assert!(second.wait_with_output().await.unwrap().status.success());
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
@@ -91,7 +77,7 @@ async fn the_same_key_takes_over_a_half_open_publisher_at_once() {
     let url = format!("{}/{key}", server.rtmp);
 
     let old = ffmpeg_publish(&url, 60);
-    wait_for_segments(&server, pid, 2, Duration::from_secs(15)).await;
+    server.wait_for_segments(pid, 2, Duration::from_secs(15)).await;
     // Freeze the old publisher: its socket stays open but nothing is read or sent.
     let old_pid = old.id().expect("ffmpeg pid").to_string();
     assert!(std::process::Command::new("kill").args(["-STOP", &old_pid]).status().unwrap().success());
@@ -112,7 +98,7 @@ async fn the_same_key_takes_over_a_half_open_publisher_at_once() {
     // The new publisher carries the stream on.
     let before = parse_media(&server.media_playlist(pid).await.unwrap());
     let count = before.media_sequence as usize + before.segments.len();
-    wait_for_segments(&server, pid, count + 2, Duration::from_secs(10)).await;
+    server.wait_for_segments(pid, count + 2, Duration::from_secs(10)).await;
     assert_eq!(server.stream(id, None).await["status"], "live");
     assert!(new.try_wait().unwrap().is_none(), "the new publisher was disconnected");
     let _ = new.kill().await;

@@ -13,20 +13,6 @@ use serde_json::json;
 
 const SEGMENT: f64 = 2.0;
 
-/// Waits until the stream's media playlist lists at least `n` segments in all.
-async fn wait_for_segments(server: &Server, pid: &str, n: usize, within: Duration) -> m3u8_rs::MediaPlaylist {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(text) = server.media_playlist(pid).await {
-            let playlist = parse_media(&text);
-            if playlist.media_sequence as usize + playlist.segments.len() >= n {
-                return playlist;
-            }
-        }
-        assert!(Instant::now() < deadline, "fewer than {n} segments after {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The replay playlist as stored in the media folder, and the segment files there.
 fn stored_replay(server: &Server, pid: &str) -> (m3u8_rs::MediaPlaylist, BTreeSet<String>) {
@@ -58,7 +44,7 @@ fn probe_image(jpeg: &[u8]) -> String {
 /// Returns the data dir and the replay playlist the dead server left behind.
 async fn crash_mid_stream(server: Server, url: &str, pid: &str, n: usize) -> (tempfile::TempDir, m3u8_rs::MediaPlaylist) {
     let mut publisher = ffmpeg_publish(url, 60);
-    wait_for_segments(&server, pid, n, Duration::from_secs(20)).await;
+    server.wait_for_segments(pid, n, Duration::from_secs(20)).await;
     // Mid-segment, so that a segment is being made when the server dies.
     tokio::time::sleep(Duration::from_millis(900)).await;
     let playback = server.media_path(pid);
@@ -146,7 +132,7 @@ async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved()
     // The publisher comes back (to the new server's port) within the window.
     let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 6);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
-    wait_for_segments(&server, pid, listed_before + 2, Duration::from_secs(15)).await;
+    server.wait_for_segments(pid, listed_before + 2, Duration::from_secs(15)).await;
     assert!(publisher.wait_with_output().await.unwrap().status.success());
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
     assert_eq!(server.stream(id, Some(&seller)).await["reconnects"], 1);

@@ -96,15 +96,7 @@ impl Db {
             .bind(secrets::digest(token))
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            let role: String = row.try_get("role")?;
-            Ok(User {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("role {role}")))?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn count_users(&self) -> DbResult<i64> {
@@ -328,15 +320,7 @@ const CHAT_SELECT: &str = "SELECT m.id, m.stream_id, m.user_id, u.name AS user_n
 impl Db {
     pub async fn user(&self, id: &str) -> DbResult<Option<User>> {
         let row = sqlx::query("SELECT id, name, role FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        row.map(|row| {
-            let role: String = row.try_get("role")?;
-            Ok(User {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("role {role}")))?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(user_from_row).transpose()
     }
 
     // ---- viewer counters ----
@@ -678,6 +662,15 @@ fn pin_from_row(row: &SqliteRow) -> DbResult<Pin> {
         url: row.try_get("url")?,
         pinned_at: row.try_get("pinned_at")?,
         unpinned_at: row.try_get("unpinned_at")?,
+    })
+}
+
+fn user_from_row(row: &SqliteRow) -> DbResult<User> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: Role::parse(&role).ok_or_else(|| DbError::Corrupt(format!("role {role}")))?,
     })
 }
 

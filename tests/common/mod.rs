@@ -306,6 +306,21 @@ pub fn total_duration(playlist: &m3u8_rs::MediaPlaylist) -> f64 {
 }
 
 impl Server {
+    /// Waits until the stream's media playlist lists at least `n` segments in all.
+    pub async fn wait_for_segments(&self, pid: &str, n: usize, within: Duration) -> m3u8_rs::MediaPlaylist {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(text) = self.media_playlist(pid).await {
+                let playlist = parse_media(&text);
+                if playlist.media_sequence as usize + playlist.segments.len() >= n {
+                    return playlist;
+                }
+            }
+            assert!(Instant::now() < deadline, "fewer than {n} segments after {within:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Fetches the stream's media playlist through the multivariant one, as a player does.
     pub async fn media_playlist(&self, playback_id: &str) -> Option<String> {
         let (status, text) = self.get_text(&format!("/hls/{playback_id}/index.m3u8")).await;
