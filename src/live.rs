@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use hawker_api::model::PublishTicket;
+use hawker_api::settings::Settings;
 use hawker_api::{Db, Events, HlsProgress, IngestCounters, IngestHealth, Marker};
 use hawker_ingest::{EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError};
-use hawker_packager::{DateRange, Packager, PublishFeed, StreamPackager};
+use hawker_packager::{DateRange, Packager, PackagerConfig, PublishFeed, StreamPackager};
 use tokio_util::sync::CancellationToken;
 
 /// The RTMP application sellers publish to: `rtmp://host:1935/live`.
@@ -91,7 +93,8 @@ impl Live {
         let (packager, progress) = match existing {
             Some(existing) => existing,
             None => {
-                let packager = self.packager.open(&ticket.playback_id).await?;
+                let config = packaging_config(&self.db.settings().await?);
+                let packager = self.packager.open_with(&ticket.playback_id, &config).await?;
                 let progress = forward_progress(&packager);
                 (packager, progress)
             }
@@ -250,6 +253,37 @@ fn forward_progress(packager: &StreamPackager) -> tokio::sync::watch::Receiver<H
         to.send_modify(|p| p.ended = true);
     });
     rx
+}
+
+/// A stream's packaging, as the admin settings say when its packaging starts.
+fn packaging_config(settings: &Settings) -> PackagerConfig {
+    let seconds = |s: f64| Duration::from_secs_f64(s);
+    PackagerConfig {
+        segment_duration: seconds(settings.segment_duration_seconds),
+        live_window: settings.playlist_window_segments as usize,
+        poster_interval: match settings.thumbnails_enabled {
+            true => Duration::from_secs(settings.thumbnail_interval_seconds.into()),
+            false => Duration::ZERO,
+        },
+        part_duration: settings.ll_hls.then(|| seconds(settings.part_duration_seconds)),
+    }
+}
+
+/// The admin settings' defaults: the server's own packaging configuration.
+pub fn setting_defaults(config: &PackagerConfig) -> Settings {
+    let defaults = Settings::default();
+    Settings {
+        segment_duration_seconds: config.segment_duration.as_secs_f64(),
+        playlist_window_segments: u32::try_from(config.live_window).unwrap_or(u32::MAX),
+        thumbnails_enabled: !config.poster_interval.is_zero(),
+        thumbnail_interval_seconds: match config.poster_interval.as_secs_f64().round() as u32 {
+            0 => defaults.thumbnail_interval_seconds,
+            seconds => seconds,
+        },
+        ll_hls: config.part_duration.is_some(),
+        part_duration_seconds: config.part_duration.map_or(defaults.part_duration_seconds, |d| d.as_secs_f64()),
+        ..defaults
+    }
 }
 
 /// One publish's media, on its way into the packager.

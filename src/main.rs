@@ -211,6 +211,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = config::open_store(&config).await?;
     let packager_config =
         PackagerConfig { segment_duration: config.segment_duration, live_window: config.live_window, poster_interval: config.poster_interval, part_duration: config.part_duration };
+    let db = db.with_setting_defaults(live::setting_defaults(&packager_config));
     let packager = Packager::new(store.clone(), packager_config)?;
 
     let http_listener = TcpListener::bind(config.http).await.with_context(|| format!("binding HTTP {}", config.http))?;

@@ -172,6 +172,8 @@ async fn s3_redirect_mode_plays_from_the_bucket_and_replays() {
     }
     assert!(in_bucket.contains(&format!("{v0}/replay.m3u8")));
     assert!(!in_bucket.contains(&format!("{v0}/live.m3u8")), "{in_bucket:?}");
+    let parts: Vec<&String> = in_bucket.iter().filter(|k| k.ends_with(".m4s") && k.matches('.').count() == 2).collect();
+    assert!(parts.is_empty(), "LL-HLS parts are live-only: {parts:?}");
     let stored_replay = std::fs::read_to_string(s3.object_path(&format!("{v0}/replay.m3u8"))).unwrap();
     assert!(stored_replay.contains("#EXT-X-ENDLIST"));
 }

@@ -377,7 +377,7 @@ async fn settings_roles_and_the_openapi_document() {
     assert_eq!(server.call("GET", "/api/v1/settings", Some(&seller), None).await.0, 403);
     assert_eq!(server.call("PATCH", "/api/v1/settings", Some(&shop), Some(json!({"ll_hls": true}))).await.0, 403);
     for (patch, want) in [
-        (json!({"part_duration_seconds": 2}), "part_duration_seconds must be 0.1 to 1"),
+        (json!({"part_duration_seconds": 2}), "part_duration_seconds must be 0.2 to 1"),
         (json!({"segment_duration_seconds": 0.2}), "segment_duration_seconds must be 0.5 to 10"),
         (json!({"ladder": [{"name": "720p", "width": 1280, "height": 720, "video_bitrate_kbps": 1}]}), "ladder[0].video_bitrate_kbps"),
         (json!({"rtmp_public_url": "ftp://x"}), "rtmp_public_url"),
@@ -421,4 +421,31 @@ async fn settings_roles_and_the_openapi_document() {
     for path in ["/streams/{id}/viewers", "/streams/{id}/chat", "/streams/{id}/pins", "/streams/{id}/orders", "/streams/{id}/events"] {
         assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn packaging_settings_apply_to_new_streams() {
+    let server = Server::start_with(&[]);
+    let admin = server.user("admin", "admin");
+    let seller = server.user("seller", "seller");
+    // Until an admin sets them, the settings show the server's own packaging configuration.
+    let (_, settings) = server.call("GET", "/api/v1/settings", Some(&admin), None).await;
+    assert_eq!((settings["ll_hls"].as_bool(), settings["part_duration_seconds"].as_f64()), (Some(true), Some(0.2)));
+    assert_eq!(settings["segment_duration_seconds"], 2.0);
+
+    let patch = json!({"segment_duration_seconds": 1.0, "ll_hls": false, "playlist_window_segments": 4, "thumbnails_enabled": false});
+    let (status, body) = server.call("PATCH", "/api/v1/settings", Some(&admin), Some(patch)).await;
+    assert_eq!(status, 200, "{body}");
+
+    let created = server.create_stream(&seller, "One-second segments").await;
+    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let mut publisher = ffmpeg_publish_gop(&format!("{}/{key}", server.rtmp), 20, 30);
+    server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    let playlist = server.wait_for_segments(pid, 6, Duration::from_secs(20)).await;
+    let text = server.media_playlist(pid).await.unwrap();
+    assert_eq!(playlist.target_duration, 1, "{text}");
+    assert!(playlist.segments.len() <= 4, "the live window holds 4 segments:\n{text}");
+    assert!(!text.contains("#EXT-X-PART"), "LL-HLS is off for this stream:\n{text}");
+    assert_eq!(server.get_text(&format!("/hls/{pid}/poster.jpg")).await.0, 404, "posters are off");
+    let _ = publisher.kill().await;
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +34,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 #[derive(Clone)]
 pub struct Db {
     pool: SqlitePool,
+    /// What settings never stored by an admin are: the server's configuration.
+    setting_defaults: Arc<Settings>,
 }
 
 /// A new stream as the API creates it.
@@ -66,7 +69,13 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, setting_defaults: Arc::new(Settings::default()) })
+    }
+
+    /// Settings an admin has not set take these values (the server's own configuration).
+    pub fn with_setting_defaults(mut self, defaults: Settings) -> Self {
+        self.setting_defaults = Arc::new(defaults);
+        self
     }
 
     pub async fn migrate(&self) -> DbResult<()> {
@@ -273,7 +282,7 @@ impl Db {
             let value = serde_json::from_str(&value).map_err(|e| DbError::Corrupt(format!("setting: {e}")))?;
             stored.insert(row.try_get("name")?, value);
         }
-        Settings::from_stored(stored).map_err(|e| DbError::Corrupt(format!("settings: {e}")))
+        Settings::from_stored(&self.setting_defaults, stored).map_err(|e| DbError::Corrupt(format!("settings: {e}")))
     }
 
     pub async fn save_settings(&self, settings: &Settings) -> DbResult<()> {

@@ -20,7 +20,7 @@ pub struct Settings {
     pub max_bitrate_kbps: u32,
     /// Target segment duration, 0.5–10 s.
     pub segment_duration_seconds: f64,
-    /// LL-HLS part duration, 0.1–1 s, and at most the segment duration.
+    /// LL-HLS part duration, 0.2–1 s, and at most the segment duration.
     pub part_duration_seconds: f64,
     /// Low-latency HLS (parts and preload hints) on or off.
     pub ll_hls: bool,
@@ -28,7 +28,7 @@ pub struct Settings {
     pub playlist_window_segments: u32,
     /// The ABR ladder; empty = the source rendition only.
     pub ladder: Vec<Rendition>,
-    /// Poster thumbnails on or off, and how often, 1–600 s.
+    /// Poster thumbnails on or off, and how often, 1–3600 s.
     pub thumbnails_enabled: bool,
     pub thumbnail_interval_seconds: u32,
     /// Longest chat message, 1–2000 characters.
@@ -68,8 +68,8 @@ impl Default for Settings {
             rtmp_public_url: None,
             max_bitrate_kbps: 10_000,
             segment_duration_seconds: 2.0,
-            part_duration_seconds: 0.5,
-            ll_hls: false,
+            part_duration_seconds: 0.2,
+            ll_hls: true,
             playlist_window_segments: 6,
             ladder: Vec::new(),
             thumbnails_enabled: true,
@@ -122,9 +122,9 @@ impl Settings {
         check_range("segment_duration_seconds", segment, 0.5, 10.0, " s")?;
         let part = self.part_duration_seconds;
         if !part.is_finite() {
-            return Err("part_duration_seconds must be 0.1 to 1 s".into());
+            return Err("part_duration_seconds must be 0.2 to 1 s".into());
         }
-        check_range("part_duration_seconds", part, 0.1, 1.0, " s")?;
+        check_range("part_duration_seconds", part, 0.2, 1.0, " s")?;
         if part > segment {
             return Err("part_duration_seconds must not exceed segment_duration_seconds".into());
         }
@@ -148,7 +148,7 @@ impl Settings {
             }
             check_range(&format!("ladder[{i}].video_bitrate_kbps"), r.video_bitrate_kbps, 100, self.max_bitrate_kbps, " kbit/s (max_bitrate_kbps)")?;
         }
-        check_range("thumbnail_interval_seconds", self.thumbnail_interval_seconds, 1, 600, " s")?;
+        check_range("thumbnail_interval_seconds", self.thumbnail_interval_seconds, 1, 3600, " s")?;
         check_range("chat_max_length", self.chat_max_length, 1, 2000, " characters")?;
         check_range("chat_rate_limit_messages", self.chat_rate_limit_messages, 1, 100, "")?;
         check_range("chat_rate_limit_seconds", self.chat_rate_limit_seconds, 1, 3600, " s")?;
@@ -181,9 +181,10 @@ impl Settings {
         Ok(settings)
     }
 
-    /// From the stored rows: defaults for settings never stored; names no longer known are ignored.
-    pub(crate) fn from_stored(stored: Map<String, Value>) -> Result<Settings, String> {
-        let mut fields = Settings::default().to_object();
+    /// The stored rows over `defaults` (for settings never stored); names no longer known are
+    /// ignored.
+    pub(crate) fn from_stored(defaults: &Settings, stored: Map<String, Value>) -> Result<Settings, String> {
+        let mut fields = defaults.to_object();
         for (name, value) in stored {
             if fields.contains_key(&name) {
                 fields.insert(name, value);
@@ -241,7 +242,7 @@ mod tests {
         let cases = [
             (json!({"segment_duration_seconds": 0.4}), "segment_duration_seconds must be 0.5 to 10"),
             (json!({"segment_duration_seconds": 11}), "segment_duration_seconds"),
-            (json!({"part_duration_seconds": 0.05}), "part_duration_seconds must be 0.1 to 1"),
+            (json!({"part_duration_seconds": 0.1}), "part_duration_seconds must be 0.2 to 1"),
             (json!({"part_duration_seconds": 1.0, "segment_duration_seconds": 0.5}), "must not exceed"),
             (json!({"playlist_window_segments": 2}), "playlist_window_segments"),
             (json!({"max_bitrate_kbps": 50}), "max_bitrate_kbps"),
@@ -267,7 +268,7 @@ mod tests {
         let mut stored = Map::new();
         stored.insert("reconnect_window_seconds".into(), json!(10));
         stored.insert("retired_setting".into(), json!(true));
-        let settings = Settings::from_stored(stored).unwrap();
+        let settings = Settings::from_stored(&Settings::default(), stored).unwrap();
         assert_eq!(settings.reconnect_window_seconds, 10);
         assert_eq!(settings.reconnect_default_action, EndAction::Save);
     }

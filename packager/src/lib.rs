@@ -120,6 +120,8 @@ pub struct Packager {
     config: PackagerConfig,
     /// Poster encodes at once, server-wide.
     poster_permits: Arc<tokio::sync::Semaphore>,
+    /// Whether the poster elements are installed.
+    posters_available: bool,
 }
 
 fn init_gstreamer() -> Result<(), PackagerError> {
@@ -140,17 +142,21 @@ impl Packager {
     /// Initialises GStreamer and registers the fMP4 muxer; call once at start-up.
     pub fn new(store: Arc<dyn Store>, config: PackagerConfig) -> Result<Self, PackagerError> {
         init_gstreamer()?;
-        let mut config = config;
-        if !config.poster_interval.is_zero() && !poster::available() {
+        let posters_available = poster::available();
+        if !posters_available {
             tracing::warn!(elements = ?poster::ELEMENTS, "posters are off: an element is not installed");
-            config.poster_interval = Duration::ZERO;
         }
-        Ok(Self { store, config, poster_permits: poster::permits() })
+        Ok(Self { store, config, poster_permits: poster::permits(), posters_available })
     }
 
     /// The packaging state of one stream, kept across publishes (reconnects continue the same
     /// playlists with a DISCONTINUITY). Resumes from `v0/replay.m3u8` if the store has one.
     pub async fn open(&self, playback_id: &str) -> Result<StreamPackager, PackagerError> {
+        self.open_with(playback_id, &self.config).await
+    }
+
+    /// Like [`Packager::open`], with this stream's own settings instead of the defaults.
+    pub async fn open_with(&self, playback_id: &str, config: &PackagerConfig) -> Result<StreamPackager, PackagerError> {
         let rt = Handle::try_current()
             .map_err(|_| PackagerError::Closed("open needs a tokio runtime".into()))?;
         let (segments, markers) = self.stored_playlist(playback_id).await?;
@@ -158,30 +164,30 @@ impl Packager {
             tracing::info!(playback_id, segments = segments.len(), "resuming stored playlists");
         }
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let part_target_ms = self.config.part_duration.map(|d| d.as_millis() as u64);
+        let part_target_ms = config.part_duration.map(|d| d.as_millis() as u64);
         let progress = watch::Sender::new(Progress {
             last_segment: segments.last().map(|s| s.msn),
             last_part: None,
-            target_duration_secs: playlist::target_secs(&segments, self.config.min_target_secs()),
+            target_duration_secs: playlist::target_secs(&segments, config.min_target_secs()),
             part_target_ms,
             ended: false,
         });
         let writer = Writer::new(
             self.store.clone(),
             playback_id.to_owned(),
-            self.config.min_target_secs(),
-            self.config.live_window,
+            config.min_target_secs(),
+            config.live_window,
             part_target_ms,
             segments,
             markers,
             progress.clone(),
         );
         rt.spawn(writer.run(rx));
-        let posters = (!self.config.poster_interval.is_zero()).then(|| {
+        let posters = (self.posters_available && !config.poster_interval.is_zero()).then(|| {
             poster::Posters::new(
                 self.store.clone(),
                 playback_id.to_owned(),
-                self.config.poster_interval,
+                config.poster_interval,
                 rt.clone(),
                 self.poster_permits.clone(),
             )
@@ -189,8 +195,8 @@ impl Packager {
         Ok(StreamPackager {
             inner: Arc::new(StreamInner {
                 playback_id: playback_id.to_owned(),
-                segment_duration: self.config.segment_duration,
-                part_duration: self.config.part_duration,
+                segment_duration: config.segment_duration,
+                part_duration: config.part_duration,
                 progress,
                 rt,
                 tx,

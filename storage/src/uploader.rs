@@ -464,10 +464,10 @@ enum Next {
 }
 
 fn next_job(state: &mut State) -> Next {
-    if let Some(at) = state.retry_at {
-        if at > Instant::now() {
-            return Next::WaitUntil(at);
-        }
+    if let Some(at) = state.retry_at
+        && at > Instant::now()
+    {
+        return Next::WaitUntil(at);
     }
     let first = state.entries.keys().next().copied();
     for (seq, entry) in state.entries.iter_mut() {

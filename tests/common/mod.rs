@@ -195,12 +195,18 @@ impl Drop for Server {
 
 /// ffmpeg publishing generated H.264 (keyframe every 2 s, B-frames on) + AAC in real time.
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> tokio::process::Child {
+    ffmpeg_publish_gop(url, seconds, 60)
+}
+
+/// The same with a keyframe every `gop` frames (30 fps).
+pub fn ffmpeg_publish_gop(url: &str, seconds: u32, gop: u32) -> tokio::process::Child {
+    let gop = gop.to_string();
     tokio::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "60", "-keyint_min", "60"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", &gop, "-keyint_min", &gop])
         .args(["-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "800k"])
         .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv", url])
         .stdout(Stdio::null())
