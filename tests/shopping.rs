@@ -449,3 +449,23 @@ async fn packaging_settings_apply_to_new_streams() {
     assert_eq!(server.get_text(&format!("/hls/{pid}/poster.jpg")).await.0, 404, "posters are off");
     let _ = publisher.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_far_over_the_bit_rate_cap_is_disconnected() {
+    let server = Server::start_with(&[]);
+    let admin = server.user("admin", "admin");
+    let seller = server.user("seller", "seller");
+    let (status, body) = server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"max_bitrate_kbps": 100}))).await;
+    assert_eq!(status, 200, "{body}");
+    let created = server.create_stream(&seller, "Too much").await;
+    let (id, key) = (created["id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    // ~900 kbit/s against a 100 kbit/s cap (150 with its burst allowance).
+    let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 30);
+    server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    let started = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(15), publisher.wait_with_output()).await.expect("publisher disconnected");
+    assert!(!out.unwrap().status.success(), "the publisher was cut off, not finished");
+    assert!(started.elapsed() >= Duration::from_secs(4), "disconnected before the grace period");
+    server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
+    assert!(server.log().contains("over the bit rate cap"));
+}

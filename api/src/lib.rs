@@ -160,7 +160,7 @@ impl AppState {
 /// webhooks. Runs until the task is dropped (abort it on shutdown).
 pub async fn run_background(state: AppState) {
     tokio::join!(
-        lifecycle::expire_reconnect_windows(state.clone()),
+        lifecycle::sweep_on_air_streams(state.clone()),
         engagement::run(state.clone()),
         webhooks::run(state),
     );

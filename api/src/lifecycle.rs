@@ -84,24 +84,36 @@ async fn delete_live_only(state: &AppState, playback_id: &str) -> anyhow::Result
     Ok(())
 }
 
-/// How often expired reconnect windows are looked for.
+/// How often on-air streams are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
-/// Ends, with the admin's default action, every stream whose publisher stayed away longer than
-/// the reconnect window. Runs until the task is dropped.
-pub async fn expire_reconnect_windows(state: AppState) {
+/// Applies the admin's rules to on-air streams until the task is dropped: ends streams whose
+/// publisher stayed away longer than the reconnect window, and disconnects publishers far
+/// over the bit rate cap.
+pub async fn sweep_on_air_streams(state: AppState) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if let Err(e) = sweep(&state).await {
-            tracing::error!("reconnect window sweep failed: {e:#}");
+            tracing::error!("on-air sweep failed: {e:#}");
         }
     }
 }
 
+/// A publish is judged against the cap only after this long, over the ingest's bit rate window.
+const BITRATE_GRACE_SECONDS: f64 = 5.0;
+
 async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let settings = state.db.settings().await?;
+    // Encoders overshoot their nominal rate in bursts (keyframes): allow half as much again.
+    let cap_bps = u64::from(settings.max_bitrate_kbps) * 1000 * 3 / 2;
+    for (stream_id, health) in state.live.all_ingest_health() {
+        if health.connected && health.uptime_seconds >= BITRATE_GRACE_SECONDS && health.bitrate_in_bps > cap_bps {
+            tracing::warn!(stream = %stream_id, bitrate_bps = health.bitrate_in_bps, cap_bps, "publisher over the bit rate cap: disconnected");
+            state.live.disconnect(&stream_id);
+        }
+    }
     let deadline = Utc::now() - chrono::Duration::from_std(settings.reconnect_window())?;
     for stream in state.db.reconnecting_since_before(deadline).await? {
         // Only from `reconnecting`: a publisher that came back meanwhile keeps its stream.
