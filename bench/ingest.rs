@@ -8,9 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::rtmp::*;
 use common::*;
-use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -130,12 +131,15 @@ async fn main() {
 
     // 3. Reconnect -> next segment listed: publish, drop, publish again, 5 times.
     let created = server.create_stream(&seller, "Reconnects").await;
-    let (pid_str, key) = (created["playback_id"].as_str().unwrap().to_owned(), created["stream_key"].as_str().unwrap().to_owned());
+    let (pid_str, key) =
+        (created["playback_id"].as_str().unwrap().to_owned(), created["stream_key"].as_str().unwrap().to_owned());
     let url = format!("{}/{key}", server.rtmp);
-    let listed = |text: Option<String>| text.map_or(0, |t| {
-        let p = parse_media(&t);
-        p.media_sequence as usize + p.segments.len()
-    });
+    let listed = |text: Option<String>| {
+        text.map_or(0, |t| {
+            let p = parse_media(&t);
+            p.media_sequence as usize + p.segments.len()
+        })
+    };
     let mut reconnects = Vec::new();
     let mut publisher = ffmpeg_publish(&url, 600);
     for _ in 0..6 {
@@ -159,7 +163,11 @@ async fn main() {
 
     println!("hawker ingest figures (release build, loopback, 2 s GOP)");
     println!("{:<58} {:>10}", "figure", "value");
-    println!("{:<58} {:>7.2} ms", "wrong-key refusal, publish request -> socket closed, median", median(refusals.clone()));
+    println!(
+        "{:<58} {:>7.2} ms",
+        "wrong-key refusal, publish request -> socket closed, median",
+        median(refusals.clone())
+    );
     println!("{:<58} {:>7.2} ms", "wrong-key refusal, p99 of 100", percentile(refusals, 0.99));
     println!("{:<58} {:>7.1} MB", "server RSS before idle connections", before as f64 / 1024.0);
     println!("{:<58} {:>7.1} MB", "server RSS with 500 idle connections", with_idle as f64 / 1024.0);

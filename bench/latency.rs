@@ -54,7 +54,11 @@ async fn run(ll: bool) -> (Vec<f64>, f64) {
     let server = Server::start_with(&["--ll-hls", if ll { "true" } else { "false" }, "--poster-interval", "0"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "bench").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let cpu_before = cpu_seconds(server.pid());
     let mut ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), SECONDS);
     server.wait_for_status(id, "live", Duration::from_secs(10)).await;
@@ -109,5 +113,7 @@ async fn main() {
         percentile(lags.clone(), 0.0),
         lags.len()
     );
-    println!("server CPU per media second (whole process, 1 stream, 1 LL client): LL-HLS on {cpu_ll:.4} s/s, off {cpu_plain:.4} s/s");
+    println!(
+        "server CPU per media second (whole process, 1 stream, 1 LL client): LL-HLS on {cpu_ll:.4} s/s, off {cpu_plain:.4} s/s"
+    );
 }

@@ -45,7 +45,11 @@ fn spool(server: &Server) -> (usize, u64) {
 async fn go_live(server: &Server, seconds: u32) -> (String, String, tokio::process::Child) {
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "bench").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), seconds);
     server.wait_for_status(id, "live", Duration::from_secs(10)).await;
     (id.to_owned(), pid.to_owned(), ffmpeg)

@@ -77,6 +77,7 @@ pub struct ServeConfig {
 
 /// Where media objects go.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once at start-up
 pub enum StorageConfig {
     /// Files under `DATA_DIR/media`.
     Local,
@@ -165,10 +166,10 @@ pub fn storage(
         DeliveryArg::Redirect => hawker_storage::Delivery::Redirect,
     };
     let public_base_url = args.s3_public_base_url.or_else(|| file.s3_public_base_url.clone()).filter(|u| !u.is_empty());
-    if let Some(url) = &public_base_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("the S3 public base URL must start with http:// or https://, not {url:?}");
-        }
+    if let Some(url) = &public_base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bail!("the S3 public base URL must start with http:// or https://, not {url:?}");
     }
     let concurrency = args.s3_upload_concurrency.or(file.s3_upload_concurrency).unwrap_or(4);
     if !(1..=64).contains(&concurrency) {
@@ -269,7 +270,8 @@ impl ServeConfig {
     }
 
     pub fn http_url(&self, bound: SocketAddr) -> String {
-        let url = self.public_http_url.clone().unwrap_or_else(|| format!("http://{}:{}", self.public_host, bound.port()));
+        let url =
+            self.public_http_url.clone().unwrap_or_else(|| format!("http://{}:{}", self.public_host, bound.port()));
         url.trim_end_matches('/').to_owned()
     }
 }

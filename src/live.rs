@@ -11,7 +11,9 @@ use bytes::Bytes;
 use hawker_api::model::PublishTicket;
 use hawker_api::settings::Settings;
 use hawker_api::{Db, Events, HlsProgress, IngestCounters, IngestHealth, Marker};
-use hawker_ingest::{EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError};
+use hawker_ingest::{
+    EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
+};
 use hawker_packager::{DateRange, Packager, PackagerConfig, PublishFeed, StreamPackager};
 use tokio_util::sync::CancellationToken;
 
@@ -139,18 +141,19 @@ impl PublishGate for Live {
         if request.app != RTMP_APP {
             return Err(Refusal::BadApp);
         }
-        let ticket = match hawker_api::lifecycle::begin_publish(&self.db, &self.events, request.stream_key.expose()).await {
-            Ok(Ok(ticket)) => ticket,
-            Ok(Err(denied)) => {
-                // The publisher learns only "invalid stream key"; the reason stays here.
-                tracing::info!(peer = %request.peer, reason = ?denied, "publish refused");
-                return Err(Refusal::BadKey);
-            }
-            Err(e) => {
-                tracing::error!("publish check failed: {e}");
-                return Err(Refusal::Unavailable);
-            }
-        };
+        let ticket =
+            match hawker_api::lifecycle::begin_publish(&self.db, &self.events, request.stream_key.expose()).await {
+                Ok(Ok(ticket)) => ticket,
+                Ok(Err(denied)) => {
+                    // The publisher learns only "invalid stream key"; the reason stays here.
+                    tracing::info!(peer = %request.peer, reason = ?denied, "publish refused");
+                    return Err(Refusal::BadKey);
+                }
+                Err(e) => {
+                    tracing::error!("publish check failed: {e}");
+                    return Err(Refusal::Unavailable);
+                }
+            };
         match self.start(&ticket, request.stats.clone()).await {
             Ok((feed, kick, bytes_out)) => {
                 tracing::info!(stream = %ticket.stream_id, peer = %request.peer, publish = ticket.publish_seq, "stream is live");
@@ -168,7 +171,13 @@ impl PublishGate for Live {
             }
             Err(e) => {
                 tracing::error!(stream = %ticket.stream_id, "could not start packaging: {e:#}");
-                let _ = hawker_api::lifecycle::publisher_gone(&self.db, &self.events, &ticket.stream_id, ticket.publish_seq).await;
+                let _ = hawker_api::lifecycle::publisher_gone(
+                    &self.db,
+                    &self.events,
+                    &ticket.stream_id,
+                    ticket.publish_seq,
+                )
+                .await;
                 Err(Refusal::Unavailable)
             }
         }

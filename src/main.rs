@@ -35,6 +35,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum Command {
     /// Runs the HTTP API and the RTMP ingest.
     Serve(ServeArgs),
@@ -134,9 +135,7 @@ impl From<RoleArg> for Role {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -209,13 +208,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(streams = recovered, "streams left live by the last run now wait for their publisher");
     }
     let store: Arc<dyn Store> = config::open_store(&config).await?;
-    let packager_config =
-        PackagerConfig { segment_duration: config.segment_duration, live_window: config.live_window, poster_interval: config.poster_interval, part_duration: config.part_duration };
+    let packager_config = PackagerConfig {
+        segment_duration: config.segment_duration,
+        live_window: config.live_window,
+        poster_interval: config.poster_interval,
+        part_duration: config.part_duration,
+    };
     let db = db.with_setting_defaults(live::setting_defaults(&packager_config));
     let packager = Packager::new(store.clone(), packager_config)?;
 
-    let http_listener = TcpListener::bind(config.http).await.with_context(|| format!("binding HTTP {}", config.http))?;
-    let rtmp_listener = TcpListener::bind(config.rtmp).await.with_context(|| format!("binding RTMP {}", config.rtmp))?;
+    let http_listener =
+        TcpListener::bind(config.http).await.with_context(|| format!("binding HTTP {}", config.http))?;
+    let rtmp_listener =
+        TcpListener::bind(config.rtmp).await.with_context(|| format!("binding RTMP {}", config.rtmp))?;
     let (http_addr, rtmp_addr) = (http_listener.local_addr()?, rtmp_listener.local_addr()?);
     let rtmps = match &config.rtmps {
         Some(rtmps) => Some(rtmps_listener(rtmps, &config.public_host).await?),
@@ -248,7 +253,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let background = tokio::spawn(hawker_api::run_background(state.clone()));
     let app = hawker_api::router(state);
     match rtmps_addr {
-        Some(rtmps) => tracing::info!(http = %http_addr, rtmp = %rtmp_addr, %rtmps, "hawker ready: accepting HTTP, RTMP and RTMPS"),
+        Some(rtmps) => {
+            tracing::info!(http = %http_addr, rtmp = %rtmp_addr, %rtmps, "hawker ready: accepting HTTP, RTMP and RTMPS")
+        }
         None => tracing::info!(http = %http_addr, rtmp = %rtmp_addr, "hawker ready: accepting HTTP and RTMP"),
     }
 

@@ -80,14 +80,24 @@ async fn amf_commands_with_wrong_types(addr: &str) {
 
 async fn publish_before_connect(addr: &str, key: &str) {
     let mut socket = handshaken(addr).await;
-    let publish = command("publish", Amf0Value::Null, vec![Amf0Value::Utf8String(key.into()), Amf0Value::Utf8String("live".into())], 1);
+    let publish = command(
+        "publish",
+        Amf0Value::Null,
+        vec![Amf0Value::Utf8String(key.into()), Amf0Value::Utf8String("live".into())],
+        1,
+    );
     let _ = socket.write_all(&publish).await;
     wait_closed(&mut socket, DEADLINE).await;
 }
 
 async fn media_before_publish(addr: &str) {
     let mut socket = handshaken(addr).await;
-    let connect = command("connect", Amf0Value::Object([("app".to_owned(), Amf0Value::Utf8String("live".into()))].into()), vec![], 0);
+    let connect = command(
+        "connect",
+        Amf0Value::Object([("app".to_owned(), Amf0Value::Utf8String("live".into()))].into()),
+        vec![],
+        0,
+    );
     let _ = socket.write_all(&connect).await;
     let _ = socket.write_all(&video_message(0, &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1, 0x65])).await;
     wait_closed(&mut socket, DEADLINE).await;
@@ -95,7 +105,17 @@ async fn media_before_publish(addr: &str) {
 
 async fn a_codec_other_than_h264(url: &str) {
     let out = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+        ])
         .args(["-t", "5", "-c:v", "flv1", "-f", "flv", url])
         .output()
         .await
@@ -138,12 +158,15 @@ async fn timestamps_that_jump_by_hours(server: &Server, key: &str, pid: &str, ta
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
         }
-        publisher.send_tag(*is_video, sent, body.clone()).await.expect("the server dropped a stream for its timestamps");
+        publisher
+            .send_tag(*is_video, sent, body.clone())
+            .await
+            .expect("the server dropped a stream for its timestamps");
     }
     drop(publisher);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let playlist = check_media_playlist(&server.media_playlist(pid).await.expect("a playlist"));
-    validate_hls(&server, pid).await;
+    validate_hls(server, pid).await;
     let covered = total_duration(&playlist);
     assert!(playlist.segments.iter().all(|s| s.duration < 3.0), "a jump made a long segment");
     assert!((covered - 12.0).abs() < 3.0, "12 s of media became {covered:.1} s");

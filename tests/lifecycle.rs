@@ -49,7 +49,12 @@ async fn roles_transitions_and_errors() {
 
     let scheduled_at = "2030-01-02T15:00:00Z";
     let (status, stream) = server
-        .call("POST", "/api/v1/streams", Some(&seller), Some(json!({"title": "Hats", "description": "Summer", "scheduled_at": scheduled_at})))
+        .call(
+            "POST",
+            "/api/v1/streams",
+            Some(&seller),
+            Some(json!({"title": "Hats", "description": "Summer", "scheduled_at": scheduled_at})),
+        )
         .await;
     assert_eq!(status, 201, "{stream}");
     let id = stream["id"].as_str().unwrap();
@@ -74,12 +79,18 @@ async fn roles_transitions_and_errors() {
     // Only the owner or an admin may act on a stream; a scheduled stream cannot be ended.
     let end = |token: String, action: &'static str| {
         let server = &server;
-        async move { server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&token), Some(json!({"action": action}))).await }
+        async move {
+            server
+                .call("POST", &format!("/api/v1/streams/{id}/end"), Some(&token), Some(json!({"action": action})))
+                .await
+        }
     };
     assert_eq!(end(other_seller.clone(), "save").await.0, 403);
     let (status, body) = end(seller.clone(), "save").await;
     assert_eq!((status, body["error"]["status"].as_str()), (409, Some("scheduled")));
-    let (status, _) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "explode"}))).await;
+    let (status, _) = server
+        .call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "explode"})))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(server.call("POST", &format!("/api/v1/streams/{id}/cancel"), Some(&other_seller), None).await.0, 403);
 
@@ -90,7 +101,11 @@ async fn roles_transitions_and_errors() {
     assert_eq!((status, body["error"]["status"].as_str()), (409, Some("cancelled")));
     let (status, _) = server.call("POST", &format!("/api/v1/streams/{id}/reset-key"), Some(&seller), None).await;
     assert_eq!(status, 409);
-    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}"), None, None).await.0, 404, "cancelled streams are hidden");
+    assert_eq!(
+        server.call("GET", &format!("/api/v1/streams/{id}"), None, None).await.0,
+        404,
+        "cancelled streams are hidden"
+    );
     let refused = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 2).wait_with_output().await.unwrap();
     assert!(!refused.status.success(), "a cancelled stream's key published");
     server.assert_log_free_of(&[&key, &seller, &admin]);
@@ -127,7 +142,9 @@ async fn reset_key_and_end_with_delete() {
     assert!(kicked.is_ok(), "the publisher on the reset key is still connected after 1 s");
     server.wait_for_status(id, "reconnecting", Duration::from_secs(3)).await;
 
-    let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "delete"}))).await;
+    let (status, ended) = server
+        .call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "delete"})))
+        .await;
     assert_eq!((status, ended["status"].as_str()), (200, Some("ended")), "{ended}");
     assert!(!server.media_path(pid).exists(), "media objects remain after delete");
     assert_eq!(server.get_text(&format!("/hls/{pid}/index.m3u8")).await.0, 404);
@@ -142,7 +159,10 @@ async fn first_start_prints_a_ready_demo_and_cli_works_beside_the_server() {
     let server = Server::start_empty();
     let log = server.log();
     let value = |label: &str| -> String {
-        let line = log.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("no {label} line in:\n{log}"));
+        let line = log
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line in:\n{log}"));
         line.split_whitespace().last().unwrap().to_owned()
     };
     assert_eq!(value("RTMP server:"), server.rtmp);

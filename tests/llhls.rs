@@ -26,7 +26,11 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     let server = Server::start_with(&["--live-window", "20"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "LL").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let mut ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 60);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
     let media = format!("/hls/{pid}/v0/index.m3u8");
@@ -42,7 +46,12 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     };
     let (_, ll) = check_playlist_text(&text);
     assert_eq!(ll.part_target, Some(0.2));
-    assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=6.000,CAN-SKIP-UNTIL=12.000"), "{text}");
+    assert!(
+        text.contains(
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=6.000,CAN-SKIP-UNTIL=12.000"
+        ),
+        "{text}"
+    );
 
     // A standard request is answered at once.
     let (status, _, took) = timed(&server, &media).await;
@@ -57,7 +66,10 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     assert_eq!(status, 200, "{text}");
     assert!(took < Duration::from_secs(2), "blocking reload for a part took {took:?}");
     let ll = low_latency(&text);
-    assert!(ll.parts.iter().any(|p| part_id(&p.uri) >= (msn, part)) || text.contains(&format!("seg{msn:06}.m4s")), "part {msn}.{part} missing:\n{text}");
+    assert!(
+        ll.parts.iter().any(|p| part_id(&p.uri) >= (msn, part)) || text.contains(&format!("seg{msn:06}.m4s")),
+        "part {msn}.{part} missing:\n{text}"
+    );
 
     // The hinted part: the request is held until the part is complete.
     let hint = low_latency(&text).preload_hint.expect("a preload hint");
@@ -83,7 +95,12 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
         let p = parse_media(&text);
         p.media_sequence + p.segments.len() as u64 // the segment being built
     };
-    for query in ["_HLS_part=1".to_owned(), format!("_HLS_msn={}", last + 3), format!("_HLS_msn={last}&_HLS_part=40"), "_HLS_msn=abc".to_owned()] {
+    for query in [
+        "_HLS_part=1".to_owned(),
+        format!("_HLS_msn={}", last + 3),
+        format!("_HLS_msn={last}&_HLS_part=40"),
+        "_HLS_msn=abc".to_owned(),
+    ] {
         let (status, body, took) = timed(&server, &format!("{media}?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(took < Duration::from_millis(300), "{query} took {took:?}");
@@ -104,11 +121,22 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
             let delta_segments = text.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64;
             // Same media sequence; the skipped segments plus the listed ones cover the window
             // (the full playlist may be a part or a segment ahead of the delta).
-            assert!(text.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{}\n", full_pl.media_sequence)) || full_pl.media_sequence > 0);
+            assert!(
+                text.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{}\n", full_pl.media_sequence))
+                    || full_pl.media_sequence > 0
+            );
             let total = skipped + delta_segments;
-            assert!(total + 1 >= full_pl.segments.len() as u64 && total <= full_pl.segments.len() as u64, "{skipped} + {delta_segments} vs {}", full_pl.segments.len());
+            assert!(
+                total + 1 >= full_pl.segments.len() as u64 && total <= full_pl.segments.len() as u64,
+                "{skipped} + {delta_segments} vs {}",
+                full_pl.segments.len()
+            );
             // What is left covers at least CAN-SKIP-UNTIL.
-            let kept: f64 = text.lines().filter_map(|l| l.strip_prefix("#EXTINF:")).map(|v| v.trim_end_matches(',').parse::<f64>().unwrap()).sum();
+            let kept: f64 = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("#EXTINF:"))
+                .map(|v| v.trim_end_matches(',').parse::<f64>().unwrap())
+                .sum();
             assert!(kept >= 10.0, "delta keeps {kept} s:\n{text}");
             assert!(text.contains("#EXT-X-MAP:"), "{text}");
             break;
@@ -134,7 +162,8 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     validate_hls(&server, pid).await;
 
     // ENDLIST: directives are ignored, the playlist is served at once.
-    let (status, _) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, _) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200);
     let (status, text, took) = timed(&server, &format!("{media}?_HLS_msn={}&_HLS_part=3", next + 1)).await;
     assert_eq!(status, 200);
@@ -149,7 +178,11 @@ async fn ll_hls_off_gives_plain_playlists_and_ignores_directives() {
     let server = Server::start_with(&["--ll-hls", "false"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "plain").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let mut ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 30);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
     let media = format!("/hls/{pid}/v0/index.m3u8");
@@ -167,7 +200,8 @@ async fn ll_hls_off_gives_plain_playlists_and_ignores_directives() {
     }
     assert!(text.contains("#EXT-X-VERSION:7\n"));
     let p = parse_media(&text);
-    let (status, _, took) = timed(&server, &format!("{media}?_HLS_msn={}", p.media_sequence + p.segments.len() as u64 + 1)).await;
+    let (status, _, took) =
+        timed(&server, &format!("{media}?_HLS_msn={}", p.media_sequence + p.segments.len() as u64 + 1)).await;
     assert_eq!(status, 200);
     assert!(took < Duration::from_millis(300), "directives must be ignored, took {took:?}");
     validate_hls(&server, pid).await;

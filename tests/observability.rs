@@ -13,7 +13,11 @@ async fn rtmps_publish_with_health_and_metrics() {
     let seller = server.user("seller", "seller");
     let other = server.user("other", "seller");
     let created = server.create_stream(&seller, "Encrypted").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     assert_eq!(created["rtmps_url"], rtmps.as_str());
 
     let wrong = ffmpeg_publish(&format!("{rtmps}/sk_{}", "B".repeat(43)), 2).wait_with_output().await.unwrap();

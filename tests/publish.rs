@@ -14,7 +14,11 @@ async fn ffmpeg_publish_goes_live_and_saves_a_whole_replay() {
     let server = Server::start_with(&[]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Spring shoes").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     assert_eq!(created["status"], "scheduled");
     assert_eq!(created["rtmp_url"], server.rtmp.as_str());
     assert!(created["playback_url"].as_str().unwrap().ends_with(&format!("/hls/{pid}/index.m3u8")));
@@ -56,7 +60,8 @@ async fn ffmpeg_publish_goes_live_and_saves_a_whole_replay() {
     server.check_segments_decode(pid, &live).await;
     validate_hls(&server, pid).await;
 
-    let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, ended) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200, "{ended}");
     assert_eq!(ended["status"], "archived");
     assert!(ended["ended_at"].is_string());
@@ -67,7 +72,10 @@ async fn ffmpeg_publish_goes_live_and_saves_a_whole_replay() {
     assert_eq!(replay.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod), "{replay_text}");
     assert_eq!(replay.media_sequence, 0, "the replay starts at go-live");
     let covered = total_duration(&replay);
-    assert!((covered - sent_seconds as f64).abs() <= SEGMENT, "replay covers {covered:.2} s of {sent_seconds} s sent:\n{replay_text}");
+    assert!(
+        (covered - sent_seconds as f64).abs() <= SEGMENT,
+        "replay covers {covered:.2} s of {sent_seconds} s sent:\n{replay_text}"
+    );
     server.check_segments_decode(pid, &replay).await;
     validate_hls(&server, pid).await;
     let probed = ffprobe_duration(&server.url(&format!("/hls/{pid}/index.m3u8")));
@@ -82,7 +90,8 @@ async fn ffmpeg_publish_goes_live_and_saves_a_whole_replay() {
     assert!(segment.headers()["cache-control"].to_str().unwrap().contains("immutable"));
 
     // Ending twice is an illegal transition.
-    let (status, body) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, body) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 409);
     assert_eq!(body["error"]["status"], "archived");
 
@@ -98,7 +107,11 @@ async fn gstreamer_rtmp2sink_publishes() {
     let server = Server::start_with(&[]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "GStreamer").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
 
     let sent_seconds = 8;
     let gst = gst_publish(&format!("{}/{key}", server.rtmp), sent_seconds);
@@ -107,7 +120,8 @@ async fn gstreamer_rtmp2sink_publishes() {
     assert!(output.status.success(), "gst-launch failed: {}", String::from_utf8_lossy(&output.stderr));
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
 
-    let (status, _) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, _) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200);
     let replay = check_media_playlist(&server.media_playlist(pid).await.expect("replay"));
     let covered = total_duration(&replay);
@@ -122,7 +136,11 @@ async fn wrong_key_is_refused_at_once_and_the_right_stream_goes_on() {
     let server = Server::start_with(&[]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Busy stream").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let mut good = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 10);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
 
@@ -134,7 +152,8 @@ async fn wrong_key_is_refused_at_once_and_the_right_stream_goes_on() {
     assert!(took < Duration::from_secs(1), "refusal took {took:?}");
 
     // The good stream keeps producing segments after the refusal.
-    let before = parse_media(&server.media_playlist(pid).await.unwrap_or_else(|| "#EXTM3U\n#EXT-X-TARGETDURATION:2\n".into()));
+    let before =
+        parse_media(&server.media_playlist(pid).await.unwrap_or_else(|| "#EXTM3U\n#EXT-X-TARGETDURATION:2\n".into()));
     let count_before = before.media_sequence as usize + before.segments.len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = check_media_playlist(&server.media_playlist(pid).await.expect("live playlist"));

@@ -9,13 +9,16 @@ use serde_json::json;
 
 const SEGMENT: f64 = 2.0;
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
     let server = Server::start_with(&["--live-window", "30"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Flaky wifi").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let url = format!("{}/{key}", server.rtmp);
 
     // First part: killed mid-stream, as a dropped connection.
@@ -47,7 +50,8 @@ async fn a_dropped_publisher_comes_back_into_one_continuous_stream() {
     assert_eq!(stream["reconnects"], 1);
     validate_hls(&server, pid).await;
 
-    let (status, _) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, _) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200);
     let replay_text = server.media_playlist(pid).await.unwrap();
     let replay = check_media_playlist(&replay_text);
@@ -73,7 +77,11 @@ async fn the_same_key_takes_over_a_half_open_publisher_at_once() {
     let server = Server::start_with(&[]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Takeover").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let url = format!("{}/{key}", server.rtmp);
 
     let old = ffmpeg_publish(&url, 60);
@@ -112,21 +120,32 @@ async fn the_reconnect_window_expires_with_the_admins_default_action() {
     let seller = server.user("seller", "seller");
 
     // Validation first.
-    let (status, body) = server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"reconnect_window_seconds": 5000}))).await;
+    let (status, body) =
+        server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"reconnect_window_seconds": 5000}))).await;
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap().contains("0 to 1800"), "{body}");
-    let (status, _) = server.call("PATCH", "/api/v1/settings", Some(&seller), Some(json!({"reconnect_window_seconds": 5}))).await;
+    let (status, _) =
+        server.call("PATCH", "/api/v1/settings", Some(&seller), Some(json!({"reconnect_window_seconds": 5}))).await;
     assert_eq!(status, 403);
     let (status, settings) = server.call("GET", "/api/v1/settings", Some(&admin), None).await;
     assert_eq!((status, settings["reconnect_window_seconds"].as_u64()), (200, Some(60)));
 
     let (status, settings) = server
-        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"reconnect_window_seconds": 2, "reconnect_default_action": "delete"})))
+        .call(
+            "PATCH",
+            "/api/v1/settings",
+            Some(&admin),
+            Some(json!({"reconnect_window_seconds": 2, "reconnect_default_action": "delete"})),
+        )
         .await;
     assert_eq!(status, 200, "{settings}");
 
     let created = server.create_stream(&seller, "Gone for good").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 3);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
     assert!(publisher.wait_with_output().await.unwrap().status.success());

@@ -13,7 +13,6 @@ use serde_json::json;
 
 const SEGMENT: f64 = 2.0;
 
-
 /// The replay playlist as stored in the media folder, and the segment files there.
 fn stored_replay(server: &Server, pid: &str) -> (m3u8_rs::MediaPlaylist, BTreeSet<String>) {
     let dir = server.media_path(pid).join("v0");
@@ -42,7 +41,12 @@ fn probe_image(jpeg: &[u8]) -> String {
 
 /// Publishes until at least `n` segments are listed, then kills the server with SIGKILL.
 /// Returns the data dir and the replay playlist the dead server left behind.
-async fn crash_mid_stream(server: Server, url: &str, pid: &str, n: usize) -> (tempfile::TempDir, m3u8_rs::MediaPlaylist) {
+async fn crash_mid_stream(
+    server: Server,
+    url: &str,
+    pid: &str,
+    n: usize,
+) -> (tempfile::TempDir, m3u8_rs::MediaPlaylist) {
     let mut publisher = ffmpeg_publish(url, 60);
     server.wait_for_segments(pid, n, Duration::from_secs(20)).await;
     // Mid-segment, so that a segment is being made when the server dies.
@@ -66,7 +70,11 @@ async fn crash_mid_stream(server: Server, url: &str, pid: &str, n: usize) -> (te
 
 /// The archived replay: ENDLIST, everything the crashed server had listed, every segment
 /// decoding alone, and ffprobe reading it whole through the public URL.
-async fn check_whole_replay(server: &Server, pid: &str, before_crash: &m3u8_rs::MediaPlaylist) -> m3u8_rs::MediaPlaylist {
+async fn check_whole_replay(
+    server: &Server,
+    pid: &str,
+    before_crash: &m3u8_rs::MediaPlaylist,
+) -> m3u8_rs::MediaPlaylist {
     let text = server.media_playlist(pid).await.expect("the replay is served");
     let replay = check_media_playlist(&text);
     assert!(replay.end_list, "{text}");
@@ -87,22 +95,29 @@ async fn a_stream_crashed_mid_publish_is_recovered_then_archived_whole() {
     let seller = server.user("seller", "seller");
     let admin = server.user("admin", "admin");
     let created = server.create_stream(&seller, "Crash").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let url = format!("{}/{key}", server.rtmp);
 
     let (dir, before_crash) = crash_mid_stream(server, &url, pid, 3).await;
 
     let server = Server::start_in(dir, &[]);
-    assert!(server.log().contains("streams left live by the last run now wait for their publisher"), "{}", server.log());
+    assert!(
+        server.log().contains("streams left live by the last run now wait for their publisher"),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.stream(id, None).await["status"], "reconnecting");
     // While it waits, what was stored plays (as an EVENT playlist, without ENDLIST).
     let waiting = parse_media(&server.media_playlist(pid).await.expect("playable while waiting"));
     assert!(waiting.segments.len() >= before_crash.segments.len());
 
     // The reconnect window runs out: the default action (save) archives the stream.
-    let (status, body) = server
-        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"reconnect_window_seconds": 2})))
-        .await;
+    let (status, body) =
+        server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"reconnect_window_seconds": 2}))).await;
     assert_eq!(status, 200, "{body}");
     server.wait_for_status(id, "archived", Duration::from_secs(10)).await;
 
@@ -121,7 +136,11 @@ async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved()
     let server = Server::start_empty();
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Crash and carry on").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let url = format!("{}/{key}", server.rtmp);
 
     let (dir, before_crash) = crash_mid_stream(server, &url, pid, 3).await;
@@ -137,11 +156,13 @@ async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved()
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
     assert_eq!(server.stream(id, Some(&seller)).await["reconnects"], 1);
 
-    let (status, body) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, body) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200, "{body}");
     let replay = check_whole_replay(&server, pid, &before_crash).await;
     // One join, right after everything the crashed server had listed; numbering goes on.
-    let joins: Vec<usize> = replay.segments.iter().enumerate().filter(|(_, s)| s.discontinuity).map(|(i, _)| i).collect();
+    let joins: Vec<usize> =
+        replay.segments.iter().enumerate().filter(|(_, s)| s.discontinuity).map(|(i, _)| i).collect();
     assert_eq!(joins, vec![listed_before], "{replay:?}");
     assert!(replay.segments[listed_before].map.is_some(), "the resumed publish names its own init segment");
     assert_ne!(replay.segments[listed_before].map, replay.segments[0].map);
@@ -153,7 +174,11 @@ async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved()
     // No stray segment of the crash is left named or half-written in the folder.
     let (_, files) = stored_replay(&server, pid);
     let named: BTreeSet<String> = replay.segments.iter().map(|s| s.uri.clone()).collect();
-    assert!(files.difference(&named).count() <= 1, "stray segments: {:?}", files.difference(&named).collect::<Vec<_>>());
+    assert!(
+        files.difference(&named).count() <= 1,
+        "stray segments: {:?}",
+        files.difference(&named).collect::<Vec<_>>()
+    );
     server.assert_log_free_of(&[key]);
 }
 
@@ -162,7 +187,11 @@ async fn a_live_stream_has_a_fresh_poster_and_its_replay_keeps_it() {
     let server = Server::start_with(&["--poster-interval", "2"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Poster").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let poster_url = format!("/hls/{pid}/poster.jpg");
     let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 60);
 
@@ -191,7 +220,8 @@ async fn a_live_stream_has_a_fresh_poster_and_its_replay_keeps_it() {
     };
     assert_eq!(probe_image(&refreshed), "mjpeg,640,360");
 
-    let (status, body) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, body) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200, "{body}");
     drop(publisher);
     let kept = server.get(&poster_url).await;

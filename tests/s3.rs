@@ -43,7 +43,11 @@ fn stored_headers(s3: &S3Server, key: &str) -> (String, String, String) {
     let text = std::fs::read_to_string(s3.root.path().join(&name)).unwrap_or_else(|e| panic!("{key}: {name}: {e}"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let field = |f: &str| v[f].as_str().unwrap_or_default().to_owned();
-    (field("content_type"), field("cache_control"), v["user_metadata"]["hawker-retention"].as_str().unwrap_or_default().to_owned())
+    (
+        field("content_type"),
+        field("cache_control"),
+        v["user_metadata"]["hawker-retention"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 fn base64url(text: &str) -> String {
@@ -66,7 +70,11 @@ async fn s3_serve_mode_publish_play_and_delete() {
     assert!(server.log().contains("media goes to S3"), "{}", server.log());
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "S3 serve").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 8);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
 
@@ -87,19 +95,31 @@ async fn s3_serve_mode_publish_play_and_delete() {
     for uri in &named {
         let (content_type, cache_control, retention) = stored_headers(&s3, &format!("{v0}/{uri}"));
         let want = if uri.ends_with(".mp4") { "video/mp4" } else { "video/iso.segment" };
-        assert_eq!((content_type.as_str(), cache_control.as_str(), retention.as_str()), (want, IMMUTABLE, "replay"), "{uri}");
+        assert_eq!(
+            (content_type.as_str(), cache_control.as_str(), retention.as_str()),
+            (want, IMMUTABLE, "replay"),
+            "{uri}"
+        );
     }
     wait_for("playlists in the bucket", Duration::from_secs(10), || {
         s3.object_path(&format!("{v0}/live.m3u8")).exists() && s3.object_path(&format!("{v0}/replay.m3u8")).exists()
     })
     .await;
     let playlist = "application/vnd.apple.mpegurl";
-    assert_eq!(stored_headers(&s3, &format!("{v0}/live.m3u8")), (playlist.into(), "no-cache".into(), "live-only".into()));
-    assert_eq!(stored_headers(&s3, &format!("{v0}/replay.m3u8")), (playlist.into(), "no-cache".into(), "replay".into()));
+    assert_eq!(
+        stored_headers(&s3, &format!("{v0}/live.m3u8")),
+        (playlist.into(), "no-cache".into(), "live-only".into())
+    );
+    assert_eq!(
+        stored_headers(&s3, &format!("{v0}/replay.m3u8")),
+        (playlist.into(), "no-cache".into(), "replay".into())
+    );
     assert_eq!(stored_headers(&s3, &format!("streams/{pid}/index.m3u8")).1, "no-cache");
     let output = ffmpeg.wait_with_output().await.unwrap();
     assert!(output.status.success());
-    let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "delete"}))).await;
+    let (status, ended) = server
+        .call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "delete"})))
+        .await;
     assert_eq!(status, 200, "{ended}");
     assert!(s3.keys(&format!("streams/{pid}/")).is_empty(), "left: {:?}", s3.keys(""));
     assert_eq!(server.get(&format!("/hls/{pid}/v0/{}", named[0])).await.status(), 404);
@@ -108,7 +128,8 @@ async fn s3_serve_mode_publish_play_and_delete() {
 
 /// Files waiting in hawker's upload spool.
 fn spooled(server: &Server) -> usize {
-    std::fs::read_dir(server.data_dir.path().join("spool")).map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".obj")).count())
+    std::fs::read_dir(server.data_dir.path().join("spool"))
+        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".obj")).count())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,7 +139,11 @@ async fn s3_redirect_mode_plays_from_the_bucket_and_replays() {
     let server = Server::start_with(&["--config", config.to_str().unwrap()]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "S3 redirect").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let sent = 8;
     let ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), sent);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
@@ -149,7 +174,8 @@ async fn s3_redirect_mode_plays_from_the_bucket_and_replays() {
 
     let output = ffmpeg.wait_with_output().await.unwrap();
     assert!(output.status.success());
-    let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, ended) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200, "{ended}");
     wait_for("the spool to drain", Duration::from_secs(20), || spooled(&server) == 0).await;
 
@@ -185,26 +211,27 @@ async fn watch(http: String, pid: String, stop: std::sync::Arc<std::sync::atomic
     let mut fetched = BTreeSet::new();
     let mut missing = Vec::new();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        if let Ok(response) = client.get(format!("{http}/hls/{pid}/v0/index.m3u8")).send().await {
-            if response.status() == 200 {
-                let text = response.text().await.unwrap();
-                let playlist = parse_media(&text);
-                for segment in &playlist.segments {
-                    let mut uris = vec![segment.uri.clone()];
-                    if let Some(map) = &segment.map {
-                        uris.push(map.uri.clone());
+        if let Ok(response) = client.get(format!("{http}/hls/{pid}/v0/index.m3u8")).send().await
+            && response.status() == 200
+        {
+            let text = response.text().await.unwrap();
+            let playlist = parse_media(&text);
+            for segment in &playlist.segments {
+                let mut uris = vec![segment.uri.clone()];
+                if let Some(map) = &segment.map {
+                    uris.push(map.uri.clone());
+                }
+                for uri in uris {
+                    if fetched.contains(&uri) {
+                        continue;
                     }
-                    for uri in uris {
-                        if fetched.contains(&uri) {
-                            continue;
+                    let status =
+                        client.get(format!("{http}/hls/{pid}/v0/{uri}")).send().await.map(|r| r.status().as_u16());
+                    match status {
+                        Ok(200) => {
+                            fetched.insert(uri);
                         }
-                        let status = client.get(format!("{http}/hls/{pid}/v0/{uri}")).send().await.map(|r| r.status().as_u16());
-                        match status {
-                            Ok(200) => {
-                                fetched.insert(uri);
-                            }
-                            other => missing.push(format!("{uri}: {other:?}")),
-                        }
+                        other => missing.push(format!("{uri}: {other:?}")),
                     }
                 }
             }
@@ -221,7 +248,11 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     let server = Server::start_with(&["--config", config.to_str().unwrap()]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "S3 outage").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let sent = 48;
     let ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), sent);
     server.wait_for_status(id, "live", Duration::from_secs(5)).await;
@@ -250,7 +281,8 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     assert!(missing.is_empty(), "the live playlist named objects that could not be read: {missing:?}");
     assert!(fetched >= 15, "the viewer fetched only {fetched} objects");
 
-    let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    let (status, ended) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
     assert_eq!(status, 200, "{ended}");
     wait_for("the spool to drain after the end", Duration::from_secs(20), || spooled(&server) == 0).await;
     let log = server.log();
@@ -268,8 +300,12 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     assert_eq!(uris, expected);
     assert!((total_duration(&replay) - sent as f64).abs() < 3.0, "replay {} s of {sent} s", total_duration(&replay));
     let v0 = format!("streams/{pid}/v0/");
-    let in_bucket: Vec<String> =
-        s3.keys(&v0).into_iter().filter_map(|k| k.strip_prefix(&v0).map(str::to_owned)).filter(|k| k.starts_with("seg")).collect();
+    let in_bucket: Vec<String> = s3
+        .keys(&v0)
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&v0).map(str::to_owned))
+        .filter(|k| k.starts_with("seg"))
+        .collect();
     assert_eq!(in_bucket, expected, "the bucket holds exactly the replay's segments");
     let stored = std::fs::read_to_string(s3.object_path(&format!("{v0}replay.m3u8"))).unwrap();
     assert_eq!(stored, text, "the bucket's replay playlist is the one served");

@@ -83,7 +83,8 @@ impl Hooks {
         loop {
             let found = self.received.lock().unwrap().iter().find_map(|(headers, body)| {
                 let value: Value = serde_json::from_slice(body).ok()?;
-                (value["type"] == kind && value["stream_id"] == stream_id).then(|| (headers.clone(), body.clone(), value))
+                (value["type"] == kind && value["stream_id"] == stream_id)
+                    .then(|| (headers.clone(), body.clone(), value))
             });
             if let Some((headers, body, value)) = found {
                 let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -111,13 +112,22 @@ async fn live_shopping_end_to_end() {
     let shop = server.user("shop", "shop");
     let hooks = webhook_receiver().await;
     let (status, body) = server
-        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"webhook_url": hooks.url, "webhook_secret": SECRET})))
+        .call(
+            "PATCH",
+            "/api/v1/settings",
+            Some(&admin),
+            Some(json!({"webhook_url": hooks.url, "webhook_secret": SECRET})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["webhook_secret"], "********");
 
     let created = server.create_stream(&seller, "Sneaker drop").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let path = |rest: &str| format!("/api/v1/streams/{id}{rest}");
 
     // Viewers cannot join before there is something to play.
@@ -151,14 +161,20 @@ async fn live_shopping_end_to_end() {
     let (a, b) = (a["session_id"].as_str().unwrap().to_owned(), b["session_id"].as_str().unwrap().to_owned());
     assert_ne!(a, b);
     let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
-    assert_eq!((viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()), (Some(2), Some(2), Some(2)));
+    assert_eq!(
+        (viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()),
+        (Some(2), Some(2), Some(2))
+    );
     wait_event(&mut public, "viewers", Duration::from_secs(5), |e| e["current"] == 2).await;
     assert_eq!(server.call("POST", &path(&format!("/viewers/{a}/heartbeat")), None, None).await.0, 204);
     assert_eq!(server.call("DELETE", &path(&format!("/viewers/{a}")), None, None).await.0, 204);
     assert_eq!(server.call("POST", &path(&format!("/viewers/{a}/heartbeat")), None, None).await.0, 404);
     assert_eq!(server.call("POST", &path("/viewers/nope/heartbeat"), None, None).await.0, 404);
     let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
-    assert_eq!((viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()), (Some(1), Some(2), Some(2)));
+    assert_eq!(
+        (viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()),
+        (Some(1), Some(2), Some(2))
+    );
     let event = wait_event(&mut public, "viewers", Duration::from_secs(5), |e| e["current"] == 1).await;
     assert_eq!(event["peak"], 2);
     assert_eq!(server.stream(id, None).await["viewers"], 1);
@@ -194,14 +210,17 @@ async fn live_shopping_end_to_end() {
     tokio::time::sleep(Duration::from_millis(1100)).await; // past the media-time cache
     let chat = |token: &str, text: &str| {
         let (server, token, text) = (&server, token.to_owned(), text.to_owned());
-        async move { server.call("POST", &format!("/api/v1/streams/{id}/chat"), Some(&token), Some(json!({"text": text}))).await }
+        async move {
+            server.call("POST", &format!("/api/v1/streams/{id}/chat"), Some(&token), Some(json!({"text": text}))).await
+        }
     };
     let (status, _) = server.call("POST", &path("/chat"), None, Some(json!({"text": "hi"}))).await;
     assert_eq!(status, 401);
     let (status, first) = chat(&alice, "  hello everyone  ").await;
     assert_eq!(status, 201, "{first}");
     assert_eq!((first["text"].as_str(), first["user"]["name"].as_str()), (Some("hello everyone"), Some("alice")));
-    let media_time = chrono::DateTime::parse_from_rfc3339(first["media_time"].as_str().expect("media_time while live")).unwrap();
+    let media_time =
+        chrono::DateTime::parse_from_rfc3339(first["media_time"].as_str().expect("media_time while live")).unwrap();
     let created_at = chrono::DateTime::parse_from_rfc3339(first["created_at"].as_str().unwrap()).unwrap();
     let lag = (created_at - media_time).num_milliseconds();
     assert!((-2000..15_000).contains(&lag), "media time {media_time} is far from server time {created_at}");
@@ -240,7 +259,12 @@ async fn live_shopping_end_to_end() {
 
     // Rate limit per user, from the admin's settings.
     let (status, _) = server
-        .call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"chat_rate_limit_messages": 3, "chat_rate_limit_seconds": 60})))
+        .call(
+            "PATCH",
+            "/api/v1/settings",
+            Some(&admin),
+            Some(json!({"chat_rate_limit_messages": 3, "chat_rate_limit_seconds": 60})),
+        )
         .await;
     assert_eq!(status, 200);
     // alice has posted 2 of her 3 in the window.
@@ -271,10 +295,17 @@ async fn live_shopping_end_to_end() {
     assert_eq!(pins["pins"].as_array().unwrap().len(), 1);
     // The pin is an EXT-X-DATERANGE in the live playlist (shoppable live and replay).
     let pin_id = pin["id"].as_str().unwrap();
-    let daterange = |text: &str| text.lines().find(|l| l.starts_with("#EXT-X-DATERANGE:") && l.contains(pin_id)).map(str::to_owned);
+    let daterange =
+        |text: &str| text.lines().find(|l| l.starts_with("#EXT-X-DATERANGE:") && l.contains(pin_id)).map(str::to_owned);
     let live = server.media_playlist(pid).await.expect("live playlist");
     let marker = daterange(&live).unwrap_or_else(|| panic!("no DATERANGE for the pin:\n{live}"));
-    for part in ["CLASS=\"com.hawker.product\"", "X-PRODUCT-ID=\"sku-1\"", "X-PRICE=\"59.99\"", "X-CURRENCY=\"EUR\"", "X-URL=\"https://shop.example/sku-1\""] {
+    for part in [
+        "CLASS=\"com.hawker.product\"",
+        "X-PRODUCT-ID=\"sku-1\"",
+        "X-PRICE=\"59.99\"",
+        "X-CURRENCY=\"EUR\"",
+        "X-URL=\"https://shop.example/sku-1\"",
+    ] {
         assert!(marker.contains(part), "{part} missing from {marker}");
     }
     assert!(!marker.contains("END-DATE"), "{marker}");
@@ -285,7 +316,10 @@ async fn live_shopping_end_to_end() {
     assert!(unpinned["unpinned_at"].is_string());
     wait_event(&mut public, "unpin", Duration::from_secs(5), |e| e["pin"]["id"] == pin["id"]).await;
     let live = server.media_playlist(pid).await.expect("live playlist");
-    assert!(daterange(&live).is_some_and(|m| m.contains("END-DATE=")), "the unpin did not close the DATERANGE:\n{live}");
+    assert!(
+        daterange(&live).is_some_and(|m| m.contains("END-DATE=")),
+        "the unpin did not close the DATERANGE:\n{live}"
+    );
     assert_eq!(server.call("DELETE", &path("/pins/sku-1"), Some(&seller), None).await.0, 404);
     let (_, pins) = server.call("GET", &path("/pins?all=true"), None, None).await;
     assert_eq!(pins["pins"].as_array().unwrap().len(), 1);
@@ -307,7 +341,12 @@ async fn live_shopping_end_to_end() {
     bad["quantity"] = json!(0);
     assert_eq!(server.call("POST", &path("/orders"), Some(&shop), Some(bad)).await.0, 400);
     let (status, _) = server
-        .call("POST", &path("/orders"), Some(&shop), Some(json!({"order_id": "o-2", "product_id": "sku-2", "quantity": 1, "amount": 20, "currency": "EUR"})))
+        .call(
+            "POST",
+            &path("/orders"),
+            Some(&shop),
+            Some(json!({"order_id": "o-2", "product_id": "sku-2", "quantity": 1, "amount": 20, "currency": "EUR"})),
+        )
         .await;
     assert_eq!(status, 201);
 
@@ -317,7 +356,10 @@ async fn live_shopping_end_to_end() {
     let (status, stats) = server.call("GET", &path("/stats"), Some(&seller), None).await;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["status"], "live");
-    assert_eq!((stats["viewers_current"].as_i64(), stats["viewers_peak"].as_i64(), stats["viewers_unique"].as_i64()), (Some(1), Some(2), Some(2)));
+    assert_eq!(
+        (stats["viewers_current"].as_i64(), stats["viewers_peak"].as_i64(), stats["viewers_unique"].as_i64()),
+        (Some(1), Some(2), Some(2))
+    );
     assert_eq!((stats["likes"].as_i64(), stats["dislikes"].as_i64()), (Some(0), Some(1)));
     // hello, price?, thanks, one more, admins… (nice shoes was deleted).
     assert_eq!(stats["comments"], 5);
@@ -344,11 +386,17 @@ async fn live_shopping_end_to_end() {
     assert!(ready["playback_url"].as_str().unwrap().ends_with(&format!("/hls/{pid}/index.m3u8")));
     let replay_playlist = server.media_playlist(pid).await.expect("replay playlist");
     assert!(replay_playlist.contains("#EXT-X-ENDLIST"));
-    assert!(daterange(&replay_playlist).is_some_and(|m| m.contains("END-DATE=")), "no pin in the replay:\n{replay_playlist}");
+    assert!(
+        daterange(&replay_playlist).is_some_and(|m| m.contains("END-DATE=")),
+        "no pin in the replay:\n{replay_playlist}"
+    );
     let (status, replay) = server.call("POST", &path("/viewers"), None, None).await;
     assert_eq!((status, replay["replay"].as_bool()), (201, Some(true)));
     let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
-    assert_eq!((viewers["peak"].as_i64(), viewers["unique"].as_i64(), viewers["replay_views"].as_i64()), (Some(2), Some(2), Some(1)));
+    assert_eq!(
+        (viewers["peak"].as_i64(), viewers["unique"].as_i64(), viewers["replay_views"].as_i64()),
+        (Some(2), Some(2), Some(1))
+    );
     // Chat is over on a replay; reading it still works.
     assert_eq!(chat(&alice, "late").await.0, 409);
     assert_eq!(server.call("GET", &path("/chat"), None, None).await.0, 200);
@@ -367,10 +415,22 @@ async fn settings_roles_and_the_openapi_document() {
     let (status, settings) = server.call("GET", "/api/v1/settings", Some(&admin), None).await;
     assert_eq!(status, 200);
     for field in [
-        "reconnect_window_seconds", "reconnect_default_action", "rtmp_public_url", "max_bitrate_kbps",
-        "segment_duration_seconds", "part_duration_seconds", "ll_hls", "playlist_window_segments", "ladder",
-        "thumbnails_enabled", "thumbnail_interval_seconds", "chat_max_length", "chat_rate_limit_messages",
-        "chat_rate_limit_seconds", "webhook_url", "webhook_secret",
+        "reconnect_window_seconds",
+        "reconnect_default_action",
+        "rtmp_public_url",
+        "max_bitrate_kbps",
+        "segment_duration_seconds",
+        "part_duration_seconds",
+        "ll_hls",
+        "playlist_window_segments",
+        "ladder",
+        "thumbnails_enabled",
+        "thumbnail_interval_seconds",
+        "chat_max_length",
+        "chat_rate_limit_messages",
+        "chat_rate_limit_seconds",
+        "webhook_url",
+        "webhook_secret",
     ] {
         assert!(settings.get(field).is_some(), "{field} missing from {settings}");
     }
@@ -379,7 +439,10 @@ async fn settings_roles_and_the_openapi_document() {
     for (patch, want) in [
         (json!({"part_duration_seconds": 2}), "part_duration_seconds must be 0.2 to 1"),
         (json!({"segment_duration_seconds": 0.2}), "segment_duration_seconds must be 0.5 to 10"),
-        (json!({"ladder": [{"name": "720p", "width": 1280, "height": 720, "video_bitrate_kbps": 1}]}), "ladder[0].video_bitrate_kbps"),
+        (
+            json!({"ladder": [{"name": "720p", "width": 1280, "height": 720, "video_bitrate_kbps": 1}]}),
+            "ladder[0].video_bitrate_kbps",
+        ),
         (json!({"rtmp_public_url": "ftp://x"}), "rtmp_public_url"),
         (json!({"chat_max_length": 100000}), "chat_max_length"),
     ] {
@@ -418,7 +481,13 @@ async fn settings_roles_and_the_openapi_document() {
     let (status, doc) = server.call("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/streams/{id}/viewers", "/streams/{id}/chat", "/streams/{id}/pins", "/streams/{id}/orders", "/streams/{id}/events"] {
+    for path in [
+        "/streams/{id}/viewers",
+        "/streams/{id}/chat",
+        "/streams/{id}/pins",
+        "/streams/{id}/orders",
+        "/streams/{id}/events",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
     }
 }
@@ -438,7 +507,11 @@ async fn packaging_settings_apply_to_new_streams() {
     assert_eq!(status, 200, "{body}");
 
     let created = server.create_stream(&seller, "One-second segments").await;
-    let (id, pid, key) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
     let mut publisher = ffmpeg_publish_gop(&format!("{}/{key}", server.rtmp), 20, 30);
     server.wait_for_status(id, "live", Duration::from_secs(10)).await;
     let playlist = server.wait_for_segments(pid, 6, Duration::from_secs(20)).await;
@@ -455,7 +528,8 @@ async fn a_publisher_far_over_the_bit_rate_cap_is_disconnected() {
     let server = Server::start_with(&[]);
     let admin = server.user("admin", "admin");
     let seller = server.user("seller", "seller");
-    let (status, body) = server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"max_bitrate_kbps": 100}))).await;
+    let (status, body) =
+        server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"max_bitrate_kbps": 100}))).await;
     assert_eq!(status, 200, "{body}");
     let created = server.create_stream(&seller, "Too much").await;
     let (id, key) = (created["id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
@@ -463,7 +537,9 @@ async fn a_publisher_far_over_the_bit_rate_cap_is_disconnected() {
     let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 30);
     server.wait_for_status(id, "live", Duration::from_secs(10)).await;
     let started = Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(15), publisher.wait_with_output()).await.expect("publisher disconnected");
+    let out = tokio::time::timeout(Duration::from_secs(15), publisher.wait_with_output())
+        .await
+        .expect("publisher disconnected");
     assert!(!out.unwrap().status.success(), "the publisher was cut off, not finished");
     assert!(started.elapsed() >= Duration::from_secs(4), "disconnected before the grace period");
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;

@@ -14,8 +14,8 @@ use crate::model::{
     ChatMessage, ChatUser, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
     StreamStatus, User, ViewerCounters,
 };
-use crate::settings::Settings;
 use crate::secrets;
+use crate::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -187,12 +187,7 @@ impl Db {
             "UPDATE streams SET stream_key = $1, stream_key_hash = $2 \
              WHERE id = $3 AND status IN ('scheduled', 'live', 'reconnecting') RETURNING {STREAM_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(&key)
-            .bind(secrets::digest(&key))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&sql).bind(&key).bind(secrets::digest(&key)).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(stream_from_row).transpose()
     }
 
@@ -254,9 +249,8 @@ impl Db {
 
     /// Streams whose publisher has been gone since before `since`.
     pub async fn reconnecting_since_before(&self, since: DateTime<Utc>) -> DbResult<Vec<Stream>> {
-        let sql = format!(
-            "SELECT {STREAM_COLUMNS} FROM streams WHERE status = 'reconnecting' AND reconnecting_since <= $1"
-        );
+        let sql =
+            format!("SELECT {STREAM_COLUMNS} FROM streams WHERE status = 'reconnecting' AND reconnecting_since <= $1");
         let rows = sqlx::query(&sql).bind(timestamp(since)).fetch_all(&self.pool).await?;
         rows.iter().map(stream_from_row).collect()
     }
@@ -264,10 +258,11 @@ impl Db {
     /// At start-up no publisher is connected: streams a crash left `live` wait for theirs,
     /// with a fresh reconnect window.
     pub async fn recover_after_restart(&self) -> DbResult<u64> {
-        let done = sqlx::query("UPDATE streams SET status = 'reconnecting', reconnecting_since = $1 WHERE status = 'live'")
-            .bind(timestamp(Utc::now()))
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE streams SET status = 'reconnecting', reconnecting_since = $1 WHERE status = 'live'")
+                .bind(timestamp(Utc::now()))
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
@@ -288,17 +283,18 @@ impl Db {
     pub async fn save_settings(&self, settings: &Settings) -> DbResult<()> {
         let mut tx = self.pool.begin().await?;
         for (name, value) in settings.to_stored() {
-            sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2")
-                .bind(name)
-                .bind(value.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2",
+            )
+            .bind(name)
+            .bind(value.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
-
 
 /// A pin as the API creates it.
 pub struct NewPin<'a> {
@@ -328,17 +324,19 @@ const CHAT_SELECT: &str = "SELECT m.id, m.stream_id, m.user_id, u.name AS user_n
 
 impl Db {
     pub async fn user(&self, id: &str) -> DbResult<Option<User>> {
-        let row = sqlx::query("SELECT id, name, role FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT id, name, role FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     // ---- viewer counters ----
 
     pub async fn viewer_counters(&self, stream_id: &str) -> DbResult<ViewerCounters> {
-        let row = sqlx::query("SELECT peak_viewers, unique_viewers, replay_views FROM stream_counters WHERE stream_id = $1")
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT peak_viewers, unique_viewers, replay_views FROM stream_counters WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(match row {
             Some(row) => ViewerCounters {
                 peak: row.try_get("peak_viewers")?,
@@ -722,7 +720,14 @@ mod tests {
     }
 
     fn new_stream<'a>(owner_id: &'a str, title: &'a str) -> NewStream<'a> {
-        NewStream { owner_id, title, description: None, scheduled_at: None, key_valid_from: None, key_valid_until: None }
+        NewStream {
+            owner_id,
+            title,
+            description: None,
+            scheduled_at: None,
+            key_valid_from: None,
+            key_valid_until: None,
+        }
     }
 
     #[tokio::test]
@@ -765,7 +770,9 @@ mod tests {
             .unwrap();
         assert!(archived.ended_at.is_some() && archived.reconnecting_since.is_none());
         assert_eq!(db.begin_publish(&reset.stream_key).await.unwrap().unwrap_err(), PublishDenied::StreamOver);
-        assert!(db.transition(&stream.id, &[StreamStatus::Scheduled], StreamStatus::Cancelled).await.unwrap().is_none());
+        assert!(
+            db.transition(&stream.id, &[StreamStatus::Scheduled], StreamStatus::Cancelled).await.unwrap().is_none()
+        );
     }
 
     #[tokio::test]
@@ -779,7 +786,8 @@ mod tests {
         let later = db.create_stream(later).await.unwrap();
         assert_eq!(db.begin_publish(&later.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
         // Scheduled in thirty minutes: already open.
-        let soon = NewStream { scheduled_at: Some(now + chrono::Duration::minutes(30)), ..new_stream(&seller.id, "soon") };
+        let soon =
+            NewStream { scheduled_at: Some(now + chrono::Duration::minutes(30)), ..new_stream(&seller.id, "soon") };
         let soon = db.create_stream(soon).await.unwrap();
         db.begin_publish(&soon.stream_key).await.unwrap().unwrap();
         // Explicit windows win over the default.
@@ -843,7 +851,9 @@ mod tests {
         // Counters only grow.
         let c = ViewerCounters { peak: 3, unique: 5, replay_views: 1 };
         db.save_viewer_counters(&[(id.to_owned(), c)]).await.unwrap();
-        db.save_viewer_counters(&[(id.to_owned(), ViewerCounters { peak: 2, unique: 6, replay_views: 0 })]).await.unwrap();
+        db.save_viewer_counters(&[(id.to_owned(), ViewerCounters { peak: 2, unique: 6, replay_views: 0 })])
+            .await
+            .unwrap();
         assert_eq!(db.viewer_counters(id).await.unwrap(), ViewerCounters { peak: 3, unique: 6, replay_views: 1 });
 
         // Chat pages, oldest first within a page.
@@ -895,9 +905,18 @@ mod tests {
             currency: currency.into(),
             created_at: Utc::now(),
         };
-        assert!(matches!(db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(), OrderRecorded::Created(_)));
-        assert!(matches!(db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(), OrderRecorded::Repeated(_)));
-        assert!(matches!(db.record_order(&shop.id, &order("o1", "p1", 3, 399_800, "EUR")).await.unwrap(), OrderRecorded::Mismatch(_)));
+        assert!(matches!(
+            db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(),
+            OrderRecorded::Created(_)
+        ));
+        assert!(matches!(
+            db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(),
+            OrderRecorded::Repeated(_)
+        ));
+        assert!(matches!(
+            db.record_order(&shop.id, &order("o1", "p1", 3, 399_800, "EUR")).await.unwrap(),
+            OrderRecorded::Mismatch(_)
+        ));
         db.record_order(&shop.id, &order("o2", "p1", 1, 199_900, "EUR")).await.unwrap();
         db.record_order(&shop.id, &order("o3", "p2", 1, 100_000, "USD")).await.unwrap();
         let totals = db.order_totals(id).await.unwrap();

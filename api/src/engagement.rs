@@ -335,7 +335,10 @@ mod tests {
         flush(&e, &db).await;
         assert!(e.take_dirty().is_empty());
         let fresh = Engagement::new();
-        assert_eq!(fresh.viewer_stats(&db, id).await.unwrap(), ViewerStats { current: 0, peak: 2, unique: 3, replay_views: 1 });
+        assert_eq!(
+            fresh.viewer_stats(&db, id).await.unwrap(),
+            ViewerStats { current: 0, peak: 2, unique: 3, replay_views: 1 }
+        );
         fresh.join(&db, id, false, t2).await.unwrap();
         assert_eq!(fresh.live_stats(id).unwrap().unique, 4);
     }

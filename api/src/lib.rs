@@ -151,7 +151,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, store: Arc<dyn Store>, live: Arc<dyn LiveControl>, urls: Arc<PublicUrls>, events: Events) -> Self {
+    pub fn new(
+        db: Db,
+        store: Arc<dyn Store>,
+        live: Arc<dyn LiveControl>,
+        urls: Arc<PublicUrls>,
+        events: Events,
+    ) -> Self {
         Self { db, store, live, urls, events, engagement: Arc::new(Engagement::new()) }
     }
 }
@@ -159,11 +165,7 @@ impl AppState {
 /// The API's background work: expired reconnect windows, viewer sessions and counts,
 /// webhooks. Runs until the task is dropped (abort it on shutdown).
 pub async fn run_background(state: AppState) {
-    tokio::join!(
-        lifecycle::sweep_on_air_streams(state.clone()),
-        engagement::run(state.clone()),
-        webhooks::run(state),
-    );
+    tokio::join!(lifecycle::sweep_on_air_streams(state.clone()), engagement::run(state.clone()), webhooks::run(state),);
 }
 
 /// Storage prefix of every object of one stream.

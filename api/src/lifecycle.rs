@@ -50,9 +50,13 @@ async fn end_from(
     state.live.disconnect(&stream.id);
     state.live.finish(&stream.id, &stream.playback_id, save).await?;
     if save {
-        state.events.publish(Event::new(kind::REPLAY_READY, &stream.id, serde_json::json!({
-            "playback_url": state.urls.playback(&stream.playback_id),
-        })));
+        state.events.publish(Event::new(
+            kind::REPLAY_READY,
+            &stream.id,
+            serde_json::json!({
+                "playback_url": state.urls.playback(&stream.playback_id),
+            }),
+        ));
         tracing::info!(stream = %stream.id, "stream ended and saved as a replay");
         if let Err(e) = delete_live_only(state, &stream.playback_id).await {
             tracing::warn!(stream = %stream.id, "deleting the live-only objects of a saved stream failed: {e}");

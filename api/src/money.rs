@@ -64,7 +64,16 @@ mod tests {
         assert_eq!(parse_amount(&json!(5), "a").unwrap(), 50_000);
         assert_eq!(parse_amount(&json!("0.0001"), "a").unwrap(), 1);
         assert_eq!(parse_amount(&json!(1_000_000_000), "a").unwrap(), MAX_AMOUNT_E4);
-        for bad in [json!(-1), json!("1.23456"), json!("abc"), json!("1."), json!(".5"), json!(true), json!(1e12), json!("1e3")] {
+        for bad in [
+            json!(-1),
+            json!("1.23456"),
+            json!("abc"),
+            json!("1."),
+            json!(".5"),
+            json!(true),
+            json!(1e12),
+            json!("1e3"),
+        ] {
             assert!(parse_amount(&bad, "amount").unwrap_err().contains("amount"), "{bad}");
         }
         assert_eq!(format_amount(199_900), "19.99");

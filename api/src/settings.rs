@@ -83,7 +83,13 @@ impl Default for Settings {
     }
 }
 
-fn check_range<T: PartialOrd + std::fmt::Display>(name: &str, value: T, min: T, max: T, unit: &str) -> Result<(), String> {
+fn check_range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+    unit: &str,
+) -> Result<(), String> {
     if value < min || value > max {
         return Err(format!("{name} must be {min} to {max}{unit}"));
     }
@@ -146,7 +152,13 @@ impl Settings {
             if r.width % 2 != 0 || r.height % 2 != 0 {
                 return Err(format!("ladder[{i}] width and height must be even"));
             }
-            check_range(&format!("ladder[{i}].video_bitrate_kbps"), r.video_bitrate_kbps, 100, self.max_bitrate_kbps, " kbit/s (max_bitrate_kbps)")?;
+            check_range(
+                &format!("ladder[{i}].video_bitrate_kbps"),
+                r.video_bitrate_kbps,
+                100,
+                self.max_bitrate_kbps,
+                " kbit/s (max_bitrate_kbps)",
+            )?;
         }
         check_range("thumbnail_interval_seconds", self.thumbnail_interval_seconds, 1, 3600, " s")?;
         check_range("chat_max_length", self.chat_max_length, 1, 2000, " characters")?;
@@ -252,9 +264,15 @@ mod tests {
             (json!({"webhook_secret": "short"}), "webhook_secret length"),
             (json!({"chat_max_length": 0}), "chat_max_length"),
             (json!({"chat_rate_limit_messages": 1000}), "chat_rate_limit_messages"),
-            (json!({"ladder": [{"name": "A B", "width": 640, "height": 360, "video_bitrate_kbps": 800}]}), "ladder[0].name"),
+            (
+                json!({"ladder": [{"name": "A B", "width": 640, "height": 360, "video_bitrate_kbps": 800}]}),
+                "ladder[0].name",
+            ),
             (json!({"ladder": [{"name": "a", "width": 641, "height": 360, "video_bitrate_kbps": 800}]}), "even"),
-            (json!({"ladder": [{"name": "a", "width": 640, "height": 360, "video_bitrate_kbps": 20000}]}), "video_bitrate_kbps"),
+            (
+                json!({"ladder": [{"name": "a", "width": 640, "height": 360, "video_bitrate_kbps": 20000}]}),
+                "video_bitrate_kbps",
+            ),
             (json!({"ladder": [{"name": "a", "width": 640, "height": 360}]}), "video_bitrate_kbps"),
         ];
         for (patch, want) in cases {

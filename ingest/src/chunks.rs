@@ -167,20 +167,11 @@ impl ChunkGuard {
             let f = &h[total - 4..total];
             u32::from_be_bytes([f[0], f[1], f[2], f[3]])
         });
-        Ok(Some(Header {
-            csid,
-            format,
-            announced,
-            extended_timestamp,
-            extended,
-        }))
+        Ok(Some(Header { csid, format, announced, extended_timestamp, extended }))
     }
 
     fn previous(&self, csid: u32) -> Result<StreamHeader, ChunkError> {
-        self.streams
-            .get(&csid)
-            .copied()
-            .ok_or(ChunkError::NoPreviousHeader { csid })
+        self.streams.get(&csid).copied().ok_or(ChunkError::NoPreviousHeader { csid })
     }
 
     fn start_chunk(&mut self, header: Header) -> Result<(), ChunkError> {
@@ -193,10 +184,7 @@ impl ChunkGuard {
         };
         // rml_rtmp computes `extended - 0xFFFFFF` for the first chunk of a message under a
         // compressed header. Senders use the extended field only for values of 0xFFFFFF and up.
-        if !continuing
-            && header.format != 0
-            && header.extended.is_some_and(|t| t < EXTENDED_TIMESTAMP)
-        {
+        if !continuing && header.format != 0 && header.extended.is_some_and(|t| t < EXTENDED_TIMESTAMP) {
             return Err(ChunkError::SmallExtendedTimestamp { csid });
         }
         // Compressed headers inherit from the stream's last header; rml_rtmp requires one for all
@@ -206,11 +194,7 @@ impl ChunkGuard {
             _ => self.previous(csid)?,
         };
         let (length, type_id) = header.announced.unwrap_or((base.length, base.type_id));
-        let stream = StreamHeader {
-            length,
-            type_id,
-            extended_timestamp: header.extended_timestamp,
-        };
+        let stream = StreamHeader { length, type_id, extended_timestamp: header.extended_timestamp };
         self.streams.insert(csid, stream);
         if !continuing {
             self.start_message(csid, stream)?;
@@ -220,22 +204,12 @@ impl ChunkGuard {
 
     fn start_message(&mut self, csid: u32, stream: StreamHeader) -> Result<(), ChunkError> {
         if stream.length > self.max_message {
-            return Err(ChunkError::MessageTooLarge {
-                length: stream.length,
-                max: self.max_message,
-            });
+            return Err(ChunkError::MessageTooLarge { length: stream.length, max: self.max_message });
         }
         if is_command(stream.type_id) && stream.length > MAX_COMMAND {
-            return Err(ChunkError::CommandTooLarge {
-                length: stream.length,
-                max: MAX_COMMAND,
-            });
+            return Err(ChunkError::CommandTooLarge { length: stream.length, max: MAX_COMMAND });
         }
-        self.message = Some(Message {
-            csid,
-            type_id: stream.type_id,
-            unannounced: stream.length,
-        });
+        self.message = Some(Message { csid, type_id: stream.type_id, unannounced: stream.length });
         self.control_len = 0;
         self.command.clear();
         Ok(())
@@ -299,10 +273,7 @@ impl ChunkGuard {
 
     fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
         if size == 0 || size > self.max_chunk {
-            return Err(ChunkError::BadChunkSize {
-                size,
-                max: self.max_chunk,
-            });
+            return Err(ChunkError::BadChunkSize { size, max: self.max_chunk });
         }
         self.chunk_size = size;
         Ok(())
@@ -328,10 +299,7 @@ fn check_command(type_id: u8, payload: &[u8]) -> Result<(), ChunkError> {
 }
 
 fn u24(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .take(3)
-        .fold(0, |acc, &b| (acc << 8) | u32::from(b))
+    bytes.iter().take(3).fold(0, |acc, &b| (acc << 8) | u32::from(b))
 }
 
 #[cfg(test)]
@@ -355,10 +323,7 @@ mod tests {
     }
 
     fn serialize(serializer: &mut ChunkSerializer, message: &MessagePayload) -> Vec<u8> {
-        serializer
-            .serialize(message, false, false)
-            .expect("serializable")
-            .bytes
+        serializer.serialize(message, false, false).expect("serializable").bytes
     }
 
     /// A realistic stream: small commands, a chunk size change, big and small media messages,
@@ -366,11 +331,7 @@ mod tests {
     fn valid_stream() -> Vec<u8> {
         let mut s = ChunkSerializer::new();
         let mut bytes = serialize(&mut s, &payload(20, 300, 0));
-        bytes.extend(
-            s.set_max_chunk_size(4096, RtmpTimestamp::new(0))
-                .expect("packet")
-                .bytes,
-        );
+        bytes.extend(s.set_max_chunk_size(4096, RtmpTimestamp::new(0)).expect("packet").bytes);
         for (i, len) in [10_000, 37, 4096, 4097, 0, 60_000].into_iter().enumerate() {
             bytes.extend(serialize(&mut s, &payload(9, len, 40 * i as u32)));
         }
@@ -391,10 +352,7 @@ mod tests {
             for piece in bytes.chunks(split) {
                 assert_eq!(g.inspect(piece), Ok(()), "split {split}");
             }
-            assert!(
-                matches!(g.stage, Stage::Header),
-                "split {split}: ends between chunks"
-            );
+            assert!(matches!(g.stage, Stage::Header), "split {split}: ends between chunks");
             assert!(g.message.is_none());
             assert_eq!(g.chunk_size, 4096);
         }
@@ -407,10 +365,7 @@ mod tests {
         // The first header alone is enough: nothing of the payload needs to arrive.
         assert_eq!(
             guard().inspect(&bytes[..12]),
-            Err(ChunkError::MessageTooLarge {
-                length: MAX_MESSAGE as u32 + 1,
-                max: MAX_MESSAGE as u32
-            })
+            Err(ChunkError::MessageTooLarge { length: MAX_MESSAGE as u32 + 1, max: MAX_MESSAGE as u32 })
         );
     }
 
@@ -418,36 +373,18 @@ mod tests {
     fn refuses_chunk_sizes_over_the_cap_and_zero() {
         for size in [MAX_CHUNK + 1, 0x7FFF_FFFF] {
             let mut s = ChunkSerializer::new();
-            let bytes = s
-                .set_max_chunk_size(size, RtmpTimestamp::new(0))
-                .expect("packet")
-                .bytes;
-            assert_eq!(
-                guard().inspect(&bytes),
-                Err(ChunkError::BadChunkSize {
-                    size,
-                    max: MAX_CHUNK
-                })
-            );
+            let bytes = s.set_max_chunk_size(size, RtmpTimestamp::new(0)).expect("packet").bytes;
+            assert_eq!(guard().inspect(&bytes), Err(ChunkError::BadChunkSize { size, max: MAX_CHUNK }));
         }
         // Serializers refuse to write a zero chunk size, so spell it out: csid 2, type 1, length 4.
         let zero = [0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(
-            guard().inspect(&zero),
-            Err(ChunkError::BadChunkSize {
-                size: 0,
-                max: MAX_CHUNK
-            })
-        );
+        assert_eq!(guard().inspect(&zero), Err(ChunkError::BadChunkSize { size: 0, max: MAX_CHUNK }));
     }
 
     #[test]
     fn refuses_compressed_headers_on_unknown_streams() {
         for first in [0x43, 0x83, 0xC3] {
-            assert_eq!(
-                guard().inspect(&[first, 0, 0, 0, 0, 0, 0, 0]),
-                Err(ChunkError::NoPreviousHeader { csid: 3 })
-            );
+            assert_eq!(guard().inspect(&[first, 0, 0, 0, 0, 0, 0, 0]), Err(ChunkError::NoPreviousHeader { csid: 3 }));
         }
     }
 
@@ -460,10 +397,7 @@ mod tests {
         bytes.truncate(12 + 128);
         bytes.extend([0x05, 0, 0, 0, 0, 0, 10, 8, 1, 0, 0, 0]);
         let csid = 5;
-        assert_eq!(
-            guard().inspect(&bytes),
-            Err(ChunkError::Interleaved { csid })
-        );
+        assert_eq!(guard().inspect(&bytes), Err(ChunkError::Interleaved { csid }));
     }
 
     /// A command message on csid 3, message stream 0, in one chunk.
@@ -483,17 +417,11 @@ mod tests {
         let connect_only = [&[0x02, 0x00, 0x07][..], b"connect"].concat();
         let with_transaction = [&connect_only[..], &[0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]].concat();
         for payload in [&connect_only[..], &with_transaction[..], &[]] {
-            assert_eq!(
-                guard().inspect(&command_message(20, payload)),
-                Err(ChunkError::ShortCommand)
-            );
+            assert_eq!(guard().inspect(&command_message(20, payload)), Err(ChunkError::ShortCommand));
         }
         // An "AMF3" command (type 17) is AMF0 after a zero byte.
         let amf3 = [&[0][..], &connect_only].concat();
-        assert_eq!(
-            guard().inspect(&command_message(17, &amf3)),
-            Err(ChunkError::ShortCommand)
-        );
+        assert_eq!(guard().inspect(&command_message(17, &amf3)), Err(ChunkError::ShortCommand));
         // Three values (name, transaction id, null command object) pass.
         let whole = [&with_transaction[..], &[0x05]].concat();
         assert_eq!(guard().inspect(&command_message(20, &whole)), Ok(()));
@@ -511,10 +439,7 @@ mod tests {
         let bytes = serialize(&mut s, &payload(20, MAX_COMMAND as usize + 1, 0));
         assert_eq!(
             guard.inspect(&bytes[..12]),
-            Err(ChunkError::CommandTooLarge {
-                length: MAX_COMMAND + 1,
-                max: MAX_COMMAND
-            })
+            Err(ChunkError::CommandTooLarge { length: MAX_COMMAND + 1, max: MAX_COMMAND })
         );
     }
 
@@ -524,17 +449,12 @@ mod tests {
     #[test]
     fn refuses_small_extended_timestamps_on_compressed_headers() {
         // csid 4, format 0, timestamp 0xFFFFFF + extended 0x01000000, 1-byte video message.
-        let first = [
-            0x04, 0xFF, 0xFF, 0xFF, 0, 0, 1, 9, 1, 0, 0, 0, 0x01, 0, 0, 0, 0x17,
-        ];
+        let first = [0x04, 0xFF, 0xFF, 0xFF, 0, 0, 1, 9, 1, 0, 0, 0, 0x01, 0, 0, 0, 0x17];
         // A new message on a format 3 header: the extended field repeats, here below 0xFFFFFF.
         let small = [0xC4, 0, 0, 0, 5, 0x17];
         let mut g = guard();
         assert_eq!(g.inspect(&first), Ok(()));
-        assert_eq!(
-            g.inspect(&small),
-            Err(ChunkError::SmallExtendedTimestamp { csid: 4 })
-        );
+        assert_eq!(g.inspect(&small), Err(ChunkError::SmallExtendedTimestamp { csid: 4 }));
         // Format 1 and 2 headers with the 0xFFFFFF marker and a small delta, likewise.
         for header in [
             &[0x44, 0xFF, 0xFF, 0xFF, 0, 0, 1, 9, 0, 0, 0, 5, 0x17][..],
@@ -542,10 +462,7 @@ mod tests {
         ] {
             let mut g = guard();
             assert_eq!(g.inspect(&first), Ok(()));
-            assert_eq!(
-                g.inspect(header),
-                Err(ChunkError::SmallExtendedTimestamp { csid: 4 })
-            );
+            assert_eq!(g.inspect(header), Err(ChunkError::SmallExtendedTimestamp { csid: 4 }));
         }
         // The same with an extended field of 0xFFFFFF or more is fine.
         let mut g = guard();

@@ -22,17 +22,16 @@ use crate::per_addr::AddrKey;
 use crate::server::Context;
 use crate::stats::{BitrateSampler, IngestStats, PublishStats, RefusedAs};
 use crate::timeline::{Timeline, Track};
-use crate::{
-    EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, StreamKey,
-};
+use crate::{EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, StreamKey};
 
 /// After a refusal: how long we wait for the client to close first, having sent our FIN.
 /// Closing while it still sends makes our kernel answer with a RST, which can discard the
 /// refusal before the client reads it.
 const REFUSAL_LINGER: Duration = Duration::from_millis(100);
 /// After an unpublish: how long we wait for the client to close by itself (it does so right after
-/// deleteStream). Closing first makes GStreamer's rtmp2sink report "connection closed remotely".
-const UNPUBLISH_GRACE: Duration = Duration::from_secs(2);
+/// deleteStream). Closing first makes GStreamer's rtmp2sink report "connection closed remotely";
+/// a loaded client machine can take a few seconds to get there.
+const UNPUBLISH_GRACE: Duration = Duration::from_secs(5);
 /// Handshake packets are 1536 bytes; this reads C0+C1 in one go.
 const HANDSHAKE_READ: usize = 4096;
 /// Timestamp discontinuities are logged at `warn` at most this often per publish (the rest at
@@ -145,9 +144,7 @@ async fn establish<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The bytes after the handshake, and how many bytes were read in all.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    socket: &mut S,
-) -> Result<(Vec<u8>, u64), ConnectionError> {
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> Result<(Vec<u8>, u64), ConnectionError> {
     let mut handshake = Handshake::new(PeerType::Server);
     let mut buf = [0u8; HANDSHAKE_READ];
     let mut bytes_read = 0;
@@ -161,10 +158,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             HandshakeProcessResult::InProgress { response_bytes } => {
                 socket.write_all(&response_bytes).await?;
             }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
+            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
                 socket.write_all(&response_bytes).await?;
                 return Ok((remaining_bytes, bytes_read));
             }
@@ -210,9 +204,7 @@ impl<S: MediaSink> Active<S> {
         if let Some(jump) = discontinuity {
             self.stats.discontinuity();
             let now = Instant::now();
-            let quiet = self
-                .last_discontinuity_log
-                .is_some_and(|at| now.duration_since(at) < DISCONTINUITY_LOG_EVERY);
+            let quiet = self.last_discontinuity_log.is_some_and(|at| now.duration_since(at) < DISCONTINUITY_LOG_EVERY);
             if quiet {
                 debug!(track = ?jump.track, jump_ms = jump.jump_ms, "timestamp discontinuity; re-based");
             } else {
@@ -232,9 +224,7 @@ impl<S: MediaSink> Active<S> {
                 if result.is_ok() {
                     self.stats.video_frame();
                     if keyframe {
-                        let interval = self
-                            .last_keyframe_ms
-                            .map(|last| u64::from(timestamp_ms.saturating_sub(last)));
+                        let interval = self.last_keyframe_ms.map(|last| u64::from(timestamp_ms.saturating_sub(last)));
                         self.stats.keyframe(interval);
                         self.last_keyframe_ms = Some(timestamp_ms);
                         self.keyframe_deadline = None;
@@ -263,15 +253,11 @@ struct SinkGuard<S: MediaSink>(Option<S>);
 
 impl<S: MediaSink> SinkGuard<S> {
     fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.0
-            .as_mut()
-            .map_or(Ok(()), |sink| sink.video(timestamp_ms, data))
+        self.0.as_mut().map_or(Ok(()), |sink| sink.video(timestamp_ms, data))
     }
 
     fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.0
-            .as_mut()
-            .map_or(Ok(()), |sink| sink.audio(timestamp_ms, data))
+        self.0.as_mut().map_or(Ok(()), |sink| sink.audio(timestamp_ms, data))
     }
 
     fn finish(mut self, reason: EndReason) {
@@ -284,11 +270,7 @@ impl<S: MediaSink> SinkGuard<S> {
 impl<S: MediaSink> Drop for SinkGuard<S> {
     fn drop(&mut self) {
         if let Some(sink) = self.0.take() {
-            let why = if std::thread::panicking() {
-                "connection panicked"
-            } else {
-                "connection dropped"
-            };
+            let why = if std::thread::panicking() { "connection panicked" } else { "connection dropped" };
             sink.end(EndReason::Failed(why.to_owned()));
         }
     }
@@ -391,9 +373,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         }
         match result {
             Ok(Ending::Refused) => wait_for_client_close(self.socket, true, REFUSAL_LINGER).await,
-            Ok(Ending::Unpublished) => {
-                wait_for_client_close(self.socket, false, UNPUBLISH_GRACE).await
-            }
+            Ok(Ending::Unpublished) => wait_for_client_close(self.socket, false, UNPUBLISH_GRACE).await,
             _ => {}
         }
     }
@@ -406,15 +386,10 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         Ok(ending)
     }
 
-    async fn handle_results(
-        &mut self,
-        results: Vec<ServerSessionResult>,
-    ) -> Result<Option<Ending>, ConnectionError> {
+    async fn handle_results(&mut self, results: Vec<ServerSessionResult>) -> Result<Option<Ending>, ConnectionError> {
         for result in results {
             match result {
-                ServerSessionResult::OutboundResponse(packet) => {
-                    self.out.extend_from_slice(&packet.bytes)
-                }
+                ServerSessionResult::OutboundResponse(packet) => self.out.extend_from_slice(&packet.bytes),
                 ServerSessionResult::RaisedEvent(event) => {
                     if let Some(ending) = self.on_event(event).await? {
                         return Ok(Some(ending));
@@ -448,36 +423,21 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             self.socket.write_all(&self.out).await?;
             self.socket.flush().await
         };
-        timeout(self.context.limits.read_timeout, write)
-            .await
-            .map_err(|_| ConnectionError::Timeout("write"))??;
+        timeout(self.context.limits.read_timeout, write).await.map_err(|_| ConnectionError::Timeout("write"))??;
         self.out.clear();
         Ok(())
     }
 
     // Events carry the stream key: never log an event whole.
-    async fn on_event(
-        &mut self,
-        event: ServerSessionEvent,
-    ) -> Result<Option<Ending>, ConnectionError> {
+    async fn on_event(&mut self, event: ServerSessionEvent) -> Result<Option<Ending>, ConnectionError> {
         match event {
-            ServerSessionEvent::ConnectionRequested {
-                request_id,
-                app_name,
-            } => {
+            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
                 debug!(app = %app_name, "connect");
                 let replies = self.session.accept_request(request_id)?;
                 self.queue(replies);
             }
-            ServerSessionEvent::PublishStreamRequested {
-                request_id,
-                app_name,
-                stream_key,
-                ..
-            } => {
-                return self
-                    .on_publish(request_id, app_name, StreamKey::new(stream_key))
-                    .await;
+            ServerSessionEvent::PublishStreamRequested { request_id, app_name, stream_key, .. } => {
+                return self.on_publish(request_id, app_name, StreamKey::new(stream_key)).await;
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 return Ok(Some(Ending::Unpublished));
@@ -489,23 +449,16 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
                 }
                 debug!(command = %command_name, "ignoring command");
             }
-            ServerSessionEvent::VideoDataReceived {
-                data, timestamp, ..
-            } => {
+            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
                 self.on_media(Track::Video, timestamp.value, data)?;
             }
-            ServerSessionEvent::AudioDataReceived {
-                data, timestamp, ..
-            } => {
+            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
                 self.on_media(Track::Audio, timestamp.value, data)?;
             }
             ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
                 warn!("refusing a play request: this server only ingests");
-                let replies = self.session.reject_request(
-                    request_id,
-                    "NetStream.Play.Failed",
-                    "playback is not served here",
-                )?;
+                let replies =
+                    self.session.reject_request(request_id, "NetStream.Play.Failed", "playback is not served here")?;
                 self.queue(replies);
                 return Ok(Some(Ending::Refused));
             }
@@ -523,11 +476,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
     ) -> Result<Option<Ending>, ConnectionError> {
         if self.publish.is_some() {
             warn!("refusing a second publish on one connection");
-            let replies = self.session.reject_request(
-                request_id,
-                "NetStream.Publish.BadName",
-                "already publishing",
-            )?;
+            let replies = self.session.reject_request(request_id, "NetStream.Publish.BadName", "already publishing")?;
             self.queue(replies);
             return Ok(None);
         }
@@ -537,12 +486,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         }
         let stats = Arc::new(PublishStats::new());
         stats.add_bytes(self.bytes_read);
-        let request = PublishRequest {
-            app: app.clone(),
-            stream_key,
-            peer: self.peer,
-            stats: stats.clone(),
-        };
+        let request = PublishRequest { app: app.clone(), stream_key, peer: self.peer, stats: stats.clone() };
         let gate = self.context.gate.clone();
         let authorization = tokio::select! {
             _ = self.shutdown.cancelled() => return Ok(Some(Ending::Shutdown)),
@@ -565,12 +509,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
     }
 
     /// Tells the client why its publish is refused; the connection then closes.
-    fn refuse(
-        &mut self,
-        request_id: u32,
-        app: &str,
-        refusal: Refusal,
-    ) -> Result<Option<Ending>, ConnectionError> {
+    fn refuse(&mut self, request_id: u32, app: &str, refusal: Refusal) -> Result<Option<Ending>, ConnectionError> {
         warn!(%app, %refusal, "publish refused");
         self.context.stats.refused(match refusal {
             Refusal::BadKey => RefusedAs::BadKey,
@@ -578,9 +517,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             Refusal::Unavailable => RefusedAs::Unavailable,
             Refusal::RateLimited { .. } => RefusedAs::RateLimited,
         });
-        let replies =
-            self.session
-                .reject_request(request_id, status_code(&refusal), &refusal.to_string())?;
+        let replies = self.session.reject_request(request_id, status_code(&refusal), &refusal.to_string())?;
         self.queue(replies);
         Ok(Some(Ending::Refused))
     }
@@ -613,12 +550,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         Ok(())
     }
 
-    fn on_media(
-        &mut self,
-        track: Track,
-        timestamp_ms: u32,
-        data: Bytes,
-    ) -> Result<(), ConnectionError> {
+    fn on_media(&mut self, track: Track, timestamp_ms: u32, data: Bytes) -> Result<(), ConnectionError> {
         // rml_rtmp raises media only on a stream in the publishing state, i.e. after `accept`.
         let Some(active) = self.publish.as_mut() else {
             return Ok(());
@@ -650,11 +582,7 @@ fn status_code(refusal: &Refusal) -> &'static str {
 
 /// Reads and discards until the client closes, for at most `patience`, optionally after sending
 /// our FIN, so that our close does not reset a connection the client is still using.
-async fn wait_for_client_close<S: AsyncRead + AsyncWrite + Unpin>(
-    mut socket: S,
-    fin_first: bool,
-    patience: Duration,
-) {
+async fn wait_for_client_close<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, fin_first: bool, patience: Duration) {
     let drain = async {
         if fin_first {
             socket.shutdown().await?;

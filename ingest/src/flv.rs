@@ -30,16 +30,11 @@ pub fn check_video(body: &[u8]) -> Result<Tag, UnsupportedCodec> {
         return Ok(Tag::Empty);
     };
     if first & EX_HEADER != 0 {
-        return Err(UnsupportedCodec::EnhancedVideo {
-            fourcc: fourcc(body),
-        });
+        return Err(UnsupportedCodec::EnhancedVideo { fourcc: fourcc(body) });
     }
     match first & 0x0F {
         AVC => Ok(Tag::Media),
-        id => Err(UnsupportedCodec::Video {
-            id,
-            name: video_codec_name(id),
-        }),
+        id => Err(UnsupportedCodec::Video { id, name: video_codec_name(id) }),
     }
 }
 
@@ -55,19 +50,14 @@ pub fn check_audio(body: &[u8]) -> Result<Tag, UnsupportedCodec> {
     };
     match first >> 4 {
         AAC => Ok(Tag::Media),
-        id => Err(UnsupportedCodec::Audio {
-            id,
-            name: sound_format_name(id),
-        }),
+        id => Err(UnsupportedCodec::Audio { id, name: sound_format_name(id) }),
     }
 }
 
 /// The FourCC of an Enhanced RTMP video tag, printable for a log line.
 fn fourcc(body: &[u8]) -> String {
     match body.get(1..5) {
-        Some(code) if code.iter().all(u8::is_ascii_graphic) => {
-            code.iter().map(|&b| char::from(b)).collect()
-        }
+        Some(code) if code.iter().all(u8::is_ascii_graphic) => code.iter().map(|&b| char::from(b)).collect(),
         _ => "?".to_owned(),
     }
 }
@@ -119,46 +109,21 @@ mod tests {
 
     #[test]
     fn refuses_other_video_codecs() {
-        assert_eq!(
-            check_video(&[0x12]),
-            Err(UnsupportedCodec::Video {
-                id: 2,
-                name: "Sorenson H.263"
-            })
-        );
-        assert_eq!(
-            check_video(&[0x1C]),
-            Err(UnsupportedCodec::Video {
-                id: 12,
-                name: "HEVC (non-standard FLV)"
-            })
-        );
+        assert_eq!(check_video(&[0x12]), Err(UnsupportedCodec::Video { id: 2, name: "Sorenson H.263" }));
+        assert_eq!(check_video(&[0x1C]), Err(UnsupportedCodec::Video { id: 12, name: "HEVC (non-standard FLV)" }));
         assert_eq!(
             check_video(&[0x90, b'h', b'v', b'c', b'1']),
-            Err(UnsupportedCodec::EnhancedVideo {
-                fourcc: "hvc1".into()
-            })
+            Err(UnsupportedCodec::EnhancedVideo { fourcc: "hvc1".into() })
         );
         // An ex-header is refused even if its low bits happen to read 7.
-        assert!(
-            matches!(check_video(&[0x97]), Err(UnsupportedCodec::EnhancedVideo { fourcc }) if fourcc == "?")
-        );
+        assert!(matches!(check_video(&[0x97]), Err(UnsupportedCodec::EnhancedVideo { fourcc }) if fourcc == "?"));
     }
 
     #[test]
     fn accepts_aac_and_refuses_other_audio() {
         assert_eq!(check_audio(&[0xAF, 0x00, 0x12, 0x10]), Ok(Tag::Media));
         assert_eq!(check_audio(&[]), Ok(Tag::Empty));
-        assert_eq!(
-            check_audio(&[0x2F]),
-            Err(UnsupportedCodec::Audio { id: 2, name: "MP3" })
-        );
-        assert_eq!(
-            check_audio(&[0x9F]),
-            Err(UnsupportedCodec::Audio {
-                id: 9,
-                name: "enhanced RTMP audio"
-            })
-        );
+        assert_eq!(check_audio(&[0x2F]), Err(UnsupportedCodec::Audio { id: 2, name: "MP3" }));
+        assert_eq!(check_audio(&[0x9F]), Err(UnsupportedCodec::Audio { id: 9, name: "enhanced RTMP audio" }));
     }
 }

@@ -27,9 +27,7 @@ mod tls;
 
 pub use limits::Limits;
 pub use server::{Server, serve, serve_tls};
-pub use stats::{
-    BITRATE_WINDOW, IngestStats, IngestStatsSnapshot, PublishStats, PublishStatsSnapshot,
-};
+pub use stats::{BITRATE_WINDOW, IngestStats, IngestStatsSnapshot, PublishStats, PublishStatsSnapshot};
 pub use tls::{TlsError, generate_self_signed, load_tls_config};
 /// The rustls this crate is built with, for [`rustls::ServerConfig`].
 pub use tokio_rustls::rustls;
@@ -121,10 +119,7 @@ pub struct Publish<S> {
 /// Decides whether a key may publish. Declared here, implemented by the composition root.
 pub trait PublishGate: Send + Sync + 'static {
     type Sink: MediaSink;
-    fn authorize(
-        &self,
-        request: PublishRequest,
-    ) -> impl Future<Output = Result<Publish<Self::Sink>, Refusal>> + Send;
+    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Result<Publish<Self::Sink>, Refusal>> + Send;
 }
 
 /// Why a publish ended.

@@ -71,11 +71,8 @@ impl KeyFailures {
         }
         let table = lock(&self.table);
         let failures = table.get(&addr)?;
-        let recent: Vec<Instant> = failures
-            .iter()
-            .copied()
-            .filter(|&t| now.saturating_duration_since(t) < self.window)
-            .collect();
+        let recent: Vec<Instant> =
+            failures.iter().copied().filter(|&t| now.saturating_duration_since(t) < self.window).collect();
         if recent.len() < self.max_failures {
             return None;
         }
@@ -105,15 +102,9 @@ impl KeyFailures {
 
     /// Drops expired entries; if the table is still full, the one whose last failure is oldest.
     fn make_room(&self, table: &mut HashMap<AddrKey, VecDeque<Instant>>, now: Instant) {
-        table.retain(|_, f| {
-            f.back()
-                .is_some_and(|&t| now.saturating_duration_since(t) < self.window)
-        });
+        table.retain(|_, f| f.back().is_some_and(|&t| now.saturating_duration_since(t) < self.window));
         if table.len() >= self.max_addresses {
-            let oldest = table
-                .iter()
-                .min_by_key(|(_, f)| f.back().copied())
-                .map(|(addr, _)| *addr);
+            let oldest = table.iter().min_by_key(|(_, f)| f.back().copied()).map(|(addr, _)| *addr);
             if let Some(addr) = oldest {
                 table.remove(&addr);
             }
@@ -160,11 +151,7 @@ impl Drop for AddrSlot {
 
 impl ConnectionsPerAddr {
     pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            open: Mutex::new(HashMap::new()),
-            logged: Mutex::new(HashMap::new()),
-        }
+        Self { max, open: Mutex::new(HashMap::new()), logged: Mutex::new(HashMap::new()) }
     }
 
     /// A slot for one more connection from `addr`, or `None` if it has `max` open already.
@@ -175,10 +162,7 @@ impl ConnectionsPerAddr {
             return None;
         }
         open.insert(addr, n + 1);
-        Some(AddrSlot {
-            owner: self.clone(),
-            addr,
-        })
+        Some(AddrSlot { owner: self.clone(), addr })
     }
 
     /// Whether an over-cap refusal of `addr` should be logged now (once per minute at most).
@@ -231,11 +215,7 @@ mod tests {
         kf.record(a, t0 + 20 * S);
         // Blocked until the first failure leaves the window.
         assert_eq!(kf.blocked(a, t0 + 21 * S), Some(39 * S));
-        assert_eq!(
-            kf.blocked(b, t0 + 21 * S),
-            None,
-            "other addresses are not slowed"
-        );
+        assert_eq!(kf.blocked(b, t0 + 21 * S), None, "other addresses are not slowed");
         assert_eq!(kf.blocked(a, t0 + 60 * S), None);
         // A fourth failure while at the limit keeps it blocked until the second one expires.
         kf.record(a, t0 + 59 * S);
@@ -257,10 +237,7 @@ mod tests {
     fn the_table_is_capped_and_evicts_the_oldest() {
         let t0 = Instant::now();
         let kf = KeyFailures::new(1, 60 * S, 3);
-        for (i, ip) in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
-            .iter()
-            .enumerate()
-        {
+        for (i, ip) in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().enumerate() {
             kf.record(addr(ip), t0 + (i as u32) * S);
         }
         assert_eq!(kf.len(), 3);

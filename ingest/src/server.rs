@@ -32,17 +32,9 @@ pub(crate) struct Context<G> {
 
 impl<G> Context<G> {
     pub fn new(gate: Arc<G>, limits: Arc<Limits>, stats: Arc<IngestStats>) -> Self {
-        let key_failures = KeyFailures::new(
-            limits.bad_key_max_failures,
-            limits.bad_key_window,
-            limits.bad_key_max_addresses,
-        );
-        Self {
-            gate,
-            limits,
-            stats,
-            key_failures,
-        }
+        let key_failures =
+            KeyFailures::new(limits.bad_key_max_failures, limits.bad_key_window, limits.bad_key_max_addresses);
+        Self { gate, limits, stats, key_failures }
     }
 }
 
@@ -56,30 +48,16 @@ pub struct Server<G> {
 
 impl<G> Clone for Server<G> {
     fn clone(&self) -> Self {
-        Self {
-            context: self.context.clone(),
-            permits: self.permits.clone(),
-            per_addr: self.per_addr.clone(),
-        }
+        Self { context: self.context.clone(), permits: self.permits.clone(), per_addr: self.per_addr.clone() }
     }
 }
 
 impl<G: PublishGate> Server<G> {
     pub fn new(gate: Arc<G>, limits: Limits) -> Self {
-        let permits = Arc::new(Semaphore::new(
-            limits.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
+        let permits = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
         let per_addr = Arc::new(ConnectionsPerAddr::new(limits.max_connections_per_ip));
-        let context = Arc::new(Context::new(
-            gate,
-            Arc::new(limits),
-            Arc::new(IngestStats::new()),
-        ));
-        Self {
-            context,
-            permits,
-            per_addr,
-        }
+        let context = Arc::new(Context::new(gate, Arc::new(limits), Arc::new(IngestStats::new())));
+        Self { context, permits, per_addr }
     }
 
     /// The server-wide counters; keep the `Arc` and call [`IngestStats::snapshot`].
@@ -95,22 +73,11 @@ impl<G: PublishGate> Server<G> {
 
     /// As [`Server::serve`], for RTMPS: every connection is TLS first. The TLS handshake counts
     /// against `Limits::handshake_timeout`, together with the RTMP handshake.
-    pub async fn serve_tls(
-        self,
-        listener: TcpListener,
-        tls: Arc<ServerConfig>,
-        shutdown: CancellationToken,
-    ) {
-        self.accept_loop(listener, Some(TlsAcceptor::from(tls)), shutdown)
-            .await
+    pub async fn serve_tls(self, listener: TcpListener, tls: Arc<ServerConfig>, shutdown: CancellationToken) {
+        self.accept_loop(listener, Some(TlsAcceptor::from(tls)), shutdown).await
     }
 
-    async fn accept_loop(
-        self,
-        listener: TcpListener,
-        tls: Option<TlsAcceptor>,
-        shutdown: CancellationToken,
-    ) {
+    async fn accept_loop(self, listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) {
         let scheme = if tls.is_some() { "RTMPS" } else { "RTMP" };
         let mut connections = JoinSet::new();
         loop {
@@ -132,10 +99,7 @@ impl<G: PublishGate> Server<G> {
             }
         }
         drop(listener);
-        info!(
-            open = connections.len(),
-            "{scheme} server stopping; closing connections"
-        );
+        info!(open = connections.len(), "{scheme} server stopping; closing connections");
         while connections.join_next().await.is_some() {}
     }
 
@@ -166,19 +130,8 @@ impl<G: PublishGate> Server<G> {
             return None;
         };
         stats.connection_opened();
-        let held = Held {
-            _permit: permit,
-            _slot: slot,
-            stats: stats.clone(),
-        };
-        Some(supervise(
-            socket,
-            peer,
-            self.context.clone(),
-            shutdown.clone(),
-            tls,
-            held,
-        ))
+        let held = Held { _permit: permit, _slot: slot, stats: stats.clone() };
+        Some(supervise(socket, peer, self.context.clone(), shutdown.clone(), tls, held))
     }
 }
 
@@ -198,12 +151,7 @@ impl Drop for Held {
 /// Accepts RTMP publishers on `listener` until `shutdown` is cancelled, then closes every
 /// connection and returns once they are gone. Shorthand for [`Server::new`] + [`Server::serve`],
 /// for a single listener whose counters nobody reads.
-pub async fn serve<G: PublishGate>(
-    listener: TcpListener,
-    gate: Arc<G>,
-    limits: Limits,
-    shutdown: CancellationToken,
-) {
+pub async fn serve<G: PublishGate>(listener: TcpListener, gate: Arc<G>, limits: Limits, shutdown: CancellationToken) {
     Server::new(gate, limits).serve(listener, shutdown).await
 }
 
@@ -215,9 +163,7 @@ pub async fn serve_tls<G: PublishGate>(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    Server::new(gate, limits)
-        .serve_tls(listener, tls, shutdown)
-        .await
+    Server::new(gate, limits).serve_tls(listener, tls, shutdown).await
 }
 
 /// Runs one connection on its own task, so that a panic in it (rml_rtmp is known to panic on
@@ -235,9 +181,7 @@ async fn supervise<G: PublishGate>(
         warn!(%peer, %error, "could not set TCP_NODELAY");
     }
     let span = info_span!("rtmp", %peer, tls = tls.is_some(), stream = tracing::field::Empty);
-    let task = tokio::spawn(
-        connection::handle(socket, peer, context, shutdown, tls).instrument(span.clone()),
-    );
+    let task = tokio::spawn(connection::handle(socket, peer, context, shutdown, tls).instrument(span.clone()));
     if let Err(join_error) = task.await {
         // The panic message itself went to stderr through the panic hook; it is not repeated here
         // because a sink's panic message could carry anything.

@@ -86,11 +86,7 @@ impl PublishStats {
         match self.recent_bps.load(Relaxed) {
             u64::MAX => {
                 let elapsed = self.started.elapsed().as_secs_f64();
-                if elapsed <= 0.0 {
-                    0
-                } else {
-                    (self.bytes_in.load(Relaxed) as f64 * 8.0 / elapsed) as u64
-                }
+                if elapsed <= 0.0 { 0 } else { (self.bytes_in.load(Relaxed) as f64 * 8.0 / elapsed) as u64 }
             }
             bps => bps,
         }
@@ -156,10 +152,7 @@ pub(crate) struct BitrateSampler {
 
 impl BitrateSampler {
     pub(crate) fn new(stats: &PublishStats) -> Self {
-        Self {
-            since: Instant::now(),
-            bytes_then: stats.bytes_in(),
-        }
+        Self { since: Instant::now(), bytes_then: stats.bytes_in() }
     }
 
     pub(crate) fn tick(&mut self, stats: &PublishStats) {
@@ -298,16 +291,10 @@ mod tests {
         s.drop_tag();
         let snap = s.snapshot();
         assert_eq!(snap.bytes_in, 1000);
-        assert_eq!(
-            (snap.video_frames, snap.audio_frames, snap.keyframes),
-            (2, 1, 2)
-        );
+        assert_eq!((snap.video_frames, snap.audio_frames, snap.keyframes), (2, 1, 2));
         assert_eq!(snap.last_keyframe_interval_ms, Some(2000));
         assert_eq!((snap.timestamp_discontinuities, snap.dropped), (1, 1));
-        assert!(
-            snap.bitrate_bps > 0,
-            "average since start before the first sample"
-        );
+        assert!(snap.bitrate_bps > 0, "average since start before the first sample");
         s.set_recent_bps(12_345);
         assert_eq!(s.bitrate_bps(), 12_345);
     }

@@ -63,14 +63,8 @@ impl Timeline {
             tolerance_ms: BACKWARD_TOLERANCE.as_millis() as i64,
             offset: 0,
             tracks: [
-                TrackState {
-                    last_out: None,
-                    frame_ms: DEFAULT_VIDEO_FRAME_MS,
-                },
-                TrackState {
-                    last_out: None,
-                    frame_ms: DEFAULT_AUDIO_FRAME_MS,
-                },
+                TrackState { last_out: None, frame_ms: DEFAULT_VIDEO_FRAME_MS },
+                TrackState { last_out: None, frame_ms: DEFAULT_AUDIO_FRAME_MS },
             ],
         }
     }
@@ -101,10 +95,7 @@ impl Timeline {
                 };
                 if forward || backward {
                     let target = own.last_out.map_or(head, |last| last + own.frame_ms);
-                    discontinuity = Some(Discontinuity {
-                        track,
-                        jump_ms: candidate - own.last_out.unwrap_or(head),
-                    });
+                    discontinuity = Some(Discontinuity { track, jump_ms: candidate - own.last_out.unwrap_or(head) });
                     self.offset = target - raw;
                     target
                 } else {
@@ -179,12 +170,7 @@ mod tests {
             head = head.max(o);
         }
         for track in [Video, Audio] {
-            let ts: Vec<u32> = tags
-                .iter()
-                .zip(out)
-                .filter(|((t, _), _)| *t == track)
-                .map(|(_, &o)| o)
-                .collect();
+            let ts: Vec<u32> = tags.iter().zip(out).filter(|((t, _), _)| *t == track).map(|(_, &o)| o).collect();
             for w in ts.windows(2) {
                 assert!(w[1] >= w[0], "{track:?} went backwards: {w:?}");
                 if let Some(max) = max_step {
@@ -212,10 +198,7 @@ mod tests {
         tags.extend(av(5 * HOUR, 2000));
         tags.extend(av(1000, 2000));
         let (out, jumps) = run(&mut timeline(), &tags);
-        assert_eq!(
-            jumps, 2,
-            "one re-base per jump: the other track follows the shared offset"
-        );
+        assert_eq!(jumps, 2, "one re-base per jump: the other track follows the shared offset");
         assert_sane(&tags, &out, Some(100));
         let last = *out.last().expect("tags");
         assert!((5900..=6100).contains(&last), "about 6 s of media: {last}");
@@ -250,12 +233,7 @@ mod tests {
 
     #[test]
     fn a_first_tag_far_from_the_other_track_is_rebased() {
-        let tags = [
-            (Video, 0),
-            (Video, 33),
-            (Audio, 3 * HOUR),
-            (Audio, 3 * HOUR + 23),
-        ];
+        let tags = [(Video, 0), (Video, 33), (Audio, 3 * HOUR), (Audio, 3 * HOUR + 23)];
         let (out, jumps) = run(&mut timeline(), &tags);
         assert_eq!((out, jumps), (vec![0, 33, 33, 56], 1));
         // But a track starting a second or two off its partner keeps its place (A/V sync).
@@ -267,17 +245,11 @@ mod tests {
     #[test]
     fn the_32_bit_wrap_is_a_continuation() {
         let start = u32::MAX - 500;
-        let tags: Vec<(Track, u32)> = (0..40u32)
-            .map(|i| (Video, start.wrapping_add(i * 33)))
-            .collect();
+        let tags: Vec<(Track, u32)> = (0..40u32).map(|i| (Video, start.wrapping_add(i * 33))).collect();
         let (out, jumps) = run(&mut timeline(), &tags);
         assert_eq!(jumps, 1);
         assert_sane(&tags, &out, Some(33));
-        assert_eq!(
-            (out[0], out[39]),
-            (0, 39 * 33),
-            "a late start is moved to 0"
-        );
+        assert_eq!((out[0], out[39]), (0, 39 * 33), "a late start is moved to 0");
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub enum TlsError {
     #[error("generating a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// A TLS server configuration for RTMPS from a PEM certificate chain (leaf first) and a PEM
@@ -38,10 +35,7 @@ pub fn load_tls_config(
     let (cert_path, key_path) = (cert_pem_path.as_ref(), key_pem_path.as_ref());
     let pem_error = |path: &Path| {
         let path = path.to_owned();
-        move |e: rustls::pki_types::pem::Error| TlsError::Pem {
-            path,
-            message: e.to_string(),
-        }
+        move |e: rustls::pki_types::pem::Error| TlsError::Pem { path, message: e.to_string() }
     };
     let certs = CertificateDer::pem_file_iter(cert_path)
         .map_err(pem_error(cert_path))?
@@ -68,17 +62,10 @@ pub fn generate_self_signed(
     key_path: impl AsRef<Path>,
     hostnames: &[String],
 ) -> Result<(), TlsError> {
-    let names = if hostnames.is_empty() {
-        vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
-    } else {
-        hostnames.to_vec()
-    };
+    let names =
+        if hostnames.is_empty() { vec!["localhost".to_owned(), "127.0.0.1".to_owned()] } else { hostnames.to_vec() };
     let certified = rcgen::generate_simple_self_signed(names)?;
-    write_file(
-        key_path.as_ref(),
-        &certified.signing_key.serialize_pem(),
-        true,
-    )?;
+    write_file(key_path.as_ref(), &certified.signing_key.serialize_pem(), true)?;
     write_file(cert_path.as_ref(), &certified.cert.pem(), false)?;
     Ok(())
 }
@@ -101,10 +88,7 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), TlsError
         file.write_all(contents.as_bytes())?;
         file.sync_all()
     };
-    write().map_err(|source| TlsError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    write().map_err(|source| TlsError::Write { path: path.to_owned(), source })
 }
 
 #[cfg(test)]
@@ -114,10 +98,7 @@ mod tests {
     #[test]
     fn a_generated_certificate_loads() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (cert, key) = (
-            dir.path().join("tls/cert.pem"),
-            dir.path().join("tls/key.pem"),
-        );
+        let (cert, key) = (dir.path().join("tls/cert.pem"), dir.path().join("tls/key.pem"));
         generate_self_signed(&cert, &key, &["example.test".to_owned()]).expect("generate");
         load_tls_config(&cert, &key).expect("load");
         #[cfg(unix)]
@@ -134,21 +115,9 @@ mod tests {
         let p = |name: &str| dir.path().join(name);
         generate_self_signed(p("a.crt"), p("a.key"), &[]).expect("a");
         generate_self_signed(p("b.crt"), p("b.key"), &[]).expect("b");
-        assert!(matches!(
-            load_tls_config(p("a.crt"), p("b.key")),
-            Err(TlsError::Rustls(_))
-        ));
-        assert!(matches!(
-            load_tls_config(p("none.crt"), p("a.key")),
-            Err(TlsError::Pem { .. })
-        ));
-        assert!(matches!(
-            load_tls_config(p("a.key"), p("a.key")),
-            Err(TlsError::NoCertificate(_))
-        ));
-        assert!(matches!(
-            load_tls_config(p("a.crt"), p("a.crt")),
-            Err(TlsError::Pem { .. })
-        ));
+        assert!(matches!(load_tls_config(p("a.crt"), p("b.key")), Err(TlsError::Rustls(_))));
+        assert!(matches!(load_tls_config(p("none.crt"), p("a.key")), Err(TlsError::Pem { .. })));
+        assert!(matches!(load_tls_config(p("a.key"), p("a.key")), Err(TlsError::NoCertificate(_))));
+        assert!(matches!(load_tls_config(p("a.crt"), p("a.crt")), Err(TlsError::Pem { .. })));
     }
 }

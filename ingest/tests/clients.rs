@@ -31,41 +31,21 @@ fn assert_clean_publish(recs: &[Rec]) {
     let audio = audio_bodies(recs);
     assert!(video.len() >= 30, "video tags: {}", video.len());
     assert!(audio.len() >= 30, "audio tags: {}", audio.len());
-    assert_eq!(
-        &video[0][..2],
-        &[0x17, 0x00],
-        "first video tag is the AVC sequence header"
-    );
-    assert_eq!(
-        &audio[0][..2],
-        &[0xAF, 0x00],
-        "first audio tag is the AAC sequence header"
-    );
+    assert_eq!(&video[0][..2], &[0x17, 0x00], "first video tag is the AVC sequence header");
+    assert_eq!(&audio[0][..2], &[0xAF, 0x00], "first audio tag is the AAC sequence header");
     assert_eq!(ends(recs), vec![EndReason::Unpublished]);
-    assert!(
-        matches!(recs.last(), Some(Rec::End(..))),
-        "nothing after end: {:?}",
-        summary(recs)
-    );
+    assert!(matches!(recs.last(), Some(Rec::End(..))), "nothing after end: {:?}", summary(recs));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_h264_and_aac() {
     let mut server = TestServer::start(Limits::default()).await;
-    let exit = ffmpeg(&ffmpeg_publish_args(
-        &server.url(&good_key("ff")),
-        "2",
-        true,
-        H264,
-    ))
-    .await;
+    let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key("ff")), "2", true, H264)).await;
     assert!(exit.success, "ffmpeg failed: {}", exit.output);
     let recs = server.wait_for_end("ff").await;
     assert_clean_publish(&recs);
     // B-frames arrive untouched: some AVC NALU tags carry a non-zero composition time.
-    let reordered = video_bodies(&recs)
-        .iter()
-        .any(|v| v[1] == 1 && v[2..5] != [0, 0, 0]);
+    let reordered = video_bodies(&recs).iter().any(|v| v[1] == 1 && v[2..5] != [0, 0, 0]);
     assert!(reordered, "expected composition-time offsets from B-frames");
     // The counters the gate was handed: 2 s at 30 fps with a keyframe every 30 frames.
     let stats = server.publish_stats("ff").snapshot();
@@ -83,11 +63,7 @@ async fn ffmpeg_publishes_h264_and_aac() {
         .sum();
     assert!(stats.bytes_in > media_bytes as u64, "{stats:?}");
     assert!(stats.bitrate_bps > 50_000, "{stats:?}");
-    server
-        .wait_for_stats(|s| {
-            s.publishes_accepted == 1 && s.publishes_active == 0 && s.connections_open == 0
-        })
-        .await;
+    server.wait_for_stats(|s| s.publishes_accepted == 1 && s.publishes_active == 0 && s.connections_open == 0).await;
     let all = server.stop().await;
     assert_eq!(ends(&all["ff"]).len(), 1, "end is called exactly once");
 }
@@ -95,54 +71,25 @@ async fn ffmpeg_publishes_h264_and_aac() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_with_a_wrong_key_is_refused_with_words_and_fails_fast() {
     let mut server = TestServer::start(Limits::default()).await;
-    let exit = ffmpeg(&ffmpeg_publish_args(
-        &server.url("wrong-S3CR3T"),
-        "2",
-        false,
-        H264,
-    ))
-    .await;
+    let exit = ffmpeg(&ffmpeg_publish_args(&server.url("wrong-S3CR3T"), "2", false, H264)).await;
     assert!(!exit.success, "ffmpeg must fail");
-    assert!(
-        exit.output.contains("invalid stream key"),
-        "ffmpeg shows our reason: {}",
-        exit.output
-    );
+    assert!(exit.output.contains("invalid stream key"), "ffmpeg shows our reason: {}", exit.output);
     let refused_at = match server.wait_until("refused", |r| !r.is_empty()).await[0] {
         Rec::Refused(at) => at,
         ref other => panic!("unexpected {other:?}"),
     };
     let to_exit = exit.at.duration_since(refused_at);
-    assert!(
-        to_exit < Duration::from_millis(500),
-        "ffmpeg exited {to_exit:?} after the refusal"
-    );
-    assert!(
-        !server.stop().await.keys().any(|k| k != "refused"),
-        "no publish started"
-    );
+    assert!(to_exit < Duration::from_millis(500), "ffmpeg exited {to_exit:?} after the refusal");
+    assert!(!server.stop().await.keys().any(|k| k != "refused"), "no publish started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_with_a_non_h264_codec_is_refused() {
     let mut server = TestServer::start(Limits::default()).await;
-    let exit = ffmpeg(&ffmpeg_publish_args(
-        &server.url(&good_key("flv1")),
-        "3",
-        true,
-        &["-c:v", "flv"],
-    ))
-    .await;
-    assert!(
-        !exit.success,
-        "ffmpeg must fail once we close: {}",
-        exit.output
-    );
+    let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key("flv1")), "3", true, &["-c:v", "flv"])).await;
+    assert!(!exit.success, "ffmpeg must fail once we close: {}", exit.output);
     let recs = server.wait_for_end("flv1").await;
-    assert!(
-        video_bodies(&recs).is_empty(),
-        "no Sorenson tag reaches the sink"
-    );
+    assert!(video_bodies(&recs).is_empty(), "no Sorenson tag reaches the sink");
     match ends(&recs).as_slice() {
         [EndReason::Failed(why)] => assert!(why.contains("codec id 2"), "reason: {why}"),
         other => panic!("expected one Failed end, got {other:?}"),
@@ -154,21 +101,8 @@ async fn ffmpeg_with_a_non_h264_codec_is_refused() {
 async fn ffmpeg_cannot_play() {
     let server = TestServer::start(Limits::default()).await;
     let url = server.url(&good_key("play"));
-    let exit = run(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-nostdin",
-            "-rw_timeout",
-            "5000000",
-            "-i",
-            &url,
-            "-f",
-            "null",
-            "-",
-        ],
-    )
-    .await;
+    let exit =
+        run("ffmpeg", &["-hide_banner", "-nostdin", "-rw_timeout", "5000000", "-i", &url, "-f", "null", "-"]).await;
     assert!(!exit.success, "playing must fail: {}", exit.output);
     assert!(server.stop().await.is_empty(), "the gate was never asked");
 }
@@ -203,11 +137,7 @@ async fn gstreamer_with_a_wrong_key_errors() {
     let mut server = TestServer::start(Limits::default()).await;
     let exit = gst(&server.url("wrong-S3CR3T")).await;
     assert!(!exit.success, "gst-launch must fail: {}", exit.output);
-    assert!(
-        exit.output.contains("ERROR"),
-        "gst-launch reports an error: {}",
-        exit.output
-    );
+    assert!(exit.output.contains("ERROR"), "gst-launch reports an error: {}", exit.output);
     server.wait_until("refused", |r| !r.is_empty()).await;
     server.stop().await;
 }
@@ -216,29 +146,16 @@ async fn gstreamer_with_a_wrong_key_errors() {
 async fn kick_closes_the_connection_at_once() {
     let mut server = TestServer::start(Limits::default()).await;
     let args = ffmpeg_publish_args(&server.url(&good_key("kicked")), "30", true, H264);
-    let child = command(
-        "ffmpeg",
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .spawn()
-    .expect("spawn ffmpeg");
-    server
-        .wait_until("kicked", |r| video_bodies(r).len() >= 5)
-        .await;
+    let child = command("ffmpeg", &args.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn ffmpeg");
+    server.wait_until("kicked", |r| video_bodies(r).len() >= 5).await;
     let kicked_at = tokio::time::Instant::now();
     server.kick("kicked");
     let recs = server.wait_for_end("kicked").await;
     assert_eq!(ends(&recs), vec![EndReason::Kicked]);
-    assert!(
-        end_time(&recs).duration_since(kicked_at) < Duration::from_millis(100),
-        "end follows the kick at once"
-    );
+    assert!(end_time(&recs).duration_since(kicked_at) < Duration::from_millis(100), "end follows the kick at once");
     let exit = finish(child).await;
     assert!(!exit.success, "ffmpeg notices the closed connection");
-    assert!(
-        exit.at.duration_since(kicked_at) < Duration::from_secs(5),
-        "and exits soon"
-    );
+    assert!(exit.at.duration_since(kicked_at) < Duration::from_secs(5), "and exits soon");
     server.stop().await;
 }
 
@@ -247,46 +164,21 @@ async fn a_panicking_sink_ends_only_its_own_connection() {
     let mut server = TestServer::start(Limits::default()).await;
     let good = ffmpeg_publish_args(&server.url(&good_key("calm")), "3", true, H264);
     let bad = ffmpeg_publish_args(&server.url(&panic_key("boom")), "3", true, H264);
-    let calm = command(
-        "ffmpeg",
-        &good.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .spawn()
-    .expect("spawn");
-    server
-        .wait_until("calm", |r| !video_bodies(r).is_empty())
-        .await;
-    let boom = command(
-        "ffmpeg",
-        &bad.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .spawn()
-    .expect("spawn");
+    let calm = command("ffmpeg", &good.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn");
+    server.wait_until("calm", |r| !video_bodies(r).is_empty()).await;
+    let boom = command("ffmpeg", &bad.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn");
 
     let boom_recs = server.wait_for_end("boom").await;
-    assert_eq!(
-        ends(&boom_recs),
-        vec![EndReason::Failed("connection panicked".to_owned())]
-    );
+    assert_eq!(ends(&boom_recs), vec![EndReason::Failed("connection panicked".to_owned())]);
     let calm_before = video_bodies(&server.wait_until("calm", |_| true).await).len();
-    assert!(
-        !finish(boom).await.success,
-        "the panicking connection was closed"
-    );
+    assert!(!finish(boom).await.success, "the panicking connection was closed");
 
     let calm_exit = finish(calm).await;
-    assert!(
-        calm_exit.success,
-        "the other publish continued: {}",
-        calm_exit.output
-    );
+    assert!(calm_exit.success, "the other publish continued: {}", calm_exit.output);
     let calm_recs = server.wait_for_end("calm").await;
     assert_clean_publish(&calm_recs);
     let calm_after = video_bodies(&calm_recs).len();
-    assert!(
-        calm_after > calm_before + 10,
-        "video kept flowing after the panic: {calm_before} -> {calm_after}"
-    );
+    assert!(calm_after > calm_before + 10, "video kept flowing after the panic: {calm_before} -> {calm_after}");
     server.stop().await;
 }
 
@@ -294,23 +186,10 @@ async fn a_panicking_sink_ends_only_its_own_connection() {
 async fn shutdown_closes_live_publishes_and_serve_returns() {
     let mut server = TestServer::start(Limits::default()).await;
     let args = ffmpeg_publish_args(&server.url(&good_key("live")), "30", true, H264);
-    let child = command(
-        "ffmpeg",
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .spawn()
-    .expect("spawn ffmpeg");
-    server
-        .wait_until("live", |r| !video_bodies(r).is_empty())
-        .await;
+    let child = command("ffmpeg", &args.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn ffmpeg");
+    server.wait_until("live", |r| !video_bodies(r).is_empty()).await;
     // `stop` waits for `serve` to return, which it does only once every connection is closed.
     let all = server.stop().await;
-    assert_eq!(
-        ends(&all["live"]),
-        vec![EndReason::Failed("server shutting down".to_owned())]
-    );
-    assert!(
-        !finish(child).await.success,
-        "ffmpeg notices the closed connection"
-    );
+    assert_eq!(ends(&all["live"]), vec![EndReason::Failed("server shutting down".to_owned())]);
+    assert!(!finish(child).await.success, "ffmpeg notices the closed connection");
 }

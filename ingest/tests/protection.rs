@@ -20,44 +20,21 @@ fn media(recs: &[Rec], video: bool) -> Vec<u32> {
 }
 
 fn refusals(server_recs: &[Rec]) -> usize {
-    server_recs
-        .iter()
-        .filter(|r| matches!(r, Rec::Refused(_)))
-        .count()
+    server_recs.iter().filter(|r| matches!(r, Rec::Refused(_))).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_keys_from_one_address_are_rate_limited_and_others_are_not() {
-    let mut server = TestServer::start(Limits {
-        bad_key_max_failures: 3,
-        ..Limits::default()
-    })
-    .await;
+    let mut server = TestServer::start(Limits { bad_key_max_failures: 3, ..Limits::default() }).await;
     for _ in 0..3 {
-        let exit = ffmpeg(&ffmpeg_publish_args(
-            &server.url("wrong-S3CR3T"),
-            "1",
-            false,
-            H264,
-        ))
-        .await;
-        assert!(
-            exit.output.contains("invalid stream key"),
-            "{}",
-            exit.output
-        );
+        let exit = ffmpeg(&ffmpeg_publish_args(&server.url("wrong-S3CR3T"), "1", false, H264)).await;
+        assert!(exit.output.contains("invalid stream key"), "{}", exit.output);
     }
     server.wait_until("refused", |r| refusals(r) == 3).await;
 
     // The next attempt from 127.0.0.1, even with a valid key, is refused before the gate.
     let started = Instant::now();
-    let exit = ffmpeg(&ffmpeg_publish_args(
-        &server.url(&good_key("blocked")),
-        "1",
-        false,
-        H264,
-    ))
-    .await;
+    let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key("blocked")), "1", false, H264)).await;
     assert!(!exit.success, "ffmpeg must fail: {}", exit.output);
     let reason = "too many invalid stream keys from this address; retry in ";
     let retry: u64 = exit
@@ -66,27 +43,16 @@ async fn invalid_keys_from_one_address_are_rate_limited_and_others_are_not() {
         .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("ffmpeg shows why and when to retry: {}", exit.output));
     assert!((50..=60).contains(&retry), "retry in {retry} s");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "refused at once"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
 
     // 127.0.0.2 is not slowed: a wrong key is asked about, a good one publishes.
-    let other = try_handshake(connect_from(server.addr, "127.0.0.2").await)
-        .await
-        .expect("handshake");
+    let other = try_handshake(connect_from(server.addr, "127.0.0.2").await).await.expect("handshake");
     let refused = RawPublisher::publish(other, "wrong-S3CR3T").await.err();
     assert_eq!(refused.as_deref(), Some("invalid stream key"));
-    let other = try_handshake(connect_from(server.addr, "127.0.0.2").await)
-        .await
-        .expect("handshake");
-    let mut publisher = RawPublisher::publish(other, &good_key("other"))
-        .await
-        .expect("127.0.0.2 publishes");
+    let other = try_handshake(connect_from(server.addr, "127.0.0.2").await).await.expect("handshake");
+    let mut publisher = RawPublisher::publish(other, &good_key("other")).await.expect("127.0.0.2 publishes");
     publisher.video(0, AVC_HEADER).await.expect("send");
-    server
-        .wait_until("other", |r| !media(r, true).is_empty())
-        .await;
+    server.wait_until("other", |r| !media(r, true).is_empty()).await;
 
     let stats = server.stats.snapshot();
     assert_eq!(stats.refused_bad_key, 4);
@@ -94,55 +60,35 @@ async fn invalid_keys_from_one_address_are_rate_limited_and_others_are_not() {
     assert_eq!(stats.publishes_accepted, 1);
     drop(publisher);
     let all = server.stop().await;
-    assert_eq!(
-        refusals(&all["refused"]),
-        4,
-        "the gate was not asked while blocked"
-    );
+    assert_eq!(refusals(&all["refused"]), 4, "the gate was not asked while blocked");
     assert!(!all.contains_key("blocked"));
 }
 
 #[tokio::test]
 async fn connections_over_the_per_address_cap_are_closed_at_once() {
-    let server = TestServer::start(Limits {
-        max_connections_per_ip: 2,
-        ..Limits::default()
-    })
-    .await;
+    let server = TestServer::start(Limits { max_connections_per_ip: 2, ..Limits::default() }).await;
     let first = handshaken(server.addr).await;
     let _second = handshaken(server.addr).await;
     let mut third = connect_from(server.addr, "127.0.0.1").await;
     let connected = Instant::now();
     assert!(closed_by_server(&mut third).await - connected < Duration::from_secs(1));
     // Another address still gets in.
-    let _other = try_handshake(connect_from(server.addr, "127.0.0.2").await)
-        .await
-        .expect("127.0.0.2 is under its own cap");
-    server
-        .wait_for_stats(|s| s.connections_rejected_per_ip_cap == 1 && s.connections_open == 3)
-        .await;
+    let _other =
+        try_handshake(connect_from(server.addr, "127.0.0.2").await).await.expect("127.0.0.2 is under its own cap");
+    server.wait_for_stats(|s| s.connections_rejected_per_ip_cap == 1 && s.connections_open == 3).await;
     // Closing one frees its place.
     drop(first);
     server.wait_for_stats(|s| s.connections_open == 2).await;
-    try_handshake(connect_from(server.addr, "127.0.0.1").await)
-        .await
-        .expect("a freed place is usable");
+    try_handshake(connect_from(server.addr, "127.0.0.1").await).await.expect("a freed place is usable");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_publish_without_a_keyframe_is_ended() {
-    let mut server = TestServer::start(Limits {
-        first_keyframe_timeout: Duration::from_millis(800),
-        ..Limits::default()
-    })
-    .await;
-    let mut never = RawPublisher::publish(handshaken(server.addr).await, &good_key("nokey"))
-        .await
-        .expect("publish");
-    let mut keyed = RawPublisher::publish(handshaken(server.addr).await, &good_key("keyed"))
-        .await
-        .expect("publish");
+    let mut server =
+        TestServer::start(Limits { first_keyframe_timeout: Duration::from_millis(800), ..Limits::default() }).await;
+    let mut never = RawPublisher::publish(handshaken(server.addr).await, &good_key("nokey")).await.expect("publish");
+    let mut keyed = RawPublisher::publish(handshaken(server.addr).await, &good_key("keyed")).await.expect("publish");
     let accepted = Instant::now();
     never.video(0, AVC_HEADER).await.expect("send");
     keyed.video(0, AVC_HEADER).await.expect("send");
@@ -152,10 +98,7 @@ async fn a_publish_without_a_keyframe_is_ended() {
         ts += 40;
         let _ = never.video(ts, AVC_INTER).await;
         let body = if ts == 400 { AVC_KEY } else { AVC_INTER };
-        keyed
-            .video(ts, body)
-            .await
-            .expect("the keyed publish goes on");
+        keyed.video(ts, body).await.expect("the keyed publish goes on");
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     let recs = server.wait_for_end("nokey").await;
@@ -164,10 +107,7 @@ async fn a_publish_without_a_keyframe_is_ended() {
         other => panic!("expected a Failed end, got {other:?}"),
     }
     let after = end_time(&recs).duration_since(accepted);
-    assert!(
-        after >= Duration::from_millis(700) && after < Duration::from_millis(1500),
-        "ended after {after:?}"
-    );
+    assert!(after >= Duration::from_millis(700) && after < Duration::from_millis(1500), "ended after {after:?}");
     assert!(!media(&recs, true).is_empty(), "video did flow until then");
     closed_by_server(&mut never.socket).await;
 
@@ -184,9 +124,7 @@ async fn a_publish_without_a_keyframe_is_ended() {
 #[tokio::test]
 async fn timestamps_jumping_by_hours_reach_the_sink_continuous() {
     let mut server = TestServer::start(Limits::default()).await;
-    let mut p = RawPublisher::publish(handshaken(server.addr).await, &good_key("clock"))
-        .await
-        .expect("publish");
+    let mut p = RawPublisher::publish(handshaken(server.addr).await, &good_key("clock")).await.expect("publish");
     p.video(0, AVC_HEADER).await.expect("send");
     p.audio(0, AAC_HEADER).await.expect("send");
     const HOUR: u32 = 3_600_000;
@@ -200,23 +138,14 @@ async fn timestamps_jumping_by_hours_reach_the_sink_continuous() {
             sent += 1;
         }
     }
-    let recs = server
-        .wait_until("clock", |r| {
-            media(r, true).len() == sent + 1 && media(r, false).len() == sent + 1
-        })
-        .await;
+    let recs =
+        server.wait_until("clock", |r| media(r, true).len() == sent + 1 && media(r, false).len() == sent + 1).await;
     for (video, ts) in [(true, media(&recs, true)), (false, media(&recs, false))] {
         for w in ts.windows(2) {
-            assert!(
-                w[0] <= w[1] && w[1] - w[0] <= 100,
-                "video={video}: step {w:?} in {ts:?}"
-            );
+            assert!(w[0] <= w[1] && w[1] - w[0] <= 100, "video={video}: step {w:?} in {ts:?}");
         }
         let last = *ts.last().expect("media");
-        assert!(
-            (2900..=3100).contains(&last),
-            "about 3 s of media in all: {last}"
-        );
+        assert!((2900..=3100).contains(&last), "about 3 s of media in all: {last}");
     }
     let stats = server.publish_stats("clock").snapshot();
     assert_eq!(stats.timestamp_discontinuities, 2);
@@ -224,10 +153,6 @@ async fn timestamps_jumping_by_hours_reach_the_sink_continuous() {
     assert_eq!(stats.audio_frames, sent as u64 + 1);
     assert_eq!(stats.keyframes, 3);
     assert_eq!(stats.dropped, 0);
-    assert!(
-        stats.bytes_in > 3000 + (sent as u64) * 16,
-        "bytes in: {}",
-        stats.bytes_in
-    );
+    assert!(stats.bytes_in > 3000 + (sent as u64) * 16, "bytes in: {}", stats.bytes_in);
     server.stop().await;
 }

@@ -28,16 +28,10 @@ fn short_limits() -> Limits {
 async fn garbage_instead_of_a_handshake_is_closed() {
     let server = TestServer::start(Limits::default()).await;
     let mut socket = TcpStream::connect(server.addr).await.expect("connect");
-    socket
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    socket.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
     let sent = Instant::now();
     let closed = closed_by_server(&mut socket).await;
-    assert!(
-        closed - sent < Duration::from_secs(1),
-        "closed at once, not by a timeout"
-    );
+    assert!(closed - sent < Duration::from_secs(1), "closed at once, not by a timeout");
     assert!(server.stop().await.is_empty());
 }
 
@@ -47,37 +41,21 @@ async fn a_silent_client_is_closed_after_the_handshake_timeout() {
     let mut socket = TcpStream::connect(server.addr).await.expect("connect");
     let connected = Instant::now();
     let waited = closed_by_server(&mut socket).await - connected;
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
-        "closed after {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(2), "closed after {waited:?}");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn silence_after_the_handshake_is_closed_after_the_read_timeout() {
-    let server = TestServer::start(Limits {
-        publish_timeout: Duration::from_secs(30),
-        ..short_limits()
-    })
-    .await;
+    let server = TestServer::start(Limits { publish_timeout: Duration::from_secs(30), ..short_limits() }).await;
     let mut socket = handshaken(server.addr).await;
     let handshaken_at = Instant::now();
     let waited = closed_by_server(&mut socket).await - handshaken_at;
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
-        "closed after {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(2), "closed after {waited:?}");
     server.stop().await;
 }
 
-fn command(
-    name: &str,
-    transaction: f64,
-    object: Amf0Value,
-    args: Vec<Amf0Value>,
-    stream: u32,
-) -> MessagePayload {
+fn command(name: &str, transaction: f64, object: Amf0Value, args: Vec<Amf0Value>, stream: u32) -> MessagePayload {
     RtmpMessage::Amf0Command {
         command_name: name.to_owned(),
         transaction_id: transaction,
@@ -89,10 +67,7 @@ fn command(
 }
 
 fn chunks(serializer: &mut ChunkSerializer, message: &MessagePayload) -> Vec<u8> {
-    serializer
-        .serialize(message, false, false)
-        .expect("chunks")
-        .bytes
+    serializer.serialize(message, false, false).expect("chunks").bytes
 }
 
 #[tokio::test]
@@ -104,17 +79,12 @@ async fn publish_and_media_before_connect_are_closed_cleanly() {
         "publish",
         5.0,
         Amf0Value::Null,
-        vec![
-            Amf0Value::Utf8String(good_key("early")),
-            Amf0Value::Utf8String("live".into()),
-        ],
+        vec![Amf0Value::Utf8String(good_key("early")), Amf0Value::Utf8String("live".into())],
         1,
     );
-    let video = RtmpMessage::VideoData {
-        data: Bytes::from_static(&[0x17, 0x00, 0, 0, 0]),
-    }
-    .into_message_payload(RtmpTimestamp::new(0), 1)
-    .expect("payload");
+    let video = RtmpMessage::VideoData { data: Bytes::from_static(&[0x17, 0x00, 0, 0, 0]) }
+        .into_message_payload(RtmpTimestamp::new(0), 1)
+        .expect("payload");
     let mut bytes = chunks(&mut s, &publish);
     bytes.extend(chunks(&mut s, &video));
     socket.write_all(&bytes).await.expect("write");
@@ -131,14 +101,8 @@ async fn publish_and_media_before_connect_are_closed_cleanly() {
     while socket.write_all(&chunks(&mut s, &ping)).await.is_ok() && start.elapsed() < PATIENCE {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "closed by the publish deadline"
-    );
-    assert!(
-        server.stop().await.is_empty(),
-        "the gate was never asked, no sink was made"
-    );
+    assert!(start.elapsed() < Duration::from_secs(3), "closed by the publish deadline");
+    assert!(server.stop().await.is_empty(), "the gate was never asked, no sink was made");
 }
 
 #[tokio::test]
@@ -146,9 +110,7 @@ async fn an_absurd_chunk_size_is_refused() {
     let server = TestServer::start(Limits::default()).await;
     let mut socket = handshaken(server.addr).await;
     let mut s = ChunkSerializer::new();
-    let packet = s
-        .set_max_chunk_size(0x7FFF_FFFF, RtmpTimestamp::new(0))
-        .expect("packet");
+    let packet = s.set_max_chunk_size(0x7FFF_FFFF, RtmpTimestamp::new(0)).expect("packet");
     socket.write_all(&packet.bytes).await.expect("write");
     let sent = Instant::now();
     assert!(closed_by_server(&mut socket).await - sent < Duration::from_secs(1));
@@ -160,10 +122,7 @@ async fn an_absurd_message_length_is_refused_from_its_header() {
     let server = TestServer::start(Limits::default()).await;
     let mut socket = handshaken(server.addr).await;
     // A type 0 chunk header announcing a 16 MiB - 1 video message, and no payload.
-    socket
-        .write_all(&[0x04, 0, 0, 0, 0xFF, 0xFF, 0xFE, 9, 1, 0, 0, 0])
-        .await
-        .expect("write");
+    socket.write_all(&[0x04, 0, 0, 0, 0xFF, 0xFF, 0xFE, 9, 1, 0, 0, 0]).await.expect("write");
     let sent = Instant::now();
     assert!(closed_by_server(&mut socket).await - sent < Duration::from_secs(1));
     server.stop().await;
@@ -171,11 +130,7 @@ async fn an_absurd_message_length_is_refused_from_its_header() {
 
 #[tokio::test]
 async fn connections_over_the_cap_are_closed_at_once() {
-    let server = TestServer::start(Limits {
-        max_connections: 1,
-        ..Limits::default()
-    })
-    .await;
+    let server = TestServer::start(Limits { max_connections: 1, ..Limits::default() }).await;
     let _first = handshaken(server.addr).await;
     let mut second = TcpStream::connect(server.addr).await.expect("connect");
     let connected = Instant::now();
@@ -197,7 +152,9 @@ async fn commands_sent_in_one_write_are_answered_in_order() {
         let n = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await.expect("read");
         assert!(n > 0, "closed during the handshake");
         match handshake.process_bytes(&buf[..n]).expect("handshake") {
-            HandshakeProcessResult::InProgress { response_bytes } => socket.write_all(&response_bytes).await.expect("write"),
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                socket.write_all(&response_bytes).await.expect("write")
+            }
             HandshakeProcessResult::Completed { response_bytes, .. } => break response_bytes,
         }
     };

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hawker_storage::Store;
 use gst::prelude::*;
+use hawker_storage::Store;
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
@@ -157,8 +157,7 @@ impl Packager {
 
     /// Like [`Packager::open`], with this stream's own settings instead of the defaults.
     pub async fn open_with(&self, playback_id: &str, config: &PackagerConfig) -> Result<StreamPackager, PackagerError> {
-        let rt = Handle::try_current()
-            .map_err(|_| PackagerError::Closed("open needs a tokio runtime".into()))?;
+        let rt = Handle::try_current().map_err(|_| PackagerError::Closed("open needs a tokio runtime".into()))?;
         let (segments, markers) = self.stored_playlist(playback_id).await?;
         if !segments.is_empty() {
             tracing::info!(playback_id, segments = segments.len(), "resuming stored playlists");
@@ -229,8 +228,7 @@ impl Packager {
         };
         let text = std::str::from_utf8(&object.bytes)
             .map_err(|_| PackagerError::Playlist("replay.m3u8 is not UTF-8".into()))?;
-        let segments = playlist::parse_media(text)
-            .map_err(|e| PackagerError::Playlist(format!("replay.m3u8: {e}")))?;
+        let segments = playlist::parse_media(text).map_err(|e| PackagerError::Playlist(format!("replay.m3u8: {e}")))?;
         Ok((segments, playlist::parse_markers(text)))
     }
 }
@@ -406,8 +404,7 @@ impl Batch {
                     }
                     return true;
                 }
-                timestamp_ms.wrapping_sub(self.first_ms) >= MAX_BATCH_MS
-                    || self.bytes.len() >= MAX_BATCH_BYTES
+                timestamp_ms.wrapping_sub(self.first_ms) >= MAX_BATCH_MS || self.bytes.len() >= MAX_BATCH_BYTES
             }
         }
     }
@@ -567,13 +564,7 @@ impl PublishFeed {
     }
 
     /// Returns why the publish cannot go on.
-    fn push_running(
-        &self,
-        running: &mut Running,
-        kind: TagKind,
-        timestamp_ms: u32,
-        data: &[u8],
-    ) -> Result<(), String> {
+    fn push_running(&self, running: &mut Running, kind: TagKind, timestamp_ms: u32, data: &[u8]) -> Result<(), String> {
         if kind == TagKind::Audio && !self.has_audio {
             // The FLV header said video-only; flvdemux would expose an unlinked pad.
             if !self.dropped_audio.swap(true, Ordering::Relaxed) {

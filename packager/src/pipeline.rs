@@ -24,8 +24,7 @@ use crate::writer::{Msg, StreamInfo};
 pub(crate) const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Elements a publish needs; checked at start-up so a publish cannot fail on a missing plugin.
-pub(crate) const ELEMENTS: [&str; 6] =
-    ["appsrc", "flvdemux", "h264parse", "aacparse", "isofmp4mux", "appsink"];
+pub(crate) const ELEMENTS: [&str; 6] = ["appsrc", "flvdemux", "h264parse", "aacparse", "isofmp4mux", "appsink"];
 
 /// Media each muxer sink pad may hold before it blocks flvdemux's thread. Non-live, a pad
 /// with the aggregator's default `latency` (0) is full with one buffer, and the muxer only
@@ -54,9 +53,7 @@ fn gst_err(what: &str, e: impl std::fmt::Display) -> PackagerError {
 }
 
 fn make(factory: &str) -> Result<gst::Element, PackagerError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| PackagerError::Gst(format!("creating {factory}: {e}")))
+    gst::ElementFactory::make(factory).build().map_err(|e| PackagerError::Gst(format!("creating {factory}: {e}")))
 }
 
 /// Builds and starts the pipeline of publish `publish`. `has_audio` decides whether an audio
@@ -99,11 +96,7 @@ pub(crate) fn start(
         let chunk = part.mul_f64(CHUNK_SHARE);
         mux.set_property("chunk-duration", u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX));
     }
-    let appsink = gst_app::AppSink::builder()
-        .sync(false)
-        .buffer_list(true)
-        .enable_last_sample(false)
-        .build();
+    let appsink = gst_app::AppSink::builder().sync(false).buffer_list(true).enable_last_sample(false).build();
 
     pipeline
         .add_many([appsrc.upcast_ref(), &demux, &mux, appsink.upcast_ref()])
@@ -128,13 +121,9 @@ pub(crate) fn start(
         }
     });
 
-    let mut segmenter =
-        Segmenter { publish, publish_wall, elapsed_ns: 0, chunked: part.is_some(), track: None, tx };
-    appsink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| segmenter.on_sample(sink))
-            .build(),
-    );
+    let mut segmenter = Segmenter { publish, publish_wall, elapsed_ns: 0, chunked: part.is_some(), track: None, tx };
+    appsink
+        .set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |sink| segmenter.on_sample(sink)).build());
 
     let (bus_tx, bus) = mpsc::unbounded_channel();
     let bus_handle = pipeline.bus().ok_or_else(|| PackagerError::Gst("pipeline has no bus".into()))?;
@@ -167,25 +156,16 @@ pub(crate) fn start(
 /// `{parser}` linked to a new muxer sink pad; returns the parser's sink and src pads.
 /// The parsers run on flvdemux's single thread (so the split probes on their src pads see
 /// audio and video in FLV order) and push straight into the muxer's pads (see `MUX_QUEUE`).
-fn branch(
-    pipeline: &gst::Pipeline,
-    mux: &gst::Element,
-    parser: &str,
-) -> Result<(gst::Pad, gst::Pad), PackagerError> {
+fn branch(pipeline: &gst::Pipeline, mux: &gst::Element, parser: &str) -> Result<(gst::Pad, gst::Pad), PackagerError> {
     let parse = make(parser)?;
     if parser == "h264parse" {
         // FLV carries SPS/PPS once; in-band copies make every segment decodable on its own.
         parse.set_property("config-interval", -1i32);
     }
     pipeline.add(&parse).map_err(|e| gst_err("adding branch", e))?;
-    let sink = mux
-        .request_pad_simple("sink_%u")
-        .ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
-    let pad = |name| {
-        parse
-            .static_pad(name)
-            .ok_or_else(|| PackagerError::Gst(format!("{parser} has no {name} pad")))
-    };
+    let sink =
+        mux.request_pad_simple("sink_%u").ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
+    let pad = |name| parse.static_pad(name).ok_or_else(|| PackagerError::Gst(format!("{parser} has no {name} pad")));
     let src = pad("src")?;
     src.link(&sink).map_err(|e| gst_err("linking parser to muxer", e))?;
     Ok((pad("sink")?, src))
@@ -325,8 +305,7 @@ fn concat(buffers: &[&gst::BufferRef]) -> Bytes {
 /// CODECS, RESOLUTION and FRAME-RATE from the caps on the muxer's sink pads.
 fn stream_info(sink: &gst_app::AppSink) -> StreamInfo {
     let mut info = StreamInfo { codecs: String::new(), resolution: None, frame_rate: None };
-    let Some(mux) = sink.static_pad("sink").and_then(|p| p.peer()).and_then(|p| p.parent_element())
-    else {
+    let Some(mux) = sink.static_pad("sink").and_then(|p| p.peer()).and_then(|p| p.parent_element()) else {
         return info;
     };
     let mut video = None;

@@ -157,13 +157,7 @@ pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u6
 
 /// TARGETDURATION over every segment, not just the window, so the live one never shrinks.
 pub(crate) fn target_secs(segments: &[Segment], min_target_secs: u64) -> u64 {
-    segments
-        .iter()
-        .map(|s| s.duration_ms.div_ceil(1000))
-        .max()
-        .unwrap_or(0)
-        .max(min_target_secs)
-        .max(1)
+    segments.iter().map(|s| s.duration_ms.div_ceil(1000)).max().unwrap_or(0).max(min_target_secs).max(1)
 }
 
 /// Renders a media playlist. With `low_latency` (live only): PART-INF, SERVER-CONTROL, the
@@ -268,11 +262,7 @@ pub(crate) fn render(view: &View<'_>) -> String {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init));
             *current_init = Some(s.init);
         }
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            s.pdt.to_rfc3339_opts(SecondsFormat::Millis, true)
-        );
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", s.pdt.to_rfc3339_opts(SecondsFormat::Millis, true));
         if parts {
             for (i, p) in s.parts.iter().enumerate() {
                 let _ = write!(out, "#EXT-X-PART:DURATION={},URI=\"{}\"", ms_str(p.duration_ms), part_uri(s.msn, i));
@@ -471,10 +461,7 @@ mod tests {
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{text}");
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
         // The first shown segment starts a discontinuity and names its init.
-        assert!(
-            text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"\n"),
-            "{text}"
-        );
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"\n"), "{text}");
         assert_eq!(text.matches("#EXTINF").count(), 2);
         assert!(!text.contains("seg000003.m4s"));
         assert!(!text.contains("ENDLIST"));
@@ -529,8 +516,7 @@ mod tests {
             let parsed = parse_media(&render_media(&segments, kind, 2)).expect("parses");
             assert_eq!(parsed, segments);
         }
-        let live = parse_media(&render_media(&segments, Kind::Live { window: 2, ended: false }, 2))
-            .expect("parses");
+        let live = parse_media(&render_media(&segments, Kind::Live { window: 2, ended: false }, 2)).expect("parses");
         assert_eq!(live, segments[4..]);
     }
 
@@ -547,7 +533,8 @@ mod tests {
     }
 
     fn with_parts(mut s: Segment, n: usize) -> Segment {
-        s.parts = (0..n).map(|i| Part { duration_ms: if i == n - 1 { 100 } else { 200 }, independent: i == 0 }).collect();
+        s.parts =
+            (0..n).map(|i| Part { duration_ms: if i == n - 1 { 100 } else { 200 }, independent: i == 0 }).collect();
         s
     }
 
@@ -575,29 +562,52 @@ mod tests {
         // Parts of the segments in the last three target durations (9 s) only: those that
         // overlap it (1..=5) and the open one.
         assert!(!text.contains("seg000000.0.m4s") && text.contains("seg000001.0.m4s"), "{text}");
-        assert!(text.contains(
-            "#EXT-X-PART:DURATION=0.200,URI=\"seg000005.0.m4s\",INDEPENDENT=YES\n\
+        assert!(
+            text.contains(
+                "#EXT-X-PART:DURATION=0.200,URI=\"seg000005.0.m4s\",INDEPENDENT=YES\n\
              #EXT-X-PART:DURATION=0.200,URI=\"seg000005.1.m4s\"\n\
              #EXT-X-PART:DURATION=0.100,URI=\"seg000005.2.m4s\"\n#EXTINF:2.000,\nseg000005.m4s\n"
-        ), "{text}");
+            ),
+            "{text}"
+        );
         // The open segment: PDT and parts, no EXTINF; then the hint for its next part.
-        assert!(text.ends_with(
-            "seg000005.m4s\n#EXT-X-PROGRAM-DATE-TIME:2026-01-02T03:04:17.000Z\n\
+        assert!(
+            text.ends_with(
+                "seg000005.m4s\n#EXT-X-PROGRAM-DATE-TIME:2026-01-02T03:04:17.000Z\n\
              #EXT-X-PART:DURATION=0.200,URI=\"seg000006.0.m4s\",INDEPENDENT=YES\n\
              #EXT-X-PART:DURATION=0.100,URI=\"seg000006.1.m4s\"\n\
              #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg000006.2.m4s\"\n"
-        ), "{text}");
+            ),
+            "{text}"
+        );
         // Without an open segment the hint names the next segment's first part.
         let text = ll_view(&segments, None, false, &[]);
         assert!(text.ends_with("seg000005.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg000006.0.m4s\"\n"), "{text}");
         // Ended: no parts, no hint; the replay never has LL-HLS tags.
-        let ended = render(&View { kind: Kind::Live { window: 6, ended: true }, ..View {
-            segments: &segments, open: Some(&open), kind: Kind::Event, min_target_secs: 2,
-            low_latency: Some(LowLatency { part_target_ms: 200, skip: false }), markers: &[] } });
+        let ended = render(&View {
+            kind: Kind::Live { window: 6, ended: true },
+            ..View {
+                segments: &segments,
+                open: Some(&open),
+                kind: Kind::Event,
+                min_target_secs: 2,
+                low_latency: Some(LowLatency { part_target_ms: 200, skip: false }),
+                markers: &[],
+            }
+        });
         assert!(ended.ends_with("seg000005.m4s\n#EXT-X-ENDLIST\n") && !ended.contains("PRELOAD"), "{ended}");
-        let replay = render(&View { segments: &segments, open: Some(&open), kind: Kind::Event, min_target_secs: 2,
-            low_latency: Some(LowLatency { part_target_ms: 200, skip: false }), markers: &[] });
-        assert!(!replay.contains("PART") && !replay.contains("SERVER-CONTROL") && replay.contains("VERSION:7"), "{replay}");
+        let replay = render(&View {
+            segments: &segments,
+            open: Some(&open),
+            kind: Kind::Event,
+            min_target_secs: 2,
+            low_latency: Some(LowLatency { part_target_ms: 200, skip: false }),
+            markers: &[],
+        });
+        assert!(
+            !replay.contains("PART") && !replay.contains("SERVER-CONTROL") && replay.contains("VERSION:7"),
+            "{replay}"
+        );
     }
 
     #[test]
@@ -605,8 +615,12 @@ mod tests {
         // 20 segments of 2 s: CAN-SKIP-UNTIL is 12 s, so the last 6 segments stay.
         let segments: Vec<Segment> = (0..20).map(|i| seg(i, 0, 2000, false)).collect();
         let text = render(&View {
-            segments: &segments, open: None, kind: Kind::Live { window: 20, ended: false }, min_target_secs: 2,
-            low_latency: Some(LowLatency { part_target_ms: 200, skip: true }), markers: &[],
+            segments: &segments,
+            open: None,
+            kind: Kind::Live { window: 20, ended: false },
+            min_target_secs: 2,
+            low_latency: Some(LowLatency { part_target_ms: 200, skip: true }),
+            markers: &[],
         });
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
         assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n#EXT-X-MAP:URI=\"init0.mp4\"\n"), "{text}");
@@ -631,15 +645,27 @@ mod tests {
                 attributes: vec![("X-PRODUCT-ID".into(), "a\"b\nc".into())],
             },
         ];
-        let live = render(&View { segments: &segments, open: None, kind: Kind::Live { window: 2, ended: false },
-            min_target_secs: 2, low_latency: None, markers: &markers });
+        let live = render(&View {
+            segments: &segments,
+            open: None,
+            kind: Kind::Live { window: 2, ended: false },
+            min_target_secs: 2,
+            low_latency: None,
+            markers: &markers,
+        });
         let line = "#EXT-X-DATERANGE:ID=\"pin\",CLASS=\"com.hawker.product\",START-DATE=\"2026-01-02T03:04:14.000Z\",\
                     END-DATE=\"2026-01-02T03:04:16.500Z\",DURATION=2.500,X-PRODUCT-ID=\"a'b c\"\n";
         assert!(live.contains(line), "{live}");
         // "old" starts before the live window's first PDT (03:04:13).
         assert!(!live.contains("ID=\"old\""), "{live}");
-        let replay = render(&View { segments: &segments, open: None, kind: Kind::Event, min_target_secs: 2,
-            low_latency: None, markers: &markers });
+        let replay = render(&View {
+            segments: &segments,
+            open: None,
+            kind: Kind::Event,
+            min_target_secs: 2,
+            low_latency: None,
+            markers: &markers,
+        });
         assert!(replay.contains(line) && replay.contains("ID=\"old\""), "{replay}");
         // Read back on resume.
         let parsed = parse_markers(&replay);
@@ -647,7 +673,11 @@ mod tests {
         assert_eq!(parsed[1].end, markers[1].end);
         assert_eq!(parsed[1].attributes, vec![("X-PRODUCT-ID".to_owned(), "a'b c".to_owned())]);
         // Validation.
-        let bad = |f: fn(&mut DateRange)| { let mut m = markers[1].clone(); f(&mut m); m.invalid() };
+        let bad = |f: fn(&mut DateRange)| {
+            let mut m = markers[1].clone();
+            f(&mut m);
+            m.invalid()
+        };
         assert!(markers[1].invalid().is_none());
         assert!(bad(|m| m.id = String::new()).is_some());
         assert!(bad(|m| m.id = "a\"b".into()).is_some());

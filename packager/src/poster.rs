@@ -29,9 +29,8 @@ const MAX_CONCURRENT: usize = 2;
 /// A poster that takes longer than this is given up.
 const ENCODE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) const ELEMENTS: [&str; 8] = [
-    "appsrc", "h264parse", "identity", "avdec_h264", "videoconvert", "videoscale", "jpegenc", "appsink",
-];
+pub(crate) const ELEMENTS: [&str; 8] =
+    ["appsrc", "h264parse", "identity", "avdec_h264", "videoconvert", "videoscale", "jpegenc", "appsink"];
 
 pub(crate) fn key(playback_id: &str) -> String {
     format!("streams/{playback_id}/poster.jpg")
@@ -89,14 +88,7 @@ impl Posters {
         rt: Handle,
         permits: Arc<Semaphore>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            playback_id,
-            interval,
-            rt,
-            permits,
-            closed: Arc::new(tokio::sync::Mutex::new(false)),
-        })
+        Arc::new(Self { store, playback_id, interval, rt, permits, closed: Arc::new(tokio::sync::Mutex::new(false)) })
     }
 
     /// The poster side of one publish's feed.
@@ -179,14 +171,9 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
         .field("alignment", "au")
         .field("codec_data", gst::Buffer::from_slice(codec_data.to_vec()))
         .build();
-    let appsrc = gst_app::AppSrc::builder()
-        .caps(&caps)
-        .format(gst::Format::Time)
-        .is_live(false)
-        .build();
-    let make = |factory: &str| {
-        gst::ElementFactory::make(factory).build().map_err(|e| err(&format!("creating {factory}"), &e))
-    };
+    let appsrc = gst_app::AppSrc::builder().caps(&caps).format(gst::Format::Time).is_live(false).build();
+    let make =
+        |factory: &str| gst::ElementFactory::make(factory).build().map_err(|e| err(&format!("creating {factory}"), &e));
     let parse = make("h264parse")?;
     let keyframes_only = make("identity")?;
     // Never decode a delta frame, whatever reaches this pipeline.
@@ -196,27 +183,21 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
     let convert = make("videoconvert")?;
     let scale = make("videoscale")?;
     let size = make("capsfilter")?;
-    size.set_property("caps", gst::Caps::builder("video/x-raw")
+    size.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
             .field("width", WIDTH)
             // Square pixels: videoscale then picks the height that keeps the picture's shape.
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .build());
+            .build(),
+    );
     let jpeg = make("jpegenc")?;
     jpeg.set_property("quality", QUALITY);
     let appsink = gst_app::AppSink::builder().sync(false).enable_last_sample(false).build();
 
     let pipeline = gst::Pipeline::new();
-    let chain = [
-        appsrc.upcast_ref(),
-        &parse,
-        &keyframes_only,
-        &decode,
-        &convert,
-        &scale,
-        &size,
-        &jpeg,
-        appsink.upcast_ref(),
-    ];
+    let chain =
+        [appsrc.upcast_ref(), &parse, &keyframes_only, &decode, &convert, &scale, &size, &jpeg, appsink.upcast_ref()];
     pipeline.add_many(chain).map_err(|e| err("adding elements", &e))?;
     gst::Element::link_many(chain).map_err(|e| err("linking", &e))?;
 

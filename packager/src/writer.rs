@@ -30,26 +30,44 @@ pub(crate) struct StreamInfo {
 }
 
 pub(crate) enum Msg {
-    Init { publish: u64, bytes: Bytes, info: StreamInfo },
+    Init {
+        publish: u64,
+        bytes: Bytes,
+        info: StreamInfo,
+    },
     /// One muxer chunk: an LL-HLS part, or with `first && last` a whole segment.
     /// `first`: it starts a segment (at a keyframe); `pdt` is then the segment's start.
     /// `last`: the segment is complete with it (without LL-HLS every chunk is a segment; with
     /// it, a segment is complete when the next one starts or the publish ends).
     /// `duration_ns` counts into the segment's duration, `part_ns` is the part's own span.
-    Part { publish: u64, bytes: Bytes, duration_ns: u64, part_ns: u64, pdt: DateTime<Utc>, first: bool, last: bool },
+    Part {
+        publish: u64,
+        bytes: Bytes,
+        duration_ns: u64,
+        part_ns: u64,
+        pdt: DateTime<Utc>,
+        first: bool,
+        last: bool,
+    },
     /// Insert or update (same id) a DATERANGE marker; `done` once the playlists are written.
-    Marker { marker: DateRange, done: oneshot::Sender<()> },
+    Marker {
+        marker: DateRange,
+        done: oneshot::Sender<()>,
+    },
     /// The last message of a publish (drained, failed or stopped).
-    PublishEnded { publish: u64 },
-    Finish { save: bool, done: oneshot::Sender<Result<(), PackagerError>> },
+    PublishEnded {
+        publish: u64,
+    },
+    Finish {
+        save: bool,
+        done: oneshot::Sender<Result<(), PackagerError>>,
+    },
 }
 
 impl Msg {
     fn publish(&self) -> Option<u64> {
         match self {
-            Msg::Init { publish, .. }
-            | Msg::Part { publish, .. }
-            | Msg::PublishEnded { publish } => Some(*publish),
+            Msg::Init { publish, .. } | Msg::Part { publish, .. } | Msg::PublishEnded { publish } => Some(*publish),
             Msg::Finish { .. } | Msg::Marker { .. } => None,
         }
     }
@@ -225,7 +243,14 @@ impl Writer {
         self.info = Some(info);
     }
 
-    async fn part(&mut self, bytes: Bytes, (duration_ns, part_ns): (u64, u64), pdt: DateTime<Utc>, first: bool, last: bool) {
+    async fn part(
+        &mut self,
+        bytes: Bytes,
+        (duration_ns, part_ns): (u64, u64),
+        pdt: DateTime<Utc>,
+        first: bool,
+        last: bool,
+    ) {
         if first {
             self.close_open().await;
             let Some(init) = self.current_init else {
@@ -344,9 +369,7 @@ impl Writer {
         let last_segment = self.segments.last().map(|s| s.msn);
         let last_part = match (&self.open, self.segments.last()) {
             _ if self.part_target_ms.is_none() => None,
-            (Some(open), _) if !open.segment.parts.is_empty() => {
-                Some((open.segment.msn, open.segment.parts.len() - 1))
-            }
+            (Some(open), _) if !open.segment.parts.is_empty() => Some((open.segment.msn, open.segment.parts.len() - 1)),
             (_, Some(last)) => Some((last.msn, last.parts.len().saturating_sub(1))),
             _ => None,
         };

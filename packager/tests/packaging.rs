@@ -140,7 +140,12 @@ async fn two_publishes_then_vod() {
     let tags = read_flv(&flv);
     let duration = media_duration(&tags);
     let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
-    let config = PackagerConfig { segment_duration: Duration::from_secs(2), live_window: 2, poster_interval: Duration::ZERO, part_duration: Some(Duration::from_millis(200)) };
+    let config = PackagerConfig {
+        segment_duration: Duration::from_secs(2),
+        live_window: 2,
+        poster_interval: Duration::ZERO,
+        part_duration: Some(Duration::from_millis(200)),
+    };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidav").await.expect("open");
 
@@ -202,10 +207,9 @@ async fn two_publishes_then_vod() {
     assert_eq!(live.segments.len(), 2);
     assert_eq!(live.media_sequence, n as u64 - 2);
 
-    let master = m3u8_rs::parse_master_playlist_res(
-        &get(&store, "streams/pidav/index.m3u8").await.expect("multivariant"),
-    )
-    .expect("multivariant parses");
+    let master =
+        m3u8_rs::parse_master_playlist_res(&get(&store, "streams/pidav/index.m3u8").await.expect("multivariant"))
+            .expect("multivariant parses");
     let variant = &master.variants[0];
     assert_eq!(variant.uri, "v0/index.m3u8");
     assert!(variant.bandwidth > 10_000, "bandwidth {}", variant.bandwidth);
@@ -245,7 +249,12 @@ async fn video_only_with_fractional_target() {
     assert!(tags.iter().all(|t| t.kind == 9));
     let duration = media_duration(&tags);
     let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
-    let config = PackagerConfig { segment_duration: Duration::from_millis(1500), live_window: 6, poster_interval: Duration::ZERO, part_duration: None };
+    let config = PackagerConfig {
+        segment_duration: Duration::from_millis(1500),
+        live_window: 6,
+        poster_interval: Duration::ZERO,
+        part_duration: None,
+    };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidv").await.expect("open");
     let mut feed = stream.start_publish().expect("publish");
@@ -357,12 +366,15 @@ async fn ll_hls_parts_and_markers() {
     let live_bytes = get(&store, "streams/pidll/v0/live.m3u8").await.expect("live");
     let live_text = String::from_utf8(live_bytes.to_vec()).expect("utf-8");
     let live = media_playlist(&live_bytes);
-    let replay_text = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.expect("replay").to_vec()).unwrap();
+    let replay_text =
+        String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.expect("replay").to_vec()).unwrap();
     let replay = media_playlist(replay_text.as_bytes());
     assert!(live_text.contains("#EXT-X-VERSION:9\n"), "{live_text}");
     assert!(live_text.contains("#EXT-X-PART-INF:PART-TARGET=0.200\n"), "{live_text}");
     assert!(
-        live_text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=6.000,CAN-SKIP-UNTIL=12.000\n"),
+        live_text.contains(
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=6.000,CAN-SKIP-UNTIL=12.000\n"
+        ),
         "{live_text}"
     );
     let hint = format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg{:06}.0.m4s\"\n", part_msn + 1);
@@ -414,7 +426,10 @@ async fn ll_hls_parts_and_markers() {
     let pinned = live_first_pdt + chrono::Duration::milliseconds(300);
     stream.add_marker(marker("pin", pinned, None)).await.expect("marker");
     let closed = pinned + chrono::Duration::milliseconds(1500);
-    stream.add_marker(DateRange { end: Some(closed), attributes: vec![], ..marker("pin", pinned, None) }).await.expect("close");
+    stream
+        .add_marker(DateRange { end: Some(closed), attributes: vec![], ..marker("pin", pinned, None) })
+        .await
+        .expect("close");
     for key in ["live.m3u8", "replay.m3u8"] {
         let text = String::from_utf8(get(&store, &format!("streams/pidll/v0/{key}")).await.unwrap().to_vec()).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| l.contains("ID=\"pin\"")).collect();

@@ -110,7 +110,20 @@ async fn poster_cpu_cost() {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t"])
         .args(["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac", "-t", "60"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "3M",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+        ])
         .args(["-pix_fmt", "yuv420p", "-f", "flv"])
         .arg(&flv)
         .status()
@@ -118,7 +131,8 @@ async fn poster_cpu_cost() {
     assert!(status.success());
     let tags = read_flv(&flv);
     let keyframes = tags.iter().filter(|(k, _, b)| *k == 9 && b[0] >> 4 == 1 && b[1] == 1).count();
-    for (label, interval) in [("without posters", Duration::ZERO), ("a poster per keyframe", Duration::from_millis(1))] {
+    for (label, interval) in [("without posters", Duration::ZERO), ("a poster per keyframe", Duration::from_millis(1))]
+    {
         let store = Arc::new(LocalStore::new(dir.path().join(label.replace(' ', "-"))).unwrap());
         let config = PackagerConfig { poster_interval: interval, ..Default::default() };
         let packager = Packager::new(store.clone(), config).unwrap();

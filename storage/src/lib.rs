@@ -160,12 +160,8 @@ pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     let ok = !key.is_empty()
         && key.len() <= 1024
         && !key.starts_with('/')
-        && key
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-"))
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_'));
+        && key.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-"))
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_'));
     if ok { Ok(()) } else { Err(StoreError::InvalidKey) }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::{check_key, Object, ObjectMeta, Store, StoreError};
+use crate::{Object, ObjectMeta, Store, StoreError, check_key};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -97,10 +97,10 @@ impl Store for LocalStore {
             self.delete(key).await?;
         }
         // Leave no empty folders behind for a prefix that names a folder.
-        if let Some(dir) = prefix.strip_suffix('/') {
-            if check_key(dir).is_ok() {
-                let _ = tokio::fs::remove_dir_all(self.root.join(dir)).await;
-            }
+        if let Some(dir) = prefix.strip_suffix('/')
+            && check_key(dir).is_ok()
+        {
+            let _ = tokio::fs::remove_dir_all(self.root.join(dir)).await;
         }
         Ok(keys.len())
     }
@@ -149,10 +149,7 @@ mod tests {
         assert!(store.get("streams/a/v0/missing.m4s").await.unwrap().is_none());
         assert!(store.get("streams/a").await.unwrap().is_none(), "a folder is not an object");
 
-        assert_eq!(
-            store.list("streams/a/").await.unwrap(),
-            vec!["streams/a/v0/index.m3u8", "streams/a/v0/seg1.m4s"]
-        );
+        assert_eq!(store.list("streams/a/").await.unwrap(), vec!["streams/a/v0/index.m3u8", "streams/a/v0/seg1.m4s"]);
         assert_eq!(store.delete_prefix("streams/a/").await.unwrap(), 2);
         assert!(store.list("streams/a/").await.unwrap().is_empty());
         assert!(!dir.path().join("streams/a").exists());

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -272,8 +274,9 @@ impl S3Remote {
         let region = self.client.config().region().map(|r| r.as_ref().to_owned());
         if let Some(region) = region.filter(|r| r != "us-east-1") {
             let constraint = BucketLocationConstraint::from(region.as_str());
-            request = request
-                .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(constraint).build());
+            request = request.create_bucket_configuration(
+                CreateBucketConfiguration::builder().location_constraint(constraint).build(),
+            );
         }
         match request.send().await {
             Ok(_) => {
@@ -281,9 +284,9 @@ impl S3Remote {
                 Ok(())
             }
             Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
-                }) =>
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) =>
             {
                 Ok(())
             }

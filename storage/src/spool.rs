@@ -106,9 +106,9 @@ impl Spool {
     pub async fn read(&self, seq: u64) -> std::io::Result<Option<Bytes>> {
         match tokio::fs::read(self.path(seq)).await {
             Ok(file) => {
-                let body = split(&file).map(|(_, start)| start).ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt spool file")
-                })?;
+                let body = split(&file)
+                    .map(|(_, start)| start)
+                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt spool file"))?;
                 Ok(Some(Bytes::from(file).slice(body..)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

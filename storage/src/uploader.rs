@@ -177,7 +177,8 @@ impl<R: Remote> Uploader<R> {
                 stale.push(older);
             }
             let queued = Instant::now();
-            let entry = Entry { key: entry.key, meta: entry.meta, size: entry.size, queued, ready: true, in_flight: false };
+            let entry =
+                Entry { key: entry.key, meta: entry.meta, size: entry.size, queued, ready: true, in_flight: false };
             state.entries.insert(state.next_seq - 1, entry);
         }
         for seq in stale {
@@ -200,8 +201,7 @@ impl<R: Remote> Uploader<R> {
             cache: Mutex::new(Cache::default()),
             wake: Notify::new(),
         });
-        let workers =
-            (0..shared.options.concurrency.max(1)).map(|_| tokio::spawn(work(shared.clone()))).collect();
+        let workers = (0..shared.options.concurrency.max(1)).map(|_| tokio::spawn(work(shared.clone()))).collect();
         Ok(Self { shared, workers })
     }
 
@@ -423,11 +423,13 @@ impl<R: Remote> Shared<R> {
             }
             if freed < need {
                 state.stats.refused += 1;
-                let message = format!(
-                    "{} bytes of objects wait for upload (bound {max}); {key} refused",
-                    state.used
+                let message = format!("{} bytes of objects wait for upload (bound {max}); {key} refused", state.used);
+                tracing::error!(
+                    key,
+                    spooled_bytes = state.used,
+                    bound = max,
+                    "SPOOL FULL of replay objects: the put is refused; the remote store must come back or the spool bound must grow"
                 );
-                tracing::error!(key, spooled_bytes = state.used, bound = max, "SPOOL FULL of replay objects: the put is refused; the remote store must come back or the spool bound must grow");
                 return Err(StoreError::SpoolFull(message));
             }
             let mut bytes = 0;
@@ -777,7 +779,10 @@ mod tests {
         assert_eq!((stats.dropped_objects, stats.spooled_objects), (1, 6));
         assert!(stats.spooled_bytes <= max);
         up.shared.cache.lock().unwrap().objects.clear();
-        assert!(matches!(up.get("s/a/live1.m3u8").await, Err(StoreError::Remote(_))), "dropped: only the remote could have it");
+        assert!(
+            matches!(up.get("s/a/live1.m3u8").await, Err(StoreError::Remote(_))),
+            "dropped: only the remote could have it"
+        );
         assert!(up.get("s/b/live1.m3u8").await.unwrap().is_some());
         up.put(&seg(5), body(), SEG).await.unwrap();
         assert_eq!(up.stats().dropped_objects, 2);

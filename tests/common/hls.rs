@@ -19,7 +19,10 @@ static LAST_MEDIA_SEQUENCE: Mutex<Option<HashMap<String, u64>>> = Mutex::new(Non
 
 /// The value of `NAME=` in a tag's attribute list (quotes removed).
 pub fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let at = line.match_indices(&format!("{name}=")).find(|(i, _)| *i == 0 || matches!(line.as_bytes()[i - 1], b',' | b':'))?.0;
+    let at = line
+        .match_indices(&format!("{name}="))
+        .find(|(i, _)| *i == 0 || matches!(line.as_bytes()[i - 1], b',' | b':'))?
+        .0;
     let rest = &line[at + name.len() + 1..];
     match rest.strip_prefix('"') {
         Some(quoted) => quoted.split('"').next(),
@@ -91,12 +94,18 @@ pub fn check_playlist_text(text: &str) -> (m3u8_rs::MediaPlaylist, LowLatency) {
     }
     let ll = low_latency(text);
     if let Some(target) = ll.part_target {
-        let control = ll.server_control.as_deref().unwrap_or_else(|| panic!("PART-INF without SERVER-CONTROL:\n{text}"));
+        let control =
+            ll.server_control.as_deref().unwrap_or_else(|| panic!("PART-INF without SERVER-CONTROL:\n{text}"));
         assert_eq!(attr(control, "CAN-BLOCK-RELOAD"), Some("YES"), "{text}");
         let hold: f64 = attr(control, "PART-HOLD-BACK").expect("PART-HOLD-BACK").parse().unwrap();
         assert!(hold >= 3.0 * target - 1e-9, "PART-HOLD-BACK {hold} < 3 × {target}:\n{text}");
         for part in &ll.parts {
-            assert!(part.duration <= target + 1e-9, "part {} lasts {} s > PART-TARGET {target}:\n{text}", part.uri, part.duration);
+            assert!(
+                part.duration <= target + 1e-9,
+                "part {} lasts {} s > PART-TARGET {target}:\n{text}",
+                part.uri,
+                part.duration
+            );
             if part.uri.ends_with(".0.m4s") {
                 assert!(part.independent, "first part {} is not INDEPENDENT:\n{text}", part.uri);
             }
@@ -128,7 +137,13 @@ pub async fn validate_hls(server: &Server, playback_id: &str) -> String {
             assert!(playlist.media_sequence >= previous, "MEDIA-SEQUENCE went back from {previous}:\n{text}");
         }
     }
-    let base = |uri: &str| if rendition.is_empty() { format!("/hls/{playback_id}/{uri}") } else { format!("/hls/{playback_id}/{rendition}/{uri}") };
+    let base = |uri: &str| {
+        if rendition.is_empty() {
+            format!("/hls/{playback_id}/{uri}")
+        } else {
+            format!("/hls/{playback_id}/{rendition}/{uri}")
+        }
+    };
     let mut init_uri: Option<String> = None;
     let mut init = Vec::new();
     for segment in &playlist.segments {

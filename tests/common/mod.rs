@@ -59,7 +59,10 @@ impl Server {
             .expect("start hawker serve");
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let log = log.clone();
             let ready_tx = ready_tx.clone();
             std::thread::spawn(move || {
@@ -74,9 +77,9 @@ impl Server {
                 }
             });
         }
-        let ready = ready_rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("hawker did not become ready; log:\n{}", log.lock().unwrap())
-        });
+        let ready = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("hawker did not become ready; log:\n{}", log.lock().unwrap()));
         let field = |name: &str| -> Option<String> {
             let start = ready.find(&format!(" {name}="))? + name.len() + 2;
             Some(ready[start..].split_whitespace().next()?.to_owned())
@@ -344,11 +347,11 @@ impl Server {
         let mut init_uri = None;
         let mut init = Vec::new();
         for segment in &playlist.segments {
-            if let Some(map) = &segment.map {
-                if init_uri.as_ref() != Some(&map.uri) {
-                    init = self.get(&format!("/hls/{playback_id}/v0/{}", map.uri)).await.bytes().await.unwrap().to_vec();
-                    init_uri = Some(map.uri.clone());
-                }
+            if let Some(map) = &segment.map
+                && init_uri.as_ref() != Some(&map.uri)
+            {
+                init = self.get(&format!("/hls/{playback_id}/v0/{}", map.uri)).await.bytes().await.unwrap().to_vec();
+                init_uri = Some(map.uri.clone());
             }
             let response = self.get(&format!("/hls/{playback_id}/v0/{}", segment.uri)).await;
             assert_eq!(response.status(), 200, "segment {}", segment.uri);

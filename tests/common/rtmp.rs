@@ -8,7 +8,9 @@ use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage};
 use rml_rtmp::rml_amf0::Amf0Value;
-use rml_rtmp::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -105,7 +107,10 @@ impl Publisher {
         let mut buf = [0u8; 8192];
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let n = tokio::time::timeout_at(deadline, self.socket.read(&mut buf)).await.expect("server answer").expect("read");
+            let n = tokio::time::timeout_at(deadline, self.socket.read(&mut buf))
+                .await
+                .expect("server answer")
+                .expect("read");
             assert!(n > 0, "the server closed the connection");
             let results = self.session.handle_input(&buf[..n]).expect("client session");
             let mut found = false;

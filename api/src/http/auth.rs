@@ -59,8 +59,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        <Caller as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
-            .await?
-            .ok_or(ApiError::Unauthorized)
+        <Caller as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await?.ok_or(ApiError::Unauthorized)
     }
 }

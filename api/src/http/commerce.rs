@@ -30,7 +30,9 @@ fn check_web_url(field: &str, value: &str) -> Result<(), ApiError> {
     let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
     let host = rest.and_then(|r| r.split(['/', '?', '#']).next()).unwrap_or("");
     if host.is_empty() || value.len() > 2000 || value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
-        return Err(ApiError::BadRequest(format!("{field} must be an http:// or https:// URL of at most 2000 characters")));
+        return Err(ApiError::BadRequest(format!(
+            "{field} must be an http:// or https:// URL of at most 2000 characters"
+        )));
     }
     Ok(())
 }
@@ -241,8 +243,11 @@ pub async fn report_order(
 /// Order totals as JSON: `{orders, units, revenue: [{currency, amount}]}`, with `products`
 /// (per product and currency) when asked.
 pub fn totals_json(totals: &OrderTotals, products: bool) -> Value {
-    let revenue: Vec<Value> =
-        totals.revenue.iter().map(|(currency, e4)| json!({ "currency": currency, "amount": format_amount(*e4) })).collect();
+    let revenue: Vec<Value> = totals
+        .revenue
+        .iter()
+        .map(|(currency, e4)| json!({ "currency": currency, "amount": format_amount(*e4) }))
+        .collect();
     let mut out = json!({ "orders": totals.orders, "units": totals.units, "revenue": revenue });
     if products {
         out["products"] = totals

@@ -129,9 +129,17 @@ pub async fn get_reaction(
     Ok(Json(reactions_of(&state, &stream.id, caller.as_ref().map(|c| c.0.id.as_str())).await?))
 }
 
-async fn change_reaction(state: &AppState, caller: &Caller, id: &str, value: Option<i64>) -> Result<Reactions, ApiError> {
+async fn change_reaction(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    value: Option<i64>,
+) -> Result<Reactions, ApiError> {
     let stream = visible_stream(state, id, Some(caller)).await?;
-    if !matches!(stream.status, StreamStatus::Scheduled | StreamStatus::Live | StreamStatus::Reconnecting | StreamStatus::Archived) {
+    if !matches!(
+        stream.status,
+        StreamStatus::Scheduled | StreamStatus::Live | StreamStatus::Reconnecting | StreamStatus::Archived
+    ) {
         return Err(ApiError::Conflict(stream.status));
     }
     state.db.set_reaction(&stream.id, &caller.0.id, value).await?;
@@ -254,11 +262,8 @@ pub async fn post_chat(
             settings.chat_rate_limit_messages, settings.chat_rate_limit_seconds
         )));
     }
-    let media_time = if stream.status.is_on_air() {
-        state.engagement.media_time(&state, &stream.playback_id).await
-    } else {
-        None
-    };
+    let media_time =
+        if stream.status.is_on_air() { state.engagement.media_time(&state, &stream.playback_id).await } else { None };
     let message = state.db.insert_chat(&stream.id, &caller.0.id, text, media_time).await?;
     state.events.publish(Event::new(kind::CHAT, &stream.id, json!({ "message": message })));
     Ok((StatusCode::CREATED, Json(message)))

@@ -45,7 +45,10 @@ pub async fn serve(
             let mut playlist = if stream.status.is_on_air() { "live.m3u8" } else { "replay.m3u8" };
             let directives = Directives::parse(&query)?;
             if let Some(progress) = progress {
-                let ll = { let p = progress.borrow(); p.part_target_ms.is_some() && !p.ended };
+                let ll = {
+                    let p = progress.borrow();
+                    p.part_target_ms.is_some() && !p.ended
+                };
                 if let Some(blocked) = block_reload(progress, &directives).await? {
                     return Ok(blocked);
                 }
@@ -56,10 +59,10 @@ pub async fn serve(
             format!("{}{rendition}/{playlist}", stream_prefix(&playback_id))
         }
         _ => {
-            if let (Some(progress), Some(part)) = (progress, part_of(&path)) {
-                if let Some(unavailable) = wait_for_part(progress, part).await {
-                    return Ok(unavailable);
-                }
+            if let (Some(progress), Some(part)) = (progress, part_of(&path))
+                && let Some(unavailable) = wait_for_part(progress, part).await
+            {
+                return Ok(unavailable);
             }
             format!("{}{path}", stream_prefix(&playback_id))
         }
@@ -67,13 +70,12 @@ pub async fn serve(
     // Redirect delivery: media already readable at the CDN or bucket is fetched there.
     // Playlists (fresh markers, counted viewers, LL-HLS) and objects still waiting in the
     // upload spool are served here; the store never offers a URL of an object not uploaded.
-    if content_type != PLAYLIST {
-        if let Some(url) = state.store.public_url(&object).await {
-            if let Ok(location) = HeaderValue::from_str(&url) {
-                let headers = [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
-                return Ok((StatusCode::FOUND, headers).into_response());
-            }
-        }
+    if content_type != PLAYLIST
+        && let Some(url) = state.store.public_url(&object).await
+        && let Ok(location) = HeaderValue::from_str(&url)
+    {
+        let headers = [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+        return Ok((StatusCode::FOUND, headers).into_response());
     }
     let object = match state.store.get(&object).await {
         Ok(Some(object)) => object,
@@ -162,7 +164,10 @@ fn hold_limit(p: &HlsProgress) -> Duration {
 }
 
 fn unavailable(what: &str) -> Response {
-    let headers = [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")), (header::RETRY_AFTER, HeaderValue::from_static("1"))];
+    let headers = [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::RETRY_AFTER, HeaderValue::from_static("1")),
+    ];
     (StatusCode::SERVICE_UNAVAILABLE, headers, format!("{what} did not appear in time\n")).into_response()
 }
 
@@ -199,7 +204,10 @@ fn part_of(path: &str) -> Option<(u64, u64)> {
 
 /// A request for a part not yet written (the preload hint, or a little ahead) is held until
 /// the part is complete; 503 after three target durations. Parts far ahead are not waited for.
-async fn wait_for_part(mut progress: tokio::sync::watch::Receiver<HlsProgress>, (msn, index): (u64, u64)) -> Option<Response> {
+async fn wait_for_part(
+    mut progress: tokio::sync::watch::Receiver<HlsProgress>,
+    (msn, index): (u64, u64),
+) -> Option<Response> {
     let done = |p: &HlsProgress| p.ended || p.last_segment.is_some_and(|s| s >= msn) || reached(p, msn, Some(index));
     let limit = {
         let p = progress.borrow();

@@ -11,8 +11,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::error::ApiError;
 use super::commerce::totals_json;
+use super::error::ApiError;
 use crate::model::{Stream, StreamStatus};
 use crate::{AppState, IngestHealth};
 
@@ -31,14 +31,45 @@ fn single(value: u64) -> Vec<(String, f64)> {
 pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let c = state.live.ingest_counters();
     let mut out = String::new();
-    family(&mut out, "hawker_ingest_connections_open", "gauge", "RTMP(S) connections open.", &single(c.connections_open));
-    family(&mut out, "hawker_ingest_connections_accepted_total", "counter", "RTMP(S) connections accepted.", &single(c.connections_accepted));
-    let rejected = [("total_cap", c.connections_rejected_total_cap), ("per_address_cap", c.connections_rejected_per_ip_cap)];
+    family(
+        &mut out,
+        "hawker_ingest_connections_open",
+        "gauge",
+        "RTMP(S) connections open.",
+        &single(c.connections_open),
+    );
+    family(
+        &mut out,
+        "hawker_ingest_connections_accepted_total",
+        "counter",
+        "RTMP(S) connections accepted.",
+        &single(c.connections_accepted),
+    );
+    let rejected =
+        [("total_cap", c.connections_rejected_total_cap), ("per_address_cap", c.connections_rejected_per_ip_cap)];
     let rejected: Vec<_> = rejected.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v as f64)).collect();
-    family(&mut out, "hawker_ingest_connections_rejected_total", "counter", "Connections closed at once by a cap.", &rejected);
-    family(&mut out, "hawker_ingest_handshake_failures_total", "counter", "Connections that failed the handshake.", &single(c.handshake_failures));
+    family(
+        &mut out,
+        "hawker_ingest_connections_rejected_total",
+        "counter",
+        "Connections closed at once by a cap.",
+        &rejected,
+    );
+    family(
+        &mut out,
+        "hawker_ingest_handshake_failures_total",
+        "counter",
+        "Connections that failed the handshake.",
+        &single(c.handshake_failures),
+    );
     family(&mut out, "hawker_ingest_publishes_active", "gauge", "Publishers connected.", &single(c.publishes_active));
-    family(&mut out, "hawker_ingest_publishes_accepted_total", "counter", "Publishes accepted.", &single(c.publishes_accepted));
+    family(
+        &mut out,
+        "hawker_ingest_publishes_accepted_total",
+        "counter",
+        "Publishes accepted.",
+        &single(c.publishes_accepted),
+    );
     let refused = [
         ("bad_key", c.refused_bad_key),
         ("bad_app", c.refused_bad_app),
@@ -52,10 +83,18 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let per_stream = |value: fn(&IngestHealth) -> f64| -> Vec<(String, f64)> {
         streams.iter().map(|(id, h)| (format!("{{stream=\"{id}\"}}"), value(h))).collect()
     };
-    let stream_families: [(&str, &str, &str, fn(&IngestHealth) -> f64); 11] = [
-        ("hawker_stream_publisher_connected", "gauge", "1 while a publisher is connected.", |h| f64::from(u8::from(h.connected))),
-        ("hawker_stream_ingest_bitrate_bps", "gauge", "Incoming bit rate over the last seconds.", |h| h.bitrate_in_bps as f64),
-        ("hawker_stream_packaged_bitrate_bps", "gauge", "Media bit rate handed to packaging.", |h| h.bitrate_out_bps as f64),
+    // (name, type, help, value)
+    type StreamFamily = (&'static str, &'static str, &'static str, fn(&IngestHealth) -> f64);
+    let stream_families: [StreamFamily; 11] = [
+        ("hawker_stream_publisher_connected", "gauge", "1 while a publisher is connected.", |h| {
+            f64::from(u8::from(h.connected))
+        }),
+        ("hawker_stream_ingest_bitrate_bps", "gauge", "Incoming bit rate over the last seconds.", |h| {
+            h.bitrate_in_bps as f64
+        }),
+        ("hawker_stream_packaged_bitrate_bps", "gauge", "Media bit rate handed to packaging.", |h| {
+            h.bitrate_out_bps as f64
+        }),
         ("hawker_stream_ingest_bytes_total", "counter", "Bytes received from the publisher.", |h| h.bytes_in as f64),
         ("hawker_stream_video_frames_total", "counter", "Video frames received.", |h| h.video_frames as f64),
         ("hawker_stream_audio_frames_total", "counter", "Audio frames received.", |h| h.audio_frames as f64),
@@ -64,7 +103,9 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
             h.keyframe_interval_ms.map_or(0.0, |ms| ms as f64 / 1000.0)
         }),
         ("hawker_stream_fps", "gauge", "Video frames per second.", |h| h.fps),
-        ("hawker_stream_timestamp_discontinuities_total", "counter", "Timestamp jumps smoothed over.", |h| h.timestamp_discontinuities as f64),
+        ("hawker_stream_timestamp_discontinuities_total", "counter", "Timestamp jumps smoothed over.", |h| {
+            h.timestamp_discontinuities as f64
+        }),
         ("hawker_stream_dropped_media_total", "counter", "Media the ingest could not deliver.", |h| h.dropped as f64),
     ];
     for (name, kind, help, value) in stream_families {

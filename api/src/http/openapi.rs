@@ -29,9 +29,9 @@ mod tests {
             let end = chunk.find("\n        .").unwrap_or(chunk.len());
             for method in ["get", "post", "put", "patch", "delete"] {
                 let body = &chunk[..end];
-                let called = body.match_indices(&format!("{method}(")).any(|(i, _)| {
-                    i == 0 || matches!(body.as_bytes()[i - 1], b'.' | b' ' | b'\n' | b'(')
-                });
+                let called = body
+                    .match_indices(&format!("{method}("))
+                    .any(|(i, _)| i == 0 || matches!(body.as_bytes()[i - 1], b'.' | b' ' | b'\n' | b'('));
                 if called {
                     routes.insert((path.clone(), method.to_owned()));
                 }

@@ -1,9 +1,9 @@
 //! `/api/v1/streams`: create, read, list and the lifecycle transitions.
 
+use super::ApiJson;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use super::ApiJson;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +64,12 @@ async fn view(state: &AppState, stream: Stream, caller: Option<&Caller>) -> Resu
     view_in(state, &context, stream, caller).await
 }
 
-async fn view_in(state: &AppState, context: &ViewContext, stream: Stream, caller: Option<&Caller>) -> Result<StreamView, ApiError> {
+async fn view_in(
+    state: &AppState,
+    context: &ViewContext,
+    stream: Stream,
+    caller: Option<&Caller>,
+) -> Result<StreamView, ApiError> {
     let (likes, dislikes) = state.db.reaction_counts(&stream.id).await?;
     let viewers = state.engagement.live_stats(&stream.id).map_or(0, |v| v.current);
     let mut view = StreamView::new(state, context, stream, caller);

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hawker_ingest::{
-    EndReason, IngestStats, Limits, MediaSink, Publish, PublishGate, PublishRequest, PublishStats,
-    Refusal, Server, SinkError,
+    EndReason, IngestStats, Limits, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, Server,
+    SinkError,
 };
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::rml_amf0::Amf0Value;
@@ -94,10 +94,7 @@ impl MediaSink for TestSink {
 impl PublishGate for TestGate {
     type Sink = TestSink;
 
-    fn authorize(
-        &self,
-        request: PublishRequest,
-    ) -> impl Future<Output = Result<Publish<TestSink>, Refusal>> + Send {
+    fn authorize(&self, request: PublishRequest) -> impl Future<Output = Result<Publish<TestSink>, Refusal>> + Send {
         let key = request.stream_key.expose();
         let accepted = [("good-key", false), ("panic-key", true)]
             .into_iter()
@@ -109,25 +106,13 @@ impl PublishGate for TestGate {
         let result = match accepted {
             Some((label, panic_on_video)) => {
                 let kick = CancellationToken::new();
-                self.kicks
-                    .lock()
-                    .expect("kicks")
-                    .insert(label.clone(), kick.clone());
-                self.stats
-                    .lock()
-                    .expect("stats")
-                    .insert(label.clone(), request.stats.clone());
-                let sink = TestSink {
-                    label: label.clone(),
-                    events: self.events.clone(),
-                    panic_on_video,
-                };
+                self.kicks.lock().expect("kicks").insert(label.clone(), kick.clone());
+                self.stats.lock().expect("stats").insert(label.clone(), request.stats.clone());
+                let sink = TestSink { label: label.clone(), events: self.events.clone(), panic_on_video };
                 Ok(Publish { sink, kick, label })
             }
             None => {
-                let _ = self
-                    .events
-                    .send(("refused".to_owned(), Rec::Refused(Instant::now())));
+                let _ = self.events.send(("refused".to_owned(), Rec::Refused(Instant::now())));
                 Err(Refusal::BadKey)
             }
         };
@@ -166,11 +151,7 @@ impl TestServer {
         let (tx, events) = mpsc::unbounded_channel();
         let kicks = Arc::new(Mutex::new(HashMap::new()));
         let publish_stats = StatsTable::default();
-        let gate = Arc::new(TestGate {
-            events: tx,
-            kicks: kicks.clone(),
-            stats: publish_stats.clone(),
-        });
+        let gate = Arc::new(TestGate { events: tx, kicks: kicks.clone(), stats: publish_stats.clone() });
         let shutdown = CancellationToken::new();
         let server = Server::new(gate, limits);
         let stats = server.stats();
@@ -217,10 +198,7 @@ impl TestServer {
             if done(&snapshot) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "stats never got there: {snapshot:?}"
-            );
+            assert!(Instant::now() < deadline, "stats never got there: {snapshot:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -242,8 +220,7 @@ impl TestServer {
     }
 
     pub async fn wait_for_end(&mut self, label: &str) -> Vec<Rec> {
-        self.wait_until(label, |recs| recs.iter().any(|r| matches!(r, Rec::End(..))))
-            .await
+        self.wait_until(label, |recs| recs.iter().any(|r| matches!(r, Rec::End(..)))).await
     }
 
     pub fn kick(&self, label: &str) {
@@ -253,10 +230,7 @@ impl TestServer {
     /// Stops the server, waits for `serve` to return, and gives every record it ever made.
     pub async fn stop(mut self) -> HashMap<String, Vec<Rec>> {
         self.shutdown.cancel();
-        timeout(PATIENCE, self.task)
-            .await
-            .expect("serve returns after shutdown")
-            .expect("serve did not panic");
+        timeout(PATIENCE, self.task).await.expect("serve returns after shutdown").expect("serve did not panic");
         while let Ok((label, rec)) = self.events.try_recv() {
             self.inbox.entry(label).or_default().push(rec);
         }
@@ -304,27 +278,15 @@ pub struct Exit {
 
 pub fn command(program: &str, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     cmd
 }
 
 pub async fn finish(child: tokio::process::Child) -> Exit {
-    let output = timeout(PATIENCE, child.wait_with_output())
-        .await
-        .expect("client exits in time")
-        .expect("client ran");
+    let output = timeout(PATIENCE, child.wait_with_output()).await.expect("client exits in time").expect("client ran");
     let at = Instant::now();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    Exit {
-        success: output.status.success(),
-        output: text,
-        at,
-    }
+    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    Exit { success: output.status.success(), output: text, at }
 }
 
 pub async fn run(program: &str, args: &[&str]) -> Exit {
@@ -332,12 +294,7 @@ pub async fn run(program: &str, args: &[&str]) -> Exit {
 }
 
 /// ffmpeg arguments publishing `seconds` of 320x240 H.264 (with B-frames) + AAC test media.
-pub fn ffmpeg_publish_args(
-    url: &str,
-    seconds: &str,
-    realtime: bool,
-    video_codec: &[&str],
-) -> Vec<String> {
+pub fn ffmpeg_publish_args(url: &str, seconds: &str, realtime: bool, video_codec: &[&str]) -> Vec<String> {
     let mut args: Vec<&str> = vec!["-hide_banner", "-loglevel", "error", "-nostdin"];
     if realtime {
         args.push("-re");
@@ -359,9 +316,7 @@ pub fn ffmpeg_publish_args(
     args.into_iter().map(str::to_owned).collect()
 }
 
-pub const H264: &[&str] = &[
-    "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2",
-];
+pub const H264: &[&str] = &["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2"];
 
 pub async fn ffmpeg(args: &[String]) -> Exit {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -371,18 +326,14 @@ pub async fn ffmpeg(args: &[String]) -> Exit {
 /// A raw TCP client that completes the RTMP handshake and then does what the test says.
 pub async fn handshaken(addr: SocketAddr) -> TcpStream {
     let socket = TcpStream::connect(addr).await.expect("connect");
-    try_handshake(socket)
-        .await
-        .expect("server closed during the handshake")
+    try_handshake(socket).await.expect("server closed during the handshake")
 }
 
 /// Connects to `server` from the local address `source` (any 127.x works on Linux loopback).
 pub async fn connect_from(server: SocketAddr, source: &str) -> TcpStream {
     let source: IpAddr = source.parse().expect("source ip");
     let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .expect("bind source");
+    socket.bind(SocketAddr::new(source, 0)).expect("bind source");
     socket.connect(server).await.expect("connect")
 }
 
@@ -393,10 +344,7 @@ pub async fn try_handshake(mut socket: TcpStream) -> Option<TcpStream> {
     socket.write_all(&c0c1).await.ok()?;
     let mut buf = [0u8; 4096];
     loop {
-        let n = timeout(PATIENCE, socket.read(&mut buf))
-            .await
-            .expect("handshake in time")
-            .ok()?;
+        let n = timeout(PATIENCE, socket.read(&mut buf)).await.expect("handshake in time").ok()?;
         if n == 0 {
             return None;
         }
@@ -433,10 +381,7 @@ impl RawPublisher {
         let (session, initial) = ClientSession::new(ClientSessionConfig::new()).expect("session");
         let mut publisher = Self { socket, session };
         publisher.send_results(initial).await?;
-        let connect = publisher
-            .session
-            .request_connection("live".to_owned())
-            .expect("connect request");
+        let connect = publisher.session.request_connection("live".to_owned()).expect("connect request");
         publisher.send_results(vec![connect]).await?;
         let mut buf = [0u8; 4096];
         loop {
@@ -447,15 +392,10 @@ impl RawPublisher {
             if n == 0 {
                 return Err("closed by the server".to_owned());
             }
-            let results = publisher
-                .session
-                .handle_input(&buf[..n])
-                .map_err(|e| format!("{e:?}"))?;
+            let results = publisher.session.handle_input(&buf[..n]).map_err(|e| format!("{e:?}"))?;
             for result in results {
                 match result {
-                    ClientSessionResult::OutboundResponse(packet) => {
-                        publisher.write(&packet.bytes).await?
-                    }
+                    ClientSessionResult::OutboundResponse(packet) => publisher.write(&packet.bytes).await?,
                     ClientSessionResult::RaisedEvent(event) => match event {
                         ClientSessionEvent::ConnectionRequestAccepted => {
                             let publish = publisher
@@ -468,10 +408,9 @@ impl RawPublisher {
                         ClientSessionEvent::ConnectionRequestRejected { description } => {
                             return Err(description);
                         }
-                        ClientSessionEvent::UnknownTransactionResultReceived {
-                            additional_values,
-                            ..
-                        } => return Err(description(&additional_values)),
+                        ClientSessionEvent::UnknownTransactionResultReceived { additional_values, .. } => {
+                            return Err(description(&additional_values));
+                        }
                         ClientSessionEvent::UnhandleableOnStatusCode { code } => return Err(code),
                         _ => {}
                     },
@@ -484,11 +423,7 @@ impl RawPublisher {
     pub async fn video(&mut self, timestamp: u32, body: &'static [u8]) -> Result<(), String> {
         let result = self
             .session
-            .publish_video_data(
-                Bytes::from_static(body),
-                RtmpTimestamp::new(timestamp),
-                false,
-            )
+            .publish_video_data(Bytes::from_static(body), RtmpTimestamp::new(timestamp), false)
             .expect("video");
         self.send_results(vec![result]).await
     }
@@ -496,11 +431,7 @@ impl RawPublisher {
     pub async fn audio(&mut self, timestamp: u32, body: &'static [u8]) -> Result<(), String> {
         let result = self
             .session
-            .publish_audio_data(
-                Bytes::from_static(body),
-                RtmpTimestamp::new(timestamp),
-                false,
-            )
+            .publish_audio_data(Bytes::from_static(body), RtmpTimestamp::new(timestamp), false)
             .expect("audio");
         self.send_results(vec![result]).await
     }
@@ -515,10 +446,7 @@ impl RawPublisher {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.socket
-            .write_all(bytes)
-            .await
-            .map_err(|e| e.to_string())
+        self.socket.write_all(bytes).await.map_err(|e| e.to_string())
     }
 }
 
@@ -546,9 +474,7 @@ pub async fn closed_by_server(socket: &mut TcpStream) -> Instant {
         {}
         Instant::now()
     };
-    timeout(PATIENCE, wait)
-        .await
-        .expect("server closes the connection")
+    timeout(PATIENCE, wait).await.expect("server closes the connection")
 }
 
 // ---- logs: captured for every test, and checked never to contain a key ----
@@ -582,8 +508,7 @@ fn init_logs() {
 
 /// The captured logs; a test that failed while holding the lock must not fail every other test.
 fn logs() -> std::sync::MutexGuard<'static, Vec<u8>> {
-    LOGS.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn assert_no_secret_in_logs() {
