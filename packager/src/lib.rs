@@ -98,6 +98,11 @@ impl PackagerConfig {
     fn min_target_secs(&self) -> u64 {
         self.segment_duration.as_millis().div_ceil(1000).max(1) as u64
     }
+
+    /// PART-TARGET in ms; `None` without LL-HLS.
+    fn part_target_ms(&self) -> Option<u64> {
+        self.part_duration.map(|d| d.as_millis() as u64)
+    }
 }
 
 /// Messages the writer may have queued before it applies back-pressure to the pipeline.
@@ -163,7 +168,7 @@ impl Packager {
             tracing::info!(playback_id, segments = segments.len(), "resuming stored playlists");
         }
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let part_target_ms = config.part_duration.map(|d| d.as_millis() as u64);
+        let part_target_ms = config.part_target_ms();
         let progress = watch::Sender::new(Progress {
             last_segment: segments.last().map(|s| s.msn),
             last_part: None,
@@ -171,16 +176,8 @@ impl Packager {
             part_target_ms,
             ended: false,
         });
-        let writer = Writer::new(
-            self.store.clone(),
-            playback_id.to_owned(),
-            config.min_target_secs(),
-            config.live_window,
-            part_target_ms,
-            segments,
-            markers,
-            progress.clone(),
-        );
+        let writer =
+            Writer::new(self.store.clone(), playback_id.to_owned(), config, segments, markers, progress.clone());
         rt.spawn(writer.run(rx));
         let posters = (self.posters_available && !config.poster_interval.is_zero()).then(|| {
             poster::Posters::new(

@@ -10,7 +10,7 @@ use hawker_storage::{ObjectMeta, Store};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::playlist::{self, DateRange, Kind, LowLatency, Part, Segment, Variant, View};
-use crate::{PackagerError, Progress};
+use crate::{PackagerConfig, PackagerError, Progress};
 
 /// Playlists of the replay (event/VOD) and the multivariant one: kept for good.
 pub(crate) const PLAYLIST_META: ObjectMeta = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache");
@@ -135,13 +135,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// `segments` are those of a resumed stream (empty for a new one).
+    /// `segments` and `markers` are those of a resumed stream (empty for a new one).
     pub fn new(
         store: Arc<dyn Store>,
         playback_id: String,
-        min_target_secs: u64,
-        live_window: usize,
-        part_target_ms: Option<u64>,
+        config: &PackagerConfig,
         segments: Vec<Segment>,
         markers: Vec<DateRange>,
         progress: watch::Sender<Progress>,
@@ -151,9 +149,9 @@ impl Writer {
         Self {
             store,
             playback_id,
-            min_target_secs,
-            live_window,
-            part_target_ms,
+            min_target_secs: config.min_target_secs(),
+            live_window: config.live_window,
+            part_target_ms: config.part_target_ms(),
             segments,
             open: None,
             markers,
