@@ -14,7 +14,7 @@ use hawker_api::{Db, Events, HlsProgress, IngestCounters, IngestHealth, Marker};
 use hawker_ingest::{
     EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
 };
-use hawker_packager::{DateRange, Packager, PackagerConfig, PublishFeed, StreamPackager};
+use hawker_packager::{DateRange, Packager, PackagerConfig, PublishFeed, Rendition, SOURCE_RENDITION, StreamPackager};
 use tokio_util::sync::CancellationToken;
 
 /// The RTMP application sellers publish to: `rtmp://host:1935/live`.
@@ -275,6 +275,24 @@ fn packaging_config(settings: &Settings) -> PackagerConfig {
             false => Duration::ZERO,
         },
         part_duration: settings.ll_hls.then(|| seconds(settings.part_duration_seconds)),
+        ladder: settings
+            .ladder
+            .iter()
+            // The source's folder is taken; the settings' validation does not know it.
+            .filter(|r| {
+                let clash = r.name == SOURCE_RENDITION;
+                if clash {
+                    tracing::warn!(rendition = %r.name, "ladder rung skipped: the name is the source's");
+                }
+                !clash
+            })
+            .map(|r| Rendition {
+                name: r.name.clone(),
+                width: r.width,
+                height: r.height,
+                video_bitrate_kbps: r.video_bitrate_kbps,
+            })
+            .collect(),
     }
 }
 

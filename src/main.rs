@@ -213,6 +213,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         live_window: config.live_window,
         poster_interval: config.poster_interval,
         part_duration: config.part_duration,
+        ladder: Vec::new(),
     };
     let db = db.with_setting_defaults(live::setting_defaults(&packager_config));
     let packager = Packager::new(store.clone(), packager_config)?;

@@ -2,7 +2,8 @@
 //! our own segmenter and playlist writer store them through the `Store` trait.
 //!
 //! Object layout under `streams/{playback_id}/` (mirrors `/hls/{playback_id}/...`):
-//! - `index.m3u8`: multivariant playlist naming `v0/index.m3u8`
+//! - `index.m3u8`: multivariant playlist naming `v0/index.m3u8` (and `{rung}/index.m3u8` for
+//!   each rung of an ABR ladder)
 //! - `v0/live.m3u8`: sliding live media playlist
 //! - `v0/replay.m3u8`: every segment since go-live; EVENT while live, VOD + ENDLIST once finished
 //! - `v0/init{N}.mp4` (one per publish), `v0/seg{MSN:06}.m4s`
@@ -10,6 +11,8 @@
 //! - with LL-HLS: `v0/seg{MSN:06}.{i}.m4s` (part `i` of a segment; the segment object holds
 //!   the same bytes, all its parts concatenated) and `v0/live_delta.m3u8` (the live playlist
 //!   as an `_HLS_skip=YES` delta update)
+//! - with an ABR ladder, `{rung}/...`: the same objects for each transcoded rendition; `v0`
+//!   stays the source, passed through. Segment N holds the same media in every rendition.
 //!
 //! Knows GStreamer and the storage trait; nothing of RTMP, the database or HTTP.
 
@@ -63,6 +66,9 @@ pub struct PackagerConfig {
     /// LL-HLS part duration (PART-TARGET); `None` turns LL-HLS off (plain HLS, e.g. behind
     /// a CDN that does not hold blocking playlist requests).
     pub part_duration: Option<Duration>,
+    /// ABR ladder: renditions transcoded from the source, next to it; empty (the default):
+    /// the source only.
+    pub ladder: Vec<Rendition>,
 }
 
 impl Default for PackagerConfig {
@@ -72,8 +78,24 @@ impl Default for PackagerConfig {
             live_window: 6,
             poster_interval: Duration::from_secs(10),
             part_duration: Some(Duration::from_millis(200)),
+            ladder: Vec::new(),
         }
     }
+}
+
+/// The source rendition's folder: the publisher's H.264, passed through.
+pub const SOURCE_RENDITION: &str = "v0";
+
+/// One rung of the ABR ladder: the source decoded, scaled to exactly `width`×`height` (square
+/// pixels, black bars if the aspect ratio differs) and encoded with x264 (zero latency, no
+/// B-frames), with the source's audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendition {
+    /// Its folder: `[a-z0-9_-]`, not [`SOURCE_RENDITION`], unique in the ladder.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub video_bitrate_kbps: u32,
 }
 
 /// How far a stream's live playlist has got: what LL-HLS blocking playlist reloads wait for.
@@ -127,6 +149,8 @@ pub struct Packager {
     poster_permits: Arc<tokio::sync::Semaphore>,
     /// Whether the poster elements are installed.
     posters_available: bool,
+    /// Whether the transcoding elements of an ABR ladder are installed.
+    ladder_available: bool,
 }
 
 fn init_gstreamer() -> Result<(), PackagerError> {
@@ -151,11 +175,16 @@ impl Packager {
         if !posters_available {
             tracing::warn!(elements = ?poster::ELEMENTS, "posters are off: an element is not installed");
         }
-        Ok(Self { store, config, poster_permits: poster::permits(), posters_available })
+        let ladder_available = pipeline::LADDER_ELEMENTS.iter().all(|f| gst::ElementFactory::find(f).is_some());
+        if !ladder_available {
+            tracing::warn!(elements = ?pipeline::LADDER_ELEMENTS, "no ABR ladder: an element is not installed");
+        }
+        Ok(Self { store, config, poster_permits: poster::permits(), posters_available, ladder_available })
     }
 
     /// The packaging state of one stream, kept across publishes (reconnects continue the same
-    /// playlists with a DISCONTINUITY). Resumes from `v0/replay.m3u8` if the store has one.
+    /// playlists with a DISCONTINUITY). Resumes from `{rendition}/replay.m3u8` if the store has
+    /// them.
     pub async fn open(&self, playback_id: &str) -> Result<StreamPackager, PackagerError> {
         self.open_with(playback_id, &self.config).await
     }
@@ -163,21 +192,33 @@ impl Packager {
     /// Like [`Packager::open`], with this stream's own settings instead of the defaults.
     pub async fn open_with(&self, playback_id: &str, config: &PackagerConfig) -> Result<StreamPackager, PackagerError> {
         let rt = Handle::try_current().map_err(|_| PackagerError::Closed("open needs a tokio runtime".into()))?;
-        let (segments, markers) = self.stored_playlist(playback_id).await?;
-        if !segments.is_empty() {
-            tracing::info!(playback_id, segments = segments.len(), "resuming stored playlists");
+        let ladder = match (self.ladder_available, config.ladder.is_empty()) {
+            (false, false) => {
+                tracing::warn!(playback_id, "ABR ladder off: its elements are not installed");
+                Vec::new()
+            }
+            _ => config.ladder.clone(),
+        };
+        let mut renditions = Vec::with_capacity(1 + ladder.len());
+        for name in std::iter::once(SOURCE_RENDITION).chain(ladder.iter().map(|r| r.name.as_str())) {
+            renditions.push((name.to_owned(), self.stored_playlist(playback_id, name).await?.0));
+        }
+        let markers = self.stored_playlist(playback_id, SOURCE_RENDITION).await?.1;
+        let source = &renditions[0].1;
+        if !source.is_empty() {
+            tracing::info!(playback_id, segments = source.len(), "resuming stored playlists");
         }
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let part_target_ms = config.part_target_ms();
         let progress = watch::Sender::new(Progress {
-            last_segment: segments.last().map(|s| s.msn),
+            last_segment: source.last().map(|s| s.msn),
             last_part: None,
-            target_duration_secs: playlist::target_secs(&segments, config.min_target_secs()),
+            target_duration_secs: playlist::target_secs(source, config.min_target_secs()),
             part_target_ms,
             ended: false,
         });
         let writer =
-            Writer::new(self.store.clone(), playback_id.to_owned(), config, segments, markers, progress.clone());
+            Writer::new(self.store.clone(), playback_id.to_owned(), config, renditions, markers, progress.clone());
         rt.spawn(writer.run(rx));
         let posters = (self.posters_available && !config.poster_interval.is_zero()).then(|| {
             poster::Posters::new(
@@ -193,6 +234,7 @@ impl Packager {
                 playback_id: playback_id.to_owned(),
                 segment_duration: config.segment_duration,
                 part_duration: config.part_duration,
+                ladder,
                 progress,
                 rt,
                 tx,
@@ -203,29 +245,37 @@ impl Packager {
         })
     }
 
-    /// Finalises a stream that has no open `StreamPackager` (e.g. after a restart): rewrites an
-    /// existing `v0/replay.m3u8` as VOD + ENDLIST. No-op if there is none.
+    /// Finalises a stream that has no open `StreamPackager` (e.g. after a restart): rewrites
+    /// each rendition's stored `replay.m3u8` as VOD + ENDLIST. No-op if there is none.
     pub async fn finalize_replay(&self, playback_id: &str) -> Result<(), PackagerError> {
-        let (segments, markers) = self.stored_playlist(playback_id).await?;
-        if segments.is_empty() {
-            return Ok(());
+        let renditions = match self.store.get(&writer::multivariant_key(playback_id)).await? {
+            Some(object) => playlist::parse_renditions(&String::from_utf8_lossy(&object.bytes)),
+            None => vec![SOURCE_RENDITION.to_owned()],
+        };
+        for rendition in renditions {
+            let (segments, markers) = self.stored_playlist(playback_id, &rendition).await?;
+            if segments.is_empty() {
+                continue;
+            }
+            let vod = writer::vod_playlist(&segments, self.config.min_target_secs(), &markers);
+            self.store.put(&writer::replay_key(playback_id, &rendition), vod, writer::PLAYLIST_META).await?;
         }
-        let vod = writer::vod_playlist(&segments, self.config.min_target_secs(), &markers);
-        self.store.put(&writer::replay_key(playback_id), vod, writer::PLAYLIST_META).await?;
         Ok(())
     }
 
-    /// The segments and markers of a stored replay playlist.
+    /// The segments and markers of a rendition's stored replay playlist.
     async fn stored_playlist(
         &self,
         playback_id: &str,
+        rendition: &str,
     ) -> Result<(Vec<playlist::Segment>, Vec<DateRange>), PackagerError> {
-        let Some(object) = self.store.get(&writer::replay_key(playback_id)).await? else {
+        let Some(object) = self.store.get(&writer::replay_key(playback_id, rendition)).await? else {
             return Ok((Vec::new(), Vec::new()));
         };
         let text = std::str::from_utf8(&object.bytes)
-            .map_err(|_| PackagerError::Playlist("replay.m3u8 is not UTF-8".into()))?;
-        let segments = playlist::parse_media(text).map_err(|e| PackagerError::Playlist(format!("replay.m3u8: {e}")))?;
+            .map_err(|_| PackagerError::Playlist(format!("{rendition}/replay.m3u8 is not UTF-8")))?;
+        let segments = playlist::parse_media(text)
+            .map_err(|e| PackagerError::Playlist(format!("{rendition}/replay.m3u8: {e}")))?;
         Ok((segments, playlist::parse_markers(text)))
     }
 }
@@ -245,6 +295,8 @@ struct StreamInner {
     playback_id: String,
     segment_duration: Duration,
     part_duration: Option<Duration>,
+    /// Rungs each publish transcodes, after the source.
+    ladder: Vec<Rendition>,
     progress: watch::Sender<Progress>,
     rt: Handle,
     tx: mpsc::Sender<Msg>,
@@ -289,8 +341,9 @@ impl StreamPackager {
         })
     }
 
-    /// The live playlist's progress; changes after each stored part or segment. Holds
-    /// `ended` once `finish` has run.
+    /// The live playlists' progress; changes after each stored part or segment. With a ladder,
+    /// it is what every rendition's live playlist has (the least advanced one). Holds `ended`
+    /// once `finish` has run.
     pub fn progress(&self) -> watch::Receiver<Progress> {
         self.inner.progress.subscribe()
     }
@@ -583,14 +636,20 @@ impl PublishFeed {
 
     /// Builds the pipeline, feeds it the FLV header and the pending tags, starts its monitor.
     fn start_pipeline(&mut self) -> Result<gst_app::AppSrc, PackagerError> {
-        let built = pipeline::start(
-            self.shared.id,
-            self.has_audio,
-            self.stream.segment_duration,
-            self.stream.part_duration,
-            chrono::Utc::now(),
-            self.stream.tx.clone(),
-        )?;
+        let stream = &self.stream;
+        let start = |ladder: &[Rendition]| {
+            let (segment, part) = (stream.segment_duration, stream.part_duration);
+            let started = chrono::Utc::now();
+            pipeline::start(self.shared.id, self.has_audio, (segment, part), ladder, started, stream.tx.clone())
+        };
+        let built = match start(&stream.ladder) {
+            // The source must not depend on transcoding: without the ladder, it still plays.
+            Err(err) if !stream.ladder.is_empty() => {
+                tracing::error!(playback_id = %stream.playback_id, %err, "ABR ladder failed; this publish is passthrough only");
+                start(&[])?
+            }
+            built => built?,
+        };
         self.stream.rt.spawn(monitor(
             self.shared.clone(),
             built.pipeline,

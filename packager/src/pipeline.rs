@@ -7,6 +7,13 @@
 //! `latency` property), which lets flvdemux's one thread feed both pads. Each thread hop
 //! costs a wake-up per media buffer, and wake-ups, not bytes, dominate a passthrough
 //! publish's CPU.
+//!
+//! With an ABR ladder, the parsers' output also goes (through `tee`s) to one more muxer per
+//! rung: the audio as it is, the video through
+//! `queue ! avdec_h264 ! videoconvert ! tee ! [queue ! videoscale ! x264enc]` per rung (the
+//! source is decoded once). The source's keyframes decide every cut: where the source's
+//! segment ends, each encoder is told to make a keyframe and each muxer to cut (see
+//! `request_splits`), so segment N of every rendition starts at the same frame.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,15 +23,19 @@ use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use tokio::sync::mpsc;
 
-use crate::PackagerError;
 use crate::bmff;
 use crate::writer::{Msg, StreamInfo};
+use crate::{PackagerError, Rendition};
 
 /// The appsrc's queue; more than this means the pipeline fell hopelessly behind.
 pub(crate) const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Elements a publish needs; checked at start-up so a publish cannot fail on a missing plugin.
 pub(crate) const ELEMENTS: [&str; 6] = ["appsrc", "flvdemux", "h264parse", "aacparse", "isofmp4mux", "appsink"];
+
+/// Elements an ABR ladder needs on top; without them, streams are passthrough only.
+pub(crate) const LADDER_ELEMENTS: [&str; 7] =
+    ["tee", "queue", "avdec_h264", "videoconvert", "videoscale", "capsfilter", "x264enc"];
 
 /// Media each muxer sink pad may hold before it blocks flvdemux's thread. Non-live, a pad
 /// with the aggregator's default `latency` (0) is full with one buffer, and the muxer only
@@ -35,6 +46,10 @@ const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(10);
 
 /// The muxer's chunk duration as a share of the LL-HLS part target (see `start`).
 const CHUNK_SHARE: f64 = 0.5;
+
+/// x264's own keyframe interval, in frames: the cuts force keyframes where the source has
+/// them, so x264 adds one only in a source GOP longer than this.
+const LADDER_KEYINT_MAX: u32 = 600;
 
 /// What the pipeline tells the publish's monitor task.
 pub(crate) enum BusEvent {
@@ -56,14 +71,23 @@ fn make(factory: &str) -> Result<gst::Element, PackagerError> {
     gst::ElementFactory::make(factory).build().map_err(|e| PackagerError::Gst(format!("creating {factory}: {e}")))
 }
 
+fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, PackagerError> {
+    element.static_pad(name).ok_or_else(|| PackagerError::Gst(format!("{} has no {name} pad", element.name())))
+}
+
+fn mux_pad(mux: &gst::Element) -> Result<gst::Pad, PackagerError> {
+    mux.request_pad_simple("sink_%u").ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))
+}
+
 /// Builds and starts the pipeline of publish `publish`. `has_audio` decides whether an audio
 /// branch exists: the muxer waits for data on every sink pad, so a pad that never gets audio
-/// would stall it.
+/// would stall it. `(fragment, part)`: segment target and LL-HLS part target. `ladder`: the
+/// rungs transcoded next to the source (renditions 1, 2, …).
 pub(crate) fn start(
     publish: u64,
     has_audio: bool,
-    fragment: Duration,
-    part: Option<Duration>,
+    (fragment, part): (Duration, Option<Duration>),
+    ladder: &[Rendition],
     publish_wall: DateTime<Utc>,
     tx: mpsc::Sender<Msg>,
 ) -> Result<Built, PackagerError> {
@@ -79,34 +103,49 @@ pub(crate) fn start(
         .max_bytes(MAX_QUEUED_BYTES)
         .build();
     let demux = make("flvdemux")?;
-    let mux = make("isofmp4mux")?;
-    let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
-    // The muxer's own rule cuts at the last keyframe at or *before* its fragment end; the video
-    // probe requests each cut at the first keyframe at/after the target instead. This longer
-    // duration only caps a fragment when a GOP is pathologically long.
-    mux.set_property("fragment-duration", fragment_ns.saturating_add(MAX_GOP_OVERSHOOT_NS));
-    // Nothing upstream can make keyframes: the publisher's GOP decides.
-    mux.set_property("send-force-keyunit", false);
-    mux.set_property("latency", MUX_QUEUE.nseconds());
-    if let Some(part) = part {
-        // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
-        // The muxer takes video in decode order, so with B-frames a chunk overshoots its
-        // duration by up to about the reordering depth (measured: up to 100 ms with x264's
-        // two B-frames at 30 fps): half of PART-TARGET keeps parts within it.
-        let chunk = part.mul_f64(CHUNK_SHARE);
-        mux.set_property("chunk-duration", u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX));
-    }
-    let appsink = gst_app::AppSink::builder().sync(false).buffer_list(true).enable_last_sample(false).build();
-
-    pipeline
-        .add_many([appsrc.upcast_ref(), &demux, &mux, appsink.upcast_ref()])
-        .map_err(|e| gst_err("adding elements", e))?;
+    pipeline.add_many([appsrc.upcast_ref(), &demux]).map_err(|e| gst_err("adding elements", e))?;
     appsrc.link(&demux).map_err(|e| gst_err("linking appsrc", e))?;
-    mux.link(&appsink).map_err(|e| gst_err("linking muxer", e))?;
 
-    let (video_in, video_out) = branch(&pipeline, &mux, "h264parse")?;
-    request_splits(&video_out, &mux, fragment_ns);
-    let audio_in = if has_audio { Some(branch(&pipeline, &mux, "aacparse")?.0) } else { None };
+    let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
+    let muxes = (0..=ladder.len())
+        .map(|rendition| {
+            let segmenter = Segmenter {
+                publish,
+                rendition,
+                publish_wall,
+                elapsed_ns: 0,
+                chunked: part.is_some(),
+                track: None,
+                tx: tx.clone(),
+            };
+            muxer(&pipeline, fragment_ns, part, segmenter)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Video: the source's muxer (its first pad: track order video, audio), then the ladder.
+    let video = parser(&pipeline, "h264parse")?;
+    let video_out = static_pad(&video, "src")?;
+    let mut video_sinks = vec![mux_pad(&muxes[0])?];
+    let encoders = match ladder.is_empty() {
+        true => Vec::new(),
+        false => {
+            let (sink, encoders) = transcode(&pipeline, ladder, &muxes[1..])?;
+            video_sinks.push(sink);
+            encoders
+        }
+    };
+    fan_out(&pipeline, &video_out, &video_sinks)?;
+    request_splits(&video_out, &muxes, &encoders, fragment_ns);
+    let video_in = static_pad(&video, "sink")?;
+    let audio_in = match has_audio {
+        true => {
+            let audio = parser(&pipeline, "aacparse")?;
+            let sinks = muxes.iter().map(mux_pad).collect::<Result<Vec<_>, _>>()?;
+            fan_out(&pipeline, &static_pad(&audio, "src")?, &sinks)?;
+            Some(static_pad(&audio, "sink")?)
+        }
+        false => None,
+    };
     demux.connect_pad_added(move |_, pad| {
         let target = match pad.name().as_str() {
             "video" => Some(&video_in),
@@ -120,10 +159,6 @@ pub(crate) fn start(
             tracing::warn!(pad = %pad.name(), ?err, "linking flvdemux pad failed");
         }
     });
-
-    let mut segmenter = Segmenter { publish, publish_wall, elapsed_ns: 0, chunked: part.is_some(), track: None, tx };
-    appsink
-        .set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |sink| segmenter.on_sample(sink)).build());
 
     let (bus_tx, bus) = mpsc::unbounded_channel();
     let bus_handle = pipeline.bus().ok_or_else(|| PackagerError::Gst("pipeline has no bus".into()))?;
@@ -153,22 +188,116 @@ pub(crate) fn start(
     Ok(Built { pipeline, appsrc, bus })
 }
 
-/// `{parser}` linked to a new muxer sink pad; returns the parser's sink and src pads.
-/// The parsers run on flvdemux's single thread (so the split probes on their src pads see
-/// audio and video in FLV order) and push straight into the muxer's pads (see `MUX_QUEUE`).
-fn branch(pipeline: &gst::Pipeline, mux: &gst::Element, parser: &str) -> Result<(gst::Pad, gst::Pad), PackagerError> {
+/// One rendition's `isofmp4mux ! appsink`, the segmenter at the appsink; returns the muxer.
+fn muxer(
+    pipeline: &gst::Pipeline,
+    fragment_ns: u64,
+    part: Option<Duration>,
+    mut segmenter: Segmenter,
+) -> Result<gst::Element, PackagerError> {
+    let mux = make("isofmp4mux")?;
+    // The muxer's own rule cuts at the last keyframe at or *before* its fragment end; the video
+    // probe requests each cut at the first keyframe at/after the target instead. This longer
+    // duration only caps a fragment when a GOP is pathologically long.
+    mux.set_property("fragment-duration", fragment_ns.saturating_add(MAX_GOP_OVERSHOOT_NS));
+    // The cuts follow the publisher's GOP (`request_splits`), not the muxer's wishes.
+    mux.set_property("send-force-keyunit", false);
+    mux.set_property("latency", MUX_QUEUE.nseconds());
+    if let Some(part) = part {
+        // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
+        // The muxer takes video in decode order, so with B-frames a chunk overshoots its
+        // duration by up to about the reordering depth (measured: up to 100 ms with x264's
+        // two B-frames at 30 fps): half of PART-TARGET keeps parts within it.
+        let chunk = part.mul_f64(CHUNK_SHARE);
+        mux.set_property("chunk-duration", u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX));
+    }
+    let appsink = gst_app::AppSink::builder().sync(false).buffer_list(true).enable_last_sample(false).build();
+    pipeline.add_many([&mux, appsink.upcast_ref()]).map_err(|e| gst_err("adding muxer", e))?;
+    mux.link(&appsink).map_err(|e| gst_err("linking muxer", e))?;
+    appsink
+        .set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |sink| segmenter.on_sample(sink)).build());
+    Ok(mux)
+}
+
+/// A `{parser}` in the pipeline. The parsers run on flvdemux's single thread (so the split
+/// probe on the video parser sees audio and video in FLV order) and push straight into the
+/// muxers' pads (see `MUX_QUEUE`).
+fn parser(pipeline: &gst::Pipeline, parser: &str) -> Result<gst::Element, PackagerError> {
     let parse = make(parser)?;
     if parser == "h264parse" {
         // FLV carries SPS/PPS once; in-band copies make every segment decodable on its own.
         parse.set_property("config-interval", -1i32);
     }
-    pipeline.add(&parse).map_err(|e| gst_err("adding branch", e))?;
-    let sink =
-        mux.request_pad_simple("sink_%u").ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
-    let pad = |name| parse.static_pad(name).ok_or_else(|| PackagerError::Gst(format!("{parser} has no {name} pad")));
-    let src = pad("src")?;
-    src.link(&sink).map_err(|e| gst_err("linking parser to muxer", e))?;
-    Ok((pad("sink")?, src))
+    pipeline.add(&parse).map_err(|e| gst_err("adding parser", e))?;
+    Ok(parse)
+}
+
+/// Links `src` to every pad of `sinks`: directly to one, through a `tee` to several.
+fn fan_out(pipeline: &gst::Pipeline, src: &gst::Pad, sinks: &[gst::Pad]) -> Result<(), PackagerError> {
+    let link = |from: &gst::Pad, to: &gst::Pad| from.link(to).map(|_| ()).map_err(|e| gst_err("linking", e));
+    if let [sink] = sinks {
+        return link(src, sink);
+    }
+    let tee = make("tee")?;
+    pipeline.add(&tee).map_err(|e| gst_err("adding tee", e))?;
+    link(src, &static_pad(&tee, "sink")?)?;
+    for sink in sinks {
+        let branch = tee.request_pad_simple("src_%u").ok_or_else(|| PackagerError::Gst("tee refused a pad".into()))?;
+        link(&branch, sink)?;
+    }
+    Ok(())
+}
+
+/// The ladder's video: the source decoded once, then per rung scaled and encoded into the
+/// rung's muxer (`muxes[i]` for `ladder[i]`). Returns the decoder branch's sink pad and the
+/// encoders (which `request_splits` tells where to make keyframes).
+fn transcode(
+    pipeline: &gst::Pipeline,
+    ladder: &[Rendition],
+    muxes: &[gst::Element],
+) -> Result<(gst::Pad, Vec<gst::Element>), PackagerError> {
+    let add = |elements: &[&gst::Element]| {
+        pipeline.add_many(elements).map_err(|e| gst_err("adding ladder", e))?;
+        gst::Element::link_many(elements).map_err(|e| gst_err("linking ladder", e))
+    };
+    // Its own thread, so that decoding never holds up the source's demuxing and muxing.
+    let queue = make("queue")?;
+    let decode = make("avdec_h264")?;
+    let convert = make("videoconvert")?;
+    // 8-bit 4:2:0, what every player decodes, whatever the publisher sent.
+    let i420 = gst::Caps::builder("video/x-raw").field("format", "I420").build();
+    let format = gst::ElementFactory::make("capsfilter")
+        .property("caps", i420)
+        .build()
+        .map_err(|e| gst_err("creating capsfilter", e))?;
+    add(&[&queue, &decode, &convert, &format])?;
+    let mut sinks = Vec::with_capacity(ladder.len());
+    let mut encoders = Vec::with_capacity(ladder.len());
+    for (rung, mux) in ladder.iter().zip(muxes) {
+        // One thread per rung: the encoders run in parallel.
+        let queue = make("queue")?;
+        let scale = make("videoscale")?;
+        let size = gst::Caps::builder("video/x-raw")
+            .field("width", i32::try_from(rung.width).unwrap_or(i32::MAX))
+            .field("height", i32::try_from(rung.height).unwrap_or(i32::MAX))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        let size = gst::ElementFactory::make("capsfilter")
+            .property("caps", size)
+            .build()
+            .map_err(|e| gst_err("creating capsfilter", e))?;
+        let encode = make("x264enc")?;
+        encode.set_property_from_str("tune", "zerolatency");
+        encode.set_property_from_str("speed-preset", "veryfast");
+        encode.set_property("bitrate", rung.video_bitrate_kbps);
+        encode.set_property("key-int-max", LADDER_KEYINT_MAX);
+        add(&[&queue, &scale, &size, &encode])?;
+        static_pad(&encode, "src")?.link(&mux_pad(mux)?).map_err(|e| gst_err("linking encoder to muxer", e))?;
+        sinks.push(static_pad(&queue, "sink")?);
+        encoders.push(encode);
+    }
+    fan_out(pipeline, &static_pad(&format, "src")?, &sinks)?;
+    Ok((static_pad(&queue, "sink")?, encoders))
 }
 
 /// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
@@ -176,12 +305,16 @@ const SPLIT_TOLERANCE_NS: u64 = 5_000_000;
 /// How far past the target a GOP may end before the muxer cuts on its own.
 const MAX_GOP_OVERSHOOT_NS: u64 = 10_000_000_000;
 
-/// On the video parser's src pad: asks the muxer (`split-at-running-time`) to end the fragment
-/// at the first keyframe at or after `target_ns` since the fragment began. The request is made
-/// before that keyframe reaches the muxer, and the muxer cuts by timestamp (audio follows the
-/// video's cut), so the result does not depend on thread timing.
-fn request_splits(pad: &gst::Pad, mux: &gst::Element, target_ns: u64) {
-    let mux = mux.downgrade();
+/// On the video parser's src pad: asks every muxer (`split-at-running-time`) to end the
+/// fragment at the first keyframe at or after `target_ns` since the fragment began, and every
+/// ladder encoder to make a keyframe at that frame (an upstream force-key-unit event, queued by
+/// the encoder until a frame of that running time arrives), so all renditions cut at the same
+/// frame. The requests are made before that keyframe reaches any muxer or encoder, and the
+/// muxers cut by timestamp (audio follows the video's cut), so the result does not depend on
+/// thread timing.
+fn request_splits(pad: &gst::Pad, muxes: &[gst::Element], encoders: &[gst::Element], target_ns: u64) {
+    let muxes: Vec<_> = muxes.iter().map(|m| m.downgrade()).collect();
+    let encoders: Vec<_> = encoders.iter().map(|e| e.downgrade()).collect();
     // Probes are `Fn`; only this pad's streaming thread touches the start. MAX = none yet.
     let fragment_start = AtomicU64::new(u64::MAX);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -205,10 +338,18 @@ fn request_splits(pad: &gst::Pad, mux: &gst::Element, target_ns: u64) {
         if start == u64::MAX {
             return gst::PadProbeReturn::Ok;
         }
-        let running_time = pad
+        let Some(running_time) = pad
             .sticky_event::<gst::event::Segment>(0)
-            .and_then(|ev| ev.segment().downcast_ref::<gst::ClockTime>()?.to_running_time(pts));
-        if let (Some(running_time), Some(mux)) = (running_time, mux.upgrade()) {
+            .and_then(|ev| ev.segment().downcast_ref::<gst::ClockTime>()?.to_running_time(pts))
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        for encoder in encoders.iter().filter_map(|e| e.upgrade()) {
+            let keyframe =
+                gst_video::UpstreamForceKeyUnitEvent::builder().running_time(running_time).all_headers(true).build();
+            encoder.send_event(keyframe);
+        }
+        for mux in muxes.iter().filter_map(|m| m.upgrade()) {
             mux.emit_by_name::<()>("split-at-running-time", &[&running_time]);
         }
         gst::PadProbeReturn::Ok
@@ -222,6 +363,8 @@ fn request_splits(pad: &gst::Pad, mux: &gst::Element, target_ns: u64) {
 /// part; the writer joins a segment's parts.
 struct Segmenter {
     publish: u64,
+    /// 0: the source; then the ladder's rungs.
+    rendition: usize,
     /// Wall clock of the publish's first video frame: PROGRAM-DATE-TIME of its first segment.
     publish_wall: DateTime<Utc>,
     /// Media time of this publish's segments so far.
@@ -247,10 +390,10 @@ impl Segmenter {
             && first.flags().contains(gst::BufferFlags::HEADER | gst::BufferFlags::DISCONT)
         {
             let info = stream_info(sink);
-            tracing::debug!(publish = self.publish, codecs = %info.codecs, "new init segment");
+            tracing::debug!(publish = self.publish, rendition = self.rendition, codecs = %info.codecs, "new init segment");
             let bytes = concat(&[*first]);
             self.track = bmff::video_track(&bytes);
-            self.send(Msg::Init { publish: self.publish, bytes, info })?;
+            self.send(Msg::Init { publish: self.publish, rendition: self.rendition, bytes, info })?;
             rest = tail;
         }
         let Some(header) = rest.first() else { return Ok(gst::FlowSuccess::Ok) };
@@ -278,7 +421,8 @@ impl Segmenter {
             Some(d) if self.chunked => d.nseconds(),
             _ => duration_ns,
         };
-        self.send(Msg::Part { publish: self.publish, bytes, duration_ns, part_ns, pdt, first, last })?;
+        let (publish, rendition) = (self.publish, self.rendition);
+        self.send(Msg::Part { publish, rendition, bytes, duration_ns, part_ns, pdt, first, last })?;
         Ok(gst::FlowSuccess::Ok)
     }
 

@@ -117,6 +117,19 @@ pub(crate) struct View<'a> {
     pub min_target_secs: u64,
     pub low_latency: Option<LowLatency>,
     pub markers: &'a [DateRange],
+    /// The other renditions' live edges (live playlists only, with an ABR ladder).
+    pub reports: &'a [RenditionReport],
+}
+
+/// An `EXT-X-RENDITION-REPORT`: where another rendition's live playlist has got, so that a
+/// player switching to it can ask for the right segment or part at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RenditionReport {
+    /// The rendition's name (its folder next to this one).
+    pub rendition: String,
+    pub last_msn: u64,
+    /// Index of its last part in `last_msn`; `None` without LL-HLS.
+    pub last_part: Option<usize>,
 }
 
 fn ms_str(ms: u64) -> String {
@@ -152,7 +165,7 @@ pub(crate) enum Kind {
 /// `min_target_secs` keeps TARGETDURATION from starting below the configured target.
 #[cfg(test)]
 pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u64) -> String {
-    render(&View { segments, open: None, kind, min_target_secs, low_latency: None, markers: &[] })
+    render(&View { segments, open: None, kind, min_target_secs, low_latency: None, markers: &[], reports: &[] })
 }
 
 /// TARGETDURATION over every segment, not just the window, so the live one never shrinks.
@@ -291,15 +304,31 @@ pub(crate) fn render(view: &View<'_>) -> String {
         };
         let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(msn, next));
     }
+    if matches!(kind, Kind::Live { .. }) {
+        for report in view.reports {
+            // Relative to this playlist's URL, `/hls/{playback_id}/{rendition}/index.m3u8`.
+            let _ = write!(
+                out,
+                "#EXT-X-RENDITION-REPORT:URI=\"../{}/index.m3u8\",LAST-MSN={}",
+                report.rendition, report.last_msn
+            );
+            if let Some(part) = report.last_part {
+                let _ = write!(out, ",LAST-PART={part}");
+            }
+            out.push('\n');
+        }
+    }
     if ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     out
 }
 
-/// What the multivariant playlist says about the one rendition.
+/// What the multivariant playlist says about one rendition.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Variant {
+    /// The rendition's folder: its media playlist is `{name}/index.m3u8`.
+    pub name: String,
     /// Peak segment bit rate, bits/s.
     pub bandwidth: u64,
     pub average_bandwidth: u64,
@@ -308,21 +337,35 @@ pub(crate) struct Variant {
     pub frame_rate: Option<f64>,
 }
 
-pub(crate) fn render_multivariant(v: &Variant) -> String {
+/// The multivariant playlist: one EXT-X-STREAM-INF per rendition, in the given order.
+pub(crate) fn render_multivariant(variants: &[Variant]) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let _ = write!(
-        out,
-        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
-        v.bandwidth, v.average_bandwidth, v.codecs
-    );
-    if let Some((w, h)) = v.resolution {
-        let _ = write!(out, ",RESOLUTION={w}x{h}");
+    for v in variants {
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+            v.bandwidth, v.average_bandwidth, v.codecs
+        );
+        if let Some((w, h)) = v.resolution {
+            let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
+        if let Some(fps) = v.frame_rate {
+            let _ = write!(out, ",FRAME-RATE={fps:.3}");
+        }
+        let _ = writeln!(out, "\n{}/index.m3u8", v.name);
     }
-    if let Some(fps) = v.frame_rate {
-        let _ = write!(out, ",FRAME-RATE={fps:.3}");
-    }
-    out.push_str("\nv0/index.m3u8\n");
     out
+}
+
+/// The rendition folders a stored multivariant playlist names, in its order.
+pub(crate) fn parse_renditions(multivariant: &str) -> Vec<String> {
+    multivariant
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|uri| uri.strip_suffix("/index.m3u8"))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -546,6 +589,7 @@ mod tests {
             min_target_secs: 2,
             low_latency: Some(LowLatency { part_target_ms: 200, skip }),
             markers,
+            reports: &[],
         })
     }
 
@@ -593,6 +637,7 @@ mod tests {
                 min_target_secs: 2,
                 low_latency: Some(LowLatency { part_target_ms: 200, skip: false }),
                 markers: &[],
+                reports: &[],
             }
         });
         assert!(ended.ends_with("seg000005.m4s\n#EXT-X-ENDLIST\n") && !ended.contains("PRELOAD"), "{ended}");
@@ -603,6 +648,7 @@ mod tests {
             min_target_secs: 2,
             low_latency: Some(LowLatency { part_target_ms: 200, skip: false }),
             markers: &[],
+            reports: &[],
         });
         assert!(
             !replay.contains("PART") && !replay.contains("SERVER-CONTROL") && replay.contains("VERSION:7"),
@@ -621,6 +667,7 @@ mod tests {
             min_target_secs: 2,
             low_latency: Some(LowLatency { part_target_ms: 200, skip: true }),
             markers: &[],
+            reports: &[],
         });
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{text}");
         assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n#EXT-X-MAP:URI=\"init0.mp4\"\n"), "{text}");
@@ -652,6 +699,7 @@ mod tests {
             min_target_secs: 2,
             low_latency: None,
             markers: &markers,
+            reports: &[],
         });
         let line = "#EXT-X-DATERANGE:ID=\"pin\",CLASS=\"com.hawker.product\",START-DATE=\"2026-01-02T03:04:14.000Z\",\
                     END-DATE=\"2026-01-02T03:04:16.500Z\",DURATION=2.500,X-PRODUCT-ID=\"a'b c\"\n";
@@ -665,6 +713,7 @@ mod tests {
             min_target_secs: 2,
             low_latency: None,
             markers: &markers,
+            reports: &[],
         });
         assert!(replay.contains(line) && replay.contains("ID=\"old\""), "{replay}");
         // Read back on resume.
@@ -689,18 +738,89 @@ mod tests {
 
     #[test]
     fn multivariant_names_the_index_alias() {
-        let text = render_multivariant(&Variant {
+        let source = Variant {
+            name: "v0".into(),
             bandwidth: 3_200_000,
             average_bandwidth: 3_000_000,
             codecs: "avc1.64001f,mp4a.40.2".into(),
             resolution: Some((1280, 720)),
             frame_rate: Some(30.0),
-        });
+        };
+        let text = render_multivariant(std::slice::from_ref(&source));
         assert_eq!(
             text,
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=3200000,\
              AVERAGE-BANDWIDTH=3000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,\
              FRAME-RATE=30.000\nv0/index.m3u8\n"
         );
+        // A ladder: the source first, then each rung, each with its own folder.
+        let rung = Variant {
+            name: "480p".into(),
+            bandwidth: 1_300_000,
+            average_bandwidth: 1_200_000,
+            codecs: "avc1.64001e,mp4a.40.2".into(),
+            resolution: Some((854, 480)),
+            frame_rate: Some(29.97),
+        };
+        let text = render_multivariant(&[source, rung]);
+        assert!(
+            text.ends_with(
+                "v0/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=1300000,AVERAGE-BANDWIDTH=1200000,\
+                 CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=854x480,FRAME-RATE=29.970\n480p/index.m3u8\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(parse_renditions(&text), ["v0", "480p"]);
+        assert!(parse_renditions("").is_empty());
+    }
+
+    #[test]
+    fn rendition_reports_in_live_playlists_only() {
+        let segments: Vec<Segment> = stream().into_iter().map(|s| with_parts(s, 3)).collect();
+        let reports = [
+            RenditionReport { rendition: "480p".into(), last_msn: 6, last_part: Some(1) },
+            RenditionReport { rendition: "360p".into(), last_msn: 5, last_part: Some(2) },
+        ];
+        let view = |kind, low_latency| View {
+            segments: &segments,
+            open: None,
+            kind,
+            min_target_secs: 2,
+            low_latency,
+            markers: &[],
+            reports: &reports,
+        };
+        let ll = Some(LowLatency { part_target_ms: 200, skip: false });
+        let live = render(&view(Kind::Live { window: 6, ended: false }, ll));
+        assert!(
+            live.ends_with(
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg000006.0.m4s\"\n\
+                 #EXT-X-RENDITION-REPORT:URI=\"../480p/index.m3u8\",LAST-MSN=6,LAST-PART=1\n\
+                 #EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\",LAST-MSN=5,LAST-PART=2\n"
+            ),
+            "{live}"
+        );
+        // The delta update carries them too; an ended live playlist keeps the final ones.
+        let delta =
+            render(&view(Kind::Live { window: 6, ended: false }, Some(LowLatency { part_target_ms: 200, skip: true })));
+        assert_eq!(delta.matches("#EXT-X-RENDITION-REPORT:").count(), 2, "{delta}");
+        let ended = render(&view(Kind::Live { window: 6, ended: true }, ll));
+        assert!(ended.ends_with("LAST-PART=2\n#EXT-X-ENDLIST\n"), "{ended}");
+        // Without LL-HLS: no LAST-PART.
+        let plain = render(&View {
+            reports: &[RenditionReport { rendition: "480p".into(), last_msn: 5, last_part: None }],
+            ..view(Kind::Live { window: 6, ended: false }, None)
+        });
+        assert!(
+            plain.ends_with("seg000005.m4s\n#EXT-X-RENDITION-REPORT:URI=\"../480p/index.m3u8\",LAST-MSN=5\n"),
+            "{plain}"
+        );
+        // The replay (EVENT, VOD) has none.
+        for kind in [Kind::Event, Kind::Vod] {
+            let text = render(&view(kind, ll));
+            assert!(!text.contains("RENDITION-REPORT"), "{text}");
+        }
+        // And m3u8-rs still reads the playlist.
+        assert!(matches!(m3u8_rs::parse_playlist_res(live.as_bytes()), Ok(m3u8_rs::Playlist::MediaPlaylist(_))));
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use hawker_storage::{ObjectMeta, Store};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::playlist::{self, DateRange, Kind, LowLatency, Part, Segment, Variant, View};
+use crate::playlist::{self, DateRange, Kind, LowLatency, Part, RenditionReport, Segment, Variant, View};
 use crate::{PackagerConfig, PackagerError, Progress};
 
 /// Playlists of the replay (event/VOD) and the multivariant one: kept for good.
@@ -29,9 +29,12 @@ pub(crate) struct StreamInfo {
     pub frame_rate: Option<f64>,
 }
 
+/// Messages of the pipeline carry the index of their rendition: 0 is the source, then the
+/// ladder's rungs in order.
 pub(crate) enum Msg {
     Init {
         publish: u64,
+        rendition: usize,
         bytes: Bytes,
         info: StreamInfo,
     },
@@ -42,6 +45,7 @@ pub(crate) enum Msg {
     /// `duration_ns` counts into the segment's duration, `part_ns` is the part's own span.
     Part {
         publish: u64,
+        rendition: usize,
         bytes: Bytes,
         duration_ns: u64,
         part_ns: u64,
@@ -73,17 +77,17 @@ impl Msg {
     }
 }
 
-pub(crate) fn replay_key(playback_id: &str) -> String {
-    format!("streams/{playback_id}/v0/replay.m3u8")
+/// Key of object `name` of a rendition.
+pub(crate) fn key(playback_id: &str, rendition: &str, name: &str) -> String {
+    format!("streams/{playback_id}/{rendition}/{name}")
 }
 
-pub(crate) fn live_key(playback_id: &str) -> String {
-    format!("streams/{playback_id}/v0/live.m3u8")
+pub(crate) fn replay_key(playback_id: &str, rendition: &str) -> String {
+    key(playback_id, rendition, "replay.m3u8")
 }
 
-/// The LL-HLS delta update of the live playlist (`_HLS_skip=YES`).
-pub(crate) fn live_delta_key(playback_id: &str) -> String {
-    format!("streams/{playback_id}/v0/live_delta.m3u8")
+pub(crate) fn multivariant_key(playback_id: &str) -> String {
+    format!("streams/{playback_id}/index.m3u8")
 }
 
 /// The replay playlist rewritten as VOD + ENDLIST.
@@ -95,6 +99,7 @@ pub(crate) fn vod_playlist(segments: &[Segment], min_target_secs: u64, markers: 
         min_target_secs,
         low_latency: None,
         markers,
+        reports: &[],
     }))
 }
 
@@ -105,6 +110,93 @@ struct Open {
     duration_ns: u64,
 }
 
+/// One rendition's playlists and objects, under `streams/{playback_id}/{name}/`. Every
+/// rendition is cut at the same source keyframes, so segment N of each holds the same media.
+struct Track {
+    name: String,
+    /// Every complete segment since go-live.
+    segments: Vec<Segment>,
+    open: Option<Open>,
+    next_msn: u64,
+    next_init: u32,
+    /// The init the running publish's segments use; `None` until one is stored, and for a
+    /// rendition the running publish does not produce.
+    current_init: Option<u32>,
+    /// The next stored segment starts a discontinuity (new publish, or a lost segment).
+    pending_discontinuity: bool,
+    info: Option<StreamInfo>,
+    peak_bps: u64,
+    total_bits: u128,
+    total_ms: u128,
+}
+
+impl Track {
+    fn new(name: String, segments: Vec<Segment>, next_msn: u64) -> Self {
+        let next_init = segments.iter().map(|s| s.init + 1).max().unwrap_or(0);
+        Self {
+            name,
+            segments,
+            open: None,
+            next_msn,
+            next_init,
+            current_init: None,
+            pending_discontinuity: false,
+            info: None,
+            peak_bps: 0,
+            total_bits: 0,
+            total_ms: 0,
+        }
+    }
+
+    /// The newest complete segment and the newest part (in the open segment, or the last
+    /// part of the newest complete one; `None` without LL-HLS), as the live playlist shows.
+    fn last(&self, ll: bool) -> (Option<u64>, Option<(u64, usize)>) {
+        let last_part = match (&self.open, self.segments.last()) {
+            _ if !ll => None,
+            (Some(open), _) if !open.segment.parts.is_empty() => Some((open.segment.msn, open.segment.parts.len() - 1)),
+            (_, Some(last)) => Some((last.msn, last.parts.len().saturating_sub(1))),
+            _ => None,
+        };
+        (self.segments.last().map(|s| s.msn), last_part)
+    }
+
+    /// PDT of segment `msn`, open or complete.
+    fn pdt_of(&self, msn: u64) -> Option<DateTime<Utc>> {
+        let open = self.open.as_ref().map(|o| &o.segment);
+        open.into_iter()
+            .chain(self.segments.iter().rev().take_while(|s| s.msn >= msn))
+            .find(|s| s.msn == msn)
+            .map(|s| s.pdt)
+    }
+
+    fn count_bandwidth(&mut self, size: u64, duration_ms: u64) {
+        if duration_ms == 0 {
+            return;
+        }
+        let bits = u128::from(size) * 8;
+        // A very short (final) segment says little about the peak rate.
+        if duration_ms >= 500 || self.peak_bps == 0 {
+            let bps = u64::try_from(bits * 1000 / u128::from(duration_ms)).unwrap_or(u64::MAX);
+            self.peak_bps = self.peak_bps.max(bps);
+        }
+        self.total_bits += bits;
+        self.total_ms += u128::from(duration_ms);
+    }
+
+    /// The multivariant entry, once codecs and a measured bit rate are known.
+    fn variant(&self) -> Option<Variant> {
+        let info = self.info.as_ref().filter(|_| self.total_ms > 0)?;
+        Some(Variant {
+            name: self.name.clone(),
+            bandwidth: self.peak_bps,
+            average_bandwidth: u64::try_from(self.total_bits * 1000 / self.total_ms).unwrap_or(0),
+            codecs: info.codecs.clone(),
+            resolution: info.resolution,
+            frame_rate: info.frame_rate,
+        })
+    }
+}
+
 pub(crate) struct Writer {
     store: Arc<dyn Store>,
     playback_id: String,
@@ -112,62 +204,56 @@ pub(crate) struct Writer {
     live_window: usize,
     /// PART-TARGET in ms; `None` without LL-HLS.
     part_target_ms: Option<u64>,
-    /// Every complete segment since go-live.
-    segments: Vec<Segment>,
-    open: Option<Open>,
+    /// The source first, then the ladder's rungs.
+    tracks: Vec<Track>,
     markers: Vec<DateRange>,
     progress: watch::Sender<Progress>,
-    next_msn: u64,
-    next_init: u32,
-    /// The init the running publish's segments use; `None` until one is stored.
-    current_init: Option<u32>,
-    /// The next stored segment starts a discontinuity (new publish, or a lost segment).
-    pending_discontinuity: bool,
     /// The publish whose messages are applied; later publishes wait in `held`.
     active: Option<u64>,
     last_ended: Option<u64>,
     held: VecDeque<Msg>,
-    info: Option<StreamInfo>,
-    peak_bps: u64,
-    total_bits: u128,
-    total_ms: u128,
-    written_variant: Option<Variant>,
+    written_variants: Vec<Variant>,
 }
 
 impl Writer {
-    /// `segments` and `markers` are those of a resumed stream (empty for a new one).
+    /// `renditions` are (name, segments) of each rendition, the source first; the segments and
+    /// `markers` are those of a resumed stream (empty for a new one).
     pub fn new(
         store: Arc<dyn Store>,
         playback_id: String,
         config: &PackagerConfig,
-        segments: Vec<Segment>,
+        renditions: Vec<(String, Vec<Segment>)>,
         markers: Vec<DateRange>,
         progress: watch::Sender<Progress>,
     ) -> Self {
-        let next_msn = segments.last().map_or(0, |s| s.msn + 1);
-        let next_init = segments.iter().map(|s| s.init + 1).max().unwrap_or(0);
+        // Media sequence numbers follow the source, so that segment N is the same media in
+        // every rendition; a rung whose stored segments do not end where the source's do (the
+        // ladder changed since) starts afresh rather than leave a gap in its numbering.
+        let next_msn = |segments: &[Segment]| segments.last().map_or(0, |s| s.msn + 1);
+        let source_next = renditions.first().map_or(0, |(_, segments)| next_msn(segments));
+        let tracks = renditions
+            .into_iter()
+            .map(|(name, mut segments)| {
+                if next_msn(&segments) != source_next && !segments.is_empty() {
+                    tracing::warn!(%playback_id, rendition = %name, "stored rendition out of step with the source; restarting it");
+                    segments.clear();
+                }
+                Track::new(name, segments, source_next)
+            })
+            .collect();
         Self {
             store,
             playback_id,
             min_target_secs: config.min_target_secs(),
             live_window: config.live_window,
             part_target_ms: config.part_target_ms(),
-            segments,
-            open: None,
+            tracks,
             markers,
             progress,
-            next_msn,
-            next_init,
-            current_init: None,
-            pending_discontinuity: false,
             active: None,
             last_ended: None,
             held: VecDeque::new(),
-            info: None,
-            peak_bps: 0,
-            total_bits: 0,
-            total_ms: 0,
-            written_variant: None,
+            written_variants: Vec::new(),
         }
     }
 
@@ -194,8 +280,10 @@ impl Writer {
         let Some(publish) = msg.publish() else { return };
         if self.active.is_none() && self.last_ended.is_none_or(|l| publish > l) {
             self.active = Some(publish);
-            self.current_init = None;
-            self.pending_discontinuity = !self.segments.is_empty();
+            for track in &mut self.tracks {
+                track.current_init = None;
+                track.pending_discontinuity = !track.segments.is_empty();
+            }
         }
         if self.active != Some(publish) {
             if self.last_ended.is_some_and(|l| publish <= l) {
@@ -206,12 +294,14 @@ impl Writer {
             return;
         }
         match msg {
-            Msg::Init { bytes, info, .. } => self.init(bytes, info).await,
-            Msg::Part { bytes, duration_ns, part_ns, pdt, first, last, .. } => {
-                self.part(bytes, (duration_ns, part_ns), pdt, first, last).await
+            Msg::Init { rendition, bytes, info, .. } => self.init(rendition, bytes, info).await,
+            Msg::Part { rendition, bytes, duration_ns, part_ns, pdt, first, last, .. } => {
+                self.part(rendition, bytes, (duration_ns, part_ns), pdt, (first, last)).await
             }
             Msg::PublishEnded { .. } => {
-                self.close_open().await;
+                for r in 0..self.tracks.len() {
+                    self.close_open(r).await;
+                }
                 self.active = None;
                 self.last_ended = Some(publish);
                 let held = std::mem::take(&mut self.held);
@@ -223,53 +313,68 @@ impl Writer {
         }
     }
 
-    fn key(&self, name: &str) -> String {
-        format!("streams/{}/v0/{name}", self.playback_id)
+    fn key(&self, r: usize, name: &str) -> String {
+        key(&self.playback_id, &self.tracks[r].name, name)
     }
 
-    async fn init(&mut self, bytes: Bytes, info: StreamInfo) {
-        let n = self.next_init;
-        self.next_init += 1;
-        match self.store.put(&self.key(&playlist::init_uri(n)), bytes, INIT_META).await {
-            Ok(()) => self.current_init = Some(n),
+    async fn init(&mut self, r: usize, bytes: Bytes, info: StreamInfo) {
+        let Some(track) = self.tracks.get_mut(r) else { return };
+        let n = track.next_init;
+        track.next_init += 1;
+        track.info = Some(info);
+        let key = self.key(r, &playlist::init_uri(n));
+        let stored = self.store.put(&key, bytes, INIT_META).await;
+        let track = &mut self.tracks[r];
+        match stored {
+            Ok(()) => track.current_init = Some(n),
             Err(err) => {
                 // Segments without their init are unplayable: skip them until the next init.
-                tracing::error!(playback_id = %self.playback_id, %err, "storing init failed");
-                self.current_init = None;
+                tracing::error!(playback_id = %self.playback_id, rendition = %track.name, %err, "storing init failed");
+                track.current_init = None;
             }
         }
-        self.info = Some(info);
     }
 
     async fn part(
         &mut self,
+        r: usize,
         bytes: Bytes,
         (duration_ns, part_ns): (u64, u64),
         pdt: DateTime<Utc>,
-        first: bool,
-        last: bool,
+        (first, last): (bool, bool),
     ) {
+        if r >= self.tracks.len() {
+            return;
+        }
         if first {
-            self.close_open().await;
-            let Some(init) = self.current_init else {
-                self.pending_discontinuity = true;
+            self.close_open(r).await;
+            // A rung's segment is the source's segment of the same number: the same PDT, not
+            // one a nanosecond-level sum of its own frame durations rounds differently.
+            let msn = self.tracks[r].next_msn;
+            let pdt = match r {
+                0 => pdt,
+                _ => self.tracks[0].pdt_of(msn).unwrap_or(pdt),
+            };
+            let track = &mut self.tracks[r];
+            let Some(init) = track.current_init else {
+                track.pending_discontinuity = true;
                 return;
             };
             // Keep PDT monotonic across publishes and clock steps.
-            let pdt = match self.segments.last() {
+            let pdt = match track.segments.last() {
                 Some(prev) => {
                     let prev_end = prev.pdt + chrono::Duration::milliseconds(prev.duration_ms as i64);
                     pdt.max(prev_end)
                 }
                 None => pdt,
             };
-            self.open = Some(Open {
+            track.open = Some(Open {
                 segment: Segment {
-                    msn: self.next_msn,
+                    msn: track.next_msn,
                     init,
                     duration_ms: 0,
                     pdt,
-                    discontinuity: std::mem::take(&mut self.pending_discontinuity),
+                    discontinuity: std::mem::take(&mut track.pending_discontinuity),
                     parts: Vec::new(),
                 },
                 bytes: Vec::new(),
@@ -277,10 +382,10 @@ impl Writer {
             });
         }
         // A part whose segment start was lost (no init) is dropped with its segment.
-        let Some(open) = &mut self.open else { return };
+        let Some(open) = &self.tracks[r].open else { return };
         if let Some(part_target) = self.part_target_ms.filter(|_| !(first && last)) {
             let index = open.segment.parts.len();
-            let key = format!("streams/{}/v0/{}", self.playback_id, playlist::part_uri(open.segment.msn, index));
+            let key = self.key(r, &playlist::part_uri(open.segment.msn, index));
             if let Err(err) = self.store.put(&key, bytes.clone(), PART_META).await {
                 // The segment still carries this media; only LL-HLS clients miss the part.
                 tracing::error!(playback_id = %self.playback_id, key, %err, "storing part failed");
@@ -289,22 +394,24 @@ impl Writer {
             if duration_ms > part_target {
                 tracing::debug!(playback_id = %self.playback_id, duration_ms, part_target, "part longer than its target");
             }
+            let Some(open) = &mut self.tracks[r].open else { return };
             open.segment.parts.push(Part { duration_ms, independent: first });
         }
+        let Some(open) = &mut self.tracks[r].open else { return };
         open.bytes.push(bytes);
         open.duration_ns += duration_ns;
         open.segment.duration_ms = (open.duration_ns + 500_000) / 1_000_000;
         if last {
-            self.close_open().await;
+            self.close_open(r).await;
         } else {
-            self.write_live().await;
+            self.write_live(r).await;
             self.report_progress();
         }
     }
 
     /// Stores the open segment (all its parts as one object) and lists it.
-    async fn close_open(&mut self) {
-        let Some(open) = self.open.take() else { return };
+    async fn close_open(&mut self, r: usize) {
+        let Some(open) = self.tracks[r].open.take() else { return };
         let Open { segment, bytes, .. } = open;
         let size = bytes.iter().map(|b| b.len() as u64).sum();
         let bytes = match bytes.len() {
@@ -312,66 +419,95 @@ impl Writer {
             _ => Bytes::from(bytes.concat()),
         };
         let msn = segment.msn;
-        let key = self.key(&playlist::segment_uri(msn));
+        let key = self.key(r, &playlist::segment_uri(msn));
         if let Err(err) = self.store.put(&key, bytes, SEGMENT_META).await {
             // The number is reused by the next segment; players see a gap, so mark it.
             tracing::error!(playback_id = %self.playback_id, msn, %err, "storing segment failed");
-            self.pending_discontinuity = true;
-            self.write_live().await;
+            self.tracks[r].pending_discontinuity = true;
+            self.write_live(r).await;
             return;
         }
-        self.next_msn += 1;
+        let track = &mut self.tracks[r];
+        track.next_msn += 1;
         let duration_ms = segment.duration_ms;
-        self.segments.push(segment);
-        self.count_bandwidth(size, duration_ms);
-        self.write_live().await;
-        self.write_replay().await;
+        track.segments.push(segment);
+        track.count_bandwidth(size, duration_ms);
+        self.write_live(r).await;
+        self.write_replay(r).await;
         self.update_multivariant().await;
         self.report_progress();
     }
 
-    fn view(&self, kind: Kind, skip: bool) -> View<'_> {
-        View {
-            segments: &self.segments,
-            open: self.open.as_ref().map(|o| &o.segment),
-            kind,
-            min_target_secs: self.min_target_secs,
-            low_latency: self.part_target_ms.map(|part_target_ms| LowLatency { part_target_ms, skip }),
-            markers: &self.markers,
-        }
+    /// TARGETDURATION of every rendition: the longest segment of any, so that all media
+    /// playlists carry the same SERVER-CONTROL (RFC 8216bis §6.2.4). Never shrinks.
+    fn target_secs(&self) -> u64 {
+        self.tracks.iter().map(|t| playlist::target_secs(&t.segments, self.min_target_secs)).max().unwrap_or(1)
     }
 
-    /// The live playlist (and with LL-HLS its delta update), still growing.
-    async fn write_live(&self) {
-        if self.segments.is_empty() && self.open.is_none() {
+    /// The other renditions' live edges, for rendition `r`'s live playlist.
+    fn reports(&self, r: usize) -> Vec<RenditionReport> {
+        let ll = self.part_target_ms.is_some();
+        let others = self.tracks.iter().enumerate().filter(|(j, _)| *j != r);
+        others
+            .filter_map(|(_, t)| {
+                let report = |last_msn, last_part| RenditionReport { rendition: t.name.clone(), last_msn, last_part };
+                match t.last(ll) {
+                    (_, Some((msn, part))) => Some(report(msn, Some(part))),
+                    (Some(msn), None) => Some(report(msn, None)),
+                    (None, None) => None,
+                }
+            })
+            .collect()
+    }
+
+    fn render(&self, r: usize, kind: Kind, skip: bool, reports: &[RenditionReport]) -> String {
+        let track = &self.tracks[r];
+        playlist::render(&View {
+            segments: &track.segments,
+            open: track.open.as_ref().map(|o| &o.segment),
+            kind,
+            min_target_secs: self.target_secs(),
+            low_latency: self.part_target_ms.map(|part_target_ms| LowLatency { part_target_ms, skip }),
+            markers: &self.markers,
+            reports,
+        })
+    }
+
+    /// Rendition `r`'s live playlist (and with LL-HLS its delta update), still growing.
+    async fn write_live(&self, r: usize) {
+        let track = &self.tracks[r];
+        if track.segments.is_empty() && track.open.is_none() {
             return;
         }
         let kind = Kind::Live { window: self.live_window, ended: false };
+        let reports = self.reports(r);
         if self.part_target_ms.is_some() {
-            let delta = playlist::render(&self.view(kind, true));
-            self.put_playlist(&live_delta_key(&self.playback_id), delta).await;
+            let delta = self.render(r, kind, true, &reports);
+            self.put_playlist(&self.key(r, "live_delta.m3u8"), delta, LIVE_PLAYLIST_META).await;
         }
-        let live = playlist::render(&self.view(kind, false));
-        self.put_playlist(&live_key(&self.playback_id), live).await;
+        let live = self.render(r, kind, false, &reports);
+        self.put_playlist(&self.key(r, "live.m3u8"), live, LIVE_PLAYLIST_META).await;
     }
 
-    async fn write_replay(&self) {
-        if self.segments.is_empty() {
+    async fn write_replay(&self, r: usize) {
+        if self.tracks[r].segments.is_empty() {
             return;
         }
-        let replay = playlist::render(&self.view(Kind::Event, false));
-        self.put_playlist(&replay_key(&self.playback_id), replay).await;
+        let replay = self.render(r, Kind::Event, false, &[]);
+        self.put_playlist(&self.key(r, "replay.m3u8"), replay, PLAYLIST_META).await;
     }
 
+    /// What every rendition of the running publish shows (the least advanced one decides):
+    /// a blocking reload of any rendition's playlist that waits for it finds what it asked for.
     fn report_progress(&self) {
-        let last_segment = self.segments.last().map(|s| s.msn);
-        let last_part = match (&self.open, self.segments.last()) {
-            _ if self.part_target_ms.is_none() => None,
-            (Some(open), _) if !open.segment.parts.is_empty() => Some((open.segment.msn, open.segment.parts.len() - 1)),
-            (_, Some(last)) => Some((last.msn, last.parts.len().saturating_sub(1))),
-            _ => None,
+        let ll = self.part_target_ms.is_some();
+        let running: Vec<_> = self.tracks.iter().filter(|t| t.current_init.is_some()).map(|t| t.last(ll)).collect();
+        let (last_segment, last_part) = match running.as_slice() {
+            [] => self.tracks[0].last(ll),
+            // `None` orders first: a rendition without media yet holds the others back.
+            _ => (running.iter().map(|l| l.0).min().flatten(), running.iter().map(|l| l.1).min().flatten()),
         };
-        let target_duration_secs = playlist::target_secs(&self.segments, self.min_target_secs);
+        let target_duration_secs = self.target_secs();
         self.progress.send_modify(|p| {
             p.last_segment = last_segment;
             p.last_part = last_part;
@@ -397,57 +533,38 @@ impl Writer {
             }
             None => self.markers.push(marker),
         }
-        self.write_live().await;
-        self.write_replay().await;
+        for r in 0..self.tracks.len() {
+            self.write_live(r).await;
+            self.write_replay(r).await;
+        }
     }
 
-    fn count_bandwidth(&mut self, size: u64, duration_ms: u64) {
-        if duration_ms == 0 {
-            return;
-        }
-        let bits = u128::from(size) * 8;
-        // A very short (final) segment says little about the peak rate.
-        if duration_ms >= 500 || self.peak_bps == 0 {
-            let bps = u64::try_from(bits * 1000 / u128::from(duration_ms)).unwrap_or(u64::MAX);
-            self.peak_bps = self.peak_bps.max(bps);
-        }
-        self.total_bits += bits;
-        self.total_ms += u128::from(duration_ms);
-    }
-
-    /// Writes `index.m3u8` once the first segment exists, then again when the codecs change or
-    /// the peak bit rate grows past what it advertises by more than 10 %.
+    /// Writes `index.m3u8` once every rendition of the running publish has a segment, then
+    /// again when a rendition's codecs change or its peak bit rate grows past what it
+    /// advertises by more than 10 %.
     async fn update_multivariant(&mut self) {
-        let Some(info) = &self.info else { return };
-        let average = u64::try_from(self.total_bits * 1000 / self.total_ms.max(1)).unwrap_or(0);
-        let variant = Variant {
-            bandwidth: self.peak_bps,
-            average_bandwidth: average,
-            codecs: info.codecs.clone(),
-            resolution: info.resolution,
-            frame_rate: info.frame_rate,
-        };
-        let stale = match &self.written_variant {
-            None => true,
-            Some(w) => {
-                w.codecs != variant.codecs
-                    || w.resolution != variant.resolution
-                    || w.frame_rate != variant.frame_rate
-                    || variant.bandwidth > w.bandwidth + w.bandwidth / 10
-            }
-        };
-        if !stale {
+        if self.tracks.iter().any(|t| t.current_init.is_some() && t.total_ms == 0) {
             return;
         }
-        let key = format!("streams/{}/index.m3u8", self.playback_id);
-        if self.put_playlist(&key, playlist::render_multivariant(&variant)).await {
-            self.written_variant = Some(variant);
+        let variants: Vec<Variant> = self.tracks.iter().filter_map(Track::variant).collect();
+        let stale = variants.len() != self.written_variants.len()
+            || variants.iter().zip(&self.written_variants).any(|(v, w)| {
+                w.name != v.name
+                    || w.codecs != v.codecs
+                    || w.resolution != v.resolution
+                    || w.frame_rate != v.frame_rate
+                    || v.bandwidth > w.bandwidth + w.bandwidth / 10
+            });
+        if variants.is_empty() || !stale {
+            return;
+        }
+        let key = multivariant_key(&self.playback_id);
+        if self.put_playlist(&key, playlist::render_multivariant(&variants), PLAYLIST_META).await {
+            self.written_variants = variants;
         }
     }
 
-    async fn put_playlist(&self, key: &str, text: String) -> bool {
-        let live = key == live_key(&self.playback_id) || key == live_delta_key(&self.playback_id);
-        let meta = if live { LIVE_PLAYLIST_META } else { PLAYLIST_META };
+    async fn put_playlist(&self, key: &str, text: String, meta: ObjectMeta) -> bool {
         match self.store.put(key, Bytes::from(text), meta).await {
             Ok(()) => true,
             Err(err) => {
@@ -461,17 +578,27 @@ impl Writer {
         if !self.held.is_empty() {
             tracing::warn!(playback_id = %self.playback_id, "finish with media of an unfinished publish");
         }
-        self.close_open().await;
-        if !save || self.segments.is_empty() {
+        for r in 0..self.tracks.len() {
+            self.close_open(r).await;
+        }
+        if !save {
             return Ok(());
         }
-        let live = playlist::render(&self.view(Kind::Live { window: self.live_window, ended: true }, false));
-        self.store.put(&live_key(&self.playback_id), Bytes::from(live.clone()), LIVE_PLAYLIST_META).await?;
-        if self.part_target_ms.is_some() {
-            self.store.put(&live_delta_key(&self.playback_id), Bytes::from(live), LIVE_PLAYLIST_META).await?;
+        let target_secs = self.target_secs();
+        for r in 0..self.tracks.len() {
+            if self.tracks[r].segments.is_empty() {
+                continue;
+            }
+            let reports = self.reports(r);
+            let live =
+                Bytes::from(self.render(r, Kind::Live { window: self.live_window, ended: true }, false, &reports));
+            self.store.put(&self.key(r, "live.m3u8"), live.clone(), LIVE_PLAYLIST_META).await?;
+            if self.part_target_ms.is_some() {
+                self.store.put(&self.key(r, "live_delta.m3u8"), live, LIVE_PLAYLIST_META).await?;
+            }
+            let vod = vod_playlist(&self.tracks[r].segments, target_secs, &self.markers);
+            self.store.put(&self.key(r, "replay.m3u8"), vod, PLAYLIST_META).await?;
         }
-        let vod = vod_playlist(&self.segments, self.min_target_secs, &self.markers);
-        self.store.put(&replay_key(&self.playback_id), vod, PLAYLIST_META).await?;
         Ok(())
     }
 }

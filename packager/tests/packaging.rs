@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hawker_packager::{DateRange, Packager, PackagerConfig, PackagerError, PublishFeed};
+use hawker_packager::{DateRange, Packager, PackagerConfig, PackagerError, PublishFeed, Rendition};
 use hawker_storage::{LocalStore, Store};
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType};
 
@@ -113,13 +113,18 @@ fn probe(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<(String, u64)> {
 
 /// Checks every segment of the playlist: boxes, stand-alone decoding, audio presence.
 async fn check_segments(store: &LocalStore, dir: &Path, pid: &str, pl: &MediaPlaylist, audio: bool) {
+    check_rendition(store, dir, &format!("{pid}/v0"), pl, audio).await;
+}
+
+/// `check_segments` for the rendition folder `{pid}/{rendition}`.
+async fn check_rendition(store: &LocalStore, dir: &Path, folder: &str, pl: &MediaPlaylist, audio: bool) {
     let mut init = Bytes::new();
     for seg in &pl.segments {
         if let Some(map) = &seg.map {
-            init = get(store, &format!("streams/{pid}/v0/{}", map.uri)).await.expect("init stored");
+            init = get(store, &format!("streams/{folder}/{}", map.uri)).await.expect("init stored");
             assert_eq!(boxes(&init), ["ftyp", "moov"]);
         }
-        let data = get(store, &format!("streams/{pid}/v0/{}", seg.uri)).await.expect("segment stored");
+        let data = get(store, &format!("streams/{folder}/{}", seg.uri)).await.expect("segment stored");
         let kinds = boxes(&data);
         assert_eq!(kinds[..2], ["styp", "moof"], "{}", seg.uri);
         let streams = probe(dir, &init, &data);
@@ -145,6 +150,7 @@ async fn two_publishes_then_vod() {
         live_window: 2,
         poster_interval: Duration::ZERO,
         part_duration: Some(Duration::from_millis(200)),
+        ladder: Vec::new(),
     };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidav").await.expect("open");
@@ -254,6 +260,7 @@ async fn video_only_with_fractional_target() {
         live_window: 6,
         poster_interval: Duration::ZERO,
         part_duration: None,
+        ladder: Vec::new(),
     };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidv").await.expect("open");
@@ -330,6 +337,7 @@ async fn ll_hls_parts_and_markers() {
         live_window: 2,
         poster_interval: Duration::ZERO,
         part_duration: Some(Duration::from_millis(200)),
+        ladder: Vec::new(),
     };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidll").await.expect("open");
@@ -457,4 +465,97 @@ async fn ll_hls_parts_and_markers() {
     let vod = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.unwrap().to_vec()).unwrap();
     assert!(vod.contains("ID=\"early\"") && vod.contains("END-DATE="), "{vod}");
     assert!(matches!(stream.add_marker(marker("late", chrono::Utc::now(), None)).await, Err(PackagerError::Closed(_))));
+}
+
+/// Width and height of the video in init + segment, by ffprobe.
+fn probe_size(dir: &Path, init: &[u8], segment: &[u8]) -> (u32, u32) {
+    let path = dir.join("size.mp4");
+    std::fs::write(&path, [init, segment].concat()).expect("write probe file");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (w, h) = text.trim().split_once(',').expect("width,height");
+    (w.parse().expect("width"), h.parse().expect("height"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abr_ladder_renditions_are_aligned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flv = ffmpeg_flv(dir.path(), "ladder.flv", true, 7);
+    let tags = read_flv(&flv);
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let rung =
+        |name: &str, width, height, kbps| Rendition { name: name.into(), width, height, video_bitrate_kbps: kbps };
+    let config = PackagerConfig {
+        live_window: 10,
+        poster_interval: Duration::ZERO,
+        ladder: vec![rung("240p", 426, 240, 400), rung("180p", 320, 180, 200)],
+        ..Default::default()
+    };
+    let packager = Packager::new(store.clone(), config).expect("packager");
+    let stream = packager.open("pidabr").await.expect("open");
+    let mut feed = stream.start_publish().expect("publish");
+    push_all(&mut feed, &tags);
+    feed.end();
+    stream.finish(true).await.expect("finish");
+
+    let names = ["v0", "240p", "180p"];
+    let master =
+        m3u8_rs::parse_master_playlist_res(&get(&store, "streams/pidabr/index.m3u8").await.expect("multivariant"))
+            .expect("multivariant parses");
+    let uris: Vec<&str> = master.variants.iter().map(|v| v.uri.as_str()).collect();
+    assert_eq!(uris, ["v0/index.m3u8", "240p/index.m3u8", "180p/index.m3u8"]);
+    let sizes: Vec<_> = master.variants.iter().map(|v| v.resolution.map(|r| (r.width, r.height))).collect();
+    assert_eq!(sizes, [Some((640, 360)), Some((426, 240)), Some((320, 180))]);
+    for v in &master.variants {
+        assert!(v.codecs.as_deref().is_some_and(|c| c.starts_with("avc1.") && c.ends_with(",mp4a.40.2")), "{v:?}");
+        assert_eq!(v.frame_rate, Some(30.0), "{v:?}");
+        assert!(v.bandwidth > 100_000, "{v:?}");
+    }
+    assert!(master.variants[1].bandwidth < master.variants[0].bandwidth);
+
+    let mut replays = Vec::new();
+    for name in names {
+        let replay = media_playlist(&get(&store, &format!("streams/pidabr/{name}/replay.m3u8")).await.expect("replay"));
+        assert_eq!(replay.playlist_type, Some(MediaPlaylistType::Vod), "{name}");
+        assert!(replay.end_list);
+        check_rendition(&store, dir.path(), &format!("pidabr/{name}"), &replay, true).await;
+        replays.push(replay);
+    }
+    // Aligned: as many segments, the same durations (within a frame) and PDTs.
+    let source = &replays[0];
+    assert!(source.segments.len() >= 3);
+    for (name, replay) in names.iter().zip(&replays).skip(1) {
+        assert_eq!(replay.segments.len(), source.segments.len(), "{name}");
+        assert_eq!(replay.target_duration, source.target_duration, "{name}");
+        for (a, b) in source.segments.iter().zip(&replay.segments) {
+            assert_eq!(a.uri, b.uri, "{name}");
+            assert!(
+                (a.duration - b.duration).abs() <= 1.0 / 30.0,
+                "{name} {}: {} vs {}",
+                a.uri,
+                a.duration,
+                b.duration
+            );
+            assert_eq!(a.program_date_time, b.program_date_time, "{name} {}", a.uri);
+        }
+        let init = get(&store, &format!("streams/pidabr/{name}/init0.mp4")).await.expect("init");
+        let seg = get(&store, &format!("streams/pidabr/{name}/seg000001.m4s")).await.expect("segment");
+        let want = if *name == "240p" { (426, 240) } else { (320, 180) };
+        assert_eq!(probe_size(dir.path(), &init, &seg), want, "{name}");
+    }
+    // Each ended live playlist reports the others' last segment and part.
+    for (i, name) in names.iter().enumerate() {
+        let text = String::from_utf8(get(&store, &format!("streams/pidabr/{name}/live.m3u8")).await.unwrap().to_vec())
+            .unwrap();
+        for (j, other) in names.iter().enumerate().filter(|(j, _)| *j != i) {
+            let last = replays[j].segments.len() - 1;
+            let report = format!("#EXT-X-RENDITION-REPORT:URI=\"../{other}/index.m3u8\",LAST-MSN={last},LAST-PART=");
+            assert!(text.contains(&report), "{name} lacks {report}:\n{text}");
+        }
+        assert!(!text.contains(&format!("../{name}/")), "{name} reports itself:\n{text}");
+    }
 }
