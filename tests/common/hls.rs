@@ -118,20 +118,26 @@ pub fn check_playlist_text(text: &str) -> (m3u8_rs::MediaPlaylist, LowLatency) {
 }
 
 /// Fetches and validates the stream's playlists and every object they name; returns the
-/// media playlist's text.
+/// (first variant's) media playlist's text.
 pub async fn validate_hls(server: &Server, playback_id: &str) -> String {
     let (status, text) = server.get_text(&format!("/hls/{playback_id}/index.m3u8")).await;
     assert_eq!(status, 200, "multivariant: {text}");
     let multivariant = parse_multivariant(&text);
     let variant = multivariant.variants.first().expect("a variant");
-    let rendition = variant.uri.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let (status, text) = server.get_text(&format!("/hls/{playback_id}/{}", variant.uri)).await;
+    validate_variant(server, playback_id, &variant.uri).await
+}
+
+/// Validates one variant's media playlist (its URI in the multivariant playlist) and every
+/// object it names; returns the playlist's text.
+pub async fn validate_variant(server: &Server, playback_id: &str, uri: &str) -> String {
+    let rendition = uri.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let (status, text) = server.get_text(&format!("/hls/{playback_id}/{uri}")).await;
     assert_eq!(status, 200, "media playlist: {text}");
     let (playlist, ll) = check_playlist_text(&text);
     {
         let mut last = LAST_MEDIA_SEQUENCE.lock().unwrap();
         let last = last.get_or_insert_with(HashMap::new);
-        let previous = last.insert(playback_id.to_owned(), playlist.media_sequence).unwrap_or(0);
+        let previous = last.insert(format!("{playback_id}/{rendition}"), playlist.media_sequence).unwrap_or(0);
         // The replay restarts at 0: only the live playlist must not go back.
         if !playlist.end_list || playlist.playlist_type.is_none() {
             assert!(playlist.media_sequence >= previous, "MEDIA-SEQUENCE went back from {previous}:\n{text}");
