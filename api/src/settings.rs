@@ -26,7 +26,9 @@ pub struct Settings {
     pub ll_hls: bool,
     /// Segments in the live playlist, 3–1000.
     pub playlist_window_segments: u32,
-    /// The ABR ladder; empty = the source rendition only.
+    /// The ABR ladder: renditions transcoded from the source (decoded once, x264 with zero
+    /// latency, keyframes and segments aligned with the source's), listed after the source's
+    /// passthrough `v0`; empty = the source rendition only. Applies to new streams.
     pub ladder: Vec<Rendition>,
     /// Poster thumbnails on or off, and how often, 1–3600 s.
     pub thumbnails_enabled: bool,
@@ -47,7 +49,8 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rendition {
-    /// 1–32 characters of `a-z 0-9 _ -`, unique in the ladder.
+    /// 1–32 characters of `a-z 0-9 _ -`, unique in the ladder: the rendition's folder in
+    /// `/hls/{playback_id}/`. `v0` is the source's, so a rung named `v0` is skipped.
     pub name: String,
     /// 16–7680 and even.
     pub width: u32,
