@@ -4,17 +4,19 @@
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav ffmpeg
+# The browser tests drive Debian's Chromium (never a browser a test tool downloads).
+TEST_PACKAGES := chromium
 # Only the benchmark needs nginx with its RTMP module, to compare against.
 BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
 
 CARGO ?= cargo
 
-.PHONY: run test deps s3s-fs bench-deps build release bench clean fuzz
+.PHONY: run test deps test-deps web s3s-fs bench-deps build release bench clean fuzz
 
-run: deps release
+run: deps web release
 	./target/release/hawker serve
 
-test: deps s3s-fs
+test: deps test-deps web s3s-fs
 	$(CARGO) test --workspace --locked
 
 # The S3 server the storage tests run against (checks SigV4 signatures). 0.14.1 is the last
@@ -28,13 +30,24 @@ s3s-fs:
 deps:
 	@./scripts/install-debs $(DEB_PACKAGES)
 
+test-deps:
+	@./scripts/install-debs $(TEST_PACKAGES)
+
+# The pages' npm packages (hls.js, built into the binary; playwright-core for the browser
+# tests), from the registry at the versions package-lock.json pins.
+WEB := api/web
+web:
+	@command -v npm >/dev/null || ./scripts/install-debs nodejs npm
+	@test $(WEB)/node_modules/.package-lock.json -nt $(WEB)/package-lock.json || \
+		(cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error)
+
 bench-deps: deps
 	@./scripts/install-debs $(BENCH_PACKAGES)
 
-build:
+build: web
 	$(CARGO) build --workspace --locked
 
-release:
+release: web
 	$(CARGO) build --release --locked
 
 bench: bench-deps release

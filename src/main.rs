@@ -261,7 +261,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
 
     let stop = shutdown.clone();
-    axum::serve(http_listener, app)
+    // Client addresses bound guest sign-ins per address.
+    axum::serve(http_listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down");

@@ -100,12 +100,70 @@ impl Db {
         Ok((user, token))
     }
 
+    /// The user of an API token or of an unexpired viewer token.
     pub async fn user_by_token(&self, token: &str) -> DbResult<Option<User>> {
-        let row = sqlx::query("SELECT id, name, role FROM users WHERE token_hash = $1")
-            .bind(secrets::digest(token))
-            .fetch_optional(&self.pool)
-            .await?;
+        let digest = secrets::digest(token);
+        let row = sqlx::query(
+            "SELECT id, name, role FROM users WHERE token_hash = $1 \
+             UNION ALL \
+             SELECT u.id, u.name, u.role FROM viewer_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.expires_at > $2",
+        )
+        .bind(digest)
+        .bind(timestamp(Utc::now()))
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The viewer standing for the shop's user `external_id`, made on first sight; its name
+    /// follows the shop's latest `name`.
+    pub async fn shop_viewer(&self, shop_id: &str, external_id: &str, name: &str) -> DbResult<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (id, name, role, token_hash, created_at, shop_id, external_id) \
+             VALUES ($1, $2, 'viewer', $3, $4, $5, $6) \
+             ON CONFLICT (shop_id, external_id) DO UPDATE SET name = excluded.name \
+             RETURNING id, name, role",
+        )
+        .bind(secrets::new_id())
+        .bind(name)
+        .bind(secrets::digest(&secrets::new_api_token()))
+        .bind(timestamp(Utc::now()))
+        .bind(shop_id)
+        .bind(external_id)
+        .fetch_one(&self.pool)
+        .await?;
+        user_from_row(&row)
+    }
+
+    /// A guest viewer: signed in by name only, with no token of its own.
+    pub async fn create_guest(&self, name: &str) -> DbResult<User> {
+        let user = User { id: secrets::new_id(), name: name.to_owned(), role: Role::Viewer };
+        sqlx::query("INSERT INTO users (id, name, role, token_hash, created_at) VALUES ($1, $2, 'viewer', $3, $4)")
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(secrets::digest(&secrets::new_api_token()))
+            .bind(timestamp(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(user)
+    }
+
+    /// A new token for a viewer, valid until `expires_at`; expired tokens are swept here.
+    pub async fn issue_viewer_token(&self, user_id: &str, expires_at: DateTime<Utc>) -> DbResult<String> {
+        let token = secrets::new_api_token();
+        let now = timestamp(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM viewer_tokens WHERE expires_at <= $1").bind(&now).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO viewer_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(secrets::digest(&token))
+            .bind(user_id)
+            .bind(&now)
+            .bind(timestamp(expires_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(token)
     }
 
     pub async fn count_users(&self) -> DbResult<i64> {
@@ -151,14 +209,21 @@ impl Db {
     }
 
     /// Streams in any of `statuses`, newest first.
-    pub async fn list_streams(&self, statuses: &[StreamStatus], page: Page) -> DbResult<Vec<Stream>> {
+    /// Streams in one of `statuses`, newest first; only `owner`'s when given.
+    pub async fn list_streams(
+        &self,
+        statuses: &[StreamStatus],
+        owner: Option<&str>,
+        page: Page,
+    ) -> DbResult<Vec<Stream>> {
         // Statuses are our own constants, never user text: safe to inline.
         let set = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT {STREAM_COLUMNS} FROM streams WHERE status IN ({set}) \
+            "SELECT {STREAM_COLUMNS} FROM streams WHERE status IN ({set}) AND ($3 IS NULL OR owner_id = $3) \
              ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
         );
-        let rows = sqlx::query(&sql).bind(page.limit).bind(page.offset).fetch_all(&self.pool).await?;
+        let query = sqlx::query(&sql).bind(page.limit).bind(page.offset).bind(owner);
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(stream_from_row).collect()
     }
 
@@ -819,9 +884,9 @@ mod tests {
         for title in ["a", "b", "c"] {
             db.create_stream(new_stream(&seller.id, title)).await.unwrap();
         }
-        let all = db.list_streams(&[StreamStatus::Scheduled], Page { limit: 10, offset: 0 }).await.unwrap();
+        let all = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 10, offset: 0 }).await.unwrap();
         assert_eq!(all.iter().map(|s| s.title.as_str()).collect::<Vec<_>>(), ["c", "b", "a"]);
-        let second = db.list_streams(&[StreamStatus::Scheduled], Page { limit: 2, offset: 2 }).await.unwrap();
+        let second = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 2, offset: 2 }).await.unwrap();
         assert_eq!(second.len(), 1);
 
         db.begin_publish(&all[0].stream_key).await.unwrap().unwrap();

@@ -68,11 +68,39 @@ impl StreamViewers {
 
 type MediaTime = (Instant, Option<DateTime<Utc>>);
 
+/// Guest sign-ins one address may make per hour.
+pub const GUEST_SIGN_INS_PER_HOUR: u32 = 20;
+
+/// A sliding-window rate limit per key, bounded in memory.
+#[derive(Default)]
+struct SlidingWindow(Mutex<HashMap<String, VecDeque<Instant>>>);
+
+impl SlidingWindow {
+    /// Whether `key` may act now: at most `max` times per `per`. Counts the act if so.
+    fn allow(&self, key: &str, max: u32, per: Duration, now: Instant) -> bool {
+        let mut acts = lock(&self.0);
+        let recent = acts.entry(key.to_owned()).or_default();
+        while recent.front().is_some_and(|t| now.duration_since(*t) >= per) {
+            recent.pop_front();
+        }
+        if recent.len() >= max as usize {
+            return false;
+        }
+        recent.push_back(now);
+        if acts.len() > 10_000 {
+            acts.retain(|_, r| r.back().is_some_and(|t| now.duration_since(*t) < per.max(Duration::from_secs(3600))));
+        }
+        true
+    }
+}
+
 #[derive(Default)]
 pub struct Engagement {
     viewers: Mutex<HashMap<String, StreamViewers>>,
     /// Recent chat posts per user, for the rate limit.
-    chat_posts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    chat_posts: SlidingWindow,
+    /// Recent guest sign-ins per client address.
+    guest_sign_ins: SlidingWindow,
     /// playback id → (when read, live-edge program date-time).
     media_times: Mutex<HashMap<String, MediaTime>>,
 }
@@ -191,19 +219,13 @@ impl Engagement {
 
     /// Whether `user_id` may post now: at most `max` posts per `per`. Counts the post if so.
     pub fn allow_chat(&self, user_id: &str, max: u32, per: Duration, now: Instant) -> bool {
-        let mut posts = lock(&self.chat_posts);
-        let recent = posts.entry(user_id.to_owned()).or_default();
-        while recent.front().is_some_and(|t| now.duration_since(*t) >= per) {
-            recent.pop_front();
-        }
-        if recent.len() >= max as usize {
-            return false;
-        }
-        recent.push_back(now);
-        if posts.len() > 10_000 {
-            posts.retain(|_, r| r.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(3600)));
-        }
-        true
+        self.chat_posts.allow(user_id, max, per, now)
+    }
+
+    /// Whether `client` (an address) may sign in one more guest: at most
+    /// [`GUEST_SIGN_INS_PER_HOUR`] an hour.
+    pub fn allow_guest_sign_in(&self, client: &str, now: Instant) -> bool {
+        self.guest_sign_ins.allow(client, GUEST_SIGN_INS_PER_HOUR, Duration::from_secs(3600), now)
     }
 
     /// The program date-time of the stream's live edge (end of the newest segment of its

@@ -67,17 +67,17 @@ impl StreamStatus {
         }
     }
 
+    pub const ALL: [StreamStatus; 6] = [
+        StreamStatus::Scheduled,
+        StreamStatus::Live,
+        StreamStatus::Reconnecting,
+        StreamStatus::Ended,
+        StreamStatus::Archived,
+        StreamStatus::Cancelled,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            StreamStatus::Scheduled,
-            StreamStatus::Live,
-            StreamStatus::Reconnecting,
-            StreamStatus::Ended,
-            StreamStatus::Archived,
-            StreamStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
     /// Broadcasting, or waiting for its publisher to come back.

@@ -39,6 +39,10 @@ pub struct Settings {
     /// `chat_rate_limit_seconds` (1–3600).
     pub chat_rate_limit_messages: u32,
     pub chat_rate_limit_seconds: u32,
+    /// Whether viewers may sign in by name alone (`POST /guest-tokens`) to like and chat.
+    /// On for a stand-alone hawker; a shop that signs its users in through
+    /// `POST /viewer-tokens` turns it off.
+    pub guest_sign_in: bool,
     /// Where stream lifecycle events are POSTed (`http://` or `https://`); null = off.
     pub webhook_url: Option<String>,
     /// HMAC-SHA256 key signing webhook bodies (16–256 characters); required with `webhook_url`.
@@ -80,6 +84,7 @@ impl Default for Settings {
             chat_max_length: 500,
             chat_rate_limit_messages: 5,
             chat_rate_limit_seconds: 10,
+            guest_sign_in: true,
             webhook_url: None,
             webhook_secret: None,
         }

@@ -6,8 +6,10 @@ mod engagement;
 mod error;
 mod events;
 mod hls;
+mod identity;
 mod metrics;
 mod openapi;
+mod pages;
 mod settings;
 mod streams;
 
@@ -51,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/orders", post(commerce::report_order))
         .route("/streams/{id}/events", get(events::events))
         .route("/settings", get(settings::get).patch(settings::patch))
+        .route("/me", get(identity::me))
+        .route("/viewer-tokens", post(identity::viewer_token))
+        .route("/guest-tokens", post(identity::guest_token))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
@@ -63,5 +68,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/hls", hls)
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
         .route("/metrics", get(metrics::prometheus))
+        .route("/", get(pages::home))
+        .route("/watch/{playback_id}", get(pages::watch))
+        .route("/studio", get(pages::studio))
+        .route("/admin", get(pages::admin))
+        .route("/assets/{name}", get(pages::asset))
+        .fallback(pages::not_found)
         .with_state(state)
 }

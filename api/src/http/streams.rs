@@ -4,6 +4,8 @@ use super::ApiJson;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +34,12 @@ pub struct StreamView {
     key_valid_until: Option<Option<DateTime<Utc>>>,
     /// Times the publisher came back after a drop.
     reconnects: i64,
+    /// Who streams it.
+    seller: Seller,
     /// Live viewer sessions right now.
     viewers: i64,
+    /// Most live viewer sessions at once; kept on the replay.
+    peak_viewers: i64,
     likes: i64,
     dislikes: i64,
     /// The admin's `rtmp_public_url` when set, else the server's own RTMP URL.
@@ -42,48 +48,85 @@ pub struct StreamView {
     #[serde(skip_serializing_if = "Option::is_none")]
     rtmps_url: Option<String>,
     playback_url: String,
+    /// The stream's page for viewers.
+    watch_url: String,
+    /// The latest poster (JPEG) once the stream has been live; null before.
+    poster_url: Option<String>,
+    /// From go-live to the end (or to now while on air), seconds.
+    duration_seconds: Option<i64>,
     created_at: DateTime<Utc>,
     scheduled_at: Option<DateTime<Utc>>,
     started_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
 }
 
+#[derive(Clone, Serialize)]
+struct Seller {
+    id: String,
+    name: String,
+}
+
 /// What every view in one response shares.
 struct ViewContext {
     rtmp_url: String,
+    /// Sellers already looked up, by id.
+    sellers: HashMap<String, Seller>,
 }
 
 async fn view_context(state: &AppState) -> Result<ViewContext, ApiError> {
     let settings = state.db.settings().await?;
-    Ok(ViewContext { rtmp_url: settings.rtmp_public_url.unwrap_or_else(|| state.urls.rtmp.clone()) })
+    let rtmp_url = settings.rtmp_public_url.unwrap_or_else(|| state.urls.rtmp.clone());
+    Ok(ViewContext { rtmp_url, sellers: HashMap::new() })
 }
 
 /// The stream as the caller may see it, with its live figures.
 async fn view(state: &AppState, stream: Stream, caller: Option<&Caller>) -> Result<StreamView, ApiError> {
-    let context = view_context(state).await?;
-    view_in(state, &context, stream, caller).await
+    let mut context = view_context(state).await?;
+    view_in(state, &mut context, stream, caller).await
 }
 
 async fn view_in(
     state: &AppState,
-    context: &ViewContext,
+    context: &mut ViewContext,
     stream: Stream,
     caller: Option<&Caller>,
 ) -> Result<StreamView, ApiError> {
     let (likes, dislikes) = state.db.reaction_counts(&stream.id).await?;
-    let viewers = state.engagement.live_stats(&stream.id).map_or(0, |v| v.current);
-    let mut view = StreamView::new(state, context, stream, caller);
-    (view.likes, view.dislikes, view.viewers) = (likes, dislikes, viewers);
+    let (viewers, peak_viewers) = match state.engagement.live_stats(&stream.id) {
+        Some(live) => (live.current, live.peak),
+        None => (0, state.db.viewer_counters(&stream.id).await?.peak),
+    };
+    let seller = match context.sellers.get(&stream.owner_id) {
+        Some(seller) => seller.clone(),
+        None => {
+            let user = state.db.user(&stream.owner_id).await?;
+            let name = user.map_or_else(String::new, |u| u.name);
+            let seller = Seller { id: stream.owner_id.clone(), name };
+            context.sellers.insert(seller.id.clone(), seller.clone());
+            seller
+        }
+    };
+    let mut view = StreamView::new(state, context, stream, caller, seller);
+    (view.likes, view.dislikes, view.viewers, view.peak_viewers) = (likes, dislikes, viewers, peak_viewers);
     Ok(view)
 }
 
 impl StreamView {
-    fn new(state: &AppState, context: &ViewContext, stream: Stream, caller: Option<&Caller>) -> Self {
+    fn new(state: &AppState, context: &ViewContext, stream: Stream, caller: Option<&Caller>, seller: Seller) -> Self {
         let show_key = caller.is_some_and(|c| c.controls(&stream));
+        let duration_seconds =
+            stream.started_at.map(|start| (stream.ended_at.unwrap_or_else(Utc::now) - start).num_seconds().max(0));
+        let poster_url = (stream.started_at.is_some() && stream.status.is_playable())
+            .then(|| format!("{}/hls/{}/poster.jpg", state.urls.http, stream.playback_id));
         Self {
+            seller,
             viewers: 0,
+            peak_viewers: 0,
             likes: 0,
             dislikes: 0,
+            watch_url: format!("{}/watch/{}", state.urls.http, stream.playback_id),
+            poster_url,
+            duration_seconds,
             key_valid_from: show_key.then(|| stream.key_opens_at()),
             key_valid_until: show_key.then_some(stream.key_valid_until),
             reconnects: (stream.publish_seq - 1).max(0),
@@ -183,6 +226,9 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    /// `public` (default): what everyone sees; `mine`: the caller's own streams, every
+    /// status, keys included; `all`: every stream (admins only).
+    scope: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -197,18 +243,38 @@ pub struct StreamList {
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
-/// Public lists: live now (including streams waiting for their publisher), upcoming, replays.
+/// Public lists: live now (including streams waiting for their publisher), upcoming, replays;
+/// and a seller's own streams or, for admins, every stream.
 pub async fn list(
     State(state): State<AppState>,
+    caller: Option<Caller>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<StreamList>, ApiError> {
     let Query(query) = query?;
+    let owner = match query.scope.as_deref() {
+        None | Some("public") => None,
+        Some("mine") => Some(caller.as_ref().ok_or(ApiError::Unauthorized)?.0.id.clone()),
+        Some("all") => match &caller {
+            Some(c) if c.0.role == Role::Admin => None,
+            Some(_) => return Err(ApiError::Forbidden("only admins list every stream")),
+            None => return Err(ApiError::Unauthorized),
+        },
+        Some(_) => return Err(ApiError::BadRequest("scope must be public, mine or all".into())),
+    };
+    let every_status = query.scope.as_deref().is_some_and(|scope| scope != "public");
     let statuses: &[StreamStatus] = match query.status.as_deref() {
+        None if every_status => &StreamStatus::ALL,
         None => &[StreamStatus::Live, StreamStatus::Reconnecting, StreamStatus::Scheduled, StreamStatus::Archived],
         Some("live") => &[StreamStatus::Live, StreamStatus::Reconnecting],
         Some("scheduled") => &[StreamStatus::Scheduled],
         Some("archived") => &[StreamStatus::Archived],
-        Some(_) => return Err(ApiError::BadRequest("status must be live, scheduled or archived".into())),
+        Some("ended") if every_status => &[StreamStatus::Ended],
+        Some("cancelled") if every_status => &[StreamStatus::Cancelled],
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "status must be live, scheduled or archived (or ended, cancelled with scope mine or all)".into(),
+            ));
+        }
     };
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     let offset = query.offset.unwrap_or(0);
@@ -216,13 +282,14 @@ pub async fn list(
         return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_PAGE}, offset at least 0")));
     }
     // One extra row tells whether another page follows.
-    let mut streams = state.db.list_streams(statuses, Page { limit: limit + 1, offset }).await?;
+    let mut streams = state.db.list_streams(statuses, owner.as_deref(), Page { limit: limit + 1, offset }).await?;
     let next_offset = (streams.len() as i64 > limit).then_some(offset + limit);
     streams.truncate(limit as usize);
-    let context = view_context(&state).await?;
+    let mut context = view_context(&state).await?;
+    let caller = caller.filter(|_| every_status);
     let mut views = Vec::with_capacity(streams.len());
     for stream in streams {
-        views.push(view_in(&state, &context, stream, None).await?);
+        views.push(view_in(&state, &mut context, stream, caller.as_ref()).await?);
     }
     let streams = views;
     Ok(Json(StreamList { streams, next_offset }))

@@ -1,0 +1,123 @@
+//! The web pages: the public live page (`/`), a stream's watch page (`/watch/{playback_id}`),
+//! the seller's studio (`/studio`) and the admin page (`/admin`). Plain HTML, CSS and
+//! JavaScript modules built into the binary; they talk to the API like any other client.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use crate::AppState;
+use crate::model::StreamStatus;
+
+/// hls.js from npm, copied in by build.rs (empty when it was not installed).
+const HLS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/hls.min.js"));
+
+const HOME: &str = include_str!("../../web/pages/home.html");
+const WATCH: &str = include_str!("../../web/pages/watch.html");
+const STUDIO: &str = include_str!("../../web/pages/studio.html");
+const ADMIN: &str = include_str!("../../web/pages/admin.html");
+const NOT_FOUND: &str = include_str!("../../web/pages/not-found.html");
+
+/// `/assets/{name}`: (name, content type, body).
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.css", "text/css; charset=utf-8", include_str!("../../web/pages/app.css")),
+    ("common.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/common.js")),
+    ("home.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/home.js")),
+    ("watch.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/watch.js")),
+    ("studio.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/studio.js")),
+    ("admin.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/admin.js")),
+    ("hls.min.js", "text/javascript; charset=utf-8", HLS_JS),
+];
+
+/// Scripts and styles only from hawker; media and sockets to hawker; product images from
+/// anywhere (the shop's CDN); hls.js runs its worker from a blob.
+const CSP: &str = "default-src 'self'; img-src * data:; media-src 'self' blob:; worker-src 'self' blob:; \
+                   connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; \
+                   base-uri 'none'; frame-ancestors *";
+
+fn page(status: StatusCode, html: String) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
+pub async fn home() -> Response {
+    page(StatusCode::OK, HOME.to_owned())
+}
+
+pub async fn studio() -> Response {
+    page(StatusCode::OK, STUDIO.to_owned())
+}
+
+pub async fn admin() -> Response {
+    page(StatusCode::OK, ADMIN.to_owned())
+}
+
+pub async fn not_found() -> Response {
+    page(StatusCode::NOT_FOUND, NOT_FOUND.to_owned())
+}
+
+/// Text safe inside HTML content and double-quoted attributes.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The watch page of a live stream or a replay; the stream's id and title are filled in so
+/// the page needs no lookup by playback id.
+pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String>) -> Result<Response, ApiError> {
+    let stream = state.db.stream_by_playback_id(&playback_id).await?;
+    let Some(stream) = stream.filter(|s| !matches!(s.status, StreamStatus::Ended | StreamStatus::Cancelled)) else {
+        return Ok(not_found().await);
+    };
+    let html = WATCH
+        .replace("{{STREAM_ID}}", &escape_html(&stream.id))
+        .replace("{{PLAYBACK_ID}}", &escape_html(&stream.playback_id))
+        .replace("{{TITLE}}", &escape_html(&stream.title));
+    Ok(page(StatusCode::OK, html))
+}
+
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(asset, _, body)| *asset == name && !body.is_empty()) {
+        Some((_, content_type, body)) => {
+            let mut response = (*body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            // Small and served from loopback or the LAN: always revalidated, never stale
+            // after an upgrade.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            response
+        }
+        None if name == "hls.min.js" => {
+            (StatusCode::NOT_FOUND, "hls.js was not built into this hawker: run `make web` and rebuild").into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape_html(r#"<b a="x">'&'</b>"#), "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;");
+    }
+}

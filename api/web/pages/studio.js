@@ -1,0 +1,348 @@
+// The seller's studio: sign in with the seller token, create or schedule streams, copy the
+// OBS settings (key hidden until revealed), reset the key, preview, follow the live stats,
+// pin products, and end a stream with Save (replay) or Delete.
+import {
+  $, api, attachPlayer, autoplay, el, formatDuration, formatMoney, say, statusBadge, streamEvents, tokens,
+} from './common.js';
+
+let token = null;
+let streams = [];
+let selected = null; // { stream, events, player, pins: Map, stats }
+
+// ---- sign-in
+
+async function signIn(candidate) {
+  const me = await api('GET', '/me', { token: candidate });
+  if (me.role !== 'seller' && me.role !== 'admin') throw new Error('this token is not a seller token');
+  token = candidate;
+  tokens.set('seller', { token });
+  $('#who').textContent = me.name;
+  $('#signin').hidden = true;
+  $('#app').hidden = false;
+  await loadStreams();
+  const wanted = new URLSearchParams(location.hash.slice(1)).get('stream');
+  const first = streams.find((s) => s.id === wanted) || streams.find((s) => ['live', 'reconnecting'].includes(s.status)) || streams[0];
+  if (first) select(first.id);
+}
+
+$('#signin').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    await signIn($('#token').value.trim());
+    $('#token').value = '';
+  } catch (e) {
+    say($('#signin-status'), e.status === 401 ? 'This token is not valid.' : e.message, { error: true });
+  }
+});
+
+$('#signout').addEventListener('click', () => {
+  tokens.clear('seller');
+  location.hash = '';
+  location.reload();
+});
+
+// ---- the list
+
+async function loadStreams() {
+  const list = await api('GET', '/streams?scope=mine&limit=100', { token });
+  streams = list.streams;
+  renderList();
+}
+
+function renderList() {
+  $('#streams').replaceChildren(...streams.map((s) => el('li', {},
+    el('button', { type: 'button', 'aria-current': String(selected && selected.stream.id === s.id), onclick: () => select(s.id) },
+      statusBadge(s.status), ' ', s.title))));
+  if (!streams.length) $('#streams').append(el('li', { class: 'muted' }, 'No streams yet.'));
+}
+
+$('#create').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const body = { title: $('#new-title').value };
+  const description = $('#new-description').value.trim();
+  if (description) body.description = description;
+  const scheduled = $('#new-scheduled').value;
+  if (scheduled) body.scheduled_at = new Date(scheduled).toISOString();
+  try {
+    const stream = await api('POST', '/streams', { token, body });
+    event.target.reset();
+    say($('#create-status'), 'Created. Copy the OBS settings to go live.');
+    await loadStreams();
+    select(stream.id);
+  } catch (e) {
+    say($('#create-status'), e.message, { error: true });
+  }
+});
+
+// ---- one stream
+
+function closeSelected() {
+  if (!selected) return;
+  if (selected.events) selected.events.close();
+  if (selected.player) selected.player.destroy();
+  selected = null;
+}
+
+async function select(id) {
+  closeSelected();
+  const stream = await api('GET', `/streams/${id}`, { token });
+  selected = { stream, events: null, player: null, pins: new Map() };
+  history.replaceState(null, '', `#stream=${id}`);
+  renderList();
+  renderDetail();
+  if (['live', 'reconnecting', 'scheduled'].includes(stream.status)) {
+    const current = selected;
+    selected.events = streamEvents(id, (event) => current === selected && onEvent(event), { token });
+  }
+  api('GET', `/streams/${id}/stats`, { token }).then((stats) => selected && selected.stream.id === id && showStats(stats)).catch(() => {});
+}
+
+function copyField(id, label, value, { secret = false } = {}) {
+  const input = el('input', { id, readonly: true, value, type: secret ? 'password' : 'text', spellcheck: 'false' });
+  const copy = el('button', { type: 'button', onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(input.value);
+      copy.textContent = 'Copied';
+    } catch {
+      input.type = 'text';
+      input.select();
+      copy.textContent = 'Press Ctrl+C';
+    }
+    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
+  } }, 'Copy');
+  const row = el('div', { class: 'copy-row' }, input);
+  if (secret) {
+    const reveal = el('button', { type: 'button', 'aria-pressed': 'false', 'aria-controls': id, onclick: () => {
+      const show = input.type === 'password';
+      input.type = show ? 'text' : 'password';
+      reveal.setAttribute('aria-pressed', String(show));
+      reveal.textContent = show ? 'Hide' : 'Reveal';
+    } }, 'Reveal');
+    row.append(reveal);
+  }
+  row.append(copy);
+  return [el('label', { for: id }, label), row];
+}
+
+const STAT_FIELDS = [
+  ['viewers', 'Viewers'], ['peak', 'Peak'], ['unique', 'Unique'], ['likes', 'Likes'], ['dislikes', 'Dislikes'],
+  ['comments', 'Comments'], ['orders', 'Orders'], ['units', 'Units'], ['revenue', 'Revenue'],
+  ['bitrate', 'Ingest bitrate'], ['fps', 'FPS'], ['health', 'Ingest'], ['reconnects', 'Reconnects'], ['duration', 'Duration'],
+];
+
+function statValues(stats) {
+  const ingest = stats.ingest;
+  const revenue = (stats.revenue || []).map((r) => formatMoney(r.amount, r.currency)).join(' + ') || '0';
+  let health = 'no publisher';
+  if (ingest && ingest.connected) {
+    health = ingest.dropped > 0 ? `ok, ${ingest.dropped} dropped` : 'ok';
+  } else if (stats.status === 'reconnecting') health = 'reconnecting';
+  return {
+    viewers: stats.viewers_current, peak: stats.viewers_peak, unique: stats.viewers_unique,
+    likes: stats.likes, dislikes: stats.dislikes, comments: stats.comments, orders: stats.orders, units: stats.units, revenue,
+    bitrate: ingest ? `${(ingest.bitrate_in_bps / 1000).toFixed(0)} kb/s` : '–',
+    fps: ingest ? ingest.fps.toFixed(1) : '–',
+    health, reconnects: stats.reconnects, duration: formatDuration(stats.duration_seconds),
+  };
+}
+
+function statsList(stats, idPrefix) {
+  const values = statValues(stats);
+  return STAT_FIELDS.map(([key, label]) => el('div', {},
+    el('dt', {}, label), el('dd', { id: `${idPrefix}-${key}` }, String(values[key]))));
+}
+
+function showStats(stats) {
+  selected.stats = stats;
+  const list = $('#stats');
+  if (list) list.replaceChildren(...statsList(stats, 'stat'));
+}
+
+function renderPins() {
+  const node = $('#pin-list');
+  if (!node) return;
+  const items = [...selected.pins.values()].map((pin) => el('li', { class: 'product card' },
+    pin.image_url ? el('img', { src: pin.image_url, alt: '' }) : el('span', {}),
+    el('div', {}, el('div', {}, pin.title), el('div', { class: 'price' }, formatMoney(pin.price, pin.currency))),
+    el('button', { type: 'button', onclick: () => unpin(pin.product_id) }, 'Unpin')));
+  node.replaceChildren(...(items.length ? items : [el('li', { class: 'muted small' }, 'Nothing pinned.')]));
+}
+
+async function unpin(productId) {
+  try {
+    await api('DELETE', `/streams/${selected.stream.id}/pins/${encodeURIComponent(productId)}`, { token });
+    selected.pins.delete(productId);
+    renderPins();
+  } catch (e) {
+    say($('#pin-status'), e.message, { error: true });
+  }
+}
+
+function pinForm() {
+  const field = (name, label, attributes = {}) => [el('label', { for: `pin-${name}` }, label),
+    el('input', { id: `pin-${name}`, name, ...attributes })];
+  const form = el('form', { id: 'pin-form', class: 'card' },
+    el('h3', {}, 'Pin a product'),
+    el('div', { class: 'two' }, el('div', {}, field('product_id', 'Product id', { required: true, maxlength: 200 })),
+      el('div', {}, field('title', 'Title', { required: true, maxlength: 200 }))),
+    el('div', { class: 'two' }, el('div', {}, field('price', 'Price', { required: true, inputmode: 'decimal', placeholder: '19.99' })),
+      el('div', {}, field('currency', 'Currency', { required: true, value: 'EUR', maxlength: 3 }))),
+    field('image_url', 'Image URL (optional)', { type: 'url' }),
+    field('url', 'Product page URL (the Buy button)', { type: 'url' }),
+    el('div', { class: 'bar' }, el('button', { type: 'submit', class: 'primary' }, 'Pin product')),
+    el('p', { id: 'pin-status', role: 'status' }));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = Object.fromEntries(new FormData(form).entries());
+    for (const key of ['image_url', 'url']) if (!body[key]) delete body[key];
+    body.currency = body.currency.toUpperCase();
+    try {
+      const pin = await api('POST', `/streams/${selected.stream.id}/pins`, { token, body });
+      selected.pins.set(pin.product_id, pin);
+      renderPins();
+      form.reset();
+      say($('#pin-status'), `Pinned ${pin.title}: viewers see it now.`);
+    } catch (e) {
+      say($('#pin-status'), e.message, { error: true });
+    }
+  });
+  return form;
+}
+
+function renderDetail() {
+  const { stream } = selected;
+  const onAir = ['live', 'reconnecting'].includes(stream.status);
+  const video = el('video', { id: 'preview', controls: true, playsinline: true, muted: true, 'aria-label': 'Preview' });
+  const actions = el('div', { class: 'bar' });
+  if (onAir) actions.append(el('button', { type: 'button', class: 'danger', id: 'end', onclick: endStream }, 'End stream'));
+  if (stream.status === 'scheduled') actions.append(el('button', { type: 'button', class: 'danger', onclick: cancelStream }, 'Cancel stream'));
+  if (['live', 'reconnecting', 'archived'].includes(stream.status)) {
+    actions.append(el('a', { class: 'button', href: `/watch/${stream.playback_id}`, target: '_blank', rel: 'noopener' },
+      stream.status === 'archived' ? 'Watch the replay' : 'Open the viewer page'));
+  }
+  const obs = stream.stream_key ? el('section', { class: 'card', 'aria-labelledby': 'obs-heading' },
+    el('h2', { id: 'obs-heading' }, 'OBS settings'),
+    el('p', { class: 'small muted' }, 'Settings › Stream › Service: Custom. Keyframe interval 2 s, x264 or hardware H.264, AAC audio.'),
+    copyField('server', 'Server', stream.rtmp_url),
+    stream.rtmps_url ? copyField('server-tls', 'Server (RTMPS)', stream.rtmps_url) : null,
+    copyField('stream-key', 'Stream key', stream.stream_key, { secret: true }),
+    el('div', { class: 'bar' }, el('button', { type: 'button', class: 'danger', id: 'reset-key', onclick: resetKey }, 'Reset key'),
+      el('span', { id: 'key-status', class: 'small', role: 'status' }))) : null;
+  $('#detail').replaceChildren(
+    el('div', { class: 'bar' }, statusBadge(stream.status), el('h1', {}, stream.title)),
+    actions,
+    onAir || stream.status === 'archived' ? video : el('p', { class: 'notice' },
+      stream.status === 'scheduled' ? 'Start streaming from OBS with these settings: you go live as soon as the video arrives.'
+        : `This stream is ${stream.status}.`),
+    el('section', { 'aria-labelledby': 'stats-heading' }, el('h2', { id: 'stats-heading' }, 'Live stats'),
+      el('dl', { id: 'stats', class: 'stats', 'aria-live': 'off' }, selected.stats ? statsList(selected.stats, 'stat') : [])),
+    obs,
+    ['live', 'reconnecting', 'scheduled'].includes(stream.status) ? el('section', { 'aria-labelledby': 'pins-heading' },
+      el('h2', { id: 'pins-heading' }, 'Products'), el('ul', { id: 'pin-list', class: 'products' }), pinForm()) : null);
+  renderPins();
+  if (onAir || stream.status === 'archived') {
+    try {
+      selected.player = attachPlayer(video, stream.playback_url, { lowLatency: onAir });
+      autoplay(video);
+    } catch (e) {
+      video.replaceWith(el('p', { class: 'error' }, e.message));
+    }
+  }
+}
+
+function onEvent(event) {
+  switch (event.type) {
+    case 'hello':
+      selected.pins = new Map(event.pins.map((pin) => [pin.product_id, pin]));
+      renderPins();
+      if (event.status !== selected.stream.status) refreshSelected();
+      break;
+    case 'stats':
+      showStats(event.stats);
+      break;
+    case 'viewers': {
+      const node = $('#stat-viewers');
+      if (node) node.textContent = String(event.current);
+      const peak = $('#stat-peak');
+      if (peak) peak.textContent = String(event.peak);
+      break;
+    }
+    case 'pin':
+      selected.pins.set(event.pin.product_id, event.pin);
+      renderPins();
+      break;
+    case 'unpin':
+      selected.pins.delete(event.pin.product_id);
+      renderPins();
+      break;
+    case 'status':
+      refreshSelected();
+      break;
+    default:
+      break;
+  }
+}
+
+async function refreshSelected() {
+  if (!selected) return;
+  const id = selected.stream.id;
+  await loadStreams();
+  await select(id);
+}
+
+function confirmDialog(dialog) {
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue), { once: true });
+    dialog.returnValue = 'cancel';
+    dialog.showModal();
+  });
+}
+
+async function resetKey() {
+  if ((await confirmDialog($('#reset-dialog'))) !== 'reset') return;
+  try {
+    const stream = await api('POST', `/streams/${selected.stream.id}/reset-key`, { token });
+    selected.stream = stream;
+    $('#stream-key').value = stream.stream_key;
+    say($('#key-status'), 'New key issued: paste it into OBS.');
+  } catch (e) {
+    say($('#key-status'), e.message, { error: true });
+  }
+}
+
+async function endStream() {
+  const dialog = $('#end-dialog');
+  try {
+    const stats = await api('GET', `/streams/${selected.stream.id}/stats`, { token });
+    $('#end-stats').replaceChildren(...statsList(stats, 'final'));
+  } catch (e) {
+    $('#end-stats').replaceChildren(el('p', { class: 'error' }, e.message));
+  }
+  const choice = await confirmDialog(dialog);
+  if (choice !== 'save' && choice !== 'delete') return;
+  try {
+    await api('POST', `/streams/${selected.stream.id}/end`, { token, body: { action: choice } });
+  } catch (e) {
+    alert(e.message);
+  }
+  await refreshSelected();
+}
+
+async function cancelStream() {
+  try {
+    await api('POST', `/streams/${selected.stream.id}/cancel`, { token });
+  } catch (e) {
+    alert(e.message);
+  }
+  await refreshSelected();
+}
+
+const saved = tokens.get('seller');
+if (saved) {
+  signIn(saved.token).catch(() => {
+    tokens.clear('seller');
+    $('#signin').hidden = false;
+  });
+} else {
+  $('#signin').hidden = false;
+}

@@ -1,0 +1,288 @@
+// The pages' browser scenario, run by tests/pages.rs against a real hawker with real ffmpeg
+// publishers: Debian's Chromium, headless, driven by playwright-core. Exits non-zero on the
+// first failed check; prints what it measured. Screenshots go to $SCREENSHOT_DIR.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const base = env.HAWKER_URL;
+const shots = env.SCREENSHOT_DIR;
+const { STREAM_ID: streamId, PLAYBACK_ID: playbackId, OTHER_STREAM_ID: otherId, UPCOMING_ID: upcomingId } = env;
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+const consoleProblems = [];
+// Console errors a step provokes on purpose (Chromium logs every refused request), each
+// allowed once: "page: text".
+const expectedConsole = [];
+const loadTimes = {};
+const contexts = [];
+
+async function open(name, url, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...options });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const line = `${name}: ${message.text()}`;
+    const expected = expectedConsole.indexOf(line);
+    if (expected >= 0) expectedConsole.splice(expected, 1);
+    else consoleProblems.push(line);
+  });
+  page.on('pageerror', (error) => consoleProblems.push(`${name}: uncaught ${error.message}`));
+  await page.goto(base + url);
+  await page.waitForLoadState('load');
+  loadTimes[name] = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    return Math.round(nav.loadEventEnd - nav.startTime);
+  });
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+/** The page's video plays: its currentTime advances by `seconds`. */
+async function plays(page, selector = 'video', seconds = 1.5, timeout = 30000) {
+  await page.waitForFunction(([sel, s]) => {
+    const video = document.querySelector(sel);
+    if (!video) return false;
+    if (video.dataset.t0 === undefined) {
+      if (video.currentTime > 0) video.dataset.t0 = String(video.currentTime);
+      return false;
+    }
+    return video.currentTime - Number(video.dataset.t0) >= s;
+  }, [selector, seconds], { timeout, polling: 200 });
+}
+
+async function textIs(page, selector, expected, timeout = 10000) {
+  await page.waitForFunction(([sel, want]) => {
+    const node = document.querySelector(sel);
+    return node && node.textContent.trim() === want;
+  }, [selector, expected], { timeout, polling: 100 });
+}
+
+async function contains(page, selector, expected, timeout = 10000) {
+  await page.waitForFunction(([sel, want]) => {
+    const node = document.querySelector(sel);
+    return node && node.textContent.includes(want);
+  }, [selector, expected], { timeout, polling: 100 });
+}
+
+/** Cheap accessibility checks: labelled controls, alt text, named buttons, one h1, lang. */
+async function accessibility(page, name) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    if (!document.documentElement.lang) out.push('no lang on <html>');
+    const visible = (node) => node.offsetParent !== null || node.getClientRects().length > 0;
+    for (const control of document.querySelectorAll('input, select, textarea')) {
+      if (control.type === 'hidden' || !visible(control)) continue;
+      if (!control.labels.length && !control.getAttribute('aria-label')) out.push(`unlabelled ${control.outerHTML.slice(0, 80)}`);
+    }
+    for (const image of document.querySelectorAll('img')) if (!image.hasAttribute('alt')) out.push(`img without alt ${image.src}`);
+    for (const button of document.querySelectorAll('button, a')) {
+      if (!visible(button)) continue;
+      if (!(button.textContent.trim() || button.getAttribute('aria-label'))) out.push(`unnamed ${button.outerHTML.slice(0, 80)}`);
+    }
+    if (document.querySelectorAll('h1').length < 1) out.push('no h1');
+    return out;
+  });
+  assert.deepEqual(problems, [], `${name}: accessibility`);
+}
+
+async function api(method, url, token, body) {
+  const response = await fetch(`${base}/api/v1${url}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  assert.ok(response.ok, `${method} ${url}: ${response.status}`);
+  return response.status === 204 ? null : response.json();
+}
+
+function step(name) {
+  console.log(`- ${name}`);
+}
+
+try {
+  // ---- the public live page: live now, upcoming
+  step('home page while live');
+  const home = await open('home', '/');
+  await contains(home, '#featured', 'Second room'); // the newest live stream is the large one
+  await plays(home, '#featured video');
+  await contains(home, '#live', 'Spring collection live');
+  await contains(home, '#upcoming', 'Autumn preview');
+  await contains(home, '#upcoming', 'in 3 h');
+  await contains(home, '#upcoming', "Ada's Boutique");
+  await accessibility(home, 'home');
+  await shot(home, 'home-live');
+  // New streams appear without a reload.
+  await api('POST', '/streams', env.SELLER_TOKEN, { title: 'Pop-up sale', scheduled_at: new Date(Date.now() + 86400000).toISOString() });
+  await contains(home, '#upcoming', 'Pop-up sale', 8000);
+  await home.context().close();
+
+  // ---- two viewers on the watch page
+  step('viewer A plays the live stream, the count shows 1');
+  const viewerA = await open('watch-a', `/watch/${playbackId}`);
+  await plays(viewerA);
+  await contains(viewerA, '#badge', 'Live');
+  await textIs(viewerA, '#viewers', '1 viewer', 15000);
+  await accessibility(viewerA, 'watch');
+  await shot(viewerA, 'watch-live');
+
+  step('viewer B joins: both see 2');
+  const viewerB = await open('watch-b', `/watch/${playbackId}`);
+  await plays(viewerB);
+  await textIs(viewerB, '#viewers', '2 viewers', 15000);
+  await textIs(viewerA, '#viewers', '2 viewers', 15000);
+
+  step("viewer A signs in, likes and chats; B sees both within 2 s");
+  await viewerA.fill('#name', 'Grace');
+  await viewerA.click('#signin button[type=submit]');
+  await viewerA.waitForSelector('#chat-form:not([hidden])');
+  let started = Date.now();
+  await viewerA.click('#like');
+  await textIs(viewerB, '#likes', '1', 2000);
+  const likeSeenMs = Date.now() - started;
+  await textIs(viewerA, '#like[aria-pressed="true"] #likes', '1', 2000);
+  started = Date.now();
+  await viewerA.fill('#text', 'Is the blue one in stock?');
+  await viewerA.press('#text', 'Enter');
+  await contains(viewerB, '#messages', 'Grace', 2000);
+  await contains(viewerB, '#messages', 'Is the blue one in stock?', 2000);
+  const chatSeenMs = Date.now() - started;
+
+  // ---- the seller's studio
+  step('seller signs in to the studio and sees the live stats');
+  const studio = await open('studio', '/studio');
+  await studio.fill('#token', env.SELLER_TOKEN);
+  await studio.click('#signin button[type=submit]');
+  await studio.getByRole('button', { name: /Spring collection live/ }).click();
+  await contains(studio, '#detail h1', 'Spring collection live');
+  await textIs(studio, '#stat-viewers', '2', 10000);
+  await textIs(studio, '#stat-likes', '1', 10000);
+  await textIs(studio, '#stat-comments', '1', 10000);
+  await studio.waitForFunction(() => /kb\/s$/.test(document.querySelector('#stat-bitrate')?.textContent || ''), null, { timeout: 10000 });
+  await contains(studio, '#stat-health', 'ok');
+  assert.equal(await studio.getAttribute('#stream-key', 'type'), 'password', 'the key is hidden until revealed');
+  await studio.click('#obs-heading ~ .copy-row button[aria-controls="stream-key"]');
+  assert.equal(await studio.getAttribute('#stream-key', 'type'), 'text', 'Reveal shows the key');
+  assert.match(await studio.inputValue('#stream-key'), /^sk_/);
+  await studio.click('button[aria-controls="stream-key"]');
+  await plays(studio, '#preview');
+  await accessibility(studio, 'studio');
+
+  step('seller pins a product; viewer A sees it within 2 s');
+  await studio.fill('#pin-product_id', 'sku-blue-dress');
+  await studio.fill('#pin-title', 'Blue summer dress');
+  await studio.fill('#pin-price', '49.90');
+  await studio.fill('#pin-currency', 'EUR');
+  await studio.fill('#pin-url', 'https://shop.example/products/blue-dress');
+  started = Date.now();
+  await studio.click('#pin-form button[type=submit]');
+  await contains(viewerA, '#pins', 'Blue summer dress', 2000);
+  const pinSeenMs = Date.now() - started;
+  assert.equal(await viewerA.getAttribute('#pins a', 'href'), 'https://shop.example/products/blue-dress');
+  await contains(studio, '#pin-list', 'Blue summer dress');
+  await shot(studio, 'studio-live');
+  await shot(viewerA, 'watch-live-pinned');
+
+  // ---- the admin page
+  step('admin: a bad setting is refused at its field, a good one saved; force-end');
+  const admin = await open('admin', '/admin');
+  await admin.fill('#token', env.ADMIN_TOKEN);
+  await admin.click('#signin button[type=submit]');
+  await admin.waitForSelector('#setting-chat_max_length');
+  await admin.fill('#setting-chat_max_length', '5000');
+  expectedConsole.push('admin: Failed to load resource: the server responded with a status of 400 (Bad Request)');
+  await admin.click('#settings button[type=submit]');
+  await contains(admin, '#error-chat_max_length', 'chat_max_length must be 1 to 2000');
+  assert.equal(await admin.getAttribute('#setting-chat_max_length', 'aria-invalid'), 'true');
+  await shot(admin, 'admin-validation');
+  await admin.fill('#setting-chat_max_length', '300');
+  await admin.click('#settings button[type=submit]');
+  await contains(admin, '#settings-status', 'Saved chat_max_length');
+  await accessibility(admin, 'admin');
+  admin.on('dialog', (dialog) => dialog.accept());
+  await admin.click(`tr[data-stream-id="${otherId}"] button:has-text("Force end (save)")`);
+  await contains(admin, `tr[data-stream-id="${otherId}"]`, 'Replay', 10000);
+  await shot(admin, 'admin');
+
+  step('seller resets an upcoming stream key with a confirmation');
+  await studio.getByRole('button', { name: /Autumn preview/ }).click();
+  await contains(studio, '#detail h1', 'Autumn preview');
+  const oldKey = await studio.inputValue('#stream-key');
+  await studio.click('#reset-key');
+  await studio.click('#reset-dialog button[value=reset]');
+  await contains(studio, '#key-status', 'New key issued');
+  assert.notEqual(await studio.inputValue('#stream-key'), oldKey);
+  const upcoming = await api('GET', `/streams/${upcomingId}`, env.SELLER_TOKEN);
+  assert.equal(upcoming.stream_key, await studio.inputValue('#stream-key'));
+
+  step('seller ends the stream: final stats, Save');
+  await studio.getByRole('button', { name: /Spring collection live/ }).click();
+  await contains(studio, '#detail h1', 'Spring collection live');
+  await studio.click('#end');
+  await textIs(studio, '#final-likes', '1', 10000);
+  await textIs(studio, '#final-comments', '1');
+  await shot(studio, 'studio-end-dialog');
+  await studio.click('#end-dialog button[value=save]');
+  await contains(studio, '#detail .bar', 'Replay', 20000);
+
+  step('viewer A is moved to the replay');
+  await contains(viewerA, '#badge', 'Replay', 20000);
+
+  // ---- the replay
+  step('the replay plays, with the product as a chapter');
+  const replay = await open('replay', `/watch/${playbackId}`);
+  await contains(replay, '#badge', 'Replay');
+  await plays(replay);
+  await replay.waitForSelector('#chapters:not([hidden]) button', { timeout: 15000 });
+  await contains(replay, '#chapter-list', 'Blue summer dress');
+  await replay.click('#chapters button');
+  await replay.waitForFunction(() => {
+    const video = document.querySelector('video');
+    return video.currentTime > 0 && !video.seeking;
+  }, null, { timeout: 10000 });
+  await accessibility(replay, 'replay');
+  await shot(replay, 'watch-replay');
+
+  const homeAfter = await open('home-after', '/');
+  await contains(homeAfter, '#replays', 'Spring collection live');
+  await contains(homeAfter, '#replays', '2 peak viewers');
+  await contains(homeAfter, '#replays', '1 like');
+  await shot(homeAfter, 'home-replays');
+
+  // ---- phone width
+  step('phone width: no sideways scrolling');
+  for (const [name, url] of [['phone-home', '/'], ['phone-watch', `/watch/${playbackId}`], ['phone-studio', '/studio'], ['phone-admin', '/admin']]) {
+    const phone = await open(name, url, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await phone.waitForTimeout(500);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than a phone`);
+    await shot(phone, name);
+  }
+
+  assert.deepEqual(consoleProblems, [], 'console errors');
+  assert.deepEqual(expectedConsole, [], 'the refused setting was logged as the refused request');
+  console.log(JSON.stringify({ load_ms: loadTimes, like_seen_ms: likeSeenMs, chat_seen_ms: chatSeenMs, pin_seen_ms: pinSeenMs }));
+  console.log('browser scenario: all checks passed');
+} catch (error) {
+  console.error(error);
+  console.error('console problems:', consoleProblems);
+  for (const context of contexts) {
+    for (const page of context.pages()) {
+      await page.screenshot({ path: path.join(shots, `failure-${contexts.indexOf(context)}.png`), fullPage: true }).catch(() => {});
+    }
+  }
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
