@@ -199,11 +199,11 @@ impl Packager {
             }
             _ => config.ladder.clone(),
         };
-        let mut renditions = Vec::with_capacity(1 + ladder.len());
-        for name in std::iter::once(SOURCE_RENDITION).chain(ladder.iter().map(|r| r.name.as_str())) {
-            renditions.push((name.to_owned(), self.stored_playlist(playback_id, name).await?.0));
+        let (source, markers) = self.stored_playlist(playback_id, SOURCE_RENDITION).await?;
+        let mut renditions = vec![(SOURCE_RENDITION.to_owned(), source)];
+        for rung in &ladder {
+            renditions.push((rung.name.clone(), self.stored_playlist(playback_id, &rung.name).await?.0));
         }
-        let markers = self.stored_playlist(playback_id, SOURCE_RENDITION).await?.1;
         let source = &renditions[0].1;
         if !source.is_empty() {
             tracing::info!(playback_id, segments = source.len(), "resuming stored playlists");

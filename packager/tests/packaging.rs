@@ -558,4 +558,25 @@ async fn abr_ladder_renditions_are_aligned() {
         }
         assert!(!text.contains(&format!("../{name}/")), "{name} reports itself:\n{text}");
     }
+
+    // A restart: every rendition resumes its numbering, still aligned; without an open
+    // StreamPackager each rendition's replay is finalised from the store.
+    let n = source.segments.len();
+    let stream = packager.open("pidabr").await.expect("reopen");
+    let mut feed = stream.start_publish().expect("publish 2");
+    push_all(&mut feed, &tags[..tags.len() / 2]);
+    feed.end();
+    stream.finish(false).await.expect("finish without save");
+    packager.finalize_replay("pidabr").await.expect("finalize");
+    let mut counts = Vec::new();
+    for name in names {
+        let replay = media_playlist(&get(&store, &format!("streams/pidabr/{name}/replay.m3u8")).await.expect("replay"));
+        assert_eq!(replay.playlist_type, Some(MediaPlaylistType::Vod), "{name}");
+        let resumed = &replay.segments[n];
+        assert!(resumed.discontinuity, "{name}");
+        assert_eq!(resumed.uri, format!("seg{n:06}.m4s"), "{name}");
+        assert_eq!(resumed.map.as_ref().map(|m| m.uri.as_str()), Some("init1.mp4"), "{name}");
+        counts.push(replay.segments.len());
+    }
+    assert!(counts.iter().all(|c| *c == counts[0] && *c > n), "{counts:?}");
 }
