@@ -314,12 +314,14 @@ async fn seed_demo(db: &Db, urls: &PublicUrls) -> anyhow::Result<()> {
          \x20 Playback URL:  {}\n\
          \x20 Seller token:  {}\n\
          \x20 Admin token:   {}\n\
+         Pages: {http}/ (live now), {http}/studio (seller token), {http}/admin (admin token)\n\
          These are printed only on this first start; keep them.\n",
         urls.rtmp,
         stream.stream_key,
         urls.playback(&stream.playback_id),
         seller_token,
         admin_token,
+        http = urls.http,
     );
     Ok(())
 }

@@ -67,6 +67,9 @@ async fn pages_in_a_real_browser() {
         .env("SELLER_TOKEN", &seller)
         .env("ADMIN_TOKEN", &admin)
         .env("STREAM_ID", main_id)
+        // The scenario drops this publisher and publishes again on the same key.
+        .env("PUBLISHER_PID", publisher.id().expect("ffmpeg runs").to_string())
+        .env("PUBLISH_URL", format!("{}/{}", server.rtmp, key(&main)))
         .env("PLAYBACK_ID", main_pid)
         .env("OTHER_STREAM_ID", other_id)
         .env("UPCOMING_ID", upcoming["id"].as_str().unwrap())

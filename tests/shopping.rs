@@ -545,3 +545,94 @@ async fn a_publisher_far_over_the_bit_rate_cap_is_disconnected() {
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
     assert!(server.log().contains("over the bit rate cap"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewer_sign_in_by_the_shop_and_as_a_guest() {
+    let server = Server::start_with(&[]);
+    let admin = server.user("admin", "admin");
+    let shop = server.user("shop", "shop");
+    let seller = server.user("seller", "seller");
+    let stream = server.create_stream(&seller, "identity").await;
+    let id = stream["id"].as_str().unwrap();
+
+    // The shop exchanges its token for a viewer token of one of its users.
+    let body = json!({"user_id": "customer-42", "display_name": "Grace"});
+    let (status, first) = server.call("POST", "/api/v1/viewer-tokens", Some(&shop), Some(body.clone())).await;
+    assert_eq!(status, 201, "{first}");
+    let viewer_token = first["token"].as_str().unwrap().to_owned();
+    assert!(first["expires_at"].is_string());
+    let (status, me) = server.call("GET", "/api/v1/me", Some(&viewer_token), None).await;
+    assert_eq!((status, me["role"].as_str(), me["name"].as_str()), (200, Some("viewer"), Some("Grace")));
+    // The same shop user is the same viewer: one like, whichever token likes.
+    let (_, second) = server.call("POST", "/api/v1/viewer-tokens", Some(&shop), Some(body)).await;
+    assert_eq!(second["user"]["id"], first["user"]["id"]);
+    let like = Some(json!({"reaction": "like"}));
+    for token in [&viewer_token, second["token"].as_str().unwrap()] {
+        let (status, _) =
+            server.call("PUT", &format!("/api/v1/streams/{id}/reaction"), Some(token), like.clone()).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(server.stream(id, None).await["likes"], 1);
+    // Only a shop signs viewers in; bad input is refused and nothing is made.
+    for token in [&seller, &admin, &viewer_token] {
+        let body = Some(json!({"user_id": "x", "display_name": "X"}));
+        let (status, _) = server.call("POST", "/api/v1/viewer-tokens", Some(token), body).await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) =
+        server.call("POST", "/api/v1/viewer-tokens", None, Some(json!({"user_id": "x", "display_name": "X"}))).await;
+    assert_eq!(status, 401);
+    for bad in [
+        json!({"user_id": "", "display_name": "X"}),
+        json!({"user_id": "x", "display_name": "  "}),
+        json!({"user_id": "x", "display_name": "a".repeat(101)}),
+        json!({"user_id": "x", "display_name": "X", "role": "admin"}),
+    ] {
+        let (status, body) = server.call("POST", "/api/v1/viewer-tokens", Some(&shop), Some(bad)).await;
+        assert!(status == 400 || status == 422, "{status} {body}");
+        assert!(body["error"]["message"].is_string());
+    }
+
+    // Guests sign in by name while the admin allows it, a bounded number per address.
+    let guest = |name: &str| json!({ "display_name": name });
+    let (status, ada) = server.call("POST", "/api/v1/guest-tokens", None, Some(guest("Ada"))).await;
+    assert_eq!(status, 201, "{ada}");
+    let (status, _) = server
+        .call("POST", &format!("/api/v1/streams/{id}/chat"), ada["token"].as_str(), Some(json!({"text": "hi"})))
+        .await;
+    assert_eq!(status, 201, "a guest may chat");
+    let (status, body) = server.call("POST", "/api/v1/guest-tokens", None, Some(guest(""))).await;
+    assert_eq!(status, 400, "{body}");
+    let mut refused = 0;
+    for n in 0..25 {
+        let (status, _) = server.call("POST", "/api/v1/guest-tokens", None, Some(guest(&format!("g{n}")))).await;
+        if status == 429 {
+            refused += 1;
+        } else {
+            assert_eq!(status, 201);
+        }
+    }
+    assert_eq!(refused, 6, "20 guest sign-ins an hour per address (1 made before, 1 refused as bad)");
+    let (status, _) =
+        server.call("PATCH", "/api/v1/settings", Some(&admin), Some(json!({"guest_sign_in": false}))).await;
+    assert_eq!(status, 200);
+    let (status, body) = server.call("POST", "/api/v1/guest-tokens", None, Some(guest("Late"))).await;
+    assert_eq!(status, 403, "{body}");
+
+    // Lists: a seller's own streams (keys included), every stream for admins only.
+    let (status, mine) = server.call("GET", "/api/v1/streams?scope=mine", Some(&seller), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine["streams"].as_array().unwrap().len(), 1);
+    assert!(mine["streams"][0]["stream_key"].is_string());
+    assert_eq!(mine["streams"][0]["seller"]["name"], "seller");
+    let (status, _) = server.call("GET", "/api/v1/streams?scope=all", Some(&seller), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = server.call("GET", "/api/v1/streams?scope=mine", None, None).await;
+    assert_eq!(status, 401);
+    let (status, all) = server.call("GET", "/api/v1/streams?scope=all", Some(&admin), None).await;
+    assert_eq!(status, 200);
+    assert!(all["streams"].as_array().unwrap().len() >= 2, "the seeded demo stream and this one");
+    let (_, public) = server.call("GET", "/api/v1/streams", None, None).await;
+    assert!(public["streams"].as_array().unwrap().iter().all(|s| s.get("stream_key").is_none()));
+    server.assert_log_free_of(&[&viewer_token, ada["token"].as_str().unwrap(), &shop]);
+}

@@ -878,6 +878,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn viewer_tokens_map_shop_users_and_expire() {
+        let (_dir, db) = db().await;
+        let (shop, _) = db.create_user("shop", Role::Shop).await.unwrap();
+        let (other_shop, _) = db.create_user("other shop", Role::Shop).await.unwrap();
+        let first = db.shop_viewer(&shop.id, "u-1", "Grace").await.unwrap();
+        let again = db.shop_viewer(&shop.id, "u-1", "Grace H.").await.unwrap();
+        assert_eq!(again.id, first.id, "the same shop user is the same viewer");
+        assert_eq!(again.name, "Grace H.", "the name follows the shop");
+        assert_eq!(again.role, Role::Viewer);
+        let elsewhere = db.shop_viewer(&other_shop.id, "u-1", "Grace").await.unwrap();
+        assert_ne!(elsewhere.id, first.id, "user ids are per shop");
+
+        let token = db.issue_viewer_token(&first.id, Utc::now() + chrono::Duration::seconds(60)).await.unwrap();
+        assert_eq!(db.user_by_token(&token).await.unwrap().unwrap().id, first.id);
+        let expired = db.issue_viewer_token(&first.id, Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
+        assert!(db.user_by_token(&expired).await.unwrap().is_none(), "an expired token signs nobody in");
+        let guest = db.create_guest("Ada").await.unwrap();
+        let guest_token = db.issue_viewer_token(&guest.id, Utc::now() + chrono::Duration::seconds(60)).await.unwrap();
+        assert_eq!(db.user_by_token(&guest_token).await.unwrap().unwrap().name, "Ada");
+        // Issuing sweeps expired tokens.
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM viewer_tokens").fetch_one(&db.pool).await.unwrap();
+        assert_eq!(left, 2);
+    }
+
+    #[tokio::test]
     async fn restart_recovery_and_listing() {
         let (_dir, db) = db().await;
         let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();

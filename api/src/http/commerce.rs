@@ -114,8 +114,9 @@ pub async fn pin(
     let Some(pin) = state.db.insert_pin(new).await? else {
         return Err(ApiError::Exists("this product is already pinned on the stream".into()));
     };
-    mark(&state, &stream, &pin).await;
+    // Viewers see the pin at once; its marker follows once the packager's writer takes it.
     state.events.publish(Event::new(kind::PIN, &stream.id, json!({ "pin": pin })));
+    mark(&state, &stream, &pin).await;
     Ok((StatusCode::CREATED, Json(pin)))
 }
 
@@ -129,10 +130,10 @@ pub async fn unpin(
     let Some(pin) = state.db.unpin(&stream.id, &product_id).await? else {
         return Err(ApiError::NotFound("pinned product"));
     };
+    state.events.publish(Event::new(kind::UNPIN, &stream.id, json!({ "pin": pin })));
     if stream.status.is_on_air() {
         mark(&state, &stream, &pin).await;
     }
-    state.events.publish(Event::new(kind::UNPIN, &stream.id, json!({ "pin": pin })));
     Ok(Json(pin))
 }
 

@@ -132,6 +132,9 @@ export function attachPlayer(video, src, { lowLatency = true, onLevelUpdate } = 
   if (Hls && Hls.isSupported()) {
     const hls = new Hls({
       lowLatencyMode: lowLatency,
+      // Catch up to the target latency (PART-HOLD-BACK) by playing up to 1.5× faster after a
+      // slow start or a stall; hls.js's default (1) never catches up.
+      maxLiveSyncPlaybackRate: 1.5,
       backBufferLength: 30,
       // Keep trying while a publisher comes back: the playlist is there, its edge is late.
       manifestLoadingMaxRetry: 6,

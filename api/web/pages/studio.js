@@ -320,6 +320,9 @@ async function endStream() {
   }
   const choice = await confirmDialog(dialog);
   if (choice !== 'save' && choice !== 'delete') return;
+  // The live preview ends with the stream; the replay (if saved) gets a player of its own.
+  if (selected.player) selected.player.destroy();
+  selected.player = null;
   try {
     await api('POST', `/streams/${selected.stream.id}/end`, { token, body: { action: choice } });
   } catch (e) {

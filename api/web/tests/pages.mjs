@@ -2,6 +2,7 @@
 // publishers: Debian's Chromium, headless, driven by playwright-core. Exits non-zero on the
 // first failed check; prints what it measured. Screenshots go to $SCREENSHOT_DIR.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -24,9 +25,13 @@ const expectedConsole = [];
 const loadTimes = {};
 const contexts = [];
 
-async function open(name, url, options = {}) {
+/** A new browser context (its own storage) on `url`; `stored` is put in its localStorage first. */
+async function open(name, url, options = {}, stored = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...options });
   contexts.push(context);
+  await context.addInitScript((entries) => {
+    for (const [key, value] of entries) localStorage.setItem(key, value);
+  }, Object.entries(stored));
   const page = await context.newPage();
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
@@ -35,7 +40,7 @@ async function open(name, url, options = {}) {
     if (expected >= 0) expectedConsole.splice(expected, 1);
     else consoleProblems.push(line);
   });
-  page.on('pageerror', (error) => consoleProblems.push(`${name}: uncaught ${error.message}`));
+  page.on('pageerror', (error) => consoleProblems.push(`${name}: uncaught ${error.message} at ${(error.stack || '').split('\n').slice(1, 4).join(' / ')}`));
   await page.goto(base + url);
   await page.waitForLoadState('load');
   loadTimes[name] = await page.evaluate(() => {
@@ -51,6 +56,7 @@ async function shot(page, name) {
 
 /** The page's video plays: its currentTime advances by `seconds`. */
 async function plays(page, selector = 'video', seconds = 1.5, timeout = 30000) {
+  await page.evaluate((sel) => { const video = document.querySelector(sel); if (video) delete video.dataset.t0; }, selector);
   await page.waitForFunction(([sel, s]) => {
     const video = document.querySelector(sel);
     if (!video) return false;
@@ -107,6 +113,16 @@ async function api(method, url, token, body) {
   return response.status === 204 ? null : response.json();
 }
 
+/** ffmpeg publishing as the harness's does (tests/common/mod.rs ffmpeg_publish). */
+function publish(url, seconds) {
+  return spawn('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '2', '-g', '60', '-keyint_min', '60',
+    '-sc_threshold', '0', '-pix_fmt', 'yuv420p', '-b:v', '800k', '-c:a', 'aac', '-b:a', '96k', '-f', 'flv', url],
+  { stdio: 'ignore' });
+}
+let republisher = null;
+
 function step(name) {
   console.log(`- ${name}`);
 }
@@ -158,6 +174,15 @@ try {
   await contains(viewerB, '#messages', 'Grace', 2000);
   await contains(viewerB, '#messages', 'Is the blue one in stock?', 2000);
   const chatSeenMs = Date.now() - started;
+
+  step('the publisher drops and comes back: the players go on by themselves');
+  const before = await viewerA.evaluate(() => document.querySelector('video').currentTime);
+  process.kill(Number(env.PUBLISHER_PID), 'SIGKILL');
+  await contains(viewerA, '#badge', 'Reconnecting', 10000);
+  republisher = publish(env.PUBLISH_URL, 300);
+  await contains(viewerA, '#badge', 'Live', 15000);
+  await viewerA.waitForFunction((t) => document.querySelector('video').currentTime > t + 4, before, { timeout: 30000 });
+  await plays(viewerB, 'video', 2);
 
   // ---- the seller's studio
   step('seller signs in to the studio and sees the live stats');
@@ -262,9 +287,14 @@ try {
 
   // ---- phone width
   step('phone width: no sideways scrolling');
-  for (const [name, url] of [['phone-home', '/'], ['phone-watch', `/watch/${playbackId}`], ['phone-studio', '/studio'], ['phone-admin', '/admin']]) {
-    const phone = await open(name, url, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    await phone.waitForTimeout(500);
+  const signedIn = {
+    'hawker.seller': JSON.stringify({ token: env.SELLER_TOKEN }),
+    'hawker.admin': JSON.stringify({ token: env.ADMIN_TOKEN }),
+  };
+  for (const [name, url, ready] of [['phone-home', '/', '#replays .card'], ['phone-watch', `/watch/${playbackId}`, '#chapters button'],
+    ['phone-studio', '/studio', '#detail h1'], ['phone-admin', '/admin', '#streams tr']]) {
+    const phone = await open(name, url, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }, signedIn);
+    await phone.waitForSelector(ready, { timeout: 15000 });
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than a phone`);
     await shot(phone, name);
@@ -284,5 +314,6 @@ try {
   }
   process.exitCode = 1;
 } finally {
+  if (republisher) republisher.kill('SIGKILL');
   await browser.close();
 }
