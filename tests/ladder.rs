@@ -167,4 +167,13 @@ async fn ladder_renditions_are_listed_aligned_and_replayed() {
             assert_eq!(a.program_date_time, b.program_date_time, "{rendition} {}", a.uri);
         }
     }
+    // Only what the replays name stays: no rendition keeps its live playlists or parts.
+    for rendition in RENDITIONS {
+        let left: Vec<String> = std::fs::read_dir(server.media_path(pid).join(rendition))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("live") || (name.ends_with(".m4s") && name.matches('.').count() == 2))
+            .collect();
+        assert!(left.is_empty(), "{rendition} kept live-only objects: {left:?}");
+    }
 }

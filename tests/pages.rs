@@ -58,6 +58,12 @@ async fn pages_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A shop signs its user in and hands the watch page the viewer token in the fragment.
+    let shop = server.user("the shop", "shop");
+    let body = json!({"user_id": "customer-7", "display_name": "Linus from the shop"});
+    let (status, shop_viewer) = server.call("POST", "/api/v1/viewer-tokens", Some(&shop), Some(body)).await;
+    assert_eq!(status, 201, "{shop_viewer}");
+
     let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     let scenario = tokio::process::Command::new("node")
@@ -73,6 +79,7 @@ async fn pages_in_a_real_browser() {
         .env("PLAYBACK_ID", main_pid)
         .env("OTHER_STREAM_ID", other_id)
         .env("UPCOMING_ID", upcoming["id"].as_str().unwrap())
+        .env("SHOP_VIEWER_TOKEN", shop_viewer["token"].as_str().unwrap())
         .env("CHROMIUM", CHROMIUM)
         .env("SCREENSHOT_DIR", &screenshots)
         .stdout(Stdio::piped())
@@ -107,5 +114,7 @@ async fn pages_in_a_real_browser() {
     // The studio reset the upcoming stream's key: the old one and the new one stay secret.
     let reset = server.stream(upcoming["id"].as_str().unwrap(), Some(&seller)).await;
     assert_ne!(key(&reset), key(&upcoming), "the studio's Reset key issued a new key");
-    server.assert_log_free_of(&[&key(&main), &key(&other), &key(&upcoming), &key(&reset), &seller, &admin]);
+    let keys = [key(&main), key(&other), key(&upcoming), key(&reset)];
+    let tokens = [seller.as_str(), admin.as_str(), shop.as_str(), shop_viewer["token"].as_str().unwrap()];
+    server.assert_log_free_of(&keys.iter().map(String::as_str).chain(tokens).collect::<Vec<_>>());
 }

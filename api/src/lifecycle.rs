@@ -68,19 +68,23 @@ async fn end_from(
     Ok(Some(ended))
 }
 
-/// Once the replay exists, the objects only live viewers needed go: the sliding live
-/// playlist and the LL-HLS parts (`segNNNNNN.I.m4s`; the replay names whole segments). Every
-/// object the replay names stays while the stream is archived.
+/// Once the replay exists, the objects only live viewers needed go, in every rendition: the
+/// sliding live playlist, its delta update and the LL-HLS parts (`segNNNNNN.I.m4s`; the
+/// replay names whole segments). Every object the replay names stays while the stream is
+/// archived.
 async fn delete_live_only(state: &AppState, playback_id: &str) -> anyhow::Result<()> {
-    let folder = format!("{}v0/", stream_prefix(playback_id));
+    let prefix = stream_prefix(playback_id);
     let keys: Vec<String> = state
         .store
-        .list(&folder)
+        .list(&prefix)
         .await?
         .into_iter()
         .filter(|key| {
-            let name = &key[folder.len()..];
-            name == "live.m3u8" || (name.starts_with("seg") && name.ends_with(".m4s") && name.matches('.').count() == 2)
+            let Some((_rendition, name)) = key[prefix.len()..].split_once('/') else {
+                return false;
+            };
+            let part = name.starts_with("seg") && name.ends_with(".m4s") && name.matches('.').count() == 2;
+            name == "live.m3u8" || name == "live_delta.m3u8" || part
         })
         .collect();
     let removed = state.store.delete_many(&keys).await?;

@@ -279,6 +279,13 @@ try {
   await accessibility(replay, 'replay');
   await shot(replay, 'watch-replay');
 
+  step("a shop's viewer token in the fragment signs the viewer in");
+  const shopper = await open('shop-viewer', `/watch/${playbackId}#viewer_token=${env.SHOP_VIEWER_TOKEN}`);
+  await contains(shopper, '#chat-status', 'Chatting as Linus from the shop');
+  assert.equal(new URL(shopper.url()).hash, '', 'the token leaves the address bar');
+  await shopper.click('#dislike');
+  await textIs(shopper, '#dislikes', '1', 5000);
+
   const homeAfter = await open('home-after', '/');
   await contains(homeAfter, '#replays', 'Spring collection live');
   await contains(homeAfter, '#replays', '2 peak viewers');
