@@ -173,6 +173,13 @@ pub(crate) fn target_secs(segments: &[Segment], min_target_secs: u64) -> u64 {
     segments.iter().map(|s| s.duration_ms.div_ceil(1000)).max().unwrap_or(0).max(min_target_secs).max(1)
 }
 
+/// The markers a playlist lists: the live playlist keeps those that start inside its window
+/// (`first_pdt`: the date of its first segment); event and VOD playlists keep every one.
+fn markers_shown<'a>(view: &View<'a>, first_pdt: Option<DateTime<Utc>>) -> impl Iterator<Item = &'a DateRange> {
+    let live = matches!(view.kind, Kind::Live { .. });
+    view.markers.iter().filter(move |marker| !live || first_pdt.is_some_and(|first| marker.start >= first))
+}
+
 /// Renders a media playlist. With `low_latency` (live only): PART-INF, SERVER-CONTROL, the
 /// parts of the segments of the last three target durations and of the open segment, and a
 /// PRELOAD-HINT for the next part.
@@ -194,6 +201,8 @@ pub(crate) fn render(view: &View<'_>) -> String {
     let media_sequence = shown.first().or(open).map_or(0, |s| s.msn);
     let discontinuity_sequence = segments[..start].iter().filter(|s| s.discontinuity).count();
 
+    let first_pdt = shown.first().or(open).map(|s| s.pdt);
+
     // Delta update: skip the segments that end before CAN-SKIP-UNTIL (6 × target) from the end.
     let skip_until_ms = 6 * target * 1000;
     let mut skipped = 0;
@@ -208,6 +217,13 @@ pub(crate) fn render(view: &View<'_>) -> String {
             keep += 1;
         }
         skipped = shown.len() - keep;
+        // Never skip the segment a listed marker starts in (nor any after it): hls.js (1.6,
+        // 1.7) maps each DATERANGE to the segment holding its START-DATE and throws when that
+        // segment was skipped. Skipping fewer segments is always allowed.
+        if let Some(first_marker) = markers_shown(view, first_pdt).map(|m| m.start).min() {
+            let ends_by = |s: &&Segment| s.pdt + chrono::Duration::milliseconds(s.duration_ms as i64) <= first_marker;
+            skipped = shown[..skipped].iter().take_while(ends_by).count();
+        }
     }
 
     let mut out = String::with_capacity(256 + shown.len() * 110);
@@ -236,16 +252,8 @@ pub(crate) fn render(view: &View<'_>) -> String {
     }
     // Every segment starts on a keyframe with SPS/PPS in band.
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-    // Markers: the live playlist keeps those that start inside its window.
-    let first_pdt = shown.first().or(open).map(|s| s.pdt);
-    for marker in view.markers {
-        let in_window = match kind {
-            Kind::Live { .. } => first_pdt.is_some_and(|first| marker.start >= first),
-            Kind::Event | Kind::Vod => true,
-        };
-        if in_window {
-            marker.render(&mut out);
-        }
+    for marker in markers_shown(view, first_pdt) {
+        marker.render(&mut out);
     }
     if skipped > 0 {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
@@ -676,6 +684,26 @@ mod tests {
         // A short playlist skips nothing.
         let text = ll_view(&segments[..5], None, true, &[]);
         assert!(!text.contains("EXT-X-SKIP"), "{text}");
+        let delta = |marker: &DateRange| {
+            render(&View {
+                segments: &segments,
+                open: None,
+                kind: Kind::Live { window: 20, ended: false },
+                min_target_secs: 2,
+                low_latency: Some(LowLatency { part_target_ms: 200, skip: true }),
+                markers: std::slice::from_ref(marker),
+                reports: &[],
+            })
+        };
+        // A marker starting inside segment 10 keeps segments 10 and later: only 0-9 are skipped.
+        let start = segments[10].pdt + chrono::Duration::milliseconds(500);
+        let pin = DateRange { id: "pin".into(), class: "c".into(), start, end: None, attributes: vec![] };
+        let text = delta(&pin);
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=10\n"), "{text}");
+        assert!(text.contains("ID=\"pin\"") && text.contains("seg000010.m4s"), "{text}");
+        // On a segment boundary: the segment it starts is kept, the one before it skipped.
+        let text = delta(&DateRange { start: segments[12].pdt, ..pin });
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=12\n"), "{text}");
     }
 
     #[test]
