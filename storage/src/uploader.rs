@@ -310,11 +310,13 @@ impl<R: Remote> Uploader<R> {
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut keys = self.shared.remote.list(prefix).await?;
-        {
+        // The spool first: an object that leaves it afterwards is in the bucket by then, so the
+        // remote listing has it. (The other order missed an upload finishing in between.)
+        let mut keys: Vec<String> = {
             let state = self.shared.state.lock().unwrap();
-            keys.extend(state.by_key.keys().filter(|k| k.starts_with(prefix)).cloned());
-        }
+            state.by_key.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+        };
+        keys.extend(self.shared.remote.list(prefix).await?);
         keys.sort();
         keys.dedup();
         Ok(keys)

@@ -196,6 +196,14 @@ impl Drop for Server {
     }
 }
 
+/// User + system CPU seconds a process has used so far (the benches' CPU figures).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
 /// ffmpeg publishing generated H.264 (keyframe every 2 s, B-frames on) + AAC in real time.
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> tokio::process::Child {
     ffmpeg_publish_gop(url, seconds, 60)

@@ -1,6 +1,6 @@
 // The admin page: every admin setting of the API, grouped, with the API's own validation
 // messages shown at the field they concern; and every stream, with force-end.
-import { $, api, el, say, statusBadge, tokens } from './common.js';
+import { $, api, el, say, staffPage, statusBadge } from './common.js';
 
 let token = null;
 let loaded = null; // the settings as last read
@@ -174,41 +174,10 @@ async function loadStreams() {
 
 // ---- sign-in
 
-async function signIn(candidate) {
-  const me = await api('GET', '/me', { token: candidate });
-  if (me.role !== 'admin') throw new Error('this token is not an admin token');
-  token = candidate;
-  tokens.set('admin', { token });
-  $('#who').textContent = me.name;
+staffPage('admin', ['admin'], async (signedIn) => {
+  token = signedIn;
   loaded = await api('GET', '/settings', { token });
   renderSettings(loaded);
-  $('#signin').hidden = true;
-  $('#app').hidden = false;
   await loadStreams();
   setInterval(loadStreams, 5000);
-}
-
-$('#signin').addEventListener('submit', async (event) => {
-  event.preventDefault();
-  try {
-    await signIn($('#token').value.trim());
-    $('#token').value = '';
-  } catch (e) {
-    say($('#signin-status'), e.status === 401 ? 'This token is not valid.' : e.message, { error: true });
-  }
 });
-
-$('#signout').addEventListener('click', () => {
-  tokens.clear('admin');
-  location.reload();
-});
-
-const saved = tokens.get('admin');
-if (saved) {
-  signIn(saved.token).catch(() => {
-    tokens.clear('admin');
-    $('#signin').hidden = false;
-  });
-} else {
-  $('#signin').hidden = false;
-}

@@ -248,3 +248,49 @@ export function say(node, message, { error = false } = {}) {
   node.textContent = message;
   node.classList.toggle('error', error);
 }
+
+/**
+ * A page for a signed-in seller or admin: the #signin form (#token, #signin-status), #app,
+ * the #who name and the #signout button. `kind` names the stored token ('seller', 'admin'),
+ * `roles` the roles it may have; `start(token)` runs once signed in, also with the token an
+ * earlier visit stored.
+ */
+export function staffPage(kind, roles, start) {
+  const signIn = async (token) => {
+    const me = await api('GET', '/me', { token });
+    if (!roles.includes(me.role)) throw new Error(`this is not ${kind === 'admin' ? 'an admin' : 'a seller'} token`);
+    tokens.set(kind, { token });
+    $('#who').textContent = me.name;
+    $('#signin').hidden = true;
+    $('#app').hidden = false;
+    await start(token);
+  };
+  const signedOut = () => {
+    $('#app').hidden = true;
+    $('#signin').hidden = false;
+  };
+  $('#signin').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      await signIn($('#token').value.trim());
+      $('#token').value = '';
+    } catch (e) {
+      signedOut();
+      say($('#signin-status'), e.status === 401 ? 'This token is not valid.' : e.message, { error: true });
+    }
+  });
+  $('#signout').addEventListener('click', () => {
+    tokens.clear(kind);
+    location.hash = '';
+    location.reload();
+  });
+  const saved = tokens.get(kind);
+  if (!saved) {
+    signedOut();
+    return;
+  }
+  signIn(saved.token).catch(() => {
+    tokens.clear(kind);
+    signedOut();
+  });
+}

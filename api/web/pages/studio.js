@@ -2,7 +2,7 @@
 // OBS settings (key hidden until revealed), reset the key, preview, follow the live stats,
 // pin products, and end a stream with Save (replay) or Delete.
 import {
-  $, api, attachPlayer, autoplay, el, formatDuration, formatMoney, say, statusBadge, streamEvents, tokens,
+  $, api, attachPlayer, autoplay, el, formatDuration, formatMoney, say, staffPage, statusBadge, streamEvents,
 } from './common.js';
 
 let token = null;
@@ -11,34 +11,12 @@ let selected = null; // { stream, events, player, pins: Map, stats }
 
 // ---- sign-in
 
-async function signIn(candidate) {
-  const me = await api('GET', '/me', { token: candidate });
-  if (me.role !== 'seller' && me.role !== 'admin') throw new Error('this token is not a seller token');
-  token = candidate;
-  tokens.set('seller', { token });
-  $('#who').textContent = me.name;
-  $('#signin').hidden = true;
-  $('#app').hidden = false;
+staffPage('seller', ['seller', 'admin'], async (signedIn) => {
+  token = signedIn;
   await loadStreams();
   const wanted = new URLSearchParams(location.hash.slice(1)).get('stream');
   const first = streams.find((s) => s.id === wanted) || streams.find((s) => ['live', 'reconnecting'].includes(s.status)) || streams[0];
   if (first) select(first.id);
-}
-
-$('#signin').addEventListener('submit', async (event) => {
-  event.preventDefault();
-  try {
-    await signIn($('#token').value.trim());
-    $('#token').value = '';
-  } catch (e) {
-    say($('#signin-status'), e.status === 401 ? 'This token is not valid.' : e.message, { error: true });
-  }
-});
-
-$('#signout').addEventListener('click', () => {
-  tokens.clear('seller');
-  location.hash = '';
-  location.reload();
 });
 
 // ---- the list
@@ -338,14 +316,4 @@ async function cancelStream() {
     alert(e.message);
   }
   await refreshSelected();
-}
-
-const saved = tokens.get('seller');
-if (saved) {
-  signIn(saved.token).catch(() => {
-    tokens.clear('seller');
-    $('#signin').hidden = false;
-  });
-} else {
-  $('#signin').hidden = false;
 }
