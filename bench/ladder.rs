@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 
 const SECONDS: u32 = 30;
 
-
 /// The 720p input, made on first use.
 fn input() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out/ladder720.flv");

@@ -25,7 +25,6 @@ fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-
 /// Each part's end as PDT: (uri, end).
 fn part_ends(text: &str) -> Vec<(String, DateTime<Utc>)> {
     let mut out = Vec::new();

@@ -20,7 +20,6 @@ fn percentile(values: &[f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-
 fn spool(server: &Server) -> (usize, u64) {
     let dir = server.data_dir.path().join("spool");
     let mut n = 0;
