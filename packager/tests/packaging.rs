@@ -138,6 +138,17 @@ fn extinf_sum(pl: &MediaPlaylist) -> f64 {
     pl.segments.iter().map(|s| f64::from(s.duration)).sum()
 }
 
+/// 2 s segments, 200 ms LL-HLS parts, a 2-segment live window, no posters, no ladder.
+fn ll_config() -> PackagerConfig {
+    PackagerConfig {
+        segment_duration: Duration::from_secs(2),
+        live_window: 2,
+        poster_interval: Duration::ZERO,
+        part_duration: Some(Duration::from_millis(200)),
+        ladder: Vec::new(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_publishes_then_vod() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -145,14 +156,7 @@ async fn two_publishes_then_vod() {
     let tags = read_flv(&flv);
     let duration = media_duration(&tags);
     let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
-    let config = PackagerConfig {
-        segment_duration: Duration::from_secs(2),
-        live_window: 2,
-        poster_interval: Duration::ZERO,
-        part_duration: Some(Duration::from_millis(200)),
-        ladder: Vec::new(),
-    };
-    let packager = Packager::new(store.clone(), config).expect("packager");
+    let packager = Packager::new(store.clone(), ll_config()).expect("packager");
     let stream = packager.open("pidav").await.expect("open");
 
     let mut feed = stream.start_publish().expect("publish 1");
@@ -332,14 +336,7 @@ async fn ll_hls_parts_and_markers() {
     let flv = ffmpeg_flv(dir.path(), "ll.flv", true, 7);
     let tags = read_flv(&flv);
     let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
-    let config = PackagerConfig {
-        segment_duration: Duration::from_secs(2),
-        live_window: 2,
-        poster_interval: Duration::ZERO,
-        part_duration: Some(Duration::from_millis(200)),
-        ladder: Vec::new(),
-    };
-    let packager = Packager::new(store.clone(), config).expect("packager");
+    let packager = Packager::new(store.clone(), ll_config()).expect("packager");
     let stream = packager.open("pidll").await.expect("open");
     let mut progress = stream.progress();
     let marker = |id: &str, start, end| DateRange {
