@@ -44,6 +44,14 @@ pub struct FileConfig {
     pub s3_upload_concurrency: Option<usize>,
     pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: Option<u64>,
+    pub rtmp_max_connections: Option<usize>,
+    pub rtmp_max_connections_per_ip: Option<usize>,
+    pub rtmp_bad_key_max_failures: Option<u32>,
+    pub rtmp_bad_key_window: Option<f64>,
+    pub rtmp_handshake_timeout: Option<f64>,
+    pub rtmp_read_timeout: Option<f64>,
+    pub rtmp_publish_timeout: Option<f64>,
+    pub rtmp_first_keyframe_timeout: Option<f64>,
 }
 
 impl FileConfig {
@@ -73,6 +81,8 @@ pub struct ServeConfig {
     /// LL-HLS part target; `None`: LL-HLS off.
     pub part_duration: Option<Duration>,
     pub storage: StorageConfig,
+    /// The RTMP ingest's caps and deadlines.
+    pub ingest: hawker_ingest::Limits,
 }
 
 /// Where media objects go.
@@ -138,6 +148,95 @@ pub struct StorageArgs {
     /// Bound of the spool in bytes [default: 2 GiB]
     #[arg(long, env = "HAWKER_SPOOL_MAX_BYTES")]
     pub spool_max_bytes: Option<u64>,
+}
+
+/// The RTMP ingest's caps and deadlines (each also an environment variable and a config-file
+/// field). Behind a TCP load balancer or an encoder farm every publisher may share one address:
+/// raise the per-address cap there, or turn the wrong-key limit off.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// RTMP(S) connections open at once, publishing or not [default: 1000]
+    #[arg(long, env = "HAWKER_RTMP_MAX_CONNECTIONS")]
+    pub rtmp_max_connections: Option<usize>,
+    /// RTMP(S) connections open at once from one address (an IPv6 /64 counts as one) [default: 20]
+    #[arg(long, env = "HAWKER_RTMP_MAX_CONNECTIONS_PER_IP")]
+    pub rtmp_max_connections_per_ip: Option<usize>,
+    /// Wrong stream keys one address may try within --rtmp-bad-key-window before its publishes
+    /// are refused at once; 0 turns the limit off [default: 5]
+    #[arg(long, env = "HAWKER_RTMP_BAD_KEY_MAX_FAILURES")]
+    pub rtmp_bad_key_max_failures: Option<u32>,
+    /// Seconds the wrong-key limit looks back [default: 60]
+    #[arg(long, env = "HAWKER_RTMP_BAD_KEY_WINDOW")]
+    pub rtmp_bad_key_window: Option<f64>,
+    /// Seconds the RTMP handshake (TLS included) may take [default: 5]
+    #[arg(long, env = "HAWKER_RTMP_HANDSHAKE_TIMEOUT")]
+    pub rtmp_handshake_timeout: Option<f64>,
+    /// Seconds a connection may stay silent [default: 10]
+    #[arg(long, env = "HAWKER_RTMP_READ_TIMEOUT")]
+    pub rtmp_read_timeout: Option<f64>,
+    /// Seconds from connecting to an accepted publish [default: 10]
+    #[arg(long, env = "HAWKER_RTMP_PUBLISH_TIMEOUT")]
+    pub rtmp_publish_timeout: Option<f64>,
+    /// Seconds from an accepted publish to its first keyframe [default: 10]
+    #[arg(long, env = "HAWKER_RTMP_FIRST_KEYFRAME_TIMEOUT")]
+    pub rtmp_first_keyframe_timeout: Option<f64>,
+}
+
+/// Merges the ingest flags, variables and file fields over the ingest's defaults.
+pub fn ingest_limits(args: IngestArgs, file: &FileConfig) -> anyhow::Result<hawker_ingest::Limits> {
+    let defaults = hawker_ingest::Limits::default();
+    let count = |name: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => bail!("{name} must be at least 1"),
+        Some(n) if n > 1_000_000 => bail!("{name} must be at most 1000000, not {n}"),
+        value => Ok(value.unwrap_or(default)),
+    };
+    let seconds = |name: &str, value: Option<f64>, default: Duration| match value {
+        Some(s) if !(0.1..=3600.0).contains(&s) => bail!("{name} must be between 0.1 and 3600 seconds, not {s}"),
+        Some(s) => Ok(Duration::from_secs_f64(s)),
+        None => Ok(default),
+    };
+    Ok(hawker_ingest::Limits {
+        max_connections: count(
+            "rtmp_max_connections",
+            args.rtmp_max_connections.or(file.rtmp_max_connections),
+            defaults.max_connections,
+        )?,
+        max_connections_per_ip: count(
+            "rtmp_max_connections_per_ip",
+            args.rtmp_max_connections_per_ip.or(file.rtmp_max_connections_per_ip),
+            defaults.max_connections_per_ip,
+        )?,
+        bad_key_max_failures: args
+            .rtmp_bad_key_max_failures
+            .or(file.rtmp_bad_key_max_failures)
+            .unwrap_or(defaults.bad_key_max_failures),
+        bad_key_window: seconds(
+            "rtmp_bad_key_window",
+            args.rtmp_bad_key_window.or(file.rtmp_bad_key_window),
+            defaults.bad_key_window,
+        )?,
+        handshake_timeout: seconds(
+            "rtmp_handshake_timeout",
+            args.rtmp_handshake_timeout.or(file.rtmp_handshake_timeout),
+            defaults.handshake_timeout,
+        )?,
+        read_timeout: seconds(
+            "rtmp_read_timeout",
+            args.rtmp_read_timeout.or(file.rtmp_read_timeout),
+            defaults.read_timeout,
+        )?,
+        publish_timeout: seconds(
+            "rtmp_publish_timeout",
+            args.rtmp_publish_timeout.or(file.rtmp_publish_timeout),
+            defaults.publish_timeout,
+        )?,
+        first_keyframe_timeout: seconds(
+            "rtmp_first_keyframe_timeout",
+            args.rtmp_first_keyframe_timeout.or(file.rtmp_first_keyframe_timeout),
+            defaults.first_keyframe_timeout,
+        )?,
+        ..defaults
+    })
 }
 
 /// Merges the storage flags, variables and file fields. Credentials: the config file's
@@ -286,6 +385,32 @@ mod storage_tests {
     struct Args {
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        ingest: IngestArgs,
+    }
+
+    #[test]
+    fn ingest_limits_are_settings() {
+        let file: FileConfig = toml::from_str(
+            "rtmp_max_connections_per_ip = 200\nrtmp_bad_key_max_failures = 0\nrtmp_read_timeout = 30\n",
+        )
+        .unwrap();
+        let parse = |args: &[&str]| Args::try_parse_from([&["x"], args].concat()).unwrap().ingest;
+        let limits = ingest_limits(parse(&["--rtmp-max-connections", "5000"]), &file).unwrap();
+        assert_eq!(limits.max_connections, 5000);
+        assert_eq!(limits.max_connections_per_ip, 200);
+        assert_eq!(limits.bad_key_max_failures, 0, "0 turns the wrong-key limit off");
+        assert_eq!(limits.read_timeout, Duration::from_secs(30));
+        let flag_wins = ingest_limits(parse(&["--rtmp-max-connections-per-ip", "7"]), &file).unwrap();
+        assert_eq!(flag_wins.max_connections_per_ip, 7);
+        let defaults = ingest_limits(parse(&[]), &FileConfig::default()).unwrap();
+        assert_eq!(defaults.max_connections_per_ip, hawker_ingest::Limits::default().max_connections_per_ip);
+        let zero = ingest_limits(parse(&["--rtmp-max-connections", "0"]), &FileConfig::default()).unwrap_err();
+        assert!(zero.to_string().contains("rtmp_max_connections"), "{zero}");
+        let command = Args::command();
+        let env =
+            |id: &str| command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).unwrap().to_owned();
+        assert_eq!(env("rtmp_max_connections_per_ip"), "HAWKER_RTMP_MAX_CONNECTIONS_PER_IP");
     }
 
     #[test]

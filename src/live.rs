@@ -1,5 +1,6 @@
 //! The seam between ingest, packager and API: the ingest's `PublishGate` (may this key
-//! publish? where does its media go?) and the API's `LiveControl` (disconnect, finish).
+//! publish? where does its media go?), the API's `LiveControl` (disconnect, finish) and its
+//! `LiveHls` (live HLS from the packager's memory).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,13 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use hawker_api::model::PublishTicket;
 use hawker_api::settings::Settings;
-use hawker_api::{Db, Events, HlsProgress, IngestCounters, IngestHealth, Marker};
+use hawker_api::{Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker};
 use hawker_ingest::{
-    EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
+    Audio, EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
+    Video,
 };
-use hawker_packager::{DateRange, Packager, PackagerConfig, PublishFeed, Rendition, SOURCE_RENDITION, StreamPackager};
+use hawker_packager::{
+    DateRange, LiveState, Packager, PackagerConfig, PublishFeed, Rendition, SOURCE_RENDITION, StreamPackager, names,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The RTMP application sellers publish to: `rtmp://host:1935/live`.
@@ -33,6 +38,8 @@ pub struct Live {
 
 struct OnAir {
     packager: StreamPackager,
+    /// What viewers are served from while the stream is on air.
+    live: LiveState,
     /// The packager's progress in the API's terms (LL-HLS blocking reload).
     progress: tokio::sync::watch::Receiver<HlsProgress>,
     /// Ends the current publisher's connection; cancelled once that publisher is gone.
@@ -104,7 +111,8 @@ impl Live {
         let feed = packager.start_publish()?;
         let kick = CancellationToken::new();
         let bytes_out = Arc::new(AtomicU64::new(0));
-        let on_air = OnAir { packager, progress, kick: kick.clone(), stats, bytes_out: bytes_out.clone() };
+        let live = packager.live();
+        let on_air = OnAir { packager, live, progress, kick: kick.clone(), stats, bytes_out: bytes_out.clone() };
         // Dropping the replaced entry kicks the previous publisher, if one is still connected.
         if let Some(previous) = self.on_air().insert(ticket.stream_id.clone(), on_air)
             && !previous.kick.is_cancelled()
@@ -220,10 +228,6 @@ impl hawker_api::LiveControl for LiveControl {
         Ok(())
     }
 
-    fn hls_progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>> {
-        self.live.on_air().get(stream_id).map(|on_air| on_air.progress.clone())
-    }
-
     fn ingest_counters(&self) -> IngestCounters {
         let s = self.ingest.snapshot();
         IngestCounters {
@@ -239,6 +243,51 @@ impl hawker_api::LiveControl for LiveControl {
             refused_unavailable: s.refused_unavailable,
             refused_rate_limited: s.refused_rate_limited,
         }
+    }
+}
+
+impl LiveControl {
+    fn live_state(&self, stream_id: &str) -> Option<LiveState> {
+        self.live.on_air().get(stream_id).map(|on_air| on_air.live.clone())
+    }
+}
+
+#[async_trait]
+impl hawker_api::LiveHls for LiveControl {
+    fn resolve(&self, path: &str) -> HlsPath {
+        match names::resolve(path) {
+            names::HlsPath::MediaPlaylist { rendition } => HlsPath::MediaPlaylist { rendition },
+            names::HlsPath::Part { rendition, msn, index } => HlsPath::Part { rendition, msn, index },
+            names::HlsPath::Object => HlsPath::Object,
+        }
+    }
+
+    fn progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>> {
+        self.live.on_air().get(stream_id).map(|on_air| on_air.progress.clone())
+    }
+
+    fn playlist(&self, stream_id: &str, rendition: &str, delta: bool) -> Option<Bytes> {
+        self.live_state(stream_id)?.playlist(rendition, delta)
+    }
+
+    fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes> {
+        self.live_state(stream_id)?.part(rendition, msn, index)
+    }
+
+    fn live_edge(&self, stream_id: &str) -> Option<DateTime<Utc>> {
+        self.live_state(stream_id)?.live_edge()
+    }
+
+    async fn stored_playlist(&self, playback_id: &str, rendition: &str) -> anyhow::Result<Option<Bytes>> {
+        Ok(self.live.packager.replay_playlist(playback_id, rendition).await?)
+    }
+
+    fn object_key(&self, playback_id: &str, path: &str) -> String {
+        names::object_key(playback_id, path)
+    }
+
+    fn stream_prefix(&self, playback_id: &str) -> String {
+        names::stream_prefix(playback_id)
     }
 }
 
@@ -327,14 +376,26 @@ pub struct LiveSink {
 }
 
 impl MediaSink for LiveSink {
-    fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.feed.push_video(timestamp_ms, data).map_err(|e| SinkError(e.to_string()))
+    fn video(&mut self, video: Video) -> Result<(), SinkError> {
+        let pushed = match video {
+            Video::Config(record) => self.feed.video_config(record),
+            Video::Frame(frame) => {
+                self.bytes_out.fetch_add(frame.nalus.len() as u64, Ordering::Relaxed);
+                self.feed.video_frame(frame.dts_ms, frame.cts_ms, frame.keyframe, frame.nalus)
+            }
+        };
+        pushed.map_err(|e| SinkError(e.to_string()))
     }
 
-    fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.feed.push_audio(timestamp_ms, data).map_err(|e| SinkError(e.to_string()))
+    fn audio(&mut self, audio: Audio) -> Result<(), SinkError> {
+        let pushed = match audio {
+            Audio::Config(config) => self.feed.audio_config(config),
+            Audio::Frame(frame) => {
+                self.bytes_out.fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+                self.feed.audio_frame(frame.pts_ms, frame.data)
+            }
+        };
+        pushed.map_err(|e| SinkError(e.to_string()))
     }
 
     fn end(self, reason: EndReason) {

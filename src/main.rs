@@ -99,6 +99,8 @@ struct ServeArgs {
     part_duration: Option<f64>,
     #[command(flatten)]
     storage: config::StorageArgs,
+    #[command(flatten)]
+    ingest: config::IngestArgs,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
 fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result<ServeConfig> {
     let segment_duration = config::segment_duration(args.segment_duration.or(file.segment_duration).unwrap_or(2.0))?;
     let storage = config::storage(args.storage, &file, &data_dir, segment_duration)?;
+    let ingest = config::ingest_limits(args.ingest, &file)?;
     let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
     let rtmps = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
         (Some(cert), Some(key)) => Some((cert, key)),
@@ -176,6 +179,7 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
     });
     Ok(ServeConfig {
         storage,
+        ingest,
         data_dir,
         rtmps,
         http: args.http.or(file.http).unwrap_or_else(|| config::DEFAULT_HTTP.parse().expect("valid default")),
@@ -204,6 +208,7 @@ async fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let db = open_db(&config.data_dir).await?;
     let recovered = db.recover_after_restart().await?;
+    db.load_playback_index().await?;
     if recovered > 0 {
         tracing::warn!(streams = recovered, "streams left live by the last run now wait for their publisher");
     }
@@ -244,13 +249,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let events = Events::new();
     let live = Arc::new(Live::new(db.clone(), events.clone(), packager));
     let shutdown = CancellationToken::new();
-    let ingest = hawker_ingest::Server::new(live.clone(), hawker_ingest::Limits::default());
+    let ingest = hawker_ingest::Server::new(live.clone(), config.ingest.clone());
     let control = Arc::new(LiveControl { live, ingest: ingest.stats() });
     let mut servers = vec![tokio::spawn(ingest.clone().serve(rtmp_listener, shutdown.clone()))];
     if let Some((listener, tls)) = rtmps {
         servers.push(tokio::spawn(ingest.serve_tls(listener, tls, shutdown.clone())));
     }
-    let state = AppState::new(db, store, control, urls, events);
+    let state = AppState::new(db, store, (control.clone(), control), urls, events);
     let background = tokio::spawn(hawker_api::run_background(state.clone()));
     let app = hawker_api::router(state);
     match rtmps_addr {

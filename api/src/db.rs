@@ -14,6 +14,7 @@ use crate::model::{
     ChatMessage, ChatUser, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
     StreamStatus, User, ViewerCounters,
 };
+use crate::playback::{Playback, PlaybackIndex};
 use crate::secrets;
 use crate::settings::Settings;
 
@@ -36,6 +37,8 @@ pub struct Db {
     pool: SqlitePool,
     /// What settings never stored by an admin are: the server's configuration.
     setting_defaults: Arc<Settings>,
+    /// Playable streams by playback id, kept current by every status change applied here.
+    playback: PlaybackIndex,
 }
 
 /// A new stream as the API creates it.
@@ -69,7 +72,7 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Self { pool, setting_defaults: Arc::new(Settings::default()) })
+        Ok(Self { pool, setting_defaults: Arc::new(Settings::default()), playback: PlaybackIndex::default() })
     }
 
     /// Settings an admin has not set take these values (the server's own configuration).
@@ -202,6 +205,32 @@ impl Db {
         row.as_ref().map(stream_from_row).transpose()
     }
 
+    /// A playable stream's id and status, from memory (see [`Db::load_playback_index`]).
+    pub fn playback(&self, playback_id: &str) -> Option<Playback> {
+        self.playback.get(playback_id)
+    }
+
+    /// Fills the in-memory playback index from the database; call once the server's status
+    /// changes at start-up are applied.
+    pub async fn load_playback_index(&self) -> DbResult<()> {
+        let rows = sqlx::query(
+            "SELECT playback_id, id, status FROM streams WHERE status IN ('live', 'reconnecting', 'archived')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let streams = rows
+            .iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let status =
+                    StreamStatus::parse(&status).ok_or_else(|| DbError::Corrupt(format!("stream status {status}")))?;
+                Ok((row.try_get("playback_id")?, row.try_get("id")?, status))
+            })
+            .collect::<DbResult<Vec<_>>>()?;
+        self.playback.reset(streams);
+        Ok(())
+    }
+
     pub async fn stream_by_playback_id(&self, playback_id: &str) -> DbResult<Option<Stream>> {
         let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE playback_id = $1");
         let row = sqlx::query(&sql).bind(playback_id).fetch_optional(&self.pool).await?;
@@ -242,7 +271,11 @@ impl Db {
              WHERE id = $3 AND status IN ({set}) RETURNING {STREAM_COLUMNS}"
         );
         let row = sqlx::query(&sql).bind(to.as_str()).bind(now).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(stream_from_row).transpose()
+        let stream = row.as_ref().map(stream_from_row).transpose()?;
+        if let Some(stream) = &stream {
+            self.playback.apply(stream);
+        }
+        Ok(stream)
     }
 
     /// Gives a stream a new key; the old one stops matching at once.
@@ -285,31 +318,34 @@ impl Db {
             .bind(secrets::digest(key))
             .fetch_optional(&self.pool)
             .await?;
-        match row.as_ref().map(stream_from_row).transpose()? {
-            Some(live) => Ok(Ok(PublishTicket {
-                stream_id: live.id,
-                playback_id: live.playback_id,
-                publish_seq: live.publish_seq,
-                previous_status: stream.status,
-            })),
-            None => Ok(Err(PublishDenied::StreamOver)),
-        }
+        let Some(live) = row.as_ref().map(stream_from_row).transpose()? else {
+            return Ok(Err(PublishDenied::StreamOver));
+        };
+        self.playback.apply(&live);
+        Ok(Ok(PublishTicket {
+            stream_id: live.id,
+            playback_id: live.playback_id,
+            publish_seq: live.publish_seq,
+            previous_status: stream.status,
+        }))
     }
 
     /// A publisher left. If it was still the stream's current publisher, the stream waits for
     /// it (the reconnect window starts); a publisher that was taken over changes nothing.
     /// Returns whether the stream moved to `reconnecting`.
     pub async fn publisher_gone(&self, stream_id: &str, publish_seq: i64) -> DbResult<bool> {
-        let done = sqlx::query(
+        let row = sqlx::query(
             "UPDATE streams SET status = 'reconnecting', reconnecting_since = $1 \
-             WHERE id = $2 AND status = 'live' AND publish_seq = $3",
+             WHERE id = $2 AND status = 'live' AND publish_seq = $3 RETURNING playback_id",
         )
         .bind(timestamp(Utc::now()))
         .bind(stream_id)
         .bind(publish_seq)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let Some(row) = row else { return Ok(false) };
+        self.playback.set(&row.try_get::<String, _>("playback_id")?, stream_id, StreamStatus::Reconnecting);
+        Ok(true)
     }
 
     /// Streams whose publisher has been gone since before `since`.

@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
@@ -25,8 +24,6 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TICK: Duration = Duration::from_secs(1);
 /// How often changed counters are written, in one transaction.
 pub const FLUSH_EVERY_TICKS: u32 = 5;
-/// How long a stream's live-edge media time is reused.
-const MEDIA_TIME_TTL: Duration = Duration::from_secs(1);
 
 /// A stream's viewer figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -66,8 +63,6 @@ impl StreamViewers {
     }
 }
 
-type MediaTime = (Instant, Option<DateTime<Utc>>);
-
 /// Guest sign-ins one address may make per hour.
 pub const GUEST_SIGN_INS_PER_HOUR: u32 = 20;
 
@@ -101,8 +96,6 @@ pub struct Engagement {
     chat_posts: SlidingWindow,
     /// Recent guest sign-ins per client address.
     guest_sign_ins: SlidingWindow,
-    /// playback id → (when read, live-edge program date-time).
-    media_times: Mutex<HashMap<String, MediaTime>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -227,52 +220,6 @@ impl Engagement {
     pub fn allow_guest_sign_in(&self, client: &str, now: Instant) -> bool {
         self.guest_sign_ins.allow(client, GUEST_SIGN_INS_PER_HOUR, Duration::from_secs(3600), now)
     }
-
-    /// The program date-time of the stream's live edge (end of the newest segment of its
-    /// first rendition's live playlist), read from the store and reused for a second.
-    pub async fn media_time(&self, state: &AppState, playback_id: &str) -> Option<DateTime<Utc>> {
-        let now = Instant::now();
-        if let Some((at, value)) = lock(&self.media_times).get(playback_id)
-            && now.duration_since(*at) < MEDIA_TIME_TTL
-        {
-            return *value;
-        }
-        let key = format!("{}v0/live.m3u8", crate::stream_prefix(playback_id));
-        let value = match state.store.get(&key).await {
-            Ok(Some(object)) => live_edge(&String::from_utf8_lossy(&object.bytes)),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(playback_id, "reading the live playlist for media time: {e}");
-                None
-            }
-        };
-        let mut cache = lock(&self.media_times);
-        if cache.len() > 10_000 {
-            cache.retain(|_, (at, _)| now.duration_since(*at) < MEDIA_TIME_TTL);
-        }
-        cache.insert(playback_id.to_owned(), (now, value));
-        value
-    }
-}
-
-/// End of the last segment of a media playlist, by its program date-times and EXTINFs.
-pub fn live_edge(playlist: &str) -> Option<DateTime<Utc>> {
-    let mut end: Option<DateTime<Utc>> = None;
-    let (mut pdt, mut duration): (Option<DateTime<Utc>>, Option<f64>) = (None, None);
-    for line in playlist.lines().map(str::trim) {
-        if let Some(value) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pdt = DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&Utc));
-        } else if let Some(value) = line.strip_prefix("#EXTINF:") {
-            duration = value.split(',').next().and_then(|d| d.trim().parse().ok());
-        } else if !line.is_empty() && !line.starts_with('#') {
-            // A segment URI: its tags are complete.
-            if let (Some(start), Some(seconds)) = (pdt.or(end), duration) {
-                end = Some(start + chrono::Duration::microseconds((seconds * 1e6) as i64));
-            }
-            (pdt, duration) = (None, None);
-        }
-    }
-    end
 }
 
 /// Prunes silent sessions and announces changed viewer counts every second; writes changed
@@ -375,20 +322,5 @@ mod tests {
         assert!(!e.allow_chat("u", 2, per, t0 + Duration::from_secs(2)));
         assert!(e.allow_chat("other", 2, per, t0 + Duration::from_secs(2)));
         assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(10)));
-    }
-
-    #[test]
-    fn live_edge_is_the_end_of_the_last_segment() {
-        let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init0.mp4\"\n\
-            #EXT-X-PROGRAM-DATE-TIME:2030-01-01T00:00:00.000Z\n#EXTINF:2.000,\nseg000000.m4s\n\
-            #EXTINF:1.500,\nseg000001.m4s\n\
-            #EXTINF:2.000,\n#EXT-X-PROGRAM-DATE-TIME:2030-01-01T00:01:00.000Z\nseg000002.m4s\n";
-        assert_eq!(live_edge(playlist).unwrap().to_rfc3339(), "2030-01-01T00:01:02+00:00");
-        let no_pdt = "#EXTM3U\n#EXTINF:2.0,\nseg.m4s\n";
-        assert!(live_edge(no_pdt).is_none());
-        assert_eq!(
-            live_edge(&playlist[..playlist.find("#EXTINF:2.000,\n#EXT").unwrap()]).unwrap().to_rfc3339(),
-            "2030-01-01T00:00:03.500+00:00"
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! hawker's domain and its HTTP face: users and roles, streams and their lifecycle, HLS
 //! delivery. Knows axum, sqlx and the storage trait; RTMP and GStreamer stay behind
-//! [`LiveControl`], which the composition root implements.
+//! [`LiveControl`] and [`LiveHls`], which the composition root implements.
 
 pub mod db;
 pub mod engagement;
@@ -9,6 +9,7 @@ mod http;
 pub mod lifecycle;
 pub mod model;
 pub mod money;
+pub mod playback;
 pub mod secrets;
 pub mod settings;
 pub mod webhooks;
@@ -16,6 +17,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hawker_storage::Store;
 
@@ -41,12 +43,43 @@ pub trait LiveControl: Send + Sync + 'static {
     /// Puts a timed marker (an `EXT-X-DATERANGE`) into the stream's live and replay
     /// playlists. A marker with the `id` of an earlier one and an `end` closes it.
     async fn add_marker(&self, stream_id: &str, marker: Marker) -> anyhow::Result<()>;
-    /// How far the stream's live playlist has got, while the stream is being packaged:
-    /// LL-HLS blocking playlist reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted part
-    /// requests wait on it. `None`: not packaged here (requests are answered at once).
-    fn hls_progress(&self, _stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>> {
-        None
-    }
+}
+
+/// What HLS delivery needs of the packaging side: live HLS from memory for the streams
+/// packaged here, and where everything else is stored. The API knows the public URL layout
+/// (`/hls/{playback_id}/{path}`), never an object's name. Declared here, implemented by the root.
+#[async_trait]
+pub trait LiveHls: Send + Sync + 'static {
+    /// What a path under `/hls/{playback_id}/` names.
+    fn resolve(&self, path: &str) -> HlsPath;
+    /// How far the stream's live playlists have got, while it is packaged here: LL-HLS
+    /// blocking playlist reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted part requests
+    /// wait on it. `None`: not packaged here.
+    fn progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>>;
+    /// A rendition's live playlist now (with `delta`, its `_HLS_skip` delta update).
+    fn playlist(&self, stream_id: &str, rendition: &str, delta: bool) -> Option<Bytes>;
+    /// A part of the segment being built; `None` for one not (or no longer) held in memory.
+    fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes>;
+    /// Program date-time of the newest media of a stream packaged here.
+    fn live_edge(&self, stream_id: &str) -> Option<DateTime<Utc>>;
+    /// A rendition's stored playlist, for a stream not packaged here: the replay (growing
+    /// while the stream is still on air, e.g. after a restart).
+    async fn stored_playlist(&self, playback_id: &str, rendition: &str) -> anyhow::Result<Option<Bytes>>;
+    /// The storage key a request for `path` reads from the store.
+    fn object_key(&self, playback_id: &str, path: &str) -> String;
+    /// The prefix of every stored object of a stream (deleting a stream deletes them all).
+    fn stream_prefix(&self, playback_id: &str) -> String;
+}
+
+/// What a path under `/hls/{playback_id}/` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HlsPath {
+    /// A rendition's media playlist.
+    MediaPlaylist { rendition: String },
+    /// An LL-HLS part: part `index` of segment `msn`.
+    Part { rendition: String, msn: u64, index: u64 },
+    /// Any other object.
+    Object,
 }
 
 /// A live playlist's progress, as the packager reports it after storing the playlist.
@@ -143,6 +176,7 @@ pub struct AppState {
     pub db: Db,
     pub store: Arc<dyn Store>,
     pub live: Arc<dyn LiveControl>,
+    pub hls: Arc<dyn LiveHls>,
     pub urls: Arc<PublicUrls>,
     /// The event bus; the root shares it with the ingest side for status changes.
     pub events: Events,
@@ -154,11 +188,11 @@ impl AppState {
     pub fn new(
         db: Db,
         store: Arc<dyn Store>,
-        live: Arc<dyn LiveControl>,
+        (live, hls): (Arc<dyn LiveControl>, Arc<dyn LiveHls>),
         urls: Arc<PublicUrls>,
         events: Events,
     ) -> Self {
-        Self { db, store, live, urls, events, engagement: Arc::new(Engagement::new()) }
+        Self { db, store, live, hls, urls, events, engagement: Arc::new(Engagement::new()) }
     }
 }
 
@@ -166,9 +200,4 @@ impl AppState {
 /// webhooks. Runs until the task is dropped (abort it on shutdown).
 pub async fn run_background(state: AppState) {
     tokio::join!(lifecycle::sweep_on_air_streams(state.clone()), engagement::run(state.clone()), webhooks::run(state),);
-}
-
-/// Storage prefix of every object of one stream.
-pub fn stream_prefix(playback_id: &str) -> String {
-    format!("streams/{playback_id}/")
 }

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::AppState;
 use crate::db::{Db, DbResult};
 use crate::events::{Event, Events, kind};
 use crate::model::{EndAction, PublishDenied, PublishTicket, Stream, StreamStatus};
-use crate::{AppState, stream_prefix};
 
 /// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
 pub async fn begin_publish(db: &Db, events: &Events, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {
@@ -48,6 +48,7 @@ async fn end_from(
     };
     state.events.publish(Event::status(&stream.id, to));
     state.live.disconnect(&stream.id);
+    // Packaging finishes: with `save`, the replay is written and the live-only objects go.
     state.live.finish(&stream.id, &stream.playback_id, save).await?;
     if save {
         state.events.publish(Event::new(
@@ -58,38 +59,11 @@ async fn end_from(
             }),
         ));
         tracing::info!(stream = %stream.id, "stream ended and saved as a replay");
-        if let Err(e) = delete_live_only(state, &stream.playback_id).await {
-            tracing::warn!(stream = %stream.id, "deleting the live-only objects of a saved stream failed: {e}");
-        }
     } else {
-        let removed = state.store.delete_prefix(&stream_prefix(&stream.playback_id)).await?;
+        let removed = state.store.delete_prefix(&state.hls.stream_prefix(&stream.playback_id)).await?;
         tracing::info!(stream = %stream.id, removed, "stream ended and its media deleted");
     }
     Ok(Some(ended))
-}
-
-/// Once the replay exists, the objects only live viewers needed go, in every rendition: the
-/// sliding live playlist, its delta update and the LL-HLS parts (`segNNNNNN.I.m4s`; the
-/// replay names whole segments). Every object the replay names stays while the stream is
-/// archived.
-async fn delete_live_only(state: &AppState, playback_id: &str) -> anyhow::Result<()> {
-    let prefix = stream_prefix(playback_id);
-    let keys: Vec<String> = state
-        .store
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .filter(|key| {
-            let Some((_rendition, name)) = key[prefix.len()..].split_once('/') else {
-                return false;
-            };
-            let part = name.starts_with("seg") && name.ends_with(".m4s") && name.matches('.').count() == 2;
-            name == "live.m3u8" || name == "live_delta.m3u8" || part
-        })
-        .collect();
-    let removed = state.store.delete_many(&keys).await?;
-    tracing::debug!(playback_id, removed, "live-only objects deleted");
-    Ok(())
 }
 
 /// How often on-air streams are checked.

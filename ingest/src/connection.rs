@@ -17,12 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::chunks::{ChunkError, ChunkGuard};
-use crate::flv::{self, Tag, UnsupportedCodec};
+use crate::flv::{self, AudioBody, Tag, UnsupportedCodec, VideoBody};
 use crate::per_addr::AddrKey;
 use crate::server::Context;
 use crate::stats::{BitrateSampler, IngestStats, PublishStats, RefusedAs};
 use crate::timeline::{Timeline, Track};
-use crate::{EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, StreamKey};
+use crate::{
+    Audio, AudioFrame, EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, StreamKey,
+    Video, VideoFrame,
+};
 
 /// After a refusal: how long we wait for the client to close first, having sent our FIN.
 /// Closing while it still sends makes our kernel answer with a RST, which can discard the
@@ -198,8 +201,8 @@ impl Drop for ActivePublish {
 }
 
 impl<S: MediaSink> Active<S> {
-    /// Normalises the timestamp, hands the tag to the sink and counts it.
-    fn deliver(&mut self, track: Track, raw_ms: u32, data: Bytes) -> Result<(), SinkError> {
+    /// The timestamp of a frame of `track` on the publish's sanitised timeline.
+    fn timestamp(&mut self, track: Track, raw_ms: u32) -> u32 {
         let (timestamp_ms, discontinuity) = self.timeline.normalize(track, raw_ms);
         if let Some(jump) = discontinuity {
             self.stats.discontinuity();
@@ -217,31 +220,54 @@ impl<S: MediaSink> Active<S> {
                 );
             }
         }
-        let result = match track {
-            Track::Video => {
-                let keyframe = flv::is_keyframe(&data);
-                let result = self.sink.video(timestamp_ms, data);
-                if result.is_ok() {
-                    self.stats.video_frame();
-                    if keyframe {
-                        let interval = self.last_keyframe_ms.map(|last| u64::from(timestamp_ms.saturating_sub(last)));
-                        self.stats.keyframe(interval);
-                        self.last_keyframe_ms = Some(timestamp_ms);
-                        self.keyframe_deadline = None;
-                    }
-                }
-                result
-            }
-            Track::Audio => {
-                let result = self.sink.audio(timestamp_ms, data);
-                if result.is_ok() {
-                    self.stats.audio_frame();
-                }
-                result
+        timestamp_ms
+    }
+
+    /// Hands a video tag's content to the sink and counts it.
+    fn video(&mut self, raw_ms: u32, body: VideoBody) -> Result<(), SinkError> {
+        let (video, keyframe_ms) = match body {
+            VideoBody::Config(record) => (Video::Config(record), None),
+            VideoBody::Frame { keyframe, cts_ms, data } => {
+                let dts_ms = self.timestamp(Track::Video, raw_ms);
+                (Video::Frame(VideoFrame { dts_ms, cts_ms, keyframe, nalus: data }), keyframe.then_some(dts_ms))
             }
         };
-        if result.is_err() {
-            self.stats.drop_tag();
+        let counted = matches!(video, Video::Frame(_));
+        let result = self.sink.video(video);
+        match &result {
+            Ok(()) if counted => {
+                self.stats.video_frame();
+                if let Some(at) = keyframe_ms {
+                    let interval = self.last_keyframe_ms.map(|last| u64::from(at.saturating_sub(last)));
+                    self.stats.keyframe(interval);
+                    self.last_keyframe_ms = Some(at);
+                    self.keyframe_deadline = None;
+                }
+            }
+            Ok(()) => {}
+            Err(_) => self.stats.drop_tag(),
+        }
+        result
+    }
+
+    /// A tag too short for what its header announces is dropped; the publish goes on.
+    fn malformed(&mut self, track: Track) {
+        self.stats.drop_tag();
+        debug!(stream = %self.label, ?track, "malformed media tag dropped");
+    }
+
+    /// Hands an audio tag's content to the sink and counts it.
+    fn audio(&mut self, raw_ms: u32, body: AudioBody) -> Result<(), SinkError> {
+        let audio = match body {
+            AudioBody::Config(config) => Audio::Config(config),
+            AudioBody::Frame(data) => Audio::Frame(AudioFrame { pts_ms: self.timestamp(Track::Audio, raw_ms), data }),
+        };
+        let counted = matches!(audio, Audio::Frame(_));
+        let result = self.sink.audio(audio);
+        match &result {
+            Ok(()) if counted => self.stats.audio_frame(),
+            Ok(()) => {}
+            Err(_) => self.stats.drop_tag(),
         }
         result
     }
@@ -252,12 +278,12 @@ impl<S: MediaSink> Active<S> {
 struct SinkGuard<S: MediaSink>(Option<S>);
 
 impl<S: MediaSink> SinkGuard<S> {
-    fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.0.as_mut().map_or(Ok(()), |sink| sink.video(timestamp_ms, data))
+    fn video(&mut self, video: Video) -> Result<(), SinkError> {
+        self.0.as_mut().map_or(Ok(()), |sink| sink.video(video))
     }
 
-    fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.0.as_mut().map_or(Ok(()), |sink| sink.audio(timestamp_ms, data))
+    fn audio(&mut self, audio: Audio) -> Result<(), SinkError> {
+        self.0.as_mut().map_or(Ok(()), |sink| sink.audio(audio))
     }
 
     fn finish(mut self, reason: EndReason) {
@@ -555,19 +581,24 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         let Some(active) = self.publish.as_mut() else {
             return Ok(());
         };
-        let check = match track {
-            Track::Video => flv::check_video(&data),
-            Track::Audio => flv::check_audio(&data),
+        let refused = |active: &mut Active<G::Sink>, codec: UnsupportedCodec| {
+            active.stats.drop_tag();
+            warn!("refusing codec {codec} on stream {}", active.label);
+            ConnectionError::from(codec)
         };
-        match check {
-            Ok(Tag::Empty) => Ok(()),
-            Ok(Tag::Media) => Ok(active.deliver(track, timestamp_ms, data)?),
-            Err(codec) => {
-                active.stats.drop_tag();
-                warn!("refusing codec {codec} on stream {}", active.label);
-                Err(codec.into())
-            }
-        }
+        let delivered = match track {
+            Track::Video => match flv::parse_video(&data).map_err(|c| refused(active, c))? {
+                Tag::Media(body) => active.video(timestamp_ms, body),
+                Tag::Empty => Ok(()),
+                Tag::Malformed => return Ok(active.malformed(track)),
+            },
+            Track::Audio => match flv::parse_audio(&data).map_err(|c| refused(active, c))? {
+                Tag::Media(body) => active.audio(timestamp_ms, body),
+                Tag::Empty => Ok(()),
+                Tag::Malformed => return Ok(active.malformed(track)),
+            },
+        };
+        Ok(delivered?)
     }
 }
 

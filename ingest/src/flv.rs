@@ -1,13 +1,36 @@
-//! Codec checks on FLV tag bodies (FLV spec v10.1, annex E.4.2 and E.4.3.1; Enhanced RTMP v1).
+//! FLV tag bodies parsed into typed media, once, here (FLV spec v10.1, annex E.4.2 and
+//! E.4.3.1; Enhanced RTMP v1). Nothing downstream sees FLV.
 //!
-//! v1 accepts H.264 and AAC only: the packager's flvdemux (GStreamer 1.22) knows nothing newer.
+//! v1 accepts H.264 and AAC only.
 
-/// A media tag body that passed the check.
+use bytes::Bytes;
+
+/// What a media tag body holds.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Tag {
-    Media,
-    /// No bytes at all: some encoders send these; there is nothing to forward.
+pub enum Tag<T> {
+    Media(T),
+    /// Nothing to forward: no bytes at all (some encoders send these), an AVC end of sequence,
+    /// or a body too short to hold what its header announces (counted as dropped).
     Empty,
+    Malformed,
+}
+
+/// A video tag body's content; the timestamp is the caller's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VideoBody {
+    /// AVCDecoderConfigurationRecord.
+    Config(Bytes),
+    /// One access unit of length-prefixed NAL units.
+    Frame { keyframe: bool, cts_ms: i32, data: Bytes },
+}
+
+/// An audio tag body's content.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AudioBody {
+    /// AudioSpecificConfig.
+    Config(Bytes),
+    /// One raw AAC frame.
+    Frame(Bytes),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,33 +48,50 @@ const AAC: u8 = 10;
 /// Enhanced RTMP: the high bit of a video tag's first byte says a FourCC follows.
 const EX_HEADER: u8 = 0x80;
 
-pub fn check_video(body: &[u8]) -> Result<Tag, UnsupportedCodec> {
+/// Parses a VIDEODATA body: `[frame type | codec id] [AVC packet type] [composition time: s24]`
+/// then the payload.
+pub fn parse_video(body: &Bytes) -> Result<Tag<VideoBody>, UnsupportedCodec> {
     let Some(&first) = body.first() else {
         return Ok(Tag::Empty);
     };
     if first & EX_HEADER != 0 {
         return Err(UnsupportedCodec::EnhancedVideo { fourcc: fourcc(body) });
     }
-    match first & 0x0F {
-        AVC => Ok(Tag::Media),
-        id => Err(UnsupportedCodec::Video { id, name: video_codec_name(id) }),
+    if first & 0x0F != AVC {
+        let id = first & 0x0F;
+        return Err(UnsupportedCodec::Video { id, name: video_codec_name(id) });
     }
+    let [_, packet_type, c0, c1, c2, ..] = body[..] else {
+        return Ok(Tag::Malformed);
+    };
+    let payload = body.slice(5..);
+    Ok(match packet_type {
+        0 if !payload.is_empty() => Tag::Media(VideoBody::Config(payload)),
+        1 if !payload.is_empty() => {
+            // CompositionTime: signed 24-bit.
+            let cts_ms = i32::from_be_bytes([c0, c1, c2, 0]) >> 8;
+            Tag::Media(VideoBody::Frame { keyframe: first >> 4 == 1, cts_ms, data: payload })
+        }
+        2 => Tag::Empty,
+        _ => Tag::Malformed,
+    })
 }
 
-/// Whether an AVC video tag body (already through [`check_video`]) is a keyframe: frame type 1,
-/// and an AVC NALU packet (the sequence header and end of sequence are not frames).
-pub fn is_keyframe(body: &[u8]) -> bool {
-    matches!(body, [first, 1, ..] if first >> 4 == 1)
-}
-
-pub fn check_audio(body: &[u8]) -> Result<Tag, UnsupportedCodec> {
+/// Parses an AUDIODATA body: `[format | rate | size | type] [AAC packet type]` then the payload.
+pub fn parse_audio(body: &Bytes) -> Result<Tag<AudioBody>, UnsupportedCodec> {
     let Some(&first) = body.first() else {
         return Ok(Tag::Empty);
     };
-    match first >> 4 {
-        AAC => Ok(Tag::Media),
-        id => Err(UnsupportedCodec::Audio { id, name: sound_format_name(id) }),
+    if first >> 4 != AAC {
+        let id = first >> 4;
+        return Err(UnsupportedCodec::Audio { id, name: sound_format_name(id) });
     }
+    let payload = body.slice(body.len().min(2)..);
+    Ok(match body.get(1) {
+        Some(0) if !payload.is_empty() => Tag::Media(AudioBody::Config(payload)),
+        Some(1) if !payload.is_empty() => Tag::Media(AudioBody::Frame(payload)),
+        _ => Tag::Malformed,
+    })
 }
 
 /// The FourCC of an Enhanced RTMP video tag, printable for a log line.
@@ -92,38 +132,66 @@ fn sound_format_name(id: u8) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn accepts_avc_frames_and_headers() {
-        assert_eq!(check_video(&[0x17, 0x00, 0, 0, 0]), Ok(Tag::Media));
-        assert_eq!(check_video(&[0x27, 0x01, 0, 0, 0]), Ok(Tag::Media));
-        assert_eq!(check_video(&[]), Ok(Tag::Empty));
+    fn video(bytes: &'static [u8]) -> Result<Tag<VideoBody>, UnsupportedCodec> {
+        parse_video(&Bytes::from_static(bytes))
+    }
+
+    fn audio(bytes: &'static [u8]) -> Result<Tag<AudioBody>, UnsupportedCodec> {
+        parse_audio(&Bytes::from_static(bytes))
     }
 
     #[test]
-    fn tells_keyframes() {
-        assert!(is_keyframe(&[0x17, 0x01, 0, 0, 0, 0, 0, 0, 1]));
-        assert!(!is_keyframe(&[0x17, 0x00, 0, 0, 0]), "sequence header");
-        assert!(!is_keyframe(&[0x27, 0x01, 0, 0, 0]), "inter frame");
-        assert!(!is_keyframe(&[0x17]));
+    fn parses_avc_headers_and_frames() {
+        assert_eq!(
+            video(&[0x17, 0x00, 0, 0, 0, 1, 0x64]),
+            Ok(Tag::Media(VideoBody::Config(Bytes::from_static(&[1, 0x64]))))
+        );
+        assert_eq!(
+            video(&[0x17, 0x01, 0, 0, 66, 0, 0, 0, 1, 0x65]),
+            Ok(Tag::Media(VideoBody::Frame {
+                keyframe: true,
+                cts_ms: 66,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65])
+            }))
+        );
+        // Negative composition time; an inter frame.
+        assert_eq!(
+            video(&[0x27, 0x01, 0xFF, 0xFF, 0xFE, 7]),
+            Ok(Tag::Media(VideoBody::Frame { keyframe: false, cts_ms: -2, data: Bytes::from_static(&[7]) }))
+        );
+        assert_eq!(video(&[]), Ok(Tag::Empty));
+        assert_eq!(video(&[0x17, 0x02, 0, 0, 0]), Ok(Tag::Empty), "end of sequence");
+        assert_eq!(video(&[0x17, 0x01, 0]), Ok(Tag::Malformed));
+        assert_eq!(video(&[0x17, 0x01, 0, 0, 0]), Ok(Tag::Malformed), "a frame without NAL units");
+        assert_eq!(video(&[0x17, 0x09, 0, 0, 0, 1]), Ok(Tag::Malformed));
     }
 
     #[test]
     fn refuses_other_video_codecs() {
-        assert_eq!(check_video(&[0x12]), Err(UnsupportedCodec::Video { id: 2, name: "Sorenson H.263" }));
-        assert_eq!(check_video(&[0x1C]), Err(UnsupportedCodec::Video { id: 12, name: "HEVC (non-standard FLV)" }));
+        assert_eq!(video(&[0x12]), Err(UnsupportedCodec::Video { id: 2, name: "Sorenson H.263" }));
+        assert_eq!(video(&[0x1C]), Err(UnsupportedCodec::Video { id: 12, name: "HEVC (non-standard FLV)" }));
         assert_eq!(
-            check_video(&[0x90, b'h', b'v', b'c', b'1']),
+            video(&[0x90, b'h', b'v', b'c', b'1']),
             Err(UnsupportedCodec::EnhancedVideo { fourcc: "hvc1".into() })
         );
         // An ex-header is refused even if its low bits happen to read 7.
-        assert!(matches!(check_video(&[0x97]), Err(UnsupportedCodec::EnhancedVideo { fourcc }) if fourcc == "?"));
+        assert!(matches!(video(&[0x97]), Err(UnsupportedCodec::EnhancedVideo { fourcc }) if fourcc == "?"));
     }
 
     #[test]
-    fn accepts_aac_and_refuses_other_audio() {
-        assert_eq!(check_audio(&[0xAF, 0x00, 0x12, 0x10]), Ok(Tag::Media));
-        assert_eq!(check_audio(&[]), Ok(Tag::Empty));
-        assert_eq!(check_audio(&[0x2F]), Err(UnsupportedCodec::Audio { id: 2, name: "MP3" }));
-        assert_eq!(check_audio(&[0x9F]), Err(UnsupportedCodec::Audio { id: 9, name: "enhanced RTMP audio" }));
+    fn parses_aac_and_refuses_other_audio() {
+        assert_eq!(
+            audio(&[0xAF, 0x00, 0x12, 0x10]),
+            Ok(Tag::Media(AudioBody::Config(Bytes::from_static(&[0x12, 0x10]))))
+        );
+        assert_eq!(
+            audio(&[0xAF, 0x01, 0x21, 0x1A]),
+            Ok(Tag::Media(AudioBody::Frame(Bytes::from_static(&[0x21, 0x1A]))))
+        );
+        assert_eq!(audio(&[]), Ok(Tag::Empty));
+        assert_eq!(audio(&[0xAF]), Ok(Tag::Malformed));
+        assert_eq!(audio(&[0xAF, 0x01]), Ok(Tag::Malformed));
+        assert_eq!(audio(&[0x2F]), Err(UnsupportedCodec::Audio { id: 2, name: "MP3" }));
+        assert_eq!(audio(&[0x9F]), Err(UnsupportedCodec::Audio { id: 9, name: "enhanced RTMP audio" }));
     }
 }

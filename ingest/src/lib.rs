@@ -137,13 +137,49 @@ pub enum EndReason {
 #[error("media sink refused data: {0}")]
 pub struct SinkError(pub String);
 
+/// H.264 video as a publisher sends it, parsed out of its FLV framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Video {
+    /// The AVCDecoderConfigurationRecord (FLV's AVC sequence header): SPS, PPS and the size of
+    /// the NAL unit length prefixes. Comes before the first frame, and again if it changes.
+    Config(Bytes),
+    Frame(VideoFrame),
+}
+
+/// One coded picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoFrame {
+    /// Decode time, ms, on the publish's sanitised timeline (non-decreasing).
+    pub dts_ms: u32,
+    /// Presentation time minus decode time, ms (B-frames make it positive).
+    pub cts_ms: i32,
+    /// An IDR picture: a segment may start here.
+    pub keyframe: bool,
+    /// One access unit: NAL units, each prefixed with its length (AVC format).
+    pub nalus: Bytes,
+}
+
+/// AAC audio as a publisher sends it, parsed out of its FLV framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audio {
+    /// The AudioSpecificConfig (FLV's AAC sequence header).
+    Config(Bytes),
+    Frame(AudioFrame),
+}
+
+/// One raw AAC frame (1024 samples).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFrame {
+    /// Presentation time, ms, on the same timeline as the video.
+    pub pts_ms: u32,
+    pub data: Bytes,
+}
+
 /// Receives one publish session's media, in arrival order. Methods must not block for long:
 /// they run on the connection's task.
 pub trait MediaSink: Send + 'static {
-    /// One FLV VIDEODATA tag body (codec id 7, AVC) as received, with the RTMP timestamp in ms.
-    fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError>;
-    /// One FLV AUDIODATA tag body (sound format 10, AAC) as received.
-    fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError>;
+    fn video(&mut self, video: Video) -> Result<(), SinkError>;
+    fn audio(&mut self, audio: Audio) -> Result<(), SinkError>;
     /// Called exactly once, when the publish ends for any reason.
     fn end(self, reason: EndReason);
 }

@@ -5,34 +5,48 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hawker_ingest::{EndReason, Limits};
+use hawker_ingest::{Audio, EndReason, Limits, Video, VideoFrame};
 
-fn video_bodies(recs: &[Rec]) -> Vec<&[u8]> {
+fn video(recs: &[Rec]) -> Vec<&Video> {
     recs.iter()
         .filter_map(|r| match r {
-            Rec::Video(_, d) => Some(&d[..]),
+            Rec::Video(v) => Some(v),
             _ => None,
         })
         .collect()
 }
 
-fn audio_bodies(recs: &[Rec]) -> Vec<&[u8]> {
+fn audio(recs: &[Rec]) -> Vec<&Audio> {
     recs.iter()
         .filter_map(|r| match r {
-            Rec::Audio(_, d) => Some(&d[..]),
+            Rec::Audio(a) => Some(a),
             _ => None,
         })
         .collect()
+}
+
+fn video_frames(recs: &[Rec]) -> Vec<&VideoFrame> {
+    video(recs)
+        .into_iter()
+        .filter_map(|v| match v {
+            Video::Frame(f) => Some(f),
+            Video::Config(_) => None,
+        })
+        .collect()
+}
+
+fn audio_frames(recs: &[Rec]) -> usize {
+    audio(recs).iter().filter(|a| matches!(a, Audio::Frame(_))).count()
 }
 
 /// Asserts a complete H.264 + AAC publish that ended with `Unpublished`, exactly once.
 fn assert_clean_publish(recs: &[Rec]) {
-    let video = video_bodies(recs);
-    let audio = audio_bodies(recs);
+    let video = video(recs);
+    let audio = audio(recs);
     assert!(video.len() >= 30, "video tags: {}", video.len());
     assert!(audio.len() >= 30, "audio tags: {}", audio.len());
-    assert_eq!(&video[0][..2], &[0x17, 0x00], "first video tag is the AVC sequence header");
-    assert_eq!(&audio[0][..2], &[0xAF, 0x00], "first audio tag is the AAC sequence header");
+    assert!(matches!(video[0], Video::Config(c) if c[0] == 1), "first comes the AVC decoder configuration");
+    assert!(matches!(audio[0], Audio::Config(c) if c.len() >= 2), "first comes the AAC AudioSpecificConfig");
     assert_eq!(ends(recs), vec![EndReason::Unpublished]);
     assert!(matches!(recs.last(), Some(Rec::End(..))), "nothing after end: {:?}", summary(recs));
 }
@@ -45,19 +59,21 @@ async fn ffmpeg_publishes_h264_and_aac() {
     let recs = server.wait_for_end("ff").await;
     assert_clean_publish(&recs);
     // B-frames arrive untouched: some AVC NALU tags carry a non-zero composition time.
-    let reordered = video_bodies(&recs).iter().any(|v| v[1] == 1 && v[2..5] != [0, 0, 0]);
+    let reordered = video_frames(&recs).iter().any(|f| f.cts_ms != 0);
     assert!(reordered, "expected composition-time offsets from B-frames");
     // The counters the gate was handed: 2 s at 30 fps with a keyframe every 30 frames.
     let stats = server.publish_stats("ff").snapshot();
-    assert_eq!(stats.video_frames, video_bodies(&recs).len() as u64);
-    assert_eq!(stats.audio_frames, audio_bodies(&recs).len() as u64);
+    assert_eq!(stats.video_frames, video_frames(&recs).len() as u64);
+    assert_eq!(stats.audio_frames, audio_frames(&recs) as u64);
     assert_eq!(stats.keyframes, 2, "{stats:?}");
     assert_eq!(stats.last_keyframe_interval_ms, Some(1000), "{stats:?}");
     assert_eq!((stats.dropped, stats.timestamp_discontinuities), (0, 0));
     let media_bytes: usize = recs
         .iter()
         .map(|r| match r {
-            Rec::Video(_, d) | Rec::Audio(_, d) => d.len(),
+            Rec::Video(Video::Frame(f)) => f.nalus.len(),
+            Rec::Video(Video::Config(d)) | Rec::Audio(Audio::Config(d)) => d.len(),
+            Rec::Audio(Audio::Frame(f)) => f.data.len(),
             _ => 0,
         })
         .sum();
@@ -89,7 +105,7 @@ async fn ffmpeg_with_a_non_h264_codec_is_refused() {
     let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key("flv1")), "3", true, &["-c:v", "flv"])).await;
     assert!(!exit.success, "ffmpeg must fail once we close: {}", exit.output);
     let recs = server.wait_for_end("flv1").await;
-    assert!(video_bodies(&recs).is_empty(), "no Sorenson tag reaches the sink");
+    assert!(video(&recs).is_empty(), "no Sorenson tag reaches the sink");
     match ends(&recs).as_slice() {
         [EndReason::Failed(why)] => assert!(why.contains("codec id 2"), "reason: {why}"),
         other => panic!("expected one Failed end, got {other:?}"),
@@ -147,7 +163,7 @@ async fn kick_closes_the_connection_at_once() {
     let mut server = TestServer::start(Limits::default()).await;
     let args = ffmpeg_publish_args(&server.url(&good_key("kicked")), "30", true, H264);
     let child = command("ffmpeg", &args.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn ffmpeg");
-    server.wait_until("kicked", |r| video_bodies(r).len() >= 5).await;
+    server.wait_until("kicked", |r| video(r).len() >= 5).await;
     let kicked_at = tokio::time::Instant::now();
     server.kick("kicked");
     let recs = server.wait_for_end("kicked").await;
@@ -165,19 +181,19 @@ async fn a_panicking_sink_ends_only_its_own_connection() {
     let good = ffmpeg_publish_args(&server.url(&good_key("calm")), "3", true, H264);
     let bad = ffmpeg_publish_args(&server.url(&panic_key("boom")), "3", true, H264);
     let calm = command("ffmpeg", &good.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn");
-    server.wait_until("calm", |r| !video_bodies(r).is_empty()).await;
+    server.wait_until("calm", |r| !video(r).is_empty()).await;
     let boom = command("ffmpeg", &bad.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn");
 
     let boom_recs = server.wait_for_end("boom").await;
     assert_eq!(ends(&boom_recs), vec![EndReason::Failed("connection panicked".to_owned())]);
-    let calm_before = video_bodies(&server.wait_until("calm", |_| true).await).len();
+    let calm_before = video(&server.wait_until("calm", |_| true).await).len();
     assert!(!finish(boom).await.success, "the panicking connection was closed");
 
     let calm_exit = finish(calm).await;
     assert!(calm_exit.success, "the other publish continued: {}", calm_exit.output);
     let calm_recs = server.wait_for_end("calm").await;
     assert_clean_publish(&calm_recs);
-    let calm_after = video_bodies(&calm_recs).len();
+    let calm_after = video(&calm_recs).len();
     assert!(calm_after > calm_before + 10, "video kept flowing after the panic: {calm_before} -> {calm_after}");
     server.stop().await;
 }
@@ -187,7 +203,7 @@ async fn shutdown_closes_live_publishes_and_serve_returns() {
     let mut server = TestServer::start(Limits::default()).await;
     let args = ffmpeg_publish_args(&server.url(&good_key("live")), "30", true, H264);
     let child = command("ffmpeg", &args.iter().map(String::as_str).collect::<Vec<_>>()).spawn().expect("spawn ffmpeg");
-    server.wait_until("live", |r| !video_bodies(r).is_empty()).await;
+    server.wait_until("live", |r| !video(r).is_empty()).await;
     // `stop` waits for `serve` to return, which it does only once every connection is closed.
     let all = server.stop().await;
     assert_eq!(ends(&all["live"]), vec![EndReason::Failed("server shutting down".to_owned())]);

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hawker_ingest::{EndReason, Limits};
+use hawker_ingest::{Audio, EndReason, Limits, Video};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -18,8 +18,8 @@ async fn ffmpeg_publishes_over_rtmps() {
     let exit = ffmpeg(&ffmpeg_publish_args(&url, "2", true, H264)).await;
     assert!(exit.success, "ffmpeg failed: {}", exit.output);
     let recs = server.wait_for_end("tls").await;
-    let video = recs.iter().filter(|r| matches!(r, Rec::Video(..))).count();
-    let audio = recs.iter().filter(|r| matches!(r, Rec::Audio(..))).count();
+    let video = recs.iter().filter(|r| matches!(r, Rec::Video(Video::Frame(_)))).count();
+    let audio = recs.iter().filter(|r| matches!(r, Rec::Audio(Audio::Frame(_)))).count();
     assert!(video >= 30 && audio >= 30, "video {video}, audio {audio}");
     assert_eq!(ends(&recs), vec![EndReason::Unpublished]);
     let stats = server.publish_stats("tls").snapshot();

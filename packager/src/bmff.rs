@@ -1,5 +1,6 @@
-//! Just enough ISO-BMFF reading to time a segment: the video track's timescale and defaults
-//! from the init segment, and the summed sample durations of its `traf`s in a fragment.
+//! Just enough ISO-BMFF to time a segment and keep the source's decode times: the video
+//! track's timescale and defaults from the init segment, the summed sample durations of its
+//! `traf`s in a fragment, and a rewrite of their decode times (see `restore_decode_times`).
 //! (The muxer's own buffer timestamps are not reliable with manual splits and audio.)
 
 /// Iterates the boxes in `data` as (type, payload); stops at the first malformed one.
@@ -87,6 +88,216 @@ pub(crate) fn video_duration_ns(segment: &[u8], track: &VideoTrack) -> Option<u6
         }
     }
     found.then(|| total.saturating_mul(1_000_000_000) / u64::from(track.timescale))
+}
+
+/// `(start, end)` of each box's payload in `data[from..to]` with its type, by offset.
+fn box_ranges(data: &[u8], from: usize, to: usize) -> Vec<([u8; 4], usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at + 8 <= to {
+        let Some(size) = data.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) else { break };
+        let Some(kind) = data.get(at + 4..at + 8).and_then(|b| <[u8; 4]>::try_from(b).ok()) else { break };
+        let (header, size) = match size {
+            1 => match data.get(at + 8..at + 16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) {
+                Some(large) => (16, usize::try_from(large).unwrap_or(usize::MAX)),
+                None => break,
+            },
+            0 => (8, to - at),
+            n => (8, n as usize),
+        };
+        if size < header || at.saturating_add(size) > to {
+            break;
+        }
+        out.push((kind, at + header, at + size));
+        at += size;
+    }
+    out
+}
+
+/// Gives the video samples of each fragment the source's decode times.
+///
+/// The muxer sets each `traf`'s `tfdt` to the earliest presentation time of its samples and
+/// shifts their composition offsets down to match (CMAF's negative-offset style), a shift
+/// that differs from chunk to chunk with B-frames: decode times then neither equal the
+/// source's nor run on continuously between parts. Presentation times are right, so the true
+/// decode time of a `traf`'s first sample is its presentation time minus its source
+/// composition offset; `source_cts(n)` gives that offset (ns) for the next `n` samples of the
+/// track, in decode order, and consumes them. Each `tfdt` and composition offset is rewritten
+/// in place (same sizes). A fragment that cannot be read is left as it is.
+pub(crate) fn restore_decode_times(
+    segment: &mut Vec<u8>,
+    track: &VideoTrack,
+    mut source_cts: impl FnMut(usize) -> Option<i64>,
+) {
+    // A `trun` whose offsets were all zero carries none; give it room for them first.
+    add_composition_offsets(segment, track);
+    let len = segment.len();
+    for (_, moof_start, moof_end) in box_ranges(segment, 0, len).into_iter().filter(|(k, ..)| k == b"moof") {
+        for (_, traf_start, traf_end) in
+            box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf")
+        {
+            let children = box_ranges(segment, traf_start, traf_end);
+            let find = |kind: &[u8; 4]| children.iter().find(|(k, ..)| k == kind).map(|&(_, s, e)| (s, e));
+            let (Some((tfhd, _)), Some((tfdt, tfdt_end))) = (find(b"tfhd"), find(b"tfdt")) else { continue };
+            if u32_at(segment, tfhd + 4) != Some(track.track_id) {
+                continue;
+            }
+            let truns: Vec<(usize, usize)> =
+                children.iter().filter(|(k, ..)| k == b"trun").map(|&(_, s, e)| (s, e)).collect();
+            let count: usize = truns.iter().filter_map(|&(s, _)| u32_at(segment, s + 4)).map(|n| n as usize).sum();
+            let Some(cts_ns) = source_cts(count) else { continue };
+            restore_traf(segment, track, (tfdt, tfdt_end), &truns, cts_ns);
+        }
+    }
+}
+
+fn restore_traf(
+    segment: &mut [u8],
+    track: &VideoTrack,
+    (tfdt, tfdt_end): (usize, usize),
+    truns: &[(usize, usize)],
+    cts_ns: i64,
+) {
+    let wide = segment.get(tfdt) == Some(&1);
+    let written = match wide {
+        true => segment.get(tfdt + 4..tfdt + 12).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
+        false => u32_at(segment, tfdt + 4).map(u64::from),
+    };
+    let Some(written) = written.filter(|_| tfdt_end >= tfdt + if wide { 12 } else { 8 }) else { return };
+    // The first sample's composition offset as written: the first trun's first sample.
+    let Some(&(first, _)) = truns.first() else { return };
+    let Some(offsets) = cto_offsets(segment, first) else { return };
+    let written_cts = offsets.first().and_then(|&at| u32_at(segment, at)).map_or(0, |v| i64::from(v as i32));
+    let source_ticks = cts_ns.saturating_mul(i64::from(track.timescale)) / 1_000_000_000;
+    // Presentation time of the first sample, less its source offset: its decode time.
+    let Ok(restored) = u64::try_from(i64::try_from(written).unwrap_or(i64::MAX) + written_cts - source_ticks) else {
+        return;
+    };
+    let delta = i64::try_from(written).unwrap_or(i64::MAX) - i64::try_from(restored).unwrap_or(0);
+    if delta == 0 {
+        return;
+    }
+    let all: Vec<usize> = truns.iter().filter_map(|&(s, _)| cto_offsets(segment, s)).flatten().collect();
+    if all.is_empty() || (!wide && restored > u64::from(u32::MAX)) {
+        return;
+    }
+    for at in all {
+        if let Some(v) = u32_at(segment, at) {
+            let shifted = i64::from(v as i32) + delta;
+            segment[at..at + 4].copy_from_slice(&(shifted as i32).to_be_bytes());
+        }
+    }
+    match wide {
+        true => segment[tfdt + 4..tfdt + 12].copy_from_slice(&restored.to_be_bytes()),
+        false => segment[tfdt + 4..tfdt + 8].copy_from_slice(&(restored as u32).to_be_bytes()),
+    }
+}
+
+/// Adds a composition time offset field (zero) to each sample of the video track's `trun`s that
+/// lack one, fixing up the box sizes and the data offsets into the `mdat`s that follow.
+fn add_composition_offsets(segment: &mut Vec<u8>, track: &VideoTrack) {
+    let mut moofs: Vec<(usize, usize)> = box_ranges(segment, 0, segment.len())
+        .into_iter()
+        .filter(|(k, ..)| k == b"moof")
+        .map(|(_, s, e)| (s, e))
+        .collect();
+    // From the last moof back, so that earlier positions stay valid.
+    moofs.reverse();
+    for (moof_start, moof_end) in moofs {
+        let mut inserts = Vec::new();
+        for (_, traf_start, traf_end) in
+            box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf")
+        {
+            let children = box_ranges(segment, traf_start, traf_end);
+            let Some(&(_, tfhd, _)) = children.iter().find(|(k, ..)| k == b"tfhd") else { continue };
+            // An explicit base data offset is absolute: moving the mdat would need it changed too.
+            if u32_at(segment, tfhd + 4) != Some(track.track_id) || u32_at(segment, tfhd).is_none_or(|f| f & 0x1 != 0) {
+                continue;
+            }
+            for &(_, trun, trun_end) in children.iter().filter(|(k, ..)| k == b"trun") {
+                if u32_at(segment, trun).is_some_and(|f| f & 0x800 == 0) {
+                    inserts.push((traf_start, trun, trun_end));
+                }
+            }
+        }
+        let mut total = 0;
+        for &(traf_start, trun, trun_end) in inserts.iter().rev() {
+            let Some(added) = widen_trun(segment, trun, trun_end) else { return };
+            for header in [moof_start - 8, traf_start - 8, trun - 8] {
+                let Some(size) = u32_at(segment, header) else { return };
+                segment[header..header + 4].copy_from_slice(&(size + added as u32).to_be_bytes());
+            }
+            total += added;
+        }
+        if total == 0 {
+            continue;
+        }
+        // Every trun's data offset (from the moof's start) now lands `total` bytes later.
+        let moof_end = moof_end + total;
+        for (_, traf_start, traf_end) in
+            box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf")
+        {
+            for (_, trun, _) in box_ranges(segment, traf_start, traf_end).into_iter().filter(|(k, ..)| k == b"trun") {
+                if u32_at(segment, trun).is_some_and(|f| f & 0x1 != 0)
+                    && let Some(offset) = u32_at(segment, trun + 8)
+                {
+                    segment[trun + 8..trun + 12].copy_from_slice(&(offset + total as u32).to_be_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites the `trun` payload at `trun..end` with a zero composition offset per sample;
+/// returns the bytes added.
+fn widen_trun(segment: &mut Vec<u8>, trun: usize, end: usize) -> Option<usize> {
+    let flags = u32_at(segment, trun)?;
+    let count = u32_at(segment, trun + 4)? as usize;
+    let mut header = 8;
+    if flags & 0x1 != 0 {
+        header += 4;
+    }
+    if flags & 0x4 != 0 {
+        header += 4;
+    }
+    let stride = 4 * [0x100, 0x200, 0x400].iter().filter(|f| flags & *f != 0).count();
+    if trun + header + count * stride > end {
+        return None;
+    }
+    let mut widened = Vec::with_capacity(end - trun + 4 * count);
+    widened.extend_from_slice(&(flags | 0x800).to_be_bytes());
+    widened.extend_from_slice(&segment[trun + 4..trun + header]);
+    for i in 0..count {
+        let at = trun + header + i * stride;
+        widened.extend_from_slice(&segment[at..at + stride]);
+        widened.extend_from_slice(&[0; 4]);
+    }
+    widened.extend_from_slice(&segment[trun + header + count * stride..end]);
+    let added = widened.len() - (end - trun);
+    segment.splice(trun..end, widened);
+    Some(added)
+}
+
+/// Offsets of each sample's composition time offset in the `trun` whose payload starts at
+/// `trun`; `None` without per-sample offsets.
+fn cto_offsets(segment: &[u8], trun: usize) -> Option<Vec<usize>> {
+    let flags = u32_at(segment, trun)? & 0x00FF_FFFF;
+    if flags & 0x800 == 0 {
+        return None;
+    }
+    let count = u32_at(segment, trun + 4)? as usize;
+    let mut at = trun + 8;
+    if flags & 0x1 != 0 {
+        at += 4; // data-offset
+    }
+    if flags & 0x4 != 0 {
+        at += 4; // first-sample-flags
+    }
+    // Per sample: duration, size, flags, composition offset, each when flagged.
+    let before = 4 * [0x100, 0x200, 0x400].iter().filter(|f| flags & *f != 0).count();
+    let stride = before + 4;
+    let offsets: Vec<usize> = (0..count).map(|i| at + i * stride + before).collect();
+    offsets.iter().all(|&o| o + 4 <= segment.len()).then_some(offsets)
 }
 
 fn trun_duration(trun: &[u8], default: u32) -> Option<u64> {

@@ -1,29 +1,22 @@
-//! HLS packaging: one GStreamer pipeline per publish turns FLV media into fMP4 segments;
-//! our own segmenter and playlist writer store them through the `Store` trait.
+//! HLS packaging: one GStreamer pipeline per publish turns typed H.264 and AAC frames into fMP4
+//! segments; our own segmenter and playlist writer store them through the `Store` trait.
 //!
-//! Object layout under `streams/{playback_id}/` (mirrors `/hls/{playback_id}/...`):
-//! - `index.m3u8`: multivariant playlist naming `v0/index.m3u8` (and `{rung}/index.m3u8` for
-//!   each rung of an ABR ladder)
-//! - `v0/live.m3u8`: sliding live media playlist
-//! - `v0/replay.m3u8`: every segment since go-live; EVENT while live, VOD + ENDLIST once finished
-//! - `v0/init{N}.mp4` (one per publish), `v0/seg{MSN:06}.m4s`
-//! - `poster.jpg`: a JPEG of a recent keyframe, refreshed while live, kept for the replay
-//! - with LL-HLS: `v0/seg{MSN:06}.{i}.m4s` (part `i` of a segment; the segment object holds
-//!   the same bytes, all its parts concatenated) and `v0/live_delta.m3u8` (the live playlist
-//!   as an `_HLS_skip=YES` delta update)
-//! - with an ABR ladder, `{rung}/...`: the same objects for each transcoded rendition; `v0`
-//!   stays the source, passed through. Segment N holds the same media in every rendition.
+//! Each stream's live HLS (live and delta playlists, parts in flight, progress, live edge) is
+//! held in memory ([`LiveState`]) and served from there; every object is also stored, for
+//! S3/CDN delivery and the replay. [`names`] names every object.
 //!
 //! Knows GStreamer and the storage trait; nothing of RTMP, the database or HTTP.
 
 mod bmff;
-mod flv;
+mod codec;
+mod live;
+pub mod names;
 mod pipeline;
 mod playlist;
 mod poster;
 mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -33,10 +26,12 @@ use hawker_storage::Store;
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::flv::TagKind;
-use crate::pipeline::BusEvent;
+use crate::pipeline::{BusEvent, Configs, Input};
+use crate::playlist::Kind;
 use crate::writer::{Msg, Writer};
 
+pub use crate::live::LiveState;
+pub use crate::names::SOURCE_RENDITION;
 pub use crate::playlist::DateRange;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +48,9 @@ pub enum PackagerError {
     /// A marker that cannot be written as an EXT-X-DATERANGE.
     #[error("invalid marker: {0}")]
     InvalidMarker(String),
+    /// Media the packager cannot use (an unreadable configuration record, a frame before it).
+    #[error("unusable media: {0}")]
+    Media(String),
 }
 
 #[derive(Debug, Clone)]
@@ -82,9 +80,6 @@ impl Default for PackagerConfig {
         }
     }
 }
-
-/// The source rendition's folder: the publisher's H.264, passed through.
-pub const SOURCE_RENDITION: &str = "v0";
 
 /// One rung of the ABR ladder: the source decoded, scaled to exactly `width`×`height` (square
 /// pixels, black bars if the aspect ratio differs) and encoded with x264 (zero latency, no
@@ -129,17 +124,16 @@ impl PackagerConfig {
 
 /// Messages the writer may have queued before it applies back-pressure to the pipeline.
 const WRITER_QUEUE: usize = 32;
-/// Tags kept before the first video frame; an audio-only publish must not grow without bound.
+/// Audio kept before the first keyframe; an audio-only publish must not grow without bound.
 const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
+/// Where the publish's first frame lands on the pipeline's timeline: room for media a little
+/// earlier than it (a track starting late, negative composition offsets), since GStreamer's
+/// timestamps are unsigned. One offset for the whole publish, so the output keeps the
+/// source's timing exactly.
+const TIMELINE_START_NS: i64 = 10_000_000_000;
 /// How long `finish` waits for a publish to drain before stopping its pipeline.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Audio tags wait for the next video tag to share its appsrc buffer, but never span more
-/// than this much media time (audio-only stretches, low frame rates).
-const MAX_BATCH_MS: u32 = 40;
-/// A batch is flushed at this size whatever its content.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
-
 /// Creates per-stream packagers. Cheap to clone.
 #[derive(Clone)]
 pub struct Packager {
@@ -183,8 +177,7 @@ impl Packager {
     }
 
     /// The packaging state of one stream, kept across publishes (reconnects continue the same
-    /// playlists with a DISCONTINUITY). Resumes from `{rendition}/replay.m3u8` if the store has
-    /// them.
+    /// playlists with a DISCONTINUITY). Resumes from the stored replay journal if there is one.
     pub async fn open(&self, playback_id: &str) -> Result<StreamPackager, PackagerError> {
         self.open_with(playback_id, &self.config).await
     }
@@ -199,10 +192,10 @@ impl Packager {
             }
             _ => config.ladder.clone(),
         };
-        let (source, markers) = self.stored_playlist(playback_id, SOURCE_RENDITION).await?;
+        let (source, markers) = self.stored_replay(playback_id, SOURCE_RENDITION).await?;
         let mut renditions = vec![(SOURCE_RENDITION.to_owned(), source)];
         for rung in &ladder {
-            renditions.push((rung.name.clone(), self.stored_playlist(playback_id, &rung.name).await?.0));
+            renditions.push((rung.name.clone(), self.stored_replay(playback_id, &rung.name).await?.0));
         }
         let source = &renditions[0].1;
         if !source.is_empty() {
@@ -210,15 +203,18 @@ impl Packager {
         }
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let part_target_ms = config.part_target_ms();
-        let progress = watch::Sender::new(Progress {
-            last_segment: source.last().map(|s| s.msn),
-            last_part: None,
-            target_duration_secs: playlist::target_secs(source, config.min_target_secs()),
-            part_target_ms,
-            ended: false,
-        });
-        let writer =
-            Writer::new(self.store.clone(), playback_id.to_owned(), config, renditions, markers, progress.clone());
+        let names: Vec<String> = renditions.iter().map(|(name, _)| name.clone()).collect();
+        let live = LiveState::new(
+            &names,
+            Progress {
+                last_segment: source.last().map(|s| s.msn),
+                last_part: None,
+                target_duration_secs: playlist::target_secs(source, config.min_target_secs()),
+                part_target_ms,
+                ended: false,
+            },
+        );
+        let writer = Writer::new(self.store.clone(), playback_id.to_owned(), config, renditions, markers, live.clone());
         rt.spawn(writer.run(rx));
         let posters = (self.posters_available && !config.poster_interval.is_zero()).then(|| {
             poster::Posters::new(
@@ -235,7 +231,7 @@ impl Packager {
                 segment_duration: config.segment_duration,
                 part_duration: config.part_duration,
                 ladder,
-                progress,
+                live,
                 rt,
                 tx,
                 publishes: Mutex::new(Publishes { list: Vec::new(), finished: false }),
@@ -245,43 +241,81 @@ impl Packager {
         })
     }
 
-    /// Finalises a stream that has no open `StreamPackager` (e.g. after a restart): rewrites
-    /// each rendition's stored `replay.m3u8` as VOD + ENDLIST. No-op if there is none.
+    /// Finalises a stream that has no open `StreamPackager` (e.g. after a restart): writes each
+    /// rendition's replay as VOD + ENDLIST from its stored journal, then removes the live-only
+    /// objects. No-op if nothing was stored.
     pub async fn finalize_replay(&self, playback_id: &str) -> Result<(), PackagerError> {
-        let renditions = match self.store.get(&writer::multivariant_key(playback_id)).await? {
-            Some(object) => playlist::parse_renditions(&String::from_utf8_lossy(&object.bytes)),
-            None => vec![SOURCE_RENDITION.to_owned()],
-        };
-        for rendition in renditions {
-            let (segments, markers) = self.stored_playlist(playback_id, &rendition).await?;
+        for rendition in self.stored_renditions(playback_id).await? {
+            let (segments, markers) = self.stored_replay(playback_id, &rendition).await?;
             if segments.is_empty() {
                 continue;
             }
-            let vod = writer::vod_playlist(&segments, self.config.min_target_secs(), &markers);
-            self.store.put(&writer::replay_key(playback_id, &rendition), vod, writer::PLAYLIST_META).await?;
+            let vod = writer::replay_playlist(&segments, Kind::Vod, self.config.min_target_secs(), &markers);
+            self.store.put(&names::replay_key(playback_id, &rendition), vod, writer::PLAYLIST_META).await?;
         }
-        Ok(())
+        writer::remove_live_only(self.store.as_ref(), playback_id).await
     }
 
-    /// The segments and markers of a rendition's stored replay playlist.
-    async fn stored_playlist(
+    /// A rendition's stored replay playlist: the final one once the stream was saved, else
+    /// (a stream on air that this server does not package, e.g. after a restart) the journal
+    /// so far as an EVENT playlist. `None` if nothing is stored.
+    pub async fn replay_playlist(&self, playback_id: &str, rendition: &str) -> Result<Option<Bytes>, PackagerError> {
+        if let Some(object) = self.store.get(&names::replay_key(playback_id, rendition)).await? {
+            return Ok(Some(object.bytes));
+        }
+        let (segments, markers) = self.stored_replay(playback_id, rendition).await?;
+        if segments.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(writer::replay_playlist(&segments, Kind::Event, self.config.min_target_secs(), &markers)))
+    }
+
+    /// The renditions the stored multivariant playlist names (the source alone without one).
+    async fn stored_renditions(&self, playback_id: &str) -> Result<Vec<String>, PackagerError> {
+        Ok(match self.store.get(&names::multivariant_key(playback_id)).await? {
+            Some(object) => playlist::parse_renditions(&String::from_utf8_lossy(&object.bytes)),
+            None => vec![SOURCE_RENDITION.to_owned()],
+        })
+    }
+
+    /// The segments and markers of a rendition's stored replay: its journal chunks in order
+    /// (a later chunk's version of a marker wins), else a final `replay.m3u8`.
+    async fn stored_replay(
         &self,
         playback_id: &str,
         rendition: &str,
     ) -> Result<(Vec<playlist::Segment>, Vec<DateRange>), PackagerError> {
-        let Some(object) = self.store.get(&writer::replay_key(playback_id, rendition)).await? else {
-            return Ok((Vec::new(), Vec::new()));
+        let (mut segments, mut markers) = (Vec::new(), Vec::<DateRange>::new());
+        let mut add = |name: &str, bytes: &[u8]| {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| PackagerError::Playlist(format!("{rendition}/{name} is not UTF-8")))?;
+            segments.extend(
+                playlist::parse_media(text).map_err(|e| PackagerError::Playlist(format!("{rendition}/{name}: {e}")))?,
+            );
+            for marker in playlist::parse_markers(text) {
+                match markers.iter_mut().find(|m| m.id == marker.id) {
+                    Some(known) => *known = marker,
+                    None => markers.push(marker),
+                }
+            }
+            Ok::<_, PackagerError>(())
         };
-        let text = std::str::from_utf8(&object.bytes)
-            .map_err(|_| PackagerError::Playlist(format!("{rendition}/replay.m3u8 is not UTF-8")))?;
-        let segments = playlist::parse_media(text)
-            .map_err(|e| PackagerError::Playlist(format!("{rendition}/replay.m3u8: {e}")))?;
-        Ok((segments, playlist::parse_markers(text)))
+        let mut chunk = 0;
+        while let Some(object) = self.store.get(&names::journal_key(playback_id, rendition, chunk)).await? {
+            add("journal", &object.bytes)?;
+            chunk += 1;
+        }
+        if chunk == 0
+            && let Some(object) = self.store.get(&names::replay_key(playback_id, rendition)).await?
+        {
+            add("replay.m3u8", &object.bytes)?;
+        }
+        Ok((segments, markers))
     }
 }
 
 /// Locks even if a holder panicked: the guarded state stays consistent between statements.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -297,7 +331,7 @@ struct StreamInner {
     part_duration: Option<Duration>,
     /// Rungs each publish transcodes, after the source.
     ladder: Vec<Rendition>,
-    progress: watch::Sender<Progress>,
+    live: LiveState,
     rt: Handle,
     tx: mpsc::Sender<Msg>,
     publishes: Mutex<Publishes>,
@@ -315,8 +349,8 @@ impl StreamPackager {
     /// Starts a pipeline for a new publish. Media timestamps restart at whatever the publisher
     /// sends (OBS restarts at 0 on reconnect); the media sequence keeps counting.
     ///
-    /// The pipeline itself starts at the first video frame: only then is it known whether the
-    /// publish has audio (publishers send both sequence headers before any frame).
+    /// The pipeline itself starts at the first keyframe: only then is it known whether the
+    /// publish has audio (publishers send both configurations before any frame).
     pub fn start_publish(&self) -> Result<PublishFeed, PackagerError> {
         let mut publishes = lock(&self.inner.publishes);
         if publishes.finished {
@@ -333,10 +367,14 @@ impl StreamPackager {
         Ok(PublishFeed {
             shared,
             stream: self.inner.clone(),
+            video_config: None,
+            audio_config: None,
             pending: Vec::new(),
             pending_bytes: 0,
-            has_audio: false,
-            dropped_audio: AtomicBool::new(false),
+            origin_ms: 0,
+            pushed_ns: 0,
+            muxed_ns: Arc::new(AtomicU64::new(0)),
+            dropped_audio: false,
             poster: self.inner.posters.as_ref().map(|p| p.feed()),
         })
     }
@@ -345,7 +383,12 @@ impl StreamPackager {
     /// it is what every rendition's live playlist has (the least advanced one). Holds `ended`
     /// once `finish` has run.
     pub fn progress(&self) -> watch::Receiver<Progress> {
-        self.inner.progress.subscribe()
+        self.inner.live.progress()
+    }
+
+    /// The stream's live HLS as viewers are served it.
+    pub fn live(&self) -> LiveState {
+        self.inner.live.clone()
     }
 
     /// Inserts a timed marker now: an `EXT-X-DATERANGE` in the live and the replay playlists,
@@ -406,67 +449,10 @@ struct PublishShared {
 }
 
 enum Stage {
-    /// No video frame yet: tags wait in the feed.
+    /// No keyframe yet: configurations and audio wait in the feed.
     Pending,
-    Running(Running),
+    Running(Input),
     Closed(String),
-}
-
-struct Running {
-    appsrc: gst_app::AppSrc,
-    batch: Batch,
-}
-
-/// FLV tags on their way to appsrc, coalesced into one buffer (FLV is a byte stream). Each
-/// buffer handed over wakes appsrc's streaming thread; a publish's cost is mostly such
-/// wake-ups, so audio tags ride along with the next video tag: about one hand-over per video
-/// frame instead of one per tag. Video tags go at once (the segment cuts depend on them), and
-/// so does the audio right after a keyframe, up to the first audio tag at or after the
-/// keyframe's time: the muxer needs that audio to close the segment the keyframe ends.
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    /// Timestamp (ms) of the first tag in `bytes`.
-    first_ms: u32,
-    /// Set by a keyframe: audio goes at once until a tag at or after this PTS (ms).
-    audio_urgent_until: Option<u32>,
-}
-
-impl Batch {
-    /// Appends a tag; returns whether the batch should be flushed now.
-    fn add(&mut self, kind: TagKind, timestamp_ms: u32, body: &[u8]) -> bool {
-        if self.bytes.is_empty() {
-            self.first_ms = timestamp_ms;
-        }
-        flv::append_tag(&mut self.bytes, kind, timestamp_ms, body);
-        match kind {
-            TagKind::Video => {
-                if let Some(pts) = flv::avc_keyframe_pts(body, timestamp_ms) {
-                    self.audio_urgent_until = Some(pts);
-                }
-                true
-            }
-            TagKind::Audio => {
-                if let Some(until) = self.audio_urgent_until {
-                    // Wrapping compare: timestamps are 32-bit ms and may wrap.
-                    if timestamp_ms.wrapping_sub(until) < u32::MAX / 2 {
-                        self.audio_urgent_until = None;
-                    }
-                    return true;
-                }
-                timestamp_ms.wrapping_sub(self.first_ms) >= MAX_BATCH_MS || self.bytes.len() >= MAX_BATCH_BYTES
-            }
-        }
-    }
-
-    /// Hands the batched tags to appsrc as one buffer.
-    fn flush(&mut self, appsrc: &gst_app::AppSrc) -> Result<(), gst::FlowError> {
-        if self.bytes.is_empty() {
-            return Ok(());
-        }
-        let bytes = std::mem::take(&mut self.bytes);
-        appsrc.push_buffer(gst::Buffer::from_mut_slice(bytes)).map(|_| ())
-    }
 }
 
 impl PublishShared {
@@ -474,11 +460,7 @@ impl PublishShared {
     fn request_end(&self) {
         let mut stage = lock(&self.stage);
         match &mut *stage {
-            Stage::Running(running) => {
-                // Whatever a failed flush left unsaid, the EOS still drains the rest.
-                let _ = running.batch.flush(&running.appsrc);
-                let _ = running.appsrc.end_of_stream();
-            }
+            Stage::Running(input) => input.end(),
             Stage::Pending => {
                 self.done.send_replace(true);
             }
@@ -537,181 +519,190 @@ async fn monitor(
     shared.done.send_replace(true);
 }
 
-/// Feeds one publish's FLV tag bodies into its pipeline. Non-blocking.
+/// Feeds one publish's frames into its pipeline. Never blocks for long: it runs on the
+/// ingest connection's task.
 pub struct PublishFeed {
     shared: Arc<PublishShared>,
     stream: Arc<StreamInner>,
-    /// Tags before the first video frame (sequence headers, early audio).
-    pending: Vec<(TagKind, u32, Bytes)>,
+    video_config: Option<Bytes>,
+    audio_config: Option<Bytes>,
+    /// Audio frames before the first keyframe (pts ms, data).
+    pending: Vec<(u32, Bytes)>,
     pending_bytes: usize,
-    has_audio: bool,
-    dropped_audio: AtomicBool,
+    /// The timestamp (ms) that lands at `TIMELINE_START_NS`: the publish's earliest frame.
+    origin_ms: i64,
+    /// The newest timestamp pushed, ns on the pipeline's timeline.
+    pushed_ns: u64,
+    /// Media time the muxer has output, ns since the publish's first fragment.
+    muxed_ns: Arc<AtomicU64>,
+    dropped_audio: bool,
     /// Picks this publish's poster keyframes; `None` when posters are off.
     poster: Option<poster::PosterFeed>,
 }
 
 impl PublishFeed {
-    /// An FLV VIDEODATA tag body (AVC) with its RTMP timestamp in ms.
-    pub fn push_video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), PackagerError> {
+    /// The AVCDecoderConfigurationRecord (SPS, PPS), before the first frame and on changes.
+    pub fn video_config(&mut self, record: Bytes) -> Result<(), PackagerError> {
         if let Some(poster) = &mut self.poster {
-            poster.video(&data);
+            poster.config(&record);
         }
-        self.push(TagKind::Video, timestamp_ms, data)
+        self.video_config = Some(record.clone());
+        self.with_input(|input, _| input.video_config(record))
     }
-    /// An FLV AUDIODATA tag body (AAC) with its RTMP timestamp in ms.
-    pub fn push_audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), PackagerError> {
-        self.push(TagKind::Audio, timestamp_ms, data)
+
+    /// One access unit of length-prefixed NAL units: decode time and composition offset in ms.
+    pub fn video_frame(&mut self, dts_ms: u32, cts_ms: i32, keyframe: bool, nalus: Bytes) -> Result<(), PackagerError> {
+        if keyframe && let Some(poster) = &mut self.poster {
+            poster.keyframe(&nalus);
+        }
+        if keyframe && matches!(*lock(&self.shared.stage), Stage::Pending) {
+            self.start_pipeline(i64::from(dts_ms))?;
+        }
+        let dts_ms = i64::from(dts_ms);
+        self.with_input(|input, feed| {
+            let (Some(dts), Some(pts)) = (feed.at(dts_ms), feed.at(dts_ms + i64::from(cts_ms))) else {
+                return Ok(());
+            };
+            feed.check_lag(pts)?;
+            input.video(pts, dts, keyframe, nalus).map_err(|e| format!("the pipeline stopped ({e:?})"))
+        })
     }
+
+    /// The AAC AudioSpecificConfig. Audio whose configuration arrives after the first keyframe
+    /// is not packaged: the pipeline's tracks are fixed when it starts.
+    pub fn audio_config(&mut self, asc: Bytes) -> Result<(), PackagerError> {
+        self.audio_config = Some(asc);
+        Ok(())
+    }
+
+    /// One raw AAC frame, presentation time in ms.
+    pub fn audio_frame(&mut self, pts_ms: u32, data: Bytes) -> Result<(), PackagerError> {
+        if matches!(*lock(&self.shared.stage), Stage::Pending) {
+            self.pending_bytes += data.len();
+            self.pending.push((pts_ms, data));
+            if self.pending_bytes > MAX_PENDING_BYTES {
+                self.close("no keyframe in the first 4 MiB of the publish".into());
+                return Err(PackagerError::Closed("no keyframe in the first 4 MiB of the publish".into()));
+            }
+            return Ok(());
+        }
+        self.with_input(|input, feed| {
+            if !input.has_audio() {
+                if !feed.dropped_audio {
+                    feed.dropped_audio = true;
+                    tracing::warn!(
+                        playback_id = %feed.stream.playback_id,
+                        "audio began after the first keyframe; this publish stays video-only"
+                    );
+                }
+                return Ok(());
+            }
+            let Some(pts) = feed.at(i64::from(pts_ms)) else { return Ok(()) };
+            feed.check_lag(pts)?;
+            input.audio(pts, data).map_err(|e| format!("the pipeline stopped ({e:?})"))
+        })
+    }
+
     /// The publisher is gone: drain the pipeline (the last partial segment is written).
     /// Returns at once; `StreamPackager::finish` waits for the drain.
     pub fn end(self) {
         // Drop does it, so a feed dropped without `end` drains too.
     }
 
-    fn push(&mut self, kind: TagKind, timestamp_ms: u32, data: Bytes) -> Result<(), PackagerError> {
-        if data.len() > flv::MAX_BODY {
-            return Err(PackagerError::Closed("FLV tag body over 16 MiB".into()));
+    /// A timestamp in ms as ns on the pipeline's timeline; `None` (the frame is dropped) for
+    /// one so far before the publish's start that it cannot be represented.
+    fn at(&self, ms: i64) -> Option<u64> {
+        u64::try_from((ms - self.origin_ms) * 1_000_000 + TIMELINE_START_NS).ok()
+    }
+
+    /// Refuses media once the muxer's output trails it by `MAX_LAG`: a push must never block.
+    fn check_lag(&mut self, pts: u64) -> Result<(), String> {
+        self.pushed_ns = self.pushed_ns.max(pts);
+        let pushed = self.pushed_ns.saturating_sub(TIMELINE_START_NS as u64);
+        let muxed = self.muxed_ns.load(Ordering::Relaxed);
+        match pushed.saturating_sub(muxed) > pipeline::MAX_LAG.as_nanos() as u64 {
+            true => Err("the packager fell behind".into()),
+            false => Ok(()),
         }
+    }
+
+    /// Runs `push` on the running pipeline; a failure closes the publish. Media before the
+    /// pipeline starts (or after it closed) is refused or dropped by the caller's stage.
+    fn with_input(
+        &mut self,
+        push: impl FnOnce(&mut Input, &mut Self) -> Result<(), String>,
+    ) -> Result<(), PackagerError> {
         let shared = self.shared.clone();
         let mut stage = lock(&shared.stage);
-        let next = match &mut *stage {
-            Stage::Closed(reason) => return Err(PackagerError::Closed(reason.clone())),
-            Stage::Running(running) => match self.push_running(running, kind, timestamp_ms, &data) {
-                Ok(()) => return Ok(()),
+        match &mut *stage {
+            Stage::Pending => Ok(()),
+            Stage::Closed(reason) => Err(PackagerError::Closed(reason.clone())),
+            Stage::Running(input) => match push(input, self) {
+                Ok(()) => Ok(()),
                 Err(reason) => {
-                    let _ = running.appsrc.end_of_stream();
-                    Stage::Closed(reason)
+                    input.end();
+                    *stage = Stage::Closed(reason.clone());
+                    Err(PackagerError::Closed(reason))
                 }
             },
-            Stage::Pending => {
-                let first_frame = kind == TagKind::Video && flv::is_avc_frame(&data);
-                self.has_audio |= kind == TagKind::Audio;
-                self.pending_bytes += data.len();
-                self.pending.push((kind, timestamp_ms, data));
-                if first_frame {
-                    match self.start_pipeline() {
-                        Ok(appsrc) => Stage::Running(Running { appsrc, batch: Batch::default() }),
-                        Err(err) => {
-                            shared.done.send_replace(true);
-                            *stage = Stage::Closed(err.to_string());
-                            return Err(err);
-                        }
-                    }
-                } else if self.pending_bytes > MAX_PENDING_BYTES {
-                    shared.done.send_replace(true);
-                    Stage::Closed("no video frame in the first 4 MiB of the publish".into())
-                } else {
-                    return Ok(());
-                }
-            }
-        };
-        let result = match &next {
-            Stage::Closed(reason) => Err(PackagerError::Closed(reason.clone())),
-            _ => Ok(()),
-        };
-        *stage = next;
-        result
+        }
     }
 
-    /// Returns why the publish cannot go on.
-    fn push_running(&self, running: &mut Running, kind: TagKind, timestamp_ms: u32, data: &[u8]) -> Result<(), String> {
-        if kind == TagKind::Audio && !self.has_audio {
-            // The FLV header said video-only; flvdemux would expose an unlinked pad.
-            if !self.dropped_audio.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    playback_id = %self.stream.playback_id,
-                    "audio began after the first video frame; this publish stays video-only"
-                );
-            }
-            return Ok(());
-        }
-        if !running.batch.add(kind, timestamp_ms, data) {
-            return Ok(());
-        }
-        if running.appsrc.current_level_bytes() >= pipeline::MAX_QUEUED_BYTES {
-            return Err("the packager fell behind".into());
-        }
-        running.batch.flush(&running.appsrc).map_err(|e| format!("the pipeline stopped ({e:?})"))
+    fn close(&self, reason: String) {
+        self.shared.done.send_replace(true);
+        *lock(&self.shared.stage) = Stage::Closed(reason);
     }
 
-    /// Builds the pipeline, feeds it the FLV header and the pending tags, starts its monitor.
-    fn start_pipeline(&mut self) -> Result<gst_app::AppSrc, PackagerError> {
-        let stream = &self.stream;
+    /// At the first keyframe (decode time `dts_ms`): builds the pipeline, starts its monitor
+    /// and pushes the audio that came first.
+    fn start_pipeline(&mut self, dts_ms: i64) -> Result<(), PackagerError> {
+        let Some(video) = self.video_config.clone() else {
+            let why = "a keyframe before the AVC decoder configuration";
+            self.close(why.into());
+            return Err(PackagerError::Media(why.into()));
+        };
+        let configs = Configs { video, audio: self.audio_config.clone() };
+        self.origin_ms = self.pending.iter().map(|(ms, _)| i64::from(*ms)).fold(dts_ms, i64::min);
+        let stream = self.stream.clone();
         let start = |ladder: &[Rendition]| {
             let (segment, part) = (stream.segment_duration, stream.part_duration);
             let started = chrono::Utc::now();
-            pipeline::start(self.shared.id, self.has_audio, (segment, part), ladder, started, stream.tx.clone())
+            let muxed = self.muxed_ns.clone();
+            pipeline::start(self.shared.id, &configs, (segment, part), ladder, started, stream.tx.clone(), muxed)
         };
         let built = match start(&stream.ladder) {
             // The source must not depend on transcoding: without the ladder, it still plays.
-            Err(err) if !stream.ladder.is_empty() => {
+            Err(err) if !stream.ladder.is_empty() && !matches!(err, PackagerError::Media(_)) => {
                 tracing::error!(playback_id = %stream.playback_id, %err, "ABR ladder failed; this publish is passthrough only");
-                start(&[])?
+                start(&[])
             }
-            built => built?,
+            built => built,
         };
-        self.stream.rt.spawn(monitor(
+        let built = match built {
+            Ok(built) => built,
+            Err(err) => {
+                self.close(err.to_string());
+                return Err(err);
+            }
+        };
+        stream.rt.spawn(monitor(
             self.shared.clone(),
             built.pipeline,
             built.bus,
-            self.stream.tx.clone(),
-            self.stream.playback_id.clone(),
+            stream.tx.clone(),
+            stream.playback_id.clone(),
         ));
-        let appsrc = built.appsrc;
-        // The header and the pending tags (ending with the first video frame) as one buffer.
-        let mut bytes = Vec::with_capacity(13 + self.pending_bytes + 15 * self.pending.len());
-        bytes.extend_from_slice(&flv::file_header(self.has_audio));
-        for (kind, ts, data) in std::mem::take(&mut self.pending) {
-            flv::append_tag(&mut bytes, kind, ts, &data);
+        *lock(&self.shared.stage) = Stage::Running(built.input);
+        for (pts_ms, data) in std::mem::take(&mut self.pending) {
+            self.audio_frame(pts_ms, data)?;
         }
-        // A failure here is a pipeline error: the monitor closes the publish and reports it.
-        let _ = appsrc.push_buffer(gst::Buffer::from_mut_slice(bytes));
-        Ok(appsrc)
+        self.pending_bytes = 0;
+        Ok(())
     }
 }
 
 impl Drop for PublishFeed {
     fn drop(&mut self) {
         self.shared.request_end();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: [u8; 6] = [0x17, 1, 0, 0, 66, 0];
-    const INTER: [u8; 6] = [0x27, 1, 0, 0, 66, 0];
-    const AAC: [u8; 3] = [0xAF, 1, 0];
-
-    #[test]
-    fn audio_rides_with_the_next_video_frame() {
-        let mut b = Batch::default();
-        assert!(!b.add(TagKind::Audio, 1000, &AAC));
-        assert!(!b.add(TagKind::Audio, 1021, &AAC));
-        assert!(b.add(TagKind::Video, 1033, &INTER));
-        assert_eq!(b.bytes.len(), 2 * (15 + AAC.len()) + 15 + INTER.len());
-    }
-
-    #[test]
-    fn audio_alone_waits_at_most_the_batch_span() {
-        let mut b = Batch::default();
-        assert!(!b.add(TagKind::Audio, 1000, &AAC));
-        assert!(!b.add(TagKind::Audio, 1021, &AAC));
-        assert!(b.add(TagKind::Audio, 1000 + MAX_BATCH_MS, &AAC));
-    }
-
-    #[test]
-    fn audio_after_a_keyframe_goes_at_once_up_to_its_time() {
-        let mut b = Batch::default();
-        // Keyframe at DTS 2000, PTS 2066.
-        assert!(b.add(TagKind::Video, 2000, &KEY));
-        b.bytes.clear();
-        assert!(b.add(TagKind::Audio, 2010, &AAC));
-        assert!(b.add(TagKind::Audio, 2045, &AAC));
-        assert!(b.add(TagKind::Audio, 2066, &AAC));
-        b.bytes.clear();
-        // Past the keyframe's time: batching again.
-        assert!(!b.add(TagKind::Audio, 2087, &AAC));
     }
 }

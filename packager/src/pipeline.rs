@@ -1,21 +1,24 @@
-//! One GStreamer pipeline per publish:
-//! `appsrc ! flvdemux ! h264parse config-interval=-1 ! isofmp4mux ! appsink`
-//! (+ `aacparse` into the same muxer), and the segmenter at the appsink.
+//! One GStreamer pipeline per publish, fed typed frames straight into the muxer:
+//! `[video pad] ! isofmp4mux ! appsink` and `[audio pad] ! (same muxer)`, the segmenter at the
+//! appsink.
 //!
-//! Two threads per publish: appsrc's (demux, parsers) and the muxer's (muxing, segmenter).
-//! No `queue`s: the muxer's own sink pads buffer up to `MUX_QUEUE` of media each (its
-//! `latency` property), which lets flvdemux's one thread feed both pads. Each thread hop
-//! costs a wake-up per media buffer, and wake-ups, not bytes, dominate a passthrough
-//! publish's CPU.
+//! The pads are ours: standalone source pads with caps built from the publisher's AVC and AAC
+//! configuration records, pushed from the caller's thread (the ingest connection's task). A
+//! buffer crosses one thread, into the muxer's aggregator thread, which muxes and runs the
+//! segmenter. No demuxer and no parser: the frames arrive parsed, with their decode time,
+//! composition offset and keyframe flag, and their timestamps go into the muxer unchanged
+//! (after one offset for the whole publish), so the output's PTS and DTS are the source's.
 //!
-//! With an ABR ladder, the parsers' output also goes (through `tee`s) to one more muxer per
-//! rung: the audio as it is, the video through
+//! With an ABR ladder, the video also goes (through a `tee`) to
 //! `queue ! avdec_h264 ! videoconvert ! tee ! [queue ! videoscale ! x264enc]` per rung (the
-//! source is decoded once). The source's keyframes decide every cut: where the source's
-//! segment ends, each encoder is told to make a keyframe and each muxer to cut (see
-//! `request_splits`), so segment N of every rendition starts at the same frame.
+//! source is decoded once) and the audio to every rung's muxer. The source's keyframes decide
+//! every cut: where the source's segment ends, each encoder is told to make a keyframe and
+//! each muxer to cut (see `Input::split_if_due`), so segment N of every rendition starts at
+//! the same frame.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,32 +27,37 @@ use gst::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::bmff;
+use crate::codec::{self, aac_codec, avc_codec};
 use crate::writer::{Msg, StreamInfo};
 use crate::{PackagerError, Rendition};
 
-/// The appsrc's queue; more than this means the pipeline fell hopelessly behind.
-pub(crate) const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
-
 /// Elements a publish needs; checked at start-up so a publish cannot fail on a missing plugin.
-pub(crate) const ELEMENTS: [&str; 6] = ["appsrc", "flvdemux", "h264parse", "aacparse", "isofmp4mux", "appsink"];
+pub(crate) const ELEMENTS: [&str; 2] = ["isofmp4mux", "appsink"];
 
 /// Elements an ABR ladder needs on top; without them, streams are passthrough only.
 pub(crate) const LADDER_ELEMENTS: [&str; 7] =
     ["tee", "queue", "avdec_h264", "videoconvert", "videoscale", "capsfilter", "x264enc"];
 
-/// Media each muxer sink pad may hold before it blocks flvdemux's thread. Non-live, a pad
-/// with the aggregator's default `latency` (0) is full with one buffer, and the muxer only
-/// takes a buffer once every pad has one: two video tags in a row would block the only
-/// thread that could deliver the audio (deadlock). FLV interleaves tracks by time, so any
-/// margin above the publisher's A/V interleave works; 10 s is what the branch queues held.
-const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(10);
+/// Media each muxer sink pad may hold before a push into it blocks. Non-live, the muxer takes
+/// a buffer only once every pad has one, so a pad must hold what the publisher interleaves
+/// ahead on one track. A push must never block the ingest's task: the feed refuses media once
+/// the muxer's output lags `MAX_LAG` behind what was pushed, well before a pad is this full.
+const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(30);
+/// How far the muxer's output may trail the pushed media before the publish is ended ("the
+/// packager fell behind"). A fragment is only output whole (without LL-HLS), so this must
+/// exceed the longest GOP a publisher sends.
+pub(crate) const MAX_LAG: Duration = Duration::from_secs(20);
 
-/// The muxer's chunk duration as a share of the LL-HLS part target (see `start`).
+/// The muxer's chunk duration as a share of the LL-HLS part target (see `muxer`).
 const CHUNK_SHARE: f64 = 0.5;
 
 /// x264's own keyframe interval, in frames: the cuts force keyframes where the source has
 /// them, so x264 adds one only in a source GOP longer than this.
 const LADDER_KEYINT_MAX: u32 = 600;
+
+/// Video track timescale: 90 kHz, the usual one, which also represents RTMP's whole
+/// milliseconds exactly.
+const VIDEO_TIMESCALE: u32 = 90_000;
 
 /// What the pipeline tells the publish's monitor task.
 pub(crate) enum BusEvent {
@@ -57,10 +65,22 @@ pub(crate) enum BusEvent {
     Error(String),
 }
 
+/// The source composition offset (ns) of each video frame pushed and not yet muxed, in decode
+/// order: how the source rendition's segmenter restores the source's decode times.
+type SourceOffsets = Arc<Mutex<VecDeque<i64>>>;
+
 pub(crate) struct Built {
     pub pipeline: gst::Pipeline,
-    pub appsrc: gst_app::AppSrc,
+    pub input: Input,
     pub bus: mpsc::UnboundedReceiver<BusEvent>,
+}
+
+/// The publisher's configuration records, as of the first keyframe.
+pub(crate) struct Configs {
+    /// AVCDecoderConfigurationRecord.
+    pub video: Bytes,
+    /// AudioSpecificConfig; `None`: the publish has no audio track.
+    pub audio: Option<Bytes>,
 }
 
 fn gst_err(what: &str, e: impl std::fmt::Display) -> PackagerError {
@@ -75,38 +95,74 @@ fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, PackagerEr
     element.static_pad(name).ok_or_else(|| PackagerError::Gst(format!("{} has no {name} pad", element.name())))
 }
 
-fn mux_pad(mux: &gst::Element) -> Result<gst::Pad, PackagerError> {
-    mux.request_pad_simple("sink_%u").ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))
+fn mux_pad(mux: &gst::Element, timescale: u32) -> Result<gst::Pad, PackagerError> {
+    let pad =
+        mux.request_pad_simple("sink_%u").ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
+    pad.set_property("trak-timescale", timescale);
+    Ok(pad)
 }
 
-/// Builds and starts the pipeline of publish `publish`. `has_audio` decides whether an audio
-/// branch exists: the muxer waits for data on every sink pad, so a pad that never gets audio
+/// `video/x-h264` (AVC, whole access units) from the decoder configuration record.
+pub(crate) fn video_caps(record: &Bytes) -> Result<gst::Caps, PackagerError> {
+    let info = codec::avc_info(record)
+        .ok_or_else(|| PackagerError::Media("the AVC decoder configuration has no readable SPS".into()))?;
+    let dimension = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let mut caps = gst::Caps::builder("video/x-h264")
+        .field("stream-format", "avc")
+        .field("alignment", "au")
+        .field("codec_data", gst::Buffer::from_slice(record.clone()))
+        .field("width", dimension(info.width))
+        .field("height", dimension(info.height))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some((n, d)) = info.frame_rate
+        && let (Ok(n), Ok(d)) = (i32::try_from(n), i32::try_from(d))
+    {
+        caps = caps.field("framerate", gst::Fraction::new(n, d));
+    }
+    Ok(caps.build())
+}
+
+/// `audio/mpeg` (raw AAC) from the AudioSpecificConfig, and its sample rate.
+pub(crate) fn audio_caps(asc: &Bytes) -> Result<(gst::Caps, u32), PackagerError> {
+    let info =
+        codec::aac_info(asc).ok_or_else(|| PackagerError::Media("the AAC AudioSpecificConfig is unreadable".into()))?;
+    let caps = gst::Caps::builder("audio/mpeg")
+        .field("mpegversion", 4i32)
+        .field("stream-format", "raw")
+        .field("framed", true)
+        .field("codec_data", gst::Buffer::from_slice(asc.clone()))
+        .field("rate", i32::try_from(info.rate).unwrap_or(i32::MAX))
+        .field("channels", i32::try_from(info.channels).unwrap_or(2))
+        .build();
+    Ok((caps, info.rate))
+}
+
+/// An audio timescale that represents both the sample rate and whole milliseconds exactly
+/// (RTMP timestamps are milliseconds; 44.1 kHz is not a multiple of 1 kHz).
+fn audio_timescale(rate: u32) -> u32 {
+    let rate = u64::from(rate.max(1));
+    u32::try_from(rate / codec::gcd(rate, 1000) * 1000).unwrap_or(VIDEO_TIMESCALE)
+}
+
+/// Builds and starts the pipeline of publish `publish`. Without an audio config there is no
+/// audio branch: the muxer waits for data on every sink pad, so a pad that never gets audio
 /// would stall it. `(fragment, part)`: segment target and LL-HLS part target. `ladder`: the
-/// rungs transcoded next to the source (renditions 1, 2, …).
+/// rungs transcoded next to the source (renditions 1, 2, …). `muxed_ns` is kept at the media
+/// time the source rendition has output.
 pub(crate) fn start(
     publish: u64,
-    has_audio: bool,
+    configs: &Configs,
     (fragment, part): (Duration, Option<Duration>),
     ladder: &[Rendition],
     publish_wall: DateTime<Utc>,
     tx: mpsc::Sender<Msg>,
+    muxed_ns: Arc<AtomicU64>,
 ) -> Result<Built, PackagerError> {
+    let video_caps = video_caps(&configs.video)?;
+    let audio = configs.audio.as_ref().map(audio_caps).transpose()?;
     let pipeline = gst::Pipeline::new();
-    let appsrc = gst_app::AppSrc::builder()
-        .caps(&gst::Caps::builder("video/x-flv").build())
-        .stream_type(gst_app::AppStreamType::Stream)
-        .format(gst::Format::Bytes)
-        // Not live: the muxer then waits for every track instead of timing out against the
-        // pipeline clock, which the publisher's timestamps need not follow.
-        .is_live(false)
-        .block(false)
-        .max_bytes(MAX_QUEUED_BYTES)
-        .build();
-    let demux = make("flvdemux")?;
-    pipeline.add_many([appsrc.upcast_ref(), &demux]).map_err(|e| gst_err("adding elements", e))?;
-    appsrc.link(&demux).map_err(|e| gst_err("linking appsrc", e))?;
-
     let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
+    let source_offsets = SourceOffsets::default();
     let muxes = (0..=ladder.len())
         .map(|rendition| {
             let segmenter = Segmenter {
@@ -117,15 +173,16 @@ pub(crate) fn start(
                 chunked: part.is_some(),
                 track: None,
                 tx: tx.clone(),
+                muxed_ns: (rendition == 0).then(|| muxed_ns.clone()),
+                // The rungs' encoders make their own frames (without B-frames).
+                source_offsets: (rendition == 0).then(|| source_offsets.clone()),
             };
             muxer(&pipeline, fragment_ns, part, segmenter)
         })
         .collect::<Result<Vec<_>, _>>()?;
 
     // Video: the source's muxer (its first pad: track order video, audio), then the ladder.
-    let video = parser(&pipeline, "h264parse")?;
-    let video_out = static_pad(&video, "src")?;
-    let mut video_sinks = vec![mux_pad(&muxes[0])?];
+    let mut video_sinks = vec![mux_pad(&muxes[0], VIDEO_TIMESCALE)?];
     let encoders = match ladder.is_empty() {
         true => Vec::new(),
         false => {
@@ -134,31 +191,17 @@ pub(crate) fn start(
             encoders
         }
     };
-    fan_out(&pipeline, &video_out, &video_sinks)?;
-    request_splits(&video_out, &muxes, &encoders, fragment_ns);
-    let video_in = static_pad(&video, "sink")?;
-    let audio_in = match has_audio {
-        true => {
-            let audio = parser(&pipeline, "aacparse")?;
-            let sinks = muxes.iter().map(mux_pad).collect::<Result<Vec<_>, _>>()?;
-            fan_out(&pipeline, &static_pad(&audio, "src")?, &sinks)?;
-            Some(static_pad(&audio, "sink")?)
+    let video = gst::Pad::builder(gst::PadDirection::Src).name("video").build();
+    fan_out(&pipeline, &video, &video_sinks)?;
+    let audio = match audio {
+        Some((caps, rate)) => {
+            let sinks = muxes.iter().map(|m| mux_pad(m, audio_timescale(rate))).collect::<Result<Vec<_>, _>>()?;
+            let pad = gst::Pad::builder(gst::PadDirection::Src).name("audio").build();
+            fan_out(&pipeline, &pad, &sinks)?;
+            Some((pad, caps, rate))
         }
-        false => None,
+        None => None,
     };
-    demux.connect_pad_added(move |_, pad| {
-        let target = match pad.name().as_str() {
-            "video" => Some(&video_in),
-            "audio" => audio_in.as_ref(),
-            _ => None,
-        };
-        // An unlinked pad (audio we did not announce) just reports not-linked for its data.
-        if let Some(target) = target
-            && let Err(err) = pad.link(target)
-        {
-            tracing::warn!(pad = %pad.name(), ?err, "linking flvdemux pad failed");
-        }
-    });
 
     let (bus_tx, bus) = mpsc::unbounded_channel();
     let bus_handle = pipeline.bus().ok_or_else(|| PackagerError::Gst("pipeline has no bus".into()))?;
@@ -185,7 +228,138 @@ pub(crate) fn start(
         let _ = pipeline.set_state(gst::State::Null);
         return Err(PackagerError::Gst(format!("starting the pipeline: {e}")));
     }
-    Ok(Built { pipeline, appsrc, bus })
+    let group = gst::GroupId::next();
+    let begin = |pad: &gst::Pad, track: &str, caps: &gst::Caps| {
+        pad.set_active(true).map_err(|e| gst_err("activating a pad", e))?;
+        pad.push_event(gst::event::StreamStart::builder(&format!("{publish}/{track}")).group_id(group).build());
+        pad.push_event(gst::event::Caps::new(caps));
+        pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+        Ok::<_, PackagerError>(())
+    };
+    let started = begin(&video, "video", &video_caps).and_then(|()| match &audio {
+        Some((pad, caps, _)) => begin(pad, "audio", caps),
+        None => Ok(()),
+    });
+    if let Err(e) = started {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(e);
+    }
+    let input = Input {
+        video,
+        video_config: configs.video.clone(),
+        audio: audio.map(|(pad, _, rate)| (pad, 1024 * 1_000_000_000 / u64::from(rate.max(1)))),
+        muxes: muxes.iter().map(|m| m.downgrade()).collect(),
+        encoders: encoders.iter().map(|e| e.downgrade()).collect(),
+        fragment_ns,
+        fragment_start: None,
+        source_offsets,
+    };
+    Ok(Built { pipeline, input, bus })
+}
+
+/// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
+const SPLIT_TOLERANCE_NS: u64 = 5_000_000;
+/// How far past the target a GOP may end before the muxer cuts on its own.
+const MAX_GOP_OVERSHOOT_NS: u64 = 10_000_000_000;
+
+/// Where one publish's frames enter its pipeline. Push from one thread at a time.
+pub(crate) struct Input {
+    video: gst::Pad,
+    /// The configuration the video caps were built from.
+    video_config: Bytes,
+    /// The audio pad and the duration of one AAC frame (1024 samples), ns.
+    audio: Option<(gst::Pad, u64)>,
+    muxes: Vec<gst::glib::WeakRef<gst::Element>>,
+    encoders: Vec<gst::glib::WeakRef<gst::Element>>,
+    fragment_ns: u64,
+    /// PTS of the keyframe that began the current fragment.
+    fragment_start: Option<u64>,
+    source_offsets: SourceOffsets,
+}
+
+impl Input {
+    pub fn has_audio(&self) -> bool {
+        self.audio.is_some()
+    }
+
+    /// A new AVC configuration: new caps, if it changed (the muxer then starts a new init).
+    pub fn video_config(&mut self, record: Bytes) -> Result<(), String> {
+        if record == self.video_config {
+            return Ok(());
+        }
+        let caps = video_caps(&record).map_err(|e| e.to_string())?;
+        self.video_config = record;
+        match self.video.push_event(gst::event::Caps::new(&caps)) {
+            true => Ok(()),
+            false => Err("the pipeline refused the new AVC configuration".into()),
+        }
+    }
+
+    /// One access unit, timestamps in ns on the pipeline's timeline.
+    pub fn video(&mut self, pts: u64, dts: u64, keyframe: bool, nalus: Bytes) -> Result<(), gst::FlowError> {
+        if keyframe {
+            self.split_if_due(pts);
+        }
+        let offset = i64::try_from(pts).unwrap_or(i64::MAX) - i64::try_from(dts).unwrap_or(i64::MAX);
+        crate::lock(&self.source_offsets).push_back(offset);
+        let mut buffer = gst::Buffer::from_slice(nalus);
+        if let Some(b) = buffer.get_mut() {
+            b.set_pts(gst::ClockTime::from_nseconds(pts));
+            b.set_dts(gst::ClockTime::from_nseconds(dts));
+            if !keyframe {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+        self.video.push(buffer).map(|_| ())
+    }
+
+    /// One AAC frame at `pts` ns. Without an audio track, nothing.
+    pub fn audio(&mut self, pts: u64, data: Bytes) -> Result<(), gst::FlowError> {
+        let Some((pad, duration)) = &self.audio else { return Ok(()) };
+        let mut buffer = gst::Buffer::from_slice(data);
+        if let Some(b) = buffer.get_mut() {
+            b.set_pts(gst::ClockTime::from_nseconds(pts));
+            b.set_dts(gst::ClockTime::from_nseconds(pts));
+            b.set_duration(gst::ClockTime::from_nseconds(*duration));
+        }
+        pad.push(buffer).map(|_| ())
+    }
+
+    /// End of stream on every track: the muxer drains and the bus reports EOS.
+    pub fn end(&self) {
+        self.video.push_event(gst::event::Eos::new());
+        if let Some((pad, _)) = &self.audio {
+            pad.push_event(gst::event::Eos::new());
+        }
+    }
+
+    /// Before the keyframe at `pts` reaches any muxer: if it is the first at or after the
+    /// segment target, asks every muxer (`split-at-running-time`) to end the fragment there,
+    /// and every ladder encoder to make a keyframe at that frame (an upstream force-key-unit
+    /// event, queued by the encoder until a frame of that running time arrives), so all
+    /// renditions cut at the same frame. The segment starts at 0, so running time = PTS.
+    fn split_if_due(&mut self, pts: u64) {
+        let due = match self.fragment_start {
+            None => {
+                self.fragment_start = Some(pts);
+                return;
+            }
+            Some(start) => pts + SPLIT_TOLERANCE_NS >= start.saturating_add(self.fragment_ns),
+        };
+        if !due {
+            return;
+        }
+        self.fragment_start = Some(pts);
+        let running_time = gst::ClockTime::from_nseconds(pts);
+        for encoder in self.encoders.iter().filter_map(|e| e.upgrade()) {
+            let keyframe =
+                gst_video::UpstreamForceKeyUnitEvent::builder().running_time(running_time).all_headers(true).build();
+            encoder.send_event(keyframe);
+        }
+        for mux in self.muxes.iter().filter_map(|m| m.upgrade()) {
+            mux.emit_by_name::<()>("split-at-running-time", &[&running_time]);
+        }
+    }
 }
 
 /// One rendition's `isofmp4mux ! appsink`, the segmenter at the appsink; returns the muxer.
@@ -196,11 +370,11 @@ fn muxer(
     mut segmenter: Segmenter,
 ) -> Result<gst::Element, PackagerError> {
     let mux = make("isofmp4mux")?;
-    // The muxer's own rule cuts at the last keyframe at or *before* its fragment end; the video
-    // probe requests each cut at the first keyframe at/after the target instead. This longer
+    // The muxer's own rule cuts at the last keyframe at or *before* its fragment end; the
+    // input requests each cut at the first keyframe at/after the target instead. This longer
     // duration only caps a fragment when a GOP is pathologically long.
     mux.set_property("fragment-duration", fragment_ns.saturating_add(MAX_GOP_OVERSHOOT_NS));
-    // The cuts follow the publisher's GOP (`request_splits`), not the muxer's wishes.
+    // The cuts follow the publisher's GOP (`Input::split_if_due`), not the muxer's wishes.
     mux.set_property("send-force-keyunit", false);
     mux.set_property("latency", MUX_QUEUE.nseconds());
     if let Some(part) = part {
@@ -217,19 +391,6 @@ fn muxer(
     appsink
         .set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |sink| segmenter.on_sample(sink)).build());
     Ok(mux)
-}
-
-/// A `{parser}` in the pipeline. The parsers run on flvdemux's single thread (so the split
-/// probe on the video parser sees audio and video in FLV order) and push straight into the
-/// muxers' pads (see `MUX_QUEUE`).
-fn parser(pipeline: &gst::Pipeline, parser: &str) -> Result<gst::Element, PackagerError> {
-    let parse = make(parser)?;
-    if parser == "h264parse" {
-        // FLV carries SPS/PPS once; in-band copies make every segment decodable on its own.
-        parse.set_property("config-interval", -1i32);
-    }
-    pipeline.add(&parse).map_err(|e| gst_err("adding parser", e))?;
-    Ok(parse)
 }
 
 /// Links `src` to every pad of `sinks`: directly to one, through a `tee` to several.
@@ -292,68 +453,14 @@ fn transcode(
         encode.set_property("bitrate", rung.video_bitrate_kbps);
         encode.set_property("key-int-max", LADDER_KEYINT_MAX);
         add(&[&queue, &scale, &size, &encode])?;
-        static_pad(&encode, "src")?.link(&mux_pad(mux)?).map_err(|e| gst_err("linking encoder to muxer", e))?;
+        static_pad(&encode, "src")?
+            .link(&mux_pad(mux, VIDEO_TIMESCALE)?)
+            .map_err(|e| gst_err("linking encoder to muxer", e))?;
         sinks.push(static_pad(&queue, "sink")?);
         encoders.push(encode);
     }
     fan_out(pipeline, &static_pad(&format, "src")?, &sinks)?;
     Ok((static_pad(&queue, "sink")?, encoders))
-}
-
-/// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
-const SPLIT_TOLERANCE_NS: u64 = 5_000_000;
-/// How far past the target a GOP may end before the muxer cuts on its own.
-const MAX_GOP_OVERSHOOT_NS: u64 = 10_000_000_000;
-
-/// On the video parser's src pad: asks every muxer (`split-at-running-time`) to end the
-/// fragment at the first keyframe at or after `target_ns` since the fragment began, and every
-/// ladder encoder to make a keyframe at that frame (an upstream force-key-unit event, queued by
-/// the encoder until a frame of that running time arrives), so all renditions cut at the same
-/// frame. The requests are made before that keyframe reaches any muxer or encoder, and the
-/// muxers cut by timestamp (audio follows the video's cut), so the result does not depend on
-/// thread timing.
-fn request_splits(pad: &gst::Pad, muxes: &[gst::Element], encoders: &[gst::Element], target_ns: u64) {
-    let muxes: Vec<_> = muxes.iter().map(|m| m.downgrade()).collect();
-    let encoders: Vec<_> = encoders.iter().map(|e| e.downgrade()).collect();
-    // Probes are `Fn`; only this pad's streaming thread touches the start. MAX = none yet.
-    let fragment_start = AtomicU64::new(u64::MAX);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
-        // The muxer ends a GOP at max(PTS + duration); h264parse's nominal durations on
-        // millisecond FLV timestamps overshoot the next keyframe by a fraction of a millisecond,
-        // which would make it refuse the requested cut. Without durations a GOP ends exactly at
-        // the next keyframe (sample durations still come from DTS differences).
-        if buffer.duration().is_some() {
-            buffer.make_mut().set_duration(None);
-        }
-        if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-            return gst::PadProbeReturn::Ok;
-        }
-        let Some(pts) = buffer.pts() else { return gst::PadProbeReturn::Ok };
-        let start = fragment_start.load(Ordering::Relaxed);
-        if start != u64::MAX && pts.nseconds() + SPLIT_TOLERANCE_NS < start.saturating_add(target_ns) {
-            return gst::PadProbeReturn::Ok;
-        }
-        fragment_start.store(pts.nseconds(), Ordering::Relaxed);
-        if start == u64::MAX {
-            return gst::PadProbeReturn::Ok;
-        }
-        let Some(running_time) = pad
-            .sticky_event::<gst::event::Segment>(0)
-            .and_then(|ev| ev.segment().downcast_ref::<gst::ClockTime>()?.to_running_time(pts))
-        else {
-            return gst::PadProbeReturn::Ok;
-        };
-        for encoder in encoders.iter().filter_map(|e| e.upgrade()) {
-            let keyframe =
-                gst_video::UpstreamForceKeyUnitEvent::builder().running_time(running_time).all_headers(true).build();
-            encoder.send_event(keyframe);
-        }
-        for mux in muxes.iter().filter_map(|m| m.upgrade()) {
-            mux.emit_by_name::<()>("split-at-running-time", &[&running_time]);
-        }
-        gst::PadProbeReturn::Ok
-    });
 }
 
 /// Splits the muxer's output into init and media segments. The muxer marks its buffers:
@@ -374,6 +481,10 @@ struct Segmenter {
     /// From the latest init; times the segments.
     track: Option<bmff::VideoTrack>,
     tx: mpsc::Sender<Msg>,
+    /// The source rendition's: kept at `elapsed_ns`, for the feed's lag check.
+    muxed_ns: Option<Arc<AtomicU64>>,
+    /// The source rendition's: the pushed frames' composition offsets.
+    source_offsets: Option<SourceOffsets>,
 }
 
 impl Segmenter {
@@ -391,7 +502,7 @@ impl Segmenter {
         {
             let info = stream_info(sink);
             tracing::debug!(publish = self.publish, rendition = self.rendition, codecs = %info.codecs, "new init segment");
-            let bytes = concat(&[*first]);
+            let bytes = Bytes::from(concat(&[*first]));
             self.track = bmff::video_track(&bytes);
             self.send(Msg::Init { publish: self.publish, rendition: self.rendition, bytes, info })?;
             rest = tail;
@@ -403,7 +514,17 @@ impl Segmenter {
             tracing::warn!(publish = self.publish, "muxer output without fragment header dropped");
             return Ok(gst::FlowSuccess::Ok);
         }
-        let bytes = concat(rest);
+        let mut bytes = concat(rest);
+        if let (Some(track), Some(offsets)) = (&self.track, &self.source_offsets) {
+            bmff::restore_decode_times(&mut bytes, track, |n| {
+                let mut offsets = crate::lock(offsets);
+                let first = offsets.front().copied();
+                let n = n.min(offsets.len());
+                offsets.drain(..n);
+                first
+            });
+        }
+        let bytes = Bytes::from(bytes);
         let duration_ns = match self.track.and_then(|t| bmff::video_duration_ns(&bytes, &t)) {
             Some(d) => d,
             None => {
@@ -414,6 +535,9 @@ impl Segmenter {
         let offset = i64::try_from(self.elapsed_ns).unwrap_or(i64::MAX);
         let pdt = self.publish_wall + chrono::Duration::nanoseconds(offset);
         self.elapsed_ns += duration_ns;
+        if let Some(muxed) = &self.muxed_ns {
+            muxed.store(self.elapsed_ns, Ordering::Relaxed);
+        }
         let last = !self.chunked;
         // A part lasts from its first presentation time to the next part's (the muxer's chunk
         // span); decode-order sample durations would misstate parts that hold B-frames.
@@ -436,14 +560,14 @@ impl Segmenter {
 }
 
 /// One contiguous copy of the buffers (the store takes whole objects).
-fn concat(buffers: &[&gst::BufferRef]) -> Bytes {
+fn concat(buffers: &[&gst::BufferRef]) -> Vec<u8> {
     let mut out = Vec::with_capacity(buffers.iter().map(|b| b.size()).sum());
     for b in buffers {
         if let Ok(map) = b.map_readable() {
             out.extend_from_slice(&map);
         }
     }
-    Bytes::from(out)
+    out
 }
 
 /// CODECS, RESOLUTION and FRAME-RATE from the caps on the muxer's sink pads.
@@ -481,43 +605,4 @@ fn stream_info(sink: &gst_app::AppSink) -> StreamInfo {
     }
     info.codecs = video.into_iter().chain(audio).collect::<Vec<_>>().join(",");
     info
-}
-
-/// `avc1.PPCCLL` from the avcC record (profile, constraint flags, level).
-pub(crate) fn avc_codec(avcc: Option<&[u8]>) -> String {
-    match avcc {
-        Some([1, profile, compat, level, ..]) => format!("avc1.{profile:02x}{compat:02x}{level:02x}"),
-        // Main 3.1 is the usual assumption when the record is missing.
-        _ => "avc1.4d401f".to_owned(),
-    }
-}
-
-/// `mp4a.40.{object type}` from the AudioSpecificConfig.
-pub(crate) fn aac_codec(asc: Option<&[u8]>) -> String {
-    let aot = match asc {
-        Some([a, b, ..]) if a >> 3 == 31 => 32 + (((a & 0x07) << 3) | (b >> 5)),
-        Some([a, ..]) if a >> 3 != 0 => a >> 3,
-        _ => 2,
-    };
-    format!("mp4a.40.{aot}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codec_strings() {
-        assert_eq!(avc_codec(Some(&[1, 0x64, 0x00, 0x1f, 0xff])), "avc1.64001f");
-        assert_eq!(avc_codec(Some(&[1, 0x42, 0xc0, 0x1e])), "avc1.42c01e");
-        assert_eq!(avc_codec(Some(&[0])), "avc1.4d401f");
-        assert_eq!(avc_codec(None), "avc1.4d401f");
-        // AAC-LC 48 kHz stereo: 0x11 0x90.
-        assert_eq!(aac_codec(Some(&[0x11, 0x90])), "mp4a.40.2");
-        // HE-AAC (SBR) = 5.
-        assert_eq!(aac_codec(Some(&[0x2b, 0x92])), "mp4a.40.5");
-        // Escape value 31: 32 + 6 bits.
-        assert_eq!(aac_codec(Some(&[0xf8, 0x20])), "mp4a.40.33");
-        assert_eq!(aac_codec(None), "mp4a.40.2");
-    }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::names::{init_uri, part_uri, segment_uri};
+
 /// One media segment as the playlists name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Segment {
@@ -27,10 +29,6 @@ pub(crate) struct Part {
     pub duration_ms: u64,
     /// Starts with a keyframe.
     pub independent: bool,
-}
-
-pub(crate) fn part_uri(msn: u64, index: usize) -> String {
-    format!("seg{msn:06}.{index}.m4s")
 }
 
 /// A timed marker, written as `EXT-X-DATERANGE` in the live and the replay playlists.
@@ -109,8 +107,11 @@ pub(crate) struct LowLatency {
 
 /// Everything one media playlist shows.
 pub(crate) struct View<'a> {
-    /// Every complete segment since go-live, oldest first.
+    /// The complete segments to show, oldest first: every one since go-live, or for a live
+    /// playlist at least its window.
     pub segments: &'a [Segment],
+    /// Segments marked as a discontinuity before `segments` (EXT-X-DISCONTINUITY-SEQUENCE).
+    pub discontinuities_before: usize,
     /// The segment being built (live, LL-HLS): its parts so far; `duration_ms` is their sum.
     pub open: Option<&'a Segment>,
     pub kind: Kind,
@@ -142,14 +143,6 @@ impl Segment {
     }
 }
 
-pub(crate) fn segment_uri(msn: u64) -> String {
-    format!("seg{msn:06}.m4s")
-}
-
-pub(crate) fn init_uri(init: u32) -> String {
-    format!("init{init}.mp4")
-}
-
 /// How a media playlist is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -165,7 +158,16 @@ pub(crate) enum Kind {
 /// `min_target_secs` keeps TARGETDURATION from starting below the configured target.
 #[cfg(test)]
 pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u64) -> String {
-    render(&View { segments, open: None, kind, min_target_secs, low_latency: None, markers: &[], reports: &[] })
+    render(&View {
+        segments,
+        discontinuities_before: 0,
+        open: None,
+        kind,
+        min_target_secs,
+        low_latency: None,
+        markers: &[],
+        reports: &[],
+    })
 }
 
 /// TARGETDURATION over every segment, not just the window, so the live one never shrinks.
@@ -173,11 +175,19 @@ pub(crate) fn target_secs(segments: &[Segment], min_target_secs: u64) -> u64 {
     segments.iter().map(|s| s.duration_ms.div_ceil(1000)).max().unwrap_or(0).max(min_target_secs).max(1)
 }
 
-/// The markers a playlist lists: the live playlist keeps those that start inside its window
-/// (`first_pdt`: the date of its first segment); event and VOD playlists keep every one.
-fn markers_shown<'a>(view: &View<'a>, first_pdt: Option<DateTime<Utc>>) -> impl Iterator<Item = &'a DateRange> {
+/// The markers a playlist lists: the live playlist keeps those that start inside its complete
+/// segments (from `window.0`, the date of its first segment, to `window.1`, the end of its last
+/// complete one); event and VOD playlists keep every one. A marker starting in the segment
+/// being built waits for it to complete: hls.js (1.6, 1.7) maps each DATERANGE to the complete
+/// segment holding its START-DATE and throws when there is none (an open segment's
+/// PROGRAM-DATE-TIME names no fragment it knows).
+fn markers_shown<'a>(
+    view: &View<'a>,
+    (first, end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+) -> impl Iterator<Item = &'a DateRange> {
     let live = matches!(view.kind, Kind::Live { .. });
-    view.markers.iter().filter(move |marker| !live || first_pdt.is_some_and(|first| marker.start >= first))
+    let inside = move |m: &DateRange| first.is_some_and(|f| m.start >= f) && end.is_some_and(|e| m.start < e);
+    view.markers.iter().filter(move |marker| !live || inside(marker))
 }
 
 /// Renders a media playlist. With `low_latency` (live only): PART-INF, SERVER-CONTROL, the
@@ -199,9 +209,12 @@ pub(crate) fn render(view: &View<'_>) -> String {
     let shown = &segments[start..];
     let target = target_secs(segments, view.min_target_secs);
     let media_sequence = shown.first().or(open).map_or(0, |s| s.msn);
-    let discontinuity_sequence = segments[..start].iter().filter(|s| s.discontinuity).count();
+    let discontinuity_sequence =
+        view.discontinuities_before + segments[..start].iter().filter(|s| s.discontinuity).count();
 
     let first_pdt = shown.first().or(open).map(|s| s.pdt);
+    let complete_end = shown.last().map(|s| s.pdt + chrono::Duration::milliseconds(s.duration_ms as i64));
+    let window = (first_pdt, complete_end);
 
     // Delta update: skip the segments that end before CAN-SKIP-UNTIL (6 × target) from the end.
     let skip_until_ms = 6 * target * 1000;
@@ -220,7 +233,7 @@ pub(crate) fn render(view: &View<'_>) -> String {
         // Never skip the segment a listed marker starts in (nor any after it): hls.js (1.6,
         // 1.7) maps each DATERANGE to the segment holding its START-DATE and throws when that
         // segment was skipped. Skipping fewer segments is always allowed.
-        if let Some(first_marker) = markers_shown(view, first_pdt).map(|m| m.start).min() {
+        if let Some(first_marker) = markers_shown(view, window).map(|m| m.start).min() {
             let ends_by = |s: &&Segment| s.pdt + chrono::Duration::milliseconds(s.duration_ms as i64) <= first_marker;
             skipped = shown[..skipped].iter().take_while(ends_by).count();
         }
@@ -252,7 +265,7 @@ pub(crate) fn render(view: &View<'_>) -> String {
     }
     // Every segment starts on a keyframe with SPS/PPS in band.
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for marker in markers_shown(view, first_pdt) {
+    for marker in markers_shown(view, window) {
         marker.render(&mut out);
     }
     if skipped > 0 {
@@ -592,6 +605,7 @@ mod tests {
     fn ll_view<'a>(segments: &'a [Segment], open: Option<&'a Segment>, skip: bool, markers: &'a [DateRange]) -> String {
         render(&View {
             segments,
+            discontinuities_before: 0,
             open,
             kind: Kind::Live { window: 6, ended: false },
             min_target_secs: 2,
@@ -640,6 +654,7 @@ mod tests {
             kind: Kind::Live { window: 6, ended: true },
             ..View {
                 segments: &segments,
+                discontinuities_before: 0,
                 open: Some(&open),
                 kind: Kind::Event,
                 min_target_secs: 2,
@@ -651,6 +666,7 @@ mod tests {
         assert!(ended.ends_with("seg000005.m4s\n#EXT-X-ENDLIST\n") && !ended.contains("PRELOAD"), "{ended}");
         let replay = render(&View {
             segments: &segments,
+            discontinuities_before: 0,
             open: Some(&open),
             kind: Kind::Event,
             min_target_secs: 2,
@@ -670,6 +686,7 @@ mod tests {
         let segments: Vec<Segment> = (0..20).map(|i| seg(i, 0, 2000, false)).collect();
         let text = render(&View {
             segments: &segments,
+            discontinuities_before: 0,
             open: None,
             kind: Kind::Live { window: 20, ended: false },
             min_target_secs: 2,
@@ -687,6 +704,7 @@ mod tests {
         let delta = |marker: &DateRange| {
             render(&View {
                 segments: &segments,
+                discontinuities_before: 0,
                 open: None,
                 kind: Kind::Live { window: 20, ended: false },
                 min_target_secs: 2,
@@ -722,6 +740,7 @@ mod tests {
         ];
         let live = render(&View {
             segments: &segments,
+            discontinuities_before: 0,
             open: None,
             kind: Kind::Live { window: 2, ended: false },
             min_target_secs: 2,
@@ -736,6 +755,7 @@ mod tests {
         assert!(!live.contains("ID=\"old\""), "{live}");
         let replay = render(&View {
             segments: &segments,
+            discontinuities_before: 0,
             open: None,
             kind: Kind::Event,
             min_target_secs: 2,
@@ -811,6 +831,7 @@ mod tests {
         ];
         let view = |kind, low_latency| View {
             segments: &segments,
+            discontinuities_before: 0,
             open: None,
             kind,
             min_target_secs: 2,

@@ -1,8 +1,8 @@
 //! Posters: a JPEG of the latest keyframe, stored as `streams/{playback_id}/poster.jpg` every
 //! `poster_interval` while a stream is live. The last one stays: the replay keeps its poster.
 //!
-//! Cheap by construction: the feed looks at FLV tags as they pass and keeps nothing but the
-//! AVC sequence header; at most one keyframe per interval is decoded, and every other frame
+//! Cheap by construction: the feed keeps nothing but the AVC decoder configuration; at most
+//! one keyframe per interval is decoded, and every other frame
 //! never reaches a decoder. A poster is a one-shot pipeline on a blocking thread:
 //! `appsrc(video/x-h264,avc,codec_data) ! h264parse ! identity drop-buffer-flags=delta-unit !
 //! avdec_h264 ! videoconvert ! videoscale ! video/x-raw,width=640 ! jpegenc ! appsink`,
@@ -31,10 +31,6 @@ const ENCODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) const ELEMENTS: [&str; 8] =
     ["appsrc", "h264parse", "identity", "avdec_h264", "videoconvert", "videoscale", "jpegenc", "appsink"];
-
-pub(crate) fn key(playback_id: &str) -> String {
-    format!("streams/{playback_id}/poster.jpg")
-}
 
 /// Whether every element a poster needs is installed.
 pub(crate) fn available() -> bool {
@@ -111,55 +107,49 @@ pub(crate) struct PosterFeed {
 }
 
 impl PosterFeed {
-    /// An FLV VIDEODATA tag body (AVC). Costs a few byte compares for all but one keyframe per
-    /// interval.
-    pub fn video(&mut self, body: &Bytes) {
-        if body.len() < 6 || body[0] & 0x0F != 7 {
+    /// The publish's AVCDecoderConfigurationRecord.
+    pub fn config(&mut self, record: &Bytes) {
+        self.codec_data = Some(record.clone());
+    }
+
+    /// A keyframe's NAL units. Costs a clock read for all but one keyframe per interval.
+    pub fn keyframe(&mut self, nalus: &Bytes) {
+        let now = Instant::now();
+        if !self.limit.due(now) {
             return;
         }
-        match body[1] {
-            // AVC sequence header.
-            0 => self.codec_data = Some(body.slice(5..)),
-            // A coded frame: a keyframe has frame type 1.
-            1 if body[0] >> 4 == 1 => {
-                let now = Instant::now();
-                if !self.limit.due(now) {
+        let Some(codec_data) = self.codec_data.clone() else { return };
+        let Ok(permit) = self.posters.permits.clone().try_acquire_owned() else {
+            // Every encoder is busy: the next keyframe is tried.
+            return;
+        };
+        self.limit.taken(now);
+        let posters = self.posters.clone();
+        let frame = nalus.clone();
+        self.posters.rt.spawn(async move {
+            let encoded = tokio::task::spawn_blocking(move || encode(&codec_data, frame)).await;
+            drop(permit);
+            let jpeg = match encoded {
+                Ok(Ok(jpeg)) => jpeg,
+                Ok(Err(e)) => {
+                    tracing::warn!(playback_id = %posters.playback_id, "poster failed: {e}");
                     return;
                 }
-                let Some(codec_data) = self.codec_data.clone() else { return };
-                let Ok(permit) = self.posters.permits.clone().try_acquire_owned() else {
-                    // Every encoder is busy: the next keyframe is tried.
+                Err(e) => {
+                    tracing::warn!(playback_id = %posters.playback_id, "poster task failed: {e}");
                     return;
-                };
-                self.limit.taken(now);
-                let posters = self.posters.clone();
-                let frame = body.slice(5..);
-                self.posters.rt.spawn(async move {
-                    let encoded = tokio::task::spawn_blocking(move || encode(&codec_data, frame)).await;
-                    drop(permit);
-                    let jpeg = match encoded {
-                        Ok(Ok(jpeg)) => jpeg,
-                        Ok(Err(e)) => {
-                            tracing::warn!(playback_id = %posters.playback_id, "poster failed: {e}");
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(playback_id = %posters.playback_id, "poster task failed: {e}");
-                            return;
-                        }
-                    };
-                    let closed = posters.closed.lock().await;
-                    if *closed {
-                        return;
-                    }
-                    if let Err(e) = posters.store.put(&key(&posters.playback_id), jpeg, POSTER_META).await {
-                        tracing::warn!(playback_id = %posters.playback_id, "storing the poster failed: {e}");
-                    }
-                    drop(closed);
-                });
+                }
+            };
+            let closed = posters.closed.lock().await;
+            if *closed {
+                return;
             }
-            _ => {}
-        }
+            if let Err(e) = posters.store.put(&crate::names::poster_key(&posters.playback_id), jpeg, POSTER_META).await
+            {
+                tracing::warn!(playback_id = %posters.playback_id, "storing the poster failed: {e}");
+            }
+            drop(closed);
+        });
     }
 }
 
@@ -279,26 +269,23 @@ mod tests {
     }
 
     #[test]
-    fn only_keyframes_after_a_sequence_header_take_an_encoder() {
+    fn only_keyframes_after_a_configuration_take_an_encoder() {
         let (mut feed, permits, _rt) = feed_with(Duration::from_secs(3600));
-        let key = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
-        let inter = Bytes::from_static(&[0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41]);
-        // No sequence header yet: nothing to decode with.
-        feed.video(&key);
+        let key = Bytes::from_static(&[0, 0, 0, 1, 0x65]);
+        // No configuration yet: nothing to decode with.
+        feed.keyframe(&key);
         assert!(feed.limit.last.is_none());
-        feed.video(&Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f]));
+        feed.config(&Bytes::from_static(&[1, 0x64, 0, 0x1f]));
         assert_eq!(&feed.codec_data.as_ref().unwrap()[..], &[1, 0x64, 0, 0x1f]);
-        feed.video(&inter);
-        assert!(feed.limit.last.is_none(), "a delta frame is never taken");
         // Hold every permit: a due keyframe is skipped and stays due.
         let held = permits.clone().try_acquire_many_owned(MAX_CONCURRENT as u32).unwrap();
-        feed.video(&key);
+        feed.keyframe(&key);
         assert!(feed.limit.last.is_none());
         drop(held);
-        feed.video(&key);
+        feed.keyframe(&key);
         assert!(feed.limit.last.is_some());
         let taken = feed.limit.last;
-        feed.video(&key);
+        feed.keyframe(&key);
         assert_eq!(feed.limit.last, taken, "rate-limited");
     }
 }

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hawker_storage::{ObjectMeta, Store};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::live::LiveState;
+use crate::names::{self, JOURNAL_CHUNK};
 use crate::playlist::{self, DateRange, Kind, LowLatency, Part, RenditionReport, Segment, Variant, View};
-use crate::{PackagerConfig, PackagerError, Progress};
+use crate::{PackagerConfig, PackagerError};
 
-/// Playlists of the replay (event/VOD) and the multivariant one: kept for good.
+/// Playlists of the replay (journal, VOD) and the multivariant one: kept for good.
 pub(crate) const PLAYLIST_META: ObjectMeta = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache");
-/// The sliding live playlist is needed only while on air: a full spool may drop it first.
-const LIVE_PLAYLIST_META: ObjectMeta = PLAYLIST_META.live_only();
 const INIT_META: ObjectMeta = ObjectMeta::new("video/mp4", hawker_storage::IMMUTABLE);
 const SEGMENT_META: ObjectMeta = ObjectMeta::new("video/iso.segment", hawker_storage::IMMUTABLE);
 /// LL-HLS parts are needed only while on air (the segment holds the same media).
@@ -77,25 +77,13 @@ impl Msg {
     }
 }
 
-/// Key of object `name` of a rendition.
-pub(crate) fn key(playback_id: &str, rendition: &str, name: &str) -> String {
-    format!("streams/{playback_id}/{rendition}/{name}")
-}
-
-pub(crate) fn replay_key(playback_id: &str, rendition: &str) -> String {
-    key(playback_id, rendition, "replay.m3u8")
-}
-
-pub(crate) fn multivariant_key(playback_id: &str) -> String {
-    format!("streams/{playback_id}/index.m3u8")
-}
-
-/// The replay playlist rewritten as VOD + ENDLIST.
-pub(crate) fn vod_playlist(segments: &[Segment], min_target_secs: u64, markers: &[DateRange]) -> Bytes {
+/// The whole replay as a playlist: VOD + ENDLIST, or EVENT while it may still grow.
+pub(crate) fn replay_playlist(segments: &[Segment], kind: Kind, min_target_secs: u64, markers: &[DateRange]) -> Bytes {
     Bytes::from(playlist::render(&View {
         segments,
+        discontinuities_before: 0,
         open: None,
-        kind: Kind::Vod,
+        kind,
         min_target_secs,
         low_latency: None,
         markers,
@@ -124,6 +112,12 @@ struct Track {
     current_init: Option<u32>,
     /// The next stored segment starts a discontinuity (new publish, or a lost segment).
     pending_discontinuity: bool,
+    /// Segments marked as a discontinuity, among `segments`.
+    discontinuities: usize,
+    /// TARGETDURATION over `segments` (never below the configured target).
+    target_secs: u64,
+    /// Leading segments whose journal chunks are stored complete.
+    journaled: usize,
     info: Option<StreamInfo>,
     peak_bps: u64,
     total_bits: u128,
@@ -131,9 +125,13 @@ struct Track {
 }
 
 impl Track {
-    fn new(name: String, segments: Vec<Segment>, next_msn: u64) -> Self {
+    fn new(name: String, segments: Vec<Segment>, next_msn: u64, min_target_secs: u64) -> Self {
         let next_init = segments.iter().map(|s| s.init + 1).max().unwrap_or(0);
         Self {
+            discontinuities: segments.iter().filter(|s| s.discontinuity).count(),
+            target_secs: playlist::target_secs(&segments, min_target_secs),
+            // A chunk is rewritten whole, so the last one (maybe partial) is not counted.
+            journaled: segments.len() / JOURNAL_CHUNK * JOURNAL_CHUNK,
             name,
             segments,
             open: None,
@@ -158,6 +156,13 @@ impl Track {
             _ => None,
         };
         (self.segments.last().map(|s| s.msn), last_part)
+    }
+
+    /// Program date-time of the end of the newest media: the open segment's parts, or the
+    /// newest segment.
+    fn edge(&self) -> Option<DateTime<Utc>> {
+        let newest = self.open.as_ref().map(|o| &o.segment).or(self.segments.last())?;
+        Some(newest.pdt + chrono::Duration::milliseconds(newest.duration_ms as i64))
     }
 
     /// PDT of segment `msn`, open or complete.
@@ -207,7 +212,8 @@ pub(crate) struct Writer {
     /// The source first, then the ladder's rungs.
     tracks: Vec<Track>,
     markers: Vec<DateRange>,
-    progress: watch::Sender<Progress>,
+    /// What viewers are served while live.
+    live: LiveState,
     /// The publish whose messages are applied; later publishes wait in `held`.
     active: Option<u64>,
     last_ended: Option<u64>,
@@ -224,7 +230,7 @@ impl Writer {
         config: &PackagerConfig,
         renditions: Vec<(String, Vec<Segment>)>,
         markers: Vec<DateRange>,
-        progress: watch::Sender<Progress>,
+        live: LiveState,
     ) -> Self {
         // Media sequence numbers follow the source, so that segment N is the same media in
         // every rendition; a rung whose stored segments do not end where the source's do (the
@@ -238,7 +244,7 @@ impl Writer {
                     tracing::warn!(%playback_id, rendition = %name, "stored rendition out of step with the source; restarting it");
                     segments.clear();
                 }
-                Track::new(name, segments, source_next)
+                Track::new(name, segments, source_next, config.min_target_secs())
             })
             .collect();
         Self {
@@ -249,7 +255,7 @@ impl Writer {
             part_target_ms: config.part_target_ms(),
             tracks,
             markers,
-            progress,
+            live,
             active: None,
             last_ended: None,
             held: VecDeque::new(),
@@ -261,7 +267,7 @@ impl Writer {
         while let Some(msg) = rx.recv().await {
             if let Msg::Finish { save, done } = msg {
                 let result = self.finish(save).await;
-                self.progress.send_modify(|p| p.ended = true);
+                self.live.end();
                 let _ = done.send(result);
                 // Dropping the receiver makes any straggler's send fail: nothing is written later.
                 return;
@@ -314,7 +320,7 @@ impl Writer {
     }
 
     fn key(&self, r: usize, name: &str) -> String {
-        key(&self.playback_id, &self.tracks[r].name, name)
+        names::key(&self.playback_id, &self.tracks[r].name, name)
     }
 
     async fn init(&mut self, r: usize, bytes: Bytes, info: StreamInfo) {
@@ -322,7 +328,7 @@ impl Writer {
         let n = track.next_init;
         track.next_init += 1;
         track.info = Some(info);
-        let key = self.key(r, &playlist::init_uri(n));
+        let key = self.key(r, &names::init_uri(n));
         let stored = self.store.put(&key, bytes, INIT_META).await;
         let track = &mut self.tracks[r];
         match stored {
@@ -385,11 +391,13 @@ impl Writer {
         let Some(open) = &self.tracks[r].open else { return };
         if let Some(part_target) = self.part_target_ms.filter(|_| !(first && last)) {
             let index = open.segment.parts.len();
-            let key = self.key(r, &playlist::part_uri(open.segment.msn, index));
+            let msn = open.segment.msn;
+            let key = self.key(r, &names::part_uri(msn, index));
             if let Err(err) = self.store.put(&key, bytes.clone(), PART_META).await {
                 // The segment still carries this media; only LL-HLS clients miss the part.
                 tracing::error!(playback_id = %self.playback_id, key, %err, "storing part failed");
             }
+            self.live.add_part(r, msn, bytes.clone());
             let duration_ms = (part_ns + 500_000) / 1_000_000;
             if duration_ms > part_target {
                 tracing::debug!(playback_id = %self.playback_id, duration_ms, part_target, "part longer than its target");
@@ -412,6 +420,7 @@ impl Writer {
     /// Stores the open segment (all its parts as one object) and lists it.
     async fn close_open(&mut self, r: usize) {
         let Some(open) = self.tracks[r].open.take() else { return };
+        self.live.close_segment(r);
         let Open { segment, bytes, .. } = open;
         let size = bytes.iter().map(|b| b.len() as u64).sum();
         let bytes = match bytes.len() {
@@ -419,7 +428,7 @@ impl Writer {
             _ => Bytes::from(bytes.concat()),
         };
         let msn = segment.msn;
-        let key = self.key(r, &playlist::segment_uri(msn));
+        let key = self.key(r, &names::segment_uri(msn));
         if let Err(err) = self.store.put(&key, bytes, SEGMENT_META).await {
             // The number is reused by the next segment; players see a gap, so mark it.
             tracing::error!(playback_id = %self.playback_id, msn, %err, "storing segment failed");
@@ -430,10 +439,12 @@ impl Writer {
         let track = &mut self.tracks[r];
         track.next_msn += 1;
         let duration_ms = segment.duration_ms;
+        track.discontinuities += usize::from(segment.discontinuity);
+        track.target_secs = track.target_secs.max(duration_ms.div_ceil(1000));
         track.segments.push(segment);
         track.count_bandwidth(size, duration_ms);
         self.write_live(r).await;
-        self.write_replay(r).await;
+        self.write_journal(r).await;
         self.update_multivariant().await;
         self.report_progress();
     }
@@ -441,7 +452,7 @@ impl Writer {
     /// TARGETDURATION of every rendition: the longest segment of any, so that all media
     /// playlists carry the same SERVER-CONTROL (RFC 8216bis §6.2.4). Never shrinks.
     fn target_secs(&self) -> u64 {
-        self.tracks.iter().map(|t| playlist::target_secs(&t.segments, self.min_target_secs)).max().unwrap_or(1)
+        self.tracks.iter().map(|t| t.target_secs).max().unwrap_or(self.min_target_secs).max(1)
     }
 
     /// The other renditions' live edges, for rendition `r`'s live playlist.
@@ -460,12 +471,17 @@ impl Writer {
             .collect()
     }
 
-    fn render(&self, r: usize, kind: Kind, skip: bool, reports: &[RenditionReport]) -> String {
+    /// Rendition `r`'s live playlist: only the window's segments are looked at, so the cost
+    /// does not grow with the stream's length.
+    fn render_live(&self, r: usize, ended: bool, skip: bool, reports: &[RenditionReport]) -> String {
         let track = &self.tracks[r];
+        let window = &track.segments[track.segments.len().saturating_sub(self.live_window.max(1))..];
+        let in_window = window.iter().filter(|s| s.discontinuity).count();
         playlist::render(&View {
-            segments: &track.segments,
+            segments: window,
+            discontinuities_before: track.discontinuities - in_window,
             open: track.open.as_ref().map(|o| &o.segment),
-            kind,
+            kind: Kind::Live { window: self.live_window, ended },
             min_target_secs: self.target_secs(),
             low_latency: self.part_target_ms.map(|part_target_ms| LowLatency { part_target_ms, skip }),
             markers: &self.markers,
@@ -473,28 +489,41 @@ impl Writer {
         })
     }
 
-    /// Rendition `r`'s live playlist (and with LL-HLS its delta update), still growing.
+    /// Rendition `r`'s live playlist (and with LL-HLS its delta update), still growing, into
+    /// the memory viewers are served from.
     async fn write_live(&self, r: usize) {
         let track = &self.tracks[r];
         if track.segments.is_empty() && track.open.is_none() {
             return;
         }
-        let kind = Kind::Live { window: self.live_window, ended: false };
         let reports = self.reports(r);
-        if self.part_target_ms.is_some() {
-            let delta = self.render(r, kind, true, &reports);
-            self.put_playlist(&self.key(r, "live_delta.m3u8"), delta, LIVE_PLAYLIST_META).await;
+        let delta = self.part_target_ms.map(|_| Bytes::from(self.render_live(r, false, true, &reports)));
+        let live = Bytes::from(self.render_live(r, false, false, &reports));
+        self.live.set_playlists(r, live, delta);
+        if r == 0
+            && let Some(edge) = track.edge()
+        {
+            self.live.set_live_edge(edge);
         }
-        let live = self.render(r, kind, false, &reports);
-        self.put_playlist(&self.key(r, "live.m3u8"), live, LIVE_PLAYLIST_META).await;
     }
 
-    async fn write_replay(&self, r: usize) {
-        if self.tracks[r].segments.is_empty() {
-            return;
+    /// Stores the replay so far: the journal chunk of the newest segment (and any earlier one
+    /// not yet complete in storage), each a small EVENT playlist of `JOURNAL_CHUNK` segments.
+    async fn write_journal(&mut self, r: usize) {
+        let track = &self.tracks[r];
+        let Some(last) = track.segments.len().checked_sub(1) else { return };
+        let (first_chunk, last_chunk) = (track.journaled / JOURNAL_CHUNK, last / JOURNAL_CHUNK);
+        let mut stored = true;
+        for chunk in first_chunk..=last_chunk {
+            let segments =
+                &track.segments[chunk * JOURNAL_CHUNK..track.segments.len().min((chunk + 1) * JOURNAL_CHUNK)];
+            let text = replay_playlist(segments, Kind::Event, self.min_target_secs, &self.markers);
+            let key = names::journal_key(&self.playback_id, &track.name, chunk);
+            stored &= self.put_playlist(&key, text, PLAYLIST_META).await;
         }
-        let replay = self.render(r, Kind::Event, false, &[]);
-        self.put_playlist(&self.key(r, "replay.m3u8"), replay, PLAYLIST_META).await;
+        if stored {
+            self.tracks[r].journaled = last_chunk * JOURNAL_CHUNK;
+        }
     }
 
     /// What every rendition of the running publish shows (the least advanced one decides):
@@ -508,7 +537,7 @@ impl Writer {
             _ => (running.iter().map(|l| l.0).min().flatten(), running.iter().map(|l| l.1).min().flatten()),
         };
         let target_duration_secs = self.target_secs();
-        self.progress.send_modify(|p| {
+        self.live.progress_sender().send_modify(|p| {
             p.last_segment = last_segment;
             p.last_part = last_part;
             p.target_duration_secs = target_duration_secs;
@@ -535,7 +564,7 @@ impl Writer {
         }
         for r in 0..self.tracks.len() {
             self.write_live(r).await;
-            self.write_replay(r).await;
+            self.write_journal(r).await;
         }
     }
 
@@ -558,14 +587,15 @@ impl Writer {
         if variants.is_empty() || !stale {
             return;
         }
-        let key = multivariant_key(&self.playback_id);
-        if self.put_playlist(&key, playlist::render_multivariant(&variants), PLAYLIST_META).await {
+        let key = names::multivariant_key(&self.playback_id);
+        let text = Bytes::from(playlist::render_multivariant(&variants));
+        if self.put_playlist(&key, text, PLAYLIST_META).await {
             self.written_variants = variants;
         }
     }
 
-    async fn put_playlist(&self, key: &str, text: String, meta: ObjectMeta) -> bool {
-        match self.store.put(key, Bytes::from(text), meta).await {
+    async fn put_playlist(&self, key: &str, text: Bytes, meta: ObjectMeta) -> bool {
+        match self.store.put(key, text, meta).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(playback_id = %self.playback_id, key, %err, "storing playlist failed");
@@ -585,20 +615,28 @@ impl Writer {
             return Ok(());
         }
         let target_secs = self.target_secs();
-        for r in 0..self.tracks.len() {
-            if self.tracks[r].segments.is_empty() {
+        for track in &self.tracks {
+            if track.segments.is_empty() {
                 continue;
             }
-            let reports = self.reports(r);
-            let live =
-                Bytes::from(self.render(r, Kind::Live { window: self.live_window, ended: true }, false, &reports));
-            self.store.put(&self.key(r, "live.m3u8"), live.clone(), LIVE_PLAYLIST_META).await?;
-            if self.part_target_ms.is_some() {
-                self.store.put(&self.key(r, "live_delta.m3u8"), live, LIVE_PLAYLIST_META).await?;
-            }
-            let vod = vod_playlist(&self.tracks[r].segments, target_secs, &self.markers);
-            self.store.put(&self.key(r, "replay.m3u8"), vod, PLAYLIST_META).await?;
+            let vod = replay_playlist(&track.segments, Kind::Vod, target_secs, &self.markers);
+            self.store.put(&names::replay_key(&self.playback_id, &track.name), vod, PLAYLIST_META).await?;
         }
-        Ok(())
+        remove_live_only(self.store.as_ref(), &self.playback_id).await
     }
+}
+
+/// Once the replay is stored, deletes the objects only live viewers needed, in every
+/// rendition: LL-HLS parts (the replay names whole segments) and the replay's journal.
+pub(crate) async fn remove_live_only(store: &dyn Store, playback_id: &str) -> Result<(), PackagerError> {
+    let prefix = names::stream_prefix(playback_id);
+    let keys: Vec<String> = store
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter(|key| key[prefix.len()..].split_once('/').is_some_and(|(_, name)| names::is_live_only(name)))
+        .collect();
+    let removed = store.delete_many(&keys).await?;
+    tracing::debug!(playback_id, removed, "live-only objects deleted");
+    Ok(())
 }

@@ -7,15 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hawker_packager::{DateRange, Packager, PackagerConfig, PackagerError, PublishFeed, Rendition};
+use hawker_packager::{DateRange, Packager, PackagerConfig, PackagerError, Rendition};
 use hawker_storage::{LocalStore, Store};
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType};
 
-struct Tag {
-    kind: u8,
-    timestamp_ms: u32,
-    body: Bytes,
-}
+mod common;
+use common::*;
 
 fn ffmpeg_flv(dir: &Path, name: &str, audio: bool, seconds: u32) -> PathBuf {
     let out = dir.join(name);
@@ -29,36 +26,6 @@ fn ffmpeg_flv(dir: &Path, name: &str, audio: bool, seconds: u32) -> PathBuf {
     let status = cmd.status().expect("ffmpeg runs");
     assert!(status.success(), "ffmpeg failed");
     out
-}
-
-/// A tiny FLV reader: tags after the 9-byte header and first PreviousTagSize.
-fn read_flv(path: &Path) -> Vec<Tag> {
-    let data = std::fs::read(path).expect("read flv");
-    assert_eq!(&data[..3], b"FLV");
-    let mut pos = 13;
-    let mut tags = Vec::new();
-    while pos + 11 <= data.len() {
-        let kind = data[pos];
-        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
-        let body = Bytes::copy_from_slice(&data[pos + 11..pos + 11 + size]);
-        if kind == 8 || kind == 9 {
-            tags.push(Tag { kind, timestamp_ms: ts, body });
-        }
-        pos += 11 + size + 4;
-    }
-    tags
-}
-
-fn push_all(feed: &mut PublishFeed, tags: &[Tag]) {
-    for tag in tags {
-        let result = if tag.kind == 9 {
-            feed.push_video(tag.timestamp_ms, tag.body.clone())
-        } else {
-            feed.push_audio(tag.timestamp_ms, tag.body.clone())
-        };
-        result.expect("push accepted");
-    }
 }
 
 fn media_duration(tags: &[Tag]) -> f64 {
@@ -166,7 +133,7 @@ async fn two_publishes_then_vod() {
     // While live the replay is an EVENT playlist; wait for the first one.
     let mut event = None;
     for _ in 0..200 {
-        if let Some(bytes) = get(&store, "streams/pidav/v0/replay.m3u8").await {
+        if let Some(bytes) = packager.replay_playlist("pidav", "v0").await.expect("replay so far") {
             event = Some(bytes);
             break;
         }
@@ -212,10 +179,10 @@ async fn two_publishes_then_vod() {
     assert!((f64::from(replay.segments[0].duration) - 2.0).abs() < 0.05);
     check_segments(&store, dir.path(), "pidav", &replay, true).await;
 
-    let live = media_playlist(&get(&store, "streams/pidav/v0/live.m3u8").await.expect("live"));
-    assert!(live.end_list);
-    assert_eq!(live.segments.len(), 2);
-    assert_eq!(live.media_sequence, n as u64 - 2);
+    // Saved: what only live viewers needed is gone (parts, the replay's journal), and nothing
+    // is served from memory any more.
+    assert_eq!(live_only_objects(&store, "pidav").await, Vec::<String>::new());
+    assert!(stream.live().playlist("v0", false).is_none());
 
     let master =
         m3u8_rs::parse_master_playlist_res(&get(&store, "streams/pidav/index.m3u8").await.expect("multivariant"))
@@ -234,20 +201,17 @@ async fn two_publishes_then_vod() {
     push_all(&mut feed, &tags[..tags.len() / 2]);
     feed.end();
     stream.finish(false).await.expect("finish without save");
+    // Without an open StreamPackager the replay is finalised from the store (its journal).
+    packager.finalize_replay("pidav").await.expect("finalize");
     let resumed = media_playlist(&get(&store, "streams/pidav/v0/replay.m3u8").await.expect("replay"));
-    assert_eq!(resumed.playlist_type, Some(MediaPlaylistType::Event));
+    assert_eq!(resumed.playlist_type, Some(MediaPlaylistType::Vod));
+    assert!(resumed.end_list);
     assert_eq!(resumed.segments[..n], replay.segments[..]);
     let third = &resumed.segments[n];
     assert!(third.discontinuity);
     assert_eq!(third.uri, format!("seg{n:06}.m4s"));
     assert_eq!(third.map.as_ref().map(|m| m.uri.as_str()), Some("init2.mp4"));
-
-    // Without an open StreamPackager the replay is finalised from the store.
-    packager.finalize_replay("pidav").await.expect("finalize");
-    let vod = media_playlist(&get(&store, "streams/pidav/v0/replay.m3u8").await.expect("replay"));
-    assert_eq!(vod.playlist_type, Some(MediaPlaylistType::Vod));
-    assert!(vod.end_list);
-    assert_eq!(vod.segments.len(), resumed.segments.len());
+    assert_eq!(live_only_objects(&store, "pidav").await, Vec::<String>::new());
     packager.finalize_replay("nothing-here").await.expect("no replay is fine");
 }
 
@@ -295,14 +259,14 @@ async fn broken_media_ends_the_publish_cleanly() {
     let packager = Packager::new(store.clone(), PackagerConfig::default()).expect("packager");
     let stream = packager.open("pidbad").await.expect("open");
     let mut feed = stream.start_publish().expect("publish");
-    // An AVC sequence header that is not an avcC record, then garbage frames.
+    // An AVC configuration that is not an avcC record, then garbage frames.
     let mut closed = false;
-    let _ = feed.push_video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 0xde, 0xad]));
+    let _ = feed.video_config(Bytes::from_static(&[0xde, 0xad]));
     for i in 0..2000u32 {
-        let body = Bytes::from(vec![0x17, 1, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xee, 0xdd]);
-        match feed.push_video(i * 33, body) {
+        let nalus = Bytes::from(vec![0, 0, 0, 3, 0xff, 0xee, 0xdd]);
+        match feed.video_frame(i * 33, 0, true, nalus) {
             Ok(()) => tokio::time::sleep(Duration::from_millis(1)).await,
-            Err(PackagerError::Closed(_)) => {
+            Err(PackagerError::Closed(_) | PackagerError::Media(_)) => {
                 closed = true;
                 break;
             }
@@ -368,11 +332,10 @@ async fn ll_hls_parts_and_markers() {
     let (part_msn, _) = p.last_part.expect("a part");
     assert_eq!(Some(part_msn), p.last_segment);
 
-    let live_bytes = get(&store, "streams/pidll/v0/live.m3u8").await.expect("live");
+    let live_bytes = stream.live().playlist("v0", false).expect("live playlist in memory");
     let live_text = String::from_utf8(live_bytes.to_vec()).expect("utf-8");
     let live = media_playlist(&live_bytes);
-    let replay_text =
-        String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.expect("replay").to_vec()).unwrap();
+    let replay_text = replay_so_far(&packager, "pidll").await;
     let replay = media_playlist(replay_text.as_bytes());
     assert!(live_text.contains("#EXT-X-VERSION:9\n"), "{live_text}");
     assert!(live_text.contains("#EXT-X-PART-INF:PART-TARGET=0.200\n"), "{live_text}");
@@ -435,8 +398,8 @@ async fn ll_hls_parts_and_markers() {
         .add_marker(DateRange { end: Some(closed), attributes: vec![], ..marker("pin", pinned, None) })
         .await
         .expect("close");
-    for key in ["live.m3u8", "replay.m3u8"] {
-        let text = String::from_utf8(get(&store, &format!("streams/pidll/v0/{key}")).await.unwrap().to_vec()).unwrap();
+    let live_text = String::from_utf8(stream.live().playlist("v0", false).unwrap().to_vec()).unwrap();
+    for text in [live_text, replay_so_far(&packager, "pidll").await] {
         let lines: Vec<&str> = text.lines().filter(|l| l.contains("ID=\"pin\"")).collect();
         assert_eq!(lines.len(), 1, "{text}");
         let line = lines[0];
@@ -448,20 +411,32 @@ async fn ll_hls_parts_and_markers() {
         assert_eq!(attr(line, "CLASS"), Some("com.hawker.product"));
         assert_eq!(attr(line, "X-PRODUCT-ID"), Some("p'1"), "{line}");
     }
-    let parsed = media_playlist(&get(&store, "streams/pidll/v0/live.m3u8").await.unwrap());
+    let parsed = media_playlist(&stream.live().playlist("v0", false).unwrap());
     assert!(parsed.segments.iter().any(|s| s.daterange.is_some()), "m3u8-rs reads the DATERANGE");
 
     stream.finish(true).await.expect("finish");
     assert!(stream.progress().borrow().ended);
     let vod = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.unwrap().to_vec()).unwrap();
     assert!(vod.contains("ID=\"early\"") && vod.contains("ID=\"pin\""), "{vod}");
-    let live = String::from_utf8(get(&store, "streams/pidll/v0/live.m3u8").await.unwrap().to_vec()).unwrap();
-    assert!(live.ends_with("#EXT-X-ENDLIST\n") && !live.contains("PRELOAD-HINT"), "{live}");
+    assert_eq!(live_only_objects(&store, "pidll").await, Vec::<String>::new());
     // Markers survive a restart: finalising from the store keeps them.
     packager.finalize_replay("pidll").await.expect("finalize");
     let vod = String::from_utf8(get(&store, "streams/pidll/v0/replay.m3u8").await.unwrap().to_vec()).unwrap();
     assert!(vod.contains("ID=\"early\"") && vod.contains("END-DATE="), "{vod}");
     assert!(matches!(stream.add_marker(marker("late", chrono::Utc::now(), None)).await, Err(PackagerError::Closed(_))));
+}
+
+/// The replay so far, while live: the stored journal as an EVENT playlist.
+async fn replay_so_far(packager: &Packager, pid: &str) -> String {
+    let bytes = packager.replay_playlist(pid, "v0").await.expect("read").expect("a replay so far");
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+/// Stored objects of a stream that only live viewers need: LL-HLS parts and the journal.
+async fn live_only_objects(store: &LocalStore, pid: &str) -> Vec<String> {
+    let keys = store.list(&format!("streams/{pid}/")).await.expect("list");
+    let part = |name: &str| name.ends_with(".m4s") && name.matches('.').count() == 2;
+    keys.into_iter().filter(|k| k.contains("journal") || part(k.rsplit('/').next().unwrap_or(""))).collect()
 }
 
 /// Width and height of the video in init + segment, by ffprobe.
@@ -494,12 +469,21 @@ async fn abr_ladder_renditions_are_aligned() {
     };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidabr").await.expect("open");
+    let mut progress = stream.progress();
     let mut feed = stream.start_publish().expect("publish");
     push_all(&mut feed, &tags);
     feed.end();
+    // 7 s of 2 s GOPs: segments 0 to 3, in every rendition, then the live playlists as the
+    // last viewers saw them.
+    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|p| p.last_segment == Some(3)))
+        .await
+        .expect("every rendition's last segment within 60 s")
+        .expect("progress");
+    let names = ["v0", "240p", "180p"];
+    let live: Vec<String> =
+        names.iter().map(|n| String::from_utf8(stream.live().playlist(n, false).unwrap().to_vec()).unwrap()).collect();
     stream.finish(true).await.expect("finish");
 
-    let names = ["v0", "240p", "180p"];
     let master =
         m3u8_rs::parse_master_playlist_res(&get(&store, "streams/pidabr/index.m3u8").await.expect("multivariant"))
             .expect("multivariant parses");
@@ -544,10 +528,8 @@ async fn abr_ladder_renditions_are_aligned() {
         let want = if *name == "240p" { (426, 240) } else { (320, 180) };
         assert_eq!(probe_size(dir.path(), &init, &seg), want, "{name}");
     }
-    // Each ended live playlist reports the others' last segment and part.
-    for (i, name) in names.iter().enumerate() {
-        let text = String::from_utf8(get(&store, &format!("streams/pidabr/{name}/live.m3u8")).await.unwrap().to_vec())
-            .unwrap();
+    // Each live playlist reports the others' last segment and part.
+    for (i, (name, text)) in names.iter().zip(&live).enumerate() {
         for (j, other) in names.iter().enumerate().filter(|(j, _)| *j != i) {
             let last = replays[j].segments.len() - 1;
             let report = format!("#EXT-X-RENDITION-REPORT:URI=\"../{other}/index.m3u8\",LAST-MSN={last},LAST-PART=");

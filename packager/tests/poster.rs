@@ -6,9 +6,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hawker_packager::{Packager, PackagerConfig};
 use hawker_storage::{LocalStore, Store};
+
+mod common;
+use common::*;
 
 fn ffmpeg_flv(dir: &Path, seconds: u32) -> PathBuf {
     let out = dir.join("in.flv");
@@ -22,23 +24,6 @@ fn ffmpeg_flv(dir: &Path, seconds: u32) -> PathBuf {
         .expect("ffmpeg runs");
     assert!(status.success(), "ffmpeg failed");
     out
-}
-
-/// (kind, timestamp, body) of every audio/video tag.
-fn read_flv(path: &Path) -> Vec<(u8, u32, Bytes)> {
-    let data = std::fs::read(path).expect("read flv");
-    let mut pos = 13;
-    let mut tags = Vec::new();
-    while pos + 11 <= data.len() {
-        let kind = data[pos];
-        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
-        if kind == 8 || kind == 9 {
-            tags.push((kind, ts, Bytes::copy_from_slice(&data[pos + 11..pos + 11 + size])));
-        }
-        pos += 11 + size + 4;
-    }
-    tags
 }
 
 /// `codec_name,width,height` of the image.
@@ -65,14 +50,14 @@ async fn a_poster_is_made_from_keyframes_and_outlives_the_stream() {
     let mut feed = stream.start_publish().unwrap();
     let mut posters = Vec::new();
     // Four keyframes (one a second of media), fed 400 ms apart: each is due.
-    for (kind, ts, body) in tags {
-        if kind == 9 && body[0] >> 4 == 1 && body[1] == 1 {
+    for tag in tags {
+        if tag.is_keyframe() {
             tokio::time::sleep(Duration::from_millis(400)).await;
             if let Some(object) = store.get("streams/pid/poster.jpg").await.unwrap() {
                 posters.push(object.bytes);
             }
         }
-        if kind == 9 { feed.push_video(ts, body) } else { feed.push_audio(ts, body) }.unwrap();
+        push(&mut feed, &tag).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     feed.end();
@@ -130,7 +115,7 @@ async fn poster_cpu_cost() {
         .unwrap();
     assert!(status.success());
     let tags = read_flv(&flv);
-    let keyframes = tags.iter().filter(|(k, _, b)| *k == 9 && b[0] >> 4 == 1 && b[1] == 1).count();
+    let keyframes = tags.iter().filter(|t| t.is_keyframe()).count();
     for (label, interval) in [("without posters", Duration::ZERO), ("a poster per keyframe", Duration::from_millis(1))]
     {
         let store = Arc::new(LocalStore::new(dir.path().join(label.replace(' ', "-"))).unwrap());
@@ -139,12 +124,12 @@ async fn poster_cpu_cost() {
         let stream = packager.open("pid").await.unwrap();
         let mut feed = stream.start_publish().unwrap();
         let before = cpu_seconds();
-        for (kind, ts, body) in &tags {
-            if *kind == 9 && body[0] >> 4 == 1 && body[1] == 1 {
+        for tag in &tags {
+            if tag.is_keyframe() {
                 // Room for the previous poster to finish.
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
-            if *kind == 9 { feed.push_video(*ts, body.clone()) } else { feed.push_audio(*ts, body.clone()) }.unwrap();
+            push(&mut feed, tag).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         feed.end();

@@ -262,8 +262,7 @@ pub async fn post_chat(
             settings.chat_rate_limit_messages, settings.chat_rate_limit_seconds
         )));
     }
-    let media_time =
-        if stream.status.is_on_air() { state.engagement.media_time(&state, &stream.playback_id).await } else { None };
+    let media_time = if stream.status.is_on_air() { state.hls.live_edge(&stream.id) } else { None };
     let message = state.db.insert_chat(&stream.id, &caller.0.id, text, media_time).await?;
     state.events.publish(Event::new(kind::CHAT, &stream.id, json!({ "message": message })));
     Ok((StatusCode::CREATED, Json(message)))

@@ -1,6 +1,8 @@
-//! `/hls/{playback_id}/...`: playlists and media of live streams and replays, read from the
-//! store. The media playlist URL stays the same from go-live to replay: it names the live
-//! (sliding) playlist while the stream is on air and the VOD playlist once it is archived.
+//! `/hls/{playback_id}/...`: playlists and media of live streams and replays. A stream
+//! packaged here and on air is served from the packager's memory (live playlists, delta
+//! updates, blocking reloads, parts in flight); everything else from the store. The media
+//! playlist URL stays the same from go-live to replay: the live playlist while the stream is
+//! on air, the replay's once it is archived. No request queries the database.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,22 +11,32 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use super::error::ApiError;
-use crate::{AppState, HlsProgress, stream_prefix};
+use crate::{AppState, HlsPath, HlsProgress};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const SEGMENT: &str = "video/iso.segment";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// (content type, cache policy) by file name; anything else is not ours to serve.
 fn kind_of(path: &str) -> Option<(&'static str, &'static str)> {
-    let immutable = "public, max-age=31536000, immutable";
     match path.rsplit_once('.').map(|(_, ext)| ext) {
         Some("m3u8") => Some((PLAYLIST, "no-cache")),
-        Some("mp4") => Some(("video/mp4", immutable)),
-        Some("m4s") => Some(("video/iso.segment", immutable)),
+        Some("mp4") => Some(("video/mp4", IMMUTABLE)),
+        Some("m4s") => Some((SEGMENT, IMMUTABLE)),
         Some("jpg") => Some(("image/jpeg", "public, max-age=5")),
         _ => None,
     }
+}
+
+fn body(content_type: &'static str, cache_control: &'static str, bytes: Bytes) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+    ];
+    (headers, Body::from(bytes)).into_response()
 }
 
 pub async fn serve(
@@ -32,17 +44,14 @@ pub async fn serve(
     Path((playback_id, path)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let not_found = ApiError::NotFound("media");
-    let (content_type, cache_control) = kind_of(&path).ok_or(ApiError::NotFound("media"))?;
-    let stream = state.db.stream_by_playback_id(&playback_id).await?.ok_or(ApiError::NotFound("media"))?;
-    if !stream.status.is_playable() {
-        return Err(not_found);
-    }
+    let not_found = || ApiError::NotFound("media");
+    let (content_type, cache_control) = kind_of(&path).ok_or_else(not_found)?;
+    let playback = state.db.playback(&playback_id).ok_or_else(not_found)?;
+    let stream_id = playback.stream_id.as_str();
     // LL-HLS: blocking playlist reload and preload-hinted parts wait for the packager.
-    let progress = if stream.status.is_on_air() { state.live.hls_progress(&stream.id) } else { None };
-    let object = match path.strip_suffix("/index.m3u8") {
-        Some(rendition) if !rendition.contains('/') => {
-            let mut playlist = if stream.status.is_on_air() { "live.m3u8" } else { "replay.m3u8" };
+    let progress = if playback.status.is_on_air() { state.hls.progress(stream_id) } else { None };
+    match state.hls.resolve(&path) {
+        HlsPath::MediaPlaylist { rendition } => {
             let directives = Directives::parse(&query)?;
             if let Some(progress) = progress {
                 let ll = {
@@ -52,41 +61,41 @@ pub async fn serve(
                 if let Some(blocked) = block_reload(progress, &directives).await? {
                     return Ok(blocked);
                 }
-                if ll && directives.skip {
-                    playlist = "live_delta.m3u8";
+                if let Some(text) = state.hls.playlist(stream_id, &rendition, ll && directives.skip) {
+                    return Ok(body(PLAYLIST, "no-cache", text));
                 }
             }
-            format!("{}{rendition}/{playlist}", stream_prefix(&playback_id))
+            let text = state.hls.stored_playlist(&playback_id, &rendition).await.map_err(ApiError::Internal)?;
+            return Ok(body(PLAYLIST, "no-cache", text.ok_or_else(not_found)?));
         }
-        _ => {
-            if let (Some(progress), Some(part)) = (progress, part_of(&path))
-                && let Some(unavailable) = wait_for_part(progress, part).await
-            {
-                return Ok(unavailable);
+        HlsPath::Part { rendition, msn, index } => {
+            if let Some(progress) = progress {
+                if let Some(unavailable) = wait_for_part(progress, (msn, index)).await {
+                    return Ok(unavailable);
+                }
+                if let Some(part) = state.hls.part(stream_id, &rendition, msn, index) {
+                    return Ok(body(SEGMENT, IMMUTABLE, part));
+                }
             }
-            format!("{}{path}", stream_prefix(&playback_id))
         }
-    };
+        HlsPath::Object => {}
+    }
+    let key = state.hls.object_key(&playback_id, &path);
     // Redirect delivery: media already readable at the CDN or bucket is fetched there.
     // Playlists (fresh markers, counted viewers, LL-HLS) and objects still waiting in the
     // upload spool are served here; the store never offers a URL of an object not uploaded.
     if content_type != PLAYLIST
-        && let Some(url) = state.store.public_url(&object).await
+        && let Some(url) = state.store.public_url(&key).await
         && let Ok(location) = HeaderValue::from_str(&url)
     {
         let headers = [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
         return Ok((StatusCode::FOUND, headers).into_response());
     }
-    let object = match state.store.get(&object).await {
-        Ok(Some(object)) => object,
-        Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => return Err(not_found),
-        Err(e) => return Err(e.into()),
-    };
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
-    ];
-    Ok((headers, Body::from(object.bytes)).into_response())
+    match state.store.get(&key).await {
+        Ok(Some(object)) => Ok(body(content_type, cache_control, object.bytes)),
+        Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// LL-HLS delivery directives of a media playlist request (RFC 8216bis §6.2.5).
@@ -195,13 +204,6 @@ async fn block_reload(
     }
 }
 
-/// (MSN, part index) of a part object name `seg{MSN:06}.{i}.m4s`.
-fn part_of(path: &str) -> Option<(u64, u64)> {
-    let name = path.rsplit('/').next()?;
-    let (msn, index) = name.strip_prefix("seg")?.strip_suffix(".m4s")?.split_once('.')?;
-    Some((msn.parse().ok()?, index.parse().ok()?))
-}
-
 /// A request for a part not yet written (the preload hint, or a little ahead) is held until
 /// the part is complete; 503 after three target durations. Parts far ahead are not waited for.
 async fn wait_for_part(
@@ -270,12 +272,5 @@ mod tests {
         assert!(out_of_range(&progress, 6, Some(15)).is_some());
         assert!(out_of_range(&p(None, None), 2, None).is_some());
         assert!(out_of_range(&p(None, None), 0, Some(0)).is_none());
-    }
-
-    #[test]
-    fn part_names() {
-        assert_eq!(part_of("v0/seg000012.3.m4s"), Some((12, 3)));
-        assert_eq!(part_of("v0/seg000012.m4s"), None);
-        assert_eq!(part_of("v0/init0.mp4"), None);
     }
 }

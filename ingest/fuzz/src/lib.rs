@@ -17,9 +17,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use hawker_ingest::{
-    EndReason, Limits, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError,
+    Audio, EndReason, Limits, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, Video,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -84,23 +83,21 @@ impl PublishGate for Gate {
 pub struct Sink;
 
 impl MediaSink for Sink {
-    fn video(&mut self, _timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        // flv.rs forwards AVC tag bodies only: codec id 7, no Enhanced RTMP ex-header.
-        assert!(
-            data.first().is_some_and(|&b| b & 0x8F == 7),
-            "non-AVC video reached the sink: {:02x?}",
-            &data[..data.len().min(8)]
-        );
+    fn video(&mut self, video: Video) -> Result<(), SinkError> {
+        // flv.rs forwards AVC only, parsed: a non-empty configuration or a non-empty frame.
+        match video {
+            Video::Config(record) => assert!(!record.is_empty(), "empty AVC configuration reached the sink"),
+            Video::Frame(frame) => assert!(!frame.nalus.is_empty(), "empty AVC frame reached the sink"),
+        }
         record(|o| o.video += 1);
         Ok(())
     }
 
-    fn audio(&mut self, _timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        assert!(
-            data.first().is_some_and(|&b| b >> 4 == 10),
-            "non-AAC audio reached the sink: {:02x?}",
-            &data[..data.len().min(8)]
-        );
+    fn audio(&mut self, audio: Audio) -> Result<(), SinkError> {
+        match audio {
+            Audio::Config(config) => assert!(!config.is_empty(), "empty AAC configuration reached the sink"),
+            Audio::Frame(frame) => assert!(!frame.data.is_empty(), "empty AAC frame reached the sink"),
+        }
         record(|o| o.audio += 1);
         Ok(())
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hawker_ingest::{
-    EndReason, IngestStats, Limits, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, Server,
-    SinkError,
+    Audio, EndReason, IngestStats, Limits, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal,
+    Server, SinkError, Video,
 };
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::rml_amf0::Amf0Value;
@@ -43,8 +43,8 @@ pub fn panic_key(label: &str) -> String {
 
 #[derive(Debug, Clone)]
 pub enum Rec {
-    Video(u32, Bytes),
-    Audio(u32, Bytes),
+    Video(Video),
+    Audio(Audio),
     End(EndReason, Instant),
     Refused(Instant),
 }
@@ -73,16 +73,16 @@ impl TestSink {
 }
 
 impl MediaSink for TestSink {
-    fn video(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
+    fn video(&mut self, video: Video) -> Result<(), SinkError> {
         if self.panic_on_video {
             panic!("test sink panics on purpose");
         }
-        self.send(Rec::Video(timestamp_ms, data));
+        self.send(Rec::Video(video));
         Ok(())
     }
 
-    fn audio(&mut self, timestamp_ms: u32, data: Bytes) -> Result<(), SinkError> {
-        self.send(Rec::Audio(timestamp_ms, data));
+    fn audio(&mut self, audio: Audio) -> Result<(), SinkError> {
+        self.send(Rec::Audio(audio));
         Ok(())
     }
 
@@ -242,8 +242,10 @@ impl TestServer {
 pub fn summary(recs: &[Rec]) -> Vec<String> {
     recs.iter()
         .map(|r| match r {
-            Rec::Video(ts, d) => format!("video@{ts}:{:02x?}", &d[..d.len().min(2)]),
-            Rec::Audio(ts, d) => format!("audio@{ts}:{:02x?}", &d[..d.len().min(2)]),
+            Rec::Video(Video::Config(_)) => "video config".to_owned(),
+            Rec::Video(Video::Frame(f)) => format!("video@{}{}", f.dts_ms, if f.keyframe { " key" } else { "" }),
+            Rec::Audio(Audio::Config(_)) => "audio config".to_owned(),
+            Rec::Audio(Audio::Frame(f)) => format!("audio@{}", f.pts_ms),
             Rec::End(reason, _) => format!("end:{reason:?}"),
             Rec::Refused(_) => "refused".to_owned(),
         })

@@ -1,0 +1,352 @@
+//! What live streams cost the server, N at once, hawker against nginx-rtmp (issue 11's figures).
+//!
+//! Each round publishes N copies of one 720p30 3 Mb/s H.264 + AAC input in real time
+//! (`ffmpeg -re -i … -c copy -f flv rtmp://…`, N processes on this machine) to one server, then
+//! the same to the next server, on the same input in the same run:
+//! - hawker with its defaults (LL-HLS on, posters every 10 s);
+//! - hawker lean (`--ll-hls false --poster-interval 0`);
+//! - nginx with Debian's RTMP module (`live on; hls on; hls_fragment 2s`), one worker.
+//!
+//! Printed per round: server CPU-s per stream (utime+stime of the server's processes, from just
+//! before the publishers start until 3 s after the last one ends), memory above the idle server
+//! per stream (peak RSS sampled every 250 ms, less the RSS before publishing), publishers that
+//! finished on time (within the media's length + 3 s: a server that cannot keep up slows them
+//! through TCP back-pressure) and the least media any stream's stored playlist holds.
+//!
+//! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
+//! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
+//! `-- --capacity` to find the most streams each server keeps up with (30 s rounds, growing N).
+//! Needs ffmpeg, nginx-light and libnginx-mod-rtmp (`make bench-deps`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// After the last publisher ends, time for the last segments to be written.
+const SETTLE: Duration = Duration::from_secs(3);
+/// A publisher on time ends within the media's length plus this.
+const ON_TIME_SLACK: f64 = 3.0;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    HawkerDefaults,
+    HawkerLean,
+    Nginx,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::HawkerDefaults => "hawker (defaults: LL-HLS, posters)",
+            Kind::HawkerLean => "hawker (LL-HLS off, no posters)",
+            Kind::Nginx => "nginx-rtmp",
+        }
+    }
+}
+
+/// The 60 s 720p30 3 Mb/s input of bench/slice.sh, made once.
+fn input() -> PathBuf {
+    let out = Path::new(ROOT).join("bench/out");
+    let input = out.join("test720.flv");
+    if !input.exists() {
+        std::fs::create_dir_all(&out).unwrap();
+        eprintln!("[streams] making the 60 s 720p input once: {}", input.display());
+        let tmp = out.join("test720.flv.tmp");
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60"])
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M"])
+            .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-profile:v", "high"])
+            .args(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "flv"])
+            .arg(&tmp)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "making the input failed");
+        std::fs::rename(&tmp, &input).unwrap();
+    }
+    input
+}
+
+/// Resident set of a process now, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A server under test: its processes, and how to publish to and read back stream `i`.
+enum Target {
+    Hawker { server: Server, streams: Vec<(String, String, String)>, seller: String },
+    Nginx { child: std::process::Child, pids: Vec<u32>, port: u16, dir: tempfile::TempDir },
+}
+
+impl Target {
+    async fn start(kind: Kind, n: usize) -> Self {
+        let cap = ["--rtmp-max-connections-per-ip", "10000", "--rtmp-max-connections", "10000"];
+        match kind {
+            Kind::HawkerDefaults | Kind::HawkerLean => {
+                let lean = ["--ll-hls", "false", "--poster-interval", "0"];
+                let extra: Vec<&str> = match kind {
+                    Kind::HawkerLean => cap.iter().chain(&lean).copied().collect(),
+                    _ => cap.to_vec(),
+                };
+                let server = Server::start_with(&extra);
+                let seller = server.user("seller", "seller");
+                let mut streams = Vec::new();
+                for i in 0..n {
+                    let created = server.create_stream(&seller, &format!("bench {i}")).await;
+                    let field = |name: &str| created[name].as_str().unwrap().to_owned();
+                    streams.push((field("id"), field("playback_id"), field("stream_key")));
+                }
+                Target::Hawker { server, streams, seller }
+            }
+            Kind::Nginx => start_nginx(),
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Target::Hawker { server, .. } => vec![server.pid()],
+            Target::Nginx { pids, .. } => pids.clone(),
+        }
+    }
+
+    fn url(&self, i: usize) -> String {
+        match self {
+            Target::Hawker { server, streams, .. } => format!("{}/{}", server.rtmp, streams[i].2),
+            Target::Nginx { port, .. } => format!("rtmp://127.0.0.1:{port}/live/s{i}"),
+        }
+    }
+
+    /// Seconds of media each stream's stored playlist lists, after the publishers left.
+    async fn packaged(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        match self {
+            Target::Hawker { server, streams, seller } => {
+                for (id, pid, _) in streams {
+                    let path = format!("/api/v1/streams/{id}/end");
+                    let (status, _) =
+                        server.call("POST", &path, Some(seller), Some(serde_json::json!({"action": "save"}))).await;
+                    let (code, text) = server.get_text(&format!("/hls/{pid}/v0/index.m3u8")).await;
+                    out.push(if status == 200 && code == 200 { total_duration(&parse_media(&text)) } else { 0.0 });
+                }
+            }
+            Target::Nginx { dir, .. } => {
+                let mut i = 0;
+                while let Ok(text) = std::fs::read_to_string(dir.path().join(format!("hls/s{i}.m3u8"))) {
+                    out.push(total_duration(&parse_media(&text)));
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Target::Nginx { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_nginx() -> Target {
+    let module = ["/usr/lib/nginx/modules/ngx_rtmp_module.so"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("ngx_rtmp_module.so: make bench-deps installs libnginx-mod-rtmp");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("hls")).unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // As root the workers would drop to nobody and could not write into the temp dir.
+    let user = if running_as_root() { "user root root;" } else { "" };
+    let d = dir.path().display();
+    let conf = format!(
+        "load_module {module};\n{user}\ndaemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/logs/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+         application live {{ live on; record off; hls on; hls_path {d}/hls; hls_fragment 2s; hls_playlist_length 120s; }} }} }}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let nginx = ["/usr/sbin/nginx", "nginx"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("nginx");
+    let child = Command::new(nginx)
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("logs/error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx (make bench-deps)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let master = child.id();
+    let workers = Command::new("pgrep").arg("-P").arg(master.to_string()).output().expect("pgrep");
+    let mut pids = vec![master];
+    pids.extend(String::from_utf8_lossy(&workers.stdout).lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    assert!(pids.len() > 1, "no nginx worker");
+    Target::Nginx { child, pids, port, dir }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().next() == Some("0")))
+        .unwrap_or(false)
+}
+
+struct Round {
+    kind: Kind,
+    streams: usize,
+    cpu_per_stream: f64,
+    mb_per_stream: f64,
+    on_time: usize,
+    least_packaged: f64,
+}
+
+/// One round: `n` publishers of `seconds` of the input to a fresh server of `kind`.
+async fn round(kind: Kind, n: usize, seconds: u32, input: &Path) -> Round {
+    let target = Target::start(kind, n).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pids = target.pids();
+    let idle_rss: u64 = pids.iter().map(|&p| rss(p)).sum();
+    let cpu_before: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    let started = Instant::now();
+    let publishers: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::process::Command::new("ffmpeg")
+                .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-t", &seconds.to_string(), "-i"])
+                .arg(input)
+                .args(["-c", "copy", "-f", "flv", &target.url(i)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start ffmpeg")
+        })
+        .collect();
+    let sampler_pids = pids.clone();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0u64;
+        loop {
+            peak = peak.max(sampler_pids.iter().map(|&p| rss(p)).sum());
+            tokio::select! {
+                _ = &mut stop_rx => return peak,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    });
+    let mut on_time = 0;
+    for mut publisher in publishers {
+        let _ = publisher.wait().await;
+        // Publishers end in the order they started, within a few ms of each other.
+        on_time += usize::from(started.elapsed().as_secs_f64() <= f64::from(seconds) + ON_TIME_SLACK);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - cpu_before;
+    let _ = stop_tx.send(());
+    let peak = sampler.await.unwrap();
+    let packaged = target.packaged().await;
+    let least_packaged = if packaged.len() == n { packaged.iter().copied().fold(f64::MAX, f64::min) } else { 0.0 };
+    Round {
+        kind,
+        streams: n,
+        cpu_per_stream: cpu / n as f64,
+        mb_per_stream: peak.saturating_sub(idle_rss) as f64 / n as f64 / (1024.0 * 1024.0),
+        on_time,
+        least_packaged,
+    }
+}
+
+fn kept_up(r: &Round, seconds: u32) -> bool {
+    r.on_time == r.streams && r.least_packaged >= f64::from(seconds) - 3.0
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1)?.parse().ok()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let input = input();
+    let kinds = [Kind::HawkerDefaults, Kind::HawkerLean, Kind::Nginx];
+    if args.iter().any(|a| a == "--capacity") {
+        let seconds = arg(&args, "--seconds").unwrap_or(30);
+        println!("most concurrent {seconds} s 720p30 3 Mb/s streams kept up with (publishers on this machine)");
+        for kind in kinds {
+            let mut best = 0;
+            for n in [16, 32, 48, 64, 96, 128, 160, 200] {
+                let r = round(kind, n, seconds, &input).await;
+                eprintln!(
+                    "[streams] {} x{n}: {}/{n} on time, least packaged {:.1} s, {:.3} CPU-s/stream",
+                    kind.label(),
+                    r.on_time,
+                    r.least_packaged,
+                    r.cpu_per_stream
+                );
+                if !kept_up(&r, seconds) {
+                    break;
+                }
+                best = n;
+            }
+            println!("{:<36} {best}", kind.label());
+        }
+        return;
+    }
+    let seconds = arg(&args, "--seconds").unwrap_or(60);
+    let counts: Vec<usize> = arg::<String>(&args, "--streams")
+        .unwrap_or_else(|| "1,8,32".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    println!("{seconds} s 720p30 3 Mb/s H.264 + AAC per stream, ffmpeg -re -c copy publishers on this machine");
+    println!(
+        "{:>7}  {:<36} {:>12} {:>9} {:>11} {:>8} {:>9}",
+        "streams", "server", "CPU-s/stream", "vs nginx", "MB/stream", "on time", "packaged"
+    );
+    for n in counts {
+        let mut rounds = Vec::new();
+        for kind in kinds {
+            rounds.push(round(kind, n, seconds, &input).await);
+        }
+        let nginx = rounds.iter().find(|r| r.kind == Kind::Nginx).map_or(f64::NAN, |r| r.cpu_per_stream);
+        for r in &rounds {
+            println!(
+                "{:>7}  {:<36} {:>12.3} {:>9.2} {:>11.2} {:>5}/{:<2} {:>8.1}s",
+                r.streams,
+                r.kind.label(),
+                r.cpu_per_stream,
+                r.cpu_per_stream / nginx,
+                r.mb_per_stream,
+                r.on_time,
+                r.streams,
+                r.least_packaged
+            );
+        }
+    }
+    println!(
+        "CPU: utime+stime of the server's processes (nginx: master + worker), publish start to 3 s after the end."
+    );
+    println!("MB/stream: (peak RSS while publishing - RSS of the idle server) / streams.");
+}

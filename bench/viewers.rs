@@ -1,0 +1,241 @@
+//! LL-HLS viewers one hawker node serves (issue 11's figures): real HTTP traffic against one
+//! live stream, as hls.js makes it in low-latency mode.
+//!
+//! hawker runs with its defaults (LL-HLS on, 200 ms parts, posters on); ffmpeg publishes the
+//! 720p30 3 Mb/s input of bench/slice.sh in real time, looped. Each viewer holds one HTTP/1.1
+//! connection and loops: a blocking playlist reload for the part its last playlist hinted
+//! (`_HLS_msn`, `_HLS_part`), then that part. Viewers are added in steps; each step is measured
+//! over a window after a warm-up:
+//! - blocking-reload wait (request sent → whole playlist received): median and p99;
+//! - part fetch: p99;
+//! - at the live edge: the share of reloads whose playlist's newest part was the one asked for
+//!   (a viewer behind gets a newer playlist at once);
+//! - server CPU-s per viewer-minute: the server's CPU over the window, less what the stream
+//!   costs with no viewer, per viewer and minute; the load generator's own CPU beside it.
+//!
+//! A step keeps up when the p99 wait is at most the part target + 50 ms, at least 99 % of the
+//! reloads are at the live edge, and no request failed. Run: `cargo bench --bench viewers`
+//! (`-- --steps 250,500,1000,2000 --window 20`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use tokio::sync::Mutex;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const PART_TARGET_MS: f64 = 200.0;
+const WARM_UP: Duration = Duration::from_secs(5);
+
+/// What the viewers saw during a measurement window.
+#[derive(Default)]
+struct Samples {
+    reload_ms: Vec<f64>,
+    part_ms: Vec<f64>,
+    at_edge: u64,
+    behind: u64,
+    errors: u64,
+}
+
+struct Shared {
+    recording: AtomicBool,
+    samples: Mutex<Samples>,
+}
+
+/// (MSN, part) of the playlist's preload hint.
+fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(playlist).ok()?;
+    let at = text.rfind("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg")?;
+    let rest = &text[at + "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg".len()..];
+    let (name, _) = rest.split_once(".m4s")?;
+    let (msn, part) = name.split_once('.')?;
+    Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> Result<(u16, Bytes), String> {
+    let request = hyper::Request::get(path).header("host", host).body(Empty::new()).map_err(|e| e.to_string())?;
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, body))
+}
+
+/// One viewer on its own connection, until `stop`.
+async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let Ok(stream) = tokio::net::TcpStream::connect(&addr).await else {
+        shared.samples.lock().await.errors += 1;
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+    else {
+        shared.samples.lock().await.errors += 1;
+        return;
+    };
+    tokio::spawn(connection);
+    let playlist = format!("/hls/{pid}/v0/index.m3u8");
+    let mut hint = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some((msn, part)) = hint else {
+            hint = match get(&mut sender, &addr, &playlist).await {
+                Ok((200, body)) => preload_hint(&body),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    None
+                }
+            };
+            continue;
+        };
+        let started = Instant::now();
+        let reload = get(&mut sender, &addr, &format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}")).await;
+        let reload_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let next = match &reload {
+            Ok((200, body)) => preload_hint(body),
+            _ => None,
+        };
+        let started = Instant::now();
+        let fetched = get(&mut sender, &addr, &format!("/hls/{pid}/v0/seg{msn:06}.{part}.m4s")).await;
+        let part_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if shared.recording.load(Ordering::Relaxed) {
+            let mut s = shared.samples.lock().await;
+            match (next, &fetched) {
+                (Some((m, p)), Ok((200, _))) => {
+                    s.reload_ms.push(reload_ms);
+                    s.part_ms.push(part_ms);
+                    // The newest part is the one just before the new hint.
+                    let edge = (m == msn && p == part + 1) || (m == msn + 1 && p == 0);
+                    if edge { s.at_edge += 1 } else { s.behind += 1 }
+                }
+                _ => s.errors += 1,
+            }
+        }
+        hint = next;
+        if hint.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[((values.len() - 1) as f64 * p).round() as usize]
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let steps: Vec<usize> = arg(&args, "--steps")
+        .unwrap_or_else(|| "250,500,1000,2000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let window = Duration::from_secs(arg(&args, "--window").and_then(|w| w.parse().ok()).unwrap_or(20));
+    let input = Path::new(ROOT).join("bench/out/test720.flv");
+    assert!(input.exists(), "run `cargo bench --bench streams` once first: it makes {}", input.display());
+
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "viewers").await;
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["playback_id"].as_str().unwrap().to_owned(),
+        created["stream_key"].as_str().unwrap().to_owned(),
+    );
+    let mut publisher = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(&input)
+        .args(["-c", "copy", "-f", "flv", &format!("{}/{key}", server.rtmp)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start ffmpeg");
+    server.wait_for_status(&id, "live", Duration::from_secs(10)).await;
+    server.wait_for_segments(&pid, 2, Duration::from_secs(20)).await;
+
+    // What the stream costs with nobody watching.
+    let (me, hawker) = (std::process::id(), server.pid());
+    let before = cpu_seconds(hawker);
+    tokio::time::sleep(window).await;
+    let idle_rate = (cpu_seconds(hawker) - before) / window.as_secs_f64();
+
+    let addr = server.http.trim_start_matches("http://").to_owned();
+    let shared = Arc::new(Shared { recording: AtomicBool::new(false), samples: Mutex::new(Samples::default()) });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = 0;
+    let mut best = 0;
+    println!(
+        "one 720p30 3 Mb/s live stream, LL-HLS 200 ms parts; viewers: blocking reload for the hinted part, then the part"
+    );
+    println!("server CPU with no viewer: {idle_rate:.4} CPU-s per second");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10} {:>9} {:>7} {:>16} {:>14} {:>9}",
+        "viewers",
+        "wait p50",
+        "wait p99",
+        "part p99",
+        "at edge",
+        "errors",
+        "CPU-s/viewer-min",
+        "server cores",
+        "loadgen"
+    );
+    for target in steps {
+        while running < target {
+            tokio::spawn(viewer(addr.clone(), pid.clone(), shared.clone(), stop.clone()));
+            running += 1;
+        }
+        tokio::time::sleep(WARM_UP).await;
+        *shared.samples.lock().await = Samples::default();
+        let (server_before, me_before, started) = (cpu_seconds(hawker), cpu_seconds(me), Instant::now());
+        shared.recording.store(true, Ordering::Relaxed);
+        tokio::time::sleep(window).await;
+        shared.recording.store(false, Ordering::Relaxed);
+        let seconds = started.elapsed().as_secs_f64();
+        let server_cpu = cpu_seconds(hawker) - server_before;
+        let loadgen_cpu = cpu_seconds(me) - me_before;
+        let mut s = std::mem::take(&mut *shared.samples.lock().await);
+        let per_viewer_minute = (server_cpu - idle_rate * seconds) / (running as f64 * seconds / 60.0);
+        let reloads = s.at_edge + s.behind;
+        let at_edge = if reloads > 0 { s.at_edge as f64 / reloads as f64 } else { 0.0 };
+        let (p50, p99) = (percentile(&mut s.reload_ms, 0.5), percentile(&mut s.reload_ms, 0.99));
+        let part_p99 = percentile(&mut s.part_ms, 0.99);
+        println!(
+            "{running:>8} {p50:>8.0}ms {p99:>8.0}ms {part_p99:>8.0}ms {:>8.1}% {:>7} {per_viewer_minute:>16.4} {:>14.2} {:>8.2}c",
+            at_edge * 100.0,
+            s.errors,
+            server_cpu / seconds,
+            loadgen_cpu / seconds
+        );
+        if p99 <= PART_TARGET_MS + 50.0 && at_edge >= 0.99 && s.errors == 0 && reloads > 0 {
+            best = running;
+        } else {
+            break;
+        }
+    }
+    println!(
+        "most viewers kept at the live edge (p99 wait <= {} ms, >= 99 % at the edge): {best}",
+        PART_TARGET_MS + 50.0
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = publisher.kill().await;
+}

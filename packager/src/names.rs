@@ -1,0 +1,133 @@
+//! Every object name of a stream's HLS, in one place. Storage keys mirror the HLS paths:
+//! `/hls/{playback_id}/{path}` is stored as `streams/{playback_id}/{path}`.
+//!
+//! - `index.m3u8`: the multivariant playlist naming `{rendition}/index.m3u8` for the source
+//!   (`v0`) and each rung of an ABR ladder
+//! - `{rendition}/index.m3u8` (a URL, not an object): the live playlist from the packager's
+//!   memory while the stream is on air (`_HLS_skip` gives its delta update), the replay's
+//!   playlist otherwise
+//! - `{rendition}/replay.m3u8`: the replay, VOD + ENDLIST, written when the stream is saved
+//! - `{rendition}/journal{K:05}.m3u8`: while live, the replay so far in chunks of
+//!   `JOURNAL_CHUNK` segments, each a small EVENT playlist (only the newest chunk is rewritten
+//!   per segment, so the cost per segment stays flat); live-only, removed once saved
+//! - `{rendition}/init{N}.mp4` (one per publish), `{rendition}/seg{MSN:06}.m4s`
+//! - `{rendition}/seg{MSN:06}.{i}.m4s`: LL-HLS part `i` of a segment (the segment object holds
+//!   the same bytes); live-only, removed once saved
+//! - `poster.jpg`: a JPEG of a recent keyframe, refreshed while live, kept for the replay
+
+/// The source rendition's folder: the publisher's H.264, passed through.
+pub const SOURCE_RENDITION: &str = "v0";
+
+/// Segments per replay journal chunk.
+pub(crate) const JOURNAL_CHUNK: usize = 150;
+
+/// Prefix of every stored object of one stream.
+pub fn stream_prefix(playback_id: &str) -> String {
+    format!("streams/{playback_id}/")
+}
+
+/// Key of object `name` of a rendition.
+pub(crate) fn key(playback_id: &str, rendition: &str, name: &str) -> String {
+    format!("streams/{playback_id}/{rendition}/{name}")
+}
+
+pub(crate) fn multivariant_key(playback_id: &str) -> String {
+    format!("streams/{playback_id}/index.m3u8")
+}
+
+pub(crate) fn replay_key(playback_id: &str, rendition: &str) -> String {
+    key(playback_id, rendition, "replay.m3u8")
+}
+
+pub(crate) fn journal_key(playback_id: &str, rendition: &str, chunk: usize) -> String {
+    key(playback_id, rendition, &format!("journal{chunk:05}.m3u8"))
+}
+
+pub(crate) fn poster_key(playback_id: &str) -> String {
+    format!("streams/{playback_id}/poster.jpg")
+}
+
+pub(crate) fn init_uri(init: u32) -> String {
+    format!("init{init}.mp4")
+}
+
+pub(crate) fn segment_uri(msn: u64) -> String {
+    format!("seg{msn:06}.m4s")
+}
+
+pub(crate) fn part_uri(msn: u64, index: usize) -> String {
+    format!("seg{msn:06}.{index}.m4s")
+}
+
+/// What a path under `/hls/{playback_id}/` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HlsPath {
+    /// `{rendition}/index.m3u8`: a rendition's media playlist.
+    MediaPlaylist { rendition: String },
+    /// `{rendition}/seg{MSN}.{i}.m4s`: an LL-HLS part.
+    Part { rendition: String, msn: u64, index: u64 },
+    /// Any other object (multivariant playlist, init, segment, poster).
+    Object,
+}
+
+pub fn resolve(path: &str) -> HlsPath {
+    let Some((rendition, name)) = path.split_once('/') else { return HlsPath::Object };
+    if name.contains('/') {
+        return HlsPath::Object;
+    }
+    let rendition = rendition.to_owned();
+    if name == "index.m3u8" {
+        return HlsPath::MediaPlaylist { rendition };
+    }
+    match part_of(name) {
+        Some((msn, index)) => HlsPath::Part { rendition, msn, index },
+        None => HlsPath::Object,
+    }
+}
+
+/// (MSN, part index) of a part object name `seg{MSN:06}.{i}.m4s`.
+fn part_of(name: &str) -> Option<(u64, u64)> {
+    let (msn, index) = name.strip_prefix("seg")?.strip_suffix(".m4s")?.split_once('.')?;
+    Some((msn.parse().ok()?, index.parse().ok()?))
+}
+
+/// The stored object a request for `path` reads when the packager's memory does not answer
+/// it: a media playlist is the replay's.
+pub fn object_key(playback_id: &str, path: &str) -> String {
+    match resolve(path) {
+        HlsPath::MediaPlaylist { rendition } => replay_key(playback_id, &rendition),
+        HlsPath::Part { .. } | HlsPath::Object => format!("{}{path}", stream_prefix(playback_id)),
+    }
+}
+
+/// Whether a stored object (its name within a rendition folder) is needed only while live.
+pub(crate) fn is_live_only(name: &str) -> bool {
+    part_of(name).is_some() || (name.starts_with("journal") && name.ends_with(".m3u8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve() {
+        assert_eq!(resolve("v0/index.m3u8"), HlsPath::MediaPlaylist { rendition: "v0".into() });
+        assert_eq!(resolve("v0/seg000012.3.m4s"), HlsPath::Part { rendition: "v0".into(), msn: 12, index: 3 });
+        assert_eq!(resolve("v0/seg000012.m4s"), HlsPath::Object);
+        assert_eq!(resolve("v0/init0.mp4"), HlsPath::Object);
+        assert_eq!(resolve("index.m3u8"), HlsPath::Object);
+        assert_eq!(resolve("v0/x/index.m3u8"), HlsPath::Object);
+        assert_eq!(object_key("p", "v0/index.m3u8"), "streams/p/v0/replay.m3u8");
+        assert_eq!(object_key("p", "v0/seg000001.m4s"), "streams/p/v0/seg000001.m4s");
+        assert_eq!(object_key("p", "poster.jpg"), "streams/p/poster.jpg");
+    }
+
+    #[test]
+    fn live_only_objects() {
+        assert!(is_live_only(&part_uri(7, 2)));
+        assert!(is_live_only("journal00000.m3u8"));
+        assert!(!is_live_only(&segment_uri(7)));
+        assert!(!is_live_only(&init_uri(0)));
+        assert!(!is_live_only("replay.m3u8"));
+    }
+}
