@@ -785,6 +785,42 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_in_the_open_segment_waits_for_it_to_complete() {
+        let segments = stream();
+        let last = segments.last().unwrap();
+        let end = last.pdt + chrono::Duration::milliseconds(last.duration_ms as i64);
+        let mut open = seg(6, 2, 200, false);
+        open.pdt = end;
+        open.parts = vec![Part { duration_ms: 200, independent: true }];
+        let pin = DateRange { id: "pin".into(), class: "c".into(), start: end, end: None, attributes: vec![] };
+        let markers = [pin];
+        let live = |segments: &[Segment], open| {
+            ll_view(segments, open, false, &markers) + &ll_view(segments, open, true, &markers)
+        };
+        assert!(!live(&segments, Some(&open)).contains("ID=\"pin\""), "listed while its segment is open");
+        let mut completed = segments.clone();
+        completed.push(open.clone());
+        assert!(live(&completed, None).contains("ID=\"pin\""));
+    }
+
+    #[test]
+    fn live_playlists_of_a_window_slice_count_earlier_discontinuities() {
+        let all = stream();
+        let full = render_media(&all, Kind::Live { window: 2, ended: false }, 2);
+        let slice = render(&View {
+            segments: &all[4..],
+            discontinuities_before: all[..4].iter().filter(|s| s.discontinuity).count(),
+            open: None,
+            kind: Kind::Live { window: 2, ended: false },
+            min_target_secs: 2,
+            low_latency: None,
+            markers: &[],
+            reports: &[],
+        });
+        assert_eq!(full, slice);
+    }
+
+    #[test]
     fn multivariant_names_the_index_alias() {
         let source = Variant {
             name: "v0".into(),

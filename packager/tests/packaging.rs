@@ -559,3 +559,63 @@ async fn abr_ladder_renditions_are_aligned() {
     }
     assert!(counts.iter().all(|c| *c == counts[0] && *c > n), "{counts:?}");
 }
+
+/// A long stream's replay: a journal of 150-segment chunks, of which only the newest is
+/// rewritten per segment (flat cost however long the stream runs), read back whole on resume
+/// and replaced by one VOD playlist when saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_journal_rolls_over_in_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A keyframe every 3 frames and 0.1 s segments: 200 segments from 20 s of video.
+    let flv = dir.path().join("short-gops.flv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30", "-t", "20"])
+        .args(["-c:v", "libx264", "-g", "3", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "flv"])
+        .arg(&flv)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let tags = read_flv(&flv);
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let config = PackagerConfig {
+        segment_duration: Duration::from_millis(100),
+        poster_interval: Duration::ZERO,
+        part_duration: None,
+        ..PackagerConfig::default()
+    };
+    let packager = Packager::new(store.clone(), config).expect("packager");
+    let stream = packager.open("pidlong").await.expect("open");
+    let mut progress = stream.progress();
+    let mut feed = stream.start_publish().expect("publish");
+    push_all(&mut feed, &tags);
+    feed.end();
+    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|p| p.last_segment >= Some(198)))
+        .await
+        .expect("200 segments within 60 s")
+        .expect("progress");
+    let chunk = |k: usize| dir.path().join(format!("store/streams/pidlong/v0/journal{k:05}.m3u8"));
+    let first = std::fs::read_to_string(chunk(0)).expect("first chunk");
+    assert_eq!(media_playlist(first.as_bytes()).segments.len(), 150, "a full chunk");
+    let sealed_at = std::fs::metadata(chunk(0)).unwrap().modified().unwrap();
+    let second = media_playlist(&std::fs::read(chunk(1)).expect("second chunk"));
+    assert_eq!(second.segments[0].uri, "seg000150.m4s");
+    stream.finish(false).await.expect("finish");
+    assert_eq!(std::fs::metadata(chunk(0)).unwrap().modified().unwrap(), sealed_at, "a full chunk is not rewritten");
+
+    // A restart resumes from the journal, numbering on.
+    let so_far = media_playlist(&packager.replay_playlist("pidlong", "v0").await.unwrap().expect("replay so far"));
+    let n = so_far.segments.len();
+    assert!(n >= 199, "{n} segments");
+    let stream = packager.open("pidlong").await.expect("reopen");
+    let mut feed = stream.start_publish().expect("publish 2");
+    push_all(&mut feed, &tags[..tags.len() / 10]);
+    feed.end();
+    stream.finish(true).await.expect("save");
+    let vod = media_playlist(&get(&store, "streams/pidlong/v0/replay.m3u8").await.expect("replay"));
+    assert_eq!(vod.playlist_type, Some(MediaPlaylistType::Vod));
+    assert!(vod.segments.len() > n);
+    assert_eq!(vod.segments[n].uri, format!("seg{n:06}.m4s"));
+    assert!(vod.segments[n].discontinuity);
+    assert_eq!(vod.segments[..n], so_far.segments[..]);
+    assert_eq!(live_only_objects(&store, "pidlong").await, Vec::<String>::new());
+}
