@@ -16,7 +16,8 @@
 //! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
 //! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
 //! `-- --capacity` to find the most streams each server keeps up with (30 s rounds, growing N).
-//! Needs ffmpeg, nginx-light and libnginx-mod-rtmp (`make bench-deps`).
+//! Needs ffmpeg, nginx-light and libnginx-mod-rtmp (`make bench-deps`). `HAWKER_BIN=path`
+//! measures another hawker binary (e.g. an earlier commit's) in place of this build's.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -92,7 +93,13 @@ enum Target {
 
 impl Target {
     async fn start(kind: Kind, n: usize) -> Self {
-        let cap = ["--rtmp-max-connections-per-ip", "10000", "--rtmp-max-connections", "10000"];
+        // Every publisher comes from 127.0.0.1: raise the per-address cap (a binary from before
+        // the cap was a setting, run through HAWKER_BIN, has a fixed cap of 20).
+        let settable = Command::new(hawker_bin()).args(["serve", "--help"]).output().expect("hawker runs");
+        let cap: &[&str] = match String::from_utf8_lossy(&settable.stdout).contains("--rtmp-max-connections-per-ip") {
+            true => &["--rtmp-max-connections-per-ip", "10000", "--rtmp-max-connections", "10000"],
+            false => &[],
+        };
         match kind {
             Kind::HawkerDefaults | Kind::HawkerLean => {
                 let lean = ["--ll-hls", "false", "--poster-interval", "0"];

@@ -258,6 +258,7 @@ impl hawker_api::LiveHls for LiveControl {
         match names::resolve(path) {
             names::HlsPath::MediaPlaylist { rendition } => HlsPath::MediaPlaylist { rendition },
             names::HlsPath::Part { rendition, msn, index } => HlsPath::Part { rendition, msn, index },
+            names::HlsPath::Poster => HlsPath::Poster,
             names::HlsPath::Object => HlsPath::Object,
         }
     }
@@ -276,6 +277,11 @@ impl hawker_api::LiveHls for LiveControl {
 
     fn live_edge(&self, stream_id: &str) -> Option<DateTime<Utc>> {
         self.live_state(stream_id)?.live_edge()
+    }
+
+    async fn poster(&self, stream_id: &str) -> Option<Bytes> {
+        let packager = self.live.on_air().get(stream_id).map(|on_air| on_air.packager.clone())?;
+        packager.poster().await
     }
 
     async fn stored_playlist(&self, playback_id: &str, rendition: &str) -> anyhow::Result<Option<Bytes>> {

@@ -87,7 +87,7 @@ struct ServeArgs {
     /// Segments in the live playlist [default: 6]
     #[arg(long, env = "HAWKER_LIVE_WINDOW")]
     live_window: Option<usize>,
-    /// Seconds between poster (poster.jpg) refreshes of a live stream; 0 turns posters off [default: 10]
+    /// Oldest poster (poster.jpg) a request gets while live; posters are made on request; 0 turns them off [default: 10]
     #[arg(long, env = "HAWKER_POSTER_INTERVAL")]
     poster_interval: Option<f64>,
     /// LL-HLS (parts, blocking playlist reload) in the live playlists; turn it off behind a

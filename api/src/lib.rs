@@ -62,6 +62,9 @@ pub trait LiveHls: Send + Sync + 'static {
     fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes>;
     /// Program date-time of the newest media of a stream packaged here.
     fn live_edge(&self, stream_id: &str) -> Option<DateTime<Utc>>;
+    /// A recent picture of a stream packaged here (made on request, at most once per poster
+    /// interval); `None`: not packaged here, or no picture yet.
+    async fn poster(&self, stream_id: &str) -> Option<Bytes>;
     /// A rendition's stored playlist, for a stream not packaged here: the replay (growing
     /// while the stream is still on air, e.g. after a restart).
     async fn stored_playlist(&self, playback_id: &str, rendition: &str) -> anyhow::Result<Option<Bytes>>;
@@ -78,6 +81,8 @@ pub enum HlsPath {
     MediaPlaylist { rendition: String },
     /// An LL-HLS part: part `index` of segment `msn`.
     Part { rendition: String, msn: u64, index: u64 },
+    /// The stream's poster.
+    Poster,
     /// Any other object.
     Object,
 }

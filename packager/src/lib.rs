@@ -59,7 +59,8 @@ pub struct PackagerConfig {
     pub segment_duration: Duration,
     /// Segments kept in the live playlist.
     pub live_window: usize,
-    /// How often a live stream's poster (`poster.jpg`) is refreshed; zero: no posters.
+    /// The oldest poster (`poster.jpg`) a request gets while live (posters are made on
+    /// request, from the first keyframe, and at the end); zero: no posters.
     pub poster_interval: Duration,
     /// LL-HLS part duration (PART-TARGET); `None` turns LL-HLS off (plain HLS, e.g. behind
     /// a CDN that does not hold blocking playlist requests).
@@ -389,6 +390,12 @@ impl StreamPackager {
     /// The stream's live HLS as viewers are served it.
     pub fn live(&self) -> LiveState {
         self.inner.live.clone()
+    }
+
+    /// A poster of a recent keyframe, made now if the last one is older than the poster
+    /// interval; `None` with posters off or before the first keyframe.
+    pub async fn poster(&self) -> Option<Bytes> {
+        self.inner.posters.as_ref()?.poster().await
     }
 
     /// Inserts a timed marker now: an `EXT-X-DATERANGE` in the live and the replay playlists,

@@ -66,11 +66,16 @@ pub enum HlsPath {
     MediaPlaylist { rendition: String },
     /// `{rendition}/seg{MSN}.{i}.m4s`: an LL-HLS part.
     Part { rendition: String, msn: u64, index: u64 },
+    /// `poster.jpg`: a picture of the stream.
+    Poster,
     /// Any other object (multivariant playlist, init, segment, poster).
     Object,
 }
 
 pub fn resolve(path: &str) -> HlsPath {
+    if path == "poster.jpg" {
+        return HlsPath::Poster;
+    }
     let Some((rendition, name)) = path.split_once('/') else { return HlsPath::Object };
     if name.contains('/') {
         return HlsPath::Object;
@@ -96,7 +101,7 @@ fn part_of(name: &str) -> Option<(u64, u64)> {
 pub fn object_key(playback_id: &str, path: &str) -> String {
     match resolve(path) {
         HlsPath::MediaPlaylist { rendition } => replay_key(playback_id, &rendition),
-        HlsPath::Part { .. } | HlsPath::Object => format!("{}{path}", stream_prefix(playback_id)),
+        HlsPath::Part { .. } | HlsPath::Poster | HlsPath::Object => format!("{}{path}", stream_prefix(playback_id)),
     }
 }
 
@@ -116,6 +121,7 @@ mod tests {
         assert_eq!(resolve("v0/seg000012.m4s"), HlsPath::Object);
         assert_eq!(resolve("v0/init0.mp4"), HlsPath::Object);
         assert_eq!(resolve("index.m3u8"), HlsPath::Object);
+        assert_eq!(resolve("poster.jpg"), HlsPath::Poster);
         assert_eq!(resolve("v0/x/index.m3u8"), HlsPath::Object);
         assert_eq!(object_key("p", "v0/index.m3u8"), "streams/p/v0/replay.m3u8");
         assert_eq!(object_key("p", "v0/seg000001.m4s"), "streams/p/v0/seg000001.m4s");

@@ -1,14 +1,17 @@
-//! Posters: a JPEG of the latest keyframe, stored as `streams/{playback_id}/poster.jpg` every
-//! `poster_interval` while a stream is live. The last one stays: the replay keeps its poster.
+//! Posters: a JPEG of a recent keyframe, `streams/{playback_id}/poster.jpg`. The last one
+//! stays: the replay keeps its poster.
 //!
-//! Cheap by construction: the feed keeps nothing but the AVC decoder configuration; at most
-//! one keyframe per interval is decoded, and every other frame
-//! never reaches a decoder. A poster is a one-shot pipeline on a blocking thread:
+//! Made when someone looks, not on a timer: the feed keeps only the newest keyframe (a
+//! reference to bytes the packager holds anyway) and the AVC configuration; a poster is made
+//! from the first keyframe of a stream (so every live stream has one), then on request when
+//! the one made is older than `poster_interval` and a newer keyframe exists, and once more
+//! when the stream finishes. A stream nobody looks at costs one encode per publish. A poster
+//! is a one-shot pipeline on a blocking thread:
 //! `appsrc(video/x-h264,avc,codec_data) ! h264parse ! identity drop-buffer-flags=delta-unit !
 //! avdec_h264 ! videoconvert ! videoscale ! video/x-raw,width=640 ! jpegenc ! appsink`,
-//! fed one keyframe then EOS, so the decoder's reordering delay never holds a poster back and
-//! no decoder state lives between posters. Only `MAX_CONCURRENT` encodes run at once
-//! server-wide; a keyframe that finds none free is skipped (the next one is tried).
+//! fed one keyframe then EOS, so no decoder state lives between posters. Only
+//! `MAX_CONCURRENT` encodes run at once server-wide; a request that finds none free gets the
+//! poster made before.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,38 +40,34 @@ pub(crate) fn available() -> bool {
     ELEMENTS.iter().all(|f| gst::ElementFactory::find(f).is_some())
 }
 
-/// One keyframe per `interval` of wall time; the first keyframe is always due.
-#[derive(Debug)]
-pub(crate) struct RateLimit {
-    interval: Duration,
-    last: Option<Instant>,
+/// A keyframe a poster can be made from.
+#[derive(Clone)]
+struct Keyframe {
+    codec_data: Bytes,
+    nalus: Bytes,
+    seen: Instant,
 }
 
-impl RateLimit {
-    pub fn new(interval: Duration) -> Self {
-        Self { interval, last: None }
-    }
-
-    /// Whether a keyframe seen at `now` should become a poster. Does not record it: call
-    /// `taken` once it is actually handed to an encoder.
-    pub fn due(&self, now: Instant) -> bool {
-        self.last.is_none_or(|last| now.saturating_duration_since(last) >= self.interval)
-    }
-
-    pub fn taken(&mut self, now: Instant) {
-        self.last = Some(now);
-    }
-}
-
-/// A stream's posters: shared by its publishes. `close` stops every later write.
+/// A stream's posters: shared by its publishes.
 pub(crate) struct Posters {
     store: Arc<dyn Store>,
     playback_id: String,
     interval: Duration,
     rt: Handle,
     permits: Arc<Semaphore>,
-    /// `true` once closed; held across a poster's `put`, so `close` waits for one in flight.
-    closed: Arc<tokio::sync::Mutex<bool>>,
+    /// The newest keyframe; written by the feed on the ingest's task, so a plain mutex.
+    latest: std::sync::Mutex<Option<Keyframe>>,
+    /// One poster made at a time per stream; held across its `put`, so `close` waits for it.
+    made: tokio::sync::Mutex<Made>,
+}
+
+#[derive(Default)]
+struct Made {
+    /// The newest poster and when its keyframe was seen.
+    poster: Option<(Bytes, Instant)>,
+    /// A first poster was asked for (at the stream's first keyframe).
+    started: bool,
+    closed: bool,
 }
 
 /// The server-wide limit on encodes at once.
@@ -84,26 +83,78 @@ impl Posters {
         rt: Handle,
         permits: Arc<Semaphore>,
     ) -> Arc<Self> {
-        Arc::new(Self { store, playback_id, interval, rt, permits, closed: Arc::new(tokio::sync::Mutex::new(false)) })
+        Arc::new(Self {
+            store,
+            playback_id,
+            interval,
+            rt,
+            permits,
+            latest: std::sync::Mutex::new(None),
+            made: tokio::sync::Mutex::new(Made::default()),
+        })
     }
 
     /// The poster side of one publish's feed.
     pub fn feed(self: &Arc<Self>) -> PosterFeed {
-        PosterFeed { posters: self.clone(), codec_data: None, limit: RateLimit::new(self.interval) }
+        PosterFeed { posters: self.clone(), codec_data: None, first_asked: false }
     }
 
-    /// No poster is written once this returns (one being stored is waited for).
+    /// A poster of a recent keyframe: the one made before if it is younger than the interval
+    /// (or no newer keyframe came), else a new one. `None` before the first keyframe.
+    pub async fn poster(&self) -> Option<Bytes> {
+        let mut made = self.made.lock().await;
+        let latest = crate::lock(&self.latest).clone();
+        let fresh = |made: &Made| match (&made.poster, &latest) {
+            (Some((_, seen)), Some(k)) => k.seen <= *seen || seen.elapsed() < self.interval,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !fresh(&made) && !made.closed {
+            self.make(&mut made, latest).await;
+        }
+        made.poster.as_ref().map(|(jpeg, _)| jpeg.clone())
+    }
+
+    /// Encodes `keyframe` and stores the poster; keeps the previous one on failure.
+    async fn make(&self, made: &mut Made, keyframe: Option<Keyframe>) {
+        let Some(Keyframe { codec_data, nalus, seen }) = keyframe else { return };
+        // Every encoder busy: the poster made before stands.
+        let Ok(_permit) = self.permits.clone().try_acquire_owned() else { return };
+        let jpeg = match tokio::task::spawn_blocking(move || encode(&codec_data, nalus)).await {
+            Ok(Ok(jpeg)) => jpeg,
+            Ok(Err(e)) => return tracing::warn!(playback_id = %self.playback_id, "poster failed: {e}"),
+            Err(e) => return tracing::warn!(playback_id = %self.playback_id, "poster task failed: {e}"),
+        };
+        if let Err(e) = self.store.put(&crate::names::poster_key(&self.playback_id), jpeg.clone(), POSTER_META).await {
+            tracing::warn!(playback_id = %self.playback_id, "storing the poster failed: {e}");
+        }
+        made.poster = Some((jpeg, seen));
+    }
+
+    /// The stream is over: a last poster of its newest keyframe (what the replay shows);
+    /// none is written once this returns.
     pub async fn close(&self) {
-        *self.closed.lock().await = true;
+        let mut made = self.made.lock().await;
+        let latest = crate::lock(&self.latest).clone();
+        let newer = match (&made.poster, &latest) {
+            (Some((_, seen)), Some(k)) => k.seen > *seen,
+            (None, latest) => latest.is_some(),
+            (Some(_), None) => false,
+        };
+        if newer && !made.closed {
+            self.make(&mut made, latest).await;
+        }
+        made.closed = true;
     }
 }
 
-/// Watches one publish's video tags for poster keyframes.
+/// Watches one publish's video for poster keyframes.
 pub(crate) struct PosterFeed {
     posters: Arc<Posters>,
-    /// The AVCDecoderConfigurationRecord of the latest sequence header.
+    /// The AVCDecoderConfigurationRecord of the publish.
     codec_data: Option<Bytes>,
-    limit: RateLimit,
+    /// This publish asked for the stream's first poster already (or found one asked for).
+    first_asked: bool,
 }
 
 impl PosterFeed {
@@ -112,43 +163,25 @@ impl PosterFeed {
         self.codec_data = Some(record.clone());
     }
 
-    /// A keyframe's NAL units. Costs a clock read for all but one keyframe per interval.
+    /// A keyframe's NAL units: kept as the newest (a reference, not a copy); the stream's
+    /// first one is made into a poster at once.
     pub fn keyframe(&mut self, nalus: &Bytes) {
-        let now = Instant::now();
-        if !self.limit.due(now) {
+        let Some(codec_data) = self.codec_data.clone() else { return };
+        let keyframe = Keyframe { codec_data, nalus: nalus.clone(), seen: Instant::now() };
+        *crate::lock(&self.posters.latest) = Some(keyframe);
+        if self.first_asked {
             return;
         }
-        let Some(codec_data) = self.codec_data.clone() else { return };
-        let Ok(permit) = self.posters.permits.clone().try_acquire_owned() else {
-            // Every encoder is busy: the next keyframe is tried.
-            return;
-        };
-        self.limit.taken(now);
+        self.first_asked = true;
         let posters = self.posters.clone();
-        let frame = nalus.clone();
         self.posters.rt.spawn(async move {
-            let encoded = tokio::task::spawn_blocking(move || encode(&codec_data, frame)).await;
-            drop(permit);
-            let jpeg = match encoded {
-                Ok(Ok(jpeg)) => jpeg,
-                Ok(Err(e)) => {
-                    tracing::warn!(playback_id = %posters.playback_id, "poster failed: {e}");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(playback_id = %posters.playback_id, "poster task failed: {e}");
-                    return;
-                }
-            };
-            let closed = posters.closed.lock().await;
-            if *closed {
+            let mut made = posters.made.lock().await;
+            if made.started || made.closed {
                 return;
             }
-            if let Err(e) = posters.store.put(&crate::names::poster_key(&posters.playback_id), jpeg, POSTER_META).await
-            {
-                tracing::warn!(playback_id = %posters.playback_id, "storing the poster failed: {e}");
-            }
-            drop(closed);
+            made.started = true;
+            let latest = crate::lock(&posters.latest).clone();
+            posters.make(&mut made, latest).await;
         });
     }
 }
@@ -225,67 +258,30 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn first_keyframe_is_due_then_one_per_interval() {
-        let start = Instant::now();
-        let mut limit = RateLimit::new(Duration::from_secs(10));
-        assert!(limit.due(start));
-        limit.taken(start);
-        assert!(!limit.due(start));
-        assert!(!limit.due(start + Duration::from_secs(2)));
-        assert!(!limit.due(start + Duration::from_millis(9_999)));
-        assert!(limit.due(start + Duration::from_secs(10)));
-        // Not taken (no free encoder): still due at the next keyframe.
-        assert!(limit.due(start + Duration::from_secs(12)));
-        limit.taken(start + Duration::from_secs(12));
-        assert!(!limit.due(start + Duration::from_secs(20)));
-        assert!(limit.due(start + Duration::from_secs(22)));
-    }
-
-    #[test]
-    fn a_clock_going_back_is_not_due_and_does_not_panic() {
-        let start = Instant::now() + Duration::from_secs(100);
-        let mut limit = RateLimit::new(Duration::from_secs(10));
-        limit.taken(start);
-        assert!(!limit.due(start - Duration::from_secs(50)));
-    }
-
-    #[test]
-    fn zero_interval_means_every_keyframe() {
-        let start = Instant::now();
-        let mut limit = RateLimit::new(Duration::ZERO);
-        limit.taken(start);
-        assert!(limit.due(start));
-    }
-
-    fn feed_with(interval: Duration) -> (PosterFeed, Arc<Semaphore>, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    fn posters(interval: Duration) -> (Arc<Posters>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(hawker_storage::LocalStore::new(dir.path()).unwrap());
-        std::mem::forget(dir);
-        let permits = permits();
-        let posters = Posters::new(store, "p".into(), interval, rt.handle().clone(), permits.clone());
-        (posters.feed(), permits, rt)
+        (Posters::new(store, "p".into(), interval, Handle::current(), permits()), dir)
     }
 
-    #[test]
-    fn only_keyframes_after_a_configuration_take_an_encoder() {
-        let (mut feed, permits, _rt) = feed_with(Duration::from_secs(3600));
-        let key = Bytes::from_static(&[0, 0, 0, 1, 0x65]);
-        // No configuration yet: nothing to decode with.
-        feed.keyframe(&key);
-        assert!(feed.limit.last.is_none());
+    #[tokio::test]
+    async fn keyframes_before_a_configuration_are_not_kept() {
+        let (posters, _dir) = posters(Duration::from_secs(10));
+        let mut feed = posters.feed();
+        feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
+        assert!(crate::lock(&posters.latest).is_none(), "nothing to decode it with");
+        assert!(!feed.first_asked);
         feed.config(&Bytes::from_static(&[1, 0x64, 0, 0x1f]));
-        assert_eq!(&feed.codec_data.as_ref().unwrap()[..], &[1, 0x64, 0, 0x1f]);
-        // Hold every permit: a due keyframe is skipped and stays due.
-        let held = permits.clone().try_acquire_many_owned(MAX_CONCURRENT as u32).unwrap();
-        feed.keyframe(&key);
-        assert!(feed.limit.last.is_none());
-        drop(held);
-        feed.keyframe(&key);
-        assert!(feed.limit.last.is_some());
-        let taken = feed.limit.last;
-        feed.keyframe(&key);
-        assert_eq!(feed.limit.last, taken, "rate-limited");
+        feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
+        assert!(crate::lock(&posters.latest).is_some());
+        assert!(feed.first_asked);
+    }
+
+    #[tokio::test]
+    async fn no_poster_without_a_keyframe_and_none_after_close() {
+        let (posters, _dir) = posters(Duration::from_secs(10));
+        assert_eq!(posters.poster().await, None);
+        posters.close().await;
+        assert_eq!(posters.poster().await, None);
     }
 }

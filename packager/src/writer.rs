@@ -442,6 +442,11 @@ impl Writer {
         track.discontinuities += usize::from(segment.discontinuity);
         track.target_secs = track.target_secs.max(duration_ms.div_ceil(1000));
         track.segments.push(segment);
+        // Parts are listed for the newest segments only: a segment leaving the live window
+        // keeps its line in the replay, not its parts.
+        if let Some(old) = track.segments.len().checked_sub(self.live_window.max(1) + 1) {
+            track.segments[old].parts = Vec::new();
+        }
         track.count_bandwidth(size, duration_ms);
         self.write_live(r).await;
         self.write_journal(r).await;

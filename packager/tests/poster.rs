@@ -1,5 +1,6 @@
 //! Posters: an FLV made by ffmpeg goes through `PublishFeed`; `poster.jpg` is a JPEG of a
-//! keyframe, at most one per interval, kept after the stream finishes.
+//! keyframe: the first, then on request at most one per interval, and the last one kept after
+//! the stream finishes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,12 +50,25 @@ async fn a_poster_is_made_from_keyframes_and_outlives_the_stream() {
     let stream = packager.open("pid").await.unwrap();
     let mut feed = stream.start_publish().unwrap();
     let mut posters = Vec::new();
-    // Four keyframes (one a second of media), fed 400 ms apart: each is due.
+    // Four keyframes (one a second of media), fed 400 ms apart: the first is made into a
+    // poster without anyone asking; each later one when a poster is asked for, the poster
+    // made before being older than the interval.
+    let mut keyframes = 0;
     for tag in tags {
         if tag.is_keyframe() {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            if let Some(object) = store.get("streams/pid/poster.jpg").await.unwrap() {
-                posters.push(object.bytes);
+            keyframes += 1;
+            if keyframes == 2 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let first = store.get("streams/pid/poster.jpg").await.unwrap().expect("a poster of the first keyframe");
+                posters.push(first.bytes);
+            }
+            if keyframes > 2 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let asked = stream.poster().await.expect("a poster");
+                // Asked again at once: the same picture, not a new encode.
+                assert_eq!(stream.poster().await.expect("a poster"), asked);
+                assert_eq!(store.get("streams/pid/poster.jpg").await.unwrap().expect("stored").bytes, asked);
+                posters.push(asked);
             }
         }
         push(&mut feed, &tag).unwrap();
@@ -126,8 +140,9 @@ async fn poster_cpu_cost() {
         let before = cpu_seconds();
         for tag in &tags {
             if tag.is_keyframe() {
-                // Room for the previous poster to finish.
+                // Room for the previous poster to finish, then one asked for.
                 tokio::time::sleep(Duration::from_millis(150)).await;
+                let _ = stream.poster().await;
             }
             push(&mut feed, tag).unwrap();
         }

@@ -45,18 +45,8 @@ fn meta_for(path: &Path) -> ObjectMeta {
 impl Store for LocalStore {
     async fn put(&self, key: &str, bytes: Bytes, _meta: ObjectMeta) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        let dir = path.parent().expect("a checked key has a parent: the root");
-        tokio::fs::create_dir_all(dir).await?;
-        // Write beside the target, then rename: readers never see half an object.
-        let tmp = dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>()));
-        if let Err(e) = tokio::fs::write(&tmp, &bytes).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e.into());
-        }
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            StoreError::from(e)
-        })
+        // One trip to the blocking pool for the whole write (LL-HLS puts several a second).
+        tokio::task::spawn_blocking(move || write_whole(&path, &bytes)).await.expect("writing task panicked")
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
@@ -104,6 +94,18 @@ impl Store for LocalStore {
         }
         Ok(keys.len())
     }
+}
+
+/// Writes beside the target, then renames: readers never see half an object.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("a checked key has a parent: the root");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>()));
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(written?)
 }
 
 fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> {

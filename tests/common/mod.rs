@@ -19,6 +19,11 @@ use serde_json::{Value, json};
 
 pub const HAWKER: &str = env!("CARGO_BIN_EXE_hawker");
 
+/// The binary to run: this build's, or for a bench's before/after comparison `HAWKER_BIN`.
+pub fn hawker_bin() -> String {
+    std::env::var("HAWKER_BIN").unwrap_or_else(|_| HAWKER.to_owned())
+}
+
 pub struct Server {
     child: Child,
     pub data_dir: tempfile::TempDir,
@@ -31,7 +36,7 @@ pub struct Server {
 
 /// Runs `hawker` with the given arguments on `data_dir` and returns its stdout.
 pub fn hawker_cli(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(HAWKER).arg("--data-dir").arg(data_dir).args(args).output().expect("run hawker");
+    let out = Command::new(hawker_bin()).arg("--data-dir").arg(data_dir).args(args).output().expect("run hawker");
     assert!(out.status.success(), "hawker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
@@ -47,7 +52,7 @@ impl Server {
     }
 
     pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Self {
-        let mut child = Command::new(HAWKER)
+        let mut child = Command::new(hawker_bin())
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--public-host", "127.0.0.1"])

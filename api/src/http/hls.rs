@@ -78,7 +78,12 @@ pub async fn serve(
                 }
             }
         }
-        HlsPath::Object => {}
+        HlsPath::Poster if playback.status.is_on_air() => {
+            if let Some(poster) = state.hls.poster(stream_id).await {
+                return Ok(body(content_type, cache_control, poster));
+            }
+        }
+        HlsPath::Poster | HlsPath::Object => {}
     }
     let key = state.hls.object_key(&playback_id, &path);
     // Redirect delivery: media already readable at the CDN or bucket is fetched there.
