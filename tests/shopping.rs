@@ -297,8 +297,16 @@ async fn live_shopping_end_to_end() {
     let pin_id = pin["id"].as_str().unwrap();
     let daterange =
         |text: &str| text.lines().find(|l| l.starts_with("#EXT-X-DATERANGE:") && l.contains(pin_id)).map(str::to_owned);
-    let live = server.media_playlist(pid).await.expect("live playlist");
-    let marker = daterange(&live).unwrap_or_else(|| panic!("no DATERANGE for the pin:\n{live}"));
+    // Listed once the segment it starts in is complete (hls.js needs that segment listed).
+    let listed_by = Instant::now() + Duration::from_secs(5);
+    let marker = loop {
+        let live = server.media_playlist(pid).await.expect("live playlist");
+        match daterange(&live) {
+            Some(marker) => break marker,
+            None if Instant::now() < listed_by => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => panic!("no DATERANGE for the pin within 5 s:\n{live}"),
+        }
+    };
     for part in [
         "CLASS=\"com.hawker.product\"",
         "X-PRODUCT-ID=\"sku-1\"",
