@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
 //! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
-//! `-- --capacity` to find the most streams each server keeps up with (30 s rounds, growing N).
+//! `-- --capacity [--streams 16,32,…]` to find the most streams each server keeps up with
+//! (30 s rounds, growing N until one falls behind).
 //! Needs ffmpeg, nginx-light and libnginx-mod-rtmp (`make bench-deps`). `HAWKER_BIN=path`
 //! measures another hawker binary (e.g. an earlier commit's) in place of this build's.
 
@@ -301,9 +302,14 @@ async fn main() {
     if args.iter().any(|a| a == "--capacity") {
         let seconds = arg(&args, "--seconds").unwrap_or(30);
         println!("most concurrent {seconds} s 720p30 3 Mb/s streams kept up with (publishers on this machine)");
+        let steps: Vec<usize> = arg::<String>(&args, "--streams")
+            .unwrap_or_else(|| "16,32,48,64,96,128,160,200".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
         for kind in kinds {
             let mut best = 0;
-            for n in [16, 32, 48, 64, 96, 128, 160, 200] {
+            for &n in &steps {
                 let r = round(kind, n, seconds, &input).await;
                 eprintln!(
                     "[streams] {} x{n}: {}/{n} on time, least packaged {:.1} s, {:.3} CPU-s/stream",

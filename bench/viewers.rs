@@ -51,14 +51,25 @@ struct Shared {
     samples: Mutex<Samples>,
 }
 
-/// (MSN, part) of the playlist's preload hint.
-fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
+/// (MSN, part) of the last part URI after `tag` in the playlist.
+fn last_part(playlist: &[u8], tag: &str) -> Option<(u64, u64)> {
     let text = std::str::from_utf8(playlist).ok()?;
-    let at = text.rfind("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg")?;
-    let rest = &text[at + "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg".len()..];
-    let (name, _) = rest.split_once(".m4s")?;
+    let at = text.rfind(tag)?;
+    let rest = &text[at..];
+    let (_, uri) = rest.split_once("URI=\"seg")?;
+    let (name, _) = uri.split_once(".m4s")?;
     let (msn, part) = name.split_once('.')?;
     Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+/// (MSN, part) of the playlist's preload hint: the part to wait for next.
+fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
+    last_part(playlist, "#EXT-X-PRELOAD-HINT:")
+}
+
+/// (MSN, part) of the newest part the playlist lists.
+fn newest_part(playlist: &[u8]) -> Option<(u64, u64)> {
+    last_part(playlist, "#EXT-X-PART:")
 }
 
 async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> Result<(u16, Bytes), String> {
@@ -100,21 +111,28 @@ async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<Atomic
         let started = Instant::now();
         let reload = get(&mut sender, &addr, &format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}")).await;
         let reload_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let next = match &reload {
-            Ok((200, body)) => preload_hint(body),
-            _ => None,
+        let (next, newest) = match &reload {
+            Ok((200, body)) => (preload_hint(body), newest_part(body)),
+            _ => (None, None),
+        };
+        // The part asked for, or, when its segment ended before it, the next segment's first.
+        let Some((m, p)) = newest else {
+            shared.samples.lock().await.errors += u64::from(shared.recording.load(Ordering::Relaxed));
+            hint = None;
+            continue;
         };
         let started = Instant::now();
-        let fetched = get(&mut sender, &addr, &format!("/hls/{pid}/v0/seg{msn:06}.{part}.m4s")).await;
+        let fetched = get(&mut sender, &addr, &format!("/hls/{pid}/v0/seg{m:06}.{p}.m4s")).await;
         let part_ms = started.elapsed().as_secs_f64() * 1000.0;
         if shared.recording.load(Ordering::Relaxed) {
             let mut s = shared.samples.lock().await;
-            match (next, &fetched) {
-                (Some((m, p)), Ok((200, _))) => {
+            match &fetched {
+                Ok((200, _)) => {
                     s.reload_ms.push(reload_ms);
                     s.part_ms.push(part_ms);
-                    // The newest part is the one just before the new hint.
-                    let edge = (m == msn && p == part + 1) || (m == msn + 1 && p == 0);
+                    // At the edge: the newest part is the one asked for (or the first of the
+                    // next segment); a viewer behind gets a playlist already past it.
+                    let edge = (m, p) == (msn, part) || (m == msn + 1 && p == 0);
                     if edge { s.at_edge += 1 } else { s.behind += 1 }
                 }
                 _ => s.errors += 1,
