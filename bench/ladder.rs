@@ -15,7 +15,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,24 +26,7 @@ const SECONDS: u32 = 30;
 /// The 720p input, made on first use.
 fn input() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out/ladder720.flv");
-    if path.exists() {
-        return path;
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    eprintln!("making the {SECONDS} s 720p input once: {}", path.display());
-    let tmp = path.with_extension("tmp.flv");
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &SECONDS.to_string()])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M"])
-        .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-profile:v", "high"])
-        .args(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "flv"])
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "making the input failed");
-    std::fs::rename(&tmp, &path).unwrap();
+    bench_input(&path, SECONDS);
     path
 }
 

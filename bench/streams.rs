@@ -54,25 +54,8 @@ impl Kind {
 
 /// The 60 s 720p30 3 Mb/s input of bench/slice.sh, made once.
 fn input() -> PathBuf {
-    let out = Path::new(ROOT).join("bench/out");
-    let input = out.join("test720.flv");
-    if !input.exists() {
-        std::fs::create_dir_all(&out).unwrap();
-        eprintln!("[streams] making the 60 s 720p input once: {}", input.display());
-        let tmp = out.join("test720.flv.tmp");
-        let status = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "60"])
-            .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M"])
-            .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-profile:v", "high"])
-            .args(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "flv"])
-            .arg(&tmp)
-            .status()
-            .expect("ffmpeg runs");
-        assert!(status.success(), "making the input failed");
-        std::fs::rename(&tmp, &input).unwrap();
-    }
+    let input = Path::new(ROOT).join("bench/out/test720.flv");
+    bench_input(&input, 60);
     input
 }
 

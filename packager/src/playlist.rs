@@ -158,6 +158,11 @@ pub(crate) enum Kind {
 /// `min_target_secs` keeps TARGETDURATION from starting below the configured target.
 #[cfg(test)]
 pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u64) -> String {
+    render_whole(segments, kind, min_target_secs, &[])
+}
+
+/// Every one of `segments` with `markers`, no parts: the replay (EVENT or VOD).
+pub(crate) fn render_whole(segments: &[Segment], kind: Kind, min_target_secs: u64, markers: &[DateRange]) -> String {
     render(&View {
         segments,
         discontinuities_before: 0,
@@ -165,7 +170,7 @@ pub(crate) fn render_media(segments: &[Segment], kind: Kind, min_target_secs: u6
         kind,
         min_target_secs,
         low_latency: None,
-        markers: &[],
+        markers,
         reports: &[],
     })
 }

@@ -79,16 +79,7 @@ impl Msg {
 
 /// The whole replay as a playlist: VOD + ENDLIST, or EVENT while it may still grow.
 pub(crate) fn replay_playlist(segments: &[Segment], kind: Kind, min_target_secs: u64, markers: &[DateRange]) -> Bytes {
-    Bytes::from(playlist::render(&View {
-        segments,
-        discontinuities_before: 0,
-        open: None,
-        kind,
-        min_target_secs,
-        low_latency: None,
-        markers,
-        reports: &[],
-    }))
+    Bytes::from(playlist::render_whole(segments, kind, min_target_secs, markers))
 }
 
 /// The segment being built from LL-HLS parts.

@@ -376,3 +376,26 @@ impl Server {
         }
     }
 }
+
+/// The benches' input, made once at `path`: `seconds` of 720p30 3 Mb/s H.264 (2 s GOP, B-frames,
+/// noise so the bit rate is real) + 128 kb/s AAC, in FLV.
+pub fn bench_input(path: &Path, seconds: u32) {
+    if path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    eprintln!("making the {seconds} s 720p input once: {}", path.display());
+    let tmp = path.with_extension("tmp.flv");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M"])
+        .args(["-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-profile:v", "high"])
+        .args(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "flv"])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "making the input failed");
+    std::fs::rename(&tmp, path).unwrap();
+}
