@@ -433,7 +433,7 @@ impl StreamPackager {
             publish.wait_done(&self.inner.playback_id).await;
         }
         if let Some(posters) = &self.inner.posters {
-            posters.close().await;
+            posters.close(save).await;
         }
         let (done, result) = oneshot::channel();
         self.inner

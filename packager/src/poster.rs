@@ -131,9 +131,9 @@ impl Posters {
         made.poster = Some((jpeg, seen));
     }
 
-    /// The stream is over: a last poster of its newest keyframe (what the replay shows);
-    /// none is written once this returns.
-    pub async fn close(&self) {
+    /// The stream is over: with `save`, a last poster of its newest keyframe (what the replay
+    /// shows); none is written once this returns.
+    pub async fn close(&self, save: bool) {
         let mut made = self.made.lock().await;
         let latest = crate::lock(&self.latest).clone();
         let newer = match (&made.poster, &latest) {
@@ -141,7 +141,7 @@ impl Posters {
             (None, latest) => latest.is_some(),
             (Some(_), None) => false,
         };
-        if newer && !made.closed {
+        if save && newer && !made.closed {
             self.make(&mut made, latest).await;
         }
         made.closed = true;
@@ -281,7 +281,7 @@ mod tests {
     async fn no_poster_without_a_keyframe_and_none_after_close() {
         let (posters, _dir) = posters(Duration::from_secs(10));
         assert_eq!(posters.poster().await, None);
-        posters.close().await;
+        posters.close(true).await;
         assert_eq!(posters.poster().await, None);
     }
 }
