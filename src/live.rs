@@ -271,8 +271,8 @@ impl hawker_api::LiveHls for LiveControl {
         self.live_state(stream_id)?.playlist(rendition, delta)
     }
 
-    fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes> {
-        self.live_state(stream_id)?.part(rendition, msn, index)
+    async fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes> {
+        self.live_state(stream_id)?.part(rendition, msn, index).await
     }
 
     fn live_edge(&self, stream_id: &str) -> Option<DateTime<Utc>> {

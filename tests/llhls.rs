@@ -90,6 +90,25 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     assert!(took < Duration::from_secs(4), "segment {next} took {took:?}");
     assert!(text.contains(&format!("\nseg{next:06}.m4s\n")), "segment {next} missing:\n{text}");
 
+    // Parts are not objects of their own: those of a complete segment are its bytes, in order.
+    let parts: Vec<String> = low_latency(&text)
+        .parts
+        .iter()
+        .filter(|p| part_id(&p.uri).0 == next)
+        .map(|p| p.uri.clone())
+        .collect();
+    assert!(parts.len() >= 2, "segment {next} lists {} parts:\n{text}", parts.len());
+    let mut joined = Vec::new();
+    for uri in &parts {
+        let response = server.get(&format!("/hls/{pid}/v0/{uri}")).await;
+        assert_eq!(response.status(), 200, "part {uri} of a complete segment");
+        joined.extend_from_slice(&response.bytes().await.unwrap());
+    }
+    let segment = server.get(&format!("/hls/{pid}/v0/seg{next:06}.m4s")).await.bytes().await.unwrap();
+    assert_eq!(joined, segment.to_vec(), "segment {next} is not its parts");
+    let response = server.get(&format!("/hls/{pid}/v0/seg{next:06}.{}.m4s", parts.len())).await;
+    assert_eq!(response.status(), 404, "a part past a complete segment's last");
+
     // 400s: _HLS_part without _HLS_msn, MSN more than two ahead, a part beyond the limit.
     let last = {
         let p = parse_media(&text);

@@ -58,8 +58,8 @@ pub trait LiveHls: Send + Sync + 'static {
     fn progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>>;
     /// A rendition's live playlist now (with `delta`, its `_HLS_skip` delta update).
     fn playlist(&self, stream_id: &str, rendition: &str, delta: bool) -> Option<Bytes>;
-    /// A part of the segment being built; `None` for one not (or no longer) held in memory.
-    fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes>;
+    /// An LL-HLS part of a stream packaged here; `None`: no such part (any more).
+    async fn part(&self, stream_id: &str, rendition: &str, msn: u64, index: u64) -> Option<Bytes>;
     /// Program date-time of the newest media of a stream packaged here.
     fn live_edge(&self, stream_id: &str) -> Option<DateTime<Utc>>;
     /// A recent picture of a stream packaged here (made on request, at most once per poster

@@ -206,6 +206,8 @@ impl Packager {
         let part_target_ms = config.part_target_ms();
         let names: Vec<String> = renditions.iter().map(|(name, _)| name.clone()).collect();
         let live = LiveState::new(
+            self.store.clone(),
+            config.live_window,
             &names,
             Progress {
                 last_segment: source.last().map(|s| s.msn),

@@ -1,15 +1,27 @@
 //! A stream's live HLS in memory: each rendition's live playlist and its delta update as last
 //! rendered, the parts of the segment being built, the live edge and the progress blocking
 //! reloads wait on. The writer keeps it current; viewers' requests are answered from it
-//! without going to storage (the objects are still stored, for S3/CDN delivery and the replay).
+//! without going to storage for a playlist (segments are stored, for S3/CDN delivery and the
+//! replay).
+//!
+//! LL-HLS parts are never stored as objects of their own: a part of the open segment is
+//! served from memory, a part of a complete segment is read as a byte range of the stored
+//! segment, which is its parts end to end.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use hawker_storage::Store;
 use tokio::sync::watch;
 
 use crate::{Progress, lock};
+
+/// Complete segments whose parts stay downloadable: those the live playlist lists parts for,
+/// and some more for players holding an older playlist (RFC 8216bis §6.2.2 asks for three
+/// target durations after a part leaves the playlist).
+const EXTRA_PART_SEGMENTS: usize = 4;
 
 /// Cheap to clone; every clone sees the same stream.
 #[derive(Clone)]
@@ -18,6 +30,9 @@ pub struct LiveState {
 }
 
 struct Shared {
+    store: Arc<dyn Store>,
+    /// How many complete segments' parts are kept downloadable.
+    closed_kept: usize,
     progress: watch::Sender<Progress>,
     renditions: Mutex<Vec<Rendition>>,
     /// Program date-time of the end of the source's newest part or segment.
@@ -30,14 +45,30 @@ struct Rendition {
     delta: Option<Bytes>,
     /// MSN of the segment being built, and its parts so far.
     open: Option<(u64, Vec<Bytes>)>,
+    /// Recent complete segments: where each is stored and its parts' sizes, oldest first.
+    closed: VecDeque<Closed>,
+}
+
+struct Closed {
+    msn: u64,
+    key: String,
+    part_sizes: Vec<u64>,
 }
 
 impl LiveState {
-    pub(crate) fn new(renditions: &[String], progress: Progress) -> Self {
-        let renditions =
-            renditions.iter().map(|name| Rendition { name: name.clone(), playlist: None, delta: None, open: None });
+    /// `live_window`: the complete segments the live playlist lists parts for.
+    pub(crate) fn new(store: Arc<dyn Store>, live_window: usize, renditions: &[String], progress: Progress) -> Self {
+        let renditions = renditions.iter().map(|name| Rendition {
+            name: name.clone(),
+            playlist: None,
+            delta: None,
+            open: None,
+            closed: VecDeque::new(),
+        });
         Self {
             inner: Arc::new(Shared {
+                store,
+                closed_kept: live_window.max(1) + EXTRA_PART_SEGMENTS,
                 progress: watch::Sender::new(progress),
                 renditions: Mutex::new(renditions.collect()),
                 live_edge: Mutex::new(None),
@@ -58,12 +89,28 @@ impl LiveState {
         if delta { r.delta.clone().or_else(|| r.playlist.clone()) } else { r.playlist.clone() }
     }
 
-    /// Part `index` of segment `msn` while that segment is being built; older parts are read
-    /// from storage.
-    pub fn part(&self, rendition: &str, msn: u64, index: u64) -> Option<Bytes> {
-        let renditions = lock(&self.inner.renditions);
-        let (open, parts) = renditions.iter().find(|r| r.name == rendition)?.open.as_ref()?;
-        (*open == msn).then(|| parts.get(usize::try_from(index).ok()?).cloned()).flatten()
+    /// Part `index` of segment `msn`: from memory while the segment is being built, then as
+    /// a range of the stored segment. `None`: no such part (any more).
+    pub async fn part(&self, rendition: &str, msn: u64, index: u64) -> Option<Bytes> {
+        let index = usize::try_from(index).ok()?;
+        let (key, offset, len) = {
+            let renditions = lock(&self.inner.renditions);
+            let r = renditions.iter().find(|r| r.name == rendition)?;
+            match &r.open {
+                Some((open, parts)) if *open == msn => return parts.get(index).cloned(),
+                _ => {}
+            }
+            let closed = r.closed.iter().find(|c| c.msn == msn)?;
+            let len = *closed.part_sizes.get(index)?;
+            (closed.key.clone(), closed.part_sizes[..index].iter().sum::<u64>(), len)
+        };
+        match self.inner.store.get_range(&key, offset, len).await {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                tracing::warn!(key, %err, "reading a part of a stored segment failed");
+                None
+            }
+        }
     }
 
     /// Program date-time of the newest media in the live playlist.
@@ -82,7 +129,7 @@ impl LiveState {
         }
     }
 
-    /// A part of segment `msn` was stored: it is served from here while the segment is open.
+    /// A part of segment `msn`: it is served from here while the segment is open.
     pub(crate) fn add_part(&self, r: usize, msn: u64, bytes: Bytes) {
         if let Some(rendition) = lock(&self.inner.renditions).get_mut(r) {
             match &mut rendition.open {
@@ -92,10 +139,19 @@ impl LiveState {
         }
     }
 
-    /// The open segment of rendition `r` is complete (or lost): its parts are read from storage.
-    pub(crate) fn close_segment(&self, r: usize) {
-        if let Some(rendition) = lock(&self.inner.renditions).get_mut(r) {
-            rendition.open = None;
+    /// The open segment of rendition `r` is complete and stored under `key` (`None`: lost):
+    /// its parts are read from there from now on.
+    pub(crate) fn close_segment(&self, r: usize, key: Option<String>) {
+        let kept = self.inner.closed_kept;
+        if let Some(rendition) = lock(&self.inner.renditions).get_mut(r)
+            && let Some((msn, parts)) = rendition.open.take()
+            && let Some(key) = key
+        {
+            let part_sizes = parts.iter().map(|p| p.len() as u64).collect();
+            rendition.closed.push_back(Closed { msn, key, part_sizes });
+            while rendition.closed.len() > kept {
+                rendition.closed.pop_front();
+            }
         }
     }
 
@@ -109,6 +165,7 @@ impl LiveState {
             rendition.playlist = None;
             rendition.delta = None;
             rendition.open = None;
+            rendition.closed.clear();
         }
         self.inner.progress.send_modify(|p| p.ended = true);
     }

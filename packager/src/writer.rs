@@ -18,8 +18,6 @@ use crate::{PackagerConfig, PackagerError};
 pub(crate) const PLAYLIST_META: ObjectMeta = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache");
 const INIT_META: ObjectMeta = ObjectMeta::new("video/mp4", hawker_storage::IMMUTABLE);
 const SEGMENT_META: ObjectMeta = ObjectMeta::new("video/iso.segment", hawker_storage::IMMUTABLE);
-/// LL-HLS parts are needed only while on air (the segment holds the same media).
-const PART_META: ObjectMeta = SEGMENT_META.live_only();
 
 /// Codec facts read from the pipeline's caps when an init segment appears.
 #[derive(Debug, Clone, PartialEq)]
@@ -381,14 +379,7 @@ impl Writer {
         // A part whose segment start was lost (no init) is dropped with its segment.
         let Some(open) = &self.tracks[r].open else { return };
         if let Some(part_target) = self.part_target_ms.filter(|_| !(first && last)) {
-            let index = open.segment.parts.len();
-            let msn = open.segment.msn;
-            let key = self.key(r, &names::part_uri(msn, index));
-            if let Err(err) = self.store.put(&key, bytes.clone(), PART_META).await {
-                // The segment still carries this media; only LL-HLS clients miss the part.
-                tracing::error!(playback_id = %self.playback_id, key, %err, "storing part failed");
-            }
-            self.live.add_part(r, msn, bytes.clone());
+            self.live.add_part(r, open.segment.msn, bytes.clone());
             let duration_ms = (part_ns + 500_000) / 1_000_000;
             if duration_ms > part_target {
                 tracing::debug!(playback_id = %self.playback_id, duration_ms, part_target, "part longer than its target");
@@ -411,7 +402,6 @@ impl Writer {
     /// Stores the open segment (all its parts as one object) and lists it.
     async fn close_open(&mut self, r: usize) {
         let Some(open) = self.tracks[r].open.take() else { return };
-        self.live.close_segment(r);
         let Open { segment, bytes, .. } = open;
         let size = bytes.iter().map(|b| b.len() as u64).sum();
         let bytes = match bytes.len() {
@@ -423,10 +413,12 @@ impl Writer {
         if let Err(err) = self.store.put(&key, bytes, SEGMENT_META).await {
             // The number is reused by the next segment; players see a gap, so mark it.
             tracing::error!(playback_id = %self.playback_id, msn, %err, "storing segment failed");
+            self.live.close_segment(r, None);
             self.tracks[r].pending_discontinuity = true;
             self.write_live(r).await;
             return;
         }
+        self.live.close_segment(r, Some(key));
         let track = &mut self.tracks[r];
         track.next_msn += 1;
         let duration_ms = segment.duration_ms;

@@ -370,7 +370,7 @@ async fn ll_hls_parts_and_markers() {
         for (i, (uri, duration, _)) in parts.iter().enumerate() {
             assert!(*duration <= 0.2, "part {uri} lasts {duration} s:\n{live_text}");
             assert_eq!(uri, &format!("seg{msn:06}.{i}.m4s"));
-            let bytes = get(&store, &format!("streams/pidll/v0/{uri}")).await.expect("part stored");
+            let bytes = stream.live().part("v0", *msn, i as u64).await.expect("part served");
             let kinds = boxes(&bytes);
             // A part is one chunk: moof + mdat; a segment's first (and, at the end of a
             // stream, its last, marked "lmsg") also carries a styp.
@@ -382,6 +382,9 @@ async fn ll_hls_parts_and_markers() {
         let segment = get(&store, &format!("streams/pidll/v0/seg{msn:06}.m4s")).await.expect("segment");
         assert_eq!(joined, segment.to_vec(), "segment {msn} is not its parts");
     }
+    let stored: Vec<String> =
+        live_only_objects(&store, "pidll").await.into_iter().filter(|k| !k.contains("journal")).collect();
+    assert!(stored.is_empty(), "parts are served from memory and the segments, never stored: {stored:?}");
     check_segments(&store, dir.path(), "pidll", &replay, true).await;
 
     // Markers: timed by wall clock against PDT. "early" starts in segment 0, which the live

@@ -128,6 +128,13 @@ pub trait Store: Send + Sync + 'static {
     async fn put(&self, key: &str, bytes: Bytes, meta: ObjectMeta) -> Result<(), StoreError>;
     /// `Ok(None)` when there is no such object.
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
+    /// `len` bytes of an object from `offset`; `Ok(None)` when there is no such object or it
+    /// is shorter. A backend that can read a range without reading the whole object does.
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+        let Some(object) = self.get(key).await? else { return Ok(None) };
+        let range = usize::try_from(offset).ok().zip(usize::try_from(offset.saturating_add(len)).ok());
+        Ok(range.filter(|&(_, end)| end <= object.bytes.len()).map(|(start, end)| object.bytes.slice(start..end)))
+    }
     /// Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every key that starts with `prefix`, sorted.

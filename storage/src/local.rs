@@ -60,6 +60,11 @@ impl Store for LocalStore {
         }
     }
 
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || read_range(&path, offset, len)).await.expect("reading task panicked")
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match tokio::fs::remove_file(self.path(key)?).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
@@ -108,6 +113,21 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     Ok(written?)
 }
 
+fn read_range(path: &Path, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if file.metadata()?.len() < offset.saturating_add(len) {
+        return Ok(None);
+    }
+    let mut bytes = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+    file.read_exact_at(&mut bytes, offset)?;
+    Ok(Some(bytes.into()))
+}
+
 fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -150,6 +170,9 @@ mod tests {
         assert_eq!(playlist.meta.cache_control, "no-cache");
         assert!(store.get("streams/a/v0/missing.m4s").await.unwrap().is_none());
         assert!(store.get("streams/a").await.unwrap().is_none(), "a folder is not an object");
+        assert_eq!(&store.get_range("streams/a/v0/seg1.m4s", 1, 2).await.unwrap().unwrap()[..], b"ne");
+        assert!(store.get_range("streams/a/v0/seg1.m4s", 2, 2).await.unwrap().is_none(), "past the end");
+        assert!(store.get_range("streams/a/v0/none.m4s", 0, 1).await.unwrap().is_none());
 
         assert_eq!(store.list("streams/a/").await.unwrap(), vec!["streams/a/v0/index.m3u8", "streams/a/v0/seg1.m4s"]);
         assert_eq!(store.delete_prefix("streams/a/").await.unwrap(), 2);

@@ -73,10 +73,12 @@ pub async fn serve(
                 if let Some(unavailable) = wait_for_part(progress, (msn, index)).await {
                     return Ok(unavailable);
                 }
-                if let Some(part) = state.hls.part(stream_id, &rendition, msn, index) {
+                if let Some(part) = state.hls.part(stream_id, &rendition, msn, index).await {
                     return Ok(body(SEGMENT, IMMUTABLE, part));
                 }
             }
+            // Parts are not stored objects: one not held any more is gone.
+            return Err(not_found());
         }
         HlsPath::Poster if playback.status.is_on_air() => {
             if let Some(poster) = state.hls.poster(stream_id).await {
