@@ -37,17 +37,13 @@ async fn playlist_with(server: &Server, pid: &str, n: usize, within: Duration) -
 }
 
 /// The headers stored with an object, as s3s-fs keeps them in its JSON sidecar:
-/// (content type, cache control, hawker's retention metadata).
-fn stored_headers(s3: &S3Server, key: &str) -> (String, String, String) {
+/// (content type, cache control).
+fn stored_headers(s3: &S3Server, key: &str) -> (String, String) {
     let name = format!(".bucket-{}.object-{}.metadata.json", base64url(BUCKET), base64url(&format!("{PREFIX}{key}")));
     let text = std::fs::read_to_string(s3.root.path().join(&name)).unwrap_or_else(|e| panic!("{key}: {name}: {e}"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let field = |f: &str| v[f].as_str().unwrap_or_default().to_owned();
-    (
-        field("content_type"),
-        field("cache_control"),
-        v["user_metadata"]["hawker-retention"].as_str().unwrap_or_default().to_owned(),
-    )
+    (field("content_type"), field("cache_control"))
 }
 
 fn base64url(text: &str) -> String {
@@ -93,13 +89,9 @@ async fn s3_serve_mode_publish_play_and_delete() {
     // Headers on every object, so the bucket (or a CDN) can serve viewers itself.
     let v0 = format!("streams/{pid}/v0");
     for uri in &named {
-        let (content_type, cache_control, retention) = stored_headers(&s3, &format!("{v0}/{uri}"));
+        let (content_type, cache_control) = stored_headers(&s3, &format!("{v0}/{uri}"));
         let want = if uri.ends_with(".mp4") { "video/mp4" } else { "video/iso.segment" };
-        assert_eq!(
-            (content_type.as_str(), cache_control.as_str(), retention.as_str()),
-            (want, IMMUTABLE, "replay"),
-            "{uri}"
-        );
+        assert_eq!((content_type.as_str(), cache_control.as_str()), (want, IMMUTABLE), "{uri}");
     }
     // The replay so far is in the bucket; the live playlist is served from memory only.
     wait_for("the replay's journal in the bucket", Duration::from_secs(10), || {
@@ -109,7 +101,7 @@ async fn s3_serve_mode_publish_play_and_delete() {
     let playlist = "application/vnd.apple.mpegurl";
     assert_eq!(
         stored_headers(&s3, &format!("{v0}/journal00000.m3u8")),
-        (playlist.into(), "no-cache".into(), "replay".into())
+        (playlist.into(), "no-cache".into())
     );
     assert!(!s3.object_path(&format!("{v0}/live.m3u8")).exists());
     assert_eq!(stored_headers(&s3, &format!("streams/{pid}/index.m3u8")).1, "no-cache");

@@ -105,7 +105,9 @@ pub fn object_key(playback_id: &str, path: &str) -> String {
     }
 }
 
-/// Whether a stored object (its name within a rendition folder) is needed only while live.
+/// Whether a stored object (its name within a rendition folder) is needed only while live:
+/// the replay's journal, and parts (no longer stored, but streams recorded by earlier
+/// versions may still hold them).
 pub(crate) fn is_live_only(name: &str) -> bool {
     part_of(name).is_some() || (name.starts_with("journal") && name.ends_with(".m3u8"))
 }

@@ -2,8 +2,8 @@
 //! S3-compatible service (AWS S3, MinIO, Cloudflare R2, Garage, s3s).
 //!
 //! Keys are `/`-separated relative paths (`streams/abc/v0/seg00001.m4s`). The store knows
-//! nothing of HLS or streams: callers give each object its content type, cache policy and
-//! retention, and callers decide write order (a segment before the playlist that names it).
+//! nothing of HLS or streams: callers give each object its content type and cache policy,
+//! and decide write order (a segment before the playlist that names it).
 //!
 //! The S3 backend never makes the caller wait for the network: `put` returns once the object
 //! is in a local spool folder, and a bounded queue uploads it (in parallel, retried with
@@ -22,30 +22,6 @@ pub use uploader::UploadStats;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-/// Whether an object must survive an outage of a remote store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Retention {
-    /// Needed for good (a replay's segments and playlist): never dropped from the spool.
-    #[default]
-    Replay,
-    /// Needed only while live (a sliding-window playlist): the first to go when the spool is
-    /// full, oldest first.
-    LiveOnly,
-}
-
-impl Retention {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Retention::Replay => "replay",
-            Retention::LiveOnly => "live-only",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        if s == "live-only" { Retention::LiveOnly } else { Retention::Replay }
-    }
-}
-
 /// How an object is to be served; S3-like backends store it as object metadata.
 ///
 /// Ordering rule of remote backends: an object whose cache policy is not `immutable` (a
@@ -55,20 +31,14 @@ impl Retention {
 pub struct ObjectMeta {
     pub content_type: &'static str,
     pub cache_control: &'static str,
-    pub retention: Retention,
 }
 
 /// The cache policy of objects that never change once written.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 impl ObjectMeta {
-    /// A `Replay` object.
     pub const fn new(content_type: &'static str, cache_control: &'static str) -> Self {
-        Self { content_type, cache_control, retention: Retention::Replay }
-    }
-
-    pub const fn live_only(self) -> Self {
-        Self { retention: Retention::LiveOnly, ..self }
+        Self { content_type, cache_control }
     }
 
     /// Objects that never change once written; the others order remote uploads.
@@ -195,6 +165,5 @@ mod tests {
         assert_eq!(intern_cache_control("whatever"), "no-cache");
         assert!(ObjectMeta::new("video/mp4", IMMUTABLE).is_immutable());
         assert!(!ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache").is_immutable());
-        assert_eq!(Retention::parse(Retention::LiveOnly.as_str()), Retention::LiveOnly);
     }
 }

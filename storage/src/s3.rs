@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Del
 use bytes::Bytes;
 
 use crate::uploader::{Options, Remote, Uploader};
-use crate::{Object, ObjectMeta, Retention, Store, StoreError, UploadStats, intern_cache_control, intern_content_type};
+use crate::{Object, ObjectMeta, Store, StoreError, UploadStats, intern_cache_control, intern_content_type};
 
 /// How viewers get immutable objects (segments, init segments, posters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -308,7 +308,6 @@ impl Remote for S3Remote {
             .key(self.full_key(key))
             .content_type(meta.content_type)
             .cache_control(meta.cache_control)
-            .metadata("hawker-retention", meta.retention.as_str())
             .body(ByteStream::from(bytes))
             .send()
             .await
@@ -326,9 +325,6 @@ impl Remote for S3Remote {
         let meta = ObjectMeta {
             content_type: intern_content_type(out.content_type().unwrap_or("")),
             cache_control: intern_cache_control(out.cache_control().unwrap_or("")),
-            retention: Retention::parse(
-                out.metadata().and_then(|m| m.get("hawker-retention")).map_or("", |s| s.as_str()),
-            ),
         };
         let bytes = out.body.collect().await.map_err(|e| StoreError::Remote(format!("get: {e}")))?.into_bytes();
         Ok(Some(Object { bytes, meta }))

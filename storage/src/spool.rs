@@ -11,7 +11,7 @@ use bytes::Bytes;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{ObjectMeta, Retention, intern_cache_control, intern_content_type};
+use crate::{ObjectMeta, intern_cache_control, intern_content_type};
 
 const MAGIC: &[u8] = b"HKSPOOL1\n";
 
@@ -20,7 +20,6 @@ struct Header {
     key: String,
     content_type: String,
     cache_control: String,
-    retention: String,
 }
 
 /// One spooled object, as found on disk.
@@ -81,7 +80,6 @@ impl Spool {
             key: key.to_owned(),
             content_type: meta.content_type.to_owned(),
             cache_control: meta.cache_control.to_owned(),
-            retention: meta.retention.as_str().to_owned(),
         })
         .expect("a header serializes");
         let mut file = Vec::with_capacity(MAGIC.len() + 4 + header.len() + body.len());
@@ -154,7 +152,6 @@ fn read_header(path: &Path) -> std::io::Result<(String, ObjectMeta)> {
     let meta = ObjectMeta {
         content_type: intern_content_type(&header.content_type),
         cache_control: intern_cache_control(&header.cache_control),
-        retention: Retention::parse(&header.retention),
     };
     Ok((header.key, meta))
 }
@@ -169,7 +166,7 @@ mod tests {
         let (spool, found) = Spool::open(dir.path()).unwrap();
         assert!(found.is_empty());
         let meta = ObjectMeta::new("video/iso.segment", crate::IMMUTABLE);
-        let live = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache").live_only();
+        let live = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache");
         spool.write(17, "s/a/seg2.m4s", meta, &Bytes::from_static(b"two")).await.unwrap();
         spool.write(3, "s/a/seg1.m4s", meta, &Bytes::from_static(b"one")).await.unwrap();
         spool.write(20, "s/a/live.m3u8", live, &Bytes::from_static(b"#EXTM3U")).await.unwrap();

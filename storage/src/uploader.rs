@@ -7,8 +7,7 @@
 //!   segment. Immutable objects upload in parallel.
 //! - A newer version of a key that waits replaces the waiting one (only the latest playlist
 //!   matters).
-//! - The spool is bounded: when full, the oldest `LiveOnly` objects are dropped (loudly);
-//!   `Replay` objects are never dropped — a put that cannot fit is refused instead.
+//! - The spool is bounded: when full, a put is refused (loudly); nothing waiting is dropped.
 //! - `get` answers from a small memory cache of recent objects, then from the spool, then from
 //!   the remote: what was put is readable at once, also while the remote is down.
 
@@ -23,7 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::spool::Spool;
-use crate::{Object, ObjectMeta, Retention, StoreError, check_key};
+use crate::{Object, ObjectMeta, StoreError, check_key};
 
 /// The remote side of a queued store (an S3 bucket, or a fake in tests).
 #[async_trait]
@@ -58,10 +57,7 @@ pub struct UploadStats {
     pub spooled_bytes: u64,
     pub uploaded: u64,
     pub failed_attempts: u64,
-    /// `LiveOnly` objects dropped because the spool was full.
-    pub dropped_objects: u64,
-    pub dropped_bytes: u64,
-    /// Puts refused because the spool was full of `Replay` objects.
+    /// Puts refused because the spool was full.
     pub refused: u64,
     /// Uploads are failing right now.
     pub outage: bool,
@@ -239,10 +235,7 @@ impl<R: Remote> Uploader<R> {
         check_key(key)?;
         let shared = &self.shared;
         let size = Spool::file_size(key, bytes.len());
-        let (seq, dropped) = shared.reserve(key, meta, size)?;
-        for seq in dropped {
-            shared.spool.remove(seq).await;
-        }
+        let seq = shared.reserve(key, meta, size)?;
         if let Err(e) = shared.spool.write(seq, key, meta, &bytes).await {
             let mut state = shared.state.lock().unwrap();
             if let Some(entry) = state.entries.remove(&seq) {
@@ -405,59 +398,27 @@ impl<R: Remote> Uploader<R> {
 }
 
 impl<R: Remote> Shared<R> {
-    /// Takes a sequence number and room in the spool, dropping the oldest `LiveOnly` objects
-    /// when needed; returns the number and the dropped entries' numbers.
-    fn reserve(&self, key: &str, meta: ObjectMeta, size: u64) -> Result<(u64, Vec<u64>), StoreError> {
+    /// Takes a sequence number and room in the spool; a put that cannot fit is refused.
+    fn reserve(&self, key: &str, meta: ObjectMeta, size: u64) -> Result<u64, StoreError> {
         let max = self.options.spool_max_bytes;
         let mut state = self.state.lock().unwrap();
-        let mut dropped = Vec::new();
         if state.used + size > max {
-            let need = state.used + size - max;
-            let mut freed = 0;
-            for (seq, entry) in &state.entries {
-                if freed >= need {
-                    break;
-                }
-                if entry.meta.retention == Retention::LiveOnly && entry.ready && !entry.in_flight {
-                    freed += entry.size;
-                    dropped.push(*seq);
-                }
-            }
-            if freed < need {
-                state.stats.refused += 1;
-                let message = format!("{} bytes of objects wait for upload (bound {max}); {key} refused", state.used);
-                tracing::error!(
-                    key,
-                    spooled_bytes = state.used,
-                    bound = max,
-                    "SPOOL FULL of replay objects: the put is refused; the remote store must come back or the spool bound must grow"
-                );
-                return Err(StoreError::SpoolFull(message));
-            }
-            let mut bytes = 0;
-            for seq in &dropped {
-                let entry = state.entries.remove(seq).expect("listed");
-                state.used -= entry.size;
-                bytes += entry.size;
-                if state.by_key.get(&entry.key) == Some(seq) {
-                    state.by_key.remove(&entry.key);
-                }
-            }
-            state.stats.dropped_objects += dropped.len() as u64;
-            state.stats.dropped_bytes += bytes;
-            tracing::warn!(
-                objects = dropped.len(),
-                bytes,
+            state.stats.refused += 1;
+            let message = format!("{} bytes of objects wait for upload (bound {max}); {key} refused", state.used);
+            tracing::error!(
+                key,
+                spooled_bytes = state.used,
                 bound = max,
-                "SPOOL FULL: oldest live-only objects dropped to make room (replay objects are kept)"
+                "SPOOL FULL: the put is refused; the remote store must come back or the spool bound must grow"
             );
+            return Err(StoreError::SpoolFull(message));
         }
         let seq = state.next_seq;
         state.next_seq += 1;
         state.used += size;
         let entry = Entry { key: key.to_owned(), meta, size, queued: Instant::now(), ready: false, in_flight: false };
         state.entries.insert(seq, entry);
-        Ok((seq, dropped))
+        Ok(seq)
     }
 }
 
@@ -633,8 +594,7 @@ mod tests {
     use crate::IMMUTABLE;
 
     const SEG: ObjectMeta = ObjectMeta::new("video/iso.segment", IMMUTABLE);
-    const REPLAY: ObjectMeta = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache");
-    const LIVE: ObjectMeta = REPLAY.live_only();
+    const PLAYLIST: ObjectMeta = ObjectMeta::new("application/vnd.apple.mpegurl", "no-cache");
 
     #[derive(Default)]
     struct Fake {
@@ -709,7 +669,7 @@ mod tests {
         for n in range {
             up.put(&seg(n), Bytes::from(vec![n as u8; 100]), SEG).await.unwrap();
             let names: Vec<String> = (0..=n).map(seg).collect();
-            up.put("s/a/live.m3u8", Bytes::from(names.join("\n")), LIVE).await.unwrap();
+            up.put("s/a/live.m3u8", Bytes::from(names.join("\n")), PLAYLIST).await.unwrap();
         }
     }
 
@@ -759,47 +719,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_spool_drops_the_oldest_live_only_objects_never_replay_ones() {
+    async fn a_full_spool_refuses_puts_and_drops_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(Fake::default());
         fake.down.store(true, Ordering::SeqCst);
-        let seg_size = Spool::file_size(&seg(0), 1000);
-        let live_size = |k: &str| Spool::file_size(k, 1000);
-        let max = 4 * seg_size + live_size("s/a/live1.m3u8") + live_size("s/b/live1.m3u8");
+        let max = 4 * Spool::file_size(&seg(0), 1000);
         let up = Uploader::start(fake.clone(), options(dir.path(), max, 2)).unwrap();
         let body = || Bytes::from(vec![7u8; 1000]);
-        up.put("s/a/live1.m3u8", body(), LIVE).await.unwrap();
-        up.put(&seg(0), body(), SEG).await.unwrap();
-        up.put("s/b/live1.m3u8", body(), LIVE).await.unwrap();
-        up.put(&seg(1), body(), SEG).await.unwrap();
-        up.put(&seg(2), body(), SEG).await.unwrap();
-        up.put(&seg(3), body(), SEG).await.unwrap();
-        assert_eq!(up.stats().dropped_objects, 0);
-        // Full: the next segment pushes out the oldest live-only object.
-        up.put(&seg(4), body(), SEG).await.unwrap();
+        for n in 0..4 {
+            up.put(&seg(n), body(), SEG).await.unwrap();
+        }
+        let err = up.put(&seg(4), body(), SEG).await.unwrap_err();
+        assert!(matches!(err, StoreError::SpoolFull(_)));
         let stats = up.stats();
-        assert_eq!((stats.dropped_objects, stats.spooled_objects), (1, 6));
+        assert_eq!((stats.refused, stats.spooled_objects), (1, 4));
         assert!(stats.spooled_bytes <= max);
         up.shared.cache.lock().unwrap().objects.clear();
-        assert!(
-            matches!(up.get("s/a/live1.m3u8").await, Err(StoreError::Remote(_))),
-            "dropped: only the remote could have it"
-        );
-        assert!(up.get("s/b/live1.m3u8").await.unwrap().is_some());
-        up.put(&seg(5), body(), SEG).await.unwrap();
-        assert_eq!(up.stats().dropped_objects, 2);
-        // Only replay objects left: a put is refused, nothing replayable is dropped.
-        let err = up.put(&seg(6), body(), SEG).await.unwrap_err();
-        assert!(matches!(err, StoreError::SpoolFull(_)));
-        assert_eq!(up.stats().refused, 1);
-        for n in 0..6 {
+        for n in 0..4 {
             assert!(up.get(&seg(n)).await.unwrap().is_some(), "segment {n} kept");
         }
         fake.down.store(false, Ordering::SeqCst);
         assert!(up.drained(Duration::from_secs(10)).await);
         let mut log = fake.log.lock().unwrap().clone();
         log.sort();
-        assert_eq!(log, (0..6).map(seg).collect::<Vec<_>>());
+        assert_eq!(log, (0..4).map(seg).collect::<Vec<_>>());
+        up.put(&seg(4), body(), SEG).await.expect("room again once uploaded");
     }
 
     #[tokio::test]
@@ -812,7 +756,7 @@ mod tests {
         drop(up);
         // A crash between writing a newer playlist and removing the older one leaves both.
         let (spool, _) = Spool::open(dir.path()).unwrap();
-        spool.write(1000, "s/a/live.m3u8", LIVE, &Bytes::from_static(b"s/a/seg0.m4s")).await.unwrap();
+        spool.write(1000, "s/a/live.m3u8", PLAYLIST, &Bytes::from_static(b"s/a/seg0.m4s")).await.unwrap();
         let waiting = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(waiting, 10);
 
