@@ -590,12 +590,18 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             Track::Video => match flv::parse_video(&data).map_err(|c| refused(active, c))? {
                 Tag::Media(body) => active.video(timestamp_ms, body),
                 Tag::Empty => Ok(()),
-                Tag::Malformed => return Ok(active.malformed(track)),
+                Tag::Malformed => {
+                    active.malformed(track);
+                    return Ok(());
+                }
             },
             Track::Audio => match flv::parse_audio(&data).map_err(|c| refused(active, c))? {
                 Tag::Media(body) => active.audio(timestamp_ms, body),
                 Tag::Empty => Ok(()),
-                Tag::Malformed => return Ok(active.malformed(track)),
+                Tag::Malformed => {
+                    active.malformed(track);
+                    return Ok(());
+                }
             },
         };
         Ok(delivered?)
