@@ -133,8 +133,23 @@ impl From<RoleArg> for Role {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core). Every live stream
+/// has a muxer thread whose buffers are freed on other threads, so memory freed in one arena
+/// is not reused by another: two arenas keep about a megabyte less per stream resident, with
+/// no measurable CPU cost. Set before any thread starts.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
