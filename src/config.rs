@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The config file. Every field is optional; the file itself is optional.
@@ -52,6 +53,13 @@ pub struct FileConfig {
     pub rtmp_read_timeout: Option<f64>,
     pub rtmp_publish_timeout: Option<f64>,
     pub rtmp_first_keyframe_timeout: Option<f64>,
+    /// Reverse proxies (CIDR) whose X-Forwarded-For / Forwarded is believed.
+    pub trusted_proxies: Option<Vec<IpNet>>,
+    pub http_max_connections: Option<usize>,
+    pub http_max_connections_per_ip: Option<usize>,
+    pub http_header_timeout: Option<f64>,
+    pub metrics_token: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl FileConfig {
@@ -83,6 +91,34 @@ pub struct ServeConfig {
     pub storage: StorageConfig,
     /// The RTMP ingest's caps and deadlines.
     pub ingest: hawker_ingest::Limits,
+    pub trusted_proxies: Vec<IpNet>,
+    /// The HTTP listener's caps and deadlines.
+    pub http_limits: crate::http_server::HttpLimits,
+    pub metrics_token: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The HTTP listener's bounds, defaults filled in and checked.
+pub fn http_limits(
+    max_connections: Option<usize>,
+    max_per_ip: Option<usize>,
+    header_timeout: Option<f64>,
+) -> anyhow::Result<crate::http_server::HttpLimits> {
+    let defaults = crate::http_server::HttpLimits::default();
+    let limits = crate::http_server::HttpLimits {
+        max_connections: max_connections.unwrap_or(defaults.max_connections),
+        max_connections_per_ip: max_per_ip.unwrap_or(defaults.max_connections_per_ip),
+        header_timeout: match header_timeout {
+            Some(secs) if (1.0..=3600.0).contains(&secs) => Duration::from_secs_f64(secs),
+            Some(secs) => bail!("--http-header-timeout must be 1 to 3600 seconds, not {secs}"),
+            None => defaults.header_timeout,
+        },
+        drain: defaults.drain,
+    };
+    if limits.max_connections == 0 || limits.max_connections_per_ip == 0 {
+        bail!("--http-max-connections and --http-max-connections-per-ip must be at least 1");
+    }
+    Ok(limits)
 }
 
 /// Where media objects go.

@@ -2,6 +2,7 @@
 //! ingest, packager, storage and API crates together.
 
 mod config;
+mod http_server;
 mod live;
 
 use std::io::IsTerminal;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use hawker_api::model::Role;
-use hawker_api::{AppState, Db, Events, PublicUrls};
+use hawker_api::{AppState, Db, Events, MetricsAccess, PublicUrls};
 use hawker_packager::{Packager, PackagerConfig};
 use hawker_storage::Store;
 use tokio::net::TcpListener;
@@ -44,8 +45,38 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Links shops to the sellers they sell for (a shop reports orders only to their streams).
+    Shop {
+        #[command(subcommand)]
+        command: ShopCommand,
+    },
     /// Creates or upgrades the database schema, then exits.
     Migrate,
+}
+
+#[derive(Subcommand)]
+enum ShopCommand {
+    /// The shop may report orders to the seller's streams from now on.
+    Link {
+        /// The shop user's id.
+        #[arg(long)]
+        shop: String,
+        /// The seller's user id.
+        #[arg(long)]
+        seller: String,
+    },
+    /// The shop may no longer report orders to the seller's streams.
+    Unlink {
+        #[arg(long)]
+        shop: String,
+        #[arg(long)]
+        seller: String,
+    },
+    /// Lists the sellers a shop is linked to: id and name, one per line.
+    Sellers {
+        #[arg(long)]
+        shop: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -97,6 +128,30 @@ struct ServeArgs {
     /// LL-HLS part target in seconds, 0.2 to 1.0 [default: 0.2]
     #[arg(long, env = "HAWKER_PART_DURATION")]
     part_duration: Option<f64>,
+    /// A reverse proxy in front of hawker (CIDR, e.g. 10.0.0.0/8; repeat or comma-separate):
+    /// its X-Forwarded-For / Forwarded client address is used for per-client limits. Nobody
+    /// else's is.
+    #[arg(long = "trusted-proxy", env = "HAWKER_TRUSTED_PROXY", value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token a Prometheus scraper must send for /metrics; with it, /metrics also
+    /// shows each stream's ingest health
+    #[arg(long, env = "HAWKER_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9100), with each stream's ingest
+    /// health, instead of on the public HTTP listener
+    #[arg(long, env = "HAWKER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Open HTTP connections at most, over all clients [default: 10000]
+    #[arg(long, env = "HAWKER_HTTP_MAX_CONNECTIONS")]
+    http_max_connections: Option<usize>,
+    /// Open HTTP connections at most per client address (IPv6 by /64; a trusted proxy is not
+    /// capped) [default: 256]
+    #[arg(long, env = "HAWKER_HTTP_MAX_CONNECTIONS_PER_IP")]
+    http_max_connections_per_ip: Option<usize>,
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open [default: 15]
+    #[arg(long, env = "HAWKER_HTTP_HEADER_TIMEOUT")]
+    http_header_timeout: Option<f64>,
     #[command(flatten)]
     storage: config::StorageArgs,
     #[command(flatten)]
@@ -111,6 +166,24 @@ enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// Days the token works [default: no expiry]
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Lists staff users (admins, sellers, shops): id, role and name, one per line.
+    List,
+    /// Gives the user a new API token (printed, one line); the old one stops working.
+    RotateToken {
+        #[arg(long)]
+        id: String,
+        /// Days the new token works [default: no expiry]
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Every token of the user stops working.
+    Revoke {
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -159,20 +232,72 @@ async fn run() -> anyhow::Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve(merge(cli.data_dir, args, file)?).await,
-        Command::User { command: UserCommand::Create { name, role } } => {
+        Command::User { command: UserCommand::Create { name, role, expires_in_days } } => {
             let db = open_db(&cli.data_dir).await?;
             let name = name.trim();
             anyhow::ensure!((1..=100).contains(&name.chars().count()), "--name must be 1 to 100 characters");
-            let (_, token) = db.create_user(name, role.into()).await?;
+            let expires_at = token_expiry(expires_in_days)?;
+            let (user, mut token) = db.create_user(name, role.into()).await?;
+            if expires_at.is_some() {
+                token = db.rotate_token(&user.id, expires_at).await?.context("the user just made")?;
+            }
             println!("{token}");
             Ok(())
         }
+        Command::User { command: UserCommand::RotateToken { id, expires_in_days } } => {
+            let db = open_db(&cli.data_dir).await?;
+            let token = db.rotate_token(&id, token_expiry(expires_in_days)?).await?;
+            println!("{}", token.with_context(|| format!("no user {id:?}"))?);
+            Ok(())
+        }
+        Command::User { command: UserCommand::Revoke { id } } => {
+            let db = open_db(&cli.data_dir).await?;
+            anyhow::ensure!(db.revoke_tokens(&id).await?, "no user {id:?}");
+            Ok(())
+        }
+        Command::User { command: UserCommand::List } => {
+            let db = open_db(&cli.data_dir).await?;
+            for user in db.staff_users().await? {
+                println!("{}\t{}\t{}", user.id, user.role.as_str(), user.name);
+            }
+            Ok(())
+        }
+        Command::Shop { command } => shop_command(&open_db(&cli.data_dir).await?, command).await,
         Command::Migrate => {
             open_db(&cli.data_dir).await?;
             tracing::info!(data_dir = %cli.data_dir.display(), "database is up to date");
             Ok(())
         }
     }
+}
+
+fn token_expiry(days: Option<u32>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    match days {
+        None => Ok(None),
+        Some(days) if (1..=3650).contains(&days) => Ok(Some(chrono::Utc::now() + chrono::Duration::days(days.into()))),
+        Some(days) => anyhow::bail!("--expires-in-days must be 1 to 3650, not {days}"),
+    }
+}
+
+async fn shop_command(db: &Db, command: ShopCommand) -> anyhow::Result<()> {
+    let has_role = async |id: &str, role: Role| anyhow::Ok(db.user(id).await?.is_some_and(|u| u.role == role));
+    match command {
+        ShopCommand::Link { shop, seller } => {
+            anyhow::ensure!(has_role(&shop, Role::Shop).await?, "--shop {shop:?} is not a shop user's id");
+            anyhow::ensure!(has_role(&seller, Role::Seller).await?, "--seller {seller:?} is not a seller's id");
+            db.link_shop(&shop, &seller).await?;
+        }
+        ShopCommand::Unlink { shop, seller } => {
+            anyhow::ensure!(db.unlink_shop(&shop, &seller).await?, "shop {shop:?} is not linked to seller {seller:?}");
+        }
+        ShopCommand::Sellers { shop } => {
+            anyhow::ensure!(has_role(&shop, Role::Shop).await?, "--shop {shop:?} is not a shop user's id");
+            for seller in db.shop_sellers(&shop).await? {
+                println!("{}\t{}", seller.id, seller.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result<ServeConfig> {
@@ -195,6 +320,18 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
     Ok(ServeConfig {
         storage,
         ingest,
+        metrics_token: args.metrics_token.or(file.metrics_token.clone()).filter(|t| !t.is_empty()),
+        metrics_listen: args.metrics_listen.or(file.metrics_listen),
+        http_limits: config::http_limits(
+            args.http_max_connections.or(file.http_max_connections),
+            args.http_max_connections_per_ip.or(file.http_max_connections_per_ip),
+            args.http_header_timeout.or(file.http_header_timeout),
+        )?,
+        trusted_proxies: if args.trusted_proxies.is_empty() {
+            file.trusted_proxies.clone().unwrap_or_default()
+        } else {
+            args.trusted_proxies
+        },
         data_dir,
         rtmps,
         http: args.http.or(file.http).unwrap_or_else(|| config::DEFAULT_HTTP.parse().expect("valid default")),
@@ -215,9 +352,24 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
 
 async fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    let db = Db::open(&data_dir.join("hawker.db")).await?;
+    // The database holds stream keys and token digests: for hawker's user only.
+    restrict(data_dir, 0o700)?;
+    let path = data_dir.join("hawker.db");
+    let db = Db::open(&path).await?;
     db.migrate().await?;
+    for file in ["hawker.db", "hawker.db-wal", "hawker.db-shm"] {
+        let file = data_dir.join(file);
+        if file.exists() {
+            restrict(&file, 0o600)?;
+        }
+    }
     Ok(db)
+}
+
+fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {} to mode {mode:o}", path.display()))
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -270,7 +422,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some((listener, tls)) = rtmps {
         servers.push(tokio::spawn(ingest.serve_tls(listener, tls, shutdown.clone())));
     }
-    let state = AppState::new(db, store, (control.clone(), control), urls, events);
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding metrics {addr}"))?),
+        None => None,
+    };
+    let metrics = MetricsAccess { token: config.metrics_token.clone(), own_listener: metrics_listener.is_some() };
+    let state = AppState::new(db, store, (control.clone(), control), urls, events)
+        .with_trusted_proxies(config.trusted_proxies.clone())
+        .with_metrics_access(metrics);
+    if let Some(listener) = metrics_listener {
+        let metrics = hawker_api::metrics_router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, metrics).await });
+    }
     let background = tokio::spawn(hawker_api::run_background(state.clone()));
     let app = hawker_api::router(state);
     match rtmps_addr {
@@ -281,14 +444,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
 
     let stop = shutdown.clone();
-    // Client addresses bound guest sign-ins per address.
-    axum::serve(http_listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            stop.cancel();
-        })
-        .await?;
+    let stopped = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    };
+    http_server::serve(http_listener, app, config.http_limits.clone(), config.trusted_proxies.clone(), stopped).await?;
     shutdown.cancel();
     background.abort();
     for server in servers {

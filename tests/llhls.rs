@@ -91,12 +91,8 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     assert!(text.contains(&format!("\nseg{next:06}.m4s\n")), "segment {next} missing:\n{text}");
 
     // Parts are not objects of their own: those of a complete segment are its bytes, in order.
-    let parts: Vec<String> = low_latency(&text)
-        .parts
-        .iter()
-        .filter(|p| part_id(&p.uri).0 == next)
-        .map(|p| p.uri.clone())
-        .collect();
+    let parts: Vec<String> =
+        low_latency(&text).parts.iter().filter(|p| part_id(&p.uri).0 == next).map(|p| p.uri.clone()).collect();
     assert!(parts.len() >= 2, "segment {next} lists {} parts:\n{text}", parts.len());
     let mut joined = Vec::new();
     for uri in &parts {

@@ -8,7 +8,8 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rtmps_publish_with_health_and_metrics() {
-    let server = Server::start_with(&["--tls-self-signed", "--rtmps", "127.0.0.1:0"]);
+    let server =
+        Server::start_with(&["--tls-self-signed", "--rtmps", "127.0.0.1:0", "--metrics-token", "scrape-secret-123"]);
     let rtmps = server.rtmps.clone().expect("an RTMPS listener");
     let seller = server.user("seller", "seller");
     let other = server.user("other", "seller");
@@ -54,7 +55,11 @@ async fn rtmps_publish_with_health_and_metrics() {
     assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&other), None).await.0, 403);
     assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/stats"), None, None).await.0, 401);
 
-    let response = server.get("/metrics").await;
+    // Without the scraper's token: refused; with it, each stream's ingest health too.
+    assert_eq!(server.get("/metrics").await.status(), 401);
+    let wrong = server.client.get(server.url("/metrics")).bearer_auth("scrape-secret-12").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let response = server.client.get(server.url("/metrics")).bearer_auth("scrape-secret-123").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let metrics = response.text().await.unwrap();

@@ -99,10 +99,7 @@ async fn s3_serve_mode_publish_play_and_delete() {
     })
     .await;
     let playlist = "application/vnd.apple.mpegurl";
-    assert_eq!(
-        stored_headers(&s3, &format!("{v0}/journal00000.m3u8")),
-        (playlist.into(), "no-cache".into())
-    );
+    assert_eq!(stored_headers(&s3, &format!("{v0}/journal00000.m3u8")), (playlist.into(), "no-cache".into()));
     assert!(!s3.object_path(&format!("{v0}/live.m3u8")).exists());
     assert_eq!(stored_headers(&s3, &format!("streams/{pid}/index.m3u8")).1, "no-cache");
     let output = ffmpeg.wait_with_output().await.unwrap();

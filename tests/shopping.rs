@@ -110,13 +110,14 @@ async fn live_shopping_end_to_end() {
     let bob = server.user("bob", "viewer");
     let admin = server.user("admin", "admin");
     let shop = server.user("shop", "shop");
+    server.link_shop(&admin, &shop, &seller).await;
     let hooks = webhook_receiver().await;
     let (status, body) = server
         .call(
             "PATCH",
             "/api/v1/settings",
             Some(&admin),
-            Some(json!({"webhook_url": hooks.url, "webhook_secret": SECRET})),
+            Some(json!({"webhook_url": hooks.url, "webhook_secret": SECRET, "allow_private_webhooks": true})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -131,7 +132,7 @@ async fn live_shopping_end_to_end() {
     let path = |rest: &str| format!("/api/v1/streams/{id}{rest}");
 
     // Viewers cannot join before there is something to play.
-    assert_eq!(server.call("POST", &path("/viewers"), None, None).await.0, 409);
+    assert_eq!(server.call("POST", &path("/viewers"), None, Some(json!({}))).await.0, 409);
 
     let mut public = open_events(&server, id, None).await;
     let hello = wait_event(&mut public, "hello", Duration::from_secs(5), |_| true).await;
@@ -153,13 +154,20 @@ async fn live_shopping_end_to_end() {
         assert_eq!(received[0].1, received[1].1, "the retry is the same delivery");
     }
 
-    // ---- viewers: two join, one leaves ----
-    let (status, a) = server.call("POST", &path("/viewers"), None, None).await;
+    // ---- viewers: two join, count at their first heartbeat, one leaves ----
+    let (status, a) = server.call("POST", &path("/viewers"), None, Some(json!({}))).await;
     assert_eq!(status, 201, "{a}");
     assert_eq!(a["replay"], false);
-    let (_, b) = server.call("POST", &path("/viewers"), Some(&bob), None).await;
+    let after = Duration::from_secs(a["first_heartbeat_after_seconds"].as_u64().unwrap());
+    let (_, b) = server.call("POST", &path("/viewers"), Some(&bob), Some(json!({}))).await;
     let (a, b) = (a["session_id"].as_str().unwrap().to_owned(), b["session_id"].as_str().unwrap().to_owned());
     assert_ne!(a, b);
+    let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
+    assert_eq!(viewers["current"], 0, "joined, not yet counted");
+    tokio::time::sleep(after).await;
+    for session in [&a, &b] {
+        assert_eq!(server.call("POST", &path(&format!("/viewers/{session}/heartbeat")), None, None).await.0, 204);
+    }
     let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
     assert_eq!(
         (viewers["current"].as_i64(), viewers["peak"].as_i64(), viewers["unique"].as_i64()),
@@ -340,7 +348,7 @@ async fn live_shopping_end_to_end() {
     assert_eq!(server.call("POST", &path("/orders"), Some(&alice), Some(order.clone())).await.0, 403);
     let (status, recorded) = server.call("POST", &path("/orders"), Some(&shop), Some(order.clone())).await;
     assert_eq!((status, recorded["amount"].as_str()), (201, Some("119.98")), "{recorded}");
-    wait_event(&mut public, "orders", Duration::from_secs(5), |e| e["orders"] == 1).await;
+    wait_event(&mut seller_socket, "orders", Duration::from_secs(5), |e| e["orders"] == 1).await;
     assert_eq!(server.call("POST", &path("/orders"), Some(&shop), Some(order.clone())).await.0, 200);
     let mut changed = order.clone();
     changed["quantity"] = json!(3);
@@ -398,8 +406,11 @@ async fn live_shopping_end_to_end() {
         daterange(&replay_playlist).is_some_and(|m| m.contains("END-DATE=")),
         "no pin in the replay:\n{replay_playlist}"
     );
-    let (status, replay) = server.call("POST", &path("/viewers"), None, None).await;
+    let (status, replay) = server.call("POST", &path("/viewers"), None, Some(json!({}))).await;
     assert_eq!((status, replay["replay"].as_bool()), (201, Some(true)));
+    let session = replay["session_id"].as_str().unwrap();
+    tokio::time::sleep(after).await;
+    assert_eq!(server.call("POST", &path(&format!("/viewers/{session}/heartbeat")), None, None).await.0, 204);
     let (_, viewers) = server.call("GET", &path("/viewers"), None, None).await;
     assert_eq!(
         (viewers["peak"].as_i64(), viewers["unique"].as_i64(), viewers["replay_views"].as_i64()),
@@ -627,11 +638,11 @@ async fn viewer_sign_in_by_the_shop_and_as_a_guest() {
     let (status, body) = server.call("POST", "/api/v1/guest-tokens", None, Some(guest("Late"))).await;
     assert_eq!(status, 403, "{body}");
 
-    // Lists: a seller's own streams (keys included), every stream for admins only.
+    // Lists: a seller's own streams (keys only in one stream's view), every stream for admins only.
     let (status, mine) = server.call("GET", "/api/v1/streams?scope=mine", Some(&seller), None).await;
     assert_eq!(status, 200);
     assert_eq!(mine["streams"].as_array().unwrap().len(), 1);
-    assert!(mine["streams"][0]["stream_key"].is_string());
+    assert!(mine["streams"][0].get("stream_key").is_none_or(Value::is_null));
     assert_eq!(mine["streams"][0]["seller"]["name"], "seller");
     let (status, _) = server.call("GET", "/api/v1/streams?scope=all", Some(&seller), None).await;
     assert_eq!(status, 403);

@@ -108,6 +108,7 @@ impl Db {
         let digest = secrets::digest(token);
         let row = sqlx::query(
             "SELECT id, name, role FROM users WHERE token_hash = $1 \
+             AND (token_expires_at IS NULL OR token_expires_at > $2) \
              UNION ALL \
              SELECT u.id, u.name, u.role FROM viewer_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.expires_at > $2",
@@ -142,13 +143,15 @@ impl Db {
     /// A guest viewer: signed in by name only, with no token of its own.
     pub async fn create_guest(&self, name: &str) -> DbResult<User> {
         let user = User { id: secrets::new_id(), name: name.to_owned(), role: Role::Viewer };
-        sqlx::query("INSERT INTO users (id, name, role, token_hash, created_at) VALUES ($1, $2, 'viewer', $3, $4)")
-            .bind(&user.id)
-            .bind(&user.name)
-            .bind(secrets::digest(&secrets::new_api_token()))
-            .bind(timestamp(Utc::now()))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO users (id, name, role, token_hash, created_at, guest) VALUES ($1, $2, 'viewer', $3, $4, 1)",
+        )
+        .bind(&user.id)
+        .bind(&user.name)
+        .bind(secrets::digest(&secrets::new_api_token()))
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
         Ok(user)
     }
 
@@ -420,8 +423,9 @@ pub enum OrderRecorded {
 }
 
 const PIN_COLUMNS: &str = "id, stream_id, product_id, title, price, currency, image_url, url, pinned_at, unpinned_at";
-const CHAT_SELECT: &str = "SELECT m.id, m.stream_id, m.user_id, u.name AS user_name, m.body, m.created_at, m.media_time \
-     FROM chat_messages m JOIN users u ON u.id = m.user_id";
+const CHAT_SELECT: &str = "SELECT m.id, m.stream_id, m.user_id, u.name AS user_name, m.body, m.created_at, \
+     m.media_time, CASE WHEN s.owner_id = m.user_id THEN 'seller' WHEN u.role = 'admin' THEN 'moderator' END AS badge \
+     FROM chat_messages m JOIN users u ON u.id = m.user_id JOIN streams s ON s.id = m.stream_id";
 
 impl Db {
     pub async fn user(&self, id: &str) -> DbResult<Option<User>> {
@@ -717,9 +721,150 @@ impl Db {
         Ok(if same { OrderRecorded::Repeated(stored) } else { OrderRecorded::Mismatch(stored) })
     }
 
+    /// Whether `name` is an admin's or the given seller's (case and surrounding space aside):
+    /// names nobody else may chat under.
+    pub async fn is_reserved_name(&self, name: &str, seller_id: &str) -> DbResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM users WHERE lower(trim(name)) = lower(trim($1)) AND (role = 'admin' OR id = $2) LIMIT 1",
+        )
+        .bind(name)
+        .bind(seller_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// A new API token for the user (the old one stops working at once), valid until
+    /// `expires_at` (`None`: no expiry); `None` for an unknown user.
+    pub async fn rotate_token(&self, user_id: &str, expires_at: Option<DateTime<Utc>>) -> DbResult<Option<String>> {
+        let token = secrets::new_api_token();
+        let done = sqlx::query("UPDATE users SET token_hash = $1, token_expires_at = $2 WHERE id = $3")
+            .bind(secrets::digest(&token))
+            .bind(expires_at.map(timestamp))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok((done.rows_affected() == 1).then_some(token))
+    }
+
+    /// Every token of the user stops working: its API token (replaced by one nobody has) and
+    /// its viewer tokens. False for an unknown user.
+    pub async fn revoke_tokens(&self, user_id: &str) -> DbResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET token_hash = $1, token_expires_at = NULL WHERE id = $2")
+            .bind(secrets::digest(&secrets::new_api_token()))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM viewer_tokens WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The user's API token expiry (`None`: never) and its live viewer tokens' expiries,
+    /// soonest first; `None` for an unknown user. Tokens themselves are never stored.
+    pub async fn token_expiries(&self, user_id: &str) -> DbResult<Option<(Option<DateTime<Utc>>, Vec<DateTime<Utc>>)>> {
+        let Some(row) = sqlx::query("SELECT token_expires_at FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let api: Option<DateTime<Utc>> = row.try_get("token_expires_at")?;
+        let viewer: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT expires_at FROM viewer_tokens WHERE user_id = $1 AND expires_at > $2 ORDER BY expires_at",
+        )
+        .bind(user_id)
+        .bind(timestamp(Utc::now()))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some((api, viewer)))
+    }
+
+    /// Guests whose every token has expired and who left nothing behind (no chat message,
+    /// reaction or mute): deleted. Returns how many.
+    pub async fn purge_guests(&self) -> DbResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM users WHERE guest = 1 \
+             AND NOT EXISTS (SELECT 1 FROM viewer_tokens t WHERE t.user_id = users.id AND t.expires_at > $1) \
+             AND created_at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.user_id = users.id) \
+             AND NOT EXISTS (SELECT 1 FROM reactions r WHERE r.user_id = users.id) \
+             AND NOT EXISTS (SELECT 1 FROM chat_mutes c WHERE c.user_id = users.id)",
+        )
+        .bind(timestamp(Utc::now()))
+        .bind(timestamp(Utc::now() - chrono::Duration::days(1)))
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM viewer_tokens WHERE expires_at <= $1")
+            .bind(timestamp(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Admins, sellers and shops (not viewers), oldest first.
+    pub async fn staff_users(&self) -> DbResult<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, name, role FROM users WHERE role IN ('admin', 'seller', 'shop') ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Links a shop to a seller it sells for; false when already linked.
+    pub async fn link_shop(&self, shop_id: &str, seller_id: &str) -> DbResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO shop_sellers (shop_id, seller_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (shop_id, seller_id) DO NOTHING",
+        )
+        .bind(shop_id)
+        .bind(seller_id)
+        .bind(timestamp(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// False when they were not linked.
+    pub async fn unlink_shop(&self, shop_id: &str, seller_id: &str) -> DbResult<bool> {
+        let done = sqlx::query("DELETE FROM shop_sellers WHERE shop_id = $1 AND seller_id = $2")
+            .bind(shop_id)
+            .bind(seller_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn shop_sells_for(&self, shop_id: &str, seller_id: &str) -> DbResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM shop_sellers WHERE shop_id = $1 AND seller_id = $2")
+            .bind(shop_id)
+            .bind(seller_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The sellers a shop is linked to, by name.
+    pub async fn shop_sellers(&self, shop_id: &str) -> DbResult<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.name, u.role FROM shop_sellers l JOIN users u ON u.id = l.seller_id \
+             WHERE l.shop_id = $1 ORDER BY u.name, u.id",
+        )
+        .bind(shop_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     pub async fn order_totals(&self, stream_id: &str) -> DbResult<OrderTotals> {
         let rows = sqlx::query(
-            "SELECT product_id, currency, COUNT(*) AS orders, SUM(quantity) AS units, SUM(amount_e4) AS revenue \
+            // An amount is at most 10^13 (×10^4): SUM over amounts overflows i64 after some
+            // 900,000 orders, SUM over whole units and fractions apart only after 10^9.
+            "SELECT product_id, currency, COUNT(*) AS orders, SUM(quantity) AS units, \
+             SUM(amount_e4 / 10000) AS revenue_units, SUM(amount_e4 % 10000) AS revenue_e4_rest \
              FROM orders WHERE stream_id = $1 GROUP BY product_id, currency ORDER BY product_id, currency",
         )
         .bind(stream_id)
@@ -732,7 +877,8 @@ impl Db {
                 currency: row.try_get("currency")?,
                 orders: row.try_get("orders")?,
                 units: row.try_get("units")?,
-                revenue_e4: row.try_get("revenue")?,
+                revenue_e4: i128::from(row.try_get::<i64, _>("revenue_units")?) * 10_000
+                    + i128::from(row.try_get::<i64, _>("revenue_e4_rest")?),
             };
             totals.orders += product.orders;
             totals.units += product.units;
@@ -751,7 +897,15 @@ fn chat_from_row(row: &SqliteRow) -> DbResult<ChatMessage> {
     Ok(ChatMessage {
         id: row.try_get("id")?,
         stream_id: row.try_get("stream_id")?,
-        user: ChatUser { id: row.try_get("user_id")?, name: row.try_get("user_name")? },
+        user: ChatUser {
+            id: row.try_get("user_id")?,
+            name: row.try_get("user_name")?,
+            role: match row.try_get::<Option<String>, _>("badge")?.as_deref() {
+                Some("seller") => Some("seller"),
+                Some("moderator") => Some("moderator"),
+                _ => None,
+            },
+        },
         text: row.try_get("body")?,
         created_at: row.try_get("created_at")?,
         media_time: row.try_get("media_time")?,
@@ -818,6 +972,39 @@ mod tests {
         let db = Db::open(&dir.path().join("t.db")).await.unwrap();
         db.migrate().await.unwrap();
         (dir, db)
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_rotate_and_revoke_and_guests_are_purged() {
+        let (_dir, db) = db().await;
+        let (user, token) = db.create_user("s", Role::Seller).await.unwrap();
+        assert!(db.user_by_token(&token).await.unwrap().is_some());
+        let expired =
+            db.rotate_token(&user.id, Some(Utc::now() - chrono::Duration::seconds(1))).await.unwrap().unwrap();
+        assert!(db.user_by_token(&token).await.unwrap().is_none(), "the old token after a rotation");
+        assert!(db.user_by_token(&expired).await.unwrap().is_none(), "an expired token");
+        let fresh = db.rotate_token(&user.id, Some(Utc::now() + chrono::Duration::days(1))).await.unwrap().unwrap();
+        assert_eq!(db.user_by_token(&fresh).await.unwrap().unwrap().id, user.id);
+        assert!(db.token_expiries(&user.id).await.unwrap().unwrap().0.is_some());
+        assert!(db.revoke_tokens(&user.id).await.unwrap());
+        assert!(db.user_by_token(&fresh).await.unwrap().is_none());
+        assert!(db.rotate_token("nobody", None).await.unwrap().is_none());
+
+        // A guest with an expired token and nothing left behind goes; one who chatted stays.
+        let quiet = db.create_guest("quiet").await.unwrap();
+        let chatty = db.create_guest("chatty").await.unwrap();
+        let (viewer, _) = db.create_user("cli viewer", Role::Viewer).await.unwrap();
+        let stream = db.create_stream(new_stream(&user.id, "t")).await.unwrap();
+        db.insert_chat(&stream.id, &chatty.id, "hi", None).await.unwrap();
+        sqlx::query("UPDATE users SET created_at = $1")
+            .bind(timestamp(Utc::now() - chrono::Duration::days(2)))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(db.purge_guests().await.unwrap(), 1);
+        assert!(db.user(&quiet.id).await.unwrap().is_none());
+        assert!(db.user(&chatty.id).await.unwrap().is_some());
+        assert!(db.user(&viewer.id).await.unwrap().is_some(), "only guests are purged");
     }
 
     fn new_stream<'a>(owner_id: &'a str, title: &'a str) -> NewStream<'a> {
@@ -1050,5 +1237,37 @@ mod tests {
         assert_eq!(totals.revenue, vec![("EUR".to_owned(), 599_700), ("USD".to_owned(), 100_000)]);
         assert_eq!(totals.products.len(), 2);
         assert_eq!((totals.products[0].orders, totals.products[0].units), (2, 3));
+
+        // A million orders of the largest amount: far past i64, still exact.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) \
+             INSERT INTO orders (shop_id, order_id, stream_id, product_id, quantity, amount_e4, currency, created_at) \
+             SELECT $1, 'big' || i, $2, 'p3', 1, $3, 'JPY', $4 FROM n",
+        )
+        .bind(&shop.id)
+        .bind(id)
+        .bind(crate::money::MAX_AMOUNT_E4)
+        .bind(timestamp(Utc::now()))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let totals = db.order_totals(id).await.unwrap();
+        let jpy = totals.revenue.iter().find(|(c, _)| c == "JPY").unwrap().1;
+        assert_eq!(jpy, 1_000_000 * i128::from(crate::money::MAX_AMOUNT_E4));
+        assert_eq!(crate::money::format_amount(jpy), "1000000000000000.00");
+
+        // Shops and the sellers they sell for.
+        let (seller2, _) = db.create_user("other seller", Role::Seller).await.unwrap();
+        assert!(!db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
+        assert!(db.link_shop(&shop.id, &seller2.id).await.unwrap());
+        assert!(!db.link_shop(&shop.id, &seller2.id).await.unwrap(), "linked once");
+        assert!(db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
+        assert_eq!(
+            db.shop_sellers(&shop.id).await.unwrap().iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+            [seller2.id.clone()]
+        );
+        assert!(db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
+        assert!(!db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
+        assert!(!db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
     }
 }

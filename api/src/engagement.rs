@@ -1,13 +1,17 @@
-//! Live engagement kept in memory: viewer sessions (joined by players, kept by heartbeats,
-//! gone after [`SESSION_TIMEOUT`] without one), the chat rate limiter, and the media time
-//! of a stream's live edge. Viewer figures that outlive a run (peak, unique sessions,
-//! replay views) are written to the database in batches, never one write per heartbeat.
+//! Live engagement kept in memory: viewer sessions (joined by players, counted once they
+//! prove presence with a heartbeat, gone after [`SESSION_TIMEOUT`] without one), the rate
+//! limiters, and the media time of a stream's live edge. Viewer figures that outlive a run
+//! (peak, unique sessions, replay views) are written to the database in batches, never one
+//! write per heartbeat.
 //!
 //! Counting by heartbeat (not by segment requests) keeps the count right when segments come
-//! from a CDN or a bucket.
+//! from a CDN or a bucket. A counted viewer is a player that kept running: a join alone counts
+//! nothing, joins are bounded per client address and per stream, and every table here has a
+//! hard size bound.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -20,10 +24,21 @@ use crate::{AppState, secrets};
 
 /// A session without a heartbeat for this long is gone.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// A session counts from its first heartbeat at least this long after it joined: a player
+/// that started and kept running, not a bare join.
+pub const PRESENCE_AFTER: Duration = Duration::from_secs(2);
 /// How often sessions are pruned and viewer counts announced (so at most once a second).
 pub const TICK: Duration = Duration::from_secs(1);
 /// How often changed counters are written, in one transaction.
 pub const FLUSH_EVERY_TICKS: u32 = 5;
+/// Sessions (counted or not) one client address may hold on one stream: a household or an
+/// office behind one address, not a script.
+pub const SESSIONS_PER_CLIENT: usize = 20;
+/// Joins one client address may make per minute, over all streams.
+pub const JOINS_PER_CLIENT_PER_MINUTE: u32 = 60;
+/// Sessions one stream may hold, and all streams together.
+pub const SESSIONS_PER_STREAM: usize = 100_000;
+pub const SESSIONS_TOTAL: usize = 500_000;
 
 /// A stream's viewer figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -38,13 +53,59 @@ pub struct ViewerStats {
     pub replay_views: i64,
 }
 
-struct Session {
-    last_seen: Instant,
-    replay: bool,
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinRefused {
+    /// This client address joins too fast, or holds too many sessions: retry after.
+    Client(Duration),
+    /// The stream (or the server) holds as many sessions as it may.
+    Full,
 }
 
+/// A client address as limits see it: IPv4 whole, IPv6 by its /64 (one subscriber's prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into())),
+            },
+            v4 => Self(v4),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+            v4 => write!(f, "{v4}"),
+        }
+    }
+}
+
+struct Session {
+    joined: Instant,
+    last_seen: Instant,
+    client: ClientKey,
+    replay: bool,
+    /// Presence proven: in the figures.
+    counted: bool,
+}
+
+#[derive(Default)]
 struct StreamViewers {
     sessions: HashMap<String, Session>,
+    /// Sessions per client address, for the per-client bound.
+    per_client: HashMap<ClientKey, usize>,
+    /// Counted live (not replay) sessions: kept as sessions come and go, never by a scan.
+    current: i64,
+    /// (deadline, session): when a session may have expired, oldest first; a heartbeat
+    /// pushes a new entry and leaves the old one to be skipped.
+    expiry: VecDeque<(Instant, String)>,
     counters: ViewerCounters,
     /// Counters changed since the last flush.
     dirty: bool,
@@ -55,47 +116,168 @@ struct StreamViewers {
 impl StreamViewers {
     fn stats(&self) -> ViewerStats {
         ViewerStats {
-            current: self.sessions.values().filter(|s| !s.replay).count() as i64,
+            current: self.current,
             peak: self.counters.peak,
             unique: self.counters.unique,
             replay_views: self.counters.replay_views,
         }
     }
+
+    fn remove(&mut self, session_id: &str) -> bool {
+        let Some(session) = self.sessions.remove(session_id) else { return false };
+        if session.counted && !session.replay {
+            self.current -= 1;
+        }
+        if let Some(n) = self.per_client.get_mut(&session.client) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(&session.client);
+            }
+        }
+        true
+    }
+
+    /// Drops the sessions silent for [`SESSION_TIMEOUT`]; returns how many.
+    fn prune(&mut self, now: Instant) -> usize {
+        let mut removed = 0;
+        while let Some((deadline, _)) = self.expiry.front()
+            && *deadline <= now
+        {
+            let (_, id) = self.expiry.pop_front().expect("a front");
+            let expired = self.sessions.get(&id).is_some_and(|s| now.duration_since(s.last_seen) >= SESSION_TIMEOUT);
+            if expired && self.remove(&id) {
+                removed += 1;
+            }
+        }
+        removed
+    }
 }
 
 /// Guest sign-ins one address may make per hour.
 pub const GUEST_SIGN_INS_PER_HOUR: u32 = 20;
+/// Orders one shop may report per minute (a flash sale's pace, not a script's).
+pub const ORDERS_PER_MINUTE: u32 = 1200;
 
-/// A sliding-window rate limit per key, bounded in memory.
+/// Keys one rate limiter tracks at most. When that many keys are all still limited (a
+/// flood from very many addresses), new keys are refused until some recover: the table
+/// never grows past this.
+pub const RATE_LIMIT_KEYS: usize = 100_000;
+
+/// Exactly at most `max` acts per `per` for each key, in any window of that length (the
+/// promise the chat setting and the order limit make): a log of the key's recent acts. Keys
+/// are signed-in users, and each log holds at most `max` instants.
 #[derive(Default)]
 struct SlidingWindow(Mutex<HashMap<String, VecDeque<Instant>>>);
 
 impl SlidingWindow {
-    /// Whether `key` may act now: at most `max` times per `per`. Counts the act if so.
-    fn allow(&self, key: &str, max: u32, per: Duration, now: Instant) -> bool {
+    /// Whether `key` may act now; counts the act if so, else says how long until it may.
+    fn allow(&self, key: &str, max: u32, per: Duration, now: Instant) -> Result<(), Duration> {
         let mut acts = lock(&self.0);
+        if !acts.contains_key(key) && acts.len() >= RATE_LIMIT_KEYS {
+            acts.retain(|_, recent| recent.back().is_some_and(|t| now.duration_since(*t) < per));
+            if acts.len() >= RATE_LIMIT_KEYS {
+                return Err(Duration::from_secs(1));
+            }
+        }
         let recent = acts.entry(key.to_owned()).or_default();
         while recent.front().is_some_and(|t| now.duration_since(*t) >= per) {
             recent.pop_front();
         }
         if recent.len() >= max as usize {
-            return false;
+            let oldest = recent.front().copied().unwrap_or(now);
+            return Err(per.saturating_sub(now.duration_since(oldest)));
         }
         recent.push_back(now);
-        if acts.len() > 10_000 {
-            acts.retain(|_, r| r.back().is_some_and(|t| now.duration_since(*t) < per.max(Duration::from_secs(3600))));
+        Ok(())
+    }
+}
+
+/// A rate limit per key: `max` acts per `per` on average, in bursts of up to `max` (the
+/// generic cell rate algorithm: one instant per key, so a table keyed by client addresses,
+/// which an attacker chooses, costs the same at any rate). Written here rather than taken
+/// from a crate because the table needs a hard bound.
+#[derive(Default)]
+struct RateLimit(Mutex<HashMap<String, Instant>>);
+
+impl RateLimit {
+    /// Whether `key` may act now; counts the act if so, else says how long until it may.
+    fn allow(&self, key: &str, max: u32, per: Duration, now: Instant) -> Result<(), Duration> {
+        let interval = per / max.max(1);
+        let tolerance = per.saturating_sub(interval);
+        let mut theoretical = lock(&self.0);
+        if !theoretical.contains_key(key) && theoretical.len() >= RATE_LIMIT_KEYS {
+            theoretical.retain(|_, at| *at > now);
+            if theoretical.len() >= RATE_LIMIT_KEYS {
+                return Err(Duration::from_secs(1));
+            }
         }
-        true
+        let at = theoretical.get(key).map_or(now, |at| (*at).max(now));
+        let ahead = at.duration_since(now);
+        if ahead > tolerance {
+            return Err(ahead - tolerance);
+        }
+        theoretical.insert(key.to_owned(), at + interval);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.0).len()
     }
 }
 
 #[derive(Default)]
 pub struct Engagement {
-    viewers: Mutex<HashMap<String, StreamViewers>>,
+    /// Streams with sessions, each behind its own lock: a heartbeat on one stream never
+    /// waits for another.
+    viewers: Mutex<HashMap<String, Arc<Mutex<StreamViewers>>>>,
+    /// Sessions over all streams, for [`SESSIONS_TOTAL`].
+    sessions_total: std::sync::atomic::AtomicUsize,
+    /// Recent joins per client address.
+    joins: RateLimit,
     /// Recent chat posts per user, for the rate limit.
     chat_posts: SlidingWindow,
     /// Recent guest sign-ins per client address.
-    guest_sign_ins: SlidingWindow,
+    guest_sign_ins: RateLimit,
+    /// Recent orders per shop.
+    orders: SlidingWindow,
+    /// Open event sockets.
+    sockets: Mutex<Sockets>,
+    /// Event socket tickets not yet used: ticket → (stream id, user id, issued).
+    tickets: Mutex<HashMap<String, (String, String, Instant)>>,
+}
+
+/// How long an event socket ticket may wait for its socket, and how many may wait at once.
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
+pub const TICKETS_MAX: usize = 10_000;
+
+#[derive(Default)]
+struct Sockets {
+    per_client: HashMap<ClientKey, usize>,
+    total: usize,
+}
+
+/// Event sockets one client address may hold open (a few tabs, not a flood), and all clients.
+pub const SOCKETS_PER_CLIENT: usize = 16;
+pub const SOCKETS_TOTAL: usize = 20_000;
+
+/// An open event socket's place in the bounds; given back when dropped.
+pub struct SocketPermit {
+    engagement: Arc<Engagement>,
+    client: ClientKey,
+}
+
+impl Drop for SocketPermit {
+    fn drop(&mut self) {
+        let mut sockets = lock(&self.engagement.sockets);
+        sockets.total -= 1;
+        if let Some(n) = sockets.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                sockets.per_client.remove(&self.client);
+            }
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -107,60 +289,151 @@ impl Engagement {
         Self::default()
     }
 
-    /// A player joins: returns its new session id. `replay` = the stream is archived.
-    pub async fn join(&self, db: &Db, stream_id: &str, replay: bool, now: Instant) -> DbResult<String> {
-        if !lock(&self.viewers).contains_key(stream_id) {
-            // The persisted figures go on from where the last run left them.
-            let counters = db.viewer_counters(stream_id).await?;
-            lock(&self.viewers).entry(stream_id.to_owned()).or_insert_with(|| StreamViewers {
-                sessions: HashMap::new(),
-                counters,
-                dirty: false,
-                announced: None,
-            });
+    /// A single-use ticket for `user_id`'s event socket on `stream_id`, valid [`TICKET_TTL`];
+    /// `None` while [`TICKETS_MAX`] unused tickets wait.
+    pub fn issue_ticket(&self, stream_id: &str, user_id: &str, now: Instant) -> Option<String> {
+        let mut tickets = lock(&self.tickets);
+        if tickets.len() >= TICKETS_MAX {
+            tickets.retain(|_, (_, _, issued)| now.duration_since(*issued) < TICKET_TTL);
+            if tickets.len() >= TICKETS_MAX {
+                return None;
+            }
         }
-        let session_id = secrets::new_id();
-        let mut viewers = lock(&self.viewers);
-        let entry = viewers.get_mut(stream_id).expect("inserted above");
-        entry.sessions.insert(session_id.clone(), Session { last_seen: now, replay });
-        if replay {
-            entry.counters.replay_views += 1;
-        } else {
-            entry.counters.unique += 1;
-            let current = entry.sessions.values().filter(|s| !s.replay).count() as i64;
-            entry.counters.peak = entry.counters.peak.max(current);
-        }
-        entry.dirty = true;
-        Ok(session_id)
+        let ticket = secrets::new_id();
+        tickets.insert(ticket.clone(), (stream_id.to_owned(), user_id.to_owned(), now));
+        Some(ticket)
     }
 
-    /// Keeps a session alive; false when it is unknown or already gone.
-    pub fn heartbeat(&self, stream_id: &str, session_id: &str, now: Instant) -> bool {
-        let mut viewers = lock(&self.viewers);
-        match viewers.get_mut(stream_id).and_then(|v| v.sessions.get_mut(session_id)) {
-            Some(session) if now.duration_since(session.last_seen) < SESSION_TIMEOUT => {
-                session.last_seen = now;
-                true
-            }
-            _ => false,
+    /// The user a ticket was issued to, if it is fresh and for this stream; used up either way.
+    pub fn redeem_ticket(&self, ticket: &str, stream_id: &str, now: Instant) -> Option<String> {
+        let (stream, user, issued) = lock(&self.tickets).remove(ticket)?;
+        (stream == stream_id && now.duration_since(issued) < TICKET_TTL).then_some(user)
+    }
+
+    /// A place for one more event socket of `client`; `None` over [`SOCKETS_PER_CLIENT`] or
+    /// [`SOCKETS_TOTAL`].
+    pub fn open_socket(self: &Arc<Self>, client: ClientKey) -> Option<SocketPermit> {
+        let mut sockets = lock(&self.sockets);
+        let mine = sockets.per_client.get(&client).copied().unwrap_or(0);
+        if mine >= SOCKETS_PER_CLIENT || sockets.total >= SOCKETS_TOTAL {
+            return None;
         }
+        *sockets.per_client.entry(client).or_default() += 1;
+        sockets.total += 1;
+        Some(SocketPermit { engagement: self.clone(), client })
+    }
+
+    fn stream(&self, stream_id: &str) -> Option<Arc<Mutex<StreamViewers>>> {
+        lock(&self.viewers).get(stream_id).cloned()
+    }
+
+    /// A player joins: returns its new session id, not counted until
+    /// [`heartbeat`](Self::heartbeat) proves presence. `replay` = the stream is archived.
+    pub async fn join(
+        &self,
+        db: &Db,
+        stream_id: &str,
+        replay: bool,
+        client: ClientKey,
+        now: Instant,
+    ) -> DbResult<Result<String, JoinRefused>> {
+        use std::sync::atomic::Ordering;
+        if let Err(wait) =
+            self.joins.allow(&client.to_string(), JOINS_PER_CLIENT_PER_MINUTE, Duration::from_secs(60), now)
+        {
+            return Ok(Err(JoinRefused::Client(wait)));
+        }
+        let mut counters = None;
+        // The map's lock is held for the O(1) work below, so that a stream being forgotten
+        // (`take_dirty`) never takes a new session with it.
+        let mut streams = loop {
+            if counters.is_none() && self.stream(stream_id).is_none() {
+                // The persisted figures go on from where the last run left them.
+                counters = Some(db.viewer_counters(stream_id).await?);
+            }
+            let streams = lock(&self.viewers);
+            if streams.contains_key(stream_id) || counters.is_some() {
+                break streams;
+            }
+        };
+        let entry = streams.entry(stream_id.to_owned()).or_insert_with(|| {
+            Arc::new(Mutex::new(StreamViewers { counters: counters.unwrap_or_default(), ..StreamViewers::default() }))
+        });
+        let mut viewers = lock(entry);
+        let held = viewers.per_client.get(&client).copied().unwrap_or(0);
+        if held >= SESSIONS_PER_CLIENT {
+            // Room comes back as this address's sessions expire or leave.
+            return Ok(Err(JoinRefused::Client(SESSION_TIMEOUT)));
+        }
+        if viewers.sessions.len() >= SESSIONS_PER_STREAM {
+            return Ok(Err(JoinRefused::Full));
+        }
+        if self.sessions_total.fetch_add(1, Ordering::Relaxed) >= SESSIONS_TOTAL {
+            self.sessions_total.fetch_sub(1, Ordering::Relaxed);
+            return Ok(Err(JoinRefused::Full));
+        }
+        let session_id = secrets::new_id();
+        viewers
+            .sessions
+            .insert(session_id.clone(), Session { joined: now, last_seen: now, client, replay, counted: false });
+        *viewers.per_client.entry(client).or_default() += 1;
+        viewers.expiry.push_back((now + SESSION_TIMEOUT, session_id.clone()));
+        Ok(Ok(session_id))
+    }
+
+    /// Keeps a session alive, and counts it at its first heartbeat [`PRESENCE_AFTER`] its
+    /// join or later; false when the session is unknown or already gone.
+    pub fn heartbeat(&self, stream_id: &str, session_id: &str, now: Instant) -> bool {
+        let Some(entry) = self.stream(stream_id) else { return false };
+        let mut viewers = lock(&entry);
+        let viewers = &mut *viewers;
+        let Some(session) = viewers.sessions.get_mut(session_id) else { return false };
+        let since = now.duration_since(session.last_seen);
+        if since >= SESSION_TIMEOUT {
+            return false;
+        }
+        // A beat right after the last one changes nothing: so the expiry queue holds at most
+        // one entry per session per second, however fast a client beats.
+        if since < Duration::from_secs(1) {
+            return true;
+        }
+        session.last_seen = now;
+        if !session.counted && now.duration_since(session.joined) >= PRESENCE_AFTER {
+            session.counted = true;
+            if session.replay {
+                viewers.counters.replay_views += 1;
+            } else {
+                viewers.counters.unique += 1;
+                viewers.current += 1;
+                viewers.counters.peak = viewers.counters.peak.max(viewers.current);
+            }
+            viewers.dirty = true;
+        }
+        viewers.expiry.push_back((now + SESSION_TIMEOUT, session_id.to_owned()));
+        true
     }
 
     pub fn leave(&self, stream_id: &str, session_id: &str) -> bool {
-        let mut viewers = lock(&self.viewers);
-        viewers.get_mut(stream_id).and_then(|v| v.sessions.remove(session_id)).is_some()
+        let Some(entry) = self.stream(stream_id) else { return false };
+        let removed = lock(&entry).remove(session_id);
+        if removed {
+            self.sessions_total.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        removed
     }
 
-    /// Drops sessions silent for [`SESSION_TIMEOUT`].
+    /// Drops sessions silent for [`SESSION_TIMEOUT`]: work in proportion to what expires.
     pub fn prune(&self, now: Instant) {
-        for entry in lock(&self.viewers).values_mut() {
-            entry.sessions.retain(|_, s| now.duration_since(s.last_seen) < SESSION_TIMEOUT);
+        let streams: Vec<_> = lock(&self.viewers).values().cloned().collect();
+        for entry in streams {
+            let removed = lock(&entry).prune(now);
+            self.sessions_total.fetch_sub(removed, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// The stream's figures while it is in memory.
     pub fn live_stats(&self, stream_id: &str) -> Option<ViewerStats> {
-        lock(&self.viewers).get(stream_id).map(StreamViewers::stats)
+        self.stream(stream_id).map(|entry| lock(&entry).stats())
     }
 
     /// The stream's figures: from memory, else as last persisted.
@@ -174,12 +447,14 @@ impl Engagement {
 
     /// Streams whose figures changed since they were last announced.
     pub fn take_changed(&self) -> Vec<(String, ViewerStats)> {
+        let streams: Vec<_> = lock(&self.viewers).iter().map(|(id, e)| (id.clone(), e.clone())).collect();
         let mut changed = Vec::new();
-        for (id, entry) in lock(&self.viewers).iter_mut() {
+        for (id, entry) in streams {
+            let mut entry = lock(&entry);
             let stats = entry.stats();
             if entry.announced != Some(stats) {
                 entry.announced = Some(stats);
-                changed.push((id.clone(), stats));
+                changed.push((id, stats));
             }
         }
         changed
@@ -190,34 +465,42 @@ impl Engagement {
     pub fn take_dirty(&self) -> Vec<(String, ViewerCounters)> {
         let mut viewers = lock(&self.viewers);
         let mut dirty = Vec::new();
-        for (id, entry) in viewers.iter_mut() {
+        for (id, entry) in viewers.iter() {
+            let mut entry = lock(entry);
             if entry.dirty {
                 entry.dirty = false;
                 dirty.push((id.clone(), entry.counters));
             }
         }
-        viewers.retain(|_, e| !e.sessions.is_empty() || e.dirty || e.announced != Some(e.stats()));
+        viewers.retain(|_, e| {
+            let e = lock(e);
+            !e.sessions.is_empty() || e.dirty || e.announced != Some(e.stats())
+        });
         dirty
     }
 
     /// Marks counters dirty again after a failed write.
     fn restore_dirty(&self, batch: &[(String, ViewerCounters)]) {
-        let mut viewers = lock(&self.viewers);
         for (id, _) in batch {
-            if let Some(entry) = viewers.get_mut(id) {
-                entry.dirty = true;
+            if let Some(entry) = self.stream(id) {
+                lock(&entry).dirty = true;
             }
         }
     }
 
     /// Whether `user_id` may post now: at most `max` posts per `per`. Counts the post if so.
-    pub fn allow_chat(&self, user_id: &str, max: u32, per: Duration, now: Instant) -> bool {
+    pub fn allow_chat(&self, user_id: &str, max: u32, per: Duration, now: Instant) -> Result<(), Duration> {
         self.chat_posts.allow(user_id, max, per, now)
+    }
+
+    /// Whether the shop may report one more order now: at most [`ORDERS_PER_MINUTE`].
+    pub fn allow_order(&self, shop_id: &str, now: Instant) -> Result<(), Duration> {
+        self.orders.allow(shop_id, ORDERS_PER_MINUTE, Duration::from_secs(60), now)
     }
 
     /// Whether `client` (an address) may sign in one more guest: at most
     /// [`GUEST_SIGN_INS_PER_HOUR`] an hour.
-    pub fn allow_guest_sign_in(&self, client: &str, now: Instant) -> bool {
+    pub fn allow_guest_sign_in(&self, client: &str, now: Instant) -> Result<(), Duration> {
         self.guest_sign_ins.allow(client, GUEST_SIGN_INS_PER_HOUR, Duration::from_secs(3600), now)
     }
 }
@@ -280,25 +563,33 @@ mod tests {
         let id = stream.id.as_str();
         let e = Engagement::new();
         let t0 = Instant::now();
-        let a = e.join(&db, id, false, t0).await.unwrap();
-        let b = e.join(&db, id, false, t0).await.unwrap();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let home = ClientKey::of("192.0.2.1".parse().unwrap());
+        let join = |client, now| e.join(&db, id, false, client, now);
+        let a = join(home, t0).await.unwrap().unwrap();
+        let b = join(home, t0).await.unwrap().unwrap();
         assert_ne!(a, b);
+        // Joined is not counted: only a heartbeat after the player kept running is.
+        assert_eq!(e.live_stats(id).unwrap(), ViewerStats::default());
+        assert!(e.heartbeat(id, &a, at(1)), "too early: accepted, not counted");
+        assert_eq!(e.live_stats(id).unwrap().current, 0);
+        assert!(e.heartbeat(id, &a, at(3)) && e.heartbeat(id, &b, at(3)));
         assert_eq!(e.live_stats(id).unwrap(), ViewerStats { current: 2, peak: 2, unique: 2, replay_views: 0 });
+        assert!(e.heartbeat(id, &a, at(4)), "counted once");
+        assert_eq!(e.live_stats(id).unwrap().unique, 2);
         assert_eq!(e.take_changed().len(), 1);
         assert!(e.take_changed().is_empty(), "announced once per change");
         assert!(e.leave(id, &a));
         assert!(!e.leave(id, &a));
-        // b keeps beating; a third joins and goes silent.
-        let c = e.join(&db, id, false, t0).await.unwrap();
-        let t1 = t0 + Duration::from_secs(20);
-        assert!(e.heartbeat(id, &b, t1));
-        let t2 = t0 + Duration::from_secs(31);
-        e.prune(t2);
-        assert!(!e.heartbeat(id, &c, t2));
-        assert!(e.heartbeat(id, &b, t2));
-        let replay = e.join(&db, id, true, t2).await.unwrap();
-        assert!(e.heartbeat(id, &replay, t2));
-        assert_eq!(e.live_stats(id).unwrap(), ViewerStats { current: 1, peak: 2, unique: 3, replay_views: 1 });
+        // b keeps beating; c joins and never beats: never counted, gone after the timeout.
+        let c = join(home, at(3)).await.unwrap().unwrap();
+        assert!(e.heartbeat(id, &b, at(20)));
+        e.prune(at(34));
+        assert!(!e.heartbeat(id, &c, at(34)));
+        assert!(e.heartbeat(id, &b, at(34)));
+        let replay = e.join(&db, id, true, home, at(34)).await.unwrap().unwrap();
+        assert!(e.heartbeat(id, &replay, at(37)));
+        assert_eq!(e.live_stats(id).unwrap(), ViewerStats { current: 1, peak: 2, unique: 2, replay_views: 1 });
 
         // Batched writes; a new process goes on from the stored figures.
         flush(&e, &db).await;
@@ -306,10 +597,67 @@ mod tests {
         let fresh = Engagement::new();
         assert_eq!(
             fresh.viewer_stats(&db, id).await.unwrap(),
-            ViewerStats { current: 0, peak: 2, unique: 3, replay_views: 1 }
+            ViewerStats { current: 0, peak: 2, unique: 2, replay_views: 1 }
         );
-        fresh.join(&db, id, false, t2).await.unwrap();
-        assert_eq!(fresh.live_stats(id).unwrap().unique, 4);
+        let d = fresh.join(&db, id, false, home, at(40)).await.unwrap().unwrap();
+        assert!(fresh.heartbeat(id, &d, at(43)));
+        assert_eq!(fresh.live_stats(id).unwrap().unique, 3);
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_a_bounded_number_of_sessions_and_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).await.unwrap();
+        db.migrate().await.unwrap();
+        let e = Engagement::new();
+        let t0 = Instant::now();
+        let flood = ClientKey::of("2001:db8::1".parse().unwrap());
+        let same_64 = ClientKey::of("2001:db8::ffff:2".parse().unwrap());
+        let mut sessions = Vec::new();
+        for _ in 0..SESSIONS_PER_CLIENT {
+            sessions.push(e.join(&db, "s", false, flood, t0).await.unwrap().unwrap());
+        }
+        assert!(matches!(e.join(&db, "s", false, same_64, t0).await.unwrap(), Err(JoinRefused::Client(_))));
+        // Another stream has its own bound, but the join rate is per address.
+        let mut joined = 0;
+        while e.join(&db, "other", false, flood, t0).await.unwrap().is_ok() {
+            joined += 1;
+        }
+        assert_eq!(joined, SESSIONS_PER_CLIENT);
+        let elsewhere = ClientKey::of("198.51.100.7".parse().unwrap());
+        assert!(e.join(&db, "s", false, elsewhere, t0).await.unwrap().is_ok());
+        // Room comes back as sessions leave.
+        assert!(e.leave("s", &sessions[0]));
+        let later = t0 + Duration::from_secs(61);
+        assert!(e.join(&db, "s", false, flood, later).await.unwrap().is_ok());
+    }
+
+    #[test]
+    fn sliding_window_table_is_bounded() {
+        let window = SlidingWindow::default();
+        let t0 = Instant::now();
+        for n in 0..RATE_LIMIT_KEYS {
+            assert!(window.allow(&n.to_string(), 1, Duration::from_secs(60), t0).is_ok());
+        }
+        assert!(window.allow("new", 1, Duration::from_secs(60), t0).is_err());
+        assert_eq!(lock(&window.0).len(), RATE_LIMIT_KEYS);
+        assert!(window.allow("new", 1, Duration::from_secs(60), t0 + Duration::from_secs(60)).is_ok());
+        assert_eq!(lock(&window.0).len(), 1);
+    }
+
+    #[test]
+    fn rate_limit_table_is_bounded() {
+        let limit = RateLimit::default();
+        let t0 = Instant::now();
+        for n in 0..RATE_LIMIT_KEYS {
+            assert!(limit.allow(&n.to_string(), 1, Duration::from_secs(60), t0).is_ok());
+        }
+        // Full of keys that are all still limited: a new key is refused, the table stays put.
+        assert!(limit.allow("new", 1, Duration::from_secs(60), t0).is_err());
+        assert_eq!(limit.len(), RATE_LIMIT_KEYS);
+        // Once they recover they make room.
+        assert!(limit.allow("new", 1, Duration::from_secs(60), t0 + Duration::from_secs(61)).is_ok());
+        assert_eq!(limit.len(), 1);
     }
 
     #[test]
@@ -317,10 +665,10 @@ mod tests {
         let e = Engagement::new();
         let t0 = Instant::now();
         let per = Duration::from_secs(10);
-        assert!(e.allow_chat("u", 2, per, t0));
-        assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(1)));
-        assert!(!e.allow_chat("u", 2, per, t0 + Duration::from_secs(2)));
-        assert!(e.allow_chat("other", 2, per, t0 + Duration::from_secs(2)));
-        assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(10)));
+        assert!(e.allow_chat("u", 2, per, t0).is_ok());
+        assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(1)).is_ok());
+        assert_eq!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(2)), Err(Duration::from_secs(8)));
+        assert!(e.allow_chat("other", 2, per, t0 + Duration::from_secs(2)).is_ok());
+        assert!(e.allow_chat("u", 2, per, t0 + Duration::from_secs(10)).is_ok());
     }
 }

@@ -24,7 +24,7 @@ use hawker_storage::Store;
 pub use db::{Db, DbError};
 pub use engagement::Engagement;
 pub use events::{Event, Events};
-pub use http::router;
+pub use http::{metrics_router, router};
 
 /// What the API asks of the live media side. Declared here, implemented by the root.
 #[async_trait]
@@ -187,6 +187,19 @@ pub struct AppState {
     pub events: Events,
     /// Live viewer sessions, the chat rate limiter, live-edge media times.
     pub engagement: Arc<Engagement>,
+    /// Proxies whose forwarded client address is believed (`--trusted-proxy`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Who may read `/metrics`, and what it shows.
+    pub metrics: Arc<MetricsAccess>,
+}
+
+/// How `/metrics` is protected.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    /// A bearer token the scraper must send.
+    pub token: Option<String>,
+    /// Served on an address of its own (not the public HTTP listener).
+    pub own_listener: bool,
 }
 
 impl AppState {
@@ -197,12 +210,52 @@ impl AppState {
         urls: Arc<PublicUrls>,
         events: Events,
     ) -> Self {
-        Self { db, store, live, hls, urls, events, engagement: Arc::new(Engagement::new()) }
+        Self {
+            db,
+            store,
+            live,
+            hls,
+            urls,
+            events,
+            engagement: Arc::new(Engagement::new()),
+            trusted_proxies: Arc::default(),
+            metrics: Arc::default(),
+        }
+    }
+
+    pub fn with_metrics_access(mut self, access: MetricsAccess) -> Self {
+        self.metrics = Arc::new(access);
+        self
+    }
+
+    /// Client addresses forwarded by these proxies (`X-Forwarded-For`, `Forwarded`) are the
+    /// clients' for every per-client limit; from anyone else the peer's address is.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 }
 
 /// The API's background work: expired reconnect windows, viewer sessions and counts,
 /// webhooks. Runs until the task is dropped (abort it on shutdown).
 pub async fn run_background(state: AppState) {
-    tokio::join!(lifecycle::sweep_on_air_streams(state.clone()), engagement::run(state.clone()), webhooks::run(state),);
+    tokio::join!(
+        lifecycle::sweep_on_air_streams(state.clone()),
+        engagement::run(state.clone()),
+        purge_guests(state.db.clone()),
+        webhooks::run(state),
+    );
+}
+
+/// Every hour: guests whose tokens expired and who left nothing behind are deleted.
+async fn purge_guests(db: Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match db.purge_guests().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired guests purged"),
+            Err(e) => tracing::error!("purging guests: {e}"),
+        }
+    }
 }

@@ -172,6 +172,10 @@ pub struct ChatMessage {
 pub struct ChatUser {
     pub id: String,
     pub name: String,
+    /// `seller` for the stream's owner, `moderator` for admins, absent for everyone else:
+    /// pages show it as a badge, so nobody else can pass for the seller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
 }
 
 /// A product pinned on a stream, as the shop described it.
@@ -216,8 +220,8 @@ pub struct ViewerCounters {
 pub struct OrderTotals {
     pub orders: i64,
     pub units: i64,
-    /// (currency, amount ×10^4), by currency.
-    pub revenue: Vec<(String, i64)>,
+    /// (currency, amount ×10^4), by currency. i128: no number of orders overflows it.
+    pub revenue: Vec<(String, i128)>,
     pub products: Vec<ProductTotal>,
 }
 
@@ -227,5 +231,5 @@ pub struct ProductTotal {
     pub currency: String,
     pub orders: i64,
     pub units: i64,
-    pub revenue_e4: i64,
+    pub revenue_e4: i128,
 }

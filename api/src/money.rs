@@ -32,7 +32,8 @@ pub fn parse_amount(value: &Value, field: &str) -> Result<i64, String> {
 }
 
 /// `199900` → `"19.99"`: at least two decimals, more only when needed.
-pub fn format_amount(e4: i64) -> String {
+pub fn format_amount(e4: impl Into<i128>) -> String {
+    let e4: i128 = e4.into();
     let sign = if e4 < 0 { "-" } else { "" };
     let e4 = e4.unsigned_abs();
     let (whole, frac) = (e4 / 10_000, e4 % 10_000);

@@ -47,6 +47,9 @@ pub struct Settings {
     pub webhook_url: Option<String>,
     /// HMAC-SHA256 key signing webhook bodies (16–256 characters); required with `webhook_url`.
     pub webhook_secret: Option<String>,
+    /// Whether webhooks may go to loopback, private, link-local and metadata addresses. Off:
+    /// a webhook URL cannot reach inside the network hawker runs in.
+    pub allow_private_webhooks: bool,
 }
 
 /// One rung of the ABR ladder.
@@ -87,6 +90,7 @@ impl Default for Settings {
             guest_sign_in: true,
             webhook_url: None,
             webhook_secret: None,
+            allow_private_webhooks: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Deliveries wait in a bounded queue (the oldest are kept; new ones are dropped with a log
 //! line when it is full) and are retried with backoff.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -46,6 +47,56 @@ struct Delivery {
     secret: String,
     kind: &'static str,
     body: Vec<u8>,
+    /// The admin's `allow_private_webhooks`.
+    allow_private: bool,
+}
+
+/// Addresses a webhook must not reach unless the admin allows it: this machine, private and
+/// shared networks, link-local (cloud metadata lives at 169.254.169.254), and the like.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+                || a == 0
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00 // unique local
+                    || (first & 0xffc0) == 0xfe80 // link-local
+            }
+        },
+    }
+}
+
+/// Resolves webhook hosts, keeping only the addresses a delivery may go to: checked on the
+/// address actually connected to, at delivery time (a name that resolves elsewhere later, or
+/// to several addresses, cannot slip an internal one through).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|addr| !is_internal(addr.ip())).collect();
+            if public.is_empty() {
+                let refused = format!("{} resolves only to internal addresses", name.as_str());
+                return Err(refused.into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Listens to the bus and delivers webhooks. Runs until the task is dropped.
@@ -75,7 +126,8 @@ pub async fn run(state: AppState) {
         let mut body = (*event.body).clone();
         body["type"] = Value::from(kind);
         let body = serde_json::to_vec(&body).expect("JSON serialises");
-        if tx.try_send(Delivery { url, secret, kind, body }).is_err() {
+        let allow_private = settings.allow_private_webhooks;
+        if tx.try_send(Delivery { url, secret, kind, body, allow_private }).is_err() {
             tracing::warn!(kind, stream = %event.stream_id, "webhook queue full: event dropped");
         }
     }
@@ -90,16 +142,50 @@ impl Drop for AbortOnDrop {
 }
 
 async fn deliver_all(mut rx: mpsc::Receiver<Delivery>) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
-        Ok(client) => client,
+    // Redirects are never followed: a 3xx could point anywhere.
+    let builder = || reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none());
+    let clients = builder()
+        .build()
+        .and_then(|private| Ok((builder().dns_resolver(std::sync::Arc::new(PublicOnly)).build()?, private)));
+    let (public, private) = match clients {
+        Ok(clients) => clients,
         Err(e) => {
             tracing::error!("webhooks are off: no HTTP client: {e}");
             return;
         }
     };
     while let Some(delivery) = rx.recv().await {
-        deliver(&client, &delivery).await;
+        if delivery.allow_private {
+            deliver(&private, &delivery).await;
+        } else if let Some(why) = internal_target(&delivery.url).await {
+            // Not retried: it would be refused again. (The public client checks the address
+            // it connects to as well, for a name that changes its answer in between.)
+            tracing::error!(kind = delivery.kind, "webhook refused: {why} (allow_private_webhooks is off)");
+        } else {
+            deliver(&public, &delivery).await;
+        }
     }
+}
+
+/// Why `url` may not be delivered to: its host is an internal address, or a name that
+/// resolves only to internal addresses.
+async fn internal_target(url: &str) -> Option<String> {
+    if let Some(ip) = literal_internal_ip(url) {
+        return Some(format!("{ip} is an internal address"));
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await.ok()?.collect();
+    (!found.is_empty() && found.iter().all(|addr| is_internal(addr.ip())))
+        .then(|| format!("{host} resolves only to internal addresses"))
+}
+
+/// The host of `url` when it is an internal IP address literal.
+fn literal_internal_ip(url: &str) -> Option<IpAddr> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    is_internal(ip).then_some(ip)
 }
 
 async fn deliver(client: &reqwest::Client, delivery: &Delivery) {
@@ -131,6 +217,34 @@ async fn deliver(client: &reqwest::Client, delivery: &Delivery) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1::1", "100.128.0.1"] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
+        assert_eq!(literal_internal_ip("http://[::1]:9/x"), Some("::1".parse().unwrap()));
+        assert_eq!(
+            literal_internal_ip("http://169.254.169.254/latest/meta-data"),
+            Some("169.254.169.254".parse().unwrap())
+        );
+        assert_eq!(literal_internal_ip("https://hooks.example.com/x"), None);
+    }
     use crate::model::StreamStatus;
 
     #[test]

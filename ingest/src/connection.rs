@@ -454,11 +454,12 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         Ok(())
     }
 
-    // Events carry the stream key: never log an event whole.
+    // Events carry the stream key: never log an event whole, nor the app name whole (a key
+    // pasted into OBS's server URL, `rtmp://host/live/KEY`, arrives inside it).
     async fn on_event(&mut self, event: ServerSessionEvent) -> Result<Option<Ending>, ConnectionError> {
         match event {
             ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
-                debug!(app = %app_name, "connect");
+                debug!(app = %LoggedApp(&app_name), "connect");
                 let replies = self.session.accept_request(request_id)?;
                 self.queue(replies);
             }
@@ -536,7 +537,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
 
     /// Tells the client why its publish is refused; the connection then closes.
     fn refuse(&mut self, request_id: u32, app: &str, refusal: Refusal) -> Result<Option<Ending>, ConnectionError> {
-        warn!(%app, %refusal, "publish refused");
+        warn!(app = %LoggedApp(app), %refusal, "publish refused");
         self.context.stats.refused(match refusal {
             Refusal::BadKey => RefusedAs::BadKey,
             Refusal::BadApp => RefusedAs::BadApp,
@@ -630,4 +631,19 @@ async fn wait_for_client_close<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S,
     };
     // Errors and the deadline both just mean: close now.
     let _ = timeout(patience, drain).await;
+}
+
+/// An RTMP app name as logged: its first path segment only, and only when it is short; what
+/// follows, or a long first segment, may be a stream key.
+struct LoggedApp<'a>(&'a str);
+
+impl std::fmt::Display for LoggedApp<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (first, rest) = self.0.split_once('/').unwrap_or((self.0, ""));
+        let first = if first.chars().count() <= 16 { first } else { "(redacted)" };
+        match rest {
+            "" => f.write_str(first),
+            _ => write!(f, "{first}/(redacted)"),
+        }
+    }
 }

@@ -117,7 +117,9 @@ fn read_range(path: &Path, offset: u64, len: u64) -> Result<Option<Bytes>, Store
     use std::os::unix::fs::FileExt;
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => return Ok(None),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => {
+            return Ok(None);
+        }
         Err(e) => return Err(e.into()),
     };
     if file.metadata()?.len() < offset.saturating_add(len) {

@@ -126,6 +126,21 @@ impl Server {
         hawker_cli(self.data_dir.path(), &["user", "create", "--name", name, "--role", role]).trim().to_owned()
     }
 
+    /// A user's id, from `GET /me` with its token.
+    pub async fn user_id(&self, token: &str) -> String {
+        let (status, me) = self.call("GET", "/api/v1/me", Some(token), None).await;
+        assert_eq!(status, 200, "{me}");
+        me["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// An admin links the shop to the seller (tokens of all three), as the API does it.
+    pub async fn link_shop(&self, admin: &str, shop: &str, seller: &str) {
+        let (shop_id, seller_id) = (self.user_id(shop).await, self.user_id(seller).await);
+        let path = format!("/api/v1/shops/{shop_id}/sellers/{seller_id}");
+        let (status, body) = self.call("PUT", &path, Some(admin), None).await;
+        assert_eq!(status, 204, "{body}");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.http)
     }

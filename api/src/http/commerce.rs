@@ -1,6 +1,8 @@
 //! Pinned products (shown on the stream, marked in its playlists) and orders the shop
 //! attributes to a stream.
 
+use std::time::Instant;
+
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -15,7 +17,7 @@ use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
 use crate::db::{NewPin, OrderRecorded};
 use crate::events::{Event, kind};
-use crate::model::{Order, OrderTotals, Pin, Role, Stream};
+use crate::model::{Order, OrderTotals, Pin, Role, Stream, StreamStatus};
 use crate::money::{check_currency, format_amount, parse_amount};
 use crate::{AppState, Marker, PRODUCT_MARKER_CLASS};
 
@@ -212,6 +214,20 @@ pub async fn report_order(
         return Err(ApiError::Forbidden("only the shop reports orders"));
     }
     let stream = state.db.stream(&id).await?.ok_or(ApiError::NotFound("stream"))?;
+    // Cancelled and deleted streams are gone for everyone.
+    if !matches!(
+        stream.status,
+        StreamStatus::Scheduled | StreamStatus::Live | StreamStatus::Reconnecting | StreamStatus::Archived
+    ) {
+        return Err(ApiError::NotFound("stream"));
+    }
+    if caller.0.role == Role::Shop && !state.db.shop_sells_for(&caller.0.id, &stream.owner_id).await? {
+        return Err(ApiError::Forbidden("this shop is not linked to the stream's seller (an admin links them)"));
+    }
+    if let Err(wait) = state.engagement.allow_order(&caller.0.id, Instant::now()) {
+        let message = format!("at most {} orders per minute per shop", crate::engagement::ORDERS_PER_MINUTE);
+        return Err(ApiError::TooManyRequests(message, wait));
+    }
     check_text("order_id", &body.order_id, 200)?;
     check_text("product_id", &body.product_id, 200)?;
     if !(1..=MAX_QUANTITY).contains(&body.quantity) {
@@ -239,6 +255,76 @@ pub async fn report_order(
             Err(ApiError::Exists("order_id was already reported with different details".into()))
         }
     }
+}
+
+// ---- shops and the sellers they sell for ----
+
+#[derive(Serialize)]
+pub struct SellerRef {
+    id: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+pub struct ShopSellers {
+    sellers: Vec<SellerRef>,
+}
+
+/// The shop and seller of a link, checked: 404 unless they are a shop and a seller.
+async fn link_ends(state: &AppState, caller: &Caller, shop_id: &str, seller_id: Option<&str>) -> Result<(), ApiError> {
+    if caller.0.role != Role::Admin {
+        return Err(ApiError::Forbidden("only admins link shops and sellers"));
+    }
+    if !state.db.user(shop_id).await?.is_some_and(|u| u.role == Role::Shop) {
+        return Err(ApiError::NotFound("shop"));
+    }
+    if let Some(seller_id) = seller_id
+        && !state.db.user(seller_id).await?.is_some_and(|u| u.role == Role::Seller)
+    {
+        return Err(ApiError::NotFound("seller"));
+    }
+    Ok(())
+}
+
+/// `PUT /shops/{shop_id}/sellers/{seller_id}` (admin): the shop may report orders to the
+/// seller's streams from now on. Idempotent.
+pub async fn link_seller(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((shop_id, seller_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    link_ends(&state, &caller, &shop_id, Some(&seller_id)).await?;
+    if state.db.link_shop(&shop_id, &seller_id).await? {
+        tracing::info!(shop = %shop_id, seller = %seller_id, by = %caller.0.id, "shop linked to seller");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /shops/{shop_id}/sellers/{seller_id}` (admin).
+pub async fn unlink_seller(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((shop_id, seller_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    link_ends(&state, &caller, &shop_id, None).await?;
+    if !state.db.unlink_shop(&shop_id, &seller_id).await? {
+        return Err(ApiError::NotFound("link"));
+    }
+    tracing::info!(shop = %shop_id, seller = %seller_id, by = %caller.0.id, "shop unlinked from seller");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /shops/{shop_id}/sellers`: admins, and the shop itself.
+pub async fn list_sellers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(shop_id): Path<String>,
+) -> Result<Json<ShopSellers>, ApiError> {
+    if caller.0.id != shop_id {
+        link_ends(&state, &caller, &shop_id, None).await?;
+    }
+    let sellers = state.db.shop_sellers(&shop_id).await?;
+    Ok(Json(ShopSellers { sellers: sellers.into_iter().map(|u| SellerRef { id: u.id, name: u.name }).collect() }))
 }
 
 /// Order totals as JSON: `{orders, units, revenue: [{currency, amount}]}`, with `products`

@@ -5,16 +5,19 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ApiJson;
 use super::auth::Caller;
+use super::client::{Client, same_site_json};
 use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
 use crate::AppState;
-use crate::engagement::{SESSION_TIMEOUT, ViewerStats};
+use crate::engagement::{
+    JOINS_PER_CLIENT_PER_MINUTE, JoinRefused, PRESENCE_AFTER, SESSION_TIMEOUT, SESSIONS_PER_CLIENT, ViewerStats,
+};
 use crate::events::{Event, kind};
 use crate::model::{ChatMessage, StreamStatus};
 
@@ -23,6 +26,8 @@ use crate::model::{ChatMessage, StreamStatus};
 #[derive(Serialize)]
 pub struct Joined {
     session_id: String,
+    /// The session counts from its first heartbeat this long after the join or later.
+    first_heartbeat_after_seconds: u64,
     /// Send a heartbeat at least this often.
     heartbeat_interval_seconds: u64,
     /// A session without a heartbeat for this long is gone.
@@ -33,22 +38,43 @@ pub struct Joined {
 
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A player session joins: anonymous players too. Live while on air, a replay view once archived.
+/// A player session joins: anonymous players too. Live while on air, a replay view once
+/// archived. It counts once its first heartbeat proves the player kept running; joins are
+/// bounded per client address and per stream; only our own pages (or non-browser clients)
+/// can join, with a JSON body.
 pub async fn join(
     State(state): State<AppState>,
     caller: Option<Caller>,
+    Client(client): Client,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Joined>), ApiError> {
+    same_site_json(&headers)?;
     let stream = visible_stream(&state, &id, caller.as_ref()).await?;
     if !stream.status.is_playable() {
         return Err(ApiError::Conflict(stream.status));
     }
     let replay = stream.status == StreamStatus::Archived;
-    let session_id = state.engagement.join(&state.db, &stream.id, replay, Instant::now()).await?;
+    let session_id = match state.engagement.join(&state.db, &stream.id, replay, client, Instant::now()).await? {
+        Ok(session_id) => session_id,
+        Err(JoinRefused::Client(wait)) => {
+            let message = format!(
+                "at most {SESSIONS_PER_CLIENT} players per stream and {JOINS_PER_CLIENT_PER_MINUTE} joins a minute from one address"
+            );
+            return Err(ApiError::TooManyRequests(message, wait));
+        }
+        Err(JoinRefused::Full) => {
+            return Err(ApiError::TooManyRequests(
+                "this stream has all the viewer sessions it can hold".into(),
+                SESSION_TIMEOUT,
+            ));
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(Joined {
             session_id,
+            first_heartbeat_after_seconds: PRESENCE_AFTER.as_secs() + 1,
             heartbeat_interval_seconds: HEARTBEAT_INTERVAL.as_secs(),
             session_timeout_seconds: SESSION_TIMEOUT.as_secs(),
             replay,
@@ -252,15 +278,23 @@ pub async fn post_chat(
     if text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ApiError::BadRequest("text must not contain control characters".into()));
     }
+    // Only the seller and staff chat under their own names; a viewer who took one cannot.
+    if !caller.controls(&stream) && state.db.is_reserved_name(&caller.0.name, &stream.owner_id).await? {
+        return Err(ApiError::Forbidden(
+            "this name is reserved for the seller and the moderators; sign in with another",
+        ));
+    }
     if state.db.is_muted(&stream.id, &caller.0.id).await? {
         return Err(ApiError::Forbidden("you are muted in this stream's chat"));
     }
     let per = Duration::from_secs(settings.chat_rate_limit_seconds.into());
-    if !state.engagement.allow_chat(&caller.0.id, settings.chat_rate_limit_messages, per, Instant::now()) {
-        return Err(ApiError::TooManyRequests(format!(
+    if let Err(wait) = state.engagement.allow_chat(&caller.0.id, settings.chat_rate_limit_messages, per, Instant::now())
+    {
+        let message = format!(
             "at most {} messages per {} s",
             settings.chat_rate_limit_messages, settings.chat_rate_limit_seconds
-        )));
+        );
+        return Err(ApiError::TooManyRequests(message, wait));
     }
     let media_time = if stream.status.is_on_air() { state.hls.live_edge(&stream.id) } else { None };
     let message = state.db.insert_chat(&stream.id, &caller.0.id, text, media_time).await?;

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -20,13 +20,16 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is too large")]
     PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("not allowed while the stream is {}", .0.as_str())]
     Conflict(StreamStatus),
     /// A conflict with existing data (not with the stream's status).
     #[error("{0}")]
     Exists(String),
+    /// A rate limit: the message, and how long until the next attempt may succeed.
     #[error("{0}")]
-    TooManyRequests(String),
+    TooManyRequests(String, std::time::Duration),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -39,8 +42,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) | ApiError::Exists(_) => StatusCode::CONFLICT,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,8 +56,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Conflict(_) | ApiError::Exists(_) => "conflict",
-            ApiError::TooManyRequests(_) => "rate_limited",
+            ApiError::TooManyRequests(..) => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -68,7 +73,12 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => tracing::error!("internal error: {cause:#}"),
             _ => {}
         }
-        (self.status(), Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status(), Json(json!({ "error": error }))).into_response();
+        if let ApiError::TooManyRequests(_, wait) = &self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 

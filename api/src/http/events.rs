@@ -1,56 +1,112 @@
 //! `GET /api/v1/streams/{id}/events`: a WebSocket of the stream's events. The first message
 //! is a `hello` snapshot; then every bus event of the stream as it happens (viewer counts at
 //! most once a second). The owner's and admins' sockets (token in `Authorization` or
-//! `?token=`) also get `stats` every few seconds.
+//! `?token=`) also get `stats` every few seconds and the `orders` events; nobody else does.
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
+};
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::auth::Caller;
+use super::client::Client;
 use super::error::ApiError;
 use super::metrics::stats_of;
-use super::streams::visible_stream;
+use super::streams::{controlled_stream, visible_stream};
 use crate::AppState;
-use crate::events::Event;
+use crate::engagement::{SOCKETS_PER_CLIENT, SOCKETS_TOTAL, TICKET_TTL};
+use crate::events::{Event, kind};
 use crate::model::Stream;
 
 /// How often a seller's socket gets the stream's stats.
 pub const STATS_EVERY: Duration = Duration::from_secs(2);
+/// How often the server pings; a socket that has answered nothing for two pings is dropped.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// Clients only listen: the largest frame or message the server accepts from one (a close
+/// with a reason, a pong).
+const MAX_CLIENT_MESSAGE: usize = 256;
+/// Events waiting to be written to a slow socket before it is dropped.
+const MAX_WRITE_BUFFER: usize = 1 << 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
-    /// An API token, for clients that cannot set headers on a WebSocket (browsers).
+    /// A single-use ticket from `POST /streams/{id}/events/ticket`, for browsers (which
+    /// cannot set headers on a WebSocket): no long-lived token in a URL.
+    ticket: Option<String>,
+    /// An API token (deprecated: URLs end up in logs; use a ticket).
     token: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Ticket {
+    ticket: String,
+    expires_in_seconds: u64,
+}
+
+/// `POST /streams/{id}/events/ticket` (the owner and admins): a ticket for one event socket
+/// of the stream, used once within 30 s.
+pub async fn ticket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    let Some(ticket) = state.engagement.issue_ticket(&stream.id, &caller.0.id, std::time::Instant::now()) else {
+        return Err(ApiError::TooManyRequests("too many unused tickets; try again shortly".into(), TICKET_TTL));
+    };
+    Ok((StatusCode::CREATED, Json(Ticket { ticket, expires_in_seconds: TICKET_TTL.as_secs() })))
 }
 
 pub async fn events(
     State(state): State<AppState>,
     caller: Option<Caller>,
+    Client(client): Client,
     Path(id): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let caller = match (caller, query.token) {
-        (Some(caller), _) => Some(caller),
-        (None, Some(token)) => Some(Caller(state.db.user_by_token(&token).await?.ok_or(ApiError::Unauthorized)?)),
-        (None, None) => None,
+    let caller = match (caller, query.ticket, query.token) {
+        (Some(caller), ..) => Some(caller),
+        (None, Some(ticket), _) => {
+            let user = state.engagement.redeem_ticket(&ticket, &id, std::time::Instant::now());
+            let user = match user {
+                Some(user_id) => state.db.user(&user_id).await?,
+                None => None,
+            };
+            Some(Caller(user.ok_or(ApiError::Unauthorized)?))
+        }
+        (None, None, Some(token)) => Some(Caller(state.db.user_by_token(&token).await?.ok_or(ApiError::Unauthorized)?)),
+        (None, None, None) => None,
     };
     let stream = visible_stream(&state, &id, caller.as_ref()).await?;
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
+    let Some(permit) = state.engagement.open_socket(client) else {
+        let message = format!("at most {SOCKETS_PER_CLIENT} event sockets per address (and {SOCKETS_TOTAL} in all)");
+        return Err(ApiError::TooManyRequests(message, PING_EVERY));
+    };
     let seller = caller.as_ref().is_some_and(|c| c.controls(&stream));
     // Subscribed before the upgrade: nothing that happens meanwhile is missed.
     let events = state.events.subscribe();
-    Ok(upgrade.on_upgrade(move |socket| serve_socket(state, stream, seller, events, socket)))
+    let upgrade = upgrade
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_write_buffer_size(MAX_WRITE_BUFFER);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        serve_socket(state, stream, seller, events, socket).await;
+        drop(permit);
+    }))
 }
 
 async fn hello(state: &AppState, stream: &Stream) -> Result<Value, ApiError> {
@@ -90,9 +146,14 @@ async fn serve_socket(
     }
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ping_tick = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    // Pings sent since the client last said anything (a pong, usually).
+    let mut unanswered = 0u32;
     loop {
         tokio::select! {
             event = events.recv() => match event {
+                // Revenue and order counts are the seller's business, not the audience's.
+                Ok(event) if event.kind == kind::ORDERS && !seller => {}
                 Ok(event) if event.stream_id == stream.id => {
                     if !send(&mut socket, &event.body).await {
                         return;
@@ -116,10 +177,25 @@ async fn serve_socket(
                 Ok(None) => return,
                 Err(e) => tracing::warn!(stream = %stream.id, "event socket stats: {e}"),
             },
+            _ = ping_tick.tick() => {
+                if unanswered >= 2 {
+                    return;
+                }
+                unanswered += 1;
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             incoming = socket.recv() => match incoming {
-                // Clients only listen; pings are answered by the WebSocket layer.
+                Some(Ok(Message::Pong(_) | Message::Ping(_))) => unanswered = 0,
+                // Clients only listen: data from one is misuse, and ends the socket.
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                    let close = CloseFrame { code: close_code::POLICY, reason: "this socket only sends".into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    return;
+                }
+                // Closed, or a frame over the limit.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
             },
         }
     }

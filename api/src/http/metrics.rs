@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -28,7 +28,25 @@ fn single(value: u64) -> Vec<(String, f64)> {
     vec![(String::new(), value as f64)]
 }
 
-pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+/// `/metrics`: with a metrics token configured, only for `Authorization: Bearer <token>`.
+/// Per-stream series (each stream's ingest health) only where the endpoint is protected: by
+/// that token, or by being served on its own address (`--metrics-listen`).
+pub async fn prometheus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let access = &state.metrics;
+    if let Some(token) = &access.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::secrets::constant_time_eq(given, token) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    render(&state, access.token.is_some() || access.own_listener).into_response()
+}
+
+fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<> {
     let c = state.live.ingest_counters();
     let mut out = String::new();
     family(
@@ -79,7 +97,7 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let refused: Vec<_> = refused.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v as f64)).collect();
     family(&mut out, "hawker_ingest_publishes_refused_total", "counter", "Publishes refused, by reason.", &refused);
 
-    let streams = state.live.all_ingest_health();
+    let streams = if per_stream_series { state.live.all_ingest_health() } else { Vec::new() };
     let per_stream = |value: fn(&IngestHealth) -> f64| -> Vec<(String, f64)> {
         streams.iter().map(|(id, h)| (format!("{{stream=\"{id}\"}}"), value(h))).collect()
     };

@@ -1,6 +1,7 @@
 //! The HTTP face: routes, JSON bodies, CORS and limits.
 
 mod auth;
+mod client;
 mod commerce;
 mod engagement;
 mod error;
@@ -30,7 +31,13 @@ pub struct ApiJson<T>(pub T);
 /// API bodies are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `/metrics` alone, for a listener of its own (`--metrics-listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics::prometheus)).with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
+    let metrics_here = !state.metrics.own_listener;
     let api = Router::new()
         .route("/streams", post(streams::create).get(streams::list))
         .route("/streams/{id}", get(streams::get))
@@ -51,7 +58,11 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/pins", get(commerce::list_pins).post(commerce::pin))
         .route("/streams/{id}/pins/{product_id}", delete(commerce::unpin))
         .route("/streams/{id}/orders", post(commerce::report_order))
+        .route("/shops/{shop_id}/sellers", get(commerce::list_sellers))
+        .route("/shops/{shop_id}/sellers/{seller_id}", put(commerce::link_seller).delete(commerce::unlink_seller))
         .route("/streams/{id}/events", get(events::events))
+        .route("/streams/{id}/events/ticket", post(events::ticket))
+        .route("/users/{id}/tokens", get(identity::tokens).post(identity::rotate_token).delete(identity::revoke_tokens))
         .route("/settings", get(settings::get).patch(settings::patch))
         .route("/me", get(identity::me))
         .route("/viewer-tokens", post(identity::viewer_token))
@@ -63,16 +74,16 @@ pub fn router(state: AppState) -> Router {
     let hls = Router::new()
         .route("/{playback_id}/{*path}", get(hls::serve))
         .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]));
-    Router::new()
+    let pages = Router::new()
         .nest("/api/v1", api)
         .nest("/hls", hls)
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
-        .route("/metrics", get(metrics::prometheus))
         .route("/", get(pages::home))
         .route("/watch/{playback_id}", get(pages::watch))
         .route("/studio", get(pages::studio))
         .route("/admin", get(pages::admin))
         .route("/assets/{name}", get(pages::asset))
-        .fallback(pages::not_found)
-        .with_state(state)
+        .fallback(pages::not_found);
+    let pages = if metrics_here { pages.route("/metrics", get(metrics::prometheus)) } else { pages };
+    pages.with_state(state)
 }

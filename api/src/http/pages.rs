@@ -31,17 +31,38 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// Scripts and styles only from hawker; media and sockets to hawker; product images from
-/// anywhere (the shop's CDN); hls.js runs its worker from a blob.
-const CSP: &str = "default-src 'self'; img-src * data:; media-src 'self' blob:; worker-src 'self' blob:; \
+/// anywhere (the shop's CDN); hls.js runs its worker from a blob. Only the watch page may be
+/// framed (the shop embeds it); the others would let a framing site click for a signed-in
+/// seller or admin.
+const CSP_FRAMEABLE: &str = "default-src 'self'; img-src * data:; media-src 'self' blob:; worker-src 'self' blob:; \
                    connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; \
                    base-uri 'none'; frame-ancestors *";
+const CSP: &str = "default-src 'self'; img-src * data:; media-src 'self' blob:; worker-src 'self' blob:; \
+                   connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; \
+                   base-uri 'none'; frame-ancestors 'none'";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Framing {
+    /// Embeddable by any site.
+    Any,
+    Never,
+}
 
 fn page(status: StatusCode, html: String) -> Response {
+    framed_page(status, html, Framing::Never)
+}
+
+fn framed_page(status: StatusCode, html: String, framing: Framing) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    let csp = if framing == Framing::Any { CSP_FRAMEABLE } else { CSP };
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    if framing == Framing::Never {
+        // For browsers older than CSP's frame-ancestors.
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
@@ -90,7 +111,7 @@ pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String
         .replace("{{STREAM_ID}}", &escape_html(&stream.id))
         .replace("{{PLAYBACK_ID}}", &escape_html(&stream.playback_id))
         .replace("{{TITLE}}", &escape_html(&stream.title));
-    Ok(page(StatusCode::OK, html))
+    Ok(framed_page(StatusCode::OK, html, Framing::Any))
 }
 
 pub async fn asset(Path(name): Path<String>) -> Response {

@@ -283,13 +283,17 @@ pub async fn list(
     }
     // One extra row tells whether another page follows.
     let mut streams = state.db.list_streams(statuses, owner.as_deref(), Page { limit: limit + 1, offset }).await?;
-    let next_offset = (streams.len() as i64 > limit).then_some(offset + limit);
+    // An offset near i64::MAX has no next page (and must not overflow into one).
+    let next_offset = (streams.len() as i64 > limit).then(|| offset.checked_add(limit)).flatten();
     streams.truncate(limit as usize);
     let mut context = view_context(&state).await?;
     let caller = caller.filter(|_| every_status);
     let mut views = Vec::with_capacity(streams.len());
     for stream in streams {
-        views.push(view_in(&state, &mut context, stream, caller.as_ref()).await?);
+        let mut view = view_in(&state, &mut context, stream, caller.as_ref()).await?;
+        // A list never carries keys, not even the caller's own: one stream's view does.
+        view.stream_key = None;
+        views.push(view);
     }
     let streams = views;
     Ok(Json(StreamList { streams, next_offset }))

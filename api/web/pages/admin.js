@@ -35,6 +35,7 @@ const GROUPS = [
   ['Webhooks', [
     ['webhook_url', 'Webhook URL', 'text', 'http:// or https://; empty = off'],
     ['webhook_secret', 'Webhook signing secret', 'password', '16–256 characters; leave as is to keep it'],
+    ['allow_private_webhooks', 'Webhooks may go to private addresses', 'checkbox', 'Only for a receiver on this machine or network'],
   ]],
 ];
 

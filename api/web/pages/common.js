@@ -185,9 +185,21 @@ export function streamEvents(streamId, onEvent, { token } = {}) {
   let socket = null;
   let closed = false;
   let delay = 1000;
-  const open = () => {
+  const open = async () => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const query = token ? `?token=${encodeURIComponent(token)}` : '';
+    // The seller's socket signs in with a single-use ticket, never the token in the URL.
+    let query = '';
+    if (token) {
+      try {
+        const issued = await api('POST', `/streams/${streamId}/events/ticket`, { token });
+        query = `?ticket=${encodeURIComponent(issued.ticket)}`;
+      } catch (e) {
+        if (!closed) setTimeout(open, delay);
+        delay = Math.min(delay * 2, 15000);
+        return;
+      }
+    }
+    if (closed) return;
     socket = new WebSocket(`${scheme}://${location.host}/api/v1/streams/${streamId}/events${query}`);
     socket.addEventListener('open', () => { delay = 1000; });
     socket.addEventListener('message', (message) => {
@@ -217,7 +229,7 @@ export function streamEvents(streamId, onEvent, { token } = {}) {
  * server asks, leaves when the page goes. Counts only real playback of this page.
  */
 export async function viewerSession(streamId) {
-  const joined = await api('POST', `/streams/${streamId}/viewers`);
+  const joined = await api('POST', `/streams/${streamId}/viewers`, { body: {} });
   const base = `/streams/${streamId}/viewers/${joined.session_id}`;
   let sessionGone = false;
   const beat = async () => {
@@ -232,8 +244,14 @@ export async function viewerSession(streamId) {
       }
     }
   };
-  const timer = setInterval(beat, joined.heartbeat_interval_seconds * 1000);
+  // The session counts from its first heartbeat, which proves the player kept running.
+  let timer = null;
+  const first = setTimeout(() => {
+    beat();
+    timer = setInterval(beat, joined.heartbeat_interval_seconds * 1000);
+  }, joined.first_heartbeat_after_seconds * 1000);
   const leave = () => {
+    clearTimeout(first);
     clearInterval(timer);
     if (sessionGone) return;
     sessionGone = true;

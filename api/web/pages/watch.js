@@ -213,6 +213,8 @@ function messageItem(message) {
   const time = new Date(message.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   return el('li', { dataset: { messageId: String(message.id) } },
     el('span', { class: 'who' }, message.user.name),
+    // Only the server marks the seller and the moderators: a name alone proves nothing.
+    message.user.role ? el('span', { class: `badge role ${message.user.role}` }, message.user.role) : null,
     el('span', { class: 'text' }, message.text),
     el('span', { class: 'small muted' }, ` ${time}`));
 }
