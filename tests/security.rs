@@ -461,3 +461,43 @@ async fn metrics_pages_keys_and_files_are_guarded() {
         .await;
     server.assert_log_free_of(&[key]);
 }
+
+/// Item 6: half a header does not hold a connection open, and one address cannot open
+/// connections without end. LL-HLS blocking reloads still wait as long as they need.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_connections_are_bounded_in_time_and_number() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start_with(&["--http-header-timeout", "1", "--http-max-connections-per-ip", "8"]);
+    let addr = server.http.trim_start_matches("http://").to_owned();
+
+    // Slowloris: the server hangs up once the header deadline passes.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let _ = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await.expect("closed within 5 s");
+    assert!(started.elapsed() < Duration::from_secs(3), "held for {:?}", started.elapsed());
+    // An idle keep-alive connection is closed the same way.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 204"));
+
+    // Eight connections from one address; the ninth is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        held.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ninth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = ninth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let n = tokio::time::timeout(Duration::from_secs(2), ninth.read(&mut buf)).await.expect("answered or closed");
+    assert!(matches!(n, Ok(0) | Err(_)), "the ninth connection was served");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(server.get("/healthz").await.status(), 204, "room again once they closed");
+}

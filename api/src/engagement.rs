@@ -632,6 +632,36 @@ mod tests {
         assert!(e.join(&db, "s", false, flood, later).await.unwrap().is_ok());
     }
 
+    #[tokio::test]
+    async fn session_and_ticket_tables_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).await.unwrap();
+        db.migrate().await.unwrap();
+        let e = Engagement::new();
+        let t0 = Instant::now();
+        // One stream full of sessions, each from its own address.
+        for n in 0..SESSIONS_PER_STREAM as u32 {
+            let client = ClientKey::of(std::net::Ipv4Addr::from(0x0a00_0000 + n).into());
+            assert!(e.join(&db, "s", false, client, t0).await.unwrap().is_ok(), "session {n}");
+        }
+        let late = t0 + Duration::from_secs(2);
+        let newcomer = ClientKey::of("192.0.2.9".parse().unwrap());
+        assert_eq!(e.join(&db, "s", false, newcomer, late).await.unwrap(), Err(JoinRefused::Full));
+        assert!(e.join(&db, "other", false, newcomer, late).await.unwrap().is_ok(), "another stream has room");
+        // They expire; the stream has room again.
+        e.prune(t0 + SESSION_TIMEOUT);
+        assert!(e.join(&db, "s", false, newcomer, t0 + SESSION_TIMEOUT).await.unwrap().is_ok());
+
+        for _ in 0..TICKETS_MAX {
+            assert!(e.issue_ticket("s", "u", t0).is_some());
+        }
+        assert!(e.issue_ticket("s", "u", t0).is_none(), "full of fresh tickets");
+        assert!(e.issue_ticket("s", "u", t0 + TICKET_TTL).is_some(), "stale ones make room");
+        let ticket = e.issue_ticket("s", "u", t0 + TICKET_TTL).unwrap();
+        assert_eq!(e.redeem_ticket(&ticket, "other", t0 + TICKET_TTL), None, "another stream's");
+        assert_eq!(e.redeem_ticket(&ticket, "s", t0 + TICKET_TTL), None, "used up");
+    }
+
     #[test]
     fn sliding_window_table_is_bounded() {
         let window = SlidingWindow::default();

@@ -18,7 +18,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, post, put};
+use std::time::Duration;
+
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::AppState;
 pub use error::ApiError;
@@ -30,6 +33,10 @@ pub struct ApiJson<T>(pub T);
 
 /// API bodies are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// No API request takes longer (an event socket's upgrade answers at once).
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+/// Above the longest LL-HLS blocking reload (three target durations of 10 s segments).
+const HLS_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// `/metrics` alone, for a listener of its own (`--metrics-listen`).
 pub fn metrics_router(state: AppState) -> Router {
@@ -69,11 +76,13 @@ pub fn router(state: AppState) -> Router {
         .route("/guest-tokens", post(identity::guest_token))
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::NotFound("route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, API_TIMEOUT));
     // Players on any site may fetch the media.
     let hls = Router::new()
         .route("/{playback_id}/{*path}", get(hls::serve))
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]));
+        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HLS_TIMEOUT));
     let pages = Router::new()
         .nest("/api/v1", api)
         .nest("/hls", hls)

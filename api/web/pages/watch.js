@@ -28,6 +28,14 @@ async function adoptFragmentToken() {
   history.replaceState(null, '', location.pathname + location.search);
   try {
     const me = await api('GET', '/me', { token });
+    // A link must not silently swap who a signed-in viewer chats as: inside the shop's frame
+    // the shop signs its user in; on a page of its own, the viewer is asked.
+    const current = viewer();
+    const framed = window.top !== window;
+    if (current && current.id !== me.id && !framed
+        && !window.confirm(`This link signs you in as ${me.name}. Stop chatting as ${current.name}?`)) {
+      return;
+    }
     tokens.set('viewer', { token, id: me.id, name: me.name, expires_at: params.get('expires_at') || undefined });
   } catch (e) {
     say($('#chat-status'), `Sign-in failed: ${e.message}`, { error: true });

@@ -293,6 +293,15 @@ try {
   await shopper.click('#dislike');
   await textIs(shopper, '#dislikes', '1', 5000);
 
+  step('a link does not silently swap who a signed-in viewer is');
+  const other = await api('POST', '/guest-tokens', 'none', { display_name: 'Mallory' });
+  let asked = null;
+  shopper.once('dialog', (dialog) => { asked = dialog.message(); dialog.dismiss(); });
+  await shopper.goto(`${base}/`);
+  await shopper.goto(`${base}/watch/${playbackId}#viewer_token=${other.token}`);
+  await contains(shopper, '#chat-status', 'Chatting as Linus from the shop');
+  assert.ok(asked && asked.includes('Mallory') && asked.includes('Linus'), `asked: ${asked}`);
+
   const homeAfter = await open('home-after', '/');
   await contains(homeAfter, '#replays', 'Spring collection live');
   await contains(homeAfter, '#replays', '2 peak viewers');
