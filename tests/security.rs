@@ -5,51 +5,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::events::{Socket, open_events, ticket, wait_event_seeing};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A stream's event socket; with a token, signed in by a single-use ticket as the pages do.
-async fn open_events(server: &Server, id: &str, token: Option<&str>) -> Socket {
-    let base = server.http.replacen("http://", "ws://", 1);
-    let url = match token {
-        Some(token) => format!("{base}/api/v1/streams/{id}/events?ticket={}", ticket(server, id, token).await),
-        None => format!("{base}/api/v1/streams/{id}/events"),
-    };
-    connect_async(url).await.expect("WebSocket connects").0
-}
-
-async fn ticket(server: &Server, id: &str, token: &str) -> String {
-    let (status, issued) = server.call("POST", &format!("/api/v1/streams/{id}/events/ticket"), Some(token), None).await;
-    assert_eq!(status, 201, "{issued}");
-    issued["ticket"].as_str().unwrap().to_owned()
-}
+use tokio_tungstenite::connect_async;
 
 /// The types of the events a socket receives until one of `kind` arrives.
 async fn events_until(socket: &mut Socket, kind: &str, within: Duration) -> Vec<String> {
-    let deadline = Instant::now() + within;
     let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(left, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {kind} event within {within:?}; saw {seen:?}"))
-            .expect("socket open")
-            .expect("socket read");
-        if !message.is_text() {
-            continue;
-        }
-        let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
-        let got = event["type"].as_str().unwrap_or_default().to_owned();
-        seen.push(got.clone());
-        if got == kind {
-            return seen;
-        }
-    }
+    wait_event_seeing(socket, kind, within, |_| true, &mut seen).await;
+    seen
 }
 
 fn order(n: usize) -> Value {

@@ -8,45 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use common::events::{open_events, wait_event};
 use common::*;
-use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn open_events(server: &Server, id: &str, token: Option<&str>) -> Socket {
-    let base = server.http.replacen("http://", "ws://", 1);
-    let url = match token {
-        Some(token) => format!("{base}/api/v1/streams/{id}/events?token={token}"),
-        None => format!("{base}/api/v1/streams/{id}/events"),
-    };
-    let (socket, response) = connect_async(url).await.expect("WebSocket connects");
-    assert_eq!(response.status(), 101);
-    socket
-}
-
-/// Reads events until one of `kind` satisfies `check`; panics after `within`.
-async fn wait_event(socket: &mut Socket, kind: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(left, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {kind} event within {within:?}"))
-            .expect("socket open")
-            .expect("socket read");
-        if !message.is_text() {
-            continue;
-        }
-        let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
-        if event["type"] == kind && check(&event) {
-            return event;
-        }
-    }
-}
 
 /// A webhook receiver: a real HTTP server that fails its first delivery (to see the retry).
 struct Hooks {
@@ -495,7 +460,9 @@ async fn settings_roles_and_the_openapi_document() {
     assert_eq!(server.call("POST", "/api/v1/streams/nope/orders", Some(&shop), Some(order)).await.0, 404);
     // Events need a WebSocket upgrade; a bad token is refused.
     assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/events"), None, None).await.0, 400);
-    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/events?token=hk_bad"), None, None).await.0, 401);
+    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/events?ticket=bad"), None, None).await.0, 401);
+    // A long-lived token has no place in a URL.
+    assert_eq!(server.call("GET", &format!("/api/v1/streams/{id}/events?token={seller}"), None, None).await.0, 400);
 
     let (status, doc) = server.call("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(status, 200);

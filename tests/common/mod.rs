@@ -2,6 +2,7 @@
 //! temporary data dir, and real publishers (ffmpeg, GStreamer) and readers (ffprobe, m3u8-rs).
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod events;
 pub mod hls;
 pub mod rtmp;
 

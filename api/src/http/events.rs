@@ -1,7 +1,8 @@
 //! `GET /api/v1/streams/{id}/events`: a WebSocket of the stream's events. The first message
 //! is a `hello` snapshot; then every bus event of the stream as it happens (viewer counts at
-//! most once a second). The owner's and admins' sockets (token in `Authorization` or
-//! `?token=`) also get `stats` every few seconds and the `orders` events; nobody else does.
+//! most once a second). The owner's and admins' sockets (token in `Authorization`, or from
+//! a browser a single-use `?ticket=`) also get `stats` every few seconds and the `orders`
+//! events; nobody else does.
 
 use std::time::Duration;
 
@@ -44,8 +45,6 @@ pub struct EventsQuery {
     /// A single-use ticket from `POST /streams/{id}/events/ticket`, for browsers (which
     /// cannot set headers on a WebSocket): no long-lived token in a URL.
     ticket: Option<String>,
-    /// An API token (deprecated: URLs end up in logs; use a ticket).
-    token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -77,9 +76,9 @@ pub async fn events(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let caller = match (caller, query.ticket, query.token) {
-        (Some(caller), ..) => Some(caller),
-        (None, Some(ticket), _) => {
+    let caller = match (caller, query.ticket) {
+        (Some(caller), _) => Some(caller),
+        (None, Some(ticket)) => {
             let user = state.engagement.redeem_ticket(&ticket, &id, std::time::Instant::now());
             let user = match user {
                 Some(user_id) => state.db.user(&user_id).await?,
@@ -87,8 +86,7 @@ pub async fn events(
             };
             Some(Caller(user.ok_or(ApiError::Unauthorized)?))
         }
-        (None, None, Some(token)) => Some(Caller(state.db.user_by_token(&token).await?.ok_or(ApiError::Unauthorized)?)),
-        (None, None, None) => None,
+        (None, None) => None,
     };
     let stream = visible_stream(&state, &id, caller.as_ref()).await?;
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
