@@ -466,4 +466,11 @@ async fn http_connections_are_bounded_in_time_and_number() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(server.get("/healthz").await.status(), 204, "room again once they closed");
+
+    // A large body refused unread: the answer says the connection closes, so a client does
+    // not send its next request on it.
+    let refused = server.client.post(server.url("/api/v1/streams")).bearer_auth("hk_wrong");
+    let refused = refused.header("content-type", "application/json").body(vec![b' '; 200_000]).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["connection"], "close");
 }
