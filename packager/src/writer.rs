@@ -404,13 +404,10 @@ impl Writer {
         let Some(open) = self.tracks[r].open.take() else { return };
         let Open { segment, bytes, .. } = open;
         let size = bytes.iter().map(|b| b.len() as u64).sum();
-        let bytes = match bytes.len() {
-            1 => bytes.into_iter().next().unwrap_or_default(),
-            _ => Bytes::from(bytes.concat()),
-        };
         let msn = segment.msn;
         let key = self.key(r, &names::segment_uri(msn));
-        if let Err(err) = self.store.put(&key, bytes, SEGMENT_META).await {
+        // Its parts one after the other: no joined copy of the segment in memory.
+        if let Err(err) = self.store.put_pieces(&key, bytes, SEGMENT_META).await {
             // The number is reused by the next segment; players see a gap, so mark it.
             tracing::error!(playback_id = %self.playback_id, msn, %err, "storing segment failed");
             self.live.close_segment(r, None);

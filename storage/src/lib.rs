@@ -96,6 +96,15 @@ pub trait Store: Send + Sync + 'static {
     /// Once it returns, `get` finds the object (for a remote backend: from its spool until
     /// the upload is done).
     async fn put(&self, key: &str, bytes: Bytes, meta: ObjectMeta) -> Result<(), StoreError>;
+    /// Stores an object given as consecutive pieces, as `put` would their concatenation; a
+    /// backend that can write them one after the other does, without joining them first.
+    async fn put_pieces(&self, key: &str, pieces: Vec<Bytes>, meta: ObjectMeta) -> Result<(), StoreError> {
+        let bytes = match <[Bytes; 1]>::try_from(pieces) {
+            Ok([one]) => one,
+            Err(pieces) => Bytes::from(pieces.concat()),
+        };
+        self.put(key, bytes, meta).await
+    }
     /// `Ok(None)` when there is no such object.
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
     /// `len` bytes of an object from `offset`; `Ok(None)` when there is no such object or it

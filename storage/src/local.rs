@@ -43,10 +43,14 @@ fn meta_for(path: &Path) -> ObjectMeta {
 
 #[async_trait]
 impl Store for LocalStore {
-    async fn put(&self, key: &str, bytes: Bytes, _meta: ObjectMeta) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Bytes, meta: ObjectMeta) -> Result<(), StoreError> {
+        self.put_pieces(key, vec![bytes], meta).await
+    }
+
+    async fn put_pieces(&self, key: &str, pieces: Vec<Bytes>, _meta: ObjectMeta) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        // One trip to the blocking pool for the whole write (LL-HLS puts several a second).
-        tokio::task::spawn_blocking(move || write_whole(&path, &bytes)).await.expect("writing task panicked")
+        // One trip to the blocking pool for the whole write.
+        tokio::task::spawn_blocking(move || write_whole(&path, &pieces)).await.expect("writing task panicked")
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
@@ -102,11 +106,16 @@ impl Store for LocalStore {
 }
 
 /// Writes beside the target, then renames: readers never see half an object.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+fn write_whole(path: &Path, pieces: &[Bytes]) -> Result<(), StoreError> {
+    use std::io::Write;
     let dir = path.parent().expect("a checked key has a parent: the root");
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let write = || {
+        let mut file = std::fs::File::create(&tmp)?;
+        pieces.iter().try_for_each(|piece| file.write_all(piece))
+    };
+    let written = write().and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -165,6 +174,10 @@ mod tests {
         store.put("streams/a/v0/index.m3u8", Bytes::from_static(b"#EXTM3U"), META).await.unwrap();
         store.put("streams/b/v0/seg1.m4s", Bytes::from_static(b"other"), META).await.unwrap();
 
+        let pieces = vec![Bytes::from_static(b"pie"), Bytes::from_static(b"ces")];
+        store.put_pieces("streams/c/v0/seg1.m4s", pieces, META).await.unwrap();
+        assert_eq!(&store.get("streams/c/v0/seg1.m4s").await.unwrap().unwrap().bytes[..], b"pieces");
+        store.delete("streams/c/v0/seg1.m4s").await.unwrap();
         let got = store.get("streams/a/v0/seg1.m4s").await.unwrap().unwrap();
         assert_eq!(&got.bytes[..], b"one");
         assert_eq!(got.meta.content_type, "video/iso.segment");
