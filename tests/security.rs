@@ -161,8 +161,13 @@ async fn viewer_counts_cannot_be_inflated() {
     // The same header from the trusted proxy (127.0.0.2) names a client of its own.
     let proxy =
         reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
-    let forwarded = proxy.post(server.url(&viewers)).header("x-forwarded-for", "203.0.113.9").json(&json!({}));
-    assert_eq!(forwarded.send().await.unwrap().status(), 201);
+    let forwarded = || proxy.post(server.url(&viewers)).header("x-forwarded-for", "203.0.113.9").json(&json!({}));
+    assert_eq!(forwarded().send().await.unwrap().status(), 201);
+    // The bound is the admin's: where many viewers share an address it can rise, or here fall.
+    let admin = server.user("admin", "admin");
+    let bound = json!({"viewer_sessions_per_address": 1});
+    assert_eq!(server.call("PATCH", "/api/v1/settings", Some(&admin), Some(bound)).await.0, 200);
+    assert_eq!(forwarded().send().await.unwrap().status(), 429);
     let _ = ffmpeg.kill().await;
 }
 

@@ -31,10 +31,8 @@ pub const PRESENCE_AFTER: Duration = Duration::from_secs(2);
 pub const TICK: Duration = Duration::from_secs(1);
 /// How often changed counters are written, in one transaction.
 pub const FLUSH_EVERY_TICKS: u32 = 5;
-/// Sessions (counted or not) one client address may hold on one stream: a household or an
-/// office behind one address, not a script.
-pub const SESSIONS_PER_CLIENT: usize = 20;
-/// Joins one client address may make per minute, over all streams.
+/// Joins one client address may make per minute, over all streams. (How many sessions it may
+/// hold per stream is the admin's `viewer_sessions_per_address`.)
 pub const JOINS_PER_CLIENT_PER_MINUTE: u32 = 60;
 /// Sessions one stream may hold, and all streams together.
 pub const SESSIONS_PER_STREAM: usize = 100_000;
@@ -328,13 +326,13 @@ impl Engagement {
     }
 
     /// A player joins: returns its new session id, not counted until
-    /// [`heartbeat`](Self::heartbeat) proves presence. `replay` = the stream is archived.
+    /// [`heartbeat`](Self::heartbeat) proves presence. `replay` = the stream is archived;
+    /// `per_client`: sessions one address may hold on the stream.
     pub async fn join(
         &self,
         db: &Db,
-        stream_id: &str,
-        replay: bool,
-        client: ClientKey,
+        (stream_id, replay): (&str, bool),
+        (client, per_client): (ClientKey, usize),
         now: Instant,
     ) -> DbResult<Result<String, JoinRefused>> {
         use std::sync::atomic::Ordering;
@@ -361,7 +359,7 @@ impl Engagement {
         });
         let mut viewers = lock(entry);
         let held = viewers.per_client.get(&client).copied().unwrap_or(0);
-        if held >= SESSIONS_PER_CLIENT {
+        if held >= per_client {
             // Room comes back as this address's sessions expire or leave.
             return Ok(Err(JoinRefused::Client(SESSION_TIMEOUT)));
         }
@@ -543,6 +541,8 @@ mod tests {
     use super::*;
     use crate::model::Role;
 
+    const PER_CLIENT: usize = 20;
+
     #[tokio::test]
     async fn sessions_count_expire_and_persist() {
         let dir = tempfile::tempdir().unwrap();
@@ -565,7 +565,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |secs| t0 + Duration::from_secs(secs);
         let home = ClientKey::of("192.0.2.1".parse().unwrap());
-        let join = |client, now| e.join(&db, id, false, client, now);
+        let join = |client, now| e.join(&db, (id, false), (client, PER_CLIENT), now);
         let a = join(home, t0).await.unwrap().unwrap();
         let b = join(home, t0).await.unwrap().unwrap();
         assert_ne!(a, b);
@@ -587,7 +587,7 @@ mod tests {
         e.prune(at(34));
         assert!(!e.heartbeat(id, &c, at(34)));
         assert!(e.heartbeat(id, &b, at(34)));
-        let replay = e.join(&db, id, true, home, at(34)).await.unwrap().unwrap();
+        let replay = e.join(&db, (id, true), (home, PER_CLIENT), at(34)).await.unwrap().unwrap();
         assert!(e.heartbeat(id, &replay, at(37)));
         assert_eq!(e.live_stats(id).unwrap(), ViewerStats { current: 1, peak: 2, unique: 2, replay_views: 1 });
 
@@ -599,7 +599,7 @@ mod tests {
             fresh.viewer_stats(&db, id).await.unwrap(),
             ViewerStats { current: 0, peak: 2, unique: 2, replay_views: 1 }
         );
-        let d = fresh.join(&db, id, false, home, at(40)).await.unwrap().unwrap();
+        let d = fresh.join(&db, (id, false), (home, PER_CLIENT), at(40)).await.unwrap().unwrap();
         assert!(fresh.heartbeat(id, &d, at(43)));
         assert_eq!(fresh.live_stats(id).unwrap().unique, 3);
     }
@@ -614,22 +614,25 @@ mod tests {
         let flood = ClientKey::of("2001:db8::1".parse().unwrap());
         let same_64 = ClientKey::of("2001:db8::ffff:2".parse().unwrap());
         let mut sessions = Vec::new();
-        for _ in 0..SESSIONS_PER_CLIENT {
-            sessions.push(e.join(&db, "s", false, flood, t0).await.unwrap().unwrap());
+        for _ in 0..PER_CLIENT {
+            sessions.push(e.join(&db, ("s", false), (flood, PER_CLIENT), t0).await.unwrap().unwrap());
         }
-        assert!(matches!(e.join(&db, "s", false, same_64, t0).await.unwrap(), Err(JoinRefused::Client(_))));
+        assert!(matches!(
+            e.join(&db, ("s", false), (same_64, PER_CLIENT), t0).await.unwrap(),
+            Err(JoinRefused::Client(_))
+        ));
         // Another stream has its own bound, but the join rate is per address.
         let mut joined = 0;
-        while e.join(&db, "other", false, flood, t0).await.unwrap().is_ok() {
+        while e.join(&db, ("other", false), (flood, PER_CLIENT), t0).await.unwrap().is_ok() {
             joined += 1;
         }
-        assert_eq!(joined, SESSIONS_PER_CLIENT);
+        assert_eq!(joined, PER_CLIENT);
         let elsewhere = ClientKey::of("198.51.100.7".parse().unwrap());
-        assert!(e.join(&db, "s", false, elsewhere, t0).await.unwrap().is_ok());
+        assert!(e.join(&db, ("s", false), (elsewhere, PER_CLIENT), t0).await.unwrap().is_ok());
         // Room comes back as sessions leave.
         assert!(e.leave("s", &sessions[0]));
         let later = t0 + Duration::from_secs(61);
-        assert!(e.join(&db, "s", false, flood, later).await.unwrap().is_ok());
+        assert!(e.join(&db, ("s", false), (flood, PER_CLIENT), later).await.unwrap().is_ok());
     }
 
     #[tokio::test]
@@ -642,15 +645,18 @@ mod tests {
         // One stream full of sessions, each from its own address.
         for n in 0..SESSIONS_PER_STREAM as u32 {
             let client = ClientKey::of(std::net::Ipv4Addr::from(0x0a00_0000 + n).into());
-            assert!(e.join(&db, "s", false, client, t0).await.unwrap().is_ok(), "session {n}");
+            assert!(e.join(&db, ("s", false), (client, PER_CLIENT), t0).await.unwrap().is_ok(), "session {n}");
         }
         let late = t0 + Duration::from_secs(2);
         let newcomer = ClientKey::of("192.0.2.9".parse().unwrap());
-        assert_eq!(e.join(&db, "s", false, newcomer, late).await.unwrap(), Err(JoinRefused::Full));
-        assert!(e.join(&db, "other", false, newcomer, late).await.unwrap().is_ok(), "another stream has room");
+        assert_eq!(e.join(&db, ("s", false), (newcomer, PER_CLIENT), late).await.unwrap(), Err(JoinRefused::Full));
+        assert!(
+            e.join(&db, ("other", false), (newcomer, PER_CLIENT), late).await.unwrap().is_ok(),
+            "another stream has room"
+        );
         // They expire; the stream has room again.
         e.prune(t0 + SESSION_TIMEOUT);
-        assert!(e.join(&db, "s", false, newcomer, t0 + SESSION_TIMEOUT).await.unwrap().is_ok());
+        assert!(e.join(&db, ("s", false), (newcomer, PER_CLIENT), t0 + SESSION_TIMEOUT).await.unwrap().is_ok());
 
         for _ in 0..TICKETS_MAX {
             assert!(e.issue_ticket("s", "u", t0).is_some());

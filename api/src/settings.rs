@@ -39,6 +39,10 @@ pub struct Settings {
     /// `chat_rate_limit_seconds` (1–3600).
     pub chat_rate_limit_messages: u32,
     pub chat_rate_limit_seconds: u32,
+    /// Player sessions one client address (an IPv6 /64) may hold on one stream, 1–100000: a
+    /// household or office, not a script. Raise it where many viewers share an address
+    /// (carrier-grade NAT, a campus).
+    pub viewer_sessions_per_address: u32,
     /// Whether viewers may sign in by name alone (`POST /guest-tokens`) to like and chat.
     /// On for a stand-alone hawker; a shop that signs its users in through
     /// `POST /viewer-tokens` turns it off.
@@ -87,6 +91,7 @@ impl Default for Settings {
             chat_max_length: 500,
             chat_rate_limit_messages: 5,
             chat_rate_limit_seconds: 10,
+            viewer_sessions_per_address: 20,
             guest_sign_in: true,
             webhook_url: None,
             webhook_secret: None,
@@ -176,6 +181,7 @@ impl Settings {
         check_range("chat_max_length", self.chat_max_length, 1, 2000, " characters")?;
         check_range("chat_rate_limit_messages", self.chat_rate_limit_messages, 1, 100, "")?;
         check_range("chat_rate_limit_seconds", self.chat_rate_limit_seconds, 1, 3600, " s")?;
+        check_range("viewer_sessions_per_address", self.viewer_sessions_per_address, 1, 100_000, "")?;
         if let Some(url) = &self.webhook_url {
             check_url("webhook_url", url, &["http", "https"])?;
             if self.webhook_secret.is_none() {

@@ -15,9 +15,7 @@ use super::client::{Client, same_site_json};
 use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
 use crate::AppState;
-use crate::engagement::{
-    JOINS_PER_CLIENT_PER_MINUTE, JoinRefused, PRESENCE_AFTER, SESSION_TIMEOUT, SESSIONS_PER_CLIENT, ViewerStats,
-};
+use crate::engagement::{JOINS_PER_CLIENT_PER_MINUTE, JoinRefused, PRESENCE_AFTER, SESSION_TIMEOUT, ViewerStats};
 use crate::events::{Event, kind};
 use crate::model::{ChatMessage, StreamStatus};
 
@@ -55,11 +53,13 @@ pub async fn join(
         return Err(ApiError::Conflict(stream.status));
     }
     let replay = stream.status == StreamStatus::Archived;
-    let session_id = match state.engagement.join(&state.db, &stream.id, replay, client, Instant::now()).await? {
+    let per_client = state.db.settings().await?.viewer_sessions_per_address as usize;
+    let joined = state.engagement.join(&state.db, (&stream.id, replay), (client, per_client), Instant::now()).await?;
+    let session_id = match joined {
         Ok(session_id) => session_id,
         Err(JoinRefused::Client(wait)) => {
             let message = format!(
-                "at most {SESSIONS_PER_CLIENT} players per stream and {JOINS_PER_CLIENT_PER_MINUTE} joins a minute from one address"
+                "at most {per_client} players per stream and {JOINS_PER_CLIENT_PER_MINUTE} joins a minute from one address"
             );
             return Err(ApiError::TooManyRequests(message, wait));
         }

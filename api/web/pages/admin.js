@@ -31,6 +31,7 @@ const GROUPS = [
     ['chat_rate_limit_messages', 'Chat messages per user…', 'number', '1–100'],
     ['chat_rate_limit_seconds', '…per this many seconds', 'number', '1–3600'],
     ['guest_sign_in', 'Guests may sign in by name', 'checkbox', 'Off when the shop signs viewers in'],
+    ['viewer_sessions_per_address', 'Players counted per address and stream', 'number', '1–100000; raise it where many viewers share one address'],
   ]],
   ['Webhooks', [
     ['webhook_url', 'Webhook URL', 'text', 'http:// or https://; empty = off'],
