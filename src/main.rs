@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use hawker_api::model::Role;
+use hawker_api::secrets::token_expiry;
 use hawker_api::{AppState, Db, Events, MetricsAccess, PublicUrls};
 use hawker_packager::{Packager, PackagerConfig};
 use hawker_storage::Store;
@@ -54,27 +55,28 @@ enum Command {
     Migrate,
 }
 
+// User ids are base64url and may start with "-": id arguments take hyphen values.
 #[derive(Subcommand)]
 enum ShopCommand {
     /// The shop may report orders to the seller's streams from now on.
     Link {
         /// The shop user's id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         shop: String,
         /// The seller's user id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         seller: String,
     },
     /// The shop may no longer report orders to the seller's streams.
     Unlink {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         shop: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         seller: String,
     },
     /// Lists the sellers a shop is linked to: id and name, one per line.
     Sellers {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         shop: String,
     },
 }
@@ -174,7 +176,7 @@ enum UserCommand {
     List,
     /// Gives the user a new API token (printed, one line); the old one stops working.
     RotateToken {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         id: String,
         /// Days the new token works [default: no expiry]
         #[arg(long)]
@@ -182,7 +184,7 @@ enum UserCommand {
     },
     /// Every token of the user stops working.
     Revoke {
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -236,7 +238,7 @@ async fn run() -> anyhow::Result<()> {
             let db = open_db(&cli.data_dir).await?;
             let name = name.trim();
             anyhow::ensure!((1..=100).contains(&name.chars().count()), "--name must be 1 to 100 characters");
-            let expires_at = token_expiry(expires_in_days)?;
+            let expires_at = token_expiry(expires_in_days).map_err(anyhow::Error::msg)?;
             let (user, mut token) = db.create_user(name, role.into()).await?;
             if expires_at.is_some() {
                 token = db.rotate_token(&user.id, expires_at).await?.context("the user just made")?;
@@ -246,7 +248,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::User { command: UserCommand::RotateToken { id, expires_in_days } } => {
             let db = open_db(&cli.data_dir).await?;
-            let token = db.rotate_token(&id, token_expiry(expires_in_days)?).await?;
+            let token = db.rotate_token(&id, token_expiry(expires_in_days).map_err(anyhow::Error::msg)?).await?;
             println!("{}", token.with_context(|| format!("no user {id:?}"))?);
             Ok(())
         }
@@ -268,14 +270,6 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(data_dir = %cli.data_dir.display(), "database is up to date");
             Ok(())
         }
-    }
-}
-
-fn token_expiry(days: Option<u32>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    match days {
-        None => Ok(None),
-        Some(days) if (1..=3650).contains(&days) => Ok(Some(chrono::Utc::now() + chrono::Duration::days(days.into()))),
-        Some(days) => anyhow::bail!("--expires-in-days must be 1 to 3650, not {days}"),
     }
 }
 

@@ -97,6 +97,15 @@ async fn orders_come_only_from_the_sellers_own_shops() {
     hawker_cli(server.data_dir.path(), &["shop", "link", "--shop", &rival_id, "--seller", &seller_id]);
     let listed = hawker_cli(server.data_dir.path(), &["shop", "sellers", "--shop", &rival_id]);
     assert!(listed.starts_with(&format!("{seller_id}\t")), "{listed}");
+    // An id may start with "-" (base64url): the CLI takes it as a value, not a flag.
+    let out = std::process::Command::new(hawker_bin())
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .args(["shop", "sellers", "--shop", "-Dnot-a-shop"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is not a shop user's id"), "{stderr}");
     let (status, _) = server.call("POST", &orders, Some(&rival), Some(order(5000))).await;
     assert_eq!(status, 201, "linked with the CLI");
     let (status, _) = server.call("POST", &orders, Some(&shop), Some(order(5001))).await;

@@ -38,6 +38,20 @@ pub fn digest(secret: &str) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Longest lifetime an API token may be given, in days.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// When a token given `days` to live (1 to [`MAX_TOKEN_DAYS`]) expires; `None`: never.
+pub fn token_expiry(days: Option<u32>) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    match days {
+        None => Ok(None),
+        Some(days) if (1..=MAX_TOKEN_DAYS).contains(&days) => {
+            Ok(Some(chrono::Utc::now() + chrono::Duration::days(days.into())))
+        }
+        Some(days) => Err(format!("expires_in_days must be 1 to {MAX_TOKEN_DAYS}, not {days}")),
+    }
+}
+
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }

@@ -13,8 +13,8 @@ use super::ApiJson;
 use super::auth::Caller;
 use super::client::Client;
 use super::error::ApiError;
-use crate::AppState;
 use crate::model::{Role, User};
+use crate::{AppState, secrets};
 
 /// How long a viewer token lasts: a shop signs its user in again after that.
 const VIEWER_TOKEN_TTL: Duration = Duration::hours(24);
@@ -152,9 +152,6 @@ pub async fn guest_token(
 
 // ---- staff tokens (admin) ----
 
-/// Longest lifetime an API token may be given.
-pub const MAX_TOKEN_DAYS: u32 = 3650;
-
 #[derive(Serialize)]
 pub struct Tokens {
     /// When the user's API token stops working; null: never.
@@ -212,7 +209,7 @@ pub async fn rotate_token(
         true => Rotate::default(),
         false => serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("bad JSON body: {e}")))?,
     };
-    let expires_at = token_expiry(expires_in_days).map_err(ApiError::BadRequest)?;
+    let expires_at = secrets::token_expiry(expires_in_days).map_err(ApiError::BadRequest)?;
     let token = state.db.rotate_token(&id, expires_at).await?.ok_or(ApiError::NotFound("user"))?;
     tracing::info!(user = %id, by = %caller.0.id, "API token rotated");
     Ok((StatusCode::CREATED, Json(Rotated { token, expires_at })))
@@ -230,13 +227,4 @@ pub async fn revoke_tokens(
     }
     tracing::info!(user = %id, by = %caller.0.id, "tokens revoked");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The expiry of a token given `days` to live (1 to [`MAX_TOKEN_DAYS`]); `None`: never.
-pub fn token_expiry(days: Option<u32>) -> Result<Option<DateTime<Utc>>, String> {
-    match days {
-        None => Ok(None),
-        Some(days) if (1..=MAX_TOKEN_DAYS).contains(&days) => Ok(Some(Utc::now() + Duration::days(days.into()))),
-        Some(days) => Err(format!("expires_in_days must be 1 to {MAX_TOKEN_DAYS}, not {days}")),
-    }
 }
