@@ -48,7 +48,10 @@ const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(30);
 /// exceed the longest GOP a publisher sends.
 pub(crate) const MAX_LAG: Duration = Duration::from_secs(20);
 
-/// The muxer's chunk duration as a share of the LL-HLS part target (see `muxer`).
+/// The muxer's chunk duration as a share of the LL-HLS part target. The muxer takes video in
+/// decode order, so with B-frames a chunk overshoots its duration by up to about the
+/// reordering depth (measured: up to 100 ms with x264's two B-frames at 30 fps): half of
+/// PART-TARGET keeps parts within it.
 const CHUNK_SHARE: f64 = 0.5;
 
 /// x264's own keyframe interval, in frames: the cuts force keyframes where the source has
@@ -163,6 +166,8 @@ pub(crate) fn start(
     let pipeline = gst::Pipeline::new();
     let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
     let source_offsets = SourceOffsets::default();
+    let chunk_ns = part.map(|part| u64::try_from(part.mul_f64(CHUNK_SHARE).as_nanos()).unwrap_or(u64::MAX));
+    let muxed_until = Arc::new(AtomicU64::new(0));
     let muxes = (0..=ladder.len())
         .map(|rendition| {
             let segmenter = Segmenter {
@@ -176,8 +181,10 @@ pub(crate) fn start(
                 muxed_ns: (rendition == 0).then(|| muxed_ns.clone()),
                 // The rungs' encoders make their own frames (without B-frames).
                 source_offsets: (rendition == 0).then(|| source_offsets.clone()),
+                muxed_until: (rendition == 0).then(|| muxed_until.clone()),
+                output_end: None,
             };
-            muxer(&pipeline, fragment_ns, part, segmenter)
+            muxer(&pipeline, fragment_ns, chunk_ns, segmenter)
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -253,6 +260,7 @@ pub(crate) fn start(
         fragment_ns,
         fragment_start: None,
         source_offsets,
+        batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, split: 0 },
     };
     Ok(Built { pipeline, input, bus })
 }
@@ -275,6 +283,49 @@ pub(crate) struct Input {
     /// PTS of the keyframe that began the current fragment.
     fragment_start: Option<u64>,
     source_offsets: SourceOffsets,
+    /// Frames not yet pushed, in arrival order (see `Batch`).
+    batch: Batch,
+}
+
+/// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
+/// and the muxer can output nothing until some track has a frame at or past the end of the
+/// current chunk (LL-HLS part) or fragment. So frames before that point are held and pushed
+/// in one go with the first frame at or past it; from there every frame goes straight
+/// through until the muxer has output the chunk (exactly as if nothing were held), and the
+/// next chunk's frames are held again. One wake-up per chunk instead of one per frame, and
+/// no part comes out later. Keyframes go at once; at most `BATCH_MAX` frames wait.
+struct Batch {
+    held: Vec<(Track, gst::Buffer)>,
+    /// Where the source rendition's muxer output ends so far (PTS, ns; 0 before its first
+    /// output): written by its segmenter.
+    muxed_until: Arc<AtomicU64>,
+    /// The muxer's chunk duration; `None` without chunks (LL-HLS off).
+    chunk_ns: Option<u64>,
+    /// PTS of the latest cut requested (`split_if_due`): a fragment ends there.
+    split: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Track {
+    Video,
+    Audio,
+}
+
+/// At most this many frames wait (about a third of a second at 30 fps with audio): bounds the
+/// delay where no boundary is known (LL-HLS off) and the memory held.
+const BATCH_MAX: usize = 24;
+
+impl Batch {
+    /// Holds `buffer`; true when the held frames must be pushed now. `at`: where the frame
+    /// puts its track in the muxer's eyes (see `Input::video`).
+    fn hold(&mut self, track: Track, buffer: gst::Buffer, at: u64, keyframe: bool) -> bool {
+        self.held.push((track, buffer));
+        // The muxer starts its next chunk where its output ends, and ends it `chunk_ns` later.
+        let until = self.muxed_until.load(Ordering::Acquire);
+        let chunk_due = self.chunk_ns.is_some_and(|chunk| until == 0 || at >= until.saturating_add(chunk));
+        let split_due = self.split > until && at >= self.split;
+        keyframe || chunk_due || split_due || self.held.len() >= BATCH_MAX
+    }
 }
 
 impl Input {
@@ -288,6 +339,8 @@ impl Input {
             return Ok(());
         }
         let caps = video_caps(&record).map_err(|e| e.to_string())?;
+        // The frames before the change go out with the old caps.
+        self.flush().map_err(|e| format!("the pipeline stopped ({e:?})"))?;
         self.video_config = record;
         match self.video.push_event(gst::event::Caps::new(&caps)) {
             true => Ok(()),
@@ -310,23 +363,48 @@ impl Input {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
         }
-        self.video.push(buffer).map(|_| ())
+        // A chunk needs a frame past its end on every track. With B-frames, a video frame
+        // can be past it in presentation time well before the stream gets there; with
+        // audio, the audio frame past the end (which comes in real time) is what the muxer
+        // waits for, so the video counts by decode time. Without audio, by presentation time.
+        let at = if self.audio.is_some() { dts } else { pts };
+        match self.batch.hold(Track::Video, buffer, at, keyframe) {
+            true => self.flush(),
+            false => Ok(()),
+        }
     }
 
     /// One AAC frame at `pts` ns. Without an audio track, nothing.
     pub fn audio(&mut self, pts: u64, data: Bytes) -> Result<(), gst::FlowError> {
-        let Some((pad, duration)) = &self.audio else { return Ok(()) };
+        let Some((_, duration)) = &self.audio else { return Ok(()) };
         let mut buffer = gst::Buffer::from_slice(data);
         if let Some(b) = buffer.get_mut() {
             b.set_pts(gst::ClockTime::from_nseconds(pts));
             b.set_dts(gst::ClockTime::from_nseconds(pts));
             b.set_duration(gst::ClockTime::from_nseconds(*duration));
         }
-        pad.push(buffer).map(|_| ())
+        match self.batch.hold(Track::Audio, buffer, pts, false) {
+            true => self.flush(),
+            false => Ok(()),
+        }
+    }
+
+    /// Pushes the held frames, in arrival order.
+    fn flush(&mut self) -> Result<(), gst::FlowError> {
+        for (track, buffer) in self.batch.held.drain(..) {
+            let pad = match (track, &self.audio) {
+                (Track::Video, _) => &self.video,
+                (Track::Audio, Some((pad, _))) => pad,
+                (Track::Audio, None) => continue,
+            };
+            pad.push(buffer)?;
+        }
+        Ok(())
     }
 
     /// End of stream on every track: the muxer drains and the bus reports EOS.
-    pub fn end(&self) {
+    pub fn end(&mut self) {
+        let _ = self.flush();
         self.video.push_event(gst::event::Eos::new());
         if let Some((pad, _)) = &self.audio {
             pad.push_event(gst::event::Eos::new());
@@ -350,6 +428,7 @@ impl Input {
             return;
         }
         self.fragment_start = Some(pts);
+        self.batch.split = pts;
         let running_time = gst::ClockTime::from_nseconds(pts);
         for encoder in self.encoders.iter().filter_map(|e| e.upgrade()) {
             let keyframe =
@@ -366,7 +445,7 @@ impl Input {
 fn muxer(
     pipeline: &gst::Pipeline,
     fragment_ns: u64,
-    part: Option<Duration>,
+    chunk_ns: Option<u64>,
     mut segmenter: Segmenter,
 ) -> Result<gst::Element, PackagerError> {
     let mux = make("isofmp4mux")?;
@@ -377,13 +456,9 @@ fn muxer(
     // The cuts follow the publisher's GOP (`Input::split_if_due`), not the muxer's wishes.
     mux.set_property("send-force-keyunit", false);
     mux.set_property("latency", MUX_QUEUE.nseconds());
-    if let Some(part) = part {
+    if let Some(chunk_ns) = chunk_ns {
         // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
-        // The muxer takes video in decode order, so with B-frames a chunk overshoots its
-        // duration by up to about the reordering depth (measured: up to 100 ms with x264's
-        // two B-frames at 30 fps): half of PART-TARGET keeps parts within it.
-        let chunk = part.mul_f64(CHUNK_SHARE);
-        mux.set_property("chunk-duration", u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX));
+        mux.set_property("chunk-duration", chunk_ns);
     }
     let appsink = gst_app::AppSink::builder().sync(false).buffer_list(true).enable_last_sample(false).build();
     pipeline.add_many([&mux, appsink.upcast_ref()]).map_err(|e| gst_err("adding muxer", e))?;
@@ -501,6 +576,11 @@ struct Segmenter {
     muxed_ns: Option<Arc<AtomicU64>>,
     /// The source rendition's: the pushed frames' composition offsets.
     source_offsets: Option<SourceOffsets>,
+    /// The source rendition's: where the input learns where the output ends (`Batch`).
+    muxed_until: Option<Arc<AtomicU64>>,
+    /// Where the output ends (PTS, ns): the first chunk's start plus every chunk's duration,
+    /// which is where the muxer starts its next chunk.
+    output_end: Option<u64>,
 }
 
 impl Segmenter {
@@ -529,6 +609,13 @@ impl Segmenter {
         if !header.flags().contains(gst::BufferFlags::HEADER) || (!first && !self.chunked) {
             tracing::warn!(publish = self.publish, "muxer output without fragment header dropped");
             return Ok(gst::FlowSuccess::Ok);
+        }
+        if let Some(muxed_until) = &self.muxed_until
+            && let Some(start) = self.output_end.or_else(|| running_time(&sample, header.pts()))
+        {
+            let end = start + header.duration().map_or(0, gst::ClockTime::nseconds);
+            self.output_end = Some(end);
+            muxed_until.store(end, Ordering::Release);
         }
         let mut bytes = concat(rest);
         if let (Some(track), Some(offsets)) = (&self.track, &self.source_offsets) {
@@ -573,6 +660,12 @@ impl Segmenter {
             gst::FlowError::Flushing
         })
     }
+}
+
+/// `pts` of an output buffer of `sample` as a running time: the input's timeline.
+fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<u64> {
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(pts?).map(gst::ClockTime::nseconds)
 }
 
 /// One contiguous copy of the buffers (the store takes whole objects).
@@ -621,4 +714,70 @@ fn stream_info(sink: &gst_app::AppSink) -> StreamInfo {
     }
     info.codecs = video.into_iter().chain(audio).collect::<Vec<_>>().join(",");
     info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn batch(chunk_ms: Option<u64>) -> Batch {
+        gst::init().unwrap();
+        Batch {
+            held: Vec::new(),
+            muxed_until: Arc::new(AtomicU64::new(0)),
+            chunk_ns: chunk_ms.map(|c| c * MS),
+            split: 0,
+        }
+    }
+
+    fn frame(batch: &mut Batch, track: Track, at_ms: u64, keyframe: bool) -> bool {
+        let mut buffer = gst::Buffer::new();
+        buffer.get_mut().unwrap().set_pts(gst::ClockTime::from_nseconds(at_ms * MS));
+        batch.hold(track, buffer, at_ms * MS, keyframe)
+    }
+
+    #[test]
+    fn frames_wait_for_the_one_that_ends_the_chunk() {
+        let mut b = batch(Some(100));
+        // Nothing muxed yet: no boundary known, every frame goes at once.
+        assert!(frame(&mut b, Track::Video, 0, true));
+        assert!(frame(&mut b, Track::Audio, 10, false));
+        b.held.clear();
+        // The first chunk came out, ending at 150 ms: the next ends at 250 ms.
+        b.muxed_until.store(150 * MS, Ordering::Release);
+        assert!(!frame(&mut b, Track::Audio, 160, false));
+        assert!(!frame(&mut b, Track::Video, 167, false));
+        assert!(!frame(&mut b, Track::Audio, 249, false));
+        assert_eq!(b.held.len(), 3);
+        // At the end: everything goes, and so does every frame until the chunk is out.
+        assert!(frame(&mut b, Track::Video, 250, false));
+        b.held.clear();
+        assert!(frame(&mut b, Track::Audio, 251, false));
+        b.held.clear();
+        b.muxed_until.store(284 * MS, Ordering::Release);
+        assert!(!frame(&mut b, Track::Audio, 272, false));
+        // A keyframe never waits.
+        assert!(frame(&mut b, Track::Video, 300, true));
+    }
+
+    #[test]
+    fn without_chunks_frames_wait_for_the_cut_or_the_cap() {
+        let mut b = batch(None);
+        b.muxed_until.store(2000 * MS, Ordering::Release);
+        b.split = 2000 * MS;
+        // The fragment ending at the cut at 2 s is out: frames wait, up to the cap.
+        for i in 0..BATCH_MAX - 1 {
+            assert!(!frame(&mut b, Track::Audio, 2001 + i as u64 * 21, false));
+        }
+        assert!(frame(&mut b, Track::Audio, 2600, false));
+        b.held.clear();
+        // A cut at 4 s, not yet muxed: the keyframe goes, and every frame at or past it.
+        b.split = 4000 * MS;
+        assert!(!frame(&mut b, Track::Audio, 3990, false));
+        assert!(frame(&mut b, Track::Video, 4000, true));
+        b.held.clear();
+        assert!(frame(&mut b, Track::Audio, 4011, false));
+    }
 }
