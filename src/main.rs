@@ -209,18 +209,25 @@ impl From<RoleArg> for Role {
 }
 
 fn main() -> anyhow::Result<()> {
-    limit_malloc_arenas();
+    tune_malloc();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
 }
 
-/// glibc gives each thread that allocates its own arena (up to 8 per core). Every live stream
-/// has a muxer thread whose buffers are freed on other threads, so memory freed in one arena
-/// is not reused by another: two arenas keep about a megabyte less per stream resident, with
-/// no measurable CPU cost. Set before any thread starts.
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+/// Keeps what live streams leave resident close to what they hold. Set before any thread
+/// starts.
+/// - glibc gives each thread that allocates its own arena (up to 8 per core). Every live
+///   stream has a muxer thread whose buffers are freed on other threads, so memory freed in
+///   one arena is not reused by another: two arenas keep about a megabyte less per stream
+///   resident, with no measurable CPU cost.
+/// - Blocks of 128 KiB and more (keyframes, whole fragments without LL-HLS, decoded poster
+///   pictures) are mapped and given back when freed. glibc would otherwise raise this
+///   threshold to the largest block freed so far and keep such blocks in the heap, where they
+///   fragment it: about 0.3 MB less per stream.
+fn tune_malloc() {
+    // SAFETY: mallopt only sets allocator parameters; no other thread runs yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

@@ -1263,8 +1263,8 @@ mod tests {
         assert!(!db.link_shop(&shop.id, &seller2.id).await.unwrap(), "linked once");
         assert!(db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
         assert_eq!(
-            db.shop_sellers(&shop.id).await.unwrap().iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
-            [seller2.id.clone()]
+            db.shop_sellers(&shop.id).await.unwrap().iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+            [seller2.id.as_str()]
         );
         assert!(db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
         assert!(!db.unlink_shop(&shop.id, &seller2.id).await.unwrap());

@@ -44,9 +44,26 @@ struct Rendition {
     playlist: Option<Bytes>,
     delta: Option<Bytes>,
     /// MSN of the segment being built, and its parts so far.
-    open: Option<(u64, Vec<Bytes>)>,
+    open: Option<(u64, Vec<OpenPart>)>,
     /// Recent complete segments: where each is stored and its parts' sizes, oldest first.
     closed: VecDeque<Closed>,
+}
+
+/// A part of the segment being built: the muxer's buffers as they came (the frames are the
+/// publisher's own bytes, not copies), joined into one the first time a player asks.
+struct OpenPart {
+    pieces: Vec<Bytes>,
+    joined: std::sync::OnceLock<Bytes>,
+}
+
+impl OpenPart {
+    fn len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len() as u64).sum()
+    }
+
+    fn bytes(&self) -> Bytes {
+        self.joined.get_or_init(|| Bytes::from(self.pieces.concat())).clone()
+    }
 }
 
 struct Closed {
@@ -97,7 +114,7 @@ impl LiveState {
             let renditions = lock(&self.inner.renditions);
             let r = renditions.iter().find(|r| r.name == rendition)?;
             match &r.open {
-                Some((open, parts)) if *open == msn => return parts.get(index).cloned(),
+                Some((open, parts)) if *open == msn => return parts.get(index).map(OpenPart::bytes),
                 _ => {}
             }
             let closed = r.closed.iter().find(|c| c.msn == msn)?;
@@ -130,11 +147,12 @@ impl LiveState {
     }
 
     /// A part of segment `msn`: it is served from here while the segment is open.
-    pub(crate) fn add_part(&self, r: usize, msn: u64, bytes: Bytes) {
+    pub(crate) fn add_part(&self, r: usize, msn: u64, pieces: Vec<Bytes>) {
+        let part = OpenPart { pieces, joined: std::sync::OnceLock::new() };
         if let Some(rendition) = lock(&self.inner.renditions).get_mut(r) {
             match &mut rendition.open {
-                Some((open, parts)) if *open == msn => parts.push(bytes),
-                open => *open = Some((msn, vec![bytes])),
+                Some((open, parts)) if *open == msn => parts.push(part),
+                open => *open = Some((msn, vec![part])),
             }
         }
     }
@@ -147,7 +165,7 @@ impl LiveState {
             && let Some((msn, parts)) = rendition.open.take()
             && let Some(key) = key
         {
-            let part_sizes = parts.iter().map(|p| p.len() as u64).collect();
+            let part_sizes = parts.iter().map(OpenPart::len).collect();
             rendition.closed.push_back(Closed { msn, key, part_sizes });
             while rendition.closed.len() > kept {
                 rendition.closed.pop_front();

@@ -617,9 +617,11 @@ impl Segmenter {
             self.output_end = Some(end);
             muxed_until.store(end, Ordering::Release);
         }
-        let mut bytes = concat(rest);
+        // The header (styp/moof and the mdat's box header) is copied, to be rewritten; the
+        // samples are the buffers pushed in, the publisher's bytes, kept as they are.
+        let mut moof = concat(&[*header]);
         if let (Some(track), Some(offsets)) = (&self.track, &self.source_offsets) {
-            bmff::restore_decode_times(&mut bytes, track, |n| {
+            bmff::restore_decode_times(&mut moof, track, |n| {
                 let mut offsets = crate::lock(offsets);
                 let first = offsets.front().copied();
                 let n = n.min(offsets.len());
@@ -627,8 +629,7 @@ impl Segmenter {
                 first
             });
         }
-        let bytes = Bytes::from(bytes);
-        let duration_ns = match self.track.and_then(|t| bmff::video_duration_ns(&bytes, &t)) {
+        let duration_ns = match self.track.and_then(|t| bmff::video_duration_ns(&moof, &t)) {
             Some(d) => d,
             None => {
                 tracing::warn!(publish = self.publish, "no video timing in fragment; using the muxer's");
@@ -649,7 +650,8 @@ impl Segmenter {
             _ => duration_ns,
         };
         let (publish, rendition) = (self.publish, self.rendition);
-        self.send(Msg::Part { publish, rendition, bytes, duration_ns, part_ns, pdt, first, last })?;
+        let pieces = std::iter::once(Bytes::from(moof)).chain(samples(&sample, buffers.len() - rest.len() + 1)).collect();
+        self.send(Msg::Part { publish, rendition, pieces, duration_ns, part_ns, pdt, first, last })?;
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -666,6 +668,16 @@ impl Segmenter {
 fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<u64> {
     let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
     segment.to_running_time(pts?).map(gst::ClockTime::nseconds)
+}
+
+/// The buffers of `sample` from index `from` on, as `Bytes` that share their memory.
+fn samples(sample: &gst::Sample, from: usize) -> Vec<Bytes> {
+    let owned = |buffer: gst::Buffer| buffer.into_mapped_buffer_readable().ok().map(Bytes::from_owner);
+    match (sample.buffer_list_owned(), sample.buffer_owned()) {
+        (Some(list), _) => list.iter_owned().skip(from).filter_map(owned).collect(),
+        (None, Some(buffer)) if from == 0 => owned(buffer).into_iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// One contiguous copy of the buffers (the store takes whole objects).

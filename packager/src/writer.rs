@@ -44,7 +44,8 @@ pub(crate) enum Msg {
     Part {
         publish: u64,
         rendition: usize,
-        bytes: Bytes,
+        /// The chunk as the muxer's buffers, in order (no joined copy).
+        pieces: Vec<Bytes>,
         duration_ns: u64,
         part_ns: u64,
         pdt: DateTime<Utc>,
@@ -290,8 +291,8 @@ impl Writer {
         }
         match msg {
             Msg::Init { rendition, bytes, info, .. } => self.init(rendition, bytes, info).await,
-            Msg::Part { rendition, bytes, duration_ns, part_ns, pdt, first, last, .. } => {
-                self.part(rendition, bytes, (duration_ns, part_ns), pdt, (first, last)).await
+            Msg::Part { rendition, pieces, duration_ns, part_ns, pdt, first, last, .. } => {
+                self.part(rendition, pieces, (duration_ns, part_ns), pdt, (first, last)).await
             }
             Msg::PublishEnded { .. } => {
                 for r in 0..self.tracks.len() {
@@ -333,7 +334,7 @@ impl Writer {
     async fn part(
         &mut self,
         r: usize,
-        bytes: Bytes,
+        pieces: Vec<Bytes>,
         (duration_ns, part_ns): (u64, u64),
         pdt: DateTime<Utc>,
         (first, last): (bool, bool),
@@ -379,7 +380,7 @@ impl Writer {
         // A part whose segment start was lost (no init) is dropped with its segment.
         let Some(open) = &self.tracks[r].open else { return };
         if let Some(part_target) = self.part_target_ms.filter(|_| !(first && last)) {
-            self.live.add_part(r, open.segment.msn, bytes.clone());
+            self.live.add_part(r, open.segment.msn, pieces.clone());
             let duration_ms = (part_ns + 500_000) / 1_000_000;
             if duration_ms > part_target {
                 tracing::debug!(playback_id = %self.playback_id, duration_ms, part_target, "part longer than its target");
@@ -388,7 +389,7 @@ impl Writer {
             open.segment.parts.push(Part { duration_ms, independent: first });
         }
         let Some(open) = &mut self.tracks[r].open else { return };
-        open.bytes.push(bytes);
+        open.bytes.extend(pieces);
         open.duration_ns += duration_ns;
         open.segment.duration_ms = (open.duration_ns + 500_000) / 1_000_000;
         if last {
