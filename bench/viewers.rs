@@ -102,6 +102,8 @@ async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<Atomic
             hint = match get(&mut sender, &addr, &playlist).await {
                 Ok((200, body)) => preload_hint(&body),
                 _ => {
+                    // A viewer turned away counts: it is not served.
+                    shared.samples.lock().await.errors += u64::from(shared.recording.load(Ordering::Relaxed));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     None
                 }
@@ -170,7 +172,8 @@ async fn main() {
     let input = Path::new(ROOT).join("bench/out/test720.flv");
     assert!(input.exists(), "run `cargo bench --bench streams` once first: it makes {}", input.display());
 
-    let server = Server::start_with(&[]);
+    // Every viewer connects from 127.0.0.1: raise the per-address connection cap (256).
+    let server = Server::start_with(&["--http-max-connections", "50000", "--http-max-connections-per-ip", "50000"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "viewers").await;
     let (id, pid, key) = (
