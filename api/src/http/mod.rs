@@ -94,19 +94,21 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(pages::asset))
         .fallback(pages::not_found);
     let pages = if metrics_here { pages.route("/metrics", get(metrics::prometheus)) } else { pages };
-    pages.layer(axum::middleware::map_response(close_after_refused_body)).with_state(state)
+    pages.layer(axum::middleware::from_fn(close_after_refused_body)).with_state(state)
 }
 
 /// A request refused before its body was read (too large, unauthorized...) leaves the body
 /// on the wire, so the server closes the connection after answering. Saying so in the answer
-/// keeps a client from sending its next request on a connection about to close.
+/// keeps a client from sending its next request on a connection about to close. (Reads the
+/// request's headers in place: extracting `Parts` would copy them for every request.)
 async fn close_after_refused_body(
-    request_parts: axum::http::request::Parts,
-    mut response: axum::response::Response,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let headers = &request_parts.headers;
+    let headers = request.headers();
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let body_may_be_left = length.map_or(headers.contains_key(header::TRANSFER_ENCODING), |n| n > 16 * 1024);
+    let mut response = next.run(request).await;
     if body_may_be_left && !response.status().is_success() {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
