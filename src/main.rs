@@ -222,7 +222,7 @@ fn main() -> anyhow::Result<()> {
 /// - Blocks of 128 KiB and more (keyframes, whole fragments without LL-HLS, decoded poster
 ///   pictures) are mapped and given back when freed. glibc would otherwise raise this
 ///   threshold to the largest block freed so far and keep such blocks in the heap, where they
-///   fragment it: about 0.3 MB less per stream.
+///   fragment it: about 0.2 MB less per stream.
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; no other thread runs yet.
     unsafe {

@@ -558,7 +558,7 @@ fn transcode(
 /// the init (ftyp+moov) is HEADER|DISCONT, a fragment's first buffer (styp+moof+mdat header)
 /// is HEADER, and without `chunk-duration` each buffer list holds exactly one fragment. With
 /// it, each buffer list is one chunk (a later chunk's moof is HEADER|DELTA_UNIT): an LL-HLS
-/// part; the writer joins a segment's parts.
+/// part; the writer stores a segment's parts one after another.
 struct Segmenter {
     publish: u64,
     /// 0: the source; then the ladder's rungs.
@@ -598,7 +598,7 @@ impl Segmenter {
         {
             let info = stream_info(sink);
             tracing::debug!(publish = self.publish, rendition = self.rendition, codecs = %info.codecs, "new init segment");
-            let bytes = Bytes::from(concat(&[*first]));
+            let bytes = Bytes::from(copy(first));
             self.track = bmff::video_track(&bytes);
             self.send(Msg::Init { publish: self.publish, rendition: self.rendition, bytes, info })?;
             rest = tail;
@@ -619,7 +619,7 @@ impl Segmenter {
         }
         // The header (styp/moof and the mdat's box header) is copied, to be rewritten; the
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
-        let mut moof = concat(&[*header]);
+        let mut moof = copy(header);
         if let (Some(track), Some(offsets)) = (&self.track, &self.source_offsets) {
             bmff::restore_decode_times(&mut moof, track, |n| {
                 let mut offsets = crate::lock(offsets);
@@ -680,15 +680,9 @@ fn samples(sample: &gst::Sample, from: usize) -> Vec<Bytes> {
     }
 }
 
-/// One contiguous copy of the buffers (the store takes whole objects).
-fn concat(buffers: &[&gst::BufferRef]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(buffers.iter().map(|b| b.size()).sum());
-    for b in buffers {
-        if let Ok(map) = b.map_readable() {
-            out.extend_from_slice(&map);
-        }
-    }
-    out
+/// An owned copy of a buffer's bytes (the init, and a chunk's header to be rewritten).
+fn copy(buffer: &gst::BufferRef) -> Vec<u8> {
+    buffer.map_readable().map(|map| map.to_vec()).unwrap_or_default()
 }
 
 /// CODECS, RESOLUTION and FRAME-RATE from the caps on the muxer's sink pads.
