@@ -1,6 +1,6 @@
 use super::chunk_header::{ChunkHeader, ChunkHeaderFormat};
 use byteorder::{BigEndian, LittleEndian, ReadBytesExt};
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use chunk_io::ChunkDeserializationError;
 use messages::MessagePayload;
 use std::cmp::min;
@@ -381,11 +381,14 @@ impl ChunkDeserializer {
         self.current_payload.type_id = self.current_header.message_type_id;
         self.current_payload.message_stream_id = self.current_header.message_stream_id;
 
-        // Make sure the we have enough capacity for the whole message data.  This
-        // helps with performance when there are smaller chunk sizes.
-        if remaining_bytes > self.current_payload_data.remaining_mut() {
-            let capacity_needed = remaining_bytes - self.current_payload_data.remaining_mut();
-            self.current_payload_data.reserve(capacity_needed);
+        // hawker: the whole message is allocated at its first chunk, exactly. Upstream compared
+        // against `remaining_mut()`, which for a BytesMut is `usize::MAX - len`, so it never
+        // reserved: each chunk grew the buffer by doubling (a realloc copy per growth), and the
+        // payload handed out kept up to twice its length for as long as a frame lives in the
+        // packager. The length is the peer's (at most 2^24 - 1), capped before this by the
+        // ingest's chunk guard.
+        if self.current_payload_data.is_empty() {
+            self.current_payload_data = BytesMut::with_capacity(self.current_header.message_length as usize);
         }
 
         let bytes = self.buffer.split_to(length as usize);
@@ -923,6 +926,18 @@ mod tests {
             "Incorrect timestamp"
         );
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
+    }
+
+    // hawker: a payload spread over many chunks is allocated once, at its exact length.
+    #[test]
+    fn message_over_many_chunks_takes_exactly_its_length() {
+        let payload = [7_u8; 1000];
+        let bytes = form_type_0_chunk(50, 25, 5, 9, &payload, 128);
+        let mut deserializer = ChunkDeserializer::new();
+        let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
+        assert_eq!(&result.data[..], &payload[..]);
+        let data = result.data.try_into_mut().expect("the payload is not shared");
+        assert_eq!(data.capacity(), payload.len());
     }
 
     #[test]

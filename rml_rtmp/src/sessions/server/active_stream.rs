@@ -5,6 +5,8 @@ pub enum StreamState {
 
     Publishing {
         stream_key: String,
+        // hawker: recorded but never read upstream either; kept to stay close to upstream.
+        #[allow(dead_code)]
         mode: PublishMode,
     },
 
