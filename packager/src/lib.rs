@@ -503,6 +503,7 @@ impl PublishShared {
 async fn monitor(
     shared: Arc<PublishShared>,
     pipeline: gst::Pipeline,
+    outputs: Vec<gst::Pad>,
     mut bus: mpsc::UnboundedReceiver<BusEvent>,
     tx: mpsc::Sender<Msg>,
     playback_id: String,
@@ -523,7 +524,12 @@ async fn monitor(
     };
     shared.close(reason);
     // Setting NULL waits for the streaming threads; keep that off the async workers.
-    let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let stopped = pipeline.set_state(gst::State::Null);
+        drop(outputs);
+        stopped
+    })
+    .await;
     let _ = tx.send(Msg::PublishEnded { publish }).await;
     shared.done.send_replace(true);
 }
@@ -697,6 +703,7 @@ impl PublishFeed {
         stream.rt.spawn(monitor(
             self.shared.clone(),
             built.pipeline,
+            built.outputs,
             built.bus,
             stream.tx.clone(),
             stream.playback_id.clone(),

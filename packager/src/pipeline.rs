@@ -1,13 +1,14 @@
 //! One GStreamer pipeline per publish, fed typed frames straight into the muxer:
-//! `[video pad] ! isofmp4mux ! appsink` and `[audio pad] ! (same muxer)`, the segmenter at the
-//! appsink.
+//! `[video pad] ! isofmp4mux ! [output pad]` and `[audio pad] ! (same muxer)`, the segmenter at
+//! the output pad.
 //!
 //! The pads are ours: standalone source pads with caps built from the publisher's AVC and AAC
 //! configuration records, pushed from the caller's thread (the ingest connection's task). A
-//! buffer crosses one thread, into the muxer's aggregator thread, which muxes and runs the
-//! segmenter. No demuxer and no parser: the frames arrive parsed, with their decode time,
-//! composition offset and keyframe flag, and their timestamps go into the muxer unchanged
-//! (after one offset for the whole publish), so the output's PTS and DTS are the source's.
+//! buffer crosses one thread, into the muxer's aggregator thread, which muxes and pushes each
+//! chunk into our standalone sink pad, where the segmenter runs (no sink element). No demuxer
+//! and no parser: the frames arrive parsed, with their decode time, composition offset and
+//! keyframe flag, and their timestamps go into the muxer unchanged (after one offset for the
+//! whole publish), so the output's PTS and DTS are the source's.
 //!
 //! With an ABR ladder, the video also goes (through a `tee`) to
 //! `queue ! avdec_h264 ! videoconvert ! tee ! [queue ! videoscale ! x264enc]` per rung (the
@@ -17,7 +18,7 @@
 //! the same frame.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use crate::writer::{Msg, StreamInfo};
 use crate::{PackagerError, Rendition};
 
 /// Elements a publish needs; checked at start-up so a publish cannot fail on a missing plugin.
-pub(crate) const ELEMENTS: [&str; 2] = ["isofmp4mux", "appsink"];
+pub(crate) const ELEMENTS: [&str; 1] = ["isofmp4mux"];
 
 /// Elements an ABR ladder needs on top; without them, streams are passthrough only.
 pub(crate) const LADDER_ELEMENTS: [&str; 7] =
@@ -74,6 +75,9 @@ type SourceOffsets = Arc<Mutex<VecDeque<i64>>>;
 
 pub(crate) struct Built {
     pub pipeline: gst::Pipeline,
+    /// Each muxer's output pad. A pad's link does not keep its peer alive, so these must live
+    /// until the pipeline is stopped.
+    pub outputs: Vec<gst::Pad>,
     pub input: Input,
     pub bus: mpsc::UnboundedReceiver<BusEvent>,
 }
@@ -168,7 +172,11 @@ pub(crate) fn start(
     let source_offsets = SourceOffsets::default();
     let chunk_ns = part.map(|part| u64::try_from(part.mul_f64(CHUNK_SHARE).as_nanos()).unwrap_or(u64::MAX));
     let muxed_until = Arc::new(AtomicU64::new(0));
-    let muxes = (0..=ladder.len())
+    let (bus_tx, bus) = mpsc::unbounded_channel();
+    // The pipeline has no sink element (each muxer feeds a pad of ours), so no EOS message:
+    // the publish is drained when every rendition's output pad has seen EOS.
+    let draining = Arc::new(AtomicUsize::new(ladder.len() + 1));
+    let (muxes, outputs): (Vec<_>, Vec<_>) = (0..=ladder.len())
         .map(|rendition| {
             let segmenter = Segmenter {
                 publish,
@@ -184,9 +192,12 @@ pub(crate) fn start(
                 muxed_until: (rendition == 0).then(|| muxed_until.clone()),
                 output_end: None,
             };
-            muxer(&pipeline, fragment_ns, chunk_ns, segmenter)
+            let drained = Drained { remaining: draining.clone(), bus: bus_tx.clone() };
+            muxer(&pipeline, fragment_ns, chunk_ns, segmenter, drained)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
 
     // Video: the source's muxer (its first pad: track order video, audio), then the ladder.
     let mut video_sinks = vec![mux_pad(&muxes[0], VIDEO_TIMESCALE)?];
@@ -210,14 +221,10 @@ pub(crate) fn start(
         None => None,
     };
 
-    let (bus_tx, bus) = mpsc::unbounded_channel();
     let bus_handle = pipeline.bus().ok_or_else(|| PackagerError::Gst("pipeline has no bus".into()))?;
     // A sync handler, so no GLib main loop is needed; messages are dropped, not queued.
     bus_handle.set_sync_handler(move |_, msg| {
         match msg.view() {
-            gst::MessageView::Eos(_) => {
-                let _ = bus_tx.send(BusEvent::Eos);
-            }
             gst::MessageView::Error(err) => {
                 let text = match err.debug() {
                     Some(debug) => format!("{} ({debug})", err.error()),
@@ -262,7 +269,7 @@ pub(crate) fn start(
         source_offsets,
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, split: 0 },
     };
-    Ok(Built { pipeline, input, bus })
+    Ok(Built { pipeline, outputs, input, bus })
 }
 
 /// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
@@ -441,13 +448,14 @@ impl Input {
     }
 }
 
-/// One rendition's `isofmp4mux ! appsink`, the segmenter at the appsink; returns the muxer.
+/// One rendition's `isofmp4mux`, its output pad feeding the segmenter; returns both.
 fn muxer(
     pipeline: &gst::Pipeline,
     fragment_ns: u64,
     chunk_ns: Option<u64>,
-    mut segmenter: Segmenter,
-) -> Result<gst::Element, PackagerError> {
+    segmenter: Segmenter,
+    drained: Drained,
+) -> Result<(gst::Element, gst::Pad), PackagerError> {
     let mux = make("isofmp4mux")?;
     // The muxer's own rule cuts at the last keyframe at or *before* its fragment end; the
     // input requests each cut at the first keyframe at/after the target instead. This longer
@@ -460,12 +468,41 @@ fn muxer(
         // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
         mux.set_property("chunk-duration", chunk_ns);
     }
-    let appsink = gst_app::AppSink::builder().sync(false).buffer_list(true).enable_last_sample(false).build();
-    pipeline.add_many([&mux, appsink.upcast_ref()]).map_err(|e| gst_err("adding muxer", e))?;
-    mux.link(&appsink).map_err(|e| gst_err("linking muxer", e))?;
-    appsink
-        .set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |sink| segmenter.on_sample(sink)).build());
-    Ok(mux)
+    pipeline.add(&mux).map_err(|e| gst_err("adding muxer", e))?;
+    let output = output_pad(segmenter, drained);
+    static_pad(&mux, "src")?.link(&output).map_err(|e| gst_err("linking muxer", e))?;
+    output.set_active(true).map_err(|e| gst_err("activating a pad", e))?;
+    Ok((mux, output))
+}
+
+/// Counts renditions down to the end of the publish.
+struct Drained {
+    remaining: Arc<AtomicUsize>,
+    bus: mpsc::UnboundedSender<BusEvent>,
+}
+
+/// A standalone sink pad the muxer pushes its chunks into; the segmenter runs on the muxer's
+/// streaming thread. Not an appsink: appsink keeps the last buffer list it handed out (its
+/// cached sample) until the next one arrives, which held a whole extra fragment of every stream
+/// in memory, and it adds a queue, a lock and a sample per chunk.
+fn output_pad(segmenter: Segmenter, drained: Drained) -> gst::Pad {
+    let segmenter = Arc::new(Mutex::new(segmenter));
+    let for_lists = segmenter.clone();
+    gst::Pad::builder(gst::PadDirection::Sink)
+        .name("output")
+        .chain_list_function(move |pad, _, list| crate::lock(&for_lists).on_chunk(pad, list))
+        .chain_function(move |pad, _, buffer| {
+            let mut list = gst::BufferList::new_sized(1);
+            list.get_mut().map(|l| l.add(buffer));
+            crate::lock(&segmenter).on_chunk(pad, list)
+        })
+        .event_function(move |pad, parent, event| {
+            if event.type_() == gst::EventType::Eos && drained.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _ = drained.bus.send(BusEvent::Eos);
+            }
+            gst::Pad::event_default(pad, parent, event)
+        })
+        .build()
 }
 
 /// One of our standalone source pads. It answers the latency query (not live, no latency):
@@ -584,19 +621,14 @@ struct Segmenter {
 }
 
 impl Segmenter {
-    fn on_sample(&mut self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-        // One small Vec per fragment (every couple of seconds), not per media buffer.
-        let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
-            (Some(list), _) => list.iter().collect(),
-            (None, Some(buffer)) => vec![buffer],
-            (None, None) => return Ok(gst::FlowSuccess::Ok),
-        };
+    /// One output of the muxer: a chunk (LL-HLS part) or a whole fragment, maybe after an init.
+    fn on_chunk(&mut self, pad: &gst::Pad, list: gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let buffers: Vec<&gst::BufferRef> = list.iter().collect();
         let mut rest = buffers.as_slice();
         if let Some((first, tail)) = rest.split_first()
             && first.flags().contains(gst::BufferFlags::HEADER | gst::BufferFlags::DISCONT)
         {
-            let info = stream_info(sink);
+            let info = stream_info(pad);
             tracing::debug!(publish = self.publish, rendition = self.rendition, codecs = %info.codecs, "new init segment");
             let bytes = Bytes::from(copy(first));
             self.track = bmff::video_track(&bytes);
@@ -611,7 +643,7 @@ impl Segmenter {
             return Ok(gst::FlowSuccess::Ok);
         }
         if let Some(muxed_until) = &self.muxed_until
-            && let Some(start) = self.output_end.or_else(|| running_time(&sample, header.pts()))
+            && let Some(start) = self.output_end.or_else(|| running_time(pad, header.pts()))
         {
             let end = start + header.duration().map_or(0, gst::ClockTime::nseconds);
             self.output_end = Some(end);
@@ -650,7 +682,9 @@ impl Segmenter {
             _ => duration_ns,
         };
         let (publish, rendition) = (self.publish, self.rendition);
-        let pieces = std::iter::once(Bytes::from(moof)).chain(samples(&sample, buffers.len() - rest.len() + 1)).collect();
+        let from = buffers.len() - rest.len() + 1;
+        drop(buffers);
+        let pieces = std::iter::once(Bytes::from(moof)).chain(samples(list, from)).collect();
         self.send(Msg::Part { publish, rendition, pieces, duration_ns, part_ns, pdt, first, last })?;
         Ok(gst::FlowSuccess::Ok)
     }
@@ -664,20 +698,17 @@ impl Segmenter {
     }
 }
 
-/// `pts` of an output buffer of `sample` as a running time: the input's timeline.
-fn running_time(sample: &gst::Sample, pts: Option<gst::ClockTime>) -> Option<u64> {
-    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+/// `pts` of a buffer arriving at `pad` as a running time: the input's timeline.
+fn running_time(pad: &gst::Pad, pts: Option<gst::ClockTime>) -> Option<u64> {
+    let event = pad.sticky_event::<gst::event::Segment>(0)?;
+    let segment = event.segment().downcast_ref::<gst::ClockTime>()?;
     segment.to_running_time(pts?).map(gst::ClockTime::nseconds)
 }
 
-/// The buffers of `sample` from index `from` on, as `Bytes` that share their memory.
-fn samples(sample: &gst::Sample, from: usize) -> Vec<Bytes> {
+/// The buffers of `list` from index `from` on, as `Bytes` that share their memory.
+fn samples(list: gst::BufferList, from: usize) -> Vec<Bytes> {
     let owned = |buffer: gst::Buffer| buffer.into_mapped_buffer_readable().ok().map(Bytes::from_owner);
-    match (sample.buffer_list_owned(), sample.buffer_owned()) {
-        (Some(list), _) => list.iter_owned().skip(from).filter_map(owned).collect(),
-        (None, Some(buffer)) if from == 0 => owned(buffer).into_iter().collect(),
-        _ => Vec::new(),
-    }
+    list.iter_owned().skip(from).filter_map(owned).collect()
 }
 
 /// An owned copy of a buffer's bytes (the init, and a chunk's header to be rewritten).
@@ -685,10 +716,10 @@ fn copy(buffer: &gst::BufferRef) -> Vec<u8> {
     buffer.map_readable().map(|map| map.to_vec()).unwrap_or_default()
 }
 
-/// CODECS, RESOLUTION and FRAME-RATE from the caps on the muxer's sink pads.
-fn stream_info(sink: &gst_app::AppSink) -> StreamInfo {
+/// CODECS, RESOLUTION and FRAME-RATE from the caps on the sink pads of the muxer feeding `output`.
+fn stream_info(output: &gst::Pad) -> StreamInfo {
     let mut info = StreamInfo { codecs: String::new(), resolution: None, frame_rate: None };
-    let Some(mux) = sink.static_pad("sink").and_then(|p| p.peer()).and_then(|p| p.parent_element()) else {
+    let Some(mux) = output.peer().and_then(|p| p.parent_element()) else {
         return info;
     };
     let mut video = None;
