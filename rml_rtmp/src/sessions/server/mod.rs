@@ -933,6 +933,9 @@ impl ServerSession {
         if data.len() < 2 {
             // We are expecting a "onMetaData" value and then a property with the actual metadata.  Since
             // this wasn't provided we don't know how to deal with this message.
+            // hawker: upstream fell through here and panicked on `data[0]` / `data.remove(1)`
+            // (found by fuzzing; issue 16).
+            return Ok(Vec::new());
         }
 
         match data[0] {

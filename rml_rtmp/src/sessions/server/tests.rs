@@ -526,6 +526,27 @@ fn can_receive_and_raise_event_for_metadata_from_obs() {
     }
 }
 
+// hawker: a `@setDataFrame` without its metadata object is ignored (it panicked upstream).
+#[test]
+fn set_data_frame_without_metadata_is_ignored() {
+    let (mut deserializer, mut serializer, mut session) = common_basic_setup();
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
+    let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
+
+    for values in [
+        vec![Amf0Value::Utf8String("@setDataFrame".to_string())],
+        vec![Amf0Value::Utf8String("@setDataFrame".to_string()), Amf0Value::Utf8String("onMetaData".to_string())],
+    ] {
+        let message = RtmpMessage::Amf0Data { values };
+        let payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
+        let packet = serializer.serialize(&payload, false, false).unwrap();
+        let results = session.handle_input(&packet.bytes[..]).unwrap();
+        let (_, events) = split_results(&mut deserializer, results);
+        assert!(events.is_empty(), "no metadata event without metadata");
+    }
+}
+
 #[test]
 fn can_receive_audio_data_on_published_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
