@@ -19,6 +19,8 @@ pub use local::LocalStore;
 pub use s3::{Delivery, S3Config, S3Store};
 pub use uploader::UploadStats;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -133,12 +135,30 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(keys.len())
     }
+    /// Starts `key` as an object written piece by piece as its data comes (a segment as its
+    /// parts are muxed), where the backend can do that without holding it in memory (the
+    /// local folder). `Ok(None)`: it cannot; `put` the object whole instead.
+    async fn append_to(&self, _key: &str, _meta: ObjectMeta) -> Result<Option<Arc<dyn Appender>>, StoreError> {
+        Ok(None)
+    }
     /// A URL where a viewer can fetch the object directly (a CDN, the bucket), when the
     /// backend delivers by redirect and the object is readable there now. `None`: serve it
     /// from `get`. Never a URL of an object still waiting in a spool.
     async fn public_url(&self, _key: &str) -> Option<String> {
         None
     }
+}
+
+/// An object being written: readable by range while open, published under its key at
+/// `finish` (atomically, as `put` would), discarded if dropped unfinished.
+#[async_trait]
+pub trait Appender: Send + Sync {
+    /// Appends the pieces, in order; once this returns, `read_range` sees them.
+    async fn append(&self, pieces: Vec<Bytes>) -> Result<(), StoreError>;
+    /// `len` bytes from `offset` of what is written so far; `Ok(None)` if not all written.
+    async fn read_range(&self, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError>;
+    /// Publishes the object; `get` finds it once this returns.
+    async fn finish(&self) -> Result<(), StoreError>;
 }
 
 /// Rejects keys that could escape the store's root or are not plain relative paths.

@@ -1,12 +1,14 @@
 //! The default backend: objects are files under a root folder.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::{Object, ObjectMeta, Store, StoreError, check_key};
+use crate::{Appender, Object, ObjectMeta, Store, StoreError, check_key};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -50,7 +52,7 @@ impl Store for LocalStore {
     async fn put_pieces(&self, key: &str, pieces: Vec<Bytes>, _meta: ObjectMeta) -> Result<(), StoreError> {
         let path = self.path(key)?;
         // One trip to the blocking pool for the whole write.
-        tokio::task::spawn_blocking(move || write_whole(&path, &pieces)).await.expect("writing task panicked")
+        blocking(move || write_whole(&path, &pieces)).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
@@ -66,7 +68,7 @@ impl Store for LocalStore {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
         let path = self.path(key)?;
-        tokio::task::spawn_blocking(move || read_range(&path, offset, len)).await.expect("reading task panicked")
+        blocking(move || read_range(&path, offset, len)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -79,7 +81,7 @@ impl Store for LocalStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut keys = Vec::new();
             walk(&root, &root, &mut keys)?;
             keys.retain(|k| k.starts_with(&prefix));
@@ -87,7 +89,6 @@ impl Store for LocalStore {
             Ok(keys)
         })
         .await
-        .expect("listing task panicked")
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
@@ -103,13 +104,93 @@ impl Store for LocalStore {
         }
         Ok(keys.len())
     }
+
+    async fn append_to(&self, key: &str, _meta: ObjectMeta) -> Result<Option<Arc<dyn Appender>>, StoreError> {
+        let path = self.path(key)?;
+        let appender = blocking(move || LocalAppender::create(path)).await?;
+        Ok(Some(Arc::new(appender)))
+    }
+}
+
+/// Runs file work on the blocking pool. A task cancelled (the runtime shutting down) or
+/// panicked is an I/O error of this operation, not a panic of the caller.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+}
+
+/// An object written as it comes into a file beside the target (a name no key can have),
+/// renamed onto the target at `finish`: readers of the key never see half an object.
+struct LocalAppender {
+    file: Arc<std::fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    /// Bytes appended so far.
+    written: AtomicU64,
+    finished: AtomicBool,
+}
+
+impl LocalAppender {
+    fn create(path: PathBuf) -> Result<Self, StoreError> {
+        let tmp = temp_beside(&path)?;
+        // Read as well: the open object's parts are read back from it.
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
+        let file = Arc::new(file);
+        Ok(Self { file, tmp, path, written: AtomicU64::new(0), finished: AtomicBool::new(false) })
+    }
+}
+
+#[async_trait]
+impl Appender for LocalAppender {
+    async fn append(&self, pieces: Vec<Bytes>) -> Result<(), StoreError> {
+        let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let file = self.file.clone();
+        blocking(move || Ok(write_pieces(&mut &*file, &pieces)?)).await?;
+        self.written.fetch_add(size, Ordering::Release);
+        Ok(())
+    }
+
+    async fn read_range(&self, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+        if offset.saturating_add(len) > self.written.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let file = self.file.clone();
+        blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut bytes = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+            file.read_exact_at(&mut bytes, offset)?;
+            Ok(Some(bytes.into()))
+        })
+        .await
+    }
+
+    async fn finish(&self) -> Result<(), StoreError> {
+        let (tmp, path) = (self.tmp.clone(), self.path.clone());
+        blocking(move || Ok(std::fs::rename(tmp, path)?)).await?;
+        self.finished.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for LocalAppender {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Acquire) {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A fresh temporary name in the folder of `path` (made if missing).
+fn temp_beside(path: &Path) -> Result<PathBuf, StoreError> {
+    let dir = path.parent().expect("a checked key has a parent: the root");
+    std::fs::create_dir_all(dir)?;
+    Ok(dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>())))
 }
 
 /// Writes beside the target, then renames: readers never see half an object.
 fn write_whole(path: &Path, pieces: &[Bytes]) -> Result<(), StoreError> {
-    let dir = path.parent().expect("a checked key has a parent: the root");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>()));
+    let tmp = temp_beside(path)?;
     let write = || write_pieces(&mut std::fs::File::create(&tmp)?, pieces);
     let written = write().and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
@@ -119,8 +200,8 @@ fn write_whole(path: &Path, pieces: &[Bytes]) -> Result<(), StoreError> {
 }
 
 /// Writes every piece, as few calls as the kernel allows (a segment is many small pieces).
-fn write_pieces(file: &mut std::fs::File, pieces: &[Bytes]) -> std::io::Result<()> {
-    use std::io::{IoSlice, Write};
+fn write_pieces(file: &mut impl std::io::Write, pieces: &[Bytes]) -> std::io::Result<()> {
+    use std::io::IoSlice;
     // At most IOV_MAX (1024 on Linux) slices a call.
     for group in pieces.chunks(1024) {
         let mut slices: Vec<IoSlice> = group.iter().map(|p| IoSlice::new(p)).collect();
@@ -228,6 +309,36 @@ mod tests {
         }
         assert_eq!(store.get("p/index.m3u8").await.unwrap().unwrap().bytes.len(), 1019);
         assert_eq!(std::fs::read_dir(dir.path().join("p")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn appended_object_is_readable_while_open_and_published_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        let open = store.append_to("s/seg1.m4s", META).await.unwrap().expect("the local store appends");
+        open.append(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")]).await.unwrap();
+        assert_eq!(open.read_range(1, 3).await.unwrap().unwrap(), Bytes::from_static(b"bcd"));
+        // Not past what is written, and not under its key before `finish`.
+        assert!(open.read_range(2, 3).await.unwrap().is_none());
+        assert!(store.get("s/seg1.m4s").await.unwrap().is_none());
+        assert!(store.list("s/").await.unwrap().is_empty());
+        open.append(vec![Bytes::from_static(b"e")]).await.unwrap();
+        assert_eq!(open.read_range(2, 3).await.unwrap().unwrap(), Bytes::from_static(b"cde"));
+        open.finish().await.unwrap();
+        assert_eq!(store.get("s/seg1.m4s").await.unwrap().unwrap().bytes, Bytes::from_static(b"abcde"));
+        drop(open);
+        assert_eq!(std::fs::read_dir(dir.path().join("s")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn appended_object_dropped_unfinished_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        let open = store.append_to("s/seg2.m4s", META).await.unwrap().unwrap();
+        open.append(vec![Bytes::from_static(b"abc")]).await.unwrap();
+        drop(open);
+        assert!(store.get("s/seg2.m4s").await.unwrap().is_none());
+        assert_eq!(std::fs::read_dir(dir.path().join("s")).unwrap().count(), 0);
     }
 
     #[tokio::test]
