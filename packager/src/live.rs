@@ -4,16 +4,18 @@
 //! without going to storage for a playlist (segments are stored, for S3/CDN delivery and the
 //! replay).
 //!
-//! LL-HLS parts are never stored as objects of their own: a part of the open segment is
-//! served from memory, a part of a complete segment is read as a byte range of the stored
-//! segment, which is its parts end to end.
+//! LL-HLS parts are never stored as objects of their own: a segment is its parts end to end,
+//! and a part is read as a byte range of it. While the segment is open, where the store
+//! writes it as it comes (the local folder), only its newest parts stay in memory (those
+//! players at the live edge ask for) and older ones are read back from what is written; where
+//! it cannot (S3: a segment is uploaded whole), every part of the open segment is in memory.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hawker_storage::Store;
+use hawker_storage::{Appender, Store};
 use tokio::sync::watch;
 
 use crate::{Progress, lock};
@@ -22,6 +24,10 @@ use crate::{Progress, lock};
 /// and some more for players holding an older playlist (RFC 8216bis §6.2.2 asks for three
 /// target durations after a part leaves the playlist).
 const EXTRA_PART_SEGMENTS: usize = 4;
+
+/// Parts of the open segment kept in memory when the segment is also being written: the part
+/// a player at the live edge asks for is the newest, or one before it.
+const OPEN_PARTS_IN_MEMORY: usize = 3;
 
 /// Cheap to clone; every clone sees the same stream.
 #[derive(Clone)]
@@ -43,27 +49,43 @@ struct Rendition {
     name: String,
     playlist: Option<Bytes>,
     delta: Option<Bytes>,
-    /// MSN of the segment being built, and its parts so far.
-    open: Option<(u64, Vec<OpenPart>)>,
+    /// The segment being built.
+    open: Option<OpenSegment>,
     /// Recent complete segments: where each is stored and its parts' sizes, oldest first.
     closed: VecDeque<Closed>,
 }
 
+struct OpenSegment {
+    msn: u64,
+    parts: Vec<OpenPart>,
+    /// The segment as written so far, while the store writes it as it comes.
+    written: Option<Arc<dyn Appender>>,
+}
+
 /// A part of the segment being built: the muxer's buffers as they came (the frames are the
-/// publisher's own bytes, not copies), joined into one the first time a player asks.
+/// publisher's own bytes, not copies), joined into one the first time a player asks. Its
+/// pieces are let go once it is older than the newest few and `written` holds it.
 struct OpenPart {
     pieces: Vec<Bytes>,
     joined: std::sync::OnceLock<Bytes>,
+    /// Where it starts in its segment, and its size.
+    offset: u64,
+    len: u64,
 }
 
 impl OpenPart {
-    fn len(&self) -> u64 {
-        self.pieces.iter().map(|p| p.len() as u64).sum()
+    fn in_memory(&self) -> Option<Bytes> {
+        if self.pieces.is_empty() && self.len > 0 {
+            return None;
+        }
+        Some(self.joined.get_or_init(|| Bytes::from(self.pieces.concat())).clone())
     }
+}
 
-    fn bytes(&self) -> Bytes {
-        self.joined.get_or_init(|| Bytes::from(self.pieces.concat())).clone()
-    }
+/// Where a part is read from when it is not in memory.
+enum Source {
+    Open(Arc<dyn Appender>),
+    Stored(String),
 }
 
 struct Closed {
@@ -110,24 +132,32 @@ impl LiveState {
     /// a range of the stored segment. `None`: no such part (any more).
     pub async fn part(&self, rendition: &str, msn: u64, index: u64) -> Option<Bytes> {
         let index = usize::try_from(index).ok()?;
-        let (key, offset, len) = {
+        let (from, offset, len) = {
             let renditions = lock(&self.inner.renditions);
             let r = renditions.iter().find(|r| r.name == rendition)?;
             match &r.open {
-                Some((open, parts)) if *open == msn => return parts.get(index).map(OpenPart::bytes),
-                _ => {}
+                Some(open) if open.msn == msn => {
+                    let part = open.parts.get(index)?;
+                    if let Some(bytes) = part.in_memory() {
+                        return Some(bytes);
+                    }
+                    (Source::Open(open.written.clone()?), part.offset, part.len)
+                }
+                _ => {
+                    let closed = r.closed.iter().find(|c| c.msn == msn)?;
+                    let len = *closed.part_sizes.get(index)?;
+                    (Source::Stored(closed.key.clone()), closed.part_sizes[..index].iter().sum::<u64>(), len)
+                }
             }
-            let closed = r.closed.iter().find(|c| c.msn == msn)?;
-            let len = *closed.part_sizes.get(index)?;
-            (closed.key.clone(), closed.part_sizes[..index].iter().sum::<u64>(), len)
         };
-        match self.inner.store.get_range(&key, offset, len).await {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::warn!(key, %err, "reading a part of a stored segment failed");
-                None
-            }
-        }
+        let read = match &from {
+            Source::Open(written) => written.read_range(offset, len).await,
+            Source::Stored(key) => self.inner.store.get_range(key, offset, len).await,
+        };
+        read.unwrap_or_else(|err| {
+            tracing::warn!(%err, "reading a part of a segment failed");
+            None
+        })
     }
 
     /// Program date-time of the newest media in the live playlist.
@@ -146,14 +176,29 @@ impl LiveState {
         }
     }
 
-    /// A part of segment `msn`: it is served from here while the segment is open.
-    pub(crate) fn add_part(&self, r: usize, msn: u64, pieces: Vec<Bytes>) {
-        let part = OpenPart { pieces, joined: std::sync::OnceLock::new() };
-        if let Some(rendition) = lock(&self.inner.renditions).get_mut(r) {
-            match &mut rendition.open {
-                Some((open, parts)) if *open == msn => parts.push(part),
-                open => *open = Some((msn, vec![part])),
-            }
+    /// A part of segment `msn`, served from here while the segment is open. `written`: the
+    /// segment as the store writes it, this part included (`None`: not written as it comes, or
+    /// a write failed: parts stay in memory from then on).
+    pub(crate) fn add_part(&self, r: usize, msn: u64, pieces: Vec<Bytes>, written: Option<Arc<dyn Appender>>) {
+        let len = pieces.iter().map(|p| p.len() as u64).sum();
+        let mut renditions = lock(&self.inner.renditions);
+        let Some(rendition) = renditions.get_mut(r) else { return };
+        let open = match &mut rendition.open {
+            Some(open) if open.msn == msn => open,
+            other => other.insert(OpenSegment { msn, parts: Vec::new(), written: None }),
+        };
+        let offset = open.parts.last().map_or(0, |p| p.offset + p.len);
+        open.parts.push(OpenPart { pieces, joined: std::sync::OnceLock::new(), offset, len });
+        let evict = written.is_some();
+        if written.is_some() {
+            open.written = written;
+        }
+        if evict
+            && let Some(old) = open.parts.len().checked_sub(OPEN_PARTS_IN_MEMORY + 1)
+        {
+            let part = &mut open.parts[old];
+            part.pieces = Vec::new();
+            part.joined = std::sync::OnceLock::new();
         }
     }
 
@@ -162,11 +207,11 @@ impl LiveState {
     pub(crate) fn close_segment(&self, r: usize, key: Option<String>) {
         let kept = self.inner.closed_kept;
         if let Some(rendition) = lock(&self.inner.renditions).get_mut(r)
-            && let Some((msn, parts)) = rendition.open.take()
+            && let Some(open) = rendition.open.take()
             && let Some(key) = key
         {
-            let part_sizes = parts.iter().map(OpenPart::len).collect();
-            rendition.closed.push_back(Closed { msn, key, part_sizes });
+            let part_sizes = open.parts.iter().map(|p| p.len).collect();
+            rendition.closed.push_back(Closed { msn: open.msn, key, part_sizes });
             while rendition.closed.len() > kept {
                 rendition.closed.pop_front();
             }
@@ -186,5 +231,43 @@ impl LiveState {
             rendition.closed.clear();
         }
         self.inner.progress.send_modify(|p| p.ended = true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hawker_storage::LocalStore;
+
+    fn part(n: u8) -> Vec<Bytes> {
+        vec![Bytes::from(vec![n; 10]), Bytes::from(vec![n; 5])]
+    }
+
+    /// Written as it comes, the open segment keeps only its newest parts in memory and
+    /// serves the older ones from what is written; once stored, from the stored segment.
+    #[tokio::test]
+    async fn open_parts_leave_memory_once_written_and_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let live = LiveState::new(store.clone(), 3, &["v0".to_owned()], Progress::default());
+        let meta = hawker_storage::ObjectMeta::new("video/iso.segment", "no-cache");
+        let written = store.append_to("s/v0/seg7.m4s", meta).await.unwrap().unwrap();
+        for n in 0..6u8 {
+            written.append(part(n)).await.unwrap();
+            live.add_part(0, 7, part(n), Some(written.clone()));
+        }
+        {
+            let renditions = lock(&live.inner.renditions);
+            let open = renditions[0].open.as_ref().unwrap();
+            let in_memory: Vec<bool> = open.parts.iter().map(|p| !p.pieces.is_empty()).collect();
+            assert_eq!(in_memory, [false, false, false, true, true, true]);
+        }
+        for n in 0..6u8 {
+            assert_eq!(live.part("v0", 7, u64::from(n)).await.unwrap(), Bytes::from(part(n).concat()), "part {n}");
+        }
+        assert!(live.part("v0", 7, 6).await.is_none());
+        written.finish().await.unwrap();
+        live.close_segment(0, Some("s/v0/seg7.m4s".to_owned()));
+        assert_eq!(live.part("v0", 7, 1).await.unwrap(), Bytes::from(part(1).concat()));
     }
 }

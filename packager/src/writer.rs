@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hawker_storage::{ObjectMeta, Store};
+use hawker_storage::{Appender, ObjectMeta, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::live::LiveState;
@@ -84,8 +84,17 @@ pub(crate) fn replay_playlist(segments: &[Segment], kind: Kind, min_target_secs:
 /// The segment being built from LL-HLS parts.
 struct Open {
     segment: Segment,
-    bytes: Vec<Bytes>,
+    body: Body,
     duration_ns: u64,
+}
+
+/// Where an open segment's bytes go until it is complete.
+enum Body {
+    /// Held, then stored whole: a segment that is one chunk, or a store that cannot append.
+    Held(Vec<Bytes>),
+    /// Written to the store as its parts come; `failed` once an append fails (the segment is
+    /// then lost, as a failed put would lose it).
+    Appending { to: Arc<dyn Appender>, size: u64, failed: bool },
 }
 
 /// One rendition's playlists and objects, under `streams/{playback_id}/{name}/`. Every
@@ -364,23 +373,44 @@ impl Writer {
                 }
                 None => pdt,
             };
-            track.open = Some(Open {
-                segment: Segment {
-                    msn: track.next_msn,
-                    init,
-                    duration_ms: 0,
-                    pdt,
-                    discontinuity: std::mem::take(&mut track.pending_discontinuity),
-                    parts: Vec::new(),
-                },
-                bytes: Vec::new(),
-                duration_ns: 0,
-            });
+            let segment = Segment {
+                msn: track.next_msn,
+                init,
+                duration_ms: 0,
+                pdt,
+                discontinuity: std::mem::take(&mut track.pending_discontinuity),
+                parts: Vec::new(),
+            };
+            // A segment of several parts is written as they come, so that it is not held in
+            // memory whole; one that is complete at once is simply stored.
+            let body = match last {
+                true => Body::Held(Vec::new()),
+                false => self.append_to(r, segment.msn).await,
+            };
+            self.tracks[r].open = Some(Open { segment, body, duration_ns: 0 });
         }
         // A part whose segment start was lost (no init) is dropped with its segment.
-        let Some(open) = &self.tracks[r].open else { return };
+        let Some(open) = &mut self.tracks[r].open else { return };
+        // Written before it is announced, so that it can be read back once listed.
+        let written = match &mut open.body {
+            Body::Held(held) => {
+                held.extend(pieces.iter().cloned());
+                None
+            }
+            Body::Appending { to, size, failed } => {
+                if !*failed {
+                    *size += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+                    if let Err(err) = to.append(pieces.clone()).await {
+                        tracing::error!(playback_id = %self.playback_id, msn = open.segment.msn, %err, "writing a segment failed");
+                        *failed = true;
+                    }
+                }
+                (!*failed).then(|| to.clone())
+            }
+        };
+        let msn = open.segment.msn;
         if let Some(part_target) = self.part_target_ms.filter(|_| !(first && last)) {
-            self.live.add_part(r, open.segment.msn, pieces.clone());
+            self.live.add_part(r, msn, pieces, written);
             let duration_ms = (part_ns + 500_000) / 1_000_000;
             if duration_ms > part_target {
                 tracing::debug!(playback_id = %self.playback_id, duration_ms, part_target, "part longer than its target");
@@ -389,7 +419,6 @@ impl Writer {
             open.segment.parts.push(Part { duration_ms, independent: first });
         }
         let Some(open) = &mut self.tracks[r].open else { return };
-        open.bytes.extend(pieces);
         open.duration_ns += duration_ns;
         open.segment.duration_ms = (open.duration_ns + 500_000) / 1_000_000;
         if last {
@@ -400,15 +429,36 @@ impl Writer {
         }
     }
 
+    /// Starts writing segment `msn` of rendition `r` as its parts come, where the store can.
+    async fn append_to(&self, r: usize, msn: u64) -> Body {
+        match self.store.append_to(&self.key(r, &names::segment_uri(msn)), SEGMENT_META).await {
+            Ok(Some(to)) => Body::Appending { to, size: 0, failed: false },
+            Ok(None) => Body::Held(Vec::new()),
+            Err(err) => {
+                tracing::warn!(playback_id = %self.playback_id, msn, %err, "cannot write a segment as it comes; holding it");
+                Body::Held(Vec::new())
+            }
+        }
+    }
+
     /// Stores the open segment (all its parts as one object) and lists it.
     async fn close_open(&mut self, r: usize) {
         let Some(open) = self.tracks[r].open.take() else { return };
-        let Open { segment, bytes, .. } = open;
-        let size = bytes.iter().map(|b| b.len() as u64).sum();
+        let Open { segment, body, .. } = open;
         let msn = segment.msn;
         let key = self.key(r, &names::segment_uri(msn));
-        // Its parts one after the other: no joined copy of the segment in memory.
-        if let Err(err) = self.store.put_pieces(&key, bytes, SEGMENT_META).await {
+        let (size, stored) = match body {
+            // Its parts one after the other: no joined copy of the segment in memory.
+            Body::Held(pieces) => {
+                let size = pieces.iter().map(|b| b.len() as u64).sum();
+                (size, self.store.put_pieces(&key, pieces, SEGMENT_META).await)
+            }
+            Body::Appending { failed: true, size, .. } => {
+                (size, Err(StoreError::Io(std::io::Error::other("a part could not be written"))))
+            }
+            Body::Appending { to, size, failed: false } => (size, to.finish().await),
+        };
+        if let Err(err) = stored {
             // The number is reused by the next segment; players see a gap, so mark it.
             tracing::error!(playback_id = %self.playback_id, msn, %err, "storing segment failed");
             self.live.close_segment(r, None);
