@@ -203,6 +203,9 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
     keyframes_only.set_property_from_str("drop-buffer-flags", "delta-unit");
     let decode = make("avdec_h264")?;
     decode.set_property("max-threads", 1i32);
+    // Decoding straight into GStreamer buffers makes the decoder set up a whole pool of
+    // full-size frames; for one keyframe, libav's own few are enough (less memory per poster).
+    decode.set_property("direct-rendering", false);
     let convert = make("videoconvert")?;
     let scale = make("videoscale")?;
     let size = make("capsfilter")?;
