@@ -11,7 +11,10 @@
 //! before the publishers start until 3 s after the last one ends), memory above the idle server
 //! per stream (peak RSS sampled every 250 ms, less the RSS before publishing), publishers that
 //! finished on time (within the media's length + 3 s: a server that cannot keep up slows them
-//! through TCP back-pressure) and the least media any stream's stored playlist holds.
+//! through TCP back-pressure) and the least media any stream's stored playlist holds. Then,
+//! per server, the memory each added stream costs: the steady RSS (median over the publish's
+//! second half) at the most streams less that at the fewest, over the difference in streams;
+//! one-time costs (libraries loaded on first use, the idle server) fall out of it.
 //!
 //! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
 //! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
@@ -209,6 +212,9 @@ struct Round {
     streams: usize,
     cpu_per_stream: f64,
     mb_per_stream: f64,
+    /// Median RSS over the second half of the publish, MB: the server in steady state, after
+    /// one-time costs (libraries loaded on first use, the first posters).
+    steady_mb: f64,
     on_time: usize,
     least_packaged: f64,
 }
@@ -236,12 +242,18 @@ async fn round(kind: Kind, n: usize, seconds: u32, input: &Path) -> Round {
         .collect();
     let sampler_pids = pids.clone();
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let half = Duration::from_secs(u64::from(seconds) / 2);
+    let end = Duration::from_secs(u64::from(seconds));
     let sampler = tokio::spawn(async move {
-        let mut peak = 0u64;
+        let (mut peak, mut steady) = (0u64, Vec::new());
         loop {
-            peak = peak.max(sampler_pids.iter().map(|&p| rss(p)).sum());
+            let now: u64 = sampler_pids.iter().map(|&p| rss(p)).sum();
+            peak = peak.max(now);
+            if (half..end).contains(&started.elapsed()) {
+                steady.push(now);
+            }
             tokio::select! {
-                _ = &mut stop_rx => return peak,
+                _ = &mut stop_rx => return (peak, steady),
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
         }
@@ -255,7 +267,9 @@ async fn round(kind: Kind, n: usize, seconds: u32, input: &Path) -> Round {
     tokio::time::sleep(SETTLE).await;
     let cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - cpu_before;
     let _ = stop_tx.send(());
-    let peak = sampler.await.unwrap();
+    let (peak, mut steady) = sampler.await.unwrap();
+    steady.sort_unstable();
+    let steady_mb = steady.get(steady.len() / 2).map_or(f64::NAN, |&b| b as f64 / (1024.0 * 1024.0));
     let packaged = target.packaged().await;
     let least_packaged = if packaged.len() == n { packaged.iter().copied().fold(f64::MAX, f64::min) } else { 0.0 };
     Round {
@@ -263,6 +277,7 @@ async fn round(kind: Kind, n: usize, seconds: u32, input: &Path) -> Round {
         streams: n,
         cpu_per_stream: cpu / n as f64,
         mb_per_stream: peak.saturating_sub(idle_rss) as f64 / n as f64 / (1024.0 * 1024.0),
+        steady_mb,
         on_time,
         least_packaged,
     }
@@ -321,7 +336,8 @@ async fn main() {
         "{:>7}  {:<36} {:>12} {:>9} {:>11} {:>8} {:>9}",
         "streams", "server", "CPU-s/stream", "vs nginx", "MB/stream", "on time", "packaged"
     );
-    for n in counts {
+    let mut all = Vec::new();
+    for &n in &counts {
         let mut rounds = Vec::new();
         for kind in kinds {
             rounds.push(round(kind, n, seconds, &input).await);
@@ -340,9 +356,22 @@ async fn main() {
                 r.least_packaged
             );
         }
+        all.extend(rounds);
+    }
+    if let (Some(&fewest), Some(&most)) = (counts.iter().min(), counts.iter().max())
+        && most > fewest
+    {
+        println!("memory per added stream, steady RSS at {most} streams less at {fewest}, / {}:", most - fewest);
+        for kind in kinds {
+            let steady = |n| all.iter().find(|r: &&Round| r.kind == kind && r.streams == n).map(|r| r.steady_mb);
+            if let (Some(a), Some(b)) = (steady(fewest), steady(most)) {
+                println!("  {:<36} {:>6.2} MB", kind.label(), (b - a) / (most - fewest) as f64);
+            }
+        }
     }
     println!(
         "CPU: utime+stime of the server's processes (nginx: master + worker), publish start to 3 s after the end."
     );
     println!("MB/stream: (peak RSS while publishing - RSS of the idle server) / streams.");
+    println!("Steady RSS: the median over the second half of the publish (one-time costs are past).");
 }
