@@ -153,7 +153,8 @@ pub trait Store: Send + Sync + 'static {
 /// `finish` (atomically, as `put` would), discarded if dropped unfinished.
 #[async_trait]
 pub trait Appender: Send + Sync {
-    /// Appends the pieces, in order; once this returns, `read_range` sees them.
+    /// Appends the pieces, in order; once this returns, `read_range` sees them. Meant for
+    /// pieces of a part's size: a backend may write them without leaving the caller's thread.
     async fn append(&self, pieces: Vec<Bytes>) -> Result<(), StoreError>;
     /// `len` bytes from `offset` of what is written so far; `Ok(None)` if not all written.
     async fn read_range(&self, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError>;

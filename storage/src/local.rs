@@ -145,8 +145,10 @@ impl LocalAppender {
 impl Appender for LocalAppender {
     async fn append(&self, pieces: Vec<Bytes>) -> Result<(), StoreError> {
         let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-        let file = self.file.clone();
-        blocking(move || Ok(write_pieces(&mut &*file, &pieces)?)).await?;
+        // On the caller's task, not the blocking pool: a part (~100 KB) goes into the page cache
+        // in tens of microseconds, and a thread hand-off per part cost about a tenth of a live
+        // stream's CPU (8 streams, A/B). The rename at `finish` and reads stay on the pool.
+        write_pieces(&mut &*self.file, &pieces)?;
         self.written.fetch_add(size, Ordering::Release);
         Ok(())
     }
