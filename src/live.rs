@@ -122,6 +122,18 @@ impl Live {
         Ok((feed, kick, bytes_out))
     }
 
+    /// At shutdown, once the ingest has closed every connection: waits for each stream on air
+    /// to store what its publisher sent, the last partial segment included. The streams stay
+    /// live in the database; a restart continues them as it would after a crash.
+    pub async fn settle(&self) {
+        let packagers: Vec<StreamPackager> = self.on_air().values().map(|s| s.packager.clone()).collect();
+        let mut settling = tokio::task::JoinSet::new();
+        for packager in packagers {
+            settling.spawn(async move { packager.settle().await });
+        }
+        while settling.join_next().await.is_some() {}
+    }
+
     /// Ends the stream's publisher's connection, if one is connected.
     pub fn disconnect(&self, stream_id: &str) {
         if let Some(on_air) = self.on_air().get(stream_id) {

@@ -23,6 +23,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{FileConfig, ServeConfig};
 use crate::live::{Live, LiveControl};
 
+/// How long a clean shutdown waits for live streams to store what they were sent (a drain
+/// that gives up leaves them as a crash would: recovered up to their last stored segment).
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[derive(Parser)]
 #[command(name = "hawker", version, about = "Live-shopping streaming backend: RTMP in, HLS out, a lifecycle API")]
 struct Cli {
@@ -418,7 +422,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let live = Arc::new(Live::new(db.clone(), events.clone(), packager));
     let shutdown = CancellationToken::new();
     let ingest = hawker_ingest::Server::new(live.clone(), config.ingest.clone());
-    let control = Arc::new(LiveControl { live, ingest: ingest.stats() });
+    let control = Arc::new(LiveControl { live: live.clone(), ingest: ingest.stats() });
     let mut servers = vec![tokio::spawn(ingest.clone().serve(rtmp_listener, shutdown.clone()))];
     if let Some((listener, tls)) = rtmps {
         servers.push(tokio::spawn(ingest.serve_tls(listener, tls, shutdown.clone())));
@@ -455,6 +459,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     background.abort();
     for server in servers {
         server.await?;
+    }
+    // The publishers are disconnected; each stream stores what it was sent before we exit.
+    if tokio::time::timeout(SETTLE_TIMEOUT, live.settle()).await.is_err() {
+        tracing::warn!("streams still storing media at exit; a restart recovers them up to their last stored segment");
     }
     Ok(())
 }

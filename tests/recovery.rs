@@ -102,6 +102,50 @@ async fn check_whole_replay(
     replay
 }
 
+/// A server stopped cleanly (SIGTERM) mid-segment stores the segments being built before it
+/// exits: each stream's replay so far ends with its partial segment, whole and decodable, and
+/// no temporary file is left. Several streams, so that the stop has several to wait for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_mid_segment_stores_the_partial_segments() {
+    const STREAMS: usize = 4;
+    let server = Server::start_empty();
+    let seller = server.user("seller", "seller");
+    let mut streams = Vec::new();
+    for i in 0..STREAMS {
+        let created = server.create_stream(&seller, &format!("Stop {i}")).await;
+        let (pid, key) = (created["playback_id"].as_str().unwrap(), created["stream_key"].as_str().unwrap());
+        let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 60);
+        streams.push((pid.to_owned(), server.media_path(pid).join("v0"), publisher));
+    }
+    let mut listed = Vec::new();
+    for (pid, _, _) in &streams {
+        listed.push(server.wait_for_segments(pid, 2, Duration::from_secs(20)).await.segments.len());
+    }
+    // Mid-segment: the next ones are about a second from complete.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let _dir = server.stop(Duration::from_secs(20));
+
+    for ((pid, rendition, mut publisher), listed) in streams.into_iter().zip(listed) {
+        let _ = publisher.kill().await;
+        let stored = stored_journal(&rendition);
+        assert!(stored.segments.len() > listed, "{pid}: the partial segment is listed: {stored:?}");
+        let last = stored.segments.last().unwrap();
+        assert!(f64::from(last.duration) < SEGMENT - 0.3, "{pid}: the last segment is the partial one: {last:?}");
+        let init_uri = &stored.segments.iter().rev().find_map(|s| s.map.as_ref()).expect("an init segment").uri;
+        let init = std::fs::read(rendition.join(init_uri)).unwrap();
+        for segment in &stored.segments {
+            let bytes = std::fs::read(rendition.join(&segment.uri)).expect("a listed segment exists");
+            decode_alone(&init, &bytes).unwrap_or_else(|e| panic!("{pid}/{} does not decode: {e}", segment.uri));
+        }
+        let left: Vec<_> = std::fs::read_dir(&rendition)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{pid}: temporary files left: {left:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_crashed_mid_publish_is_recovered_then_archived_whole() {
     let server = Server::start_empty();

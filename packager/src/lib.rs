@@ -418,6 +418,20 @@ impl StreamPackager {
         written.await.map_err(|_| PackagerError::Closed("the stream is finished".into()))
     }
 
+    /// Waits until every publish that is ending has reached storage (its last partial segment
+    /// stored and listed), within the drain timeouts. For a clean shutdown, once the ingest has
+    /// closed its connections: unlike `finish`, the stream stays open, for a restart to continue.
+    pub async fn settle(&self) {
+        let publishes = lock(&self.inner.publishes).list.clone();
+        for publish in &publishes {
+            publish.wait_done(&self.inner.playback_id).await;
+        }
+        let (done, settled) = oneshot::channel();
+        if self.inner.tx.send(Msg::Settled { done }).await.is_ok() {
+            let _ = settled.await;
+        }
+    }
+
     /// Ends packaging: flushes any running publish (its last partial segment is kept), waits
     /// until every object is written, then, if `save`, rewrites the replay playlist as VOD with
     /// ENDLIST (and the live playlist with ENDLIST). After it returns no object is written.

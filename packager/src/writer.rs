@@ -65,13 +65,17 @@ pub(crate) enum Msg {
         save: bool,
         done: oneshot::Sender<Result<(), PackagerError>>,
     },
+    /// Answered once every message sent before it is applied.
+    Settled {
+        done: oneshot::Sender<()>,
+    },
 }
 
 impl Msg {
     fn publish(&self) -> Option<u64> {
         match self {
             Msg::Init { publish, .. } | Msg::Part { publish, .. } | Msg::PublishEnded { publish } => Some(*publish),
-            Msg::Finish { .. } | Msg::Marker { .. } => None,
+            Msg::Finish { .. } | Msg::Marker { .. } | Msg::Settled { .. } => None,
         }
     }
 }
@@ -276,6 +280,10 @@ impl Writer {
                 let _ = done.send(());
                 continue;
             }
+            if let Msg::Settled { done } = msg {
+                let _ = done.send(());
+                continue;
+            }
             self.dispatch(msg).await;
         }
     }
@@ -314,7 +322,7 @@ impl Writer {
                     Box::pin(self.dispatch(msg)).await;
                 }
             }
-            Msg::Finish { .. } | Msg::Marker { .. } => {}
+            Msg::Finish { .. } | Msg::Marker { .. } | Msg::Settled { .. } => {}
         }
     }
 

@@ -114,6 +114,23 @@ impl Server {
         std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"))
     }
 
+    /// Stops the server with SIGTERM (a clean shutdown), asserts it exits successfully within
+    /// `within`, and hands back its data dir.
+    pub fn stop(mut self, within: Duration) -> tempfile::TempDir {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the server exited with {status}:\n{}", self.log());
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop within {within:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"))
+    }
+
     /// `host:port` of the RTMP listener.
     pub fn rtmp_addr(&self) -> String {
         self.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned()
