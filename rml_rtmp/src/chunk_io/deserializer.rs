@@ -9,6 +9,8 @@ use std::io::Cursor;
 use std::mem;
 
 const INITIAL_MAX_CHUNK_SIZE: usize = 128;
+/// hawker: the most a message's first chunk header makes us allocate before its bytes arrive.
+const MAX_UPFRONT: usize = 1024 * 1024;
 const MAX_INITIAL_TIMESTAMP: u32 = 16777215;
 
 /// Allows deserializing bytes representing RTMP chunks into RTMP message payloads.
@@ -385,10 +387,11 @@ impl ChunkDeserializer {
         // against `remaining_mut()`, which for a BytesMut is `usize::MAX - len`, so it never
         // reserved: each chunk grew the buffer by doubling (a realloc copy per growth), and the
         // payload handed out kept up to twice its length for as long as a frame lives in the
-        // packager. The length is the peer's (at most 2^24 - 1), capped before this by the
-        // ingest's chunk guard.
+        // packager. The length is the peer's claim, so only up to MAX_UPFRONT is taken on its
+        // word (media frames are smaller); a larger message grows as its bytes arrive.
         if self.current_payload_data.is_empty() {
-            self.current_payload_data = BytesMut::with_capacity(self.current_header.message_length as usize);
+            let upfront = min(self.current_header.message_length as usize, MAX_UPFRONT);
+            self.current_payload_data = BytesMut::with_capacity(upfront);
         }
 
         let bytes = self.buffer.split_to(length as usize);
@@ -938,6 +941,22 @@ mod tests {
         assert_eq!(&result.data[..], &payload[..]);
         let data = result.data.try_into_mut().expect("the payload is not shared");
         assert_eq!(data.capacity(), payload.len());
+    }
+
+    // hawker: a peer's claimed length is not allocated beyond MAX_UPFRONT before its bytes come.
+    #[test]
+    fn claimed_length_is_not_allocated_beyond_the_upfront_cap() {
+        let chunk = 65536;
+        let payload = vec![7_u8; 2 * MAX_UPFRONT];
+        let bytes = form_type_0_chunk(50, 25, 5, 9, &payload, chunk);
+        let mut deserializer = ChunkDeserializer::new();
+        deserializer.set_max_chunk_size(chunk).unwrap();
+        // The header and the first chunk only.
+        assert!(deserializer.get_next_message(&bytes[..12 + chunk]).unwrap().is_none());
+        assert_eq!(deserializer.current_payload_data.len(), chunk);
+        assert!(deserializer.current_payload_data.capacity() <= MAX_UPFRONT);
+        let result = deserializer.get_next_message(&bytes[12 + chunk..]).unwrap().unwrap();
+        assert_eq!(&result.data[..], &payload[..]);
     }
 
     #[test]
