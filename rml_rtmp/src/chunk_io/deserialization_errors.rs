@@ -20,6 +20,11 @@ pub enum ChunkDeserializationError {
     #[error("Requested an invalid max chunk size of {chunk_size}.  The largest chunk size possible is 2147483647")]
     InvalidMaxChunkSize { chunk_size: usize },
 
+    /// hawker: a chunk began a new message while another message's chunks were still coming.
+    /// The deserializer keeps one partial message; upstream underflowed (and panicked) here.
+    #[error("chunk stream {csid} began a message while another was unfinished")]
+    InterleavedMessage { csid: u32 },
+
     /// An I/O error occurred while reading the input buffer
     #[error("{0}")]
     Io(#[from] io::Error),

@@ -356,8 +356,10 @@ impl ChunkDeserializer {
             self.current_header.timestamp.set(timestamp);
         } else if self.current_payload_data.len() == 0 {
             // Since we already added the MAX_INITIAL_TIMESTAMP to the timestamp, only add the delta difference
+            // hawker: wrapping, as RTMP time does; an extended timestamp below 0xFFFFFF here is
+            // a protocol error (the ingest refuses it) that upstream's subtraction panicked on.
             self.current_header.timestamp =
-                self.current_header.timestamp + (timestamp - MAX_INITIAL_TIMESTAMP);
+                self.current_header.timestamp + timestamp.wrapping_sub(MAX_INITIAL_TIMESTAMP);
         }
 
         self.current_stage = ParseStage::MessagePayload;
@@ -370,7 +372,11 @@ impl ChunkDeserializer {
     ) -> Result<ParseStageResult, ChunkDeserializationError> {
         let mut length = self.current_header.message_length as usize;
         let current_payload_length = self.current_payload_data.len();
-        let remaining_bytes = length - current_payload_length;
+        // hawker: a message shorter than the partial one already held means chunks of two
+        // messages interleaved; upstream's subtraction underflowed.
+        let remaining_bytes = length.checked_sub(current_payload_length).ok_or(
+            ChunkDeserializationError::InterleavedMessage { csid: self.current_header.chunk_stream_id },
+        )?;
         if length > self.max_chunk_size as usize {
             length = min(remaining_bytes, self.max_chunk_size as usize);
         }
@@ -957,6 +963,19 @@ mod tests {
         assert!(deserializer.current_payload_data.capacity() <= MAX_UPFRONT);
         let result = deserializer.get_next_message(&bytes[12 + chunk..]).unwrap().unwrap();
         assert_eq!(&result.data[..], &payload[..]);
+    }
+
+    // hawker: chunks of two messages interleaved are an error, not an underflow panic.
+    #[test]
+    fn interleaved_messages_are_an_error() {
+        let first = form_type_0_chunk(4, 0, 1, 9, &[1_u8; 300], 128);
+        let second = form_type_0_chunk(5, 0, 1, 9, &[2_u8; 10], 128);
+        let mut deserializer = ChunkDeserializer::new();
+        assert!(deserializer.get_next_message(&first[..12 + 128]).unwrap().is_none());
+        match deserializer.get_next_message(&second) {
+            Err(ChunkDeserializationError::InterleavedMessage { csid: 5 }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
