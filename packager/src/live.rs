@@ -189,16 +189,14 @@ impl LiveState {
         };
         let offset = open.parts.last().map_or(0, |p| p.offset + p.len);
         open.parts.push(OpenPart { pieces, joined: std::sync::OnceLock::new(), offset, len });
-        let evict = written.is_some();
-        if written.is_some() {
-            open.written = written;
-        }
-        if evict
-            && let Some(old) = open.parts.len().checked_sub(OPEN_PARTS_IN_MEMORY + 1)
-        {
-            let part = &mut open.parts[old];
-            part.pieces = Vec::new();
-            part.joined = std::sync::OnceLock::new();
+        // Only while the segment is written as it comes are older parts let go.
+        if let Some(written) = written {
+            open.written = Some(written);
+            if let Some(old) = open.parts.len().checked_sub(OPEN_PARTS_IN_MEMORY + 1) {
+                let part = &mut open.parts[old];
+                part.pieces = Vec::new();
+                part.joined = std::sync::OnceLock::new();
+            }
         }
     }
 
