@@ -18,6 +18,8 @@
 //!
 //! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
 //! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
+//! `-- --servers defaults,lean,nginx` to run only some servers, `-- --versus PATH [--runs 3]`
+//! to run this build and another hawker binary at the same time (an A/B on a noisy machine), and
 //! `-- --capacity [--streams 16,32,…]` to find the most streams each server keeps up with
 //! (30 s rounds, growing N until one falls behind).
 //! Needs ffmpeg, nginx-light and libnginx-mod-rtmp (`make bench-deps`). `HAWKER_BIN=path`
@@ -53,6 +55,15 @@ impl Kind {
             Kind::Nginx => "nginx-rtmp",
         }
     }
+
+    /// The name `--servers` takes.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::HawkerDefaults => "defaults",
+            Kind::HawkerLean => "lean",
+            Kind::Nginx => "nginx",
+        }
+    }
 }
 
 /// The 60 s 720p30 3 Mb/s input of bench/slice.sh, made once.
@@ -79,10 +90,10 @@ enum Target {
 }
 
 impl Target {
-    async fn start(kind: Kind, n: usize) -> Self {
+    async fn start(kind: Kind, n: usize, bin: &str) -> Self {
         // Every publisher comes from 127.0.0.1: raise the per-address cap (a binary from before
         // the cap was a setting, run through HAWKER_BIN, has a fixed cap of 20).
-        let settable = Command::new(hawker_bin()).args(["serve", "--help"]).output().expect("hawker runs");
+        let settable = Command::new(bin).args(["serve", "--help"]).output().expect("hawker runs");
         let cap: &[&str] = match String::from_utf8_lossy(&settable.stdout).contains("--rtmp-max-connections-per-ip") {
             true => &["--rtmp-max-connections-per-ip", "10000", "--rtmp-max-connections", "10000"],
             false => &[],
@@ -94,7 +105,7 @@ impl Target {
                     Kind::HawkerLean => cap.iter().chain(&lean).copied().collect(),
                     _ => cap.to_vec(),
                 };
-                let server = Server::start_with(&extra);
+                let server = Server::start_bin(bin, tempfile::tempdir().expect("tempdir"), &extra);
                 let seller = server.user("seller", "seller");
                 let mut streams = Vec::new();
                 for i in 0..n {
@@ -221,7 +232,12 @@ struct Round {
 
 /// One round: `n` publishers of `seconds` of the input to a fresh server of `kind`.
 async fn round(kind: Kind, n: usize, seconds: u32, input: &Path) -> Round {
-    let target = Target::start(kind, n).await;
+    round_of(&hawker_bin(), kind, n, seconds, input).await
+}
+
+/// A round of binary `bin`.
+async fn round_of(bin: &str, kind: Kind, n: usize, seconds: u32, input: &Path) -> Round {
+    let target = Target::start(kind, n, bin).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pids = target.pids();
     let idle_rss: u64 = pids.iter().map(|&p| rss(p)).sum();
@@ -292,11 +308,55 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.get(at + 1)?.parse().ok()
 }
 
+/// `--versus PATH`: this build and the hawker binary at PATH, side by side at the same time
+/// (`--runs` rounds per server kind and count), so that both see the same machine: on a noisy
+/// VM, rounds run one after the other differ by more than most changes.
+async fn versus(other: &str, kinds: &[Kind], args: &[String], input: &Path) {
+    let seconds = arg(args, "--seconds").unwrap_or(30);
+    let runs = arg(args, "--runs").unwrap_or(3);
+    let counts: Vec<usize> = arg::<String>(args, "--streams")
+        .unwrap_or_else(|| "8".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let this = hawker_bin();
+    println!("{seconds} s streams, this build ({this}) and {other} at the same time; CPU-s per stream");
+    println!("{:>7}  {:<36} {:>10} {:>10} {:>8}", "streams", "server", "this", "other", "ratio");
+    for &n in &counts {
+        for &kind in kinds.iter().filter(|k| **k != Kind::Nginx) {
+            let mut ratios = Vec::new();
+            for _ in 0..runs {
+                let (a, b) = tokio::join!(
+                    round_of(&this, kind, n, seconds, input),
+                    round_of(other, kind, n, seconds, input)
+                );
+                let ratio = a.cpu_per_stream / b.cpu_per_stream;
+                println!(
+                    "{:>7}  {:<36} {:>10.3} {:>10.3} {:>8.2}",
+                    n,
+                    kind.label(),
+                    a.cpu_per_stream,
+                    b.cpu_per_stream,
+                    ratio
+                );
+                ratios.push(ratio);
+            }
+            ratios.sort_by(f64::total_cmp);
+            println!("{:>7}  {:<36} median ratio this/other {:.2}", n, kind.label(), ratios[ratios.len() / 2]);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let input = input();
-    let kinds = [Kind::HawkerDefaults, Kind::HawkerLean, Kind::Nginx];
+    let all_kinds = [Kind::HawkerDefaults, Kind::HawkerLean, Kind::Nginx];
+    // `--servers defaults,nginx`: only these (e.g. to profile one server).
+    let kinds: Vec<Kind> = match arg::<String>(&args, "--servers") {
+        Some(names) => all_kinds.into_iter().filter(|k| names.split(',').any(|n| n.trim() == k.name())).collect(),
+        None => all_kinds.to_vec(),
+    };
     if args.iter().any(|a| a == "--capacity") {
         let seconds = arg(&args, "--seconds").unwrap_or(30);
         println!("most concurrent {seconds} s 720p30 3 Mb/s streams kept up with (publishers on this machine)");
@@ -305,7 +365,7 @@ async fn main() {
             .split(',')
             .filter_map(|n| n.trim().parse().ok())
             .collect();
-        for kind in kinds {
+        for &kind in &kinds {
             let mut best = 0;
             for &n in &steps {
                 let r = round(kind, n, seconds, &input).await;
@@ -325,6 +385,10 @@ async fn main() {
         }
         return;
     }
+    if let Some(other) = arg::<String>(&args, "--versus") {
+        versus(&other, &kinds, &args, &input).await;
+        return;
+    }
     let seconds = arg(&args, "--seconds").unwrap_or(60);
     let counts: Vec<usize> = arg::<String>(&args, "--streams")
         .unwrap_or_else(|| "1,8,32".into())
@@ -339,7 +403,7 @@ async fn main() {
     let mut all = Vec::new();
     for &n in &counts {
         let mut rounds = Vec::new();
-        for kind in kinds {
+        for &kind in &kinds {
             rounds.push(round(kind, n, seconds, &input).await);
         }
         let nginx = rounds.iter().find(|r| r.kind == Kind::Nginx).map_or(f64::NAN, |r| r.cpu_per_stream);
@@ -362,7 +426,7 @@ async fn main() {
         && most > fewest
     {
         println!("memory per added stream, steady RSS at {most} streams less at {fewest}, / {}:", most - fewest);
-        for kind in kinds {
+        for &kind in &kinds {
             let steady = |n| all.iter().find(|r: &&Round| r.kind == kind && r.streams == n).map(|r| r.steady_mb);
             if let (Some(a), Some(b)) = (steady(fewest), steady(most)) {
                 println!("  {:<36} {:>6.2} MB", kind.label(), (b - a) / (most - fewest) as f64);

@@ -45,6 +45,7 @@ pub struct FileConfig {
     pub s3_upload_concurrency: Option<usize>,
     pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: Option<u64>,
+    pub rtmp_threads: Option<usize>,
     pub rtmp_max_connections: Option<usize>,
     pub rtmp_max_connections_per_ip: Option<usize>,
     pub rtmp_bad_key_max_failures: Option<u32>,
@@ -91,6 +92,8 @@ pub struct ServeConfig {
     pub storage: StorageConfig,
     /// The RTMP ingest's caps and deadlines.
     pub ingest: hawker_ingest::Limits,
+    /// Threads that run the RTMP connections and their streams' packaging.
+    pub rtmp_threads: usize,
     pub trusted_proxies: Vec<IpNet>,
     /// The HTTP listener's caps and deadlines.
     pub http_limits: crate::http_server::HttpLimits,
@@ -191,6 +194,10 @@ pub struct StorageArgs {
 /// raise the per-address cap there, or turn the wrong-key limit off.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
+    /// Threads that run RTMP(S) connections and their streams' packaging; a connection stays
+    /// on one. More spread the streams over cores, at some CPU per stream [default: 1]
+    #[arg(long, env = "HAWKER_RTMP_THREADS")]
+    pub rtmp_threads: Option<usize>,
     /// RTMP(S) connections open at once, publishing or not [default: 1000]
     #[arg(long, env = "HAWKER_RTMP_MAX_CONNECTIONS")]
     pub rtmp_max_connections: Option<usize>,
@@ -273,6 +280,14 @@ pub fn ingest_limits(args: IngestArgs, file: &FileConfig) -> anyhow::Result<hawk
         )?,
         ..defaults
     })
+}
+
+/// The RTMP connection threads: 1 to 64.
+pub fn rtmp_threads(args: &IngestArgs, file: &FileConfig) -> anyhow::Result<usize> {
+    match args.rtmp_threads.or(file.rtmp_threads).unwrap_or(1) {
+        n @ 1..=64 => Ok(n),
+        n => bail!("rtmp_threads must be 1 to 64, not {n}"),
+    }
 }
 
 /// Merges the storage flags, variables and file fields. Credentials: the config file's
@@ -447,6 +462,13 @@ mod storage_tests {
         let env =
             |id: &str| command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).unwrap().to_owned();
         assert_eq!(env("rtmp_max_connections_per_ip"), "HAWKER_RTMP_MAX_CONNECTIONS_PER_IP");
+        let threads = |args: &[&str]| rtmp_threads(&parse(args), &FileConfig::default());
+        assert_eq!(threads(&[]).unwrap(), 1);
+        assert_eq!(threads(&["--rtmp-threads", "4"]).unwrap(), 4);
+        for wrong in ["0", "65"] {
+            let err = threads(&["--rtmp-threads", wrong]).unwrap_err();
+            assert!(err.to_string().contains("rtmp_threads"), "{err}");
+        }
     }
 
     #[test]

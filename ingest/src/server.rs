@@ -1,12 +1,14 @@
 //! The accept loops: connection caps (total and per address), TCP_NODELAY, one task per
-//! connection, panic isolation. RTMP and RTMPS listeners of one [`Server`] share their caps,
+//! connection on the server's connection runtimes, panic isolation. RTMP and RTMPS listeners of one [`Server`] share their caps,
 //! their invalid-key limiter and their [`IngestStats`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -44,11 +46,20 @@ pub struct Server<G> {
     context: Arc<Context<G>>,
     permits: Arc<Semaphore>,
     per_addr: Arc<ConnectionsPerAddr>,
+    /// Where connections run, taken in turn; empty: the accept loop's runtime.
+    runtimes: Arc<[Handle]>,
+    next_runtime: Arc<AtomicUsize>,
 }
 
 impl<G> Clone for Server<G> {
     fn clone(&self) -> Self {
-        Self { context: self.context.clone(), permits: self.permits.clone(), per_addr: self.per_addr.clone() }
+        Self {
+            context: self.context.clone(),
+            permits: self.permits.clone(),
+            per_addr: self.per_addr.clone(),
+            runtimes: self.runtimes.clone(),
+            next_runtime: self.next_runtime.clone(),
+        }
     }
 }
 
@@ -57,7 +68,16 @@ impl<G: PublishGate> Server<G> {
         let permits = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
         let per_addr = Arc::new(ConnectionsPerAddr::new(limits.max_connections_per_ip));
         let context = Arc::new(Context::new(gate, Arc::new(limits), Arc::new(IngestStats::new())));
-        Self { context, permits, per_addr }
+        Self { context, permits, per_addr, runtimes: Arc::new([]), next_runtime: Arc::default() }
+    }
+
+    /// Runs connections on these runtimes, one after the other, instead of the accept loop's.
+    /// A connection's socket moves to its runtime's reactor, so its reads wake that runtime
+    /// alone: with current-thread runtimes, one thread per runtime serves its connections
+    /// (and whatever they spawn) with no hand-offs between worker threads.
+    pub fn with_runtimes(mut self, runtimes: Vec<Handle>) -> Self {
+        self.runtimes = runtimes.into();
+        self
     }
 
     /// The server-wide counters; keep the `Arc` and call [`IngestStats::snapshot`].
@@ -88,7 +108,10 @@ impl<G: PublishGate> Server<G> {
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
                         if let Some(task) = self.admit(socket, peer, tls.clone(), &shutdown) {
-                            connections.spawn(task);
+                            match self.runtime() {
+                                Some(runtime) => connections.spawn_on(task, &runtime),
+                                None => connections.spawn(task),
+                            };
                         }
                     }
                     Err(error) => {
@@ -101,6 +124,12 @@ impl<G: PublishGate> Server<G> {
         drop(listener);
         info!(open = connections.len(), "{scheme} server stopping; closing connections");
         while connections.join_next().await.is_some() {}
+    }
+
+    /// The runtime the next connection runs on; `None`: the accept loop's.
+    fn runtime(&self) -> Option<Handle> {
+        let n = self.runtimes.len();
+        (n > 0).then(|| self.runtimes[self.next_runtime.fetch_add(1, Ordering::Relaxed) % n].clone())
     }
 
     /// The connection's task, or `None` if a cap closes it at once (by dropping the socket).
@@ -128,6 +157,14 @@ impl<G: PublishGate> Server<G> {
             stats.rejected_total_cap();
             warn!(%peer, "connection limit reached; closing the new connection");
             return None;
+        };
+        // Out of this runtime's reactor: the task registers it with its own.
+        let socket = match socket.into_std() {
+            Ok(socket) => socket,
+            Err(error) => {
+                warn!(%peer, %error, "could not take the accepted socket; closing it");
+                return None;
+            }
         };
         stats.connection_opened();
         let held = Held { _permit: permit, _slot: slot, stats: stats.clone() };
@@ -170,13 +207,20 @@ pub async fn serve_tls<G: PublishGate>(
 /// some malformed input) ends that connection only. The sink's `end` is then called by the
 /// connection's sink guard as the task unwinds.
 async fn supervise<G: PublishGate>(
-    socket: TcpStream,
+    socket: std::net::TcpStream,
     peer: SocketAddr,
     context: Arc<Context<G>>,
     shutdown: CancellationToken,
     tls: Option<TlsAcceptor>,
     _held: Held,
 ) {
+    let socket = match TcpStream::from_std(socket) {
+        Ok(socket) => socket,
+        Err(error) => {
+            warn!(%peer, %error, "could not register the socket; closing it");
+            return;
+        }
+    };
     if let Err(error) = socket.set_nodelay(true) {
         warn!(%peer, %error, "could not set TCP_NODELAY");
     }

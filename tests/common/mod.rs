@@ -53,7 +53,12 @@ impl Server {
     }
 
     pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Self {
-        let mut child = Command::new(hawker_bin())
+        Self::start_bin(&hawker_bin(), data_dir, extra)
+    }
+
+    /// A server from binary `bin` (a bench's before/after comparison in one run).
+    pub fn start_bin(bin: &str, data_dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut child = Command::new(bin)
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--public-host", "127.0.0.1"])
