@@ -199,6 +199,12 @@ fn markers_shown<'a>(
 /// parts of the segments of the last three target durations and of the open segment, and a
 /// PRELOAD-HINT for the next part.
 pub(crate) fn render(view: &View<'_>) -> String {
+    render_counting_skipped(view).0
+}
+
+/// [`render`], and how many segments a delta update (`skip`) left out: with none, it is the
+/// whole playlist, as a request without `_HLS_skip` gets it.
+pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
     let segments = view.segments;
     let kind = view.kind;
     let start = match kind {
@@ -347,7 +353,7 @@ pub(crate) fn render(view: &View<'_>) -> String {
     if ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
-    out
+    (out, skipped)
 }
 
 /// What the multivariant playlist says about one rendition.
@@ -703,9 +709,11 @@ mod tests {
         assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n#EXT-X-MAP:URI=\"init0.mp4\"\n"), "{text}");
         assert_eq!(text.matches("#EXTINF").count(), 6);
         assert!(!text.contains("seg000013.m4s") && text.contains("seg000014.m4s"));
-        // A short playlist skips nothing.
+        // A short playlist skips nothing: its delta update is the playlist itself, which the
+        // writer then serves for both.
         let text = ll_view(&segments[..5], None, true, &[]);
         assert!(!text.contains("EXT-X-SKIP"), "{text}");
+        assert_eq!(text, ll_view(&segments[..5], None, false, &[]));
         let delta = |marker: &DateRange| {
             render(&View {
                 segments: &segments,

@@ -515,17 +515,18 @@ impl Writer {
             .collect()
     }
 
-    /// Rendition `r`'s live playlist: only the window's segments are looked at, so the cost
-    /// does not grow with the stream's length.
-    fn render_live(&self, r: usize, ended: bool, skip: bool, reports: &[RenditionReport]) -> String {
+    /// Rendition `r`'s live playlist (`skip`: its delta update) and how many segments the
+    /// delta left out: only the window's segments are looked at, so the cost does not grow
+    /// with the stream's length.
+    fn render_live(&self, r: usize, skip: bool, reports: &[RenditionReport]) -> (String, usize) {
         let track = &self.tracks[r];
         let window = &track.segments[track.segments.len().saturating_sub(self.live_window.max(1))..];
         let in_window = window.iter().filter(|s| s.discontinuity).count();
-        playlist::render(&View {
+        playlist::render_counting_skipped(&View {
             segments: window,
             discontinuities_before: track.discontinuities - in_window,
             open: track.open.as_ref().map(|o| &o.segment),
-            kind: Kind::Live { window: self.live_window, ended },
+            kind: Kind::Live { window: self.live_window, ended: false },
             min_target_secs: self.target_secs(),
             low_latency: self.part_target_ms.map(|part_target_ms| LowLatency { part_target_ms, skip }),
             markers: &self.markers,
@@ -541,8 +542,20 @@ impl Writer {
             return;
         }
         let reports = self.reports(r);
-        let delta = self.part_target_ms.map(|_| Bytes::from(self.render_live(r, false, true, &reports)));
-        let live = Bytes::from(self.render_live(r, false, false, &reports));
+        let (live, delta) = match self.part_target_ms {
+            Some(_) => {
+                let (delta, skipped) = self.render_live(r, true, &reports);
+                let delta = Bytes::from(delta);
+                // A window too short to skip from (the default one): the delta update is the
+                // playlist itself, rendered once for every part instead of twice.
+                let live = match skipped {
+                    0 => delta.clone(),
+                    _ => Bytes::from(self.render_live(r, false, &reports).0),
+                };
+                (live, Some(delta))
+            }
+            None => (Bytes::from(self.render_live(r, false, &reports).0), None),
+        };
         self.live.set_playlists(r, live, delta);
         if r == 0
             && let Some(edge) = track.edge()
