@@ -233,6 +233,10 @@ pub(crate) fn start(
                 let _ = bus_tx.send(BusEvent::Error(text));
             }
             gst::MessageView::Warning(w) => tracing::warn!(warning = %w.error(), "GStreamer"),
+            // Posted by each streaming thread as it starts, on that thread.
+            gst::MessageView::StreamStatus(status) if status.get().0 == gst::StreamStatusType::Enter => {
+                batch_scheduling()
+            }
             _ => {}
         }
         gst::BusSyncReply::Drop
@@ -270,6 +274,19 @@ pub(crate) fn start(
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, split: 0 },
     };
     Ok(Built { pipeline, outputs, input, bus })
+}
+
+/// Marks the calling thread SCHED_BATCH: woken, it does not preempt the thread that woke it.
+/// The ingest wakes a muxer's thread for every frame it pushes; a muxer thread that preempts
+/// it at once takes one frame at a time, two context switches each. Without preemption it
+/// runs when a core is free and takes every frame pushed by then.
+fn batch_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sets the calling thread's (pid 0) policy from a valid parameter.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH refused");
+    }
 }
 
 /// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.

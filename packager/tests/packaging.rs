@@ -106,6 +106,25 @@ fn extinf_sum(pl: &MediaPlaylist) -> f64 {
 }
 
 /// 2 s segments, 200 ms LL-HLS parts, a 2-segment live window, no posters, no ladder.
+const SCHED_BATCH: u32 = 3;
+
+/// The scheduling policy of every muxer thread of this process (`/proc/self/task/*/stat`).
+fn muxer_thread_policies() -> Vec<u32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let path = task.expect("a task").path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        if !comm.starts_with("isofmp4mux") {
+            continue;
+        }
+        // Fields after the parenthesised name; the policy is the 41st field of the line.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        policies.extend(after_name.split_whitespace().nth(41 - 3).and_then(|p| p.parse::<u32>().ok()));
+    }
+    policies
+}
+
 fn ll_config() -> PackagerConfig {
     PackagerConfig {
         segment_duration: Duration::from_secs(2),
@@ -128,6 +147,16 @@ async fn two_publishes_then_vod() {
 
     let mut feed = stream.start_publish().expect("publish 1");
     push_all(&mut feed, &tags);
+    // The muxer's streaming thread does not preempt the thread that feeds it.
+    let mut policies = muxer_thread_policies();
+    for _ in 0..100 {
+        if !policies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        policies = muxer_thread_policies();
+    }
+    assert!(!policies.is_empty() && policies.iter().all(|&p| p == SCHED_BATCH), "{policies:?}");
     feed.end();
 
     // While live the replay is an EVENT playlist; wait for the first one.
