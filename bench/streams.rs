@@ -321,7 +321,7 @@ async fn versus(other: &str, kinds: &[Kind], args: &[String], input: &Path) {
         .collect();
     let this = hawker_bin();
     println!("{seconds} s streams, this build ({this}) and {other} at the same time; CPU-s per stream");
-    println!("{:>7}  {:<36} {:>10} {:>10} {:>8}", "streams", "server", "this", "other", "ratio");
+    println!("{:>7}  {:<36} {:>10} {:>10} {:>8} {:>9}", "streams", "server", "this", "other", "ratio", "on time");
     for &n in &counts {
         for &kind in kinds.iter().filter(|k| **k != Kind::Nginx) {
             let mut ratios = Vec::new();
@@ -331,13 +331,16 @@ async fn versus(other: &str, kinds: &[Kind], args: &[String], input: &Path) {
                     round_of(other, kind, n, seconds, input)
                 );
                 let ratio = a.cpu_per_stream / b.cpu_per_stream;
+                // Publishers that fell behind make a round's CPU per stream meaningless.
                 println!(
-                    "{:>7}  {:<36} {:>10.3} {:>10.3} {:>8.2}",
+                    "{:>7}  {:<36} {:>10.3} {:>10.3} {:>8.2} {:>4}+{:<4}",
                     n,
                     kind.label(),
                     a.cpu_per_stream,
                     b.cpu_per_stream,
-                    ratio
+                    ratio,
+                    a.on_time,
+                    b.on_time
                 );
                 ratios.push(ratio);
             }
