@@ -326,10 +326,8 @@ async fn versus(other: &str, kinds: &[Kind], args: &[String], input: &Path) {
         for &kind in kinds.iter().filter(|k| **k != Kind::Nginx) {
             let mut ratios = Vec::new();
             for _ in 0..runs {
-                let (a, b) = tokio::join!(
-                    round_of(&this, kind, n, seconds, input),
-                    round_of(other, kind, n, seconds, input)
-                );
+                let (a, b) =
+                    tokio::join!(round_of(&this, kind, n, seconds, input), round_of(other, kind, n, seconds, input));
                 let ratio = a.cpu_per_stream / b.cpu_per_stream;
                 // Publishers that fell behind make a round's CPU per stream meaningless.
                 println!(

@@ -423,8 +423,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let events = Events::new();
     let live = Arc::new(Live::new(db.clone(), events.clone(), packager));
     let shutdown = CancellationToken::new();
-    let ingest =
-        hawker_ingest::Server::new(live.clone(), config.ingest.clone()).with_runtimes(rtmp_runtimes(config.rtmp_threads)?);
+    let ingest = hawker_ingest::Server::new(live.clone(), config.ingest.clone())
+        .with_runtimes(rtmp_runtimes(config.rtmp_threads)?);
     let control = Arc::new(LiveControl { live: live.clone(), ingest: ingest.stats() });
     let mut servers = vec![tokio::spawn(ingest.clone().serve(rtmp_listener, shutdown.clone()))];
     if let Some((listener, tls)) = rtmps {
