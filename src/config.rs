@@ -195,7 +195,7 @@ pub struct StorageArgs {
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// Threads that run RTMP(S) connections and their streams' packaging; a connection stays
-    /// on one. More spread the streams over cores, at some CPU per stream [default: 1]
+    /// on one, and more spread the streams over cores [default: 1]
     #[arg(long, env = "HAWKER_RTMP_THREADS")]
     pub rtmp_threads: Option<usize>,
     /// RTMP(S) connections open at once, publishing or not [default: 1000]

@@ -1,6 +1,6 @@
 //! The accept loops: connection caps (total and per address), TCP_NODELAY, one task per
-//! connection on the server's connection runtimes, panic isolation. RTMP and RTMPS listeners of one [`Server`] share their caps,
-//! their invalid-key limiter and their [`IngestStats`].
+//! connection on the server's connection runtimes, panic isolation. RTMP and RTMPS listeners
+//! of one [`Server`] share their caps, their invalid-key limiter and their [`IngestStats`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
