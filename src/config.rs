@@ -92,7 +92,7 @@ pub struct ServeConfig {
     pub storage: StorageConfig,
     /// The RTMP ingest's caps and deadlines.
     pub ingest: hawker_ingest::Limits,
-    /// Threads that run the RTMP connections and their streams' packaging.
+    /// Threads of their own for the RTMP connections and their streams' packaging; 0: none.
     pub rtmp_threads: usize,
     pub trusted_proxies: Vec<IpNet>,
     /// The HTTP listener's caps and deadlines.
@@ -194,8 +194,10 @@ pub struct StorageArgs {
 /// raise the per-address cap there, or turn the wrong-key limit off.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Threads that run RTMP(S) connections and their streams' packaging; a connection stays
-    /// on one, and more spread the streams over cores [default: 1]
+    /// Threads of their own for RTMP(S) connections and their streams' packaging, a
+    /// connection staying on one; 0 runs them on the server's shared runtime. About 5 % less
+    /// CPU per stream, but viewers' blocking reloads are then woken from another runtime: at
+    /// 1,000 LL-HLS viewers 2.5 % of reloads miss the live edge [default: 0]
     #[arg(long, env = "HAWKER_RTMP_THREADS")]
     pub rtmp_threads: Option<usize>,
     /// RTMP(S) connections open at once, publishing or not [default: 1000]
@@ -282,11 +284,11 @@ pub fn ingest_limits(args: IngestArgs, file: &FileConfig) -> anyhow::Result<hawk
     })
 }
 
-/// The RTMP connection threads: 1 to 64.
+/// The RTMP connection threads: 0 (the shared runtime) to 64.
 pub fn rtmp_threads(args: &IngestArgs, file: &FileConfig) -> anyhow::Result<usize> {
-    match args.rtmp_threads.or(file.rtmp_threads).unwrap_or(1) {
-        n @ 1..=64 => Ok(n),
-        n => bail!("rtmp_threads must be 1 to 64, not {n}"),
+    match args.rtmp_threads.or(file.rtmp_threads).unwrap_or(0) {
+        n @ 0..=64 => Ok(n),
+        n => bail!("rtmp_threads must be 0 to 64, not {n}"),
     }
 }
 
@@ -463,12 +465,10 @@ mod storage_tests {
             |id: &str| command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).unwrap().to_owned();
         assert_eq!(env("rtmp_max_connections_per_ip"), "HAWKER_RTMP_MAX_CONNECTIONS_PER_IP");
         let threads = |args: &[&str]| rtmp_threads(&parse(args), &FileConfig::default());
-        assert_eq!(threads(&[]).unwrap(), 1);
+        assert_eq!(threads(&[]).unwrap(), 0);
         assert_eq!(threads(&["--rtmp-threads", "4"]).unwrap(), 4);
-        for wrong in ["0", "65"] {
-            let err = threads(&["--rtmp-threads", wrong]).unwrap_err();
-            assert!(err.to_string().contains("rtmp_threads"), "{err}");
-        }
+        let err = threads(&["--rtmp-threads", "65"]).unwrap_err();
+        assert!(err.to_string().contains("rtmp_threads"), "{err}");
     }
 
     #[test]

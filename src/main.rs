@@ -470,12 +470,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The RTMP connections' runtimes: `n` threads, each a current-thread runtime. A connection
-/// runs on one of them with everything it starts (its packager's writer, its posters'
-/// tasks), so a stream's media crosses no thread on the tokio side and a read never wakes a
-/// second worker to look for work: on the multi-thread runtime, those hand-offs cost a
-/// quarter of a live stream's CPU (the streams bench, 8 streams). The threads run until the
-/// process exits; the ingest waits for its connections to end before `serve` returns.
+/// The RTMP connections' runtimes: `n` threads, each a current-thread runtime (none: the
+/// connections share the main runtime). A connection runs on one of them with everything it
+/// starts (its packager's writer, its posters' tasks), so a stream's media crosses no thread
+/// on the tokio side and a read never wakes a second worker to look for work: about 5 %
+/// of a live stream's CPU (`cargo bench --bench streams -- --versus`). Not the default: the
+/// writer then wakes the viewers' blocking reloads across runtimes, one by one, and at 1,000
+/// viewers some miss the live edge (`cargo bench --bench viewers`). The threads run until
+/// the process exits; the ingest waits for its connections to end before `serve` returns.
 fn rtmp_runtimes(n: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
     (0..n)
         .map(|i| {
