@@ -34,6 +34,10 @@ pub struct Live {
     on_air: Mutex<HashMap<String, OnAir>>,
     /// Serialises publish starts, so two quick publishes of one stream share one packager.
     starting: tokio::sync::Mutex<()>,
+    /// The runtime viewers' requests and the API run on. A connection may run on an RTMP
+    /// runtime of its own (`--rtmp-threads`); what wakes viewers is spawned here, so that one
+    /// cross-runtime wake per update reaches this runtime, not one per waiting viewer.
+    main: tokio::runtime::Handle,
 }
 
 struct OnAir {
@@ -81,8 +85,16 @@ impl Drop for OnAir {
 }
 
 impl Live {
+    /// Call it on the main runtime.
     pub fn new(db: Db, events: Events, packager: Packager) -> Self {
-        Self { db, events, packager, on_air: Mutex::new(HashMap::new()), starting: tokio::sync::Mutex::new(()) }
+        Self {
+            db,
+            events,
+            packager,
+            on_air: Mutex::new(HashMap::new()),
+            starting: tokio::sync::Mutex::new(()),
+            main: tokio::runtime::Handle::current(),
+        }
     }
 
     fn on_air(&self) -> std::sync::MutexGuard<'_, HashMap<String, OnAir>> {
@@ -104,7 +116,7 @@ impl Live {
             None => {
                 let config = packaging_config(&self.db.settings().await?);
                 let packager = self.packager.open_with(&ticket.playback_id, &config).await?;
-                let progress = forward_progress(&packager);
+                let progress = forward_progress(&packager, &self.main);
                 (packager, progress)
             }
         };
@@ -185,7 +197,7 @@ impl PublishGate for Live {
                     publish_seq: ticket.publish_seq,
                     gone: kick.clone(),
                     bytes_out,
-                    runtime: tokio::runtime::Handle::current(),
+                    runtime: self.main.clone(),
                 };
                 Ok(Publish { sink, kick, label: ticket.stream_id })
             }
@@ -310,7 +322,10 @@ impl hawker_api::LiveHls for LiveControl {
 }
 
 /// Mirrors the packager's progress watch as the API's; the task ends with the packager.
-fn forward_progress(packager: &StreamPackager) -> tokio::sync::watch::Receiver<HlsProgress> {
+fn forward_progress(
+    packager: &StreamPackager,
+    main: &tokio::runtime::Handle,
+) -> tokio::sync::watch::Receiver<HlsProgress> {
     let convert = |p: &hawker_packager::Progress| HlsProgress {
         last_segment: p.last_segment,
         last_part: p.last_part,
@@ -320,7 +335,7 @@ fn forward_progress(packager: &StreamPackager) -> tokio::sync::watch::Receiver<H
     };
     let mut from = packager.progress();
     let (to, rx) = tokio::sync::watch::channel(convert(&from.borrow_and_update()));
-    tokio::spawn(async move {
+    main.spawn(async move {
         while from.changed().await.is_ok() {
             let p = convert(&from.borrow_and_update());
             to.send_replace(p);
