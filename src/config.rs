@@ -13,6 +13,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// `postgres://…`: PostgreSQL instead of SQLite in the data folder.
+    pub database_url: Option<String>,
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub rtmps: Option<SocketAddr>,
@@ -61,6 +63,22 @@ pub struct FileConfig {
     pub http_header_timeout: Option<f64>,
     pub metrics_token: Option<String>,
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Where the database is: PostgreSQL at `url` (flag, `HAWKER_DATABASE_URL` or the config
+/// file's `database_url`), else the SQLite file in the data folder.
+pub fn database_url(flag: Option<String>, file: &FileConfig) -> anyhow::Result<Option<String>> {
+    let Some(url) = flag.or_else(|| file.database_url.clone()).filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    // The URL may carry a password: the error names the scheme only.
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    anyhow::ensure!(
+        matches!(scheme, "postgres" | "postgresql"),
+        "database_url must be postgres://user:password@host:port/database (got a {scheme:?} URL); \
+         without it hawker uses SQLite in the data folder"
+    );
+    Ok(Some(url))
 }
 
 impl FileConfig {
@@ -523,5 +541,18 @@ mod storage_tests {
         assert!(no_bucket.to_string().contains("bucket"), "{no_bucket}");
         let local = storage(parse(&["--storage", "local"]), &file, dir, two).unwrap();
         assert!(matches!(local, StorageConfig::Local));
+    }
+
+    #[test]
+    fn a_database_url_selects_postgresql_and_sqlite_stays_the_default() {
+        let file: FileConfig = toml::from_str("database_url = \"postgres://h:pw@db:5432/hawker\"\n").unwrap();
+        assert_eq!(database_url(None, &FileConfig::default()).unwrap(), None, "SQLite by default");
+        assert_eq!(database_url(Some(String::new()), &FileConfig::default()).unwrap(), None);
+        assert_eq!(database_url(None, &file).unwrap().as_deref(), Some("postgres://h:pw@db:5432/hawker"));
+        let flag = Some("postgresql://db/other".to_owned());
+        assert_eq!(database_url(flag, &file).unwrap().as_deref(), Some("postgresql://db/other"), "the flag wins");
+        let err = database_url(Some("mysql://u:secret-pw@db/x".into()), &file).unwrap_err().to_string();
+        assert!(err.contains("postgres://") && err.contains("\"mysql\""), "{err}");
+        assert!(!err.contains("secret-pw"), "the password is never shown: {err}");
     }
 }

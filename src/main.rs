@@ -33,6 +33,10 @@ struct Cli {
     /// Folder holding the SQLite database and the media.
     #[arg(long, global = true, env = "HAWKER_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// PostgreSQL instead of the SQLite file in the data folder, for several nodes:
+    /// postgres://user:password@host:port/database.
+    #[arg(long, global = true, env = "HAWKER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// TOML configuration file.
     #[arg(long, global = true, env = "HAWKER_CONFIG")]
     config: Option<PathBuf>,
@@ -243,10 +247,11 @@ async fn run() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let file = FileConfig::load(cli.config.as_deref())?;
+    let database = Database { data_dir: cli.data_dir.clone(), url: config::database_url(cli.database_url, &file)? };
     match cli.command {
-        Command::Serve(args) => serve(merge(cli.data_dir, args, file)?).await,
+        Command::Serve(args) => serve(merge(cli.data_dir, args, file)?, &database).await,
         Command::User { command: UserCommand::Create { name, role, expires_in_days } } => {
-            let db = open_db(&cli.data_dir).await?;
+            let db = database.open().await?;
             let name = name.trim();
             anyhow::ensure!((1..=100).contains(&name.chars().count()), "--name must be 1 to 100 characters");
             let expires_at = token_expiry(expires_in_days).map_err(anyhow::Error::msg)?;
@@ -258,27 +263,27 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command: UserCommand::RotateToken { id, expires_in_days } } => {
-            let db = open_db(&cli.data_dir).await?;
+            let db = database.open().await?;
             let token = db.rotate_token(&id, token_expiry(expires_in_days).map_err(anyhow::Error::msg)?).await?;
             println!("{}", token.with_context(|| format!("no user {id:?}"))?);
             Ok(())
         }
         Command::User { command: UserCommand::Revoke { id } } => {
-            let db = open_db(&cli.data_dir).await?;
+            let db = database.open().await?;
             anyhow::ensure!(db.revoke_tokens(&id).await?, "no user {id:?}");
             Ok(())
         }
         Command::User { command: UserCommand::List } => {
-            let db = open_db(&cli.data_dir).await?;
+            let db = database.open().await?;
             for user in db.staff_users().await? {
                 println!("{}\t{}\t{}", user.id, user.role.as_str(), user.name);
             }
             Ok(())
         }
-        Command::Shop { command } => shop_command(&open_db(&cli.data_dir).await?, command).await,
+        Command::Shop { command } => shop_command(&database.open().await?, command).await,
         Command::Migrate => {
-            open_db(&cli.data_dir).await?;
-            tracing::info!(data_dir = %cli.data_dir.display(), "database is up to date");
+            let db = database.open().await?;
+            tracing::info!(database = db.backend(), "database is up to date");
             Ok(())
         }
     }
@@ -357,20 +362,34 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
     })
 }
 
-async fn open_db(data_dir: &Path) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
-    // The database holds stream keys and token digests: for hawker's user only.
-    restrict(data_dir, 0o700)?;
-    let path = data_dir.join("hawker.db");
-    let db = Db::open(&path).await?;
-    db.migrate().await?;
-    for file in ["hawker.db", "hawker.db-wal", "hawker.db-shm"] {
-        let file = data_dir.join(file);
-        if file.exists() {
-            restrict(&file, 0o600)?;
+/// Where the database is (see [`config::database_url`]).
+struct Database {
+    data_dir: PathBuf,
+    url: Option<String>,
+}
+
+impl Database {
+    /// Connects (SQLite: opens, creating the file) and brings the schema up to date.
+    async fn open(&self) -> anyhow::Result<Db> {
+        if let Some(url) = &self.url {
+            let db = Db::connect(url).await.context("connecting to PostgreSQL (database_url)")?;
+            db.migrate().await?;
+            return Ok(db);
         }
+        let data_dir = &self.data_dir;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        // The database holds stream keys and token digests: for hawker's user only.
+        restrict(data_dir, 0o700)?;
+        let db = Db::open(&data_dir.join("hawker.db")).await?;
+        db.migrate().await?;
+        for file in ["hawker.db", "hawker.db-wal", "hawker.db-shm"] {
+            let file = data_dir.join(file);
+            if file.exists() {
+                restrict(&file, 0o600)?;
+            }
+        }
+        Ok(db)
     }
-    Ok(db)
 }
 
 fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
@@ -379,8 +398,9 @@ fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("restricting {} to mode {mode:o}", path.display()))
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let db = open_db(&config.data_dir).await?;
+async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
+    let db = database.open().await?;
+    tracing::info!(database = db.backend(), "database is up to date");
     let recovered = db.recover_after_restart().await?;
     db.load_playback_index().await?;
     if recovered > 0 {

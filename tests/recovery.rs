@@ -191,7 +191,19 @@ async fn a_stream_crashed_mid_publish_is_recovered_then_archived_whole() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved() {
-    let server = Server::start_empty();
+    crashed_mid_publish_then_continued_and_saved(&[]).await;
+}
+
+/// The same on PostgreSQL: the server, its restart and its CLI keep every state there, and
+/// no SQLite file appears.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgresql_a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved() {
+    let url = postgres::database();
+    crashed_mid_publish_then_continued_and_saved(&["--database-url", &url]).await;
+}
+
+async fn crashed_mid_publish_then_continued_and_saved(database: &[&str]) {
+    let server = Server::start_with(database);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "Crash and carry on").await;
     let (id, pid, key) = (
@@ -204,7 +216,7 @@ async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved()
     let (dir, before_crash) = crash_mid_stream(server, &url, pid, 3).await;
     let listed_before = before_crash.segments.len();
 
-    let server = Server::start_in(dir, &["--live-window", "100"]);
+    let server = Server::start_in(dir, &[database, &["--live-window", "100"]].concat());
     assert_eq!(server.stream(id, None).await["status"], "reconnecting");
     // The publisher comes back (to the new server's port) within the window.
     let publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 6);
@@ -238,6 +250,9 @@ async fn a_stream_crashed_mid_publish_is_continued_by_its_publisher_then_saved()
         files.difference(&named).collect::<Vec<_>>()
     );
     server.assert_log_free_of(&[key]);
+    let sqlite_file = server.data_dir.path().join("hawker.db").exists();
+    assert_eq!(sqlite_file, database.is_empty(), "the SQLite file is there only without --database-url");
+    assert!(server.cli(&["user", "list"]).contains("seller"), "the CLI reads the same database");
 }
 
 #[tokio::test(flavor = "multi_thread")]

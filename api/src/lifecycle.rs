@@ -7,7 +7,7 @@ use chrono::Utc;
 use crate::AppState;
 use crate::db::{Db, DbResult};
 use crate::events::{Event, Events, kind};
-use crate::model::{EndAction, PublishDenied, PublishTicket, Stream, StreamStatus};
+use crate::model::{EndAction, PublishDenied, PublishTicket, Stream, StreamStatus, Trigger};
 
 /// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
 pub async fn begin_publish(db: &Db, events: &Events, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {
@@ -32,20 +32,15 @@ pub async fn publisher_gone(db: &Db, events: &Events, stream_id: &str, publish_s
 /// wind down), then the publisher is disconnected, packaging finishes and, for `delete`, the
 /// media is removed. `None` when the stream was not on air.
 pub async fn end_stream(state: &AppState, stream: &Stream, action: EndAction) -> anyhow::Result<Option<Stream>> {
-    end_from(state, stream, action, &[StreamStatus::Live, StreamStatus::Reconnecting]).await
+    end_by(state, stream, Trigger::End(action)).await
 }
 
-async fn end_from(
-    state: &AppState,
-    stream: &Stream,
-    action: EndAction,
-    from: &[StreamStatus],
-) -> anyhow::Result<Option<Stream>> {
-    let save = action == EndAction::Save;
-    let to = if save { StreamStatus::Archived } else { StreamStatus::Ended };
-    let Some(ended) = state.db.transition(&stream.id, from, to).await? else {
+async fn end_by(state: &AppState, stream: &Stream, trigger: Trigger) -> anyhow::Result<Option<Stream>> {
+    let Some(ended) = state.db.transition(&stream.id, trigger).await? else {
         return Ok(None);
     };
+    let to = ended.status;
+    let save = to == StreamStatus::Archived;
     state.events.publish(Event::status(&stream.id, to));
     state.live.disconnect(&stream.id);
     // Packaging finishes: with `save`, the replay is written and the live-only objects go.
@@ -100,7 +95,7 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
     for stream in state.db.reconnecting_since_before(deadline).await? {
         // Only from `reconnecting`: a publisher that came back meanwhile keeps its stream.
         let action = settings.reconnect_default_action;
-        if end_from(state, &stream, action, &[StreamStatus::Reconnecting]).await?.is_some() {
+        if end_by(state, &stream, Trigger::WindowExpired(action)).await?.is_some() {
             tracing::info!(stream = %stream.id, ?action, "reconnect window expired");
         }
     }

@@ -91,6 +91,75 @@ impl StreamStatus {
     }
 }
 
+/// What moves a stream from one status to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The stream's key publishes (a stream already live is taken over).
+    Publish,
+    /// The current publisher left.
+    PublisherGone,
+    /// The server started: nobody publishes yet.
+    Restart,
+    /// The seller or an admin ends the stream.
+    End(EndAction),
+    /// The publisher stayed away past the reconnect window: the admin's default action.
+    WindowExpired(EndAction),
+    /// The seller or an admin cancels a stream that never went live.
+    Cancel,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 8] = [
+        Trigger::Publish,
+        Trigger::PublisherGone,
+        Trigger::Restart,
+        Trigger::End(EndAction::Save),
+        Trigger::End(EndAction::Delete),
+        Trigger::WindowExpired(EndAction::Save),
+        Trigger::WindowExpired(EndAction::Delete),
+        Trigger::Cancel,
+    ];
+}
+
+/// The lifecycle, whole: where `trigger` takes a stream in status `from`, or `None` where it
+/// does not apply (the API answers 409 with the current status). The repository applies it
+/// atomically, with the statuses of [`Transition::of`] in its `WHERE`.
+pub fn next_status(from: StreamStatus, trigger: Trigger) -> Option<StreamStatus> {
+    use StreamStatus::*;
+    let ended = |action| if action == EndAction::Save { Archived } else { Ended };
+    match (from, trigger) {
+        (Scheduled | Live | Reconnecting, Trigger::Publish) => Some(Live),
+        (Live, Trigger::PublisherGone | Trigger::Restart) => Some(Reconnecting),
+        (Live | Reconnecting, Trigger::End(action)) => Some(ended(action)),
+        (Reconnecting, Trigger::WindowExpired(action)) => Some(ended(action)),
+        (Scheduled, Trigger::Cancel) => Some(Cancelled),
+        _ => None,
+    }
+}
+
+/// A trigger as the repository applies it: from any of `from`, to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub from: Vec<StreamStatus>,
+    pub to: StreamStatus,
+}
+
+impl Transition {
+    pub fn of(trigger: Trigger) -> Self {
+        let moves: Vec<(StreamStatus, StreamStatus)> =
+            StreamStatus::ALL.into_iter().filter_map(|from| Some((from, next_status(from, trigger)?))).collect();
+        let to = moves.first().map(|&(_, to)| to).expect("every trigger applies to some status");
+        debug_assert!(moves.iter().all(|&(_, t)| t == to), "a trigger leads to one status");
+        Self { from: moves.into_iter().map(|(from, _)| from).collect(), to }
+    }
+
+    /// `'a', 'b'`: the statuses it applies to, for an SQL `IN` list (our constants, never
+    /// user text).
+    pub fn from_sql(&self) -> String {
+        self.from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Stream {
     pub id: String,
@@ -232,4 +301,54 @@ pub struct ProductTotal {
     pub orders: i64,
     pub units: i64,
     pub revenue_e4: i128,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EndAction::{Delete, Save};
+    use StreamStatus::*;
+
+    /// Every status against every trigger: the allowed moves, and nothing else.
+    #[test]
+    fn the_lifecycle_allows_these_moves_and_no_other() {
+        let allowed = [
+            (Scheduled, Trigger::Publish, Live),
+            (Live, Trigger::Publish, Live),
+            (Reconnecting, Trigger::Publish, Live),
+            (Live, Trigger::PublisherGone, Reconnecting),
+            (Live, Trigger::Restart, Reconnecting),
+            (Live, Trigger::End(Save), Archived),
+            (Reconnecting, Trigger::End(Save), Archived),
+            (Live, Trigger::End(Delete), Ended),
+            (Reconnecting, Trigger::End(Delete), Ended),
+            (Reconnecting, Trigger::WindowExpired(Save), Archived),
+            (Reconnecting, Trigger::WindowExpired(Delete), Ended),
+            (Scheduled, Trigger::Cancel, Cancelled),
+        ];
+        for from in StreamStatus::ALL {
+            for trigger in Trigger::ALL {
+                let want = allowed.iter().find(|(f, t, _)| *f == from && *t == trigger).map(|(_, _, to)| *to);
+                assert_eq!(next_status(from, trigger), want, "{from:?} on {trigger:?}");
+            }
+        }
+        // Ended, archived and cancelled streams never move again.
+        for from in [Ended, Archived, Cancelled] {
+            assert!(Trigger::ALL.iter().all(|&t| next_status(from, t).is_none()), "{from:?}");
+        }
+    }
+
+    #[test]
+    fn a_transition_lists_the_statuses_its_trigger_applies_to() {
+        let publish = Transition::of(Trigger::Publish);
+        assert_eq!(publish, Transition { from: vec![Scheduled, Live, Reconnecting], to: Live });
+        assert_eq!(publish.from_sql(), "'scheduled', 'live', 'reconnecting'");
+        assert_eq!(Transition::of(Trigger::WindowExpired(Delete)), Transition { from: vec![Reconnecting], to: Ended });
+        assert_eq!(Transition::of(Trigger::End(Save)).from, vec![Live, Reconnecting]);
+        // Every trigger applies somewhere and leads to one status.
+        for trigger in Trigger::ALL {
+            let t = Transition::of(trigger);
+            assert!(t.from.iter().all(|&from| next_status(from, trigger) == Some(t.to)), "{trigger:?}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod hls;
+pub mod postgres;
 pub mod rtmp;
 
 #[allow(unused_imports)] // the benches use other parts
@@ -33,6 +34,8 @@ pub struct Server {
     pub rtmps: Option<String>,
     log: Arc<Mutex<String>>,
     pub client: reqwest::Client,
+    /// PostgreSQL, when started with `--database-url`: the CLI commands go there too.
+    pub database_url: Option<String>,
 }
 
 /// Runs `hawker` with the given arguments on `data_dir` and returns its stdout.
@@ -104,6 +107,7 @@ impl Server {
             rtmps: field("rtmps").map(|addr| format!("rtmps://{addr}/live")),
             log,
             client: reqwest::Client::new(),
+            database_url: extra.iter().position(|a| *a == "--database-url").map(|i| extra[i + 1].to_owned()),
         }
     }
 
@@ -145,8 +149,16 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Runs a `hawker` CLI command on this server's database.
+    pub fn cli(&self, args: &[&str]) -> String {
+        match &self.database_url {
+            Some(url) => hawker_cli(self.data_dir.path(), &[&["--database-url", url.as_str()], args].concat()),
+            None => hawker_cli(self.data_dir.path(), args),
+        }
+    }
+
     pub fn user(&self, name: &str, role: &str) -> String {
-        hawker_cli(self.data_dir.path(), &["user", "create", "--name", name, "--role", role]).trim().to_owned()
+        self.cli(&["user", "create", "--name", name, "--role", role]).trim().to_owned()
     }
 
     /// A user's id, from `GET /me` with its token.

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use crate::AppState;
 use crate::db::{NewStream, Page};
 use crate::lifecycle;
-use crate::model::{EndAction, Role, Stream, StreamStatus};
+use crate::model::{EndAction, Role, Stream, StreamStatus, Trigger};
 
 /// A stream as the API shows it. `stream_key` only for its owner and admins.
 #[derive(Serialize)]
@@ -333,7 +333,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<StreamView>, ApiError> {
     controlled_stream(&state, &id, &caller).await?;
-    match state.db.transition(&id, &[StreamStatus::Scheduled], StreamStatus::Cancelled).await? {
+    match state.db.transition(&id, Trigger::Cancel).await? {
         Some(stream) => {
             state.events.publish(crate::events::Event::status(&stream.id, StreamStatus::Cancelled));
             Ok(Json(view(&state, stream, Some(&caller)).await?))

@@ -293,7 +293,8 @@ fn add_extended_timestamp(
 }
 
 fn add_message_payload(bytes: &mut dyn Write, data: &[u8]) -> Result<(), ChunkSerializationError> {
-    bytes.write(data)?;
+    // hawker: the whole payload (upstream's `write` could stop short, unnoticed).
+    bytes.write_all(data)?;
     Ok(())
 }
 

@@ -1,0 +1,247 @@
+//! Engagement: viewer counters, likes and dislikes, chat and mutes.
+
+use super::*;
+
+const CHAT_SELECT: &str = "SELECT m.id, m.stream_id, m.user_id, u.name AS user_name, m.body, m.created_at, \
+     m.media_time, CASE WHEN s.owner_id = m.user_id THEN 'seller' WHEN u.role = 'admin' THEN 'moderator' END AS badge \
+     FROM chat_messages m JOIN users u ON u.id = m.user_id JOIN streams s ON s.id = m.stream_id";
+
+fn chat_from_row(row: &impl RowExt) -> DbResult<ChatMessage> {
+    Ok(ChatMessage {
+        id: row.int("id")?,
+        stream_id: row.text("stream_id")?,
+        user: ChatUser {
+            id: row.text("user_id")?,
+            name: row.text("user_name")?,
+            role: match row.text_opt("badge")?.as_deref() {
+                Some("seller") => Some("seller"),
+                Some("moderator") => Some("moderator"),
+                _ => None,
+            },
+        },
+        text: row.text("body")?,
+        created_at: row.time("created_at")?,
+        media_time: row.time_opt("media_time")?,
+    })
+}
+
+impl Db {
+    pub async fn viewer_counters(&self, stream_id: &str) -> DbResult<ViewerCounters> {
+        on_pool!(self, pool => {
+            let row =
+                sqlx::query("SELECT peak_viewers, unique_viewers, replay_views FROM stream_counters WHERE stream_id = $1")
+                    .bind(stream_id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(match row {
+                Some(row) => ViewerCounters {
+                    peak: row.try_get("peak_viewers")?,
+                    unique: row.try_get("unique_viewers")?,
+                    replay_views: row.try_get("replay_views")?,
+                },
+                None => ViewerCounters::default(),
+            })
+        })
+    }
+
+    /// Writes many streams' counters in one transaction (the batched write of the hot counters).
+    /// Figures only grow: a stale batch never lowers a stored one. (Two-argument `MAX` is
+    /// SQLite's; the PostgreSQL twin writes `GREATEST`.)
+    pub async fn save_viewer_counters(&self, batch: &[(String, ViewerCounters)]) -> DbResult<()> {
+        on_pool!(self, pool => {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // The larger of two values: SQLite's two-argument MAX, PostgreSQL's GREATEST.
+            let max = self.dialect("MAX", "GREATEST");
+            let sql = format!(
+                "INSERT INTO stream_counters (stream_id, peak_viewers, unique_viewers, replay_views) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (stream_id) DO UPDATE SET \
+                 peak_viewers = {max}(stream_counters.peak_viewers, excluded.peak_viewers), \
+                 unique_viewers = {max}(stream_counters.unique_viewers, excluded.unique_viewers), \
+                 replay_views = {max}(stream_counters.replay_views, excluded.replay_views)"
+            );
+            let mut tx = pool.begin().await?;
+            for (stream_id, c) in batch {
+                sqlx::query(&sql)
+                .bind(stream_id)
+                .bind(c.peak)
+                .bind(c.unique)
+                .bind(c.replay_views)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Sets (`Some(1)` like, `Some(-1)` dislike) or removes (`None`) a user's reaction.
+    pub async fn set_reaction(&self, stream_id: &str, user_id: &str, value: Option<i64>) -> DbResult<()> {
+        on_pool!(self, pool => {
+            match value {
+                Some(value) => {
+                    sqlx::query(
+                        "INSERT INTO reactions (stream_id, user_id, value, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (stream_id, user_id) DO UPDATE SET value = $3, updated_at = $4",
+                    )
+                    .bind(stream_id)
+                    .bind(user_id)
+                    .bind(value)
+                    .bind(Ts::now())
+                    .execute(pool)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM reactions WHERE stream_id = $1 AND user_id = $2")
+                        .bind(stream_id)
+                        .bind(user_id)
+                        .execute(pool)
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn reaction_of(&self, stream_id: &str, user_id: &str) -> DbResult<Option<i64>> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT value FROM reactions WHERE stream_id = $1 AND user_id = $2")
+                .bind(stream_id)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// (likes, dislikes)
+    pub async fn reaction_counts(&self, stream_id: &str) -> DbResult<(i64, i64)> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT COUNT(CASE WHEN value = 1 THEN 1 END) AS likes, \
+                 COUNT(CASE WHEN value = -1 THEN 1 END) AS dislikes FROM reactions WHERE stream_id = $1",
+            )
+            .bind(stream_id)
+            .fetch_one(pool)
+            .await?;
+            Ok((row.try_get("likes")?, row.try_get("dislikes")?))
+        })
+    }
+
+    pub async fn insert_chat(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        text: &str,
+        media_time: Option<DateTime<Utc>>,
+    ) -> DbResult<ChatMessage> {
+        on_pool!(self, pool => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO chat_messages (stream_id, user_id, body, created_at, media_time) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(stream_id)
+            .bind(user_id)
+            .bind(text)
+            .bind(Ts::now())
+            .bind(media_time.map(ts))
+            .fetch_one(pool)
+            .await?;
+            let row = sqlx::query(&format!("{CHAT_SELECT} WHERE m.id = $1")).bind(id).fetch_one(pool).await?;
+            chat_from_row(&row)
+        })
+    }
+
+    /// A page of a stream's chat, oldest first: the newest `limit` messages before `before`
+    /// (or the newest of all), or with `after`, the oldest `limit` messages after it.
+    pub async fn chat_page(
+        &self,
+        stream_id: &str,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: i64,
+    ) -> DbResult<Vec<ChatMessage>> {
+        on_pool!(self, pool => {
+            let rows = match after {
+                Some(after) => {
+                    sqlx::query(&format!("{CHAT_SELECT} WHERE m.stream_id = $1 AND m.id > $2 ORDER BY m.id ASC LIMIT $3"))
+                        .bind(stream_id)
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await?
+                }
+                None => {
+                    let mut rows = sqlx::query(&format!(
+                        "{CHAT_SELECT} WHERE m.stream_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+                    ))
+                    .bind(stream_id)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                    rows.reverse();
+                    rows
+                }
+            };
+            rows.iter().map(chat_from_row).collect()
+        })
+    }
+
+    pub async fn delete_chat(&self, stream_id: &str, id: i64) -> DbResult<bool> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM chat_messages WHERE stream_id = $1 AND id = $2")
+                .bind(stream_id)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    pub async fn chat_count(&self, stream_id: &str) -> DbResult<i64> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM chat_messages WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
+    pub async fn mute(&self, stream_id: &str, user_id: &str, by: &str) -> DbResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO chat_mutes (stream_id, user_id, muted_by, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (stream_id, user_id) DO NOTHING",
+            )
+            .bind(stream_id)
+            .bind(user_id)
+            .bind(by)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn unmute(&self, stream_id: &str, user_id: &str) -> DbResult<bool> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM chat_mutes WHERE stream_id = $1 AND user_id = $2")
+                .bind(stream_id)
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    pub async fn is_muted(&self, stream_id: &str, user_id: &str) -> DbResult<bool> {
+        on_pool!(self, pool => {
+            let found = sqlx::query("SELECT 1 FROM chat_mutes WHERE stream_id = $1 AND user_id = $2")
+                .bind(stream_id)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(found.is_some())
+        })
+    }
+}

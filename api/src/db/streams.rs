@@ -1,0 +1,270 @@
+//! Streams: creation, keys, publishes and status changes.
+
+use super::*;
+
+/// A new stream as the API creates it.
+pub struct NewStream<'a> {
+    pub owner_id: &'a str,
+    pub title: &'a str,
+    pub description: Option<&'a str>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub key_valid_from: Option<DateTime<Utc>>,
+    pub key_valid_until: Option<DateTime<Utc>>,
+}
+
+/// Which page of a stream list.
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+const STREAM_COLUMNS: &str = "id, owner_id, playback_id, title, description, status, stream_key, \
+     key_valid_from, key_valid_until, publish_seq, reconnecting_since, \
+     created_at, scheduled_at, started_at, ended_at";
+
+fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
+    let status: String = row.text("status")?;
+    Ok(Stream {
+        id: row.text("id")?,
+        owner_id: row.text("owner_id")?,
+        playback_id: row.text("playback_id")?,
+        title: row.text("title")?,
+        description: row.text_opt("description")?,
+        status: StreamStatus::parse(&status).ok_or_else(|| DbError::Corrupt(format!("status {status}")))?,
+        stream_key: row.text("stream_key")?,
+        key_valid_from: row.time_opt("key_valid_from")?,
+        key_valid_until: row.time_opt("key_valid_until")?,
+        publish_seq: row.int("publish_seq")?,
+        reconnecting_since: row.time_opt("reconnecting_since")?,
+        created_at: row.time("created_at")?,
+        scheduled_at: row.time_opt("scheduled_at")?,
+        started_at: row.time_opt("started_at")?,
+        ended_at: row.time_opt("ended_at")?,
+    })
+}
+
+impl Db {
+    pub async fn create_stream(&self, new: NewStream<'_>) -> DbResult<Stream> {
+        on_pool!(self, pool => {
+            let key = secrets::new_stream_key();
+            let sql = format!(
+                "INSERT INTO streams (id, owner_id, playback_id, title, description, status, stream_key, \
+                 stream_key_hash, created_at, scheduled_at, key_valid_from, key_valid_until) \
+                 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8, $9, $10, $11) RETURNING {STREAM_COLUMNS}"
+            );
+            let row = sqlx::query(&sql)
+                .bind(secrets::new_id())
+                .bind(new.owner_id)
+                .bind(secrets::new_playback_id())
+                .bind(new.title)
+                .bind(new.description)
+                .bind(&key)
+                .bind(secrets::digest(&key))
+                .bind(Ts::now())
+                .bind(new.scheduled_at.map(ts))
+                .bind(new.key_valid_from.map(ts))
+                .bind(new.key_valid_until.map(ts))
+                .fetch_one(pool)
+                .await?;
+            stream_from_row(&row)
+        })
+    }
+
+    pub async fn stream(&self, id: &str) -> DbResult<Option<Stream>> {
+        on_pool!(self, pool => {
+            let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = $1");
+            let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(stream_from_row).transpose()
+        })
+    }
+
+    /// A playable stream's id and status, from memory (see [`Db::load_playback_index`]).
+    pub fn playback(&self, playback_id: &str) -> Option<Playback> {
+        self.playback.get(playback_id)
+    }
+
+    /// Fills the in-memory playback index from the database; call once the server's status
+    /// changes at start-up are applied.
+    pub async fn load_playback_index(&self) -> DbResult<()> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT playback_id, id, status FROM streams WHERE status IN ('live', 'reconnecting', 'archived')",
+            )
+            .fetch_all(pool)
+            .await?;
+            let streams = rows
+                .iter()
+                .map(|row| {
+                    let status: String = row.try_get("status")?;
+                    let status =
+                        StreamStatus::parse(&status).ok_or_else(|| DbError::Corrupt(format!("stream status {status}")))?;
+                    Ok((row.try_get("playback_id")?, row.try_get("id")?, status))
+                })
+                .collect::<DbResult<Vec<_>>>()?;
+            self.playback.reset(streams);
+            Ok(())
+        })
+    }
+
+    pub async fn stream_by_playback_id(&self, playback_id: &str) -> DbResult<Option<Stream>> {
+        on_pool!(self, pool => {
+            let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE playback_id = $1");
+            let row = sqlx::query(&sql).bind(playback_id).fetch_optional(pool).await?;
+            row.as_ref().map(stream_from_row).transpose()
+        })
+    }
+
+    /// Streams in any of `statuses`, newest first.
+    /// Streams in one of `statuses`, newest first; only `owner`'s when given.
+    pub async fn list_streams(
+        &self,
+        statuses: &[StreamStatus],
+        owner: Option<&str>,
+        page: Page,
+    ) -> DbResult<Vec<Stream>> {
+        on_pool!(self, pool => {
+            // Statuses are our own constants, never user text: safe to inline.
+            let set = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {STREAM_COLUMNS} FROM streams WHERE status IN ({set}) AND ($3 IS NULL OR owner_id = $3) \
+                 ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
+            );
+            let query = sqlx::query(&sql).bind(page.limit).bind(page.offset).bind(owner);
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(stream_from_row).collect()
+        })
+    }
+
+    /// Applies `trigger` (see [`crate::model::next_status`]) atomically. Returns the updated
+    /// stream, or `None` when the trigger does not apply to its status (the caller reports the
+    /// current status).
+    pub async fn transition(&self, id: &str, trigger: Trigger) -> DbResult<Option<Stream>> {
+        let transition = Transition::of(trigger);
+        let (set, to) = (transition.from_sql(), transition.to);
+        on_pool!(self, pool => {
+            let now = Ts::now();
+            // started_at is the first go-live; ended_at is set by any terminal status; the
+            // reconnect window runs only while reconnecting.
+            let sql = format!(
+                "UPDATE streams SET status = $1, \
+                 started_at = CASE WHEN $1 = 'live' THEN COALESCE(started_at, $2) ELSE started_at END, \
+                 ended_at = CASE WHEN $1 IN ('ended', 'archived', 'cancelled') THEN $2 ELSE ended_at END, \
+                 reconnecting_since = CASE WHEN $1 = 'reconnecting' THEN $2 ELSE NULL END \
+                 WHERE id = $3 AND status IN ({set}) RETURNING {STREAM_COLUMNS}"
+            );
+            let row = sqlx::query(&sql).bind(to.as_str()).bind(now).bind(id).fetch_optional(pool).await?;
+            let stream = row.as_ref().map(stream_from_row).transpose()?;
+            if let Some(stream) = &stream {
+                self.playback.apply(stream);
+            }
+            Ok(stream)
+        })
+    }
+
+    /// Gives a stream a new key; the old one stops matching at once.
+    pub async fn reset_stream_key(&self, id: &str) -> DbResult<Option<Stream>> {
+        on_pool!(self, pool => {
+            let key = secrets::new_stream_key();
+            let sql = format!(
+                "UPDATE streams SET stream_key = $1, stream_key_hash = $2 \
+                 WHERE id = $3 AND status IN ('scheduled', 'live', 'reconnecting') RETURNING {STREAM_COLUMNS}"
+            );
+            let row = sqlx::query(&sql).bind(&key).bind(secrets::digest(&key)).bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(stream_from_row).transpose()
+        })
+    }
+
+    /// The ingest's question: may this key publish now? If so the stream is `live` on return
+    /// with a new publish number. A stream that is already live is taken over: the caller
+    /// disconnects the previous publisher.
+    pub async fn begin_publish(&self, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {
+        on_pool!(self, pool => {
+            let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE stream_key_hash = $1");
+            let row = sqlx::query(&sql).bind(secrets::digest(key)).fetch_optional(pool).await?;
+            let Some(stream) = row.as_ref().map(stream_from_row).transpose()? else {
+                return Ok(Err(PublishDenied::UnknownKey));
+            };
+            // The digest matched; compare the key itself too, in constant time.
+            if !secrets::constant_time_eq(&stream.stream_key, key) {
+                return Ok(Err(PublishDenied::UnknownKey));
+            }
+            if !stream.key_valid_at(Utc::now()) {
+                return Ok(Err(PublishDenied::OutsideKeyWindow));
+            }
+            // The key is re-checked in the update: a reset between the two statements wins.
+            let publish = Transition::of(Trigger::Publish);
+            let (set, to) = (publish.from_sql(), publish.to.as_str());
+            let sql = format!(
+                "UPDATE streams SET status = '{to}', publish_seq = publish_seq + 1, reconnecting_since = NULL, \
+                 started_at = COALESCE(started_at, $1) \
+                 WHERE id = $2 AND stream_key_hash = $3 AND status IN ({set}) \
+                 RETURNING {STREAM_COLUMNS}"
+            );
+            let row = sqlx::query(&sql)
+                .bind(Ts::now())
+                .bind(&stream.id)
+                .bind(secrets::digest(key))
+                .fetch_optional(pool)
+                .await?;
+            let Some(live) = row.as_ref().map(stream_from_row).transpose()? else {
+                return Ok(Err(PublishDenied::StreamOver));
+            };
+            self.playback.apply(&live);
+            Ok(Ok(PublishTicket {
+                stream_id: live.id,
+                playback_id: live.playback_id,
+                publish_seq: live.publish_seq,
+                previous_status: stream.status,
+            }))
+        })
+    }
+
+    /// A publisher left. If it was still the stream's current publisher, the stream waits for
+    /// it (the reconnect window starts); a publisher that was taken over changes nothing.
+    /// Returns whether the stream moved to `reconnecting`.
+    pub async fn publisher_gone(&self, stream_id: &str, publish_seq: i64) -> DbResult<bool> {
+        on_pool!(self, pool => {
+            let gone = Transition::of(Trigger::PublisherGone);
+            let sql = format!(
+                "UPDATE streams SET status = '{}', reconnecting_since = $1 \
+                 WHERE id = $2 AND status IN ({}) AND publish_seq = $3 RETURNING playback_id",
+                gone.to.as_str(),
+                gone.from_sql()
+            );
+            let row = sqlx::query(&sql)
+            .bind(Ts::now())
+            .bind(stream_id)
+            .bind(publish_seq)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(false) };
+            self.playback.set(&row.try_get::<String, _>("playback_id")?, stream_id, gone.to);
+            Ok(true)
+        })
+    }
+
+    /// Streams whose publisher has been gone since before `since`.
+    pub async fn reconnecting_since_before(&self, since: DateTime<Utc>) -> DbResult<Vec<Stream>> {
+        on_pool!(self, pool => {
+            let sql =
+                format!("SELECT {STREAM_COLUMNS} FROM streams WHERE status = 'reconnecting' AND reconnecting_since <= $1");
+            let rows = sqlx::query(&sql).bind(ts(since)).fetch_all(pool).await?;
+            rows.iter().map(stream_from_row).collect()
+        })
+    }
+
+    /// At start-up no publisher is connected: streams a crash left `live` wait for theirs,
+    /// with a fresh reconnect window.
+    pub async fn recover_after_restart(&self) -> DbResult<u64> {
+        on_pool!(self, pool => {
+            let restart = Transition::of(Trigger::Restart);
+            let sql = format!(
+                "UPDATE streams SET status = '{}', reconnecting_since = $1 WHERE status IN ({})",
+                restart.to.as_str(),
+                restart.from_sql()
+            );
+            let done = sqlx::query(&sql).bind(Ts::now()).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
+    }
+}

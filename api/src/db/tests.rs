@@ -1,0 +1,361 @@
+//! Every repository test runs on both databases: `sqlite::…` on a file in a temporary
+//! folder, `postgres::…` on a database of its own on the tests' PostgreSQL server.
+
+use super::*;
+use crate::model::EndAction;
+
+async fn sqlite(dir: &tempfile::TempDir) -> Db {
+    let db = Db::open(&dir.path().join("t.db")).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+async fn postgres() -> Db {
+    let db = Db::connect(&super::test_postgres::database()).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $test() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$test(super::sqlite(&dir).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::postgres().await).await;
+            })*
+        }
+    };
+}
+
+on_both!(
+    tokens_expire_rotate_and_revoke_and_guests_are_purged,
+    publish_takeover_reconnect_and_keys,
+    keys_work_only_inside_their_window,
+    settings_round_trip,
+    viewer_tokens_map_shop_users_and_expire,
+    restart_recovery_and_listing,
+    engagement_and_commerce
+);
+
+async fn tokens_expire_rotate_and_revoke_and_guests_are_purged(db: Db) {
+    let (user, token) = db.create_user("s", Role::Seller).await.unwrap();
+    assert!(db.user_by_token(&token).await.unwrap().is_some());
+    let expired = db.rotate_token(&user.id, Some(Utc::now() - chrono::Duration::seconds(1))).await.unwrap().unwrap();
+    assert!(db.user_by_token(&token).await.unwrap().is_none(), "the old token after a rotation");
+    assert!(db.user_by_token(&expired).await.unwrap().is_none(), "an expired token");
+    let fresh = db.rotate_token(&user.id, Some(Utc::now() + chrono::Duration::days(1))).await.unwrap().unwrap();
+    assert_eq!(db.user_by_token(&fresh).await.unwrap().unwrap().id, user.id);
+    assert!(db.token_expiries(&user.id).await.unwrap().unwrap().0.is_some());
+    assert!(db.revoke_tokens(&user.id).await.unwrap());
+    assert!(db.user_by_token(&fresh).await.unwrap().is_none());
+    assert!(db.rotate_token("nobody", None).await.unwrap().is_none());
+
+    // A guest with an expired token and nothing left behind goes; one who chatted stays.
+    let quiet = db.create_guest("quiet").await.unwrap();
+    let chatty = db.create_guest("chatty").await.unwrap();
+    let (viewer, _) = db.create_user("cli viewer", Role::Viewer).await.unwrap();
+    let stream = db.create_stream(new_stream(&user.id, "t")).await.unwrap();
+    db.insert_chat(&stream.id, &chatty.id, "hi", None).await.unwrap();
+    on_pool!(db, pool => {
+        sqlx::query("UPDATE users SET created_at = $1")
+            .bind(ts(Utc::now() - chrono::Duration::days(2)))
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    assert_eq!(db.purge_guests().await.unwrap(), 1);
+    assert!(db.user(&quiet.id).await.unwrap().is_none());
+    assert!(db.user(&chatty.id).await.unwrap().is_some());
+    assert!(db.user(&viewer.id).await.unwrap().is_some(), "only guests are purged");
+}
+
+fn new_stream<'a>(owner_id: &'a str, title: &'a str) -> NewStream<'a> {
+    NewStream { owner_id, title, description: None, scheduled_at: None, key_valid_from: None, key_valid_until: None }
+}
+
+async fn publish_takeover_reconnect_and_keys(db: Db) {
+    let (seller, token) = db.create_user("Sam", Role::Seller).await.unwrap();
+    assert_eq!(db.user_by_token(&token).await.unwrap().unwrap().id, seller.id);
+    assert!(db.user_by_token("hk_nope").await.unwrap().is_none());
+
+    let stream = db.create_stream(new_stream(&seller.id, "Shoes")).await.unwrap();
+    assert_eq!(stream.status, StreamStatus::Scheduled);
+
+    assert_eq!(db.begin_publish("sk_wrong").await.unwrap().unwrap_err(), PublishDenied::UnknownKey);
+    let first = db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    assert_eq!((first.playback_id.as_str(), first.publish_seq), (stream.playback_id.as_str(), 1));
+    // The same key again while live: a takeover, with the next publish number.
+    let second = db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    assert_eq!(second.publish_seq, 2);
+    // The taken-over publisher leaving changes nothing; the current one leaving does.
+    db.publisher_gone(&stream.id, first.publish_seq).await.unwrap();
+    assert_eq!(db.stream(&stream.id).await.unwrap().unwrap().status, StreamStatus::Live);
+    db.publisher_gone(&stream.id, second.publish_seq).await.unwrap();
+    let now = db.stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!(now.status, StreamStatus::Reconnecting);
+    assert!(now.started_at.is_some() && now.reconnecting_since.is_some());
+    assert_eq!(db.reconnecting_since_before(Utc::now()).await.unwrap().len(), 1);
+    assert!(db.reconnecting_since_before(Utc::now() - chrono::Duration::seconds(60)).await.unwrap().is_empty());
+    let third = db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    assert!(db.stream(&stream.id).await.unwrap().unwrap().reconnecting_since.is_none());
+
+    let reset = db.reset_stream_key(&stream.id).await.unwrap().unwrap();
+    assert_ne!(reset.stream_key, stream.stream_key);
+    db.publisher_gone(&stream.id, third.publish_seq).await.unwrap();
+    assert_eq!(db.begin_publish(&stream.stream_key).await.unwrap().unwrap_err(), PublishDenied::UnknownKey);
+
+    let archived = db.transition(&stream.id, Trigger::End(EndAction::Save)).await.unwrap().unwrap();
+    assert!(archived.ended_at.is_some() && archived.reconnecting_since.is_none());
+    assert_eq!(db.begin_publish(&reset.stream_key).await.unwrap().unwrap_err(), PublishDenied::StreamOver);
+    assert!(db.transition(&stream.id, Trigger::Cancel).await.unwrap().is_none());
+}
+
+async fn keys_work_only_inside_their_window(db: Db) {
+    let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
+    let now = Utc::now();
+    let hours = chrono::Duration::hours;
+    // Scheduled in two hours: the key opens an hour before.
+    let later = NewStream { scheduled_at: Some(now + hours(2)), ..new_stream(&seller.id, "later") };
+    let later = db.create_stream(later).await.unwrap();
+    assert_eq!(db.begin_publish(&later.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
+    // Scheduled in thirty minutes: already open.
+    let soon = NewStream { scheduled_at: Some(now + chrono::Duration::minutes(30)), ..new_stream(&seller.id, "soon") };
+    let soon = db.create_stream(soon).await.unwrap();
+    db.begin_publish(&soon.stream_key).await.unwrap().unwrap();
+    // Explicit windows win over the default.
+    let closed = NewStream { key_valid_until: Some(now - hours(1)), ..new_stream(&seller.id, "closed") };
+    let closed = db.create_stream(closed).await.unwrap();
+    assert_eq!(db.begin_publish(&closed.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
+    let opened = NewStream {
+        scheduled_at: Some(now + hours(5)),
+        key_valid_from: Some(now - hours(1)),
+        ..new_stream(&seller.id, "opened")
+    };
+    let opened = db.create_stream(opened).await.unwrap();
+    db.begin_publish(&opened.stream_key).await.unwrap().unwrap();
+}
+
+async fn settings_round_trip(db: Db) {
+    assert_eq!(db.settings().await.unwrap(), Settings::default());
+    let changed = Settings::default().patched(serde_json::json!({"reconnect_window_seconds": 7})).unwrap();
+    db.save_settings(&changed).await.unwrap();
+    assert_eq!(db.settings().await.unwrap().reconnect_window_seconds, 7);
+}
+
+async fn viewer_tokens_map_shop_users_and_expire(db: Db) {
+    let (shop, _) = db.create_user("shop", Role::Shop).await.unwrap();
+    let (other_shop, _) = db.create_user("other shop", Role::Shop).await.unwrap();
+    let first = db.shop_viewer(&shop.id, "u-1", "Grace").await.unwrap();
+    let again = db.shop_viewer(&shop.id, "u-1", "Grace H.").await.unwrap();
+    assert_eq!(again.id, first.id, "the same shop user is the same viewer");
+    assert_eq!(again.name, "Grace H.", "the name follows the shop");
+    assert_eq!(again.role, Role::Viewer);
+    let elsewhere = db.shop_viewer(&other_shop.id, "u-1", "Grace").await.unwrap();
+    assert_ne!(elsewhere.id, first.id, "user ids are per shop");
+
+    let token = db.issue_viewer_token(&first.id, Utc::now() + chrono::Duration::seconds(60)).await.unwrap();
+    assert_eq!(db.user_by_token(&token).await.unwrap().unwrap().id, first.id);
+    let expired = db.issue_viewer_token(&first.id, Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
+    assert!(db.user_by_token(&expired).await.unwrap().is_none(), "an expired token signs nobody in");
+    let guest = db.create_guest("Ada").await.unwrap();
+    let guest_token = db.issue_viewer_token(&guest.id, Utc::now() + chrono::Duration::seconds(60)).await.unwrap();
+    assert_eq!(db.user_by_token(&guest_token).await.unwrap().unwrap().name, "Ada");
+    // Issuing sweeps expired tokens.
+    let left: i64 =
+        on_pool!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM viewer_tokens").fetch_one(pool).await.unwrap());
+    assert_eq!(left, 2);
+}
+
+async fn restart_recovery_and_listing(db: Db) {
+    let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
+    for title in ["a", "b", "c"] {
+        db.create_stream(new_stream(&seller.id, title)).await.unwrap();
+    }
+    let all = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 10, offset: 0 }).await.unwrap();
+    assert_eq!(all.iter().map(|s| s.title.as_str()).collect::<Vec<_>>(), ["c", "b", "a"]);
+    let second = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 2, offset: 2 }).await.unwrap();
+    assert_eq!(second.len(), 1);
+
+    db.begin_publish(&all[0].stream_key).await.unwrap().unwrap();
+    assert_eq!(db.recover_after_restart().await.unwrap(), 1);
+    assert_eq!(db.stream(&all[0].id).await.unwrap().unwrap().status, StreamStatus::Reconnecting);
+}
+
+async fn engagement_and_commerce(db: Db) {
+    let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
+    let (viewer, _) = db.create_user("Vi", Role::Viewer).await.unwrap();
+    let (shop, _) = db.create_user("Shop", Role::Shop).await.unwrap();
+    let stream = db.create_stream(new_stream(&seller.id, "Shoes")).await.unwrap();
+    let id = stream.id.as_str();
+
+    // Reactions: one per user, changeable, removable.
+    db.set_reaction(id, &viewer.id, Some(1)).await.unwrap();
+    db.set_reaction(id, &seller.id, Some(1)).await.unwrap();
+    assert_eq!(db.reaction_counts(id).await.unwrap(), (2, 0));
+    db.set_reaction(id, &viewer.id, Some(-1)).await.unwrap();
+    assert_eq!(db.reaction_counts(id).await.unwrap(), (1, 1));
+    assert_eq!(db.reaction_of(id, &viewer.id).await.unwrap(), Some(-1));
+    db.set_reaction(id, &viewer.id, None).await.unwrap();
+    assert_eq!(db.reaction_counts(id).await.unwrap(), (1, 0));
+
+    // Counters only grow.
+    let c = ViewerCounters { peak: 3, unique: 5, replay_views: 1 };
+    db.save_viewer_counters(&[(id.to_owned(), c)]).await.unwrap();
+    db.save_viewer_counters(&[(id.to_owned(), ViewerCounters { peak: 2, unique: 6, replay_views: 0 })]).await.unwrap();
+    assert_eq!(db.viewer_counters(id).await.unwrap(), ViewerCounters { peak: 3, unique: 6, replay_views: 1 });
+
+    // Chat pages, oldest first within a page.
+    for n in 0..5 {
+        db.insert_chat(id, &viewer.id, &format!("m{n}"), None).await.unwrap();
+    }
+    let last = db.chat_page(id, None, None, 2).await.unwrap();
+    assert_eq!(last.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m3", "m4"]);
+    assert_eq!(last[0].user.name, "Vi");
+    let before = db.chat_page(id, Some(last[0].id), None, 10).await.unwrap();
+    assert_eq!(before.len(), 3);
+    let after = db.chat_page(id, None, Some(before[0].id), 2).await.unwrap();
+    assert_eq!(after.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+    assert!(db.delete_chat(id, last[1].id).await.unwrap());
+    assert!(!db.delete_chat(id, last[1].id).await.unwrap());
+    assert_eq!(db.chat_count(id).await.unwrap(), 4);
+    db.mute(id, &viewer.id, &seller.id).await.unwrap();
+    db.mute(id, &viewer.id, &seller.id).await.unwrap();
+    assert!(db.is_muted(id, &viewer.id).await.unwrap());
+    assert!(db.unmute(id, &viewer.id).await.unwrap());
+    assert!(!db.is_muted(id, &viewer.id).await.unwrap());
+
+    // Pins: one active per product.
+    let new_pin = || NewPin {
+        stream_id: id,
+        product_id: "p1",
+        title: "Red shoe",
+        price: "19.99",
+        currency: "EUR",
+        image_url: None,
+        url: Some("https://shop.example/p1"),
+    };
+    let pin = db.insert_pin(new_pin()).await.unwrap().unwrap();
+    assert!(db.insert_pin(new_pin()).await.unwrap().is_none());
+    let unpinned = db.unpin(id, "p1").await.unwrap().unwrap();
+    assert_eq!((unpinned.id.as_str(), unpinned.unpinned_at.is_some()), (pin.id.as_str(), true));
+    assert!(db.unpin(id, "p1").await.unwrap().is_none());
+    db.insert_pin(new_pin()).await.unwrap().unwrap();
+    assert_eq!(db.pins(id, false).await.unwrap().len(), 1);
+    assert_eq!(db.pins(id, true).await.unwrap().len(), 2);
+
+    // Orders: idempotent per (shop, order id); totals by product and currency.
+    let order = |order_id: &str, product: &str, quantity, amount_e4, currency: &str| Order {
+        order_id: order_id.into(),
+        stream_id: id.into(),
+        product_id: product.into(),
+        quantity,
+        amount_e4,
+        currency: currency.into(),
+        created_at: Utc::now(),
+    };
+    assert!(matches!(
+        db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(),
+        OrderRecorded::Created(_)
+    ));
+    assert!(matches!(
+        db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(),
+        OrderRecorded::Repeated(_)
+    ));
+    assert!(matches!(
+        db.record_order(&shop.id, &order("o1", "p1", 3, 399_800, "EUR")).await.unwrap(),
+        OrderRecorded::Mismatch(_)
+    ));
+    db.record_order(&shop.id, &order("o2", "p1", 1, 199_900, "EUR")).await.unwrap();
+    db.record_order(&shop.id, &order("o3", "p2", 1, 100_000, "USD")).await.unwrap();
+    let totals = db.order_totals(id).await.unwrap();
+    assert_eq!((totals.orders, totals.units), (3, 4));
+    assert_eq!(totals.revenue, vec![("EUR".to_owned(), 599_700), ("USD".to_owned(), 100_000)]);
+    assert_eq!(totals.products.len(), 2);
+    assert_eq!((totals.products[0].orders, totals.products[0].units), (2, 3));
+
+    // A million orders of the largest amount: far past i64, still exact.
+    on_pool!(db, pool => {
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) \
+             INSERT INTO orders (shop_id, order_id, stream_id, product_id, quantity, amount_e4, currency, created_at) \
+             SELECT $1, 'big' || i, $2, 'p3', 1, $3, 'JPY', $4 FROM n",
+        )
+        .bind(&shop.id)
+        .bind(id)
+        .bind(crate::money::MAX_AMOUNT_E4)
+        .bind(Ts::now())
+        .execute(pool)
+        .await
+        .unwrap();
+    });
+    let totals = db.order_totals(id).await.unwrap();
+    let jpy = totals.revenue.iter().find(|(c, _)| c == "JPY").unwrap().1;
+    assert_eq!(jpy, 1_000_000 * i128::from(crate::money::MAX_AMOUNT_E4));
+    assert_eq!(crate::money::format_amount(jpy), "1000000000000000.00");
+
+    // Shops and the sellers they sell for.
+    let (seller2, _) = db.create_user("other seller", Role::Seller).await.unwrap();
+    assert!(!db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
+    assert!(db.link_shop(&shop.id, &seller2.id).await.unwrap());
+    assert!(!db.link_shop(&shop.id, &seller2.id).await.unwrap(), "linked once");
+    assert!(db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
+    assert_eq!(
+        db.shop_sellers(&shop.id).await.unwrap().iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        [seller2.id.as_str()]
+    );
+    assert!(db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
+    assert!(!db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
+    assert!(!db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
+}
+
+/// `migrations/postgres/` is the twin of `migrations/sqlite/`: the same migrations, and after
+/// them the same tables with the same columns.
+#[tokio::test]
+async fn both_schemas_have_the_same_tables_and_columns() {
+    let names = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(format!("{}/../migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("sqlite"), names("postgres"), "the migration files");
+
+    let dir = tempfile::tempdir().unwrap();
+    let columns = |rows: Vec<(String, String)>| {
+        let mut columns: Vec<String> = rows.into_iter().map(|(t, c)| format!("{t}.{c}")).collect();
+        columns.sort();
+        columns
+    };
+    let sqlite = match &sqlite(&dir).await.pool {
+        Pool::Sqlite(pool) => sqlx::query_as(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        Pool::Postgres(_) => unreachable!(),
+    };
+    let postgres = match &postgres().await.pool {
+        Pool::Postgres(pool) => sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        Pool::Sqlite(_) => unreachable!(),
+    };
+    let (sqlite, postgres) = (columns(sqlite), columns(postgres));
+    assert!(sqlite.len() > 50 && sqlite.contains(&"streams.stream_key_hash".to_owned()), "{sqlite:?}");
+    assert_eq!(sqlite, postgres);
+}
