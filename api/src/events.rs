@@ -1,14 +1,16 @@
-//! The in-process event bus: domain events (status changes, viewer counts, reactions, chat,
-//! pins, order totals) go on one `tokio::sync::broadcast` channel; WebSocket clients and the
-//! webhook sender subscribe to it.
+//! The event bus: domain events (status changes, viewer counts, reactions, chat, pins, order
+//! totals) go on one `tokio::sync::broadcast` channel; WebSocket clients and the webhook
+//! sender subscribe to it. With several nodes (PostgreSQL), each node's own events also go to
+//! the others ([`crate::cluster`]) and arrive there marked `remote`: sockets on every node see
+//! every event, and only the node where an event happened sends its webhook.
 //!
 //! Every event is a JSON object `{type, stream_id, at, ...fields}`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::model::StreamStatus;
 
@@ -32,6 +34,13 @@ pub mod kind {
     pub const UNPIN: &str = "unpin";
     /// `{orders, units, revenue}`.
     pub const ORDERS: &str = "orders";
+
+    pub const ALL: [&str; 9] = [STATUS, REPLAY_READY, VIEWERS, REACTIONS, CHAT, CHAT_DELETED, PIN, UNPIN, ORDERS];
+
+    /// The kind named `name`, as our constant.
+    pub fn parse(name: &str) -> Option<&'static str> {
+        ALL.into_iter().find(|kind| *kind == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +49,8 @@ pub struct Event {
     pub stream_id: String,
     /// The whole event as sent: `{type, stream_id, at, ...}`.
     pub body: Arc<Value>,
+    /// It happened on another node.
+    pub remote: bool,
 }
 
 impl Event {
@@ -49,7 +60,7 @@ impl Event {
         if let (Value::Object(body), Value::Object(fields)) = (&mut body, fields) {
             body.extend(fields);
         }
-        Self { kind, stream_id: stream_id.to_owned(), body: Arc::new(body) }
+        Self { kind, stream_id: stream_id.to_owned(), body: Arc::new(body), remote: false }
     }
 
     pub fn status(stream_id: &str, status: StreamStatus) -> Self {
@@ -66,6 +77,8 @@ impl Event {
 #[derive(Clone)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    /// Where this node's own events go to reach the other nodes, once a relay is attached.
+    outbound: Arc<OnceLock<mpsc::Sender<Event>>>,
 }
 
 /// Events a slow subscriber may fall behind by before it misses some.
@@ -79,12 +92,25 @@ impl Default for Events {
 
 impl Events {
     pub fn new() -> Self {
-        Self { tx: broadcast::channel(CAPACITY).0 }
+        Self { tx: broadcast::channel(CAPACITY).0, outbound: Arc::default() }
     }
 
-    /// Publishes an event; nobody listening is fine.
+    /// Publishes an event; nobody listening is fine. A node's own event also goes to the
+    /// other nodes, when there are any.
     pub fn publish(&self, event: Event) {
+        if !event.remote
+            && let Some(outbound) = self.outbound.get()
+            && outbound.try_send(event.clone()).is_err()
+        {
+            tracing::warn!(kind = event.kind, stream = %event.stream_id, "event relay behind: not sent to other nodes");
+        }
         let _ = self.tx.send(event);
+    }
+
+    /// This node's own events from now on, to relay to the other nodes. Once per bus.
+    pub fn relay_outbound(&self) -> Option<mpsc::Receiver<Event>> {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        self.outbound.set(tx).ok().map(|()| rx)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

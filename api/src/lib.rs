@@ -2,6 +2,7 @@
 //! delivery. Knows axum, sqlx and the storage trait; RTMP and GStreamer stay behind
 //! [`LiveControl`] and [`LiveHls`], which the composition root implements.
 
+pub mod cluster;
 pub mod db;
 pub mod engagement;
 pub mod events;
@@ -243,6 +244,8 @@ pub async fn run_background(state: AppState) {
         lifecycle::sweep_on_air_streams(state.clone()),
         engagement::run(state.clone()),
         purge_guests(state.db.clone()),
+        // This process's name among the nodes: events it relays are not relayed back to it.
+        cluster::relay_events(state.db.clone(), state.events.clone(), secrets::new_id()),
         webhooks::run(state),
     );
 }

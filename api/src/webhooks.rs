@@ -114,6 +114,10 @@ pub async fn run(state: AppState) {
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        // Another node's event is that node's to deliver.
+        if event.remote {
+            continue;
+        }
         let Some(kind) = webhook_type(&event) else { continue };
         let settings = match state.db.settings().await {
             Ok(settings) => settings,

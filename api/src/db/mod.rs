@@ -117,6 +117,14 @@ impl Db {
         }
     }
 
+    /// The PostgreSQL pool, for what only PostgreSQL offers (LISTEN/NOTIFY between nodes).
+    pub fn postgres_pool(&self) -> Option<PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool.clone()),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     /// Settings an admin has not set take these values (the server's own configuration).
     pub fn with_setting_defaults(mut self, defaults: Settings) -> Self {
         self.setting_defaults = Arc::new(defaults);
@@ -217,6 +225,6 @@ row_ext!(PgRow);
 
 #[cfg(test)]
 #[path = "../../../tests/common/postgres.rs"]
-mod test_postgres;
+pub(crate) mod test_postgres;
 #[cfg(test)]
 mod tests;

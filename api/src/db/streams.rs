@@ -106,6 +106,14 @@ impl Db {
         })
     }
 
+    /// Re-reads one stream's entry in the playback index: another node changed its status.
+    pub async fn refresh_playback(&self, stream_id: &str) -> DbResult<()> {
+        if let Some(stream) = self.stream(stream_id).await? {
+            self.playback.apply(&stream);
+        }
+        Ok(())
+    }
+
     pub async fn stream_by_playback_id(&self, playback_id: &str) -> DbResult<Option<Stream>> {
         on_pool!(self, pool => {
             let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE playback_id = $1");

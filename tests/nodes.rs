@@ -1,0 +1,67 @@
+//! Several hawker nodes on one PostgreSQL database: what happens on one node reaches the
+//! event sockets of the others within a second (PostgreSQL LISTEN/NOTIFY), and the API of
+//! every node sees the same state.
+//!
+//! Still to come (issue 13): a shared bucket, stream leases and takeover, LL-HLS on a node
+//! that does not hold the stream, viewer counts summed over nodes, the webhook outbox, and
+//! HAProxy in front.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::events::{open_events, wait_event};
+use common::*;
+use serde_json::json;
+
+/// Events reach other nodes within this.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
+    let url = postgres::database();
+    let database = ["--database-url", url.as_str()];
+    let a = Server::start_with(&database);
+    let b = Server::start_with(&database);
+    let seller = a.user("seller", "seller");
+    let viewer = b.user("viewer", "viewer");
+
+    // Made through node b, published to node a.
+    let stream = b.create_stream(&seller, "Two nodes").await;
+    let (id, key) = (stream["id"].as_str().unwrap(), stream["stream_key"].as_str().unwrap());
+    let mut on_a = open_events(&a, id, None).await;
+    let mut on_b = open_events(&b, id, None).await;
+    let mut publisher = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 30);
+    wait_event(&mut on_b, "status", Duration::from_secs(10), |e| e["status"] == "live").await;
+    assert_eq!(b.stream(id, None).await["status"], "live", "node b's API sees the stream node a ingests");
+
+    // Chat through node b reaches node a's sockets; a like through node a reaches node b's.
+    let (status, posted) =
+        b.call("POST", &format!("/api/v1/streams/{id}/chat"), Some(&viewer), Some(json!({"text": "hello a"}))).await;
+    assert_eq!(status, 201, "{posted}");
+    let sent = Instant::now();
+    let chat = wait_event(&mut on_a, "chat", PROPAGATION, |e| e["message"]["text"] == "hello a").await;
+    let took = sent.elapsed();
+    assert_eq!(chat["message"]["id"], posted["id"]);
+    let (status, _) = a
+        .call("PUT", &format!("/api/v1/streams/{id}/reaction"), Some(&viewer), Some(json!({"reaction": "like"})))
+        .await;
+    assert_eq!(status, 200);
+    wait_event(&mut on_b, "reactions", PROPAGATION, |e| e["likes"] == 1).await;
+
+    // The seller pins a product on node b: node a's sockets show it.
+    let product = json!({"product_id": "sku-1", "title": "Red sneaker", "price": 59.99, "currency": "EUR"});
+    let (status, pin) = b.call("POST", &format!("/api/v1/streams/{id}/pins"), Some(&seller), Some(product)).await;
+    assert_eq!(status, 201, "{pin}");
+    wait_event(&mut on_a, "pin", PROPAGATION, |e| e["pin"]["product_id"] == "sku-1").await;
+
+    // The seller ends the stream on the node that ingests it; node b's sockets hear it.
+    // (Ending it through another node needs the stream leases still to come.)
+    let (status, ended) =
+        a.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "delete"}))).await;
+    assert_eq!(status, 200, "{ended}");
+    wait_event(&mut on_b, "status", PROPAGATION, |e| e["status"] == "ended").await;
+    assert_eq!(b.call("GET", &format!("/api/v1/streams/{id}"), None, None).await.0, 404, "ended streams are hidden");
+    let _ = publisher.kill().await;
+    eprintln!("chat from node b on node a's socket after {took:?}");
+}
