@@ -15,6 +15,7 @@ use serde::Deserialize;
 pub struct FileConfig {
     /// `postgres://…`: PostgreSQL instead of SQLite in the data folder.
     pub database_url: Option<String>,
+    pub node_id: Option<String>,
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub rtmps: Option<SocketAddr>,
@@ -81,6 +82,16 @@ pub fn database_url(flag: Option<String>, file: &FileConfig) -> anyhow::Result<O
     Ok(Some(url))
 }
 
+/// A node's name when none is set: the host's name and the data folder, so that a node keeps
+/// its name across restarts (and takes back its streams' leases) and two nodes on one host
+/// differ.
+pub fn default_node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let dir = std::fs::create_dir_all(data_dir).and_then(|()| data_dir.canonicalize());
+    let dir = dir.with_context(|| format!("data dir {}", data_dir.display()))?;
+    Ok(format!("{}:{}", host.trim(), dir.display()))
+}
+
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let Some(path) = path else { return Ok(Self::default()) };
@@ -92,6 +103,7 @@ impl FileConfig {
 /// The settings `serve` runs with, after every source is merged.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    pub node_id: String,
     pub data_dir: PathBuf,
     pub http: SocketAddr,
     pub rtmp: SocketAddr,

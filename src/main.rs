@@ -91,6 +91,11 @@ enum ShopCommand {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// This node's name among the nodes sharing a PostgreSQL database: it holds the leases of
+    /// the streams published to it, and takes back its own after a restart. Unique per node
+    /// [default: host name and data folder]
+    #[arg(long, env = "HAWKER_NODE_ID")]
+    node_id: Option<String>,
     /// HTTP listen address [default: 0.0.0.0:8080]
     #[arg(long, env = "HAWKER_HTTP")]
     http: Option<SocketAddr>,
@@ -328,7 +333,12 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
         key,
         self_signed,
     });
+    let node_id = match args.node_id.or_else(|| file.node_id.clone()) {
+        Some(id) => id,
+        None => config::default_node_id(&data_dir)?,
+    };
     Ok(ServeConfig {
+        node_id,
         storage,
         ingest,
         rtmp_threads,
@@ -399,8 +409,8 @@ fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
-    let db = database.open().await?;
-    tracing::info!(database = db.backend(), "database is up to date");
+    let db = database.open().await?.with_node(&config.node_id);
+    tracing::info!(database = db.backend(), node = db.node(), "database is up to date");
     let recovered = db.recover_after_restart().await?;
     db.load_playback_index().await?;
     if recovered > 0 {

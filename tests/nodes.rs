@@ -65,3 +65,46 @@ async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
     let _ = publisher.kill().await;
     eprintln!("chat from node b on node a's socket after {took:?}");
 }
+
+/// A stream is live on one node at a time: the same key publishing to another node takes it
+/// over there (the first node disconnects its publisher when it sees its lease gone), and
+/// when the node holding it dies, its lease runs out and the stream waits for its publisher,
+/// who may come back on any node.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_is_held_by_one_node_taken_over_by_another_and_freed_when_its_node_dies() {
+    let url = postgres::database();
+    let database = ["--database-url", url.as_str()];
+    let a = Server::start_with(&database);
+    let b = Server::start_with(&database);
+    let seller = a.user("seller", "seller");
+    let stream = a.create_stream(&seller, "Leased").await;
+    let (id, key) = (stream["id"].as_str().unwrap(), stream["stream_key"].as_str().unwrap());
+    let mut on_a = open_events(&a, id, None).await;
+
+    let mut first = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 60);
+    a.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    // The same key on node b: node b holds the stream; node a lets its publisher go.
+    let mut second = ffmpeg_publish(&format!("{}/{key}", b.rtmp), 60);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.log().contains("stream is live") {
+        assert!(Instant::now() < deadline, "node b never took the stream:\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = tokio::time::timeout(Duration::from_secs(8), first.wait()).await;
+    assert!(gone.is_ok(), "node a kept the taken-over publisher:\n{}", a.log());
+    assert!(a.log().contains("held elsewhere"), "{}", a.log());
+    assert_eq!(a.stream(id, None).await["status"], "live");
+
+    // Node b dies: within the lease and a sweep, node a puts the stream back to wait.
+    let died = Instant::now();
+    drop(b.kill_hard());
+    let _ = second.kill().await;
+    wait_event(&mut on_a, "status", Duration::from_secs(15), |e| e["status"] == "reconnecting").await;
+    let freed_after = died.elapsed();
+    assert!(freed_after >= Duration::from_secs(5), "freed after {freed_after:?}: before its lease could run out");
+    // The publisher comes back to node a.
+    let mut third = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 60);
+    wait_event(&mut on_a, "status", Duration::from_secs(10), |e| e["status"] == "live").await;
+    let _ = third.kill().await;
+    eprintln!("node b killed; stream waiting for its publisher after {freed_after:?}");
+}

@@ -31,10 +31,11 @@ struct Wire {
     event: Value,
 }
 
-/// Relays events between this node and the others, until the task is dropped. Nothing to do
-/// on SQLite (one node).
-pub async fn relay_events(db: Db, events: Events, node: String) {
+/// Relays events between this node (`db.node()`) and the others, until the task is dropped.
+/// Nothing to do on SQLite (one node).
+pub async fn relay_events(db: Db, events: Events) {
     let (Some(pool), Some(outbound)) = (db.postgres_pool(), events.relay_outbound()) else { return };
+    let node = db.node().to_owned();
     tokio::join!(send(pool.clone(), outbound, node.clone()), receive(pool, db, events, node));
 }
 
@@ -131,10 +132,8 @@ mod tests {
         let (db_a, db_b) = (Db::connect(&url).await.unwrap(), Db::connect(&url).await.unwrap());
         db_a.migrate().await.unwrap();
         let (a, b) = (Events::new(), Events::new());
-        let relays = [
-            tokio::spawn(relay_events(db_a.clone(), a.clone(), "a".into())),
-            tokio::spawn(relay_events(db_b.clone(), b.clone(), "b".into())),
-        ];
+        let relays =
+            [tokio::spawn(relay_events(db_a.clone(), a.clone())), tokio::spawn(relay_events(db_b.clone(), b.clone()))];
         let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
         // The listeners start in the background: retry the first event until it arrives.
         let first = tokio::time::timeout(Duration::from_secs(10), async {

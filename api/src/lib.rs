@@ -242,10 +242,10 @@ impl AppState {
 pub async fn run_background(state: AppState) {
     tokio::join!(
         lifecycle::sweep_on_air_streams(state.clone()),
+        lifecycle::hold_leases(state.clone()),
         engagement::run(state.clone()),
         purge_guests(state.db.clone()),
-        // This process's name among the nodes: events it relays are not relayed back to it.
-        cluster::relay_events(state.db.clone(), state.events.clone(), secrets::new_id()),
+        cluster::relay_events(state.db.clone(), state.events.clone()),
         webhooks::run(state),
     );
 }

@@ -91,6 +91,12 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
             state.live.disconnect(&stream_id);
         }
     }
+    if state.db.is_shared() {
+        for stream in state.db.expire_leases().await? {
+            tracing::warn!(stream = %stream.id, "its node stopped holding the stream: waiting for the publisher");
+            state.events.publish(Event::status(&stream.id, stream.status));
+        }
+    }
     let deadline = Utc::now() - chrono::Duration::from_std(settings.reconnect_window())?;
     for stream in state.db.reconnecting_since_before(deadline).await? {
         // Only from `reconnecting`: a publisher that came back meanwhile keeps its stream.
@@ -100,4 +106,34 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How often a node renews the leases of the streams published to it (see [`crate::db::LEASE`]).
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+
+/// On a shared database, until the task is dropped: renews the leases of the streams whose
+/// publisher is connected here, and disconnects a publisher whose stream this node no longer
+/// holds (taken over on another node, or ended there).
+pub async fn hold_leases(state: AppState) {
+    if !state.db.is_shared() {
+        return;
+    }
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held = match state.db.renew_leases().await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!("renewing stream leases: {e}");
+                continue;
+            }
+        };
+        for (stream_id, health) in state.live.all_ingest_health() {
+            if health.connected && !held.contains(&stream_id) {
+                tracing::info!(stream = %stream_id, "the stream is held elsewhere now: publisher disconnected");
+                state.live.disconnect(&stream_id);
+            }
+        }
+    }
 }

@@ -100,6 +100,8 @@ pub enum Trigger {
     PublisherGone,
     /// The server started: nobody publishes yet.
     Restart,
+    /// The node holding the stream stopped renewing its lease (it died).
+    LeaseExpired,
     /// The seller or an admin ends the stream.
     End(EndAction),
     /// The publisher stayed away past the reconnect window: the admin's default action.
@@ -109,10 +111,11 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 8] = [
+    pub const ALL: [Trigger; 9] = [
         Trigger::Publish,
         Trigger::PublisherGone,
         Trigger::Restart,
+        Trigger::LeaseExpired,
         Trigger::End(EndAction::Save),
         Trigger::End(EndAction::Delete),
         Trigger::WindowExpired(EndAction::Save),
@@ -129,7 +132,7 @@ pub fn next_status(from: StreamStatus, trigger: Trigger) -> Option<StreamStatus>
     let ended = |action| if action == EndAction::Save { Archived } else { Ended };
     match (from, trigger) {
         (Scheduled | Live | Reconnecting, Trigger::Publish) => Some(Live),
-        (Live, Trigger::PublisherGone | Trigger::Restart) => Some(Reconnecting),
+        (Live, Trigger::PublisherGone | Trigger::Restart | Trigger::LeaseExpired) => Some(Reconnecting),
         (Live | Reconnecting, Trigger::End(action)) => Some(ended(action)),
         (Reconnecting, Trigger::WindowExpired(action)) => Some(ended(action)),
         (Scheduled, Trigger::Cancel) => Some(Cancelled),
@@ -318,6 +321,7 @@ mod tests {
             (Reconnecting, Trigger::Publish, Live),
             (Live, Trigger::PublisherGone, Reconnecting),
             (Live, Trigger::Restart, Reconnecting),
+            (Live, Trigger::LeaseExpired, Reconnecting),
             (Live, Trigger::End(Save), Archived),
             (Reconnecting, Trigger::End(Save), Archived),
             (Live, Trigger::End(Delete), Ended),

@@ -28,7 +28,7 @@ use sqlx::sqlite::{
 };
 
 pub use commerce::{NewPin, OrderRecorded};
-pub use streams::{NewStream, Page};
+pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{
     ChatMessage, ChatUser, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
@@ -60,6 +60,9 @@ pub struct Db {
     setting_defaults: Arc<Settings>,
     /// Playable streams by playback id, kept current by every status change applied here.
     playback: PlaybackIndex,
+    /// This node's name among the nodes sharing the database: it holds the leases of the
+    /// streams published to it.
+    node: Arc<str>,
 }
 
 #[derive(Clone)]
@@ -106,7 +109,12 @@ impl Db {
     }
 
     fn with_pool(pool: Pool) -> Self {
-        Self { pool, setting_defaults: Arc::new(Settings::default()), playback: PlaybackIndex::default() }
+        Self {
+            pool,
+            setting_defaults: Arc::new(Settings::default()),
+            playback: PlaybackIndex::default(),
+            node: secrets::new_id().into(),
+        }
     }
 
     /// Which database this is, for logs: `sqlite` or `postgres`.
@@ -115,6 +123,22 @@ impl Db {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
+    }
+
+    /// Names this node among the nodes sharing the database (see [`Db::node`]).
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = node.into();
+        self
+    }
+
+    /// This node's name among the nodes sharing the database: random unless set.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether several nodes may share the database (PostgreSQL); SQLite is one machine's.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
     }
 
     /// The PostgreSQL pool, for what only PostgreSQL offers (LISTEN/NOTIFY between nodes).
@@ -137,6 +161,12 @@ impl Db {
             Pool::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// The same database seen from another node.
+    #[cfg(test)]
+    fn as_other_node(&self) -> Self {
+        Self { node: secrets::new_id().into(), playback: PlaybackIndex::default(), ..self.clone() }
     }
 
     /// The statement for this database, where the two differ.

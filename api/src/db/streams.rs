@@ -18,6 +18,10 @@ pub struct Page {
     pub offset: i64,
 }
 
+/// How long a node's hold on a live stream lasts unless renewed (see
+/// [`crate::lifecycle::hold_leases`]): how long a stream whose node died stays `live`.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(10);
+
 const STREAM_COLUMNS: &str = "id, owner_id, playback_id, title, description, status, stream_key, \
      key_valid_from, key_valid_until, publish_seq, reconnecting_since, \
      created_at, scheduled_at, started_at, ended_at";
@@ -157,7 +161,9 @@ impl Db {
                 "UPDATE streams SET status = $1, \
                  started_at = CASE WHEN $1 = 'live' THEN COALESCE(started_at, $2) ELSE started_at END, \
                  ended_at = CASE WHEN $1 IN ('ended', 'archived', 'cancelled') THEN $2 ELSE ended_at END, \
-                 reconnecting_since = CASE WHEN $1 = 'reconnecting' THEN $2 ELSE NULL END \
+                 reconnecting_since = CASE WHEN $1 = 'reconnecting' THEN $2 ELSE NULL END, \
+                 lease_node = CASE WHEN $1 = 'live' THEN lease_node ELSE NULL END, \
+                 lease_expires_at = CASE WHEN $1 = 'live' THEN lease_expires_at ELSE NULL END \
                  WHERE id = $3 AND status IN ({set}) RETURNING {STREAM_COLUMNS}"
             );
             let row = sqlx::query(&sql).bind(to.as_str()).bind(now).bind(id).fetch_optional(pool).await?;
@@ -204,7 +210,7 @@ impl Db {
             let (set, to) = (publish.from_sql(), publish.to.as_str());
             let sql = format!(
                 "UPDATE streams SET status = '{to}', publish_seq = publish_seq + 1, reconnecting_since = NULL, \
-                 started_at = COALESCE(started_at, $1) \
+                 started_at = COALESCE(started_at, $1), lease_node = $4, lease_expires_at = $5 \
                  WHERE id = $2 AND stream_key_hash = $3 AND status IN ({set}) \
                  RETURNING {STREAM_COLUMNS}"
             );
@@ -212,6 +218,8 @@ impl Db {
                 .bind(Ts::now())
                 .bind(&stream.id)
                 .bind(secrets::digest(key))
+                .bind(self.node())
+                .bind(ts(Utc::now() + LEASE))
                 .fetch_optional(pool)
                 .await?;
             let Some(live) = row.as_ref().map(stream_from_row).transpose()? else {
@@ -234,7 +242,7 @@ impl Db {
         on_pool!(self, pool => {
             let gone = Transition::of(Trigger::PublisherGone);
             let sql = format!(
-                "UPDATE streams SET status = '{}', reconnecting_since = $1 \
+                "UPDATE streams SET status = '{}', reconnecting_since = $1, lease_node = NULL, lease_expires_at = NULL \
                  WHERE id = $2 AND status IN ({}) AND publish_seq = $3 RETURNING playback_id",
                 gone.to.as_str(),
                 gone.from_sql()
@@ -261,18 +269,61 @@ impl Db {
         })
     }
 
-    /// At start-up no publisher is connected: streams a crash left `live` wait for theirs,
-    /// with a fresh reconnect window.
+    /// At start-up no publisher is connected here: streams a crash left `live` wait for theirs,
+    /// with a fresh reconnect window. On a shared database only this node's and those whose
+    /// lease expired: the others are live on other nodes.
     pub async fn recover_after_restart(&self) -> DbResult<u64> {
+        let restart = Transition::of(Trigger::Restart);
+        let leases = match self.is_shared() {
+            true => " AND (lease_node = $2 OR lease_node IS NULL OR lease_expires_at < $1)",
+            false => "",
+        };
+        let sql = format!(
+            "UPDATE streams SET status = '{}', reconnecting_since = $1, lease_node = NULL, lease_expires_at = NULL \
+             WHERE status IN ({}){leases}",
+            restart.to.as_str(),
+            restart.from_sql()
+        );
         on_pool!(self, pool => {
-            let restart = Transition::of(Trigger::Restart);
-            let sql = format!(
-                "UPDATE streams SET status = '{}', reconnecting_since = $1 WHERE status IN ({})",
-                restart.to.as_str(),
-                restart.from_sql()
-            );
-            let done = sqlx::query(&sql).bind(Ts::now()).execute(pool).await?;
-            Ok(done.rows_affected())
+            let mut query = sqlx::query(&sql).bind(Ts::now());
+            if self.is_shared() {
+                query = query.bind(self.node());
+            }
+            Ok(query.execute(pool).await?.rows_affected())
+        })
+    }
+
+    /// Renews the leases of the live streams published to this node; returns their ids.
+    pub async fn renew_leases(&self) -> DbResult<Vec<String>> {
+        on_pool!(self, pool => {
+            let ids = sqlx::query_scalar(
+                "UPDATE streams SET lease_expires_at = $1 WHERE lease_node = $2 AND status = 'live' RETURNING id",
+            )
+            .bind(ts(Utc::now() + LEASE))
+            .bind(self.node())
+            .fetch_all(pool)
+            .await?;
+            Ok(ids)
+        })
+    }
+
+    /// Live streams whose node stopped renewing their lease (it died) wait for their
+    /// publisher, who may come back on any node. Returns them.
+    pub async fn expire_leases(&self) -> DbResult<Vec<Stream>> {
+        let expired = Transition::of(Trigger::LeaseExpired);
+        let sql = format!(
+            "UPDATE streams SET status = '{}', reconnecting_since = $1, lease_node = NULL, lease_expires_at = NULL \
+             WHERE status IN ({}) AND lease_expires_at < $1 RETURNING {STREAM_COLUMNS}",
+            expired.to.as_str(),
+            expired.from_sql()
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(&sql).bind(Ts::now()).fetch_all(pool).await?;
+            let streams = rows.iter().map(stream_from_row).collect::<DbResult<Vec<_>>>()?;
+            for stream in &streams {
+                self.playback.apply(stream);
+            }
+            Ok(streams)
         })
     }
 }

@@ -35,6 +35,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    leases_are_held_renewed_expired_and_recovered,
     tokens_expire_rotate_and_revoke_and_guests_are_purged,
     publish_takeover_reconnect_and_keys,
     keys_work_only_inside_their_window,
@@ -184,6 +185,8 @@ async fn restart_recovery_and_listing(db: Db) {
     assert_eq!(second.len(), 1);
 
     db.begin_publish(&all[0].stream_key).await.unwrap().unwrap();
+    // The node restarts: its stream waits for the publisher (another node's would not: see
+    // the leases test).
     assert_eq!(db.recover_after_restart().await.unwrap(), 1);
     assert_eq!(db.stream(&all[0].id).await.unwrap().unwrap().status, StreamStatus::Reconnecting);
 }
@@ -313,6 +316,46 @@ async fn engagement_and_commerce(db: Db) {
     assert!(db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
     assert!(!db.unlink_shop(&shop.id, &seller2.id).await.unwrap());
     assert!(!db.shop_sells_for(&shop.id, &seller2.id).await.unwrap());
+}
+
+async fn leases_are_held_renewed_expired_and_recovered(db: Db) {
+    let (seller, _) = db.create_user("s", Role::Seller).await.unwrap();
+    let stream = db.create_stream(new_stream(&seller.id, "leased")).await.unwrap();
+    db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    let other = db.as_other_node();
+    assert_eq!(db.renew_leases().await.unwrap(), vec![stream.id.clone()], "the node it was published to holds it");
+    assert!(other.renew_leases().await.unwrap().is_empty());
+    assert!(other.expire_leases().await.unwrap().is_empty(), "a renewed lease does not expire");
+
+    // After a restart, a stream with a valid lease is another node's on a shared database;
+    // on SQLite (one machine) nobody can be publishing it.
+    let recovered = other.recover_after_restart().await.unwrap();
+    assert_eq!(recovered, u64::from(!db.is_shared()));
+    if !db.is_shared() {
+        return;
+    }
+    // The holding node dies: its lease runs out and any node puts the stream back to wait.
+    on_pool!(db, pool => {
+        sqlx::query("UPDATE streams SET lease_expires_at = $1")
+            .bind(ts(Utc::now() - chrono::Duration::seconds(1)))
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let expired = other.expire_leases().await.unwrap();
+    assert_eq!(
+        expired.iter().map(|s| (s.id.as_str(), s.status)).collect::<Vec<_>>(),
+        [(stream.id.as_str(), StreamStatus::Reconnecting)]
+    );
+    assert_eq!(other.playback(&stream.playback_id).unwrap().status, StreamStatus::Reconnecting);
+    assert!(db.renew_leases().await.unwrap().is_empty(), "the lease is gone");
+    // The publisher comes back to the other node: it holds the stream now.
+    other.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    assert_eq!(other.renew_leases().await.unwrap(), vec![stream.id.clone()]);
+    assert!(db.renew_leases().await.unwrap().is_empty());
+    // That node restarts: it takes its own stream back to waiting at once.
+    assert_eq!(db.recover_after_restart().await.unwrap(), 0, "not the restarted node's");
+    assert_eq!(other.recover_after_restart().await.unwrap(), 1);
 }
 
 /// `migrations/postgres/` is the twin of `migrations/sqlite/`: the same migrations, and after
