@@ -31,7 +31,7 @@ async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
     let (id, key) = (stream["id"].as_str().unwrap(), stream["stream_key"].as_str().unwrap());
     let mut on_a = open_events(&a, id, None).await;
     let mut on_b = open_events(&b, id, None).await;
-    let mut publisher = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 30);
+    let mut publisher = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 60);
     wait_event(&mut on_b, "status", Duration::from_secs(10), |e| e["status"] == "live").await;
     assert_eq!(b.stream(id, None).await["status"], "live", "node b's API sees the stream node a ingests");
 
@@ -55,14 +55,19 @@ async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
     assert_eq!(status, 201, "{pin}");
     wait_event(&mut on_a, "pin", PROPAGATION, |e| e["pin"]["product_id"] == "sku-1").await;
 
-    // The seller ends the stream on the node that ingests it; node b's sockets hear it.
-    // (Ending it through another node needs the stream leases still to come.)
+    let pid = stream["playback_id"].as_str().unwrap();
+    a.wait_for_segments(pid, 2, Duration::from_secs(20)).await;
+    // The seller ends the stream through node b: node a, which holds it, disconnects the
+    // publisher and writes the replay; the sockets of both nodes hear it.
     let (status, ended) =
-        a.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "delete"}))).await;
-    assert_eq!(status, 200, "{ended}");
-    wait_event(&mut on_b, "status", PROPAGATION, |e| e["status"] == "ended").await;
-    assert_eq!(b.call("GET", &format!("/api/v1/streams/{id}"), None, None).await.0, 404, "ended streams are hidden");
-    let _ = publisher.kill().await;
+        b.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("archived")), "{ended}");
+    wait_event(&mut on_a, "status", PROPAGATION, |e| e["status"] == "archived").await;
+    wait_event(&mut on_b, "replay_ready", Duration::from_secs(10), |_| true).await;
+    let gone = tokio::time::timeout(Duration::from_secs(5), publisher.wait()).await;
+    assert!(gone.is_ok(), "node a kept the publisher of an ended stream:\n{}", a.log());
+    let replay = a.media_playlist(pid).await.expect("node a serves the replay");
+    assert!(replay.contains("#EXT-X-ENDLIST"), "{replay}");
     eprintln!("chat from node b on node a's socket after {took:?}");
 }
 

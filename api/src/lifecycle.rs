@@ -36,12 +36,25 @@ pub async fn end_stream(state: &AppState, stream: &Stream, action: EndAction) ->
 }
 
 async fn end_by(state: &AppState, stream: &Stream, trigger: Trigger) -> anyhow::Result<Option<Stream>> {
+    // A stream held by another node is wound down there, when it hears of the change.
+    let held_elsewhere = match state.db.is_shared() {
+        true => state.db.lease_holder(&stream.id).await?.is_some_and(|node| node != state.db.node()),
+        false => false,
+    };
     let Some(ended) = state.db.transition(&stream.id, trigger).await? else {
         return Ok(None);
     };
-    let to = ended.status;
-    let save = to == StreamStatus::Archived;
-    state.events.publish(Event::status(&stream.id, to));
+    state.events.publish(Event::status(&stream.id, ended.status));
+    if !held_elsewhere {
+        wind_down(state, &ended).await?;
+    }
+    Ok(Some(ended))
+}
+
+/// After an ended stream's status changed: the publisher is disconnected, packaging finishes
+/// and, for `archived`, the replay is announced; for `ended`, the media is removed.
+async fn wind_down(state: &AppState, stream: &Stream) -> anyhow::Result<()> {
+    let save = stream.status == StreamStatus::Archived;
     state.live.disconnect(&stream.id);
     // Packaging finishes: with `save`, the replay is written and the live-only objects go.
     state.live.finish(&stream.id, &stream.playback_id, save).await?;
@@ -58,7 +71,42 @@ async fn end_by(state: &AppState, stream: &Stream, trigger: Trigger) -> anyhow::
         let removed = state.store.delete_prefix(&state.hls.stream_prefix(&stream.playback_id)).await?;
         tracing::info!(stream = %stream.id, removed, "stream ended and its media deleted");
     }
-    Ok(Some(ended))
+    Ok(())
+}
+
+/// On a shared database, until the task is dropped: a stream this node packages that another
+/// node ended (a seller's request that landed there) is wound down here, where its publisher
+/// and its media are.
+pub async fn finish_streams_ended_elsewhere(state: AppState) {
+    if !state.db.is_shared() {
+        return;
+    }
+    let mut events = state.events.subscribe();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if !event.remote || !matches!(event.status_value(), Some("ended" | "archived")) {
+            continue;
+        }
+        if state.live.ingest_health(&event.stream_id).is_none() {
+            continue;
+        }
+        let stream = match state.db.stream(&event.stream_id).await {
+            Ok(Some(stream)) => stream,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(stream = %event.stream_id, "reading a stream ended elsewhere: {e}");
+                continue;
+            }
+        };
+        match wind_down(&state, &stream).await {
+            Ok(()) => tracing::info!(stream = %stream.id, "ended through another node: wound down here"),
+            Err(e) => tracing::error!(stream = %stream.id, "winding down a stream ended elsewhere: {e:#}"),
+        }
+    }
 }
 
 /// How often on-air streams are checked.

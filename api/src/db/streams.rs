@@ -293,6 +293,18 @@ impl Db {
         })
     }
 
+    /// The node holding a live stream, if any.
+    pub async fn lease_holder(&self, id: &str) -> DbResult<Option<String>> {
+        on_pool!(self, pool => {
+            let holder: Option<Option<String>> =
+                sqlx::query_scalar("SELECT lease_node FROM streams WHERE id = $1 AND status = 'live'")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(holder.flatten())
+        })
+    }
+
     /// Renews the leases of the live streams published to this node; returns their ids.
     pub async fn renew_leases(&self) -> DbResult<Vec<String>> {
         on_pool!(self, pool => {
