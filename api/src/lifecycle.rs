@@ -170,6 +170,9 @@ pub async fn hold_leases(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Read before renewing: a stream is on air here only once its publish set its lease,
+        // so a publish that lands during the renewal is not mistaken for a lost lease.
+        let on_air = state.live.all_ingest_health();
         let held = match state.db.renew_leases().await {
             Ok(held) => held,
             Err(e) => {
@@ -177,7 +180,7 @@ pub async fn hold_leases(state: AppState) {
                 continue;
             }
         };
-        for (stream_id, health) in state.live.all_ingest_health() {
+        for (stream_id, health) in on_air {
             if health.connected && !held.contains(&stream_id) {
                 tracing::info!(stream = %stream_id, "the stream is held elsewhere now: publisher disconnected");
                 state.live.disconnect(&stream_id);
