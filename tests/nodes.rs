@@ -10,9 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::events::{open_events, wait_event};
+use common::events::{open_events, ticket, wait_event};
 use common::*;
 use serde_json::json;
+use tokio_tungstenite::connect_async;
 
 /// Events reach other nodes within this.
 const PROPAGATION: Duration = Duration::from_secs(1);
@@ -31,6 +32,14 @@ async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
     let (id, key) = (stream["id"].as_str().unwrap(), stream["stream_key"].as_str().unwrap());
     let mut on_a = open_events(&a, id, None).await;
     let mut on_b = open_events(&b, id, None).await;
+    // The seller's socket ticket comes from node a and opens a socket on node b, once.
+    let once = ticket(&a, id, &seller).await;
+    let url = format!("{}/api/v1/streams/{id}/events?ticket={once}", b.http.replacen("http://", "ws://", 1));
+    let mut seller_on_b = connect_async(&url).await.expect("node a's ticket opens a socket on node b").0;
+    let again = format!("{}/api/v1/streams/{id}/events?ticket={once}", a.http.replacen("http://", "ws://", 1));
+    let again = connect_async(&again).await.expect_err("a ticket is single-use on every node");
+    assert!(matches!(again, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401));
+    let _ = seller_on_b.close(None).await;
     let mut publisher = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 60);
     wait_event(&mut on_b, "status", Duration::from_secs(10), |e| e["status"] == "live").await;
     assert_eq!(b.stream(id, None).await["status"], "live", "node b's API sees the stream node a ingests");

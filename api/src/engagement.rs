@@ -241,8 +241,6 @@ pub struct Engagement {
     orders: SlidingWindow,
     /// Open event sockets.
     sockets: Mutex<Sockets>,
-    /// Event socket tickets not yet used: ticket → (stream id, user id, issued).
-    tickets: Mutex<HashMap<String, (String, String, Instant)>>,
 }
 
 /// How long an event socket ticket may wait for its socket, and how many may wait at once.
@@ -285,27 +283,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Engagement {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// A single-use ticket for `user_id`'s event socket on `stream_id`, valid [`TICKET_TTL`];
-    /// `None` while [`TICKETS_MAX`] unused tickets wait.
-    pub fn issue_ticket(&self, stream_id: &str, user_id: &str, now: Instant) -> Option<String> {
-        let mut tickets = lock(&self.tickets);
-        if tickets.len() >= TICKETS_MAX {
-            tickets.retain(|_, (_, _, issued)| now.duration_since(*issued) < TICKET_TTL);
-            if tickets.len() >= TICKETS_MAX {
-                return None;
-            }
-        }
-        let ticket = secrets::new_id();
-        tickets.insert(ticket.clone(), (stream_id.to_owned(), user_id.to_owned(), now));
-        Some(ticket)
-    }
-
-    /// The user a ticket was issued to, if it is fresh and for this stream; used up either way.
-    pub fn redeem_ticket(&self, ticket: &str, stream_id: &str, now: Instant) -> Option<String> {
-        let (stream, user, issued) = lock(&self.tickets).remove(ticket)?;
-        (stream == stream_id && now.duration_since(issued) < TICKET_TTL).then_some(user)
     }
 
     /// A place for one more event socket of `client`; `None` over [`SOCKETS_PER_CLIENT`] or
@@ -657,15 +634,6 @@ mod tests {
         // They expire; the stream has room again.
         e.prune(t0 + SESSION_TIMEOUT);
         assert!(e.join(&db, ("s", false), (newcomer, PER_CLIENT), t0 + SESSION_TIMEOUT).await.unwrap().is_ok());
-
-        for _ in 0..TICKETS_MAX {
-            assert!(e.issue_ticket("s", "u", t0).is_some());
-        }
-        assert!(e.issue_ticket("s", "u", t0).is_none(), "full of fresh tickets");
-        assert!(e.issue_ticket("s", "u", t0 + TICKET_TTL).is_some(), "stale ones make room");
-        let ticket = e.issue_ticket("s", "u", t0 + TICKET_TTL).unwrap();
-        assert_eq!(e.redeem_ticket(&ticket, "other", t0 + TICKET_TTL), None, "another stream's");
-        assert_eq!(e.redeem_ticket(&ticket, "s", t0 + TICKET_TTL), None, "used up");
     }
 
     #[test]

@@ -68,9 +68,7 @@ pub struct RtmpTimestamp {
 impl RtmpTimestamp {
     /// Creates a new timestamp with the specified time value
     pub fn new(initial_value: u32) -> Self {
-        RtmpTimestamp {
-            value: initial_value,
-        }
+        RtmpTimestamp { value: initial_value }
     }
 
     /// Sets the timestamp to a new time value
@@ -83,9 +81,7 @@ impl Add for RtmpTimestamp {
     type Output = RtmpTimestamp;
 
     fn add(self, other: RtmpTimestamp) -> Self {
-        RtmpTimestamp {
-            value: add_values(self.value, other.value),
-        }
+        RtmpTimestamp { value: add_values(self.value, other.value) }
     }
 }
 
@@ -93,9 +89,7 @@ impl Add<u32> for RtmpTimestamp {
     type Output = RtmpTimestamp;
 
     fn add(self, other: u32) -> Self {
-        RtmpTimestamp {
-            value: add_values(self.value, other),
-        }
+        RtmpTimestamp { value: add_values(self.value, other) }
     }
 }
 
@@ -103,9 +97,7 @@ impl Sub for RtmpTimestamp {
     type Output = RtmpTimestamp;
 
     fn sub(self, other: RtmpTimestamp) -> Self {
-        RtmpTimestamp {
-            value: sub_values(self.value, other.value),
-        }
+        RtmpTimestamp { value: sub_values(self.value, other.value) }
     }
 }
 
@@ -113,9 +105,7 @@ impl Sub<u32> for RtmpTimestamp {
     type Output = RtmpTimestamp;
 
     fn sub(self, other: u32) -> Self {
-        RtmpTimestamp {
-            value: sub_values(self.value, other),
-        }
+        RtmpTimestamp { value: sub_values(self.value, other) }
     }
 }
 
@@ -254,11 +244,7 @@ mod tests {
 
         assert!(time1 < time2, "time1 was not less than time2");
         assert!(time2 > time1, "time2 was not greater than time2");
-        assert_eq!(
-            time1,
-            RtmpTimestamp::new(50),
-            "Two timestamps with the same time were not equal"
-        );
+        assert_eq!(time1, RtmpTimestamp::new(50), "Two timestamps with the same time were not equal");
     }
 
     #[test]
@@ -267,14 +253,8 @@ mod tests {
         let time2 = RtmpTimestamp::new(4000000000);
         let time3 = RtmpTimestamp::new(3000000000);
 
-        assert!(
-            time1 > time2,
-            "10000 was not marked as greater than 4000000000"
-        );
-        assert!(
-            time3 < time2,
-            "4000000000 was not marked greater than 3000000000"
-        );
+        assert!(time1 > time2, "10000 was not marked as greater than 4000000000");
+        assert!(time3 < time2, "4000000000 was not marked greater than 3000000000");
     }
 
     #[test]

@@ -244,4 +244,47 @@ impl Db {
             Ok(found.is_some())
         })
     }
+
+    /// A single-use ticket for `user_id`'s event socket on `stream_id`, valid until
+    /// `expires_at`; `None` while `max` unused tickets wait. Expired tickets go first.
+    pub async fn issue_socket_ticket(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        expires_at: DateTime<Utc>,
+        max: i64,
+    ) -> DbResult<Option<String>> {
+        let ticket = secrets::new_id();
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM socket_tickets WHERE expires_at <= $1").bind(Ts::now()).execute(pool).await?;
+            let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM socket_tickets").fetch_one(pool).await?;
+            if waiting >= max {
+                return Ok(None);
+            }
+            sqlx::query("INSERT INTO socket_tickets (ticket_hash, stream_id, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(secrets::digest(&ticket))
+                .bind(stream_id)
+                .bind(user_id)
+                .bind(ts(expires_at))
+                .execute(pool)
+                .await?;
+            Ok(Some(ticket))
+        })
+    }
+
+    /// The user a ticket was issued to, if it is unexpired and for this stream; used up
+    /// either way, on whichever node it was issued.
+    pub async fn redeem_socket_ticket(&self, ticket: &str, stream_id: &str) -> DbResult<Option<String>> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "DELETE FROM socket_tickets WHERE ticket_hash = $1 RETURNING stream_id, user_id, expires_at",
+            )
+            .bind(secrets::digest(ticket))
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let fresh = row.time("expires_at")? > Utc::now();
+            Ok((fresh && row.text("stream_id")? == stream_id).then(|| row.text("user_id")).transpose()?)
+        })
+    }
 }

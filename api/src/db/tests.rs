@@ -35,6 +35,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    socket_tickets_are_single_use_bounded_and_expire,
     leases_are_held_renewed_expired_and_recovered,
     tokens_expire_rotate_and_revoke_and_guests_are_purged,
     publish_takeover_reconnect_and_keys,
@@ -356,6 +357,26 @@ async fn leases_are_held_renewed_expired_and_recovered(db: Db) {
     // That node restarts: it takes its own stream back to waiting at once.
     assert_eq!(db.recover_after_restart().await.unwrap(), 0, "not the restarted node's");
     assert_eq!(other.recover_after_restart().await.unwrap(), 1);
+}
+
+async fn socket_tickets_are_single_use_bounded_and_expire(db: Db) {
+    let soon = Utc::now() + chrono::Duration::seconds(30);
+    let past = Utc::now() - chrono::Duration::seconds(1);
+    assert!(db.issue_socket_ticket("s", "u", past, 3).await.unwrap().is_some());
+    let first = db.issue_socket_ticket("s", "u", soon, 3).await.unwrap().unwrap();
+    let second = db.issue_socket_ticket("s", "u", soon, 3).await.unwrap().unwrap();
+    assert!(db.issue_socket_ticket("s", "u", soon, 3).await.unwrap().is_some(), "the expired one made room");
+    assert!(db.issue_socket_ticket("s", "u", soon, 3).await.unwrap().is_none(), "full of fresh tickets");
+    // Another node (the same database) redeems it, once; a ticket for another stream is
+    // used up without opening anything.
+    let other = db.as_other_node();
+    assert_eq!(other.redeem_socket_ticket(&first, "s").await.unwrap().as_deref(), Some("u"));
+    assert_eq!(db.redeem_socket_ticket(&first, "s").await.unwrap(), None, "used up");
+    assert_eq!(db.redeem_socket_ticket(&second, "elsewhere").await.unwrap(), None, "another stream's");
+    assert_eq!(db.redeem_socket_ticket(&second, "s").await.unwrap(), None, "used up by the wrong try");
+    assert_eq!(db.redeem_socket_ticket("made-up", "s").await.unwrap(), None);
+    let expired = db.issue_socket_ticket("s", "u", past, 10).await.unwrap().unwrap();
+    assert_eq!(db.redeem_socket_ticket(&expired, "s").await.unwrap(), None, "expired");
 }
 
 /// `migrations/postgres/` is the twin of `migrations/sqlite/`: the same migrations, and after

@@ -25,7 +25,7 @@ use super::error::ApiError;
 use super::metrics::stats_of;
 use super::streams::{controlled_stream, visible_stream};
 use crate::AppState;
-use crate::engagement::{SOCKETS_PER_CLIENT, SOCKETS_TOTAL, TICKET_TTL};
+use crate::engagement::{SOCKETS_PER_CLIENT, SOCKETS_TOTAL, TICKET_TTL, TICKETS_MAX};
 use crate::events::{Event, kind};
 use crate::model::Stream;
 
@@ -61,7 +61,9 @@ pub async fn ticket(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Ticket>), ApiError> {
     let stream = controlled_stream(&state, &id, &caller).await?;
-    let Some(ticket) = state.engagement.issue_ticket(&stream.id, &caller.0.id, std::time::Instant::now()) else {
+    let expires_at = Utc::now() + chrono::Duration::from_std(TICKET_TTL).expect("30 s");
+    let issued = state.db.issue_socket_ticket(&stream.id, &caller.0.id, expires_at, TICKETS_MAX as i64).await?;
+    let Some(ticket) = issued else {
         return Err(ApiError::TooManyRequests("too many unused tickets; try again shortly".into(), TICKET_TTL));
     };
     Ok((StatusCode::CREATED, Json(Ticket { ticket, expires_in_seconds: TICKET_TTL.as_secs() })))
@@ -79,8 +81,7 @@ pub async fn events(
     let caller = match (caller, query.ticket) {
         (Some(caller), _) => Some(caller),
         (None, Some(ticket)) => {
-            let user = state.engagement.redeem_ticket(&ticket, &id, std::time::Instant::now());
-            let user = match user {
+            let user = match state.db.redeem_socket_ticket(&ticket, &id).await? {
                 Some(user_id) => state.db.user(&user_id).await?,
                 None => None,
             };

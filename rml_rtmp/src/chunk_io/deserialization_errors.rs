@@ -9,9 +9,7 @@ pub enum ChunkDeserializationError {
     /// The RTMP chunk format requires that RTMP chunks that are not type 0 utilize information
     /// from the previously received chunk on that same chunk stream id.  This error occurs when a
     /// non-0 chunk is received on a stream that has not received a type 0 chunk yet.
-    #[error(
-        "Received chunk with non-zero chunk type on csid {csid} prior to receiving a type 0 chunk"
-    )]
+    #[error("Received chunk with non-zero chunk type on csid {csid} prior to receiving a type 0 chunk")]
     NoPreviousChunkOnStream { csid: u32 },
 
     /// The max chunk size does not allow chunk sizes more than 2,147,483,647 (since it's encoded in only

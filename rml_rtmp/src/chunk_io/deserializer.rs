@@ -146,10 +146,7 @@ impl ChunkDeserializer {
     /// assert_eq!(message4, None);
     /// # }
     /// ```
-    pub fn get_next_message(
-        &mut self,
-        bytes: &[u8],
-    ) -> Result<Option<MessagePayload>, ChunkDeserializationError> {
+    pub fn get_next_message(&mut self, bytes: &[u8]) -> Result<Option<MessagePayload>, ChunkDeserializationError> {
         self.buffer.extend_from_slice(bytes);
 
         loop {
@@ -184,9 +181,7 @@ impl ChunkDeserializer {
     /// message from the other end.
     pub fn set_max_chunk_size(&mut self, new_size: usize) -> Result<(), ChunkDeserializationError> {
         if new_size > 2147483647 {
-            return Err(ChunkDeserializationError::InvalidMaxChunkSize {
-                chunk_size: new_size,
-            });
+            return Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size: new_size });
         }
 
         self.max_chunk_size = new_size;
@@ -237,8 +232,7 @@ impl ChunkDeserializer {
                 // Since we don't have any payload data yet, that means this is the first
                 // chunk of the message.  As it's the first chunk this is the only time we should
                 // apply the previous header's delta to the timestamp
-                self.current_header.timestamp =
-                    self.current_header.timestamp + self.current_header.timestamp_field;
+                self.current_header.timestamp = self.current_header.timestamp + self.current_header.timestamp_field;
             }
 
             self.current_stage = ParseStage::MessageLength;
@@ -374,9 +368,9 @@ impl ChunkDeserializer {
         let current_payload_length = self.current_payload_data.len();
         // hawker: a message shorter than the partial one already held means chunks of two
         // messages interleaved; upstream's subtraction underflowed.
-        let remaining_bytes = length.checked_sub(current_payload_length).ok_or(
-            ChunkDeserializationError::InterleavedMessage { csid: self.current_header.chunk_stream_id },
-        )?;
+        let remaining_bytes = length
+            .checked_sub(current_payload_length)
+            .ok_or(ChunkDeserializationError::InterleavedMessage { csid: self.current_header.chunk_stream_id })?;
         if length > self.max_chunk_size as usize {
             length = min(remaining_bytes, self.max_chunk_size as usize);
         }
@@ -414,8 +408,7 @@ impl ChunkDeserializer {
 
         // This completes the current chunk, so cycle the header into the map and start a new one
         let current_header = mem::replace(&mut self.current_header, ChunkHeader::new());
-        self.previous_headers
-            .insert(current_header.chunk_stream_id, current_header);
+        self.previous_headers.insert(current_header.chunk_stream_id, current_header);
         self.current_stage = ParseStage::Csid;
         Ok(ParseStageResult::Success)
     }
@@ -449,10 +442,7 @@ fn get_csid(buffer: &[u8]) -> ParsedValue<u32> {
             if buffer.len() < 2 {
                 ParsedValue::NotEnoughBytes
             } else {
-                ParsedValue::Value {
-                    val: buffer[1] as u32 + 64,
-                    next_index: 2,
-                }
+                ParsedValue::Value { val: buffer[1] as u32 + 64, next_index: 2 }
             }
         }
 
@@ -460,17 +450,11 @@ fn get_csid(buffer: &[u8]) -> ParsedValue<u32> {
             if buffer.len() < 3 {
                 ParsedValue::NotEnoughBytes
             } else {
-                ParsedValue::Value {
-                    val: (buffer[2] as u32 * 256) + buffer[1] as u32 + 64,
-                    next_index: 3,
-                }
+                ParsedValue::Value { val: (buffer[2] as u32 * 256) + buffer[1] as u32 + 64, next_index: 3 }
             }
         }
 
-        x => ParsedValue::Value {
-            val: x as u32,
-            next_index: 1,
-        },
+        x => ParsedValue::Value { val: x as u32, next_index: 1 },
     }
 }
 
@@ -489,23 +473,12 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let mut deserializer = ChunkDeserializer::new();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -517,23 +490,12 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let mut deserializer = ChunkDeserializer::new();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -545,23 +507,12 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let mut deserializer = ChunkDeserializer::new();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -573,23 +524,12 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let mut deserializer = ChunkDeserializer::new();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -601,23 +541,12 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let mut deserializer = ChunkDeserializer::new();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -629,23 +558,12 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let mut deserializer = ChunkDeserializer::new();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -659,31 +577,15 @@ mod tests {
         let type_id2 = 4;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let chunk_0_bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id1,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let chunk_0_bytes =
+            form_type_0_chunk(csid, timestamp, message_stream_id, type_id1, &payload, INITIAL_MAX_CHUNK_SIZE);
         let chunk_1_bytes = form_type_1_chunk(csid, delta, type_id2, &payload);
         let mut deserializer = ChunkDeserializer::new();
-        let _ = deserializer
-            .get_next_message(&chunk_0_bytes)
-            .unwrap()
-            .unwrap();
-        let result = deserializer
-            .get_next_message(&chunk_1_bytes)
-            .unwrap()
-            .unwrap();
+        let _ = deserializer.get_next_message(&chunk_0_bytes).unwrap().unwrap();
+        let result = deserializer.get_next_message(&chunk_1_bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, type_id2, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp + delta),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp + delta), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -698,36 +600,17 @@ mod tests {
         let type_id2 = 4;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let chunk_0_bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id1,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let chunk_0_bytes =
+            form_type_0_chunk(csid, timestamp, message_stream_id, type_id1, &payload, INITIAL_MAX_CHUNK_SIZE);
         let chunk_1_bytes = form_type_1_chunk(csid, delta1, type_id2, &payload);
         let chunk_2_bytes = form_type_2_chunk(csid, delta2, &payload);
         let mut deserializer = ChunkDeserializer::new();
-        let _ = deserializer
-            .get_next_message(&chunk_0_bytes)
-            .unwrap()
-            .unwrap();
-        let _ = deserializer
-            .get_next_message(&chunk_1_bytes)
-            .unwrap()
-            .unwrap();
-        let result = deserializer
-            .get_next_message(&chunk_2_bytes)
-            .unwrap()
-            .unwrap();
+        let _ = deserializer.get_next_message(&chunk_0_bytes).unwrap().unwrap();
+        let _ = deserializer.get_next_message(&chunk_1_bytes).unwrap().unwrap();
+        let result = deserializer.get_next_message(&chunk_2_bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, type_id2, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp + delta1 + delta2),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp + delta1 + delta2), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -742,36 +625,17 @@ mod tests {
         let type_id2 = 4;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let chunk_0_bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id1,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let chunk_0_bytes =
+            form_type_0_chunk(csid, timestamp, message_stream_id, type_id1, &payload, INITIAL_MAX_CHUNK_SIZE);
         let chunk_1_bytes = form_type_1_chunk(csid, delta1, type_id2, &payload);
         let chunk_2_bytes = form_type_2_chunk(csid, delta2, &payload);
         let mut deserializer = ChunkDeserializer::new();
-        let _ = deserializer
-            .get_next_message(&chunk_0_bytes)
-            .unwrap()
-            .unwrap();
-        let _ = deserializer
-            .get_next_message(&chunk_1_bytes)
-            .unwrap()
-            .unwrap();
-        let result = deserializer
-            .get_next_message(&chunk_2_bytes)
-            .unwrap()
-            .unwrap();
+        let _ = deserializer.get_next_message(&chunk_0_bytes).unwrap().unwrap();
+        let _ = deserializer.get_next_message(&chunk_1_bytes).unwrap().unwrap();
+        let result = deserializer.get_next_message(&chunk_2_bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, type_id2, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp + delta1 + delta2),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp + delta1 + delta2), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -786,41 +650,19 @@ mod tests {
         let type_id2 = 4;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let chunk_0_bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id1,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let chunk_0_bytes =
+            form_type_0_chunk(csid, timestamp, message_stream_id, type_id1, &payload, INITIAL_MAX_CHUNK_SIZE);
         let chunk_1_bytes = form_type_1_chunk(csid, delta1, type_id2, &payload);
         let chunk_2_bytes = form_type_2_chunk(csid, delta2, &payload);
         let chunk_3_bytes = form_type_3_chunk(csid, &payload, INITIAL_MAX_CHUNK_SIZE, None);
         let mut deserializer = ChunkDeserializer::new();
-        let _ = deserializer
-            .get_next_message(&chunk_0_bytes)
-            .unwrap()
-            .unwrap();
-        let _ = deserializer
-            .get_next_message(&chunk_1_bytes)
-            .unwrap()
-            .unwrap();
-        let _ = deserializer
-            .get_next_message(&chunk_2_bytes)
-            .unwrap()
-            .unwrap();
-        let result = deserializer
-            .get_next_message(&chunk_3_bytes)
-            .unwrap()
-            .unwrap();
+        let _ = deserializer.get_next_message(&chunk_0_bytes).unwrap().unwrap();
+        let _ = deserializer.get_next_message(&chunk_1_bytes).unwrap().unwrap();
+        let _ = deserializer.get_next_message(&chunk_2_bytes).unwrap().unwrap();
+        let result = deserializer.get_next_message(&chunk_3_bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, type_id2, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp + delta1 + delta2 + delta2),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp + delta1 + delta2 + delta2), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -835,41 +677,19 @@ mod tests {
         let type_id2 = 4;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let chunk_0_bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id1,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let chunk_0_bytes =
+            form_type_0_chunk(csid, timestamp, message_stream_id, type_id1, &payload, INITIAL_MAX_CHUNK_SIZE);
         let chunk_1_bytes = form_type_1_chunk(csid, delta1, type_id2, &payload);
         let chunk_2_bytes = form_type_2_chunk(csid, delta2, &payload);
         let chunk_3_bytes = form_type_3_chunk(csid, &payload, INITIAL_MAX_CHUNK_SIZE, Some(delta2));
         let mut deserializer = ChunkDeserializer::new();
-        let _ = deserializer
-            .get_next_message(&chunk_0_bytes)
-            .unwrap()
-            .unwrap();
-        let _ = deserializer
-            .get_next_message(&chunk_1_bytes)
-            .unwrap()
-            .unwrap();
-        let _ = deserializer
-            .get_next_message(&chunk_2_bytes)
-            .unwrap()
-            .unwrap();
-        let result = deserializer
-            .get_next_message(&chunk_3_bytes)
-            .unwrap()
-            .unwrap();
+        let _ = deserializer.get_next_message(&chunk_0_bytes).unwrap().unwrap();
+        let _ = deserializer.get_next_message(&chunk_1_bytes).unwrap().unwrap();
+        let _ = deserializer.get_next_message(&chunk_2_bytes).unwrap().unwrap();
+        let result = deserializer.get_next_message(&chunk_3_bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, type_id2, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp + delta1 + delta2 + delta2),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp + delta1 + delta2 + delta2), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -881,14 +701,8 @@ mod tests {
         let type_id = 3;
         let payload = [1_u8, 2_u8, 3_u8];
 
-        let all_bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            INITIAL_MAX_CHUNK_SIZE,
-        );
+        let all_bytes =
+            form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, INITIAL_MAX_CHUNK_SIZE);
         let (first, second) = all_bytes.split_at(all_bytes.len() / 2);
         let mut deserializer = ChunkDeserializer::new();
         match deserializer.get_next_message(first).unwrap() {
@@ -899,11 +713,7 @@ mod tests {
         let result = deserializer.get_next_message(second).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -916,24 +726,13 @@ mod tests {
         let payload = [100_u8; 500];
         let max_chunk_size = 100;
 
-        let bytes = form_type_0_chunk(
-            csid,
-            timestamp,
-            message_stream_id,
-            type_id,
-            &payload,
-            max_chunk_size,
-        );
+        let bytes = form_type_0_chunk(csid, timestamp, message_stream_id, type_id, &payload, max_chunk_size);
         let mut deserializer = ChunkDeserializer::new();
         deserializer.set_max_chunk_size(max_chunk_size).unwrap();
         let result = deserializer.get_next_message(&bytes).unwrap().unwrap();
 
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.timestamp,
-            RtmpTimestamp::new(timestamp),
-            "Incorrect timestamp"
-        );
+        assert_eq!(result.timestamp, RtmpTimestamp::new(timestamp), "Incorrect timestamp");
         assert_eq!(&result.data[..], &payload[..], "Incorrect data");
     }
 
@@ -983,9 +782,7 @@ mod tests {
         const CHUNK_SIZE_VALUE: usize = 2147483648;
         let mut deserializer = ChunkDeserializer::new();
         match deserializer.set_max_chunk_size(CHUNK_SIZE_VALUE) {
-            Err(ChunkDeserializationError::InvalidMaxChunkSize {
-                chunk_size: CHUNK_SIZE_VALUE,
-            }) => {} // success
+            Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size: CHUNK_SIZE_VALUE }) => {} // success
             x => panic!("Unexpected set max chunk size result of {:?}", x),
         }
     }
@@ -997,44 +794,28 @@ mod tests {
         // parts of that chunk with a type 3 header (even though the delta should not be applied).
         // this test verifies we can handle that.
 
-        let chunk1 = [
-            0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x09, 0x01, 0x00, 0x00, 0x00, 0x01,
-        ];
-        let chunk2 = [
-            0x44, 0x00, 0x00, 0x21, 0x00, 0x00, 0x05, 0x09, 0x01, 0x02, 0x03, 0x04, 0xc4, 0x05,
-        ];
+        let chunk1 = [0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x09, 0x01, 0x00, 0x00, 0x00, 0x01];
+        let chunk2 = [0x44, 0x00, 0x00, 0x21, 0x00, 0x00, 0x05, 0x09, 0x01, 0x02, 0x03, 0x04, 0xc4, 0x05];
 
         let mut deserializer = ChunkDeserializer::new();
         deserializer.set_max_chunk_size(4).unwrap();
 
         let payload1 = deserializer.get_next_message(&chunk1).unwrap().unwrap();
         assert_eq!(payload1.type_id, 0x09, "Incorrect payload 1 type");
-        assert_eq!(
-            payload1.timestamp,
-            RtmpTimestamp::new(0),
-            "Incorrect payload 1 timestamp"
-        );
+        assert_eq!(payload1.timestamp, RtmpTimestamp::new(0), "Incorrect payload 1 timestamp");
         assert_eq!(&payload1.data[..], &[0x01], "Incorrect payload 1 data");
 
         let payload2 = deserializer.get_next_message(&chunk2).unwrap().unwrap();
         assert_eq!(payload2.type_id, 0x09, "Incorrect payload 2 type");
-        assert_eq!(
-            payload2.timestamp,
-            RtmpTimestamp::new(33),
-            "Incorrect payload 2 timestamp"
-        );
-        assert_eq!(
-            &payload2.data[..],
-            &[0x01, 0x02, 0x03, 0x04, 0x05],
-            "Incorrect payload 2 data"
-        );
+        assert_eq!(payload2.timestamp, RtmpTimestamp::new(33), "Incorrect payload 2 timestamp");
+        assert_eq!(&payload2.data[..], &[0x01, 0x02, 0x03, 0x04, 0x05], "Incorrect payload 2 data");
     }
 
     #[test]
     fn can_read_type_3_chunk_that_follows_type_0_has_extended_timestamp() {
         let chunk1 = [
-            0x06, 0xff, 0xff, 0xff, 0x00, 0x00, 0x07, 0x09, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff,
-            0xff, 0xff, 0x01, 0x02, 0x03, 0x04,
+            0x06, 0xff, 0xff, 0xff, 0x00, 0x00, 0x07, 0x09, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0x01, 0x02,
+            0x03, 0x04,
         ];
         let chunk2 = [0xc6, 0x01, 0xff, 0xff, 0xff, 0x05, 0x06, 0x07];
         let mut deserializer = ChunkDeserializer::new();
@@ -1042,16 +823,8 @@ mod tests {
         let _ = deserializer.get_next_message(&chunk1).unwrap();
         let payload = deserializer.get_next_message(&chunk2).unwrap().unwrap();
         assert_eq!(payload.type_id, 0x09, "Incorrect payload type");
-        assert_eq!(
-            payload.timestamp,
-            RtmpTimestamp::new(0x1ffffff),
-            "Incorrect payload timestamp"
-        );
-        assert_eq!(
-            &payload.data[..],
-            &[0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07],
-            "Incorrect payload data"
-        );
+        assert_eq!(payload.timestamp, RtmpTimestamp::new(0x1ffffff), "Incorrect payload timestamp");
+        assert_eq!(&payload.data[..], &[0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07], "Incorrect payload data");
     }
 
     fn form_type_0_chunk(
@@ -1073,11 +846,7 @@ mod tests {
             cursor.write_u16::<BigEndian>((csid - 64) as u16).unwrap();
         }
 
-        let standard_timestamp = if timestamp >= 16777215 {
-            16777215
-        } else {
-            timestamp
-        };
+        let standard_timestamp = if timestamp >= 16777215 { 16777215 } else { timestamp };
         cursor.write_u24::<BigEndian>(standard_timestamp).unwrap();
         cursor.write_u24::<BigEndian>(payload.len() as u32).unwrap();
         cursor.write_u8(type_id).unwrap();
@@ -1095,12 +864,8 @@ mod tests {
         if payload.len() > max_chunk_length {
             cursor.write(&payload[..max_chunk_length]).unwrap();
 
-            let next_chunk = form_type_3_chunk(
-                csid,
-                &payload[max_chunk_length..],
-                max_chunk_length,
-                option_extended_timestamp,
-            );
+            let next_chunk =
+                form_type_3_chunk(csid, &payload[max_chunk_length..], max_chunk_length, option_extended_timestamp);
             cursor.write(&next_chunk).unwrap();
         } else {
             cursor.write(payload).unwrap();
@@ -1182,9 +947,7 @@ mod tests {
                 true,
                 "timestamp was less than 0xffffff"
             );
-            cursor
-                .write_u32::<BigEndian>(option_extended_timestamp.unwrap())
-                .unwrap();
+            cursor.write_u32::<BigEndian>(option_extended_timestamp.unwrap()).unwrap();
         }
 
         // If the payload is over max_chunk_length, assume we want to form a split message
@@ -1193,12 +956,8 @@ mod tests {
         if payload.len() > max_chunk_length {
             cursor.write(&payload[..max_chunk_length]).unwrap();
 
-            let next_chunk = form_type_3_chunk(
-                csid,
-                &payload[max_chunk_length..],
-                max_chunk_length,
-                option_extended_timestamp,
-            );
+            let next_chunk =
+                form_type_3_chunk(csid, &payload[max_chunk_length..], max_chunk_length, option_extended_timestamp);
             cursor.write(&next_chunk).unwrap();
         } else {
             cursor.write(payload).unwrap();

@@ -99,31 +99,13 @@ mod tests {
         let packet3 = serializer.serialize(&input3, false, false).unwrap();
 
         let mut deserializer = ChunkDeserializer::new();
-        let output1 = deserializer
-            .get_next_message(&packet1.bytes)
-            .unwrap()
-            .unwrap();
-        let output2 = deserializer
-            .get_next_message(&packet2.bytes)
-            .unwrap()
-            .unwrap();
-        let output3 = deserializer
-            .get_next_message(&packet3.bytes)
-            .unwrap()
-            .unwrap();
+        let output1 = deserializer.get_next_message(&packet1.bytes).unwrap().unwrap();
+        let output2 = deserializer.get_next_message(&packet2.bytes).unwrap().unwrap();
+        let output3 = deserializer.get_next_message(&packet3.bytes).unwrap().unwrap();
 
-        assert_eq!(
-            output1, input1,
-            "First message was not deserialized as expected"
-        );
-        assert_eq!(
-            output2, input2,
-            "Second message was not deserialized as expected"
-        );
-        assert_eq!(
-            output3, input3,
-            "Third message was not deserialized as expected"
-        );
+        assert_eq!(output1, input1, "First message was not deserialized as expected");
+        assert_eq!(output2, input2, "Second message was not deserialized as expected");
+        assert_eq!(output3, input3, "Third message was not deserialized as expected");
     }
 
     #[test]
@@ -155,30 +137,12 @@ mod tests {
         let packet3 = serializer.serialize(&input3, false, false).unwrap();
 
         let mut deserializer = ChunkDeserializer::new();
-        let output1 = deserializer
-            .get_next_message(&packet1.bytes)
-            .unwrap()
-            .unwrap();
-        let output2 = deserializer
-            .get_next_message(&packet2.bytes)
-            .unwrap()
-            .unwrap();
-        let output3 = deserializer
-            .get_next_message(&packet3.bytes)
-            .unwrap()
-            .unwrap();
+        let output1 = deserializer.get_next_message(&packet1.bytes).unwrap().unwrap();
+        let output2 = deserializer.get_next_message(&packet2.bytes).unwrap().unwrap();
+        let output3 = deserializer.get_next_message(&packet3.bytes).unwrap().unwrap();
 
-        assert_eq!(
-            output1, input1,
-            "First message was not deserialized as expected"
-        );
-        assert_eq!(
-            output2, input2,
-            "Second message was not deserialized as expected"
-        );
-        assert_eq!(
-            output3, input3,
-            "Third message was not deserialized as expected"
-        );
+        assert_eq!(output1, input1, "First message was not deserialized as expected");
+        assert_eq!(output2, input2, "Second message was not deserialized as expected");
+        assert_eq!(output3, input3, "Third message was not deserialized as expected");
     }
 }

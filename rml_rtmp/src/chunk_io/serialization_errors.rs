@@ -17,8 +17,7 @@ pub enum ChunkSerializationError {
     /// The RTMP spec does not allow chunk sizes more than 2,147,483,647 (since it's encoded in only
     /// 31 bytes of the SetChunkSize message), so this error occurs when a chunk size of greater than
     /// this value is attempted to be set
-    #[error("An invalid chunk size was specified.  Chunk size must be greater than 0 and less than 2147483647"
-    )]
+    #[error("An invalid chunk size was specified.  Chunk size must be greater than 0 and less than 2147483647")]
     InvalidMaxChunkSize { attempted_chunk_size: u32 },
 
     /// An I/O error occurred while writing the output buffer

@@ -37,10 +37,7 @@ impl ChunkSerializer {
     /// chunks with a max size of 128.  To change this amount a call to `set_max_chunk_size()` is
     /// required.
     pub fn new() -> ChunkSerializer {
-        ChunkSerializer {
-            max_chunk_size: INITIAL_MAX_CHUNK_SIZE,
-            previous_headers: HashMap::new(),
-        }
+        ChunkSerializer { max_chunk_size: INITIAL_MAX_CHUNK_SIZE, previous_headers: HashMap::new() }
     }
 
     /// Changes the maximum amount of bytes from RTMP messages that can be in a single RTMP chunk.
@@ -55,9 +52,7 @@ impl ChunkSerializer {
         time: RtmpTimestamp,
     ) -> Result<Packet, ChunkSerializationError> {
         if new_size > 2147483647 {
-            return Err(ChunkSerializationError::InvalidMaxChunkSize {
-                attempted_chunk_size: new_size,
-            });
+            return Err(ChunkSerializationError::InvalidMaxChunkSize { attempted_chunk_size: new_size });
         }
 
         let set_chunk_size_message = RtmpMessage::SetChunkSize { size: new_size };
@@ -95,9 +90,7 @@ impl ChunkSerializer {
         can_be_dropped: bool,
     ) -> Result<Packet, ChunkSerializationError> {
         if message.data.len() > 16777215 {
-            return Err(ChunkSerializationError::MessageTooLong {
-                size: message.data.len() as u32,
-            });
+            return Err(ChunkSerializationError::MessageTooLong { size: message.data.len() as u32 });
         }
 
         let mut bytes = Cursor::new(Vec::new());
@@ -113,10 +106,7 @@ impl ChunkSerializer {
             }
 
             let remaining_length = message.data.len() - start_index;
-            let end_index = min(
-                start_index + self.max_chunk_size as usize,
-                start_index + remaining_length,
-            );
+            let end_index = min(start_index + self.max_chunk_size as usize, start_index + remaining_length);
 
             slices.push(&message.data[start_index..end_index]);
 
@@ -124,20 +114,10 @@ impl ChunkSerializer {
         }
 
         for (idx, slice) in slices.into_iter().enumerate() {
-            self.add_chunk(
-                &mut bytes,
-                force_uncompressed,
-                message,
-                idx > 0,
-                slice,
-                can_be_dropped,
-            )?;
+            self.add_chunk(&mut bytes, force_uncompressed, message, idx > 0, slice, can_be_dropped)?;
         }
 
-        Ok(Packet {
-            bytes: bytes.into_inner(),
-            can_be_dropped,
-        })
+        Ok(Packet { bytes: bytes.into_inner(), can_be_dropped })
     }
 
     fn add_chunk(
@@ -179,8 +159,7 @@ impl ChunkSerializer {
                         ChunkHeaderFormat::Full
                     } else {
                         // TODO: Update to support rtmp time wrap-around
-                        header.timestamp_field =
-                            (header.timestamp - previous_header.timestamp).value;
+                        header.timestamp_field = (header.timestamp - previous_header.timestamp).value;
                         get_header_format(&mut header, previous_header)
                     }
                 }
@@ -193,12 +172,7 @@ impl ChunkSerializer {
 
         add_basic_header(bytes, &header_format, header.chunk_stream_id)?;
         add_initial_timestamp(bytes, &header_format, &header)?;
-        add_message_length_and_type_id(
-            bytes,
-            &header_format,
-            header.message_length,
-            header.message_type_id,
-        )?;
+        add_message_length_and_type_id(bytes, &header_format, header.message_length, header.message_type_id)?;
         add_message_stream_id(bytes, &header_format, header.message_stream_id)?;
         add_extended_timestamp(bytes, &header)?;
         add_message_payload(bytes, data_to_write)?;
@@ -214,7 +188,10 @@ fn add_basic_header(
     csid: u32,
 ) -> Result<(), ChunkSerializationError> {
     if csid <= 1 || csid >= 65600 {
-        panic!("Attempted to serialize an RTMP chunk with a csid of {}, but only csids between 2 and 65600 are allowed", csid);
+        panic!(
+            "Attempted to serialize an RTMP chunk with a csid of {}, but only csids between 2 and 65600 are allowed",
+            csid
+        );
     }
 
     let format_mask = match *format {
@@ -280,10 +257,7 @@ fn add_message_stream_id(
     Ok(())
 }
 
-fn add_extended_timestamp(
-    bytes: &mut dyn Write,
-    header: &ChunkHeader,
-) -> Result<(), ChunkSerializationError> {
+fn add_extended_timestamp(bytes: &mut dyn Write, header: &ChunkHeader) -> Result<(), ChunkSerializationError> {
     if header.timestamp_field < MAX_INITIAL_TIMESTAMP {
         return Ok(());
     }
@@ -310,10 +284,7 @@ fn get_csid_for_message_type(message_type_id: u8) -> u32 {
     }
 }
 
-fn get_header_format(
-    current_header: &mut ChunkHeader,
-    previous_header: &ChunkHeader,
-) -> ChunkHeaderFormat {
+fn get_header_format(current_header: &mut ChunkHeader, previous_header: &ChunkHeader) -> ChunkHeaderFormat {
     if current_header.message_stream_id != previous_header.message_stream_id {
         return ChunkHeaderFormat::Full;
     }
@@ -352,36 +323,16 @@ mod tests {
         let packet = serializer.serialize(&message1, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            72,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 72, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &message1.data[..],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &message1.data[..], "Unexpected payload contents");
     }
 
     #[test]
@@ -397,41 +348,17 @@ mod tests {
         let packet = serializer.serialize(&message1, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            16777215,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 16777215, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
-        assert_eq!(
-            cursor.read_u32::<BigEndian>().unwrap(),
-            16777216,
-            "Unexpected extended timestamp"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
+        assert_eq!(cursor.read_u32::<BigEndian>().unwrap(), 16777216, "Unexpected extended timestamp");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            [1_u8, 2_u8, 3_u8, 4_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], [1_u8, 2_u8, 3_u8, 4_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -456,31 +383,15 @@ mod tests {
         let packet = serializer.serialize(&message2, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b01000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            10,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            3,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b01000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 10, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 3, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 51, "Unexpected type id");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 3, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[1_u8, 2_u8, 3_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[1_u8, 2_u8, 3_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -505,36 +416,16 @@ mod tests {
         let packet = serializer.serialize(&message2, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b01000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            16777215,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            3,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b01000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 16777215, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 3, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 51, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<BigEndian>().unwrap(),
-            16777216,
-            "Unexpected extended timestamp"
-        );
+        assert_eq!(cursor.read_u32::<BigEndian>().unwrap(), 16777216, "Unexpected extended timestamp");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 3, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[1_u8, 2_u8, 3_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[1_u8, 2_u8, 3_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -559,25 +450,13 @@ mod tests {
         let packet = serializer.serialize(&message2, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b10000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            10,
-            "Unexpected timestamp value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b10000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 10, "Unexpected timestamp value");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[5_u8, 6_u8, 7_u8, 8_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[5_u8, 6_u8, 7_u8, 8_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -602,30 +481,14 @@ mod tests {
         let packet = serializer.serialize(&message2, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b10000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            16777215,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u32::<BigEndian>().unwrap(),
-            16777216,
-            "Unexpected extended timestamp"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b10000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 16777215, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u32::<BigEndian>().unwrap(), 16777216, "Unexpected extended timestamp");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[5_u8, 6_u8, 7_u8, 8_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[5_u8, 6_u8, 7_u8, 8_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -657,20 +520,12 @@ mod tests {
         let packet = serializer.serialize(&message3, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b11000000,
-            "Unexpected csid value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b11000000, "Unexpected csid value");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[9_u8, 10_u8, 11_u8, 12_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[9_u8, 10_u8, 11_u8, 12_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -694,36 +549,16 @@ mod tests {
         let packet = serializer.serialize(&message2, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            2 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            82,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 2 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 82, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 1, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[6_u8, 7_u8, 8_u8, 9_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[6_u8, 7_u8, 8_u8, 9_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -747,36 +582,16 @@ mod tests {
         let packet = serializer.serialize(&message2, true, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            82,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 82, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &[5_u8, 6_u8, 7_u8, 8_u8],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &[5_u8, 6_u8, 7_u8, 8_u8], "Unexpected payload contents");
     }
 
     #[test]
@@ -800,91 +615,41 @@ mod tests {
         };
 
         let mut serializer = ChunkSerializer::new();
-        serializer
-            .set_max_chunk_size(75, RtmpTimestamp::new(0))
-            .unwrap();
+        serializer.set_max_chunk_size(75, RtmpTimestamp::new(0)).unwrap();
 
         let packet = serializer.serialize(&message1, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            72,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            100,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 72, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 100, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
 
         let mut payload_bytes = [0_u8; 75];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 75, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &([11_u8; 75])[..],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &([11_u8; 75])[..], "Unexpected payload contents");
 
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b11000000,
-            "Unexpected 2nd csid value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b11000000, "Unexpected 2nd csid value");
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 25, "Unexpected 2nd payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &([22_u8; 25])[..],
-            "Unexpected 2nd payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &([22_u8; 25])[..], "Unexpected 2nd payload contents");
 
         let packet = serializer.serialize(&message2, false, false).unwrap();
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b10000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            1,
-            "Unexpected timestamp value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b10000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 1, "Unexpected timestamp value");
 
         let mut payload_bytes = [0_u8; 75];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 75, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &([11_u8; 75])[..],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &([11_u8; 75])[..], "Unexpected payload contents");
 
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b11000000,
-            "Unexpected chunk format"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b11000000, "Unexpected chunk format");
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 25, "Unexpected 2nd payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &([22_u8; 25])[..],
-            "Unexpected 2nd payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &([22_u8; 25])[..], "Unexpected 2nd payload contents");
     }
 
     #[test]
@@ -902,54 +667,24 @@ mod tests {
         };
 
         let mut serializer = ChunkSerializer::new();
-        serializer
-            .set_max_chunk_size(75, RtmpTimestamp::new(0))
-            .unwrap();
+        serializer.set_max_chunk_size(75, RtmpTimestamp::new(0)).unwrap();
 
         let packet = serializer.serialize(&message1, false, false).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            MAX_INITIAL_TIMESTAMP,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            100,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), MAX_INITIAL_TIMESTAMP, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 100, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
-        assert_eq!(
-            cursor.read_u32::<BigEndian>().unwrap(),
-            timestamp_value,
-            "Unexpected extended timestamp value"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
+        assert_eq!(cursor.read_u32::<BigEndian>().unwrap(), timestamp_value, "Unexpected extended timestamp value");
 
         let mut payload_bytes = [0_u8; 75];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 75, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &([11_u8; 75])[..],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &([11_u8; 75])[..], "Unexpected payload contents");
 
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b11000000,
-            "Unexpected 2nd csid value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b11000000, "Unexpected 2nd csid value");
         assert_eq!(
             cursor.read_u32::<BigEndian>().unwrap(),
             timestamp_value,
@@ -957,47 +692,21 @@ mod tests {
         );
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 25, "Unexpected 2nd payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &([22_u8; 25])[..],
-            "Unexpected 2nd payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &([22_u8; 25])[..], "Unexpected 2nd payload contents");
     }
 
     #[test]
     fn changing_size_returns_set_chunk_size_outbound_message() {
         let mut serializer = ChunkSerializer::new();
-        let packet = serializer
-            .set_max_chunk_size(75, RtmpTimestamp::new(152))
-            .unwrap();
+        let packet = serializer.set_max_chunk_size(75, RtmpTimestamp::new(152)).unwrap();
 
         let mut cursor = Cursor::new(packet.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            2 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            152,
-            "Unexpected timestamp"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 2 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 152, "Unexpected timestamp");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 1, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            0,
-            "Unexpected message stream id"
-        );
-        assert_eq!(
-            cursor.read_u32::<BigEndian>().unwrap(),
-            75,
-            "Unexpected chunk size"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 0, "Unexpected message stream id");
+        assert_eq!(cursor.read_u32::<BigEndian>().unwrap(), 75, "Unexpected chunk size");
     }
 
     #[test]
@@ -1020,76 +729,30 @@ mod tests {
         let packet1 = serializer.serialize(&message1, false, true).unwrap();
 
         let mut cursor = Cursor::new(packet1.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            72,
-            "Unexpected timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 72, "Unexpected timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected message stream id"
-        );
-        assert_eq!(
-            packet1.can_be_dropped, true,
-            "First packet was expected to be droppable"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected message stream id");
+        assert_eq!(packet1.can_be_dropped, true, "First packet was expected to be droppable");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &message1.data[..],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &message1.data[..], "Unexpected payload contents");
 
         let packet2 = serializer.serialize(&message2, false, false).unwrap();
         let mut cursor = Cursor::new(packet2.bytes);
-        assert_eq!(
-            cursor.read_u8().unwrap(),
-            6 | 0b00000000,
-            "Unexpected 2nd csid value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            82,
-            "Unexpected 2nd timestamp value"
-        );
-        assert_eq!(
-            cursor.read_u24::<BigEndian>().unwrap(),
-            4,
-            "Unexpected 2nd message length value"
-        );
+        assert_eq!(cursor.read_u8().unwrap(), 6 | 0b00000000, "Unexpected 2nd csid value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 82, "Unexpected 2nd timestamp value");
+        assert_eq!(cursor.read_u24::<BigEndian>().unwrap(), 4, "Unexpected 2nd message length value");
         assert_eq!(cursor.read_u8().unwrap(), 50, "Unexpected 2nd type id");
-        assert_eq!(
-            cursor.read_u32::<LittleEndian>().unwrap(),
-            12,
-            "Unexpected 2nd message stream id"
-        );
-        assert_eq!(
-            packet2.can_be_dropped, false,
-            "Second packet was not expected to be droppable"
-        );
+        assert_eq!(cursor.read_u32::<LittleEndian>().unwrap(), 12, "Unexpected 2nd message stream id");
+        assert_eq!(packet2.can_be_dropped, false, "Second packet was not expected to be droppable");
 
         let mut payload_bytes = [0_u8; 50];
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
-        assert_eq!(
-            &payload_bytes[..bytes_read],
-            &message1.data[..],
-            "Unexpected payload contents"
-        );
+        assert_eq!(&payload_bytes[..bytes_read], &message1.data[..], "Unexpected payload contents");
     }
 }

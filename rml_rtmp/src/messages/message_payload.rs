@@ -16,11 +16,11 @@ pub struct MessagePayload {
 
 impl fmt::Debug for MessagePayload {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f,
-               "MessagePayload {{ timestamp: {:?}, type_id: {:?}, message_stream_id: {:?}, data: [..] }}",
-               self.timestamp,
-               self.type_id,
-               self.message_stream_id)
+        write!(
+            f,
+            "MessagePayload {{ timestamp: {:?}, type_id: {:?}, message_stream_id: {:?}, data: [..] }}",
+            self.timestamp, self.type_id, self.message_stream_id
+        )
     }
 }
 
@@ -30,12 +30,7 @@ impl MessagePayload {
     /// This is mostly used when all information about a message is not known at creation time
     /// but instead is built up over time (e.g. RTMP chunk deserialization process).
     pub fn new() -> MessagePayload {
-        MessagePayload {
-            timestamp: RtmpTimestamp::new(0),
-            message_stream_id: 0,
-            type_id: 0,
-            data: Bytes::new(),
-        }
+        MessagePayload { timestamp: RtmpTimestamp::new(0), message_stream_id: 0, type_id: 0, data: Bytes::new() }
     }
 
     /// Deserializes the message data in the specified payload into its corresponding
@@ -71,10 +66,7 @@ impl MessagePayload {
                 }
             }
 
-            _ => Ok(RtmpMessage::Unknown {
-                type_id: self.type_id,
-                data: self.data.clone(),
-            }),
+            _ => Ok(RtmpMessage::Unknown { type_id: self.type_id, data: self.data.clone() }),
         }
     }
 
@@ -94,21 +86,11 @@ impl MessagePayload {
 
             RtmpMessage::Abort { stream_id } => types::abort::serialize(stream_id)?,
 
-            RtmpMessage::Acknowledgement { sequence_number } => {
-                types::acknowledgement::serialize(sequence_number)?
-            }
+            RtmpMessage::Acknowledgement { sequence_number } => types::acknowledgement::serialize(sequence_number)?,
 
-            RtmpMessage::Amf0Command {
-                command_name,
-                transaction_id,
-                command_object,
-                additional_arguments,
-            } => types::amf0_command::serialize(
-                command_name,
-                transaction_id,
-                command_object,
-                additional_arguments,
-            )?,
+            RtmpMessage::Amf0Command { command_name, transaction_id, command_object, additional_arguments } => {
+                types::amf0_command::serialize(command_name, transaction_id, command_object, additional_arguments)?
+            }
 
             RtmpMessage::Amf0Data { values } => types::amf0_data::serialize(values)?,
 
@@ -120,26 +102,16 @@ impl MessagePayload {
                 types::set_peer_bandwidth::serialize(limit_type, size)?
             }
 
-            RtmpMessage::UserControl {
-                event_type,
-                stream_id,
-                buffer_length,
-                timestamp,
-            } => types::user_control::serialize(event_type, stream_id, buffer_length, timestamp)?,
+            RtmpMessage::UserControl { event_type, stream_id, buffer_length, timestamp } => {
+                types::user_control::serialize(event_type, stream_id, buffer_length, timestamp)?
+            }
 
             RtmpMessage::VideoData { data } => types::video_data::serialize(data)?,
 
-            RtmpMessage::WindowAcknowledgement { size } => {
-                types::window_acknowledgement_size::serialize(size)?
-            }
+            RtmpMessage::WindowAcknowledgement { size } => types::window_acknowledgement_size::serialize(size)?,
         };
 
-        Ok(MessagePayload {
-            data: bytes,
-            type_id,
-            message_stream_id,
-            timestamp,
-        })
+        Ok(MessagePayload { data: bytes, type_id, message_stream_id, timestamp })
     }
 }
 
@@ -160,10 +132,7 @@ mod tests {
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 2, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -171,17 +140,12 @@ mod tests {
     fn can_get_payload_from_acknowledgement_message() {
         let timestamp = RtmpTimestamp::new(55);
         let stream_id = 52;
-        let message = RtmpMessage::Acknowledgement {
-            sequence_number: 23,
-        };
+        let message = RtmpMessage::Acknowledgement { sequence_number: 23 };
         let result = MessagePayload::from_rtmp_message(message, timestamp, stream_id).unwrap();
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 3, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -200,10 +164,7 @@ mod tests {
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 20, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -211,17 +172,12 @@ mod tests {
     fn can_get_payload_from_amf0_data_message() {
         let timestamp = RtmpTimestamp::new(55);
         let stream_id = 52;
-        let message = RtmpMessage::Amf0Data {
-            values: vec![Amf0Value::Number(23.0)],
-        };
+        let message = RtmpMessage::Amf0Data { values: vec![Amf0Value::Number(23.0)] };
         let result = MessagePayload::from_rtmp_message(message, timestamp, stream_id).unwrap();
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 18, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -229,17 +185,12 @@ mod tests {
     fn can_get_payload_from_audio_data_message() {
         let timestamp = RtmpTimestamp::new(55);
         let stream_id = 52;
-        let message = RtmpMessage::AudioData {
-            data: Bytes::from(vec![33_u8]),
-        };
+        let message = RtmpMessage::AudioData { data: Bytes::from(vec![33_u8]) };
         let result = MessagePayload::from_rtmp_message(message, timestamp, stream_id).unwrap();
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 8, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -252,10 +203,7 @@ mod tests {
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 1, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -263,18 +211,12 @@ mod tests {
     fn can_get_payload_from_set_peer_bandwidth_message() {
         let timestamp = RtmpTimestamp::new(55);
         let stream_id = 52;
-        let message = RtmpMessage::SetPeerBandwidth {
-            size: 33,
-            limit_type: PeerBandwidthLimitType::Hard,
-        };
+        let message = RtmpMessage::SetPeerBandwidth { size: 33, limit_type: PeerBandwidthLimitType::Hard };
         let result = MessagePayload::from_rtmp_message(message, timestamp, stream_id).unwrap();
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 6, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -293,10 +235,7 @@ mod tests {
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 4, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -304,17 +243,12 @@ mod tests {
     fn can_get_payload_from_video_data_message() {
         let timestamp = RtmpTimestamp::new(55);
         let stream_id = 52;
-        let message = RtmpMessage::VideoData {
-            data: Bytes::from(vec![23_u8]),
-        };
+        let message = RtmpMessage::VideoData { data: Bytes::from(vec![23_u8]) };
         let result = MessagePayload::from_rtmp_message(message, timestamp, stream_id).unwrap();
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 9, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -327,10 +261,7 @@ mod tests {
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 5, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
@@ -338,26 +269,19 @@ mod tests {
     fn can_get_payload_from_unknown_message() {
         let timestamp = RtmpTimestamp::new(55);
         let stream_id = 52;
-        let message = RtmpMessage::Unknown {
-            type_id: 33,
-            data: Bytes::from(vec![23_u8]),
-        };
+        let message = RtmpMessage::Unknown { type_id: 33, data: Bytes::from(vec![23_u8]) };
         let result = MessagePayload::from_rtmp_message(message, timestamp, stream_id).unwrap();
 
         assert_ne!(result.data.len(), 0, "Empty payload data seen");
         assert_eq!(result.type_id, 33, "Incorrect type id");
-        assert_eq!(
-            result.message_stream_id, stream_id,
-            "Incorrect message stream id"
-        );
+        assert_eq!(result.message_stream_id, stream_id, "Incorrect message stream id");
         assert_eq!(result.timestamp, 55, "Incorrect timestamp");
     }
 
     #[test]
     fn can_get_rtmp_message_for_abort_payload() {
         let message = RtmpMessage::Abort { stream_id: 15 };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -365,11 +289,8 @@ mod tests {
 
     #[test]
     fn can_get_rtmp_message_for_acknowledgement_payload() {
-        let message = RtmpMessage::Acknowledgement {
-            sequence_number: 15,
-        };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let message = RtmpMessage::Acknowledgement { sequence_number: 15 };
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -384,8 +305,7 @@ mod tests {
             additional_arguments: vec![Amf0Value::Null],
         };
 
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -393,11 +313,8 @@ mod tests {
 
     #[test]
     fn can_get_rtmp_message_for_amf0_data_payload() {
-        let message = RtmpMessage::Amf0Data {
-            values: vec![Amf0Value::Number(23.3)],
-        };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let message = RtmpMessage::Amf0Data { values: vec![Amf0Value::Number(23.3)] };
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -405,11 +322,8 @@ mod tests {
 
     #[test]
     fn can_get_rtmp_message_for_audio_data_payload() {
-        let message = RtmpMessage::AudioData {
-            data: Bytes::from(vec![3_u8]),
-        };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let message = RtmpMessage::AudioData { data: Bytes::from(vec![3_u8]) };
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -418,8 +332,7 @@ mod tests {
     #[test]
     fn can_get_rtmp_message_for_set_chunk_size_payload() {
         let message = RtmpMessage::SetChunkSize { size: 15 };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -427,12 +340,8 @@ mod tests {
 
     #[test]
     fn can_get_rtmp_message_for_set_peer_bandwidth_payload() {
-        let message = RtmpMessage::SetPeerBandwidth {
-            size: 15,
-            limit_type: PeerBandwidthLimitType::Hard,
-        };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let message = RtmpMessage::SetPeerBandwidth { size: 15, limit_type: PeerBandwidthLimitType::Hard };
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -447,8 +356,7 @@ mod tests {
             event_type: UserControlEventType::StreamBegin,
         };
 
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -456,11 +364,8 @@ mod tests {
 
     #[test]
     fn can_get_rtmp_message_for_video_data_payload() {
-        let message = RtmpMessage::VideoData {
-            data: Bytes::from(vec![3_u8]),
-        };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let message = RtmpMessage::VideoData { data: Bytes::from(vec![3_u8]) };
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -469,8 +374,7 @@ mod tests {
     #[test]
     fn can_get_rtmp_message_for_window_acknowledgement_payload() {
         let message = RtmpMessage::WindowAcknowledgement { size: 25 };
-        let payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         let result = payload.to_rtmp_message().unwrap();
 
         assert_eq!(result, message);
@@ -485,8 +389,7 @@ mod tests {
             additional_arguments: vec![Amf0Value::Null],
         };
 
-        let mut payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let mut payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         payload.type_id = 17;
 
         let mut new_data = BytesMut::with_capacity(payload.data.len() + 1);
@@ -501,11 +404,8 @@ mod tests {
 
     #[test]
     fn can_get_rtmp_message_for_amf0_data_payload_flagged_as_amf3() {
-        let message = RtmpMessage::Amf0Data {
-            values: vec![Amf0Value::Number(23.3)],
-        };
-        let mut payload =
-            MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
+        let message = RtmpMessage::Amf0Data { values: vec![Amf0Value::Number(23.3)] };
+        let mut payload = MessagePayload::from_rtmp_message(message.clone(), RtmpTimestamp::new(0), 15).unwrap();
         payload.type_id = 15;
 
         let result = payload.to_rtmp_message().unwrap();

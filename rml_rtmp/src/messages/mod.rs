@@ -106,10 +106,7 @@ pub enum RtmpMessage {
     SetChunkSize { size: u32 },
 
     /// Indicates that the peer should limit its output bandwidth
-    SetPeerBandwidth {
-        size: u32,
-        limit_type: PeerBandwidthLimitType,
-    },
+    SetPeerBandwidth { size: u32, limit_type: PeerBandwidthLimitType },
 
     /// Notifies the peer of an event, such as a stream being
     /// created or telling the peer how much of a buffer it should have.
@@ -151,16 +148,8 @@ impl RtmpMessage {
             RtmpMessage::Amf0Data { values: _ } => 18_u8,
             RtmpMessage::AudioData { data: _ } => 8_u8,
             RtmpMessage::SetChunkSize { size: _ } => 1_u8,
-            RtmpMessage::SetPeerBandwidth {
-                size: _,
-                limit_type: _,
-            } => 6_u8,
-            RtmpMessage::UserControl {
-                event_type: _,
-                stream_id: _,
-                buffer_length: _,
-                timestamp: _,
-            } => 4_u8,
+            RtmpMessage::SetPeerBandwidth { size: _, limit_type: _ } => 6_u8,
+            RtmpMessage::UserControl { event_type: _, stream_id: _, buffer_length: _, timestamp: _ } => 4_u8,
             RtmpMessage::VideoData { data: _ } => 9_u8,
             RtmpMessage::WindowAcknowledgement { size: _ } => 5_u8,
         }

@@ -16,9 +16,7 @@ pub fn serialize(stream_id: u32) -> Result<Bytes, MessageSerializationError> {
 pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationError> {
     let mut cursor = Cursor::new(data);
 
-    Ok(RtmpMessage::Abort {
-        stream_id: cursor.read_u32::<BigEndian>()?,
-    })
+    Ok(RtmpMessage::Abort { stream_id: cursor.read_u32::<BigEndian>()? })
 }
 
 #[cfg(test)]

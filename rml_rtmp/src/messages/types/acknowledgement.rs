@@ -16,9 +16,7 @@ pub fn serialize(sequence_number: u32) -> Result<Bytes, MessageSerializationErro
 pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationError> {
     let mut cursor = Cursor::new(data);
 
-    Ok(RtmpMessage::Acknowledgement {
-        sequence_number: cursor.read_u32::<BigEndian>()?,
-    })
+    Ok(RtmpMessage::Acknowledgement { sequence_number: cursor.read_u32::<BigEndian>()? })
 }
 
 #[cfg(test)]
@@ -50,9 +48,7 @@ mod tests {
         let bytes = Bytes::from(cursor.into_inner());
         let result = deserialize(bytes).unwrap();
 
-        let expected = RtmpMessage::Acknowledgement {
-            sequence_number: number,
-        };
+        let expected = RtmpMessage::Acknowledgement { sequence_number: number };
         assert_eq!(expected, result);
     }
 }

@@ -12,11 +12,7 @@ pub fn serialize(
     command_object: Amf0Value,
     mut additional_arguments: Vec<Amf0Value>,
 ) -> Result<Bytes, MessageSerializationError> {
-    let mut values = vec![
-        Amf0Value::Utf8String(command_name),
-        Amf0Value::Number(transaction_id),
-        command_object,
-    ];
+    let mut values = vec![Amf0Value::Utf8String(command_name), Amf0Value::Number(transaction_id), command_object];
 
     values.append(&mut additional_arguments);
     let bytes = rml_amf0::serialize(&values)?;
@@ -34,33 +30,20 @@ pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationErr
     {
         let mut arg_iterator = arguments.drain(..3);
 
-        command_name = match arg_iterator
-            .next()
-            .ok_or(MessageDeserializationError::InvalidMessageFormat)?
-        {
+        command_name = match arg_iterator.next().ok_or(MessageDeserializationError::InvalidMessageFormat)? {
             Amf0Value::Utf8String(value) => value,
             _ => return Err(MessageDeserializationError::InvalidMessageFormat),
         };
 
-        transaction_id = match arg_iterator
-            .next()
-            .ok_or(MessageDeserializationError::InvalidMessageFormat)?
-        {
+        transaction_id = match arg_iterator.next().ok_or(MessageDeserializationError::InvalidMessageFormat)? {
             Amf0Value::Number(value) => value,
             _ => return Err(MessageDeserializationError::InvalidMessageFormat),
         };
 
-        command_object = arg_iterator
-            .next()
-            .ok_or(MessageDeserializationError::InvalidMessageFormat)?;
+        command_object = arg_iterator.next().ok_or(MessageDeserializationError::InvalidMessageFormat)?;
     }
 
-    Ok(RtmpMessage::Amf0Command {
-        command_name,
-        transaction_id,
-        command_object,
-        additional_arguments: arguments,
-    })
+    Ok(RtmpMessage::Amf0Command { command_name, transaction_id, command_object, additional_arguments: arguments })
 }
 
 #[cfg(test)]
@@ -77,17 +60,11 @@ mod tests {
     #[test]
     fn can_serialize_message() {
         let mut properties1 = HashMap::new();
-        properties1.insert(
-            "prop1".to_string(),
-            Amf0Value::Utf8String("abc".to_string()),
-        );
+        properties1.insert("prop1".to_string(), Amf0Value::Utf8String("abc".to_string()));
         properties1.insert("prop2".to_string(), Amf0Value::Null);
 
         let mut properties2 = HashMap::new();
-        properties2.insert(
-            "prop1".to_string(),
-            Amf0Value::Utf8String("abc".to_string()),
-        );
+        properties2.insert("prop1".to_string(), Amf0Value::Utf8String("abc".to_string()));
         properties2.insert("prop2".to_string(), Amf0Value::Null);
 
         let raw_message = serialize(
@@ -115,17 +92,11 @@ mod tests {
     #[test]
     fn can_deserialize_message() {
         let mut properties1 = HashMap::new();
-        properties1.insert(
-            "prop1".to_string(),
-            Amf0Value::Utf8String("abc".to_string()),
-        );
+        properties1.insert("prop1".to_string(), Amf0Value::Utf8String("abc".to_string()));
         properties1.insert("prop2".to_string(), Amf0Value::Null);
 
         let mut properties2 = HashMap::new();
-        properties2.insert(
-            "prop1".to_string(),
-            Amf0Value::Utf8String("abc".to_string()),
-        );
+        properties2.insert("prop1".to_string(), Amf0Value::Utf8String("abc".to_string()));
         properties2.insert("prop2".to_string(), Amf0Value::Null);
 
         let values = vec![

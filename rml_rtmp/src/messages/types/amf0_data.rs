@@ -31,8 +31,7 @@ mod tests {
 
     #[test]
     fn can_serialize_message() {
-        let raw_message =
-            serialize(vec![Amf0Value::Boolean(true), Amf0Value::Number(52.0)]).unwrap();
+        let raw_message = serialize(vec![Amf0Value::Boolean(true), Amf0Value::Number(52.0)]).unwrap();
 
         let mut cursor = Cursor::new(raw_message);
         let result = rml_amf0::deserialize(&mut cursor).unwrap();
@@ -47,9 +46,7 @@ mod tests {
         let bytes = Bytes::from(rml_amf0::serialize(&values).unwrap());
         let result = deserialize(bytes).unwrap();
 
-        let expected = RtmpMessage::Amf0Data {
-            values: vec![Amf0Value::Boolean(true), Amf0Value::Number(52.0)],
-        };
+        let expected = RtmpMessage::Amf0Data { values: vec![Amf0Value::Boolean(true), Amf0Value::Number(52.0)] };
 
         assert_eq!(expected, result);
     }

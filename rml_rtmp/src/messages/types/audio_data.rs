@@ -27,9 +27,7 @@ mod tests {
     #[test]
     fn can_deserialize_message() {
         let data = Bytes::from(vec![1, 2, 3, 4]);
-        let expected = RtmpMessage::AudioData {
-            data: Bytes::from(vec![1, 2, 3, 4]),
-        };
+        let expected = RtmpMessage::AudioData { data: Bytes::from(vec![1, 2, 3, 4]) };
         let result = deserialize(data).unwrap();
 
         assert_eq!(result, expected);

@@ -5,10 +5,7 @@ use std::io::Cursor;
 use messages::{MessageDeserializationError, MessageSerializationError};
 use messages::{PeerBandwidthLimitType, RtmpMessage};
 
-pub fn serialize(
-    limit_type: PeerBandwidthLimitType,
-    size: u32,
-) -> Result<Bytes, MessageSerializationError> {
+pub fn serialize(limit_type: PeerBandwidthLimitType, size: u32) -> Result<Bytes, MessageSerializationError> {
     let type_id = match limit_type {
         PeerBandwidthLimitType::Hard => 0,
         PeerBandwidthLimitType::Soft => 1,
@@ -89,10 +86,7 @@ mod tests {
     #[test]
     fn can_deserialize_message_with_hard_limit_type() {
         let size = 523;
-        let expected = RtmpMessage::SetPeerBandwidth {
-            size,
-            limit_type: PeerBandwidthLimitType::Hard,
-        };
+        let expected = RtmpMessage::SetPeerBandwidth { size, limit_type: PeerBandwidthLimitType::Hard };
 
         let mut cursor = Cursor::new(Vec::new());
         cursor.write_u32::<BigEndian>(size).unwrap();
@@ -106,10 +100,7 @@ mod tests {
     #[test]
     fn can_deserialize_message_with_soft_limit_type() {
         let size = 523;
-        let expected = RtmpMessage::SetPeerBandwidth {
-            size,
-            limit_type: PeerBandwidthLimitType::Soft,
-        };
+        let expected = RtmpMessage::SetPeerBandwidth { size, limit_type: PeerBandwidthLimitType::Soft };
 
         let mut cursor = Cursor::new(Vec::new());
         cursor.write_u32::<BigEndian>(size).unwrap();
@@ -123,10 +114,7 @@ mod tests {
     #[test]
     fn can_deserialize_message_with_dynamic_limit_type() {
         let size = 523;
-        let expected = RtmpMessage::SetPeerBandwidth {
-            size,
-            limit_type: PeerBandwidthLimitType::Dynamic,
-        };
+        let expected = RtmpMessage::SetPeerBandwidth { size, limit_type: PeerBandwidthLimitType::Dynamic };
 
         let mut cursor = Cursor::new(Vec::new());
         cursor.write_u32::<BigEndian>(size).unwrap();

@@ -17,9 +17,7 @@ pub fn serialize(
         UserControlEventType::StreamBegin => write_stream_event(&mut cursor, 0, stream_id)?,
         UserControlEventType::StreamEof => write_stream_event(&mut cursor, 1, stream_id)?,
         UserControlEventType::StreamDry => write_stream_event(&mut cursor, 2, stream_id)?,
-        UserControlEventType::SetBufferLength => {
-            write_length_event(&mut cursor, 3, stream_id, buffer_length)?
-        }
+        UserControlEventType::SetBufferLength => write_length_event(&mut cursor, 3, stream_id, buffer_length)?,
         UserControlEventType::StreamIsRecorded => write_stream_event(&mut cursor, 4, stream_id)?,
         UserControlEventType::PingRequest => write_timestamp_event(&mut cursor, 6, timestamp)?,
         UserControlEventType::PingResponse => write_timestamp_event(&mut cursor, 7, timestamp)?,
@@ -57,12 +55,8 @@ pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationErr
         UserControlEventType::StreamEof => stream_id = Some(cursor.read_u32::<BigEndian>()?),
         UserControlEventType::StreamDry => stream_id = Some(cursor.read_u32::<BigEndian>()?),
         UserControlEventType::StreamIsRecorded => stream_id = Some(cursor.read_u32::<BigEndian>()?),
-        UserControlEventType::PingRequest => {
-            timestamp = Some(RtmpTimestamp::new(cursor.read_u32::<BigEndian>()?))
-        }
-        UserControlEventType::PingResponse => {
-            timestamp = Some(RtmpTimestamp::new(cursor.read_u32::<BigEndian>()?))
-        }
+        UserControlEventType::PingRequest => timestamp = Some(RtmpTimestamp::new(cursor.read_u32::<BigEndian>()?)),
+        UserControlEventType::PingResponse => timestamp = Some(RtmpTimestamp::new(cursor.read_u32::<BigEndian>()?)),
         UserControlEventType::SetBufferLength => {
             stream_id = Some(cursor.read_u32::<BigEndian>()?);
             buffer_length = Some(cursor.read_u32::<BigEndian>()?);
@@ -71,12 +65,7 @@ pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationErr
         UserControlEventType::BufferReady => stream_id = Some(cursor.read_u32::<BigEndian>()?),
     }
 
-    Ok(RtmpMessage::UserControl {
-        event_type,
-        stream_id,
-        buffer_length,
-        timestamp,
-    })
+    Ok(RtmpMessage::UserControl { event_type, stream_id, buffer_length, timestamp })
 }
 
 fn write_stream_event<W: Write>(
@@ -84,10 +73,7 @@ fn write_stream_event<W: Write>(
     event_id: u16,
     stream_id: Option<u32>,
 ) -> Result<(), MessageSerializationError> {
-    debug_assert!(
-        stream_id.is_some(),
-        "Stream event attempted to be serialized with a None stream id!"
-    );
+    debug_assert!(stream_id.is_some(), "Stream event attempted to be serialized with a None stream id!");
 
     bytes.write_u16::<BigEndian>(event_id)?;
     match stream_id {
@@ -104,14 +90,8 @@ fn write_length_event<W: Write>(
     stream_id: Option<u32>,
     length: Option<u32>,
 ) -> Result<(), MessageSerializationError> {
-    debug_assert!(
-        stream_id.is_some(),
-        "Buffer length event attempted to be serialized with a None stream id!"
-    );
-    debug_assert!(
-        length.is_some(),
-        "Buffer length event attempted to be serialized with a None length value!"
-    );
+    debug_assert!(stream_id.is_some(), "Buffer length event attempted to be serialized with a None stream id!");
+    debug_assert!(length.is_some(), "Buffer length event attempted to be serialized with a None length value!");
 
     bytes.write_u16::<BigEndian>(event_id)?;
     match stream_id {
@@ -132,10 +112,7 @@ fn write_timestamp_event<W: Write>(
     event_id: u16,
     timestamp: Option<RtmpTimestamp>,
 ) -> Result<(), MessageSerializationError> {
-    debug_assert!(
-        timestamp.is_some(),
-        "Timestamp event attempted to be serialized with a None timestamp"
-    );
+    debug_assert!(timestamp.is_some(), "Timestamp event attempted to be serialized with a None timestamp");
 
     bytes.write_u16::<BigEndian>(event_id)?;
     match timestamp {
@@ -165,13 +142,7 @@ mod tests {
         cursor.write_u32::<BigEndian>(stream_id).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::StreamBegin,
-            Some(stream_id),
-            None,
-            None,
-        )
-        .unwrap();
+        let raw_message = serialize(UserControlEventType::StreamBegin, Some(stream_id), None, None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -185,8 +156,7 @@ mod tests {
         cursor.write_u32::<BigEndian>(stream_id).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message =
-            serialize(UserControlEventType::StreamEof, Some(stream_id), None, None).unwrap();
+        let raw_message = serialize(UserControlEventType::StreamEof, Some(stream_id), None, None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -200,8 +170,7 @@ mod tests {
         cursor.write_u32::<BigEndian>(stream_id).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message =
-            serialize(UserControlEventType::StreamDry, Some(stream_id), None, None).unwrap();
+        let raw_message = serialize(UserControlEventType::StreamDry, Some(stream_id), None, None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -217,13 +186,8 @@ mod tests {
         cursor.write_u32::<BigEndian>(buffer_length).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::SetBufferLength,
-            Some(stream_id),
-            Some(buffer_length),
-            None,
-        )
-        .unwrap();
+        let raw_message =
+            serialize(UserControlEventType::SetBufferLength, Some(stream_id), Some(buffer_length), None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -237,13 +201,7 @@ mod tests {
         cursor.write_u32::<BigEndian>(stream_id).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::StreamIsRecorded,
-            Some(stream_id),
-            None,
-            None,
-        )
-        .unwrap();
+        let raw_message = serialize(UserControlEventType::StreamIsRecorded, Some(stream_id), None, None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -257,13 +215,8 @@ mod tests {
         cursor.write_u32::<BigEndian>(time).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::PingRequest,
-            None,
-            None,
-            Some(RtmpTimestamp::new(time)),
-        )
-        .unwrap();
+        let raw_message =
+            serialize(UserControlEventType::PingRequest, None, None, Some(RtmpTimestamp::new(time))).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -277,13 +230,8 @@ mod tests {
         cursor.write_u32::<BigEndian>(time).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::PingResponse,
-            None,
-            None,
-            Some(RtmpTimestamp::new(time)),
-        )
-        .unwrap();
+        let raw_message =
+            serialize(UserControlEventType::PingResponse, None, None, Some(RtmpTimestamp::new(time))).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -297,13 +245,7 @@ mod tests {
         cursor.write_u32::<BigEndian>(stream_id).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::BufferEmpty,
-            Some(stream_id),
-            None,
-            None,
-        )
-        .unwrap();
+        let raw_message = serialize(UserControlEventType::BufferEmpty, Some(stream_id), None, None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }
@@ -317,13 +259,7 @@ mod tests {
         cursor.write_u32::<BigEndian>(stream_id).unwrap();
         let expected = cursor.into_inner();
 
-        let raw_message = serialize(
-            UserControlEventType::BufferReady,
-            Some(stream_id),
-            None,
-            None,
-        )
-        .unwrap();
+        let raw_message = serialize(UserControlEventType::BufferReady, Some(stream_id), None, None).unwrap();
 
         assert_eq!(&raw_message[..], &expected[..]);
     }

@@ -23,16 +23,10 @@ pub enum ClientSessionEvent {
     StreamMetadataReceived { metadata: StreamMetadata },
 
     /// The server has sent over video data for the stream
-    VideoDataReceived {
-        timestamp: RtmpTimestamp,
-        data: Bytes,
-    },
+    VideoDataReceived { timestamp: RtmpTimestamp, data: Bytes },
 
     /// The server has sent over audio data for the stream
-    AudioDataReceived {
-        timestamp: RtmpTimestamp,
-        data: Bytes,
-    },
+    AudioDataReceived { timestamp: RtmpTimestamp, data: Bytes },
 
     /// The server sent an Amf0 command that was not able to be handled
     UnhandleableAmf0Command {

@@ -69,9 +69,7 @@ impl ClientSession {
     ///
     /// As part of the initial creation it automatically creates initial outbound RTMP messages,
     /// such as setting the outbound chunk size
-    pub fn new(
-        config: ClientSessionConfig,
-    ) -> Result<(ClientSession, Vec<ClientSessionResult>), ClientSessionError> {
+    pub fn new(config: ClientSessionConfig) -> Result<(ClientSession, Vec<ClientSessionResult>), ClientSessionError> {
         let session = ClientSession {
             start_time: SystemTime::now(),
             serializer: ChunkSerializer::new(),
@@ -101,9 +99,7 @@ impl ClientSession {
         if let Some(peer_ack_size) = self.peer_window_ack_size {
             self.bytes_received_since_last_ack += bytes.len() as u32;
             if self.bytes_received_since_last_ack >= peer_ack_size {
-                let ack_message = RtmpMessage::Acknowledgement {
-                    sequence_number: self.bytes_received_since_last_ack,
-                };
+                let ack_message = RtmpMessage::Acknowledgement { sequence_number: self.bytes_received_since_last_ack };
                 let ack_payload = ack_message.into_message_payload(self.get_epoch(), 0)?;
                 let ack_packet = self.serializer.serialize(&ack_payload, false, false)?;
 
@@ -135,37 +131,21 @@ impl ClientSession {
                             additional_arguments,
                         )?,
 
-                        RtmpMessage::Amf0Data { values } => {
-                            self.handle_amf0_data(values, payload.message_stream_id)?
+                        RtmpMessage::Amf0Data { values } => self.handle_amf0_data(values, payload.message_stream_id)?,
+
+                        RtmpMessage::AudioData { data } => {
+                            self.handle_audio_data(payload.message_stream_id, data, payload.timestamp)?
                         }
 
-                        RtmpMessage::AudioData { data } => self.handle_audio_data(
-                            payload.message_stream_id,
-                            data,
-                            payload.timestamp,
-                        )?,
-
-                        RtmpMessage::VideoData { data } => self.handle_video_data(
-                            payload.message_stream_id,
-                            data,
-                            payload.timestamp,
-                        )?,
-
-                        RtmpMessage::UserControl {
-                            event_type,
-                            timestamp,
-                            stream_id,
-                            buffer_length,
-                        } => self.handle_user_control(
-                            event_type,
-                            timestamp,
-                            stream_id,
-                            buffer_length,
-                        )?,
-
-                        RtmpMessage::WindowAcknowledgement { size } => {
-                            self.handle_window_ack_size(size)?
+                        RtmpMessage::VideoData { data } => {
+                            self.handle_video_data(payload.message_stream_id, data, payload.timestamp)?
                         }
+
+                        RtmpMessage::UserControl { event_type, timestamp, stream_id, buffer_length } => {
+                            self.handle_user_control(event_type, timestamp, stream_id, buffer_length)?
+                        }
+
+                        RtmpMessage::WindowAcknowledgement { size } => self.handle_window_ack_size(size)?,
 
                         RtmpMessage::SetChunkSize { size } => self.handle_set_chunk_size(size)?,
 
@@ -183,10 +163,7 @@ impl ClientSession {
 
     /// Forms an RTMP message requesting a connection to the specified application on the server.
     /// An event will be raised when the request is accepted or rejected.
-    pub fn request_connection(
-        &mut self,
-        app_name: String,
-    ) -> Result<ClientSessionResult, ClientSessionError> {
+    pub fn request_connection(&mut self, app_name: String) -> Result<ClientSessionResult, ClientSessionError> {
         match self.current_state {
             ClientState::Disconnected => (),
             _ => {
@@ -195,18 +172,12 @@ impl ClientSession {
         }
 
         let transaction_id = self.get_next_transaction_id();
-        let transaction = OutstandingTransaction::ConnectionRequested {
-            app_name: app_name.clone(),
-        };
-        self.outstanding_transactions
-            .insert(transaction_id, transaction);
+        let transaction = OutstandingTransaction::ConnectionRequested { app_name: app_name.clone() };
+        self.outstanding_transactions.insert(transaction_id, transaction);
 
         let mut properties = HashMap::new();
         properties.insert("app".to_string(), Amf0Value::Utf8String(app_name));
-        properties.insert(
-            "flashVer".to_string(),
-            Amf0Value::Utf8String(self.config.flash_version.clone()),
-        );
+        properties.insert("flashVer".to_string(), Amf0Value::Utf8String(self.config.flash_version.clone()));
         properties.insert("objectEncoding".to_string(), Amf0Value::Number(0.0));
 
         // Some implementations require a tcUrl to be sent up with the connection request
@@ -233,26 +204,19 @@ impl ClientSession {
     /// Starts the process of requesting playback on the server for the specified stream key.  An
     /// event will be raised when the request is accepted or rejected.  Once accepted we will
     /// receive audio, video, and metadata information via `ClientSessionEvent`s.
-    pub fn request_playback(
-        &mut self,
-        stream_key: String,
-    ) -> Result<ClientSessionResult, ClientSessionError> {
+    pub fn request_playback(&mut self, stream_key: String) -> Result<ClientSessionResult, ClientSessionError> {
         match self.current_state {
             ClientState::Connected => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
         let transaction_id = self.get_next_transaction_id();
-        let transaction = OutstandingTransaction::CreateStream {
-            purpose: TransactionPurpose::PlayRequest { stream_key },
-        };
+        let transaction =
+            OutstandingTransaction::CreateStream { purpose: TransactionPurpose::PlayRequest { stream_key } };
 
-        self.outstanding_transactions
-            .insert(transaction_id, transaction);
+        self.outstanding_transactions.insert(transaction_id, transaction);
 
         let message = RtmpMessage::Amf0Command {
             command_name: "createStream".to_string(),
@@ -277,22 +241,16 @@ impl ClientSession {
         match self.current_state {
             ClientState::Connected => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
         let transaction_id = self.get_next_transaction_id();
         let transaction = OutstandingTransaction::CreateStream {
-            purpose: TransactionPurpose::PublishRequest {
-                stream_key,
-                request_type: publish_type,
-            },
+            purpose: TransactionPurpose::PublishRequest { stream_key, request_type: publish_type },
         };
 
-        self.outstanding_transactions
-            .insert(transaction_id, transaction);
+        self.outstanding_transactions.insert(transaction_id, transaction);
 
         let message = RtmpMessage::Amf0Command {
             command_name: "createStream".to_string(),
@@ -380,16 +338,11 @@ impl ClientSession {
 
     /// If publishing, this allows us to send encoder metadata to the server to send to all
     /// players.
-    pub fn publish_metadata(
-        &mut self,
-        metadata: &StreamMetadata,
-    ) -> Result<ClientSessionResult, ClientSessionError> {
+    pub fn publish_metadata(&mut self, metadata: &StreamMetadata) -> Result<ClientSessionResult, ClientSessionError> {
         match self.current_state {
             ClientState::Publishing => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
@@ -469,9 +422,7 @@ impl ClientSession {
         match self.current_state {
             ClientState::Publishing => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
@@ -498,9 +449,7 @@ impl ClientSession {
         match self.current_state {
             ClientState::Publishing => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
@@ -517,21 +466,14 @@ impl ClientSession {
         Ok(ClientSessionResult::OutboundResponse(packet))
     }
 
-    fn handle_video_data(
-        &self,
-        stream_id: u32,
-        data: Bytes,
-        timestamp: RtmpTimestamp,
-    ) -> ClientResult {
+    fn handle_video_data(&self, stream_id: u32, data: Bytes, timestamp: RtmpTimestamp) -> ClientResult {
         // PlayRequested state is allowed because some servers send video data prior to the
         // `NetStream.Play.Start` command.
         match self.current_state {
             ClientState::PlayRequested { .. } => (),
             ClientState::Playing { .. } => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
@@ -546,21 +488,14 @@ impl ClientSession {
         Ok(vec![ClientSessionResult::RaisedEvent(event)])
     }
 
-    fn handle_audio_data(
-        &self,
-        stream_id: u32,
-        data: Bytes,
-        timestamp: RtmpTimestamp,
-    ) -> ClientResult {
+    fn handle_audio_data(&self, stream_id: u32, data: Bytes, timestamp: RtmpTimestamp) -> ClientResult {
         // PlayRequested state is allowed because some servers send audio data prior to the
         // `NetStream.Play.Start` command.
         match self.current_state {
             ClientState::PlayRequested { .. } => (),
             ClientState::Playing { .. } => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         }
 
@@ -590,9 +525,7 @@ impl ClientSession {
 
         let first_element = data.remove(0);
         match first_element {
-            Amf0Value::Utf8String(ref value) if value == "onMetaData" => {
-                self.handle_amf0_data_on_meta_data(data)
-            }
+            Amf0Value::Utf8String(ref value) if value == "onMetaData" => self.handle_amf0_data_on_meta_data(data),
 
             _ => Ok(Vec::new()),
         }
@@ -606,16 +539,8 @@ impl ClientSession {
         additional_args: Vec<Amf0Value>,
     ) -> ClientResult {
         match name.as_str() {
-            "_result" => self.handle_amf0_command_success_result(
-                transaction_id,
-                command_object,
-                additional_args,
-            ),
-            "_error" => self.handle_amf0_command_failed_result(
-                transaction_id,
-                command_object,
-                additional_args,
-            ),
+            "_result" => self.handle_amf0_command_success_result(transaction_id, command_object, additional_args),
+            "_error" => self.handle_amf0_command_failed_result(transaction_id, command_object, additional_args),
             "onStatus" => self.handle_on_status_command(additional_args),
 
             _ => {
@@ -637,10 +562,7 @@ impl ClientSession {
         command_object: Amf0Value,
         mut additional_args: Vec<Amf0Value>,
     ) -> ClientResult {
-        let outstanding_transaction = match self
-            .outstanding_transactions
-            .remove(&(transaction_id as u32))
-        {
+        let outstanding_transaction = match self.outstanding_transactions.remove(&(transaction_id as u32)) {
             Some(transaction) => transaction,
             None => {
                 let event = ClientSessionEvent::UnknownTransactionResultReceived {
@@ -657,8 +579,7 @@ impl ClientSession {
             OutstandingTransaction::ConnectionRequested { app_name: _ } => {
                 let description = if additional_args.len() > 0 {
                     if let Amf0Value::Object(mut properties) = additional_args.remove(0) {
-                        if let Some(Amf0Value::Utf8String(value)) = properties.remove("description")
-                        {
+                        if let Some(Amf0Value::Utf8String(value)) = properties.remove("description") {
                             value
                         } else {
                             "".to_string()
@@ -686,10 +607,7 @@ impl ClientSession {
         command_object: Amf0Value,
         additional_args: Vec<Amf0Value>,
     ) -> ClientResult {
-        let outstanding_transaction = match self
-            .outstanding_transactions
-            .remove(&(transaction_id as u32))
-        {
+        let outstanding_transaction = match self.outstanding_transactions.remove(&(transaction_id as u32)) {
             Some(transaction) => transaction,
             None => {
                 let event = ClientSessionEvent::UnknownTransactionResultReceived {
@@ -707,16 +625,13 @@ impl ClientSession {
                 self.current_state = ClientState::Connected;
                 self.connected_app_name = Some(app_name);
 
-                let message = RtmpMessage::WindowAcknowledgement {
-                    size: self.config.window_ack_size,
-                };
+                let message = RtmpMessage::WindowAcknowledgement { size: self.config.window_ack_size };
                 let payload = message.into_message_payload(self.get_epoch(), 0)?;
                 let packet = self.serializer.serialize(&payload, false, false)?;
                 let event = ClientSessionEvent::ConnectionRequestAccepted;
 
-                let chunk_size_packet = self
-                    .serializer
-                    .set_max_chunk_size(self.config.chunk_size, RtmpTimestamp::new(0))?;
+                let chunk_size_packet =
+                    self.serializer.set_max_chunk_size(self.config.chunk_size, RtmpTimestamp::new(0))?;
 
                 Ok(vec![
                     ClientSessionResult::OutboundResponse(packet),
@@ -750,10 +665,8 @@ impl ClientSession {
                             timestamp: None,
                         };
 
-                        let buffer_payload =
-                            buffer_message.into_message_payload(self.get_epoch(), 0)?;
-                        let buffer_packet =
-                            self.serializer.serialize(&buffer_payload, false, false)?;
+                        let buffer_payload = buffer_message.into_message_payload(self.get_epoch(), 0)?;
+                        let buffer_packet = self.serializer.serialize(&buffer_payload, false, false)?;
 
                         let play_message = RtmpMessage::Amf0Command {
                             command_name: "play".to_string(),
@@ -762,8 +675,7 @@ impl ClientSession {
                             additional_arguments: vec![Amf0Value::Utf8String(stream_key)],
                         };
 
-                        let play_payload =
-                            play_message.into_message_payload(self.get_epoch(), stream_id)?;
+                        let play_payload = play_message.into_message_payload(self.get_epoch(), stream_id)?;
                         let play_packet = self.serializer.serialize(&play_payload, false, false)?;
 
                         Ok(vec![
@@ -772,10 +684,7 @@ impl ClientSession {
                         ])
                     }
 
-                    TransactionPurpose::PublishRequest {
-                        stream_key,
-                        request_type,
-                    } => {
+                    TransactionPurpose::PublishRequest { stream_key, request_type } => {
                         self.current_state = ClientState::PublishRequested;
 
                         let publish_type_string = match request_type {
@@ -794,10 +703,8 @@ impl ClientSession {
                             ],
                         };
 
-                        let publish_payload =
-                            publish_message.into_message_payload(self.get_epoch(), stream_id)?;
-                        let publish_packet =
-                            self.serializer.serialize(&publish_payload, false, false)?;
+                        let publish_payload = publish_message.into_message_payload(self.get_epoch(), stream_id)?;
+                        let publish_packet = self.serializer.serialize(&publish_payload, false, false)?;
                         Ok(vec![ClientSessionResult::OutboundResponse(publish_packet)])
                     }
                 }
@@ -830,9 +737,7 @@ impl ClientSession {
             "NetStream.Publish.Start" => self.handle_publish_start(),
 
             x => {
-                let event = ClientSessionEvent::UnhandleableOnStatusCode {
-                    code: x.to_string(),
-                };
+                let event = ClientSessionEvent::UnhandleableOnStatusCode { code: x.to_string() };
                 Ok(vec![ClientSessionResult::RaisedEvent(event)])
             }
         }
@@ -842,9 +747,7 @@ impl ClientSession {
         match self.current_state {
             ClientState::PlayRequested => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         };
 
@@ -858,9 +761,7 @@ impl ClientSession {
         match self.current_state {
             ClientState::PublishRequested => (),
             _ => {
-                return Err(ClientSessionError::SessionInInvalidState {
-                    current_state: self.current_state.clone(),
-                });
+                return Err(ClientSessionError::SessionInInvalidState { current_state: self.current_state.clone() });
             }
         };
 
@@ -888,9 +789,7 @@ impl ClientSession {
     }
 
     fn handle_acknowledgement(&mut self, sequence_number: u32) -> ClientResult {
-        let event = ClientSessionEvent::AcknowledgementReceived {
-            bytes_received: sequence_number,
-        };
+        let event = ClientSessionEvent::AcknowledgementReceived { bytes_received: sequence_number };
         Ok(vec![ClientSessionResult::RaisedEvent(event)])
     }
 
@@ -940,8 +839,7 @@ impl ClientSession {
     fn get_epoch(&self) -> RtmpTimestamp {
         match self.start_time.elapsed() {
             Ok(duration) => {
-                let milliseconds =
-                    (duration.as_secs() * 1000) + (duration.subsec_nanos() as u64 / 1_000_000);
+                let milliseconds = (duration.as_secs() * 1000) + (duration.subsec_nanos() as u64 / 1_000_000);
 
                 // Casting to u32 should auto-wrap the value as expected.  If not a stream will probably
                 // break after 49 days but testing shows it should wrap

@@ -1,14 +1,9 @@
 use super::PublishRequestType;
 
 pub enum TransactionPurpose {
-    PlayRequest {
-        stream_key: String,
-    },
+    PlayRequest { stream_key: String },
 
-    PublishRequest {
-        stream_key: String,
-        request_type: PublishRequestType,
-    },
+    PublishRequest { stream_key: String, request_type: PublishRequestType },
 }
 
 pub enum OutstandingTransaction {

@@ -16,22 +16,16 @@ pub enum ServerSessionError {
     ChunkSerializationError(#[from] ChunkSerializationError),
 
     /// Encountered when an error occurs while turning an RTMP message into an message payload
-    #[error(
-        "An error occurred while attempting to turn an RTMP message into a message payload: {0}"
-    )]
+    #[error("An error occurred while attempting to turn an RTMP message into a message payload: {0}")]
     MessageSerializationError(#[from] MessageSerializationError),
 
     /// Encountered when an error occurs while turning a message payload into an RTMP message
-    #[error(
-        "An error occurred while attempting to turn a message payload into an RTMP message: {0}"
-    )]
+    #[error("An error occurred while attempting to turn a message payload into an RTMP message: {0}")]
     MessageDeserializationError(#[from] MessageDeserializationError),
 
     /// A request id that was attempting to be accepted or rejected was not a known
     /// outstanding request.
-    #[error(
-        "Attempted to accept or reject request id {0} but no outstanding requests have that id"
-    )]
+    #[error("Attempted to accept or reject request id {0} but no outstanding requests have that id")]
     InvalidOutstandingRequest(u32),
 
     /// A connection request was made without a valid RTMP app name

@@ -28,48 +28,22 @@ pub enum ServerSessionEvent {
     ConnectionRequested { request_id: u32, app_name: String },
 
     /// The client is requesting a stream key be released for use.
-    ReleaseStreamRequested {
-        request_id: u32,
-        app_name: String,
-        stream_key: String,
-    },
+    ReleaseStreamRequested { request_id: u32, app_name: String, stream_key: String },
 
     /// The client is requesting the ability to publish on the specified stream key,
-    PublishStreamRequested {
-        request_id: u32,
-        app_name: String,
-        stream_key: String,
-        mode: PublishMode,
-    },
+    PublishStreamRequested { request_id: u32, app_name: String, stream_key: String, mode: PublishMode },
 
     /// The client is finished publishing on the specified stream key
-    PublishStreamFinished {
-        app_name: String,
-        stream_key: String,
-    },
+    PublishStreamFinished { app_name: String, stream_key: String },
 
     /// The client is changing metadata properties of the stream being published
-    StreamMetadataChanged {
-        app_name: String,
-        stream_key: String,
-        metadata: StreamMetadata,
-    },
+    StreamMetadataChanged { app_name: String, stream_key: String, metadata: StreamMetadata },
 
     /// Audio data was received from the client
-    AudioDataReceived {
-        app_name: String,
-        stream_key: String,
-        data: Bytes,
-        timestamp: RtmpTimestamp,
-    },
+    AudioDataReceived { app_name: String, stream_key: String, data: Bytes, timestamp: RtmpTimestamp },
 
     /// Video data received from the client
-    VideoDataReceived {
-        app_name: String,
-        stream_key: String,
-        data: Bytes,
-        timestamp: RtmpTimestamp,
-    },
+    VideoDataReceived { app_name: String, stream_key: String, data: Bytes, timestamp: RtmpTimestamp },
 
     /// The client sent an Amf0 command that was not able to be handled
     UnhandleableAmf0Command {
@@ -91,10 +65,7 @@ pub enum ServerSessionEvent {
     },
 
     /// The client is finished with playback of the specified stream
-    PlayStreamFinished {
-        app_name: String,
-        stream_key: String,
-    },
+    PlayStreamFinished { app_name: String, stream_key: String },
 
     /// The client has sent an acknowledgement that they have received the specified number of bytes
     AcknowledgementReceived { bytes_received: u32 },

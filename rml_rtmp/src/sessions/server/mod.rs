@@ -68,9 +68,7 @@ impl ServerSession {
     /// As part of the initial creation it automatically creates the initial outbound RTMp messages
     /// that the RTMP message protocol requires to confirm to the client that it can stream on
     /// stream id 0 (as well as other important initial information
-    pub fn new(
-        config: ServerSessionConfig,
-    ) -> Result<(ServerSession, Vec<ServerSessionResult>), ServerSessionError> {
+    pub fn new(config: ServerSessionConfig) -> Result<(ServerSession, Vec<ServerSessionResult>), ServerSessionError> {
         let mut session = ServerSession {
             start_time: SystemTime::now(),
             serializer: ChunkSerializer::new(),
@@ -90,18 +88,12 @@ impl ServerSession {
 
         let mut results = Vec::with_capacity(4);
 
-        let chunk_size_packet = session
-            .serializer
-            .set_max_chunk_size(config.chunk_size, RtmpTimestamp::new(0))?;
+        let chunk_size_packet = session.serializer.set_max_chunk_size(config.chunk_size, RtmpTimestamp::new(0))?;
         results.push(ServerSessionResult::OutboundResponse(chunk_size_packet));
 
-        let window_ack_message = RtmpMessage::WindowAcknowledgement {
-            size: config.window_ack_size,
-        };
+        let window_ack_message = RtmpMessage::WindowAcknowledgement { size: config.window_ack_size };
         let window_ack_payload = window_ack_message.into_message_payload(session.get_epoch(), 0)?;
-        let window_ack_packet = session
-            .serializer
-            .serialize(&window_ack_payload, true, false)?;
+        let window_ack_packet = session.serializer.serialize(&window_ack_payload, true, false)?;
         results.push(ServerSessionResult::OutboundResponse(window_ack_packet));
 
         let begin_message = RtmpMessage::UserControl {
@@ -115,10 +107,8 @@ impl ServerSession {
         let begin_packet = session.serializer.serialize(&begin_payload, true, false)?;
         results.push(ServerSessionResult::OutboundResponse(begin_packet));
 
-        let peer_message = RtmpMessage::SetPeerBandwidth {
-            size: config.peer_bandwidth,
-            limit_type: PeerBandwidthLimitType::Dynamic,
-        };
+        let peer_message =
+            RtmpMessage::SetPeerBandwidth { size: config.peer_bandwidth, limit_type: PeerBandwidthLimitType::Dynamic };
         let peer_payload = peer_message.into_message_payload(session.get_epoch(), 0)?;
         let peer_packet = session.serializer.serialize(&peer_payload, true, false)?;
         results.push(ServerSessionResult::OutboundResponse(peer_packet));
@@ -132,9 +122,7 @@ impl ServerSession {
             };
 
             let bw_done_payload = bw_done_message.into_message_payload(session.get_epoch(), 0)?;
-            let bw_done_packet = session
-                .serializer
-                .serialize(&bw_done_payload, true, false)?;
+            let bw_done_packet = session.serializer.serialize(&bw_done_payload, true, false)?;
             results.push(ServerSessionResult::OutboundResponse(bw_done_packet));
         }
 
@@ -143,19 +131,14 @@ impl ServerSession {
 
     /// Takes in bytes that are encoding RTMP chunks and returns any responses or events that can
     /// be reacted to.
-    pub fn handle_input(
-        &mut self,
-        bytes: &[u8],
-    ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         let mut results = Vec::new();
         self.bytes_received += bytes.len() as u64;
 
         if let Some(peer_ack_size) = self.peer_window_ack_size {
             self.bytes_received_since_last_ack += bytes.len() as u32;
             if self.bytes_received_since_last_ack >= peer_ack_size {
-                let ack_message = RtmpMessage::Acknowledgement {
-                    sequence_number: self.bytes_received_since_last_ack,
-                };
+                let ack_message = RtmpMessage::Acknowledgement { sequence_number: self.bytes_received_since_last_ack };
                 let ack_payload = ack_message.into_message_payload(self.get_epoch(), 0)?;
                 let ack_packet = self.serializer.serialize(&ack_payload, false, false)?;
 
@@ -192,15 +175,11 @@ impl ServerSession {
                             additional_arguments,
                         )?,
 
-                        RtmpMessage::Amf0Data { values } => {
-                            self.handle_amf0_data(values, payload.message_stream_id)?
-                        }
+                        RtmpMessage::Amf0Data { values } => self.handle_amf0_data(values, payload.message_stream_id)?,
 
-                        RtmpMessage::AudioData { data } => self.handle_audio_data(
-                            data,
-                            payload.message_stream_id,
-                            payload.timestamp,
-                        )?,
+                        RtmpMessage::AudioData { data } => {
+                            self.handle_audio_data(data, payload.message_stream_id, payload.timestamp)?
+                        }
 
                         RtmpMessage::SetChunkSize { size } => self.handle_set_chunk_size(size)?,
 
@@ -208,27 +187,15 @@ impl ServerSession {
                             self.handle_set_peer_bandwidth(size, limit_type)?
                         }
 
-                        RtmpMessage::UserControl {
-                            event_type,
-                            stream_id,
-                            buffer_length,
-                            timestamp,
-                        } => self.handle_user_control(
-                            event_type,
-                            stream_id,
-                            buffer_length,
-                            timestamp,
-                        )?,
-
-                        RtmpMessage::VideoData { data } => self.handle_video_data(
-                            data,
-                            payload.message_stream_id,
-                            payload.timestamp,
-                        )?,
-
-                        RtmpMessage::WindowAcknowledgement { size } => {
-                            self.handle_window_acknowledgement(size)?
+                        RtmpMessage::UserControl { event_type, stream_id, buffer_length, timestamp } => {
+                            self.handle_user_control(event_type, stream_id, buffer_length, timestamp)?
                         }
+
+                        RtmpMessage::VideoData { data } => {
+                            self.handle_video_data(data, payload.message_stream_id, payload.timestamp)?
+                        }
+
+                        RtmpMessage::WindowAcknowledgement { size } => self.handle_window_acknowledgement(size)?,
 
                         _ => vec![ServerSessionResult::UnhandleableMessageReceived(payload)],
                     };
@@ -243,31 +210,24 @@ impl ServerSession {
     }
 
     /// Tells the server session that it should accept an outstanding request
-    pub fn accept_request(
-        &mut self,
-        request_id: u32,
-    ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+    pub fn accept_request(&mut self, request_id: u32) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         let request = match self.outstanding_requests.remove(&request_id) {
             Some(x) => x,
             None => return Err(ServerSessionError::InvalidRequestId),
         };
 
         match request {
-            OutstandingRequest::ConnectionRequest {
-                app_name,
-                transaction_id,
-            } => self.accept_connection_request(app_name, transaction_id),
+            OutstandingRequest::ConnectionRequest { app_name, transaction_id } => {
+                self.accept_connection_request(app_name, transaction_id)
+            }
 
-            OutstandingRequest::PublishRequested {
-                stream_key,
-                mode,
-                stream_id,
-            } => self.accept_publish_request(stream_id, stream_key, mode),
+            OutstandingRequest::PublishRequested { stream_key, mode, stream_id } => {
+                self.accept_publish_request(stream_id, stream_key, mode)
+            }
 
-            OutstandingRequest::PlayRequested {
-                stream_key,
-                stream_id,
-            } => self.accept_play_request(stream_id, stream_key),
+            OutstandingRequest::PlayRequested { stream_key, stream_id } => {
+                self.accept_play_request(stream_id, stream_key)
+            }
         }
     }
 
@@ -295,36 +255,22 @@ impl ServerSession {
     }
 
     /// Prepares metadata information to be sent to the client
-    pub fn send_metadata(
-        &mut self,
-        stream_id: u32,
-        metadata: &StreamMetadata,
-    ) -> Result<Packet, ServerSessionError> {
+    pub fn send_metadata(&mut self, stream_id: u32, metadata: &StreamMetadata) -> Result<Packet, ServerSessionError> {
         let mut properties = HashMap::with_capacity(11);
 
-        metadata
-            .video_width
-            .map(|x| properties.insert("width".to_string(), Amf0Value::Number(x as f64)));
+        metadata.video_width.map(|x| properties.insert("width".to_string(), Amf0Value::Number(x as f64)));
 
-        metadata
-            .video_height
-            .map(|x| properties.insert("height".to_string(), Amf0Value::Number(x as f64)));
+        metadata.video_height.map(|x| properties.insert("height".to_string(), Amf0Value::Number(x as f64)));
 
-        metadata
-            .video_codec_id
-            .map(|x| properties.insert("videocodecid".to_string(), Amf0Value::Number(x as f64)));
+        metadata.video_codec_id.map(|x| properties.insert("videocodecid".to_string(), Amf0Value::Number(x as f64)));
 
         metadata
             .video_bitrate_kbps
             .map(|x| properties.insert("videodatarate".to_string(), Amf0Value::Number(x as f64)));
 
-        metadata
-            .video_frame_rate
-            .map(|x| properties.insert("framerate".to_string(), Amf0Value::Number(x as f64)));
+        metadata.video_frame_rate.map(|x| properties.insert("framerate".to_string(), Amf0Value::Number(x as f64)));
 
-        metadata
-            .audio_codec_id
-            .map(|x| properties.insert("audiocodecid".to_string(), Amf0Value::Number(x as f64)));
+        metadata.audio_codec_id.map(|x| properties.insert("audiocodecid".to_string(), Amf0Value::Number(x as f64)));
 
         metadata
             .audio_bitrate_kbps
@@ -334,24 +280,14 @@ impl ServerSession {
             .audio_sample_rate
             .map(|x| properties.insert("audiosamplerate".to_string(), Amf0Value::Number(x as f64)));
 
-        metadata
-            .audio_channels
-            .map(|x| properties.insert("audiochannels".to_string(), Amf0Value::Number(x as f64)));
+        metadata.audio_channels.map(|x| properties.insert("audiochannels".to_string(), Amf0Value::Number(x as f64)));
 
-        metadata
-            .audio_is_stereo
-            .map(|x| properties.insert("stereo".to_string(), Amf0Value::Boolean(x)));
+        metadata.audio_is_stereo.map(|x| properties.insert("stereo".to_string(), Amf0Value::Boolean(x)));
 
-        metadata
-            .encoder
-            .as_ref()
-            .map(|x| properties.insert("encoder".to_string(), Amf0Value::Utf8String(x.clone())));
+        metadata.encoder.as_ref().map(|x| properties.insert("encoder".to_string(), Amf0Value::Utf8String(x.clone())));
 
         let message = RtmpMessage::Amf0Data {
-            values: vec![
-                Amf0Value::Utf8String("onMetaData".to_string()),
-                Amf0Value::Object(properties),
-            ],
+            values: vec![Amf0Value::Utf8String("onMetaData".to_string()), Amf0Value::Object(properties)],
         };
 
         let payload = message.into_message_payload(self.get_epoch(), stream_id)?;
@@ -406,9 +342,7 @@ impl ServerSession {
     /// `onStatus(code: NetStream.Play.Complete)`
     pub fn finish_playing(&mut self, stream_id: u32) -> Result<Packet, ServerSessionError> {
         let stream_key = match self.active_streams.get_mut(&stream_id) {
-            Some(ActiveStream {
-                current_state: state,
-            }) => {
+            Some(ActiveStream { current_state: state }) => {
                 let k = match state {
                     StreamState::Playing { stream_key: k } => k.clone(),
                     _ => {
@@ -446,10 +380,7 @@ impl ServerSession {
         Ok(self.serializer.serialize(&payload, false, false)?)
     }
 
-    fn handle_abort_message(
-        &self,
-        _stream_id: u32,
-    ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+    fn handle_abort_message(&self, _stream_id: u32) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         Ok(Vec::new())
     }
 
@@ -457,9 +388,7 @@ impl ServerSession {
         &self,
         sequence_number: u32,
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
-        let event = ServerSessionEvent::AcknowledgementReceived {
-            bytes_received: sequence_number,
-        };
+        let event = ServerSessionEvent::AcknowledgementReceived { bytes_received: sequence_number };
         Ok(vec![ServerSessionResult::RaisedEvent(event)])
     }
 
@@ -479,14 +408,12 @@ impl ServerSession {
             "play" => self.handle_command_play(stream_id, transaction_id, additional_args)?,
             "publish" => self.handle_command_publish(stream_id, transaction_id, additional_args)?,
 
-            _ => vec![ServerSessionResult::RaisedEvent(
-                ServerSessionEvent::UnhandleableAmf0Command {
-                    command_name: name,
-                    additional_values: additional_args,
-                    transaction_id,
-                    command_object,
-                },
-            )],
+            _ => vec![ServerSessionResult::RaisedEvent(ServerSessionEvent::UnhandleableAmf0Command {
+                command_name: name,
+                additional_values: additional_args,
+                transaction_id,
+                command_object,
+            })],
         };
 
         Ok(results)
@@ -524,19 +451,13 @@ impl ServerSession {
             None => 0.0,
         };
 
-        let request = OutstandingRequest::ConnectionRequest {
-            app_name: app_name.clone(),
-            transaction_id,
-        };
+        let request = OutstandingRequest::ConnectionRequest { app_name: app_name.clone(), transaction_id };
 
         let request_number = self.next_request_number;
         self.next_request_number = self.next_request_number + 1;
         self.outstanding_requests.insert(request_number, request);
 
-        let event = ServerSessionEvent::ConnectionRequested {
-            app_name: app_name,
-            request_id: request_number,
-        };
+        let event = ServerSessionEvent::ConnectionRequested { app_name: app_name, request_id: request_number };
 
         Ok(vec![ServerSessionResult::RaisedEvent(event)])
     }
@@ -572,23 +493,14 @@ impl ServerSession {
         // Before we change the stream state we need to grab the info from it for any
         // events that need to be raised
         let results = match stream.current_state {
-            StreamState::Publishing {
-                ref stream_key,
-                mode: _,
-            } => {
-                let event = ServerSessionEvent::PublishStreamFinished {
-                    app_name,
-                    stream_key: stream_key.clone(),
-                };
+            StreamState::Publishing { ref stream_key, mode: _ } => {
+                let event = ServerSessionEvent::PublishStreamFinished { app_name, stream_key: stream_key.clone() };
 
                 vec![ServerSessionResult::RaisedEvent(event)]
             }
 
             StreamState::Playing { ref stream_key } => {
-                let event = ServerSessionEvent::PlayStreamFinished {
-                    app_name,
-                    stream_key: stream_key.clone(),
-                };
+                let event = ServerSessionEvent::PlayStreamFinished { app_name, stream_key: stream_key.clone() };
 
                 vec![ServerSessionResult::RaisedEvent(event)]
             }
@@ -610,9 +522,7 @@ impl ServerSession {
         let new_stream_id = self.next_stream_id;
         self.next_stream_id = self.next_stream_id + 1;
 
-        let new_stream = ActiveStream {
-            current_state: StreamState::Created,
-        };
+        let new_stream = ActiveStream { current_state: StreamState::Created };
 
         self.active_streams.insert(new_stream_id, new_stream);
 
@@ -656,23 +566,14 @@ impl ServerSession {
         };
 
         let result = match stream.current_state {
-            StreamState::Publishing {
-                ref stream_key,
-                mode: _,
-            } => {
-                let event = ServerSessionEvent::PublishStreamFinished {
-                    stream_key: stream_key.clone(),
-                    app_name,
-                };
+            StreamState::Publishing { ref stream_key, mode: _ } => {
+                let event = ServerSessionEvent::PublishStreamFinished { stream_key: stream_key.clone(), app_name };
 
                 vec![ServerSessionResult::RaisedEvent(event)]
             }
 
             StreamState::Playing { ref stream_key } => {
-                let event = ServerSessionEvent::PlayStreamFinished {
-                    app_name,
-                    stream_key: stream_key.clone(),
-                };
+                let event = ServerSessionEvent::PlayStreamFinished { app_name, stream_key: stream_key.clone() };
 
                 vec![ServerSessionResult::RaisedEvent(event)]
             }
@@ -740,11 +641,8 @@ impl ServerSession {
                 "append" => PublishMode::Append,
                 "record" => PublishMode::Record,
                 _ => {
-                    let error_properties = create_status_object(
-                        "error",
-                        "NetStream.Publish.Start",
-                        "Invalid publish mode given",
-                    );
+                    let error_properties =
+                        create_status_object("error", "NetStream.Publish.Start", "Invalid publish mode given");
                     let packet = self.create_error_response(
                         transaction_id,
                         Amf0Value::Null,
@@ -767,22 +665,15 @@ impl ServerSession {
             }
         };
 
-        let request = OutstandingRequest::PublishRequested {
-            stream_key: stream_key.clone(),
-            mode: mode.clone(),
-            stream_id,
-        };
+        let request =
+            OutstandingRequest::PublishRequested { stream_key: stream_key.clone(), mode: mode.clone(), stream_id };
 
         let request_number = self.next_request_number;
         self.next_request_number = self.next_request_number + 1;
         self.outstanding_requests.insert(request_number, request);
 
-        let event = ServerSessionEvent::PublishStreamRequested {
-            request_id: request_number,
-            app_name,
-            stream_key,
-            mode,
-        };
+        let event =
+            ServerSessionEvent::PublishStreamRequested { request_id: request_number, app_name, stream_key, mode };
 
         Ok(vec![ServerSessionResult::RaisedEvent(event)])
     }
@@ -794,12 +685,8 @@ impl ServerSession {
         mut arguments: Vec<Amf0Value>,
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         if arguments.len() < 1 {
-            let packet = self.create_error_packet(
-                "NetStream.Play.Start",
-                "Invalid play arguments",
-                transaction_id,
-                stream_id,
-            )?;
+            let packet =
+                self.create_error_packet("NetStream.Play.Start", "Invalid play arguments", transaction_id, stream_id)?;
             return Ok(vec![ServerSessionResult::OutboundResponse(packet)]);
         }
 
@@ -884,10 +771,7 @@ impl ServerSession {
             false
         };
 
-        let request = OutstandingRequest::PlayRequested {
-            stream_key: stream_key.clone(),
-            stream_id,
-        };
+        let request = OutstandingRequest::PlayRequested { stream_key: stream_key.clone(), stream_id };
 
         let request_number = self.next_request_number;
         self.next_request_number = self.next_request_number + 1;
@@ -955,10 +839,7 @@ impl ServerSession {
         let publish_stream_key = match self.active_streams.get(&stream_id) {
             Some(ref stream) => {
                 match stream.current_state {
-                    StreamState::Publishing {
-                        ref stream_key,
-                        mode: _,
-                    } => stream_key,
+                    StreamState::Publishing { ref stream_key, mode: _ } => stream_key,
                     _ => return Ok(Vec::new()), // Return nothing since we aren't publishing
                 }
             }
@@ -974,11 +855,8 @@ impl ServerSession {
             _ => (),
         }
 
-        let event = ServerSessionEvent::StreamMetadataChanged {
-            stream_key: publish_stream_key.clone(),
-            app_name,
-            metadata,
-        };
+        let event =
+            ServerSessionEvent::StreamMetadataChanged { stream_key: publish_stream_key.clone(), app_name, metadata };
 
         Ok(vec![ServerSessionResult::RaisedEvent(event)])
     }
@@ -1002,10 +880,7 @@ impl ServerSession {
         let publish_stream_key = match self.active_streams.get(&stream_id) {
             Some(ref stream) => {
                 match stream.current_state {
-                    StreamState::Publishing {
-                        ref stream_key,
-                        mode: _,
-                    } => stream_key.clone(),
+                    StreamState::Publishing { ref stream_key, mode: _ } => stream_key.clone(),
                     _ => return Ok(Vec::new()), // Not a publishing stream so ignore it
                 }
             }
@@ -1013,20 +888,12 @@ impl ServerSession {
             None => return Ok(Vec::new()), // Audio sent over an invalid stream, ignore it
         };
 
-        let event = ServerSessionEvent::AudioDataReceived {
-            stream_key: publish_stream_key,
-            app_name,
-            timestamp,
-            data,
-        };
+        let event = ServerSessionEvent::AudioDataReceived { stream_key: publish_stream_key, app_name, timestamp, data };
 
         Ok(vec![ServerSessionResult::RaisedEvent(event)])
     }
 
-    fn handle_set_chunk_size(
-        &mut self,
-        size: u32,
-    ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+    fn handle_set_chunk_size(&mut self, size: u32) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         self.deserializer.set_max_chunk_size(size as usize)?;
         Ok(Vec::new())
     }
@@ -1089,10 +956,7 @@ impl ServerSession {
         let publish_stream_key = match self.active_streams.get(&stream_id) {
             Some(ref stream) => {
                 match stream.current_state {
-                    StreamState::Publishing {
-                        ref stream_key,
-                        mode: _,
-                    } => stream_key.clone(),
+                    StreamState::Publishing { ref stream_key, mode: _ } => stream_key.clone(),
                     _ => return Ok(Vec::new()), // Not a publishing stream so ignore it
                 }
             }
@@ -1100,20 +964,12 @@ impl ServerSession {
             None => return Ok(Vec::new()), // Video sent over an invalid stream, ignore it
         };
 
-        let event = ServerSessionEvent::VideoDataReceived {
-            stream_key: publish_stream_key,
-            app_name,
-            timestamp,
-            data,
-        };
+        let event = ServerSessionEvent::VideoDataReceived { stream_key: publish_stream_key, app_name, timestamp, data };
 
         Ok(vec![ServerSessionResult::RaisedEvent(event)])
     }
 
-    fn handle_window_acknowledgement(
-        &mut self,
-        size: u32,
-    ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+    fn handle_window_acknowledgement(&mut self, size: u32) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         self.peer_window_ack_size = Some(size);
         Ok(Vec::new())
     }
@@ -1127,22 +983,13 @@ impl ServerSession {
         self.current_state = SessionState::Connected;
 
         let mut command_object_properties = HashMap::new();
-        command_object_properties.insert(
-            "fmsVer".to_string(),
-            Amf0Value::Utf8String(self.fms_version.clone()),
-        );
+        command_object_properties.insert("fmsVer".to_string(), Amf0Value::Utf8String(self.fms_version.clone()));
         command_object_properties.insert("capabilities".to_string(), Amf0Value::Number(31.0));
 
         let description = "Successfully connected on app: ".to_string() + &app_name;
-        let mut additional_properties = create_status_object(
-            "status",
-            "NetConnection.Connect.Success",
-            description.as_ref(),
-        );
-        additional_properties.insert(
-            "objectEncoding".to_string(),
-            Amf0Value::Number(self.object_encoding),
-        );
+        let mut additional_properties =
+            create_status_object("status", "NetConnection.Connect.Success", description.as_ref());
+        additional_properties.insert("objectEncoding".to_string(), Amf0Value::Number(self.object_encoding));
 
         let message = RtmpMessage::Amf0Command {
             command_name: "_result".to_string(),
@@ -1165,10 +1012,7 @@ impl ServerSession {
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         match self.active_streams.get_mut(&stream_id) {
             Some(active_stream) => {
-                active_stream.current_state = StreamState::Publishing {
-                    stream_key: stream_key.clone(),
-                    mode,
-                };
+                active_stream.current_state = StreamState::Publishing { stream_key: stream_key.clone(), mode };
             }
 
             None => {
@@ -1179,10 +1023,7 @@ impl ServerSession {
             }
         };
 
-        let description = format!(
-            "Successfully started publishing on stream key {}",
-            stream_key
-        );
+        let description = format!("Successfully started publishing on stream key {}", stream_key);
 
         let stream_begin_message = RtmpMessage::UserControl {
             event_type: UserControlEventType::StreamBegin,
@@ -1191,14 +1032,10 @@ impl ServerSession {
             timestamp: None,
         };
 
-        let stream_begin_payload =
-            stream_begin_message.into_message_payload(self.get_epoch(), stream_id)?;
-        let stream_begin_packet = self
-            .serializer
-            .serialize(&stream_begin_payload, false, false)?;
+        let stream_begin_payload = stream_begin_message.into_message_payload(self.get_epoch(), stream_id)?;
+        let stream_begin_packet = self.serializer.serialize(&stream_begin_payload, false, false)?;
 
-        let status_object =
-            create_status_object("status", "NetStream.Publish.Start", description.as_ref());
+        let status_object = create_status_object("status", "NetStream.Publish.Start", description.as_ref());
         let publish_start_message = RtmpMessage::Amf0Command {
             command_name: "onStatus".to_string(),
             transaction_id: 0.0,
@@ -1206,11 +1043,8 @@ impl ServerSession {
             additional_arguments: vec![Amf0Value::Object(status_object)],
         };
 
-        let publish_start_payload =
-            publish_start_message.into_message_payload(self.get_epoch(), stream_id)?;
-        let publish_packet = self
-            .serializer
-            .serialize(&publish_start_payload, false, false)?;
+        let publish_start_payload = publish_start_message.into_message_payload(self.get_epoch(), stream_id)?;
+        let publish_packet = self.serializer.serialize(&publish_start_payload, false, false)?;
 
         Ok(vec![
             ServerSessionResult::OutboundResponse(stream_begin_packet),
@@ -1225,9 +1059,7 @@ impl ServerSession {
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         match self.active_streams.get_mut(&stream_id) {
             Some(active_stream) => {
-                active_stream.current_state = StreamState::Playing {
-                    stream_key: stream_key.clone(),
-                };
+                active_stream.current_state = StreamState::Playing { stream_key: stream_key.clone() };
             }
 
             None => {
@@ -1238,8 +1070,7 @@ impl ServerSession {
             }
         }
 
-        let reset_status_object =
-            create_status_object("status", "NetStream.Play.Reset", "Reset stream");
+        let reset_status_object = create_status_object("status", "NetStream.Play.Reset", "Reset stream");
         let reset_message = RtmpMessage::Amf0Command {
             command_name: "onStatus".to_string(),
             transaction_id: 0.0,
@@ -1255,8 +1086,7 @@ impl ServerSession {
         };
 
         let description = format!("Successfully started playback on stream key {}", stream_key);
-        let start_status_object =
-            create_status_object("status", "NetStream.Play.Start", description.as_ref());
+        let start_status_object = create_status_object("status", "NetStream.Play.Start", description.as_ref());
         let start_message = RtmpMessage::Amf0Command {
             command_name: "onStatus".to_string(),
             transaction_id: 0.0,
@@ -1273,23 +1103,14 @@ impl ServerSession {
         };
 
         let mut data_start_properties = HashMap::new();
-        data_start_properties.insert(
-            "code".to_string(),
-            Amf0Value::Utf8String("NetStream.Data.Start".to_string()),
-        );
+        data_start_properties.insert("code".to_string(), Amf0Value::Utf8String("NetStream.Data.Start".to_string()));
 
         let data2_message = RtmpMessage::Amf0Data {
-            values: vec![
-                Amf0Value::Utf8String("onStatus".to_string()),
-                Amf0Value::Object(data_start_properties),
-            ],
+            values: vec![Amf0Value::Utf8String("onStatus".to_string()), Amf0Value::Object(data_start_properties)],
         };
 
-        let stream_begin_payload =
-            stream_begin_message.into_message_payload(self.get_epoch(), stream_id)?;
-        let stream_begin_packet = self
-            .serializer
-            .serialize(&stream_begin_payload, false, false)?;
+        let stream_begin_payload = stream_begin_message.into_message_payload(self.get_epoch(), stream_id)?;
+        let stream_begin_packet = self.serializer.serialize(&stream_begin_payload, false, false)?;
 
         let start_payload = start_message.into_message_payload(self.get_epoch(), stream_id)?;
         let start_packet = self.serializer.serialize(&start_payload, false, false)?;
@@ -1353,8 +1174,7 @@ impl ServerSession {
     fn get_epoch(&self) -> RtmpTimestamp {
         match self.start_time.elapsed() {
             Ok(duration) => {
-                let milliseconds =
-                    (duration.as_secs() * 1000) + (duration.subsec_nanos() as u64 / 1_000_000);
+                let milliseconds = (duration.as_secs() * 1000) + (duration.subsec_nanos() as u64 / 1_000_000);
 
                 // Casting to u32 should auto-wrap the value as expected.  If not a stream will probably
                 // break after 49 days but testing shows it should wrap
@@ -1385,14 +1205,8 @@ impl ServerSession {
 
 fn create_status_object(level: &str, code: &str, description: &str) -> HashMap<String, Amf0Value> {
     let mut properties = HashMap::new();
-    properties.insert(
-        "level".to_string(),
-        Amf0Value::Utf8String(level.to_string()),
-    );
+    properties.insert("level".to_string(), Amf0Value::Utf8String(level.to_string()));
     properties.insert("code".to_string(), Amf0Value::Utf8String(code.to_string()));
-    properties.insert(
-        "description".to_string(),
-        Amf0Value::Utf8String(description.to_string()),
-    );
+    properties.insert("description".to_string(), Amf0Value::Utf8String(description.to_string()));
     properties
 }

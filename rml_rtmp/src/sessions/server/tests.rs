@@ -20,23 +20,12 @@ fn new_config_creates_initial_responses() {
 
     let (responses, _) = split_results(&mut deserializer, results);
 
+    assert_vec_contains!(responses, &(_, RtmpMessage::WindowAcknowledgement { size: DEFAULT_WINDOW_ACK_SIZE }));
     assert_vec_contains!(
         responses,
         &(
             _,
-            RtmpMessage::WindowAcknowledgement {
-                size: DEFAULT_WINDOW_ACK_SIZE
-            }
-        )
-    );
-    assert_vec_contains!(
-        responses,
-        &(
-            _,
-            RtmpMessage::SetPeerBandwidth {
-                size: DEFAULT_PEER_BANDWIDTH,
-                limit_type: PeerBandwidthLimitType::Dynamic
-            }
+            RtmpMessage::SetPeerBandwidth { size: DEFAULT_PEER_BANDWIDTH, limit_type: PeerBandwidthLimitType::Dynamic }
         )
     );
     assert_vec_contains!(
@@ -60,11 +49,7 @@ fn new_config_creates_initial_responses() {
             command_object: Amf0Value::Null,
             additional_arguments: ref x,
         }) if command_name_value == "onBWDone" && transaction_id_value == 0_f64 => additional_values = x);
-    assert_eq!(
-        &additional_values[..],
-        &[Amf0Value::Number(8192_f64)],
-        "onBWDone additional values were unexpected"
-    );
+    assert_eq!(&additional_values[..], &[Amf0Value::Number(8192_f64)], "onBWDone additional values were unexpected");
 }
 
 #[test]
@@ -94,28 +79,17 @@ fn can_accept_connection_request() {
     let connect_payload = create_connect_message("some_app".to_string(), 15, 0, 0.0);
     let connect_packet = serializer.serialize(&connect_payload, true, false).unwrap();
     let connect_results = session.handle_input(&connect_packet.bytes[..]).unwrap();
-    assert_eq!(
-        connect_results.len(),
-        1,
-        "Unexpected number of responses when handling connect request message"
-    );
+    assert_eq!(connect_results.len(), 1, "Unexpected number of responses when handling connect request message");
 
     let (_, events) = split_results(&mut deserializer, connect_results);
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
     let request_id = match events[0] {
-        ServerSessionEvent::ConnectionRequested {
-            ref app_name,
-            request_id,
-        } if app_name == "some_app" => request_id,
+        ServerSessionEvent::ConnectionRequested { ref app_name, request_id } if app_name == "some_app" => request_id,
         _ => panic!("First event was not as expected: {:?}", events[0]),
     };
 
     let accept_results = session.accept_request(request_id).unwrap();
-    assert_eq!(
-        accept_results.len(),
-        1,
-        "Unexpected number of results returned"
-    );
+    assert_eq!(accept_results.len(), 1, "Unexpected number of results returned");
 
     let (responses, _) = split_results(&mut deserializer, accept_results);
     match responses[0] {
@@ -133,16 +107,8 @@ fn can_accept_connection_request() {
                 Some(&Amf0Value::Utf8String(config.fms_version)),
                 "Unexpected fms version"
             );
-            assert_eq!(
-                properties.get("capabilities"),
-                Some(&Amf0Value::Number(31.0)),
-                "Unexpected capabilities value"
-            );
-            assert_eq!(
-                additional_arguments.len(),
-                1,
-                "Unexpected number of additional arguments"
-            );
+            assert_eq!(properties.get("capabilities"), Some(&Amf0Value::Number(31.0)), "Unexpected capabilities value");
+            assert_eq!(additional_arguments.len(), 1, "Unexpected number of additional arguments");
             match additional_arguments[0] {
                 Amf0Value::Object(ref properties) => {
                     assert_eq!(
@@ -152,9 +118,7 @@ fn can_accept_connection_request() {
                     );
                     assert_eq!(
                         properties.get("code"),
-                        Some(&Amf0Value::Utf8String(
-                            "NetConnection.Connect.Success".to_string()
-                        )),
+                        Some(&Amf0Value::Utf8String("NetConnection.Connect.Success".to_string())),
                         "Unexpected code value"
                     );
                     assert_eq!(
@@ -162,16 +126,10 @@ fn can_accept_connection_request() {
                         Some(&Amf0Value::Number(0.0)),
                         "Unexpected object encoding value"
                     );
-                    assert!(
-                        properties.contains_key("description"),
-                        "No description provided"
-                    );
+                    assert!(properties.contains_key("description"), "No description provided");
                 }
 
-                _ => panic!(
-                    "Additional arguments was not an Amf0 object: {:?}",
-                    additional_arguments[0]
-                ),
+                _ => panic!("Additional arguments was not an Amf0 object: {:?}", additional_arguments[0]),
             }
         }
 
@@ -186,19 +144,14 @@ fn connect_request_strips_trailing_slash() {
     let connect_payload = create_connect_message("some_app/".to_string(), 15, 0, 0.0);
     let connect_packet = serializer.serialize(&connect_payload, true, false).unwrap();
     let connect_results = session.handle_input(&connect_packet.bytes[..]).unwrap();
-    assert_eq!(
-        connect_results.len(),
-        1,
-        "Unexpected number of responses when handling connect request message"
-    );
+    assert_eq!(connect_results.len(), 1, "Unexpected number of responses when handling connect request message");
 
     let (_, events) = split_results(&mut deserializer, connect_results);
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
     match events[0] {
-        ServerSessionEvent::ConnectionRequested {
-            ref app_name,
-            request_id: _,
-        } => assert_eq!(app_name, "some_app", "Unexpected app name"),
+        ServerSessionEvent::ConnectionRequested { ref app_name, request_id: _ } => {
+            assert_eq!(app_name, "some_app", "Unexpected app name")
+        }
         _ => panic!("First event was not as expected: {:?}", events[0]),
     };
 }
@@ -211,28 +164,17 @@ fn accepted_connection_responds_with_same_object_encoding_value_as_connection_re
     let connect_payload = create_connect_message("some_app".to_string(), 15, 0, 3.0);
     let connect_packet = serializer.serialize(&connect_payload, true, false).unwrap();
     let connect_results = session.handle_input(&connect_packet.bytes[..]).unwrap();
-    assert_eq!(
-        connect_results.len(),
-        1,
-        "Unexpected number of responses when handling connect request message"
-    );
+    assert_eq!(connect_results.len(), 1, "Unexpected number of responses when handling connect request message");
 
     let (_, events) = split_results(&mut deserializer, connect_results);
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
     let request_id = match events[0] {
-        ServerSessionEvent::ConnectionRequested {
-            ref app_name,
-            request_id,
-        } if app_name == "some_app" => request_id,
+        ServerSessionEvent::ConnectionRequested { ref app_name, request_id } if app_name == "some_app" => request_id,
         _ => panic!("First event was not as expected: {:?}", events[0]),
     };
 
     let accept_results = session.accept_request(request_id).unwrap();
-    assert_eq!(
-        accept_results.len(),
-        1,
-        "Unexpected number of results returned"
-    );
+    assert_eq!(accept_results.len(), 1, "Unexpected number of results returned");
 
     let (responses, _) = split_results(&mut deserializer, accept_results);
     match responses[0] {
@@ -250,16 +192,8 @@ fn accepted_connection_responds_with_same_object_encoding_value_as_connection_re
                 Some(&Amf0Value::Utf8String(config.fms_version)),
                 "Unexpected fms version"
             );
-            assert_eq!(
-                properties.get("capabilities"),
-                Some(&Amf0Value::Number(31.0)),
-                "Unexpected capabilities value"
-            );
-            assert_eq!(
-                additional_arguments.len(),
-                1,
-                "Unexpected number of additional arguments"
-            );
+            assert_eq!(properties.get("capabilities"), Some(&Amf0Value::Number(31.0)), "Unexpected capabilities value");
+            assert_eq!(additional_arguments.len(), 1, "Unexpected number of additional arguments");
             match additional_arguments[0] {
                 Amf0Value::Object(ref properties) => {
                     assert_eq!(
@@ -269,9 +203,7 @@ fn accepted_connection_responds_with_same_object_encoding_value_as_connection_re
                     );
                     assert_eq!(
                         properties.get("code"),
-                        Some(&Amf0Value::Utf8String(
-                            "NetConnection.Connect.Success".to_string()
-                        )),
+                        Some(&Amf0Value::Utf8String("NetConnection.Connect.Success".to_string())),
                         "Unexpected code value"
                     );
                     assert_eq!(
@@ -279,16 +211,10 @@ fn accepted_connection_responds_with_same_object_encoding_value_as_connection_re
                         Some(&Amf0Value::Number(3.0)),
                         "Unexpected object encoding value"
                     );
-                    assert!(
-                        properties.contains_key("description"),
-                        "No description provided"
-                    );
+                    assert!(properties.contains_key("description"), "No description provided");
                 }
 
-                _ => panic!(
-                    "Additional arguments was not an Amf0 object: {:?}",
-                    additional_arguments[0]
-                ),
+                _ => panic!("Additional arguments was not an Amf0 object: {:?}", additional_arguments[0]),
             }
         }
 
@@ -308,18 +234,12 @@ fn can_create_stream_on_connected_session() {
         additional_arguments: Vec::new(),
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
     let packet = serializer.serialize(&payload, true, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (responses, _) = split_results(&mut deserializer, results);
 
-    assert_eq!(
-        responses.len(),
-        1,
-        "Unexpected number of responses returned"
-    );
+    assert_eq!(responses.len(), 1, "Unexpected number of responses returned");
     match responses[0] {
         (
             ref payload,
@@ -330,19 +250,12 @@ fn can_create_stream_on_connected_session() {
                 ref additional_arguments,
             },
         ) if command_name == "_result" && transaction_id == 4.0 => {
-            assert_eq!(
-                additional_arguments.len(),
-                1,
-                "Unexpected number of additional arguments in response"
-            );
+            assert_eq!(additional_arguments.len(), 1, "Unexpected number of additional arguments in response");
             assert_vec_match!(additional_arguments, Amf0Value::Number(x) if x > 0.0);
             assert_eq!(payload.message_stream_id, 0, "Unexpected message stream id");
         }
 
-        _ => panic!(
-            "First response was not the expected value: {:?}",
-            responses[0]
-        ),
+        _ => panic!("First response was not the expected value: {:?}", responses[0]),
     }
 }
 
@@ -362,12 +275,8 @@ fn can_accept_live_publishing_to_requested_stream_key() {
         ],
     };
 
-    let publish_payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
-    let publish_packet = serializer
-        .serialize(&publish_payload, false, false)
-        .unwrap();
+    let publish_payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
+    let publish_packet = serializer.serialize(&publish_payload, false, false).unwrap();
     let publish_results = session.handle_input(&publish_packet.bytes[..]).unwrap();
     let (_, events) = split_results(&mut deserializer, publish_results);
 
@@ -385,11 +294,7 @@ fn can_accept_live_publishing_to_requested_stream_key() {
 
     let accept_results = session.accept_request(request_id).unwrap();
     let (mut responses, _) = split_results(&mut deserializer, accept_results);
-    assert_eq!(
-        responses.len(),
-        2,
-        "Unexpected number of responses received"
-    );
+    assert_eq!(responses.len(), 2, "Unexpected number of responses received");
 
     match responses.remove(0) {
         (
@@ -401,16 +306,10 @@ fn can_accept_live_publishing_to_requested_stream_key() {
                 timestamp: None,
             },
         ) => {
-            assert_eq!(
-                received_stream_id, stream_id,
-                "Stream begin did not contain the expected stream id"
-            );
+            assert_eq!(received_stream_id, stream_id, "Stream begin did not contain the expected stream id");
         }
 
-        x => panic!(
-            "Expected stream begin for stream id {:?} but instead received: {:?}",
-            stream_id, x
-        ),
+        x => panic!("Expected stream begin for stream id {:?} but instead received: {:?}", stream_id, x),
     }
 
     verify_is_onstatus(&responses.remove(0).1, "status", "NetStream.Publish.Start");
@@ -419,20 +318,9 @@ fn can_accept_live_publishing_to_requested_stream_key() {
 #[test]
 fn can_receive_and_raise_event_for_metadata_from_obs() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_publishing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let mut properties = HashMap::new();
     properties.insert("width".to_string(), Amf0Value::Number(1920_f64));
@@ -446,10 +334,7 @@ fn can_receive_and_raise_event_for_metadata_from_obs() {
     properties.insert("audiosamplesize".to_string(), Amf0Value::Number(16_f64));
     properties.insert("audiochannels".to_string(), Amf0Value::Number(2_f64));
     properties.insert("stereo".to_string(), Amf0Value::Boolean(true));
-    properties.insert(
-        "encoder".to_string(),
-        Amf0Value::Utf8String("Test Encoder".to_string()),
-    );
+    properties.insert("encoder".to_string(), Amf0Value::Utf8String("Test Encoder".to_string()));
 
     let message = RtmpMessage::Amf0Data {
         values: vec![
@@ -459,67 +344,28 @@ fn can_receive_and_raise_event_for_metadata_from_obs() {
         ],
     };
 
-    let metadata_payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
-    let metadata_packet = serializer
-        .serialize(&metadata_payload, false, false)
-        .unwrap();
+    let metadata_payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
+    let metadata_packet = serializer.serialize(&metadata_payload, false, false).unwrap();
     let metadata_results = session.handle_input(&metadata_packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, metadata_results);
 
     assert_eq!(events.len(), 1, "Unexpected number of metadata events");
 
     match events.remove(0) {
-        ServerSessionEvent::StreamMetadataChanged {
-            app_name,
-            stream_key,
-            metadata,
-        } => {
+        ServerSessionEvent::StreamMetadataChanged { app_name, stream_key, metadata } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected metadata app name");
-            assert_eq!(
-                stream_key, TEST_STREAM_KEY,
-                "Unexpected metadata stream key"
-            );
+            assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected metadata stream key");
             assert_eq!(metadata.video_width, Some(1920), "Unexpected video width");
             assert_eq!(metadata.video_height, Some(1080), "Unexepcted video height");
             assert_eq!(metadata.video_codec_id, Some(10), "Unexepcted video codec");
-            assert_eq!(
-                metadata.video_frame_rate,
-                Some(30_f32),
-                "Unexpected framerate"
-            );
-            assert_eq!(
-                metadata.video_bitrate_kbps,
-                Some(1200),
-                "Unexpected video bitrate"
-            );
+            assert_eq!(metadata.video_frame_rate, Some(30_f32), "Unexpected framerate");
+            assert_eq!(metadata.video_bitrate_kbps, Some(1200), "Unexpected video bitrate");
             assert_eq!(metadata.audio_codec_id, Some(7), "Unexpected audio codec");
-            assert_eq!(
-                metadata.audio_bitrate_kbps,
-                Some(96),
-                "Unexpected audio bitrate"
-            );
-            assert_eq!(
-                metadata.audio_sample_rate,
-                Some(48000),
-                "Unexpected audio sample rate"
-            );
-            assert_eq!(
-                metadata.audio_channels,
-                Some(2),
-                "Unexpected audio channels"
-            );
-            assert_eq!(
-                metadata.audio_is_stereo,
-                Some(true),
-                "Unexpected audio is stereo value"
-            );
-            assert_eq!(
-                metadata.encoder,
-                Some("Test Encoder".to_string()),
-                "Unexpected encoder value"
-            );
+            assert_eq!(metadata.audio_bitrate_kbps, Some(96), "Unexpected audio bitrate");
+            assert_eq!(metadata.audio_sample_rate, Some(48000), "Unexpected audio sample rate");
+            assert_eq!(metadata.audio_channels, Some(2), "Unexpected audio channels");
+            assert_eq!(metadata.audio_is_stereo, Some(true), "Unexpected audio is stereo value");
+            assert_eq!(metadata.encoder, Some("Test Encoder".to_string()), "Unexpected encoder value");
         }
 
         _ => panic!("Unexpected event received: {:?}", events[0]),
@@ -550,27 +396,12 @@ fn set_data_frame_without_metadata_is_ignored() {
 #[test]
 fn can_receive_audio_data_on_published_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_publishing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
-    let message = RtmpMessage::AudioData {
-        data: Bytes::from(vec![1_u8, 2_u8, 3_u8]),
-    };
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(1234), stream_id)
-        .unwrap();
+    let message = RtmpMessage::AudioData { data: Bytes::from(vec![1_u8, 2_u8, 3_u8]) };
+    let payload = message.into_message_payload(RtmpTimestamp::new(1234), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -578,12 +409,7 @@ fn can_receive_audio_data_on_published_stream() {
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
 
     match events.remove(0) {
-        ServerSessionEvent::AudioDataReceived {
-            app_name,
-            stream_key,
-            data,
-            timestamp,
-        } => {
+        ServerSessionEvent::AudioDataReceived { app_name, stream_key, data, timestamp } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
             assert_eq!(timestamp, RtmpTimestamp::new(1234), "Unexepcted timestamp");
@@ -597,27 +423,12 @@ fn can_receive_audio_data_on_published_stream() {
 #[test]
 fn can_receive_video_data_on_published_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_publishing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
-    let message = RtmpMessage::VideoData {
-        data: Bytes::from(vec![1_u8, 2_u8, 3_u8]),
-    };
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(1234), stream_id)
-        .unwrap();
+    let message = RtmpMessage::VideoData { data: Bytes::from(vec![1_u8, 2_u8, 3_u8]) };
+    let payload = message.into_message_payload(RtmpTimestamp::new(1234), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -625,12 +436,7 @@ fn can_receive_video_data_on_published_stream() {
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
 
     match events.remove(0) {
-        ServerSessionEvent::VideoDataReceived {
-            app_name,
-            stream_key,
-            data,
-            timestamp,
-        } => {
+        ServerSessionEvent::VideoDataReceived { app_name, stream_key, data, timestamp } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
             assert_eq!(timestamp, RtmpTimestamp::new(1234), "Unexpected timestamp");
@@ -644,20 +450,9 @@ fn can_receive_video_data_on_published_stream() {
 #[test]
 fn publish_finished_event_raised_when_delete_stream_invoked_on_publishing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_publishing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
         command_name: "deleteStream".to_string(),
@@ -666,9 +461,7 @@ fn publish_finished_event_raised_when_delete_stream_invoked_on_publishing_stream
         additional_arguments: vec![Amf0Value::Number(stream_id as f64)],
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(1234), stream_id)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(1234), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -676,38 +469,21 @@ fn publish_finished_event_raised_when_delete_stream_invoked_on_publishing_stream
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
 
     match events.remove(0) {
-        ServerSessionEvent::PublishStreamFinished {
-            app_name,
-            stream_key,
-        } => {
+        ServerSessionEvent::PublishStreamFinished { app_name, stream_key } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
         }
 
-        event => panic!(
-            "Expected PublishStreamFinished event, instead got: {:?}",
-            event
-        ),
+        event => panic!("Expected PublishStreamFinished event, instead got: {:?}", event),
     }
 }
 
 #[test]
 fn publish_finished_event_raised_when_close_stream_invoked_on_publishing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_publishing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
         command_name: "closeStream".to_string(),
@@ -716,9 +492,7 @@ fn publish_finished_event_raised_when_close_stream_invoked_on_publishing_stream(
         additional_arguments: vec![Amf0Value::Number(stream_id as f64)],
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(1234), stream_id)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(1234), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -726,38 +500,21 @@ fn publish_finished_event_raised_when_close_stream_invoked_on_publishing_stream(
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
 
     match events.remove(0) {
-        ServerSessionEvent::PublishStreamFinished {
-            app_name,
-            stream_key,
-        } => {
+        ServerSessionEvent::PublishStreamFinished { app_name, stream_key } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
         }
 
-        event => panic!(
-            "Expected PublishStreamFinished event, instead got: {:?}",
-            event
-        ),
+        event => panic!("Expected PublishStreamFinished event, instead got: {:?}", event),
     }
 }
 
 #[test]
 fn can_request_publishing_on_closed_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_publishing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_publishing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
     close_stream(stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
@@ -770,12 +527,8 @@ fn can_request_publishing_on_closed_stream() {
         ],
     };
 
-    let publish_payload = message
-        .into_message_payload(RtmpTimestamp::new(2000), stream_id)
-        .unwrap();
-    let publish_packet = serializer
-        .serialize(&publish_payload, false, false)
-        .unwrap();
+    let publish_payload = message.into_message_payload(RtmpTimestamp::new(2000), stream_id).unwrap();
+    let publish_packet = serializer.serialize(&publish_payload, false, false).unwrap();
     let publish_results = session.handle_input(&publish_packet.bytes[..]).unwrap();
     let (_, events) = split_results(&mut deserializer, publish_results);
 
@@ -798,12 +551,7 @@ fn can_request_publishing_on_closed_stream() {
 #[test]
 fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
@@ -813,9 +561,7 @@ fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key()
         additional_arguments: vec![Amf0Value::Utf8String(TEST_STREAM_KEY.to_string())],
     };
 
-    let play_payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
+    let play_payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
     let play_packet = serializer.serialize(&play_payload, false, false).unwrap();
     let play_results = session.handle_input(&play_packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, play_results);
@@ -833,11 +579,7 @@ fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key()
         } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
-            assert_eq!(
-                start_at,
-                PlayStartValue::LiveOrRecorded,
-                "Unexpected start at"
-            );
+            assert_eq!(start_at, PlayStartValue::LiveOrRecorded, "Unexpected start at");
             assert_eq!(duration, None, "Unexpected duration");
             assert_eq!(reset, false, "Unexpected reset value");
             assert_eq!(sid, stream_id, "Unexpected stream id");
@@ -854,20 +596,8 @@ fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key()
     verify_is_onstatus(&responses.remove(0).1, "status", "NetStream.Play.Reset");
 
     match responses.remove(0) {
-        (
-            _,
-            RtmpMessage::UserControl {
-                event_type,
-                stream_id: sid,
-                buffer_length,
-                timestamp,
-            },
-        ) => {
-            assert_eq!(
-                event_type,
-                UserControlEventType::StreamBegin,
-                "Unexpected user control event type received"
-            );
+        (_, RtmpMessage::UserControl { event_type, stream_id: sid, buffer_length, timestamp }) => {
+            assert_eq!(event_type, UserControlEventType::StreamBegin, "Unexpected user control event type received");
             assert_eq!(sid, Some(stream_id), "Unexpected user control stream id");
             assert_eq!(buffer_length, None, "Unexpected user control buffer length");
             assert_eq!(timestamp, None, "Unexpected user control timestamp");
@@ -886,32 +616,17 @@ fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key()
                 Amf0Value::Utf8String("|RtmpSampleAccess".to_string()),
                 "Incorrect first data argument"
             );
-            assert_eq!(
-                values[1],
-                Amf0Value::Boolean(false),
-                "Incorrect second data argument"
-            );
-            assert_eq!(
-                values[2],
-                Amf0Value::Boolean(false),
-                "Incorrect third data argument"
-            );
+            assert_eq!(values[1], Amf0Value::Boolean(false), "Incorrect second data argument");
+            assert_eq!(values[2], Amf0Value::Boolean(false), "Incorrect third data argument");
         }
 
-        x => println!(
-            "Expected RtmpSampleAccess data argument, instead received: {:?}",
-            x
-        ),
+        x => println!("Expected RtmpSampleAccess data argument, instead received: {:?}", x),
     }
 
     match responses.remove(0) {
         (_, RtmpMessage::Amf0Data { mut values }) => {
             assert_eq!(values.len(), 2, "Unexpected number of values received");
-            assert_eq!(
-                values[0],
-                Amf0Value::Utf8String("onStatus".to_string()),
-                "Unexpected first data argument"
-            );
+            assert_eq!(values[0], Amf0Value::Utf8String("onStatus".to_string()), "Unexpected first data argument");
             match values.remove(1) {
                 Amf0Value::Object(ref properties) => {
                     assert_eq!(
@@ -921,10 +636,7 @@ fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key()
                     );
                 }
 
-                x => panic!(
-                    "Expected object for 2nd data argument, instead received: {:?}",
-                    x
-                ),
+                x => panic!("Expected object for 2nd data argument, instead received: {:?}", x),
             }
         }
 
@@ -935,12 +647,7 @@ fn can_accept_play_command_with_no_optional_parameters_to_requested_stream_key()
 #[test]
 fn can_accept_play_command_with_all_optional_parameters_to_requested_stream_key() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
@@ -955,9 +662,7 @@ fn can_accept_play_command_with_all_optional_parameters_to_requested_stream_key(
         ],
     };
 
-    let play_payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
+    let play_payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
     let play_packet = serializer.serialize(&play_payload, false, false).unwrap();
     let play_results = session.handle_input(&play_packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, play_results);
@@ -975,11 +680,7 @@ fn can_accept_play_command_with_all_optional_parameters_to_requested_stream_key(
         } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
-            assert_eq!(
-                start_at,
-                PlayStartValue::StartTimeInSeconds(5),
-                "Unexpected start at"
-            );
+            assert_eq!(start_at, PlayStartValue::StartTimeInSeconds(5), "Unexpected start at");
             assert_eq!(duration, Some(25), "Unexpected duration");
             assert_eq!(reset, true, "Unexpected reset value");
             assert_eq!(sid, stream_id, "Unexpected stream id");
@@ -996,21 +697,10 @@ fn can_accept_play_command_with_all_optional_parameters_to_requested_stream_key(
 #[test]
 fn play_finished_event_when_close_stream_invoked() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
 
-    start_playing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_playing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
         command_name: "closeStream".to_string(),
@@ -1019,9 +709,7 @@ fn play_finished_event_when_close_stream_invoked() {
         additional_arguments: vec![Amf0Value::Number(stream_id as f64)],
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(1234), stream_id)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(1234), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -1029,39 +717,22 @@ fn play_finished_event_when_close_stream_invoked() {
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
 
     match events.remove(0) {
-        ServerSessionEvent::PlayStreamFinished {
-            app_name,
-            stream_key,
-        } => {
+        ServerSessionEvent::PlayStreamFinished { app_name, stream_key } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
         }
 
-        event => panic!(
-            "Expected PublishStreamFinished event, instead got: {:?}",
-            event
-        ),
+        event => panic!("Expected PublishStreamFinished event, instead got: {:?}", event),
     }
 }
 
 #[test]
 fn play_finished_event_when_delete_stream_invoked_on_playing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
 
-    start_playing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_playing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::Amf0Command {
         command_name: "deleteStream".to_string(),
@@ -1070,9 +741,7 @@ fn play_finished_event_when_delete_stream_invoked_on_playing_stream() {
         additional_arguments: vec![Amf0Value::Number(stream_id as f64)],
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(1234), stream_id)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(1234), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -1080,38 +749,21 @@ fn play_finished_event_when_delete_stream_invoked_on_playing_stream() {
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
 
     match events.remove(0) {
-        ServerSessionEvent::PlayStreamFinished {
-            app_name,
-            stream_key,
-        } => {
+        ServerSessionEvent::PlayStreamFinished { app_name, stream_key } => {
             assert_eq!(app_name, TEST_APP_NAME, "Unexpected app name");
             assert_eq!(stream_key, TEST_STREAM_KEY, "Unexpected stream key");
         }
 
-        event => panic!(
-            "Expected PublishStreamFinished event, instead got: {:?}",
-            event
-        ),
+        event => panic!("Expected PublishStreamFinished event, instead got: {:?}", event),
     }
 }
 
 #[test]
 fn can_send_metadata_to_playing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_playing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_playing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let metadata = StreamMetadata {
         audio_bitrate_kbps: Some(100),
@@ -1128,10 +780,7 @@ fn can_send_metadata_to_playing_stream() {
     };
 
     let packet = session.send_metadata(stream_id, &metadata).unwrap();
-    let payload = deserializer
-        .get_next_message(&packet.bytes[..])
-        .unwrap()
-        .unwrap();
+    let payload = deserializer.get_next_message(&packet.bytes[..]).unwrap().unwrap();
     let message = payload.to_rtmp_message().unwrap();
 
     match message {
@@ -1147,16 +796,8 @@ fn can_send_metadata_to_playing_stream() {
 
             match values.remove(0) {
                 Amf0Value::Object(properties) => {
-                    assert_eq!(
-                        properties.get("width"),
-                        Some(&Amf0Value::Number(109.0)),
-                        "Unexpected width"
-                    );
-                    assert_eq!(
-                        properties.get("height"),
-                        Some(&Amf0Value::Number(108.0)),
-                        "Unexpected height"
-                    );
+                    assert_eq!(properties.get("width"), Some(&Amf0Value::Number(109.0)), "Unexpected width");
+                    assert_eq!(properties.get("height"), Some(&Amf0Value::Number(108.0)), "Unexpected height");
                     assert_eq!(
                         properties.get("videocodecid"),
                         Some(&Amf0Value::Number(10.0)),
@@ -1167,11 +808,7 @@ fn can_send_metadata_to_playing_stream() {
                         Some(&Amf0Value::Number(105.0)),
                         "Unexpected videodatarate"
                     );
-                    assert_eq!(
-                        properties.get("framerate"),
-                        Some(&Amf0Value::Number(107.0)),
-                        "Unexpected framerate"
-                    );
+                    assert_eq!(properties.get("framerate"), Some(&Amf0Value::Number(107.0)), "Unexpected framerate");
                     assert_eq!(
                         properties.get("audiocodecid"),
                         Some(&Amf0Value::Number(7.0)),
@@ -1192,11 +829,7 @@ fn can_send_metadata_to_playing_stream() {
                         Some(&Amf0Value::Number(101.0)),
                         "Unexpected audiochannels"
                     );
-                    assert_eq!(
-                        properties.get("stereo"),
-                        Some(&Amf0Value::Boolean(true)),
-                        "Unexpected stereo"
-                    );
+                    assert_eq!(properties.get("stereo"), Some(&Amf0Value::Boolean(true)), "Unexpected stereo");
                     assert_eq!(
                         properties.get("encoder"),
                         Some(&Amf0Value::Utf8String("104".to_string())),
@@ -1204,10 +837,7 @@ fn can_send_metadata_to_playing_stream() {
                     );
                 }
 
-                x => panic!(
-                    "Expected Amf0 object with metadata, instead received: {:?}",
-                    x
-                ),
+                x => panic!("Expected Amf0 object with metadata, instead received: {:?}", x),
             }
         }
 
@@ -1218,43 +848,20 @@ fn can_send_metadata_to_playing_stream() {
 #[test]
 fn can_send_video_data_to_playing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_playing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_playing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let original_data = Bytes::from(vec![1_u8, 2_u8, 3_u8]);
     let timestamp = RtmpTimestamp::new(500);
-    let packet = session
-        .send_video_data(stream_id, original_data.clone(), timestamp.clone(), false)
-        .unwrap();
-    let payload = deserializer
-        .get_next_message(&packet.bytes[..])
-        .unwrap()
-        .unwrap();
+    let packet = session.send_video_data(stream_id, original_data.clone(), timestamp.clone(), false).unwrap();
+    let payload = deserializer.get_next_message(&packet.bytes[..]).unwrap().unwrap();
     let message = payload.to_rtmp_message().unwrap();
 
     match message {
         RtmpMessage::VideoData { data: message_data } => {
-            assert_eq!(
-                payload.timestamp, timestamp,
-                "Serialized timestamp did not match original timestamp"
-            );
-            assert_eq!(
-                &message_data[..],
-                &original_data[..],
-                "Packetized data did not match original data"
-            );
+            assert_eq!(payload.timestamp, timestamp, "Serialized timestamp did not match original timestamp");
+            assert_eq!(&message_data[..], &original_data[..], "Packetized data did not match original data");
         }
 
         x => panic!("Expected video data message, received: {:?}", x),
@@ -1264,43 +871,20 @@ fn can_send_video_data_to_playing_stream() {
 #[test]
 fn can_send_audio_data_to_playing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_playing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_playing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let original_data = Bytes::from(vec![1_u8, 2_u8, 3_u8]);
     let timestamp = RtmpTimestamp::new(500);
-    let packet = session
-        .send_audio_data(stream_id, original_data.clone(), timestamp.clone(), false)
-        .unwrap();
-    let payload = deserializer
-        .get_next_message(&packet.bytes[..])
-        .unwrap()
-        .unwrap();
+    let packet = session.send_audio_data(stream_id, original_data.clone(), timestamp.clone(), false).unwrap();
+    let payload = deserializer.get_next_message(&packet.bytes[..]).unwrap().unwrap();
     let message = payload.to_rtmp_message().unwrap();
 
     match message {
         RtmpMessage::AudioData { data: message_data } => {
-            assert_eq!(
-                payload.timestamp, timestamp,
-                "Serialized timestamp did not match original timestamp"
-            );
-            assert_eq!(
-                &message_data[..],
-                &original_data[..],
-                "Packetized data did not match original data"
-            );
+            assert_eq!(payload.timestamp, timestamp, "Serialized timestamp did not match original timestamp");
+            assert_eq!(&message_data[..], &original_data[..], "Packetized data did not match original data");
         }
 
         x => panic!("Expected video data message, received: {:?}", x),
@@ -1310,12 +894,7 @@ fn can_send_audio_data_to_playing_stream() {
 #[test]
 fn automatically_responds_to_ping_requests() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::UserControl {
         event_type: UserControlEventType::PingRequest,
@@ -1324,33 +903,18 @@ fn automatically_responds_to_ping_requests() {
         buffer_length: None,
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(6000), 0)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(6000), 0).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (mut responses, _) = split_results(&mut deserializer, results);
 
-    assert_eq!(
-        responses.len(),
-        1,
-        "Expected one response for handling ping request"
-    );
+    assert_eq!(responses.len(), 1, "Expected one response for handling ping request");
     match responses.remove(0) {
         (
             _,
-            RtmpMessage::UserControl {
-                event_type,
-                timestamp: Some(timestamp),
-                stream_id: None,
-                buffer_length: None,
-            },
+            RtmpMessage::UserControl { event_type, timestamp: Some(timestamp), stream_id: None, buffer_length: None },
         ) => {
-            assert_eq!(
-                event_type,
-                UserControlEventType::PingResponse,
-                "Unexpected event type"
-            );
+            assert_eq!(event_type, UserControlEventType::PingResponse, "Unexpected event type");
             assert_eq!(timestamp, RtmpTimestamp::new(5230), "Unexpected timestamp");
         }
 
@@ -1361,12 +925,7 @@ fn automatically_responds_to_ping_requests() {
 #[test]
 fn event_raised_when_ping_response_received() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
 
     let message = RtmpMessage::UserControl {
         event_type: UserControlEventType::PingResponse,
@@ -1375,9 +934,7 @@ fn event_raised_when_ping_response_received() {
         buffer_length: None,
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(6000), 0)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(6000), 0).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -1385,11 +942,7 @@ fn event_raised_when_ping_response_received() {
     assert_eq!(events.len(), 1, "One event expected");
     match events.remove(0) {
         ServerSessionEvent::PingResponseReceived { timestamp } => {
-            assert_eq!(
-                timestamp,
-                RtmpTimestamp::new(5230),
-                "Unexpected timestamp received"
-            );
+            assert_eq!(timestamp, RtmpTimestamp::new(5230), "Unexpected timestamp received");
         }
 
         x => panic!("Expected PingResponse event, instead received {:?}", x),
@@ -1399,36 +952,16 @@ fn event_raised_when_ping_response_received() {
 #[test]
 fn can_send_ping_request() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
 
     let (packet, sent_timestamp) = session.send_ping_request().unwrap();
-    let payload = deserializer
-        .get_next_message(&packet.bytes[..])
-        .unwrap()
-        .unwrap();
+    let payload = deserializer.get_next_message(&packet.bytes[..]).unwrap().unwrap();
     let message = payload.to_rtmp_message().unwrap();
 
     match message {
-        RtmpMessage::UserControl {
-            event_type,
-            timestamp: Some(timestamp),
-            buffer_length: None,
-            stream_id: None,
-        } => {
-            assert_eq!(
-                event_type,
-                UserControlEventType::PingRequest,
-                "Unexpected user control event type"
-            );
-            assert_eq!(
-                timestamp, sent_timestamp,
-                "Unexpected timestamp in outbound message"
-            );
+        RtmpMessage::UserControl { event_type, timestamp: Some(timestamp), buffer_length: None, stream_id: None } => {
+            assert_eq!(event_type, UserControlEventType::PingRequest, "Unexpected user control event type");
+            assert_eq!(timestamp, sent_timestamp, "Unexpected timestamp in outbound message");
         }
 
         x => panic!("Expected PingRequest being sent, instead found {:?}", x),
@@ -1438,26 +971,12 @@ fn can_send_ping_request() {
 #[test]
 fn can_finish_playing_stream() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
     let stream_id = create_active_stream(&mut session, &mut serializer, &mut deserializer);
-    start_playing(
-        TEST_STREAM_KEY,
-        stream_id,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    start_playing(TEST_STREAM_KEY, stream_id, &mut session, &mut serializer, &mut deserializer);
 
     let packet = session.finish_playing(stream_id).unwrap();
-    let payload = deserializer
-        .get_next_message(&packet.bytes[..])
-        .unwrap()
-        .unwrap();
+    let payload = deserializer.get_next_message(&packet.bytes[..]).unwrap().unwrap();
     let message = payload.to_rtmp_message().unwrap();
 
     verify_is_onstatus(&message, "status", "NetStream.Play.Complete");
@@ -1466,31 +985,18 @@ fn can_finish_playing_stream() {
 #[test]
 fn sends_ack_after_receiving_window_ack_bytes() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
 
     let window_ack_message = RtmpMessage::WindowAcknowledgement { size: 100 };
-    let window_ack_payload = window_ack_message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
-    let window_ack_packet = serializer
-        .serialize(&window_ack_payload, false, false)
-        .unwrap();
+    let window_ack_payload = window_ack_message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
+    let window_ack_packet = serializer.serialize(&window_ack_payload, false, false).unwrap();
     let results = session.handle_input(&window_ack_packet.bytes[..]).unwrap();
     consume_results(&mut deserializer, results);
 
     let mut bytes = BytesMut::new();
     bytes.extend_from_slice(&[1; 101]);
-    let video_message = RtmpMessage::VideoData {
-        data: bytes.freeze(),
-    };
-    let video_payload = video_message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
+    let video_message = RtmpMessage::VideoData { data: bytes.freeze() };
+    let video_payload = video_message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
     let video_packet = serializer.serialize(&video_payload, false, false).unwrap();
     let results = session.handle_input(&video_packet.bytes[..]).unwrap();
     let (mut responses, _) = split_results(&mut deserializer, results);
@@ -1503,12 +1009,8 @@ fn sends_ack_after_receiving_window_ack_bytes() {
 
     let mut bytes = BytesMut::new();
     bytes.extend_from_slice(&[1; 1]);
-    let video_message = RtmpMessage::VideoData {
-        data: bytes.freeze(),
-    };
-    let video_payload = video_message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
+    let video_message = RtmpMessage::VideoData { data: bytes.freeze() };
+    let video_payload = video_message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
     let video_packet = serializer.serialize(&video_payload, false, false).unwrap();
     let results = session.handle_input(&video_packet.bytes[..]).unwrap();
     let (responses, _) = split_results(&mut deserializer, results);
@@ -1516,12 +1018,8 @@ fn sends_ack_after_receiving_window_ack_bytes() {
 
     let mut bytes = BytesMut::new();
     bytes.extend_from_slice(&[1; 100]);
-    let video_message = RtmpMessage::VideoData {
-        data: bytes.freeze(),
-    };
-    let video_payload = video_message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
+    let video_message = RtmpMessage::VideoData { data: bytes.freeze() };
+    let video_payload = video_message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
     let video_packet = serializer.serialize(&video_payload, false, false).unwrap();
     let results = session.handle_input(&video_packet.bytes[..]).unwrap();
     let (mut responses, _) = split_results(&mut deserializer, results);
@@ -1535,19 +1033,10 @@ fn sends_ack_after_receiving_window_ack_bytes() {
 #[test]
 fn event_raised_when_client_sends_an_acknowledgement() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
-    perform_connection(
-        TEST_APP_NAME,
-        &mut session,
-        &mut serializer,
-        &mut deserializer,
-    );
+    perform_connection(TEST_APP_NAME, &mut session, &mut serializer, &mut deserializer);
 
-    let message = RtmpMessage::Acknowledgement {
-        sequence_number: 1234,
-    };
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
+    let message = RtmpMessage::Acknowledgement { sequence_number: 1234 };
+    let payload = message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(&mut deserializer, results);
@@ -1555,16 +1044,10 @@ fn event_raised_when_client_sends_an_acknowledgement() {
     assert_eq!(events.len(), 1, "Unexpected number of events");
     match events.remove(0) {
         ServerSessionEvent::AcknowledgementReceived { bytes_received } => {
-            assert_eq!(
-                bytes_received, 1234,
-                "Incorrect number of bytes received in event"
-            );
+            assert_eq!(bytes_received, 1234, "Incorrect number of bytes received in event");
         }
 
-        x => panic!(
-            "Expected acknowledgement received event, instead got: {:?}",
-            x
-        ),
+        x => panic!("Expected acknowledgement received event, instead got: {:?}", x),
     }
 }
 
@@ -1578,9 +1061,7 @@ fn get_basic_config() -> ServerSessionConfig {
     }
 }
 
-fn common_setup(
-    config: &ServerSessionConfig,
-) -> (ChunkDeserializer, ChunkSerializer, ServerSession) {
+fn common_setup(config: &ServerSessionConfig) -> (ChunkDeserializer, ChunkSerializer, ServerSession) {
     let mut deserializer = ChunkDeserializer::new();
     let serializer = ChunkSerializer::new();
     let (session, initial_results) = ServerSession::new(config.clone()).unwrap();
@@ -1602,15 +1083,10 @@ fn split_results(
     for result in results.drain(..) {
         match result {
             ServerSessionResult::OutboundResponse(packet) => {
-                let payload = deserializer
-                    .get_next_message(&packet.bytes[..])
-                    .unwrap()
-                    .unwrap();
+                let payload = deserializer.get_next_message(&packet.bytes[..]).unwrap().unwrap();
                 let message = payload.to_rtmp_message().unwrap();
                 match message {
-                    RtmpMessage::SetChunkSize { size } => {
-                        deserializer.set_max_chunk_size(size as usize).unwrap()
-                    }
+                    RtmpMessage::SetChunkSize { size } => deserializer.set_max_chunk_size(size as usize).unwrap(),
                     _ => (),
                 }
 
@@ -1635,18 +1111,10 @@ fn consume_results(deserializer: &mut ChunkDeserializer, results: Vec<ServerSess
     split_results(deserializer, results);
 }
 
-fn create_connect_message(
-    app_name: String,
-    timestamp: u32,
-    stream_id: u32,
-    object_encoding: f64,
-) -> MessagePayload {
+fn create_connect_message(app_name: String, timestamp: u32, stream_id: u32, object_encoding: f64) -> MessagePayload {
     let mut properties = HashMap::new();
     properties.insert("app".to_string(), Amf0Value::Utf8String(app_name));
-    properties.insert(
-        "objectEncoding".to_string(),
-        Amf0Value::Number(object_encoding),
-    );
+    properties.insert("objectEncoding".to_string(), Amf0Value::Number(object_encoding));
 
     let message = RtmpMessage::Amf0Command {
         command_name: "connect".to_string(),
@@ -1669,19 +1137,12 @@ fn perform_connection(
     let connect_payload = create_connect_message(app_name.to_string(), 15, 0, 0.0);
     let connect_packet = serializer.serialize(&connect_payload, true, false).unwrap();
     let connect_results = session.handle_input(&connect_packet.bytes[..]).unwrap();
-    assert_eq!(
-        connect_results.len(),
-        1,
-        "Unexpected number of responses when handling connect request message"
-    );
+    assert_eq!(connect_results.len(), 1, "Unexpected number of responses when handling connect request message");
 
     let (_, events) = split_results(deserializer, connect_results);
     assert_eq!(events.len(), 1, "Unexpected number of events returned");
     let request_id = match events[0] {
-        ServerSessionEvent::ConnectionRequested {
-            ref app_name,
-            request_id,
-        } if app_name == "some_app" => request_id,
+        ServerSessionEvent::ConnectionRequested { ref app_name, request_id } if app_name == "some_app" => request_id,
         _ => panic!("First event was not as expected: {:?}", events[0]),
     };
 
@@ -1703,18 +1164,12 @@ fn create_active_stream(
         additional_arguments: Vec::new(),
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(0), 0)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
     let packet = serializer.serialize(&payload, true, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     let (responses, _) = split_results(deserializer, results);
 
-    assert_eq!(
-        responses.len(),
-        1,
-        "Unexpected number of responses returned"
-    );
+    assert_eq!(responses.len(), 1, "Unexpected number of responses returned");
     match responses[0] {
         (
             _,
@@ -1725,21 +1180,14 @@ fn create_active_stream(
                 ref additional_arguments,
             },
         ) if command_name == "_result" && transaction_id == 4.0 => {
-            assert_eq!(
-                additional_arguments.len(),
-                1,
-                "Unexpected number of additional arguments in response"
-            );
+            assert_eq!(additional_arguments.len(), 1, "Unexpected number of additional arguments in response");
             match additional_arguments[0] {
                 Amf0Value::Number(x) => return x as u32,
                 _ => panic!("First additional argument was not an Amf0Value::Number"),
             }
         }
 
-        _ => panic!(
-            "First response was not the expected value: {:?}",
-            responses[0]
-        ),
+        _ => panic!("First response was not the expected value: {:?}", responses[0]),
     }
 }
 
@@ -1756,9 +1204,7 @@ fn close_stream(
         additional_arguments: vec![Amf0Value::Number(stream_id as f64)],
     };
 
-    let payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
+    let payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
     let packet = serializer.serialize(&payload, false, false).unwrap();
     let results = session.handle_input(&packet.bytes[..]).unwrap();
     consume_results(deserializer, results);
@@ -1781,12 +1227,8 @@ fn start_publishing(
         ],
     };
 
-    let publish_payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
-    let publish_packet = serializer
-        .serialize(&publish_payload, false, false)
-        .unwrap();
+    let publish_payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
+    let publish_packet = serializer.serialize(&publish_payload, false, false).unwrap();
     let publish_results = session.handle_input(&publish_packet.bytes[..]).unwrap();
     let (_, events) = split_results(deserializer, publish_results);
 
@@ -1825,9 +1267,7 @@ fn start_playing(
         ],
     };
 
-    let play_payload = message
-        .into_message_payload(RtmpTimestamp::new(0), stream_id)
-        .unwrap();
+    let play_payload = message.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
     let play_packet = serializer.serialize(&play_payload, false, false).unwrap();
     let play_results = session.handle_input(&play_packet.bytes[..]).unwrap();
     let (_, mut events) = split_results(deserializer, play_results);
@@ -1861,16 +1301,8 @@ fn verify_is_onstatus(subject: &RtmpMessage, expected_status: &str, expected_cod
         } => {
             assert_eq!(command_name.as_str(), "onStatus", "Unexpected command name");
             assert_eq!(transaction_id, &0.0, "Unexpected transaction id");
-            assert_eq!(
-                command_object,
-                &Amf0Value::Null,
-                "Unexpected command object"
-            );
-            assert_eq!(
-                additional_arguments.len(),
-                1,
-                "Unexpected number of additional arguments"
-            );
+            assert_eq!(command_object, &Amf0Value::Null, "Unexpected command object");
+            assert_eq!(additional_arguments.len(), 1, "Unexpected number of additional arguments");
 
             match additional_arguments.first().unwrap() {
                 Amf0Value::Object(ref properties) => {
@@ -1884,10 +1316,7 @@ fn verify_is_onstatus(subject: &RtmpMessage, expected_status: &str, expected_cod
                         Some(&Amf0Value::Utf8String(expected_code.to_string())),
                         "Unexpected code value"
                     );
-                    assert!(
-                        properties.contains_key("description"),
-                        "Expected description"
-                    );
+                    assert!(properties.contains_key("description"), "Expected description");
                 }
 
                 x => panic!("Expected amf0 object, but instead argument was: {:?}", x),
