@@ -261,5 +261,8 @@ async fn purge_guests(db: Db) {
             Ok(purged) => tracing::info!(purged, "expired guests purged"),
             Err(e) => tracing::error!("purging guests: {e}"),
         }
+        if let Err(e) = db.purge_rate_limits().await {
+            tracing::error!("purging rate limits: {e}");
+        }
     }
 }

@@ -287,4 +287,42 @@ impl Db {
             Ok((fresh && row.text("stream_id")? == stream_id).then(|| row.text("user_id")).transpose()?)
         })
     }
+
+    /// Whether `key` may act now, at most `max` times per `per`, counted across every node
+    /// (a GCRA in one statement); counts the act if so, else says how long until it may.
+    /// PostgreSQL only: on one machine the limiters live in memory.
+    pub async fn allow_shared(&self, key: &str, max: u32, per: Duration) -> DbResult<Result<(), Duration>> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Err(DbError::Corrupt("shared rate limits need PostgreSQL".into()));
+        };
+        let interval = per / max.max(1);
+        let tolerance = per.saturating_sub(interval);
+        let now = Utc::now();
+        let allowed: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "INSERT INTO rate_limits (key, tat) VALUES ($1, $2 + make_interval(secs => $3)) \
+             ON CONFLICT (key) DO UPDATE SET tat = GREATEST(rate_limits.tat, $2) + make_interval(secs => $3) \
+             WHERE GREATEST(rate_limits.tat, $2) <= $2 + make_interval(secs => $4) RETURNING tat",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(interval.as_secs_f64())
+        .bind(tolerance.as_secs_f64())
+        .fetch_optional(pool)
+        .await?;
+        if allowed.is_some() {
+            return Ok(Ok(()));
+        }
+        let tat: DateTime<Utc> =
+            sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1").bind(key).fetch_one(pool).await?;
+        let ahead = (tat - now).to_std().unwrap_or_default();
+        Ok(Err(ahead.saturating_sub(tolerance).max(Duration::from_secs(1))))
+    }
+
+    /// Forgets rate-limit keys that have nothing left to count.
+    pub async fn purge_rate_limits(&self) -> DbResult<u64> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM rate_limits WHERE tat < $1").bind(Ts::now()).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
+    }
 }

@@ -379,6 +379,27 @@ async fn socket_tickets_are_single_use_bounded_and_expire(db: Db) {
     assert_eq!(db.redeem_socket_ticket(&expired, "s").await.unwrap(), None, "expired");
 }
 
+/// Two nodes share one limit: 3 acts an hour in all, not 3 each.
+#[tokio::test]
+async fn shared_rate_limits_count_across_nodes() {
+    let a = postgres().await;
+    let b = a.as_other_node();
+    let hour = std::time::Duration::from_secs(3600);
+    assert!(a.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().is_ok());
+    assert!(b.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().is_ok());
+    assert!(a.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().is_ok());
+    let wait = b.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().unwrap_err();
+    assert!(wait > std::time::Duration::from_secs(1000) && wait <= hour / 3, "{wait:?}");
+    assert!(a.allow_shared("guest:192.0.2.2", 3, hour).await.unwrap().is_ok(), "another key counts apart");
+    assert_eq!(a.purge_rate_limits().await.unwrap(), 0, "both keys still count");
+    let (_dir, sqlite) = {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        (dir, db)
+    };
+    assert!(sqlite.allow_shared("k", 1, hour).await.is_err(), "one machine counts in memory");
+}
+
 /// `migrations/postgres/` is the twin of `migrations/sqlite/`: the same migrations, and after
 /// them the same tables with the same columns.
 #[tokio::test]
