@@ -26,6 +26,7 @@ async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
     let b = Server::start_with(&database);
     let seller = a.user("seller", "seller");
     let viewer = b.user("viewer", "viewer");
+    let chatty = b.user("chatty", "viewer");
 
     // Made through node b, published to node a.
     let stream = b.create_stream(&seller, "Two nodes").await;
@@ -57,6 +58,18 @@ async fn events_and_state_are_shared_by_two_nodes_on_one_postgresql() {
         .await;
     assert_eq!(status, 200);
     wait_event(&mut on_b, "reactions", PROPAGATION, |e| e["likes"] == 1).await;
+
+    // The chat rate limit (5 messages per window by default) counts one user's messages on
+    // every node together, not 5 per node.
+    let path = format!("/api/v1/streams/{id}/chat");
+    let post = async |node: &Server, n: usize| {
+        node.call("POST", &path, Some(&chatty), Some(json!({ "text": format!("msg {n}") }))).await.0
+    };
+    for n in 0..5 {
+        assert_eq!(post(if n % 2 == 0 { &a } else { &b }, n).await, 201, "message {n}");
+    }
+    assert_eq!(post(&a, 5).await, 429, "a sixth message through node a");
+    assert_eq!(post(&b, 6).await, 429, "a sixth message through node b");
 
     // The seller pins a product on node b: node a's sockets show it.
     let product = json!({"product_id": "sku-1", "title": "Red sneaker", "price": 59.99, "currency": "EUR"});

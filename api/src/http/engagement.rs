@@ -288,8 +288,13 @@ pub async fn post_chat(
         return Err(ApiError::Forbidden("you are muted in this stream's chat"));
     }
     let per = Duration::from_secs(settings.chat_rate_limit_seconds.into());
-    if let Err(wait) = state.engagement.allow_chat(&caller.0.id, settings.chat_rate_limit_messages, per, Instant::now())
-    {
+    let max = settings.chat_rate_limit_messages;
+    // Several nodes count together; one machine counts in memory.
+    let allowed = match state.db.is_shared() {
+        true => state.db.allow_shared(&format!("chat:{}", caller.0.id), max, per).await?,
+        false => state.engagement.allow_chat(&caller.0.id, max, per, Instant::now()),
+    };
+    if let Err(wait) = allowed {
         let message = format!(
             "at most {} messages per {} s",
             settings.chat_rate_limit_messages, settings.chat_rate_limit_seconds
