@@ -154,17 +154,7 @@ mod tests {
 
         // A stream goes live on node b: node a's bus hears it and its playback index follows.
         let seller = db_b.create_user("s", crate::model::Role::Seller).await.unwrap().0;
-        let stream = db_b
-            .create_stream(crate::db::NewStream {
-                owner_id: &seller.id,
-                title: "t",
-                description: None,
-                scheduled_at: None,
-                key_valid_from: None,
-                key_valid_until: None,
-            })
-            .await
-            .unwrap();
+        let stream = db_b.create_stream(crate::db::NewStream::titled(&seller.id, "t")).await.unwrap();
         crate::lifecycle::begin_publish(&db_b, &b, &stream.stream_key).await.unwrap().unwrap();
         let status = tokio::time::timeout(Duration::from_secs(2), on_a.recv()).await.unwrap().unwrap();
         assert_eq!((status.status_value(), status.remote), (Some("live"), true));

@@ -526,17 +526,7 @@ mod tests {
         let db = Db::open(&dir.path().join("t.db")).await.unwrap();
         db.migrate().await.unwrap();
         let (seller, _) = db.create_user("s", Role::Seller).await.unwrap();
-        let stream = db
-            .create_stream(crate::db::NewStream {
-                owner_id: &seller.id,
-                title: "t",
-                description: None,
-                scheduled_at: None,
-                key_valid_from: None,
-                key_valid_until: None,
-            })
-            .await
-            .unwrap();
+        let stream = db.create_stream(crate::db::NewStream::titled(&seller.id, "t")).await.unwrap();
         let id = stream.id.as_str();
         let e = Engagement::new();
         let t0 = Instant::now();

@@ -293,7 +293,7 @@ impl Db {
     /// PostgreSQL only: on one machine the limiters live in memory.
     pub async fn allow_shared(&self, key: &str, max: u32, per: Duration) -> DbResult<Result<(), Duration>> {
         let Pool::Postgres(pool) = &self.pool else {
-            return Err(DbError::Corrupt("shared rate limits need PostgreSQL".into()));
+            return Err(DbError::NeedsPostgres("a rate limit shared by nodes"));
         };
         let interval = per / max.max(1);
         let tolerance = per.saturating_sub(interval);

@@ -46,6 +46,8 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("{0} needs PostgreSQL")]
+    NeedsPostgres(&'static str),
 }
 
 pub type DbResult<T> = Result<T, DbError>;

@@ -12,6 +12,14 @@ pub struct NewStream<'a> {
     pub key_valid_until: Option<DateTime<Utc>>,
 }
 
+#[cfg(test)]
+impl<'a> NewStream<'a> {
+    /// A stream with a title and nothing else set, for tests.
+    pub(crate) fn titled(owner_id: &'a str, title: &'a str) -> Self {
+        Self { owner_id, title, description: None, scheduled_at: None, key_valid_from: None, key_valid_until: None }
+    }
+}
+
 /// Which page of a stream list.
 pub struct Page {
     pub limit: i64,

@@ -63,7 +63,7 @@ async fn tokens_expire_rotate_and_revoke_and_guests_are_purged(db: Db) {
     let quiet = db.create_guest("quiet").await.unwrap();
     let chatty = db.create_guest("chatty").await.unwrap();
     let (viewer, _) = db.create_user("cli viewer", Role::Viewer).await.unwrap();
-    let stream = db.create_stream(new_stream(&user.id, "t")).await.unwrap();
+    let stream = db.create_stream(NewStream::titled(&user.id, "t")).await.unwrap();
     db.insert_chat(&stream.id, &chatty.id, "hi", None).await.unwrap();
     on_pool!(db, pool => {
         sqlx::query("UPDATE users SET created_at = $1")
@@ -78,16 +78,12 @@ async fn tokens_expire_rotate_and_revoke_and_guests_are_purged(db: Db) {
     assert!(db.user(&viewer.id).await.unwrap().is_some(), "only guests are purged");
 }
 
-fn new_stream<'a>(owner_id: &'a str, title: &'a str) -> NewStream<'a> {
-    NewStream { owner_id, title, description: None, scheduled_at: None, key_valid_from: None, key_valid_until: None }
-}
-
 async fn publish_takeover_reconnect_and_keys(db: Db) {
     let (seller, token) = db.create_user("Sam", Role::Seller).await.unwrap();
     assert_eq!(db.user_by_token(&token).await.unwrap().unwrap().id, seller.id);
     assert!(db.user_by_token("hk_nope").await.unwrap().is_none());
 
-    let stream = db.create_stream(new_stream(&seller.id, "Shoes")).await.unwrap();
+    let stream = db.create_stream(NewStream::titled(&seller.id, "Shoes")).await.unwrap();
     assert_eq!(stream.status, StreamStatus::Scheduled);
 
     assert_eq!(db.begin_publish("sk_wrong").await.unwrap().unwrap_err(), PublishDenied::UnknownKey);
@@ -124,21 +120,22 @@ async fn keys_work_only_inside_their_window(db: Db) {
     let now = Utc::now();
     let hours = chrono::Duration::hours;
     // Scheduled in two hours: the key opens an hour before.
-    let later = NewStream { scheduled_at: Some(now + hours(2)), ..new_stream(&seller.id, "later") };
+    let later = NewStream { scheduled_at: Some(now + hours(2)), ..NewStream::titled(&seller.id, "later") };
     let later = db.create_stream(later).await.unwrap();
     assert_eq!(db.begin_publish(&later.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
     // Scheduled in thirty minutes: already open.
-    let soon = NewStream { scheduled_at: Some(now + chrono::Duration::minutes(30)), ..new_stream(&seller.id, "soon") };
+    let soon =
+        NewStream { scheduled_at: Some(now + chrono::Duration::minutes(30)), ..NewStream::titled(&seller.id, "soon") };
     let soon = db.create_stream(soon).await.unwrap();
     db.begin_publish(&soon.stream_key).await.unwrap().unwrap();
     // Explicit windows win over the default.
-    let closed = NewStream { key_valid_until: Some(now - hours(1)), ..new_stream(&seller.id, "closed") };
+    let closed = NewStream { key_valid_until: Some(now - hours(1)), ..NewStream::titled(&seller.id, "closed") };
     let closed = db.create_stream(closed).await.unwrap();
     assert_eq!(db.begin_publish(&closed.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
     let opened = NewStream {
         scheduled_at: Some(now + hours(5)),
         key_valid_from: Some(now - hours(1)),
-        ..new_stream(&seller.id, "opened")
+        ..NewStream::titled(&seller.id, "opened")
     };
     let opened = db.create_stream(opened).await.unwrap();
     db.begin_publish(&opened.stream_key).await.unwrap().unwrap();
@@ -178,7 +175,7 @@ async fn viewer_tokens_map_shop_users_and_expire(db: Db) {
 async fn restart_recovery_and_listing(db: Db) {
     let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
     for title in ["a", "b", "c"] {
-        db.create_stream(new_stream(&seller.id, title)).await.unwrap();
+        db.create_stream(NewStream::titled(&seller.id, title)).await.unwrap();
     }
     let all = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 10, offset: 0 }).await.unwrap();
     assert_eq!(all.iter().map(|s| s.title.as_str()).collect::<Vec<_>>(), ["c", "b", "a"]);
@@ -196,7 +193,7 @@ async fn engagement_and_commerce(db: Db) {
     let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
     let (viewer, _) = db.create_user("Vi", Role::Viewer).await.unwrap();
     let (shop, _) = db.create_user("Shop", Role::Shop).await.unwrap();
-    let stream = db.create_stream(new_stream(&seller.id, "Shoes")).await.unwrap();
+    let stream = db.create_stream(NewStream::titled(&seller.id, "Shoes")).await.unwrap();
     let id = stream.id.as_str();
 
     // Reactions: one per user, changeable, removable.
@@ -321,7 +318,7 @@ async fn engagement_and_commerce(db: Db) {
 
 async fn leases_are_held_renewed_expired_and_recovered(db: Db) {
     let (seller, _) = db.create_user("s", Role::Seller).await.unwrap();
-    let stream = db.create_stream(new_stream(&seller.id, "leased")).await.unwrap();
+    let stream = db.create_stream(NewStream::titled(&seller.id, "leased")).await.unwrap();
     db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
     let other = db.as_other_node();
     assert_eq!(db.renew_leases().await.unwrap(), vec![stream.id.clone()], "the node it was published to holds it");
@@ -397,7 +394,8 @@ async fn shared_rate_limits_count_across_nodes() {
         let db = sqlite(&dir).await;
         (dir, db)
     };
-    assert!(sqlite.allow_shared("k", 1, hour).await.is_err(), "one machine counts in memory");
+    let refused = sqlite.allow_shared("k", 1, hour).await;
+    assert!(matches!(refused, Err(DbError::NeedsPostgres(_))), "one machine counts in memory");
 }
 
 /// `migrations/postgres/` is the twin of `migrations/sqlite/`: the same migrations, and after
