@@ -16,6 +16,7 @@ pub struct FileConfig {
     /// `postgres://…`: PostgreSQL instead of SQLite in the data folder.
     pub database_url: Option<String>,
     pub node_id: Option<String>,
+    pub advertise_url: Option<String>,
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub rtmps: Option<SocketAddr>,
@@ -104,6 +105,8 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub node_id: String,
+    /// Where the other nodes reach this node's HTTP side; `None`: derived from the listener.
+    pub advertise_url: Option<String>,
     pub data_dir: PathBuf,
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
@@ -449,6 +452,21 @@ impl ServeConfig {
 
     pub fn rtmps_url(&self, bound: SocketAddr) -> String {
         self.public_rtmps_url.clone().unwrap_or_else(|| format!("rtmps://{}:{}/live", self.public_host, bound.port()))
+    }
+
+    /// Where the other nodes sharing the database reach this node's HTTP side: the setting,
+    /// else the listener's address (the host's name in place of a wildcard address).
+    pub fn advertise_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.advertise_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        match bound.ip().is_unspecified() {
+            true => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("http://{}:{}", host.trim(), bound.port())
+            }
+            false => format!("http://{bound}"),
+        }
     }
 
     pub fn http_url(&self, bound: SocketAddr) -> String {

@@ -153,6 +153,18 @@ impl Live {
         }
     }
 
+    /// Lets go of a stream another node now holds: its publisher here (if still connected) is
+    /// disconnected and what it sent is stored, without finishing the replay, which the
+    /// holder continues. Its next publish here resumes from the stored replay, not from this
+    /// node's stale state.
+    pub async fn release(&self, stream_id: &str) {
+        let Some(on_air) = self.on_air().remove(stream_id) else { return };
+        let packager = on_air.packager.clone();
+        drop(on_air);
+        packager.settle().await;
+        tracing::info!(stream = %stream_id, "the stream is held by another node: let go here");
+    }
+
     /// Stops tracking and packaging the stream; `save` finalises its replay.
     pub async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()> {
         let on_air = self.on_air().remove(stream_id);
@@ -230,6 +242,10 @@ impl hawker_api::LiveControl for LiveControl {
 
     async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()> {
         self.live.finish(stream_id, playback_id, save).await
+    }
+
+    async fn release(&self, stream_id: &str) {
+        self.live.release(stream_id).await
     }
 
     fn ingest_health(&self, stream_id: &str) -> Option<IngestHealth> {

@@ -96,6 +96,11 @@ struct ServeArgs {
     /// [default: host name and data folder]
     #[arg(long, env = "HAWKER_NODE_ID")]
     node_id: Option<String>,
+    /// Where the other nodes sharing the database reach this node's HTTP side, e.g.
+    /// http://10.0.0.5:8080: they forward requests for the live streams it holds there
+    /// [default: the HTTP listener's address, the host name for 0.0.0.0]
+    #[arg(long, env = "HAWKER_ADVERTISE_URL")]
+    advertise_url: Option<String>,
     /// HTTP listen address [default: 0.0.0.0:8080]
     #[arg(long, env = "HAWKER_HTTP")]
     http: Option<SocketAddr>,
@@ -337,8 +342,16 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
         Some(id) => id,
         None => config::default_node_id(&data_dir)?,
     };
+    let advertise_url = args.advertise_url.or_else(|| file.advertise_url.clone()).filter(|u| !u.trim().is_empty());
+    if let Some(url) = &advertise_url {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "advertise_url must be an http:// or https:// URL, got {url:?}"
+        );
+    }
     Ok(ServeConfig {
         node_id,
+        advertise_url,
         storage,
         ingest,
         rtmp_threads,
@@ -467,6 +480,7 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     let metrics = MetricsAccess { token: config.metrics_token.clone(), own_listener: metrics_listener.is_some() };
     let state = AppState::new(db, store, (control.clone(), control), urls, events)
         .with_trusted_proxies(config.trusted_proxies.clone())
+        .with_advertise_url(&config.advertise_url(http_addr))
         .with_metrics_access(metrics);
     if let Some(listener) = metrics_listener {
         let metrics = hawker_api::metrics_router(state.clone());

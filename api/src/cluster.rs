@@ -6,14 +6,25 @@
 //! NOTIFY is delivered to the nodes listening when it commits, in commit order, and not kept
 //! for a node that was not listening: a node that loses its connection reloads its playback
 //! index when it is back, and sockets resynchronise from their next `hello` or `stats`.
+//!
+//! Each node also records in the database where the others reach its HTTP side
+//! ([`follow_peers`]): a viewer's HLS request for a live stream another node holds is
+//! forwarded there ([`Peers::forward`]), where the live playlists, blocking reloads and
+//! parts in flight are in memory.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 
+use crate::AppState;
 use crate::db::Db;
 use crate::events::{Event, Events, kind};
 
@@ -33,10 +44,10 @@ struct Wire {
 
 /// Relays events between this node (`db.node()`) and the others, until the task is dropped.
 /// Nothing to do on SQLite (one node).
-pub async fn relay_events(db: Db, events: Events) {
+pub async fn relay_events(db: Db, events: Events, peers: Peers) {
     let (Some(pool), Some(outbound)) = (db.postgres_pool(), events.relay_outbound()) else { return };
     let node = db.node().to_owned();
-    tokio::join!(send(pool.clone(), outbound, node.clone()), receive(pool, db, events, node));
+    tokio::join!(send(pool.clone(), outbound, node.clone()), receive(pool, db, events, peers, node));
 }
 
 async fn send(pool: PgPool, mut outbound: mpsc::Receiver<Event>, node: String) {
@@ -57,7 +68,7 @@ async fn send(pool: PgPool, mut outbound: mpsc::Receiver<Event>, node: String) {
     }
 }
 
-async fn receive(pool: PgPool, db: Db, events: Events, node: String) {
+async fn receive(pool: PgPool, db: Db, events: Events, peers: Peers, node: String) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -74,7 +85,7 @@ async fn receive(pool: PgPool, db: Db, events: Events, node: String) {
         }
         loop {
             match listener.try_recv().await {
-                Ok(Some(notification)) => deliver(&db, &events, &node, notification.payload()).await,
+                Ok(Some(notification)) => deliver(&db, &events, &peers, &node, notification.payload()).await,
                 // The connection was lost and is re-established on the next call: status
                 // changes may have been missed meanwhile.
                 Ok(None) => resync(&db).await,
@@ -96,7 +107,7 @@ async fn resync(db: &Db) {
 }
 
 /// An event from the wire onto the local bus, unless it is this node's own.
-async fn deliver(db: &Db, events: &Events, node: &str, payload: &str) {
+async fn deliver(db: &Db, events: &Events, peers: &Peers, node: &str, payload: &str) {
     let Ok(wire) = serde_json::from_str::<Wire>(payload) else {
         tracing::warn!("an unreadable event from another node");
         return;
@@ -109,12 +120,124 @@ async fn deliver(db: &Db, events: &Events, node: &str, payload: &str) {
         tracing::warn!("an event of an unknown kind from another node");
         return;
     };
-    if kind == kind::STATUS
-        && let Err(e) = db.refresh_playback(&stream_id).await
-    {
-        tracing::warn!(stream = %stream_id, "updating the playback index: {e}");
+    if kind == kind::STATUS {
+        if let Err(e) = db.refresh_playback(&stream_id).await {
+            tracing::warn!(stream = %stream_id, "updating the playback index: {e}");
+        }
+        // A stream that went live elsewhere is forwarded there from its first request.
+        peers.refresh(db).await;
     }
     events.publish(Event { kind, stream_id, body: wire.event.into(), remote: true });
+}
+
+/// The header on a request one node forwards to another: the receiving node answers it
+/// itself, never forwards it again (two nodes with stale views cannot bounce a request).
+pub const FORWARDED: &str = "x-hawker-forwarded";
+/// How often a node records itself and re-reads which streams the others hold.
+const PEERS_EVERY: Duration = Duration::from_secs(1);
+/// A forwarded request may be a blocking reload, held up to three target durations.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The other nodes, as this node forwards to them.
+#[derive(Clone)]
+pub struct Peers {
+    /// Where the other nodes reach this node's HTTP side; `None`: one machine.
+    advertise_url: Option<Arc<str>>,
+    /// Live streams other nodes hold: stream id → the holder's HTTP address.
+    holders: Arc<RwLock<HashMap<String, Arc<str>>>>,
+    client: reqwest::Client,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(FORWARD_TIMEOUT)
+            .build()
+            .expect("an HTTP client without TLS settings builds");
+        Self { advertise_url: None, holders: Arc::default(), client }
+    }
+}
+
+impl Peers {
+    /// Other nodes reach this one at `url` (e.g. `http://10.0.0.5:8080`).
+    pub fn advertising(url: &str) -> Self {
+        Self { advertise_url: Some(url.trim_end_matches('/').into()), ..Self::default() }
+    }
+
+    /// The HTTP address of the node holding `stream_id`, if another node holds it.
+    pub fn holder(&self, stream_id: &str) -> Option<Arc<str>> {
+        self.holders.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(stream_id).cloned()
+    }
+
+    fn holds_elsewhere(&self) -> Vec<String> {
+        self.holders.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().cloned().collect()
+    }
+
+    /// Re-reads which live streams other nodes hold.
+    async fn refresh(&self, db: &Db) {
+        if self.advertise_url.is_none() {
+            return;
+        }
+        match db.streams_held_elsewhere().await {
+            Ok(held) => {
+                let held = held.into_iter().map(|(id, url)| (id, Arc::from(url))).collect();
+                *self.holders.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = held;
+            }
+            Err(e) => tracing::warn!("reading which node holds which stream: {e}"),
+        }
+    }
+
+    /// Sends a viewer's request (`path_and_query` of this node's URL) to the node at `holder`
+    /// and returns its answer: status, body and the headers a player or cache needs.
+    pub async fn forward(&self, holder: &str, path_and_query: &str) -> Result<Response, reqwest::Error> {
+        let answer = self.client.get(format!("{holder}{path_and_query}")).header(FORWARDED, "1").send().await?;
+        let status = answer.status();
+        let mut headers = answer.headers().clone();
+        let bytes = answer.bytes().await?;
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = status;
+        for name in [header::CONTENT_TYPE, header::CACHE_CONTROL, header::RETRY_AFTER, header::LOCATION] {
+            if let Some(value) = headers.remove(&name) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response.headers_mut().insert(FORWARDED, HeaderValue::from_static("1"));
+        Ok(response)
+    }
+}
+
+/// On a shared database with an advertised address, until the task is dropped: every second,
+/// records this node (so others forward to it) and re-reads which streams the others hold; a
+/// stream packaged here that another node now holds is let go here.
+pub async fn follow_peers(state: AppState) {
+    let Some(url) = state.peers.advertise_url.clone().filter(|_| state.db.is_shared()) else { return };
+    let mut tick = tokio::time::interval(PEERS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.db.register_node(&url).await {
+            tracing::warn!("recording this node: {e}");
+        }
+        state.peers.refresh(&state.db).await;
+        for stream_id in state.peers.holds_elsewhere() {
+            // Checked again: the stream may have been taken over to this node since the read.
+            if state.live.ingest_health(&stream_id).is_some()
+                && let Ok(Some(holder)) = state.db.lease_holder(&stream_id).await
+                && holder != state.db.node()
+            {
+                state.live.release(&stream_id).await;
+            }
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(60)
+            && let Err(e) = state.db.purge_stale_nodes().await
+        {
+            tracing::warn!("forgetting gone nodes: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,7 +256,9 @@ mod tests {
         db_a.migrate().await.unwrap();
         let (a, b) = (Events::new(), Events::new());
         let relays =
-            [tokio::spawn(relay_events(db_a.clone(), a.clone())), tokio::spawn(relay_events(db_b.clone(), b.clone()))];
+            [(db_a.clone(), a.clone()), (db_b.clone(), b.clone())].map(|(db, events)| {
+                tokio::spawn(relay_events(db, events, Peers::default()))
+            });
         let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
         // The listeners start in the background: retry the first event until it arrives.
         let first = tokio::time::timeout(Duration::from_secs(10), async {

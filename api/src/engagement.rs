@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::db::{Db, DbResult};
+use crate::db::{Db, DbResult, ViewerTotals};
 use crate::events::{Event, Events, kind};
 use crate::model::ViewerCounters;
 use crate::{AppState, secrets};
@@ -105,6 +105,9 @@ struct StreamViewers {
     /// pushes a new entry and leaves the old one to be skipped.
     expiry: VecDeque<(Instant, String)>,
     counters: ViewerCounters,
+    /// Sessions counted (`unique`, `replay_views`) since the last flush: what the flush adds
+    /// to the stored figures.
+    unsaved: ViewerCounters,
     /// Counters changed since the last flush.
     dirty: bool,
     /// What the last viewers event said.
@@ -241,6 +244,9 @@ pub struct Engagement {
     orders: SlidingWindow,
     /// Open event sockets.
     sockets: Mutex<Sockets>,
+    /// Several nodes: each watched stream's figures summed over all nodes, as of the last
+    /// exchange. Empty on one machine.
+    totals: Mutex<HashMap<String, ViewerStats>>,
 }
 
 /// How long an event socket ticket may wait for its socket, and how many may wait at once.
@@ -377,8 +383,10 @@ impl Engagement {
             session.counted = true;
             if session.replay {
                 viewers.counters.replay_views += 1;
+                viewers.unsaved.replay_views += 1;
             } else {
                 viewers.counters.unique += 1;
+                viewers.unsaved.unique += 1;
                 viewers.current += 1;
                 viewers.counters.peak = viewers.counters.peak.max(viewers.current);
             }
@@ -406,15 +414,24 @@ impl Engagement {
         }
     }
 
-    /// The stream's figures while it is in memory.
+    /// The stream's figures while it is watched: over every node when several share the
+    /// database, else this node's.
     pub fn live_stats(&self, stream_id: &str) -> Option<ViewerStats> {
+        if let Some(stats) = lock(&self.totals).get(stream_id) {
+            return Some(*stats);
+        }
         self.stream(stream_id).map(|entry| lock(&entry).stats())
     }
 
     /// The stream's figures: from memory, else as last persisted.
     pub async fn viewer_stats(&self, db: &Db, stream_id: &str) -> DbResult<ViewerStats> {
-        if let Some(stats) = self.live_stats(stream_id) {
+        // On a shared database a stream not in the totals has no viewer on any node; this
+        // node's own figures would miss the others' counts.
+        if let Some(stats) = self.live_stats(stream_id).filter(|_| !db.is_shared()) {
             return Ok(stats);
+        }
+        if let Some(stats) = lock(&self.totals).get(stream_id) {
+            return Ok(*stats);
         }
         let c = db.viewer_counters(stream_id).await?;
         Ok(ViewerStats { current: 0, peak: c.peak, unique: c.unique, replay_views: c.replay_views })
@@ -444,7 +461,8 @@ impl Engagement {
             let mut entry = lock(entry);
             if entry.dirty {
                 entry.dirty = false;
-                dirty.push((id.clone(), entry.counters));
+                let unsaved = std::mem::take(&mut entry.unsaved);
+                dirty.push((id.clone(), ViewerCounters { peak: entry.counters.peak, ..unsaved }));
             }
         }
         viewers.retain(|_, e| {
@@ -454,13 +472,43 @@ impl Engagement {
         dirty
     }
 
-    /// Marks counters dirty again after a failed write.
+    /// Puts back counts whose write failed, for the next flush.
     fn restore_dirty(&self, batch: &[(String, ViewerCounters)]) {
-        for (id, _) in batch {
+        for (id, failed) in batch {
             if let Some(entry) = self.stream(id) {
-                lock(&entry).dirty = true;
+                let mut entry = lock(&entry);
+                entry.dirty = true;
+                entry.unsaved.unique += failed.unique;
+                entry.unsaved.replay_views += failed.replay_views;
             }
         }
+    }
+
+    /// This node's counted live sessions per stream in memory.
+    fn current_by_stream(&self) -> Vec<(String, i64)> {
+        lock(&self.viewers).iter().map(|(id, entry)| (id.clone(), lock(entry).current)).collect()
+    }
+
+    /// Takes the figures summed over every node (see [`Db::exchange_viewers`]); returns those
+    /// that changed, with a stream nobody watches any more at zero.
+    fn set_totals(&self, totals: Vec<(String, ViewerTotals)>) -> Vec<(String, ViewerStats)> {
+        let fresh: HashMap<String, ViewerStats> = totals
+            .into_iter()
+            .map(|(id, t)| {
+                let c = t.counters;
+                (id, ViewerStats { current: t.current, peak: c.peak, unique: c.unique, replay_views: c.replay_views })
+            })
+            .collect();
+        let mut old = lock(&self.totals);
+        let mut changed: Vec<_> =
+            fresh.iter().filter(|(id, stats)| old.get(*id) != Some(stats)).map(|(id, s)| (id.clone(), *s)).collect();
+        changed.extend(
+            old.iter()
+                .filter(|(id, _)| !fresh.contains_key(*id))
+                .map(|(id, stats)| (id.clone(), ViewerStats { current: 0, ..*stats })),
+        );
+        *old = fresh;
+        changed
     }
 
     /// Whether `user_id` may post now: at most `max` posts per `per`. Counts the post if so.
@@ -481,7 +529,8 @@ impl Engagement {
 }
 
 /// Prunes silent sessions and announces changed viewer counts every second; writes changed
-/// counters every few seconds. Runs until the task is dropped.
+/// counters every few seconds. On a shared database, every second: writes this node's counts
+/// and announces the figures summed over all nodes. Runs until the task is dropped.
 pub async fn run(state: AppState) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -490,11 +539,31 @@ pub async fn run(state: AppState) {
         tick.tick().await;
         let engagement = &state.engagement;
         engagement.prune(Instant::now());
+        if state.db.is_shared() {
+            flush(engagement, &state.db).await;
+            exchange(engagement, &state.db, &state.events).await;
+            continue;
+        }
         announce(engagement, &state.events);
         ticks += 1;
         if ticks.is_multiple_of(FLUSH_EVERY_TICKS) {
             flush(engagement, &state.db).await;
         }
+    }
+}
+
+/// Several nodes: this node's sessions go in, the sums over all nodes come out and are
+/// announced here (viewer events are not relayed: every node announces the same sums).
+async fn exchange(engagement: &Engagement, db: &Db, events: &Events) {
+    // This node's own figures are not announced; marking them seen lets idle streams go.
+    engagement.take_changed();
+    match db.exchange_viewers(&engagement.current_by_stream()).await {
+        Ok(totals) => {
+            for (stream_id, stats) in engagement.set_totals(totals) {
+                events.publish(Event::new(kind::VIEWERS, &stream_id, json!(stats)));
+            }
+        }
+        Err(e) => tracing::error!("exchanging viewer counts with other nodes: {e}"),
     }
 }
 

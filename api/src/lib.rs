@@ -35,6 +35,9 @@ pub trait LiveControl: Send + Sync + 'static {
     /// Stops packaging the stream; with `save`, its replay playlist is finalised. When this
     /// returns no more media objects of the stream are written.
     async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()>;
+    /// Lets go of a stream another node now holds: disconnects its publisher here, stores
+    /// what was sent, and forgets the stream without finishing its replay.
+    async fn release(&self, stream_id: &str);
     /// Health of the stream's latest publish, while the stream is being packaged.
     fn ingest_health(&self, stream_id: &str) -> Option<IngestHealth>;
     /// Health of every stream being packaged, by stream id.
@@ -192,6 +195,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Who may read `/metrics`, and what it shows.
     pub metrics: Arc<MetricsAccess>,
+    /// The other nodes sharing the database, for requests about streams they hold.
+    pub peers: cluster::Peers,
 }
 
 /// How `/metrics` is protected.
@@ -221,6 +226,7 @@ impl AppState {
             engagement: Arc::new(Engagement::new()),
             trusted_proxies: Arc::default(),
             metrics: Arc::default(),
+            peers: cluster::Peers::default(),
         }
     }
 
@@ -231,6 +237,12 @@ impl AppState {
 
     /// Client addresses forwarded by these proxies (`X-Forwarded-For`, `Forwarded`) are the
     /// clients' for every per-client limit; from anyone else the peer's address is.
+    /// Other nodes reach this one's HTTP side at `url` (several nodes on PostgreSQL).
+    pub fn with_advertise_url(mut self, url: &str) -> Self {
+        self.peers = cluster::Peers::advertising(url);
+        self
+    }
+
     pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
         self.trusted_proxies = Arc::new(proxies);
         self
@@ -246,7 +258,8 @@ pub async fn run_background(state: AppState) {
         lifecycle::finish_streams_ended_elsewhere(state.clone()),
         engagement::run(state.clone()),
         purge_guests(state.db.clone()),
-        cluster::relay_events(state.db.clone(), state.events.clone()),
+        cluster::relay_events(state.db.clone(), state.events.clone(), state.peers.clone()),
+        cluster::follow_peers(state.clone()),
         webhooks::run(state),
     );
 }

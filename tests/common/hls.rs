@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Server, decode_alone, parse_media, parse_multivariant};
+use super::{Web, decode_alone, parse_media, parse_multivariant};
 
 static LAST_MEDIA_SEQUENCE: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
 
@@ -119,8 +119,8 @@ pub fn check_playlist_text(text: &str) -> (m3u8_rs::MediaPlaylist, LowLatency) {
 
 /// Fetches and validates the stream's playlists and every object they name; returns the
 /// (first variant's) media playlist's text.
-pub async fn validate_hls(server: &Server, playback_id: &str) -> String {
-    let (status, text) = server.get_text(&format!("/hls/{playback_id}/index.m3u8")).await;
+pub async fn validate_hls(server: &impl Web, playback_id: &str) -> String {
+    let (status, text) = server.fetch_text(&format!("/hls/{playback_id}/index.m3u8")).await;
     assert_eq!(status, 200, "multivariant: {text}");
     let multivariant = parse_multivariant(&text);
     let variant = multivariant.variants.first().expect("a variant");
@@ -129,9 +129,9 @@ pub async fn validate_hls(server: &Server, playback_id: &str) -> String {
 
 /// Validates one variant's media playlist (its URI in the multivariant playlist) and every
 /// object it names; returns the playlist's text.
-pub async fn validate_variant(server: &Server, playback_id: &str, uri: &str) -> String {
+pub async fn validate_variant(server: &impl Web, playback_id: &str, uri: &str) -> String {
     let rendition = uri.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let (status, text) = server.get_text(&format!("/hls/{playback_id}/{uri}")).await;
+    let (status, text) = server.fetch_text(&format!("/hls/{playback_id}/{uri}")).await;
     assert_eq!(status, 200, "media playlist: {text}");
     let (playlist, ll) = check_playlist_text(&text);
     {
@@ -156,12 +156,12 @@ pub async fn validate_variant(server: &Server, playback_id: &str, uri: &str) -> 
         if let Some(map) = &segment.map
             && init_uri.as_deref() != Some(map.uri.as_str())
         {
-            let response = server.get(&base(&map.uri)).await;
+            let response = server.fetch(&base(&map.uri)).await;
             assert_eq!(response.status(), 200, "init {}", map.uri);
             init = response.bytes().await.unwrap().to_vec();
             init_uri = Some(map.uri.clone());
         }
-        let response = server.get(&base(&segment.uri)).await;
+        let response = server.fetch(&base(&segment.uri)).await;
         assert_eq!(response.status(), 200, "segment {}", segment.uri);
         let bytes = response.bytes().await.unwrap();
         if let Err(e) = decode_alone(&init, &bytes) {
@@ -169,7 +169,7 @@ pub async fn validate_variant(server: &Server, playback_id: &str, uri: &str) -> 
         }
     }
     for part in &ll.parts {
-        let response = server.get(&base(&part.uri)).await;
+        let response = server.fetch(&base(&part.uri)).await;
         assert_eq!(response.status(), 200, "part {}", part.uri);
         assert!(!response.bytes().await.unwrap().is_empty(), "part {} is empty", part.uri);
     }

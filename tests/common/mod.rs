@@ -2,6 +2,7 @@
 //! temporary data dir, and real publishers (ffmpeg, GStreamer) and readers (ffprobe, m3u8-rs).
 #![allow(dead_code)] // each test file uses its own part of the harness
 
+pub mod balancer;
 pub mod events;
 pub mod hls;
 pub mod postgres;
@@ -24,6 +25,32 @@ pub const HAWKER: &str = env!("CARGO_BIN_EXE_hawker");
 /// The binary to run: this build's, or for a bench's before/after comparison `HAWKER_BIN`.
 pub fn hawker_bin() -> String {
     std::env::var("HAWKER_BIN").unwrap_or_else(|_| HAWKER.to_owned())
+}
+
+/// Where a player's HTTP requests go: one node, or the load balancer in front of several.
+pub trait Web {
+    fn url(&self, path: &str) -> String;
+    fn client(&self) -> &reqwest::Client;
+
+    async fn fetch(&self, path_or_url: &str) -> reqwest::Response {
+        let url = if path_or_url.starts_with("http") { path_or_url.to_owned() } else { self.url(path_or_url) };
+        self.client().get(url).send().await.expect("HTTP GET")
+    }
+
+    async fn fetch_text(&self, path: &str) -> (u16, String) {
+        let response = self.fetch(path).await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl Web for Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
 }
 
 pub struct Server {

@@ -44,9 +44,9 @@ impl Db {
         })
     }
 
-    /// Writes many streams' counters in one transaction (the batched write of the hot counters).
-    /// Figures only grow: a stale batch never lowers a stored one. (Two-argument `MAX` is
-    /// SQLite's; the PostgreSQL twin writes `GREATEST`.)
+    /// Writes many streams' counters in one transaction (the batched write of the hot counters):
+    /// `unique` and `replay_views` are what this node counted since its last write, added to
+    /// the stored figures (so several nodes' counts add up); `peak` raises the stored peak.
     pub async fn save_viewer_counters(&self, batch: &[(String, ViewerCounters)]) -> DbResult<()> {
         on_pool!(self, pool => {
             if batch.is_empty() {
@@ -58,8 +58,8 @@ impl Db {
                 "INSERT INTO stream_counters (stream_id, peak_viewers, unique_viewers, replay_views) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (stream_id) DO UPDATE SET \
                  peak_viewers = {max}(stream_counters.peak_viewers, excluded.peak_viewers), \
-                 unique_viewers = {max}(stream_counters.unique_viewers, excluded.unique_viewers), \
-                 replay_views = {max}(stream_counters.replay_views, excluded.replay_views)"
+                 unique_viewers = stream_counters.unique_viewers + excluded.unique_viewers, \
+                 replay_views = stream_counters.replay_views + excluded.replay_views"
             );
             let mut tx = pool.begin().await?;
             for (stream_id, c) in batch {

@@ -10,6 +10,7 @@ mod commerce;
 mod engagement;
 mod settings;
 mod streams;
+mod nodes;
 mod users;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use sqlx::sqlite::{
 };
 
 pub use commerce::{NewPin, OrderRecorded};
+pub use nodes::{NODE_STALE, ViewerTotals};
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{

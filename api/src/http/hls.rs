@@ -2,19 +2,20 @@
 //! packaged here and on air is served from the packager's memory (live playlists, delta
 //! updates, blocking reloads, parts in flight); everything else from the store. The media
 //! playlist URL stays the same from go-live to replay: the live playlist while the stream is
-//! on air, the replay's once it is archived. No request queries the database.
+//! on air, the replay's once it is archived. No request queries the database. With several
+//! nodes, a request for a live stream another node holds is forwarded to that node.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::error::ApiError;
-use crate::{AppState, HlsPath, HlsProgress};
+use crate::{AppState, HlsPath, HlsProgress, cluster};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SEGMENT: &str = "video/iso.segment";
@@ -43,11 +44,26 @@ pub async fn serve(
     State(state): State<AppState>,
     Path((playback_id, path)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("media");
     let (content_type, cache_control) = kind_of(&path).ok_or_else(not_found)?;
     let playback = state.db.playback(&playback_id).ok_or_else(not_found)?;
     let stream_id = playback.stream_id.as_str();
+    // Several nodes: a live stream another node holds is served by that node, where its live
+    // HLS is in memory. Should it not answer, what the bucket holds is served from here.
+    if playback.status.is_on_air()
+        && state.hls.progress(stream_id).is_none()
+        && !headers.contains_key(cluster::FORWARDED)
+        && let Some(holder) = state.peers.holder(stream_id)
+    {
+        let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        match state.peers.forward(&holder, path_and_query).await {
+            Ok(response) => return Ok(response),
+            Err(e) => tracing::warn!(stream = %stream_id, "the node holding the stream did not answer: {e}"),
+        }
+    }
     // LL-HLS: blocking playlist reload and preload-hinted parts wait for the packager.
     let progress = if playback.status.is_on_air() { state.hls.progress(stream_id) } else { None };
     match state.hls.resolve(&path) {
