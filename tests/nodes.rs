@@ -196,7 +196,8 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     let url = postgres::database();
     let s3 = S3Server::start();
     let config = s3.config_file("serve");
-    let args = ["--database-url", url.as_str(), "--config", config.to_str().unwrap(), "--trusted-proxy", "127.0.0.1/32"];
+    let args =
+        ["--database-url", url.as_str(), "--config", config.to_str().unwrap(), "--trusted-proxy", "127.0.0.1/32"];
     let mut nodes: Vec<Option<Server>> = (0..3).map(|_| Some(Server::start_with(&args))).collect();
     let lb = Balancer::start([node(&nodes, 0), node(&nodes, 1), node(&nodes, 2)]);
     let seller = node(&nodes, 0).user("seller", "seller");
@@ -204,8 +205,11 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
 
     let (status, stream) = lb_call(&lb, "POST", "/api/v1/streams", Some(&seller), Some(json!({"title": "HA"}))).await;
     assert_eq!(status, 201, "{stream}");
-    let (id, pid, key) =
-        (stream["id"].as_str().unwrap(), stream["playback_id"].as_str().unwrap(), stream["stream_key"].as_str().unwrap());
+    let (id, pid, key) = (
+        stream["id"].as_str().unwrap(),
+        stream["playback_id"].as_str().unwrap(),
+        stream["stream_key"].as_str().unwrap(),
+    );
 
     // ---- the publisher goes through HAProxy; one node holds the stream ----
     let first_started = Instant::now();
@@ -241,7 +245,8 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     let (msn, part) = hint.trim_start_matches("seg").trim_end_matches(".m4s").split_once('.').unwrap();
     let (msn, part): (u64, u64) = (msn.parse().unwrap(), part.parse().unwrap());
     let asked = Instant::now();
-    let (status, blocked) = other.fetch_text(&format!("/hls/{pid}/v0/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")).await;
+    let (status, blocked) =
+        other.fetch_text(&format!("/hls/{pid}/v0/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")).await;
     assert_eq!(status, 200, "{blocked}");
     assert!(blocked.contains(&format!("seg{msn:06}.{part}.m4s")), "the held reload lacks the part:\n{blocked}");
     let held = asked.elapsed();
@@ -277,7 +282,8 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     }
     let spread: std::collections::HashSet<&str> = viewers.iter().map(|v| v.cookie.as_str()).collect();
     assert!(spread.len() >= 2, "HAProxy put every viewer on one node: {spread:?}");
-    let (status, direct) = node(&nodes, owner).call("POST", &format!("/api/v1/streams/{id}/viewers"), None, Some(json!({}))).await;
+    let (status, direct) =
+        node(&nodes, owner).call("POST", &format!("/api/v1/streams/{id}/viewers"), None, Some(json!({}))).await;
     assert_eq!(status, 201, "{direct}");
     let direct = direct["session_id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -365,7 +371,10 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     let duration = total_duration(&playlist);
     // Lost: the dead node's partial segment (< 2 s) and the time before the publisher's
     // first keyframe on the new node.
-    assert!(duration > published - 8.0 && duration < published + 1.0, "replay {duration:.1} s of {published:.1} s published:\n{replay}");
+    assert!(
+        duration > published - 8.0 && duration < published + 1.0,
+        "replay {duration:.1} s of {published:.1} s published:\n{replay}"
+    );
     eprintln!(
         "LL-HLS reload held on a node not holding the stream: {held:?}; failover: node killed → publisher accepted \
          {accepted:?} → first new segment listed {resumed:?}; replay {duration:.1} s of {published:.1} s"

@@ -255,10 +255,8 @@ mod tests {
         let (db_a, db_b) = (Db::connect(&url).await.unwrap(), Db::connect(&url).await.unwrap());
         db_a.migrate().await.unwrap();
         let (a, b) = (Events::new(), Events::new());
-        let relays =
-            [(db_a.clone(), a.clone()), (db_b.clone(), b.clone())].map(|(db, events)| {
-                tokio::spawn(relay_events(db, events, Peers::default()))
-            });
+        let relays = [(db_a.clone(), a.clone()), (db_b.clone(), b.clone())]
+            .map(|(db, events)| tokio::spawn(relay_events(db, events, Peers::default())));
         let (mut on_a, mut on_b) = (a.subscribe(), b.subscribe());
         // The listeners start in the background: retry the first event until it arrives.
         let first = tokio::time::timeout(Duration::from_secs(10), async {

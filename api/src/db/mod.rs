@@ -8,9 +8,9 @@
 
 mod commerce;
 mod engagement;
+mod nodes;
 mod settings;
 mod streams;
-mod nodes;
 mod users;
 
 use std::path::Path;

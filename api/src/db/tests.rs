@@ -35,6 +35,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    nodes_find_each_others_streams_and_sum_their_viewers,
     socket_tickets_are_single_use_bounded_and_expire,
     leases_are_held_renewed_expired_and_recovered,
     tokens_expire_rotate_and_revoke_and_guests_are_purged,
@@ -441,4 +442,43 @@ async fn both_schemas_have_the_same_tables_and_columns() {
     let (sqlite, postgres) = (columns(sqlite), columns(postgres));
     assert!(sqlite.len() > 50 && sqlite.contains(&"streams.stream_key_hash".to_owned()), "{sqlite:?}");
     assert_eq!(sqlite, postgres);
+}
+
+async fn nodes_find_each_others_streams_and_sum_their_viewers(db: Db) {
+    let (seller, _) = db.create_user("s", Role::Seller).await.unwrap();
+    let stream = db.create_stream(NewStream::titled(&seller.id, "shared")).await.unwrap();
+    let id = stream.id.clone();
+    if !db.is_shared() {
+        assert!(matches!(db.register_node("http://a").await, Err(DbError::NeedsPostgres(_))));
+        assert!(matches!(db.exchange_viewers(&[]).await, Err(DbError::NeedsPostgres(_))));
+        return;
+    }
+    let other = db.as_other_node();
+    db.register_node("http://10.0.0.1:8080").await.unwrap();
+    other.register_node("http://10.0.0.2:8080").await.unwrap();
+    db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    assert_eq!(other.streams_held_elsewhere().await.unwrap(), vec![(id.clone(), "http://10.0.0.1:8080".to_owned())]);
+    assert!(db.streams_held_elsewhere().await.unwrap().is_empty(), "a node's own streams are not elsewhere");
+
+    // Two nodes' sessions add up; the peak is the highest sum, kept when viewers go.
+    let totals = |t: Vec<(String, ViewerTotals)>| {
+        t.into_iter().map(|(s, t)| (s, t.current, t.counters.peak)).collect::<Vec<_>>()
+    };
+    assert_eq!(totals(db.exchange_viewers(&[(id.clone(), 2)]).await.unwrap()), vec![(id.clone(), 2, 2)]);
+    assert_eq!(totals(other.exchange_viewers(&[(id.clone(), 3)]).await.unwrap()), vec![(id.clone(), 5, 5)]);
+    assert_eq!(totals(db.exchange_viewers(&[(id.clone(), 1)]).await.unwrap()), vec![(id.clone(), 4, 5)]);
+    assert_eq!(totals(other.exchange_viewers(&[]).await.unwrap()), vec![(id.clone(), 1, 5)]);
+    assert!(db.exchange_viewers(&[]).await.unwrap().is_empty(), "nobody watches");
+    assert_eq!(db.viewer_counters(&id).await.unwrap().peak, 5);
+
+    // A node not seen lately: its sessions stop counting and nothing is forwarded to it.
+    other.exchange_viewers(&[(id.clone(), 7)]).await.unwrap();
+    on_pool!(db, pool => {
+        let long_ago = ts(Utc::now() - chrono::Duration::seconds(120));
+        sqlx::query("UPDATE viewer_presence SET seen_at = $1").bind(long_ago).execute(pool).await.unwrap();
+        sqlx::query("UPDATE nodes SET seen_at = $1").bind(long_ago).execute(pool).await.unwrap();
+    });
+    assert!(db.exchange_viewers(&[]).await.unwrap().is_empty(), "a dead node's sessions do not count");
+    assert!(other.streams_held_elsewhere().await.unwrap().is_empty());
+    assert_eq!(db.purge_stale_nodes().await.unwrap(), 1);
 }
