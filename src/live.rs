@@ -159,10 +159,10 @@ impl Live {
     /// node's stale state.
     pub async fn release(&self, stream_id: &str) {
         let Some(on_air) = self.on_air().remove(stream_id) else { return };
+        tracing::info!(stream = %stream_id, "the stream is held by another node: let go here");
         let packager = on_air.packager.clone();
         drop(on_air);
         packager.settle().await;
-        tracing::info!(stream = %stream_id, "the stream is held by another node: let go here");
     }
 
     /// Stops tracking and packaging the stream; `save` finalises its replay.

@@ -202,6 +202,10 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     let lb = Balancer::start([node(&nodes, 0), node(&nodes, 1), node(&nodes, 2)]);
     let seller = node(&nodes, 0).user("seller", "seller");
     let viewer_token = node(&nodes, 0).user("viewer", "viewer");
+    let admin = node(&nodes, 0).user("admin", "admin");
+    let hooks = Hooks::start().await;
+    let webhooks = json!({"webhook_url": hooks.url, "webhook_secret": "webhook-secret-0123456789", "allow_private_webhooks": true});
+    assert_eq!(lb_call(&lb, "PATCH", "/api/v1/settings", Some(&admin), Some(webhooks)).await.0, 200);
 
     let (status, stream) = lb_call(&lb, "POST", "/api/v1/streams", Some(&seller), Some(json!({"title": "HA"}))).await;
     assert_eq!(status, 201, "{stream}");
@@ -273,6 +277,12 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
             .await;
         wait_event(socket, "pin", Duration::from_secs(1), |e| e["pin"]["product_id"] == "sku-9").await;
         wait_event(socket, "reactions", Duration::from_secs(1), |e| e["likes"] == 1).await;
+    }
+    // The pin made on another node is marked in the playlist by the node holding the stream.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !media_playlist(&lb, pid).await.contains("X-PRODUCT-ID=\"sku-9\"") {
+        assert!(Instant::now() < deadline, "no DATERANGE for the pin made on another node");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // ---- viewers: three through HAProxy (spread over the nodes), one on the owner itself ----
@@ -375,6 +385,17 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
         duration > published - 8.0 && duration < published + 1.0,
         "replay {duration:.1} s of {published:.1} s published:\n{replay}"
     );
+    // Each webhook was accepted once, whichever node sent it (every first try is refused).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = ["stream.live", "stream.archived", "replay.ready"];
+    while want.iter().any(|kind| hooks.accepted(kind) == 0) {
+        assert!(Instant::now() < deadline, "webhooks missing: {:?}", hooks.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for kind in want {
+        assert_eq!(hooks.accepted(kind), 1, "{kind} delivered other than once: {:?}", hooks.log());
+    }
     eprintln!(
         "LL-HLS reload held on a node not holding the stream: {held:?}; failover: node killed → publisher accepted \
          {accepted:?} → first new segment listed {resumed:?}; replay {duration:.1} s of {published:.1} s"
@@ -384,6 +405,49 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
 /// Node `n`, while it runs.
 fn node(nodes: &[Option<Server>], n: usize) -> &Server {
     nodes[n].as_ref().expect("a running node")
+}
+
+/// A webhook receiver that refuses the first try of each delivery and accepts the retry.
+struct Hooks {
+    url: String,
+    /// (type, accepted) per try, in arrival order.
+    tries: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+}
+
+impl Hooks {
+    async fn start() -> Self {
+        let tries: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>> = Default::default();
+        let log = tries.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let kind = serde_json::from_slice::<Value>(&body).unwrap()["type"].as_str().unwrap().to_owned();
+                    let mut log = log.lock().unwrap();
+                    let accept = log.iter().any(|(k, _)| *k == kind);
+                    log.push((kind, accept));
+                    if accept {
+                        axum::http::StatusCode::NO_CONTENT
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Hooks { url, tries }
+    }
+
+    fn accepted(&self, kind: &str) -> usize {
+        self.tries.lock().unwrap().iter().filter(|(k, accepted)| k == kind && *accepted).count()
+    }
+
+    fn log(&self) -> Vec<(String, bool)> {
+        self.tries.lock().unwrap().clone()
+    }
 }
 
 /// A JSON API call through the balancer; returns (status, body).

@@ -255,7 +255,7 @@ pub async fn run_background(state: AppState) {
     tokio::join!(
         lifecycle::sweep_on_air_streams(state.clone()),
         lifecycle::hold_leases(state.clone()),
-        lifecycle::finish_streams_ended_elsewhere(state.clone()),
+        lifecycle::follow_remote_changes(state.clone()),
         engagement::run(state.clone()),
         purge_guests(state.db.clone()),
         cluster::relay_events(state.db.clone(), state.events.clone(), state.peers.clone()),

@@ -7,7 +7,7 @@ use chrono::Utc;
 use crate::AppState;
 use crate::db::{Db, DbResult};
 use crate::events::{Event, Events, kind};
-use crate::model::{EndAction, PublishDenied, PublishTicket, Stream, StreamStatus, Trigger};
+use crate::model::{EndAction, Pin, PublishDenied, PublishTicket, Stream, StreamStatus, Trigger};
 
 /// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
 pub async fn begin_publish(db: &Db, events: &Events, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {
@@ -74,10 +74,11 @@ async fn wind_down(state: &AppState, stream: &Stream) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// On a shared database, until the task is dropped: a stream this node packages that another
-/// node ended (a seller's request that landed there) is wound down here, where its publisher
-/// and its media are.
-pub async fn finish_streams_ended_elsewhere(state: AppState) {
+/// On a shared database, until the task is dropped: acts on what other nodes did to a stream
+/// this node packages. A stream ended there (a seller's request that landed there) is wound
+/// down here, where its publisher and its media are; a product pinned or unpinned there is
+/// marked in the playlists here.
+pub async fn follow_remote_changes(state: AppState) {
     if !state.db.is_shared() {
         return;
     }
@@ -88,10 +89,14 @@ pub async fn finish_streams_ended_elsewhere(state: AppState) {
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        if !event.remote || !matches!(event.status_value(), Some("ended" | "archived")) {
+        if !event.remote || state.live.ingest_health(&event.stream_id).is_none() {
             continue;
         }
-        if state.live.ingest_health(&event.stream_id).is_none() {
+        if event.kind == kind::PIN || event.kind == kind::UNPIN {
+            mark_remote_pin(&state, &event).await;
+            continue;
+        }
+        if !matches!(event.status_value(), Some("ended" | "archived")) {
             continue;
         }
         let stream = match state.db.stream(&event.stream_id).await {
@@ -106,6 +111,16 @@ pub async fn finish_streams_ended_elsewhere(state: AppState) {
             Ok(()) => tracing::info!(stream = %stream.id, "ended through another node: wound down here"),
             Err(e) => tracing::error!(stream = %stream.id, "winding down a stream ended elsewhere: {e:#}"),
         }
+    }
+}
+
+async fn mark_remote_pin(state: &AppState, event: &Event) {
+    let Ok(pin) = serde_json::from_value::<Pin>(event.body["pin"].clone()) else {
+        tracing::warn!(stream = %event.stream_id, "an unreadable pin from another node");
+        return;
+    };
+    if let Err(e) = state.live.add_marker(&event.stream_id, crate::http::commerce::pin_marker(&pin)).await {
+        tracing::warn!(stream = %event.stream_id, pin = %pin.id, "pin made on another node not marked: {e:#}");
     }
 }
 

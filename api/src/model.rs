@@ -250,8 +250,9 @@ pub struct ChatUser {
     pub role: Option<&'static str>,
 }
 
-/// A product pinned on a stream, as the shop described it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A product pinned on a stream, as the shop described it. (Deserialize: a pin made on
+/// another node arrives in its event.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Pin {
     pub id: String,
     pub stream_id: String,

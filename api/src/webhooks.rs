@@ -1,22 +1,30 @@
 //! Outgoing webhooks: stream live / reconnecting / ended / archived and replay ready are
 //! POSTed to the admin's `webhook_url` as JSON `{type, stream_id, at, ...}`, signed with
 //! `X-Hawker-Signature: sha256=<hex HMAC-SHA256 of the body with webhook_secret>`.
-//! Deliveries wait in a bounded queue (the oldest are kept; new ones are dropped with a log
-//! line when it is full) and are retried with backoff.
+//! Deliveries wait in the database's outbox (bounded: when it is full, new ones are dropped
+//! with a log line), written once by the node where the event happened and sent by whichever
+//! node claims them first, with retries and backoff; they survive restarts. A node that dies
+//! while sending leaves its claim to lapse: the delivery is then sent again (at least once).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
+use crate::db::OutboxEntry;
 use crate::events::{Event, kind};
 
-/// Deliveries waiting at most.
-pub const QUEUE: usize = 256;
+/// Deliveries waiting at most, over all nodes.
+pub const OUTBOX_MAX: i64 = 10_000;
+/// How long a node's claim on a delivery lasts: past it, another node may send it.
+const CLAIM: Duration = Duration::from_secs(60);
+/// How often an idle node looks for deliveries due (its own wake it at once).
+const POLL: Duration = Duration::from_secs(1);
 /// Tries per delivery, and the wait before each retry.
 pub const BACKOFF: [Duration; 4] =
     [Duration::from_millis(500), Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
@@ -40,15 +48,6 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     mac.update(body);
     let digest = mac.finalize().into_bytes();
     format!("sha256={}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-struct Delivery {
-    url: String,
-    secret: String,
-    kind: &'static str,
-    body: Vec<u8>,
-    /// The admin's `allow_private_webhooks`.
-    allow_private: bool,
 }
 
 /// Addresses a webhook must not reach unless the admin allows it: this machine, private and
@@ -99,11 +98,14 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
-/// Listens to the bus and delivers webhooks. Runs until the task is dropped.
+/// Writes this node's webhook events to the outbox and sends what is due, from any node.
+/// Runs until the task is dropped.
 pub async fn run(state: AppState) {
-    let (tx, rx) = mpsc::channel::<Delivery>(QUEUE);
-    let sender = tokio::spawn(deliver_all(rx));
-    let _stop_sender = AbortOnDrop(sender);
+    let queued = Arc::new(Notify::new());
+    tokio::join!(enqueue(state.clone(), queued.clone()), send_due(state, queued));
+}
+
+async fn enqueue(state: AppState, queued: Arc<Notify>) {
     let mut events = state.events.subscribe();
     loop {
         let event = match events.recv().await {
@@ -114,38 +116,30 @@ pub async fn run(state: AppState) {
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        // Another node's event is that node's to deliver.
+        // Another node's event is written to the outbox by that node.
         if event.remote {
             continue;
         }
         let Some(kind) = webhook_type(&event) else { continue };
-        let settings = match state.db.settings().await {
-            Ok(settings) => settings,
+        match state.db.settings().await {
+            Ok(settings) if settings.webhook_url.is_some() && settings.webhook_secret.is_some() => {}
+            Ok(_) => continue,
             Err(e) => {
                 tracing::error!("webhook settings: {e}");
                 continue;
             }
-        };
-        let (Some(url), Some(secret)) = (settings.webhook_url, settings.webhook_secret) else { continue };
+        }
         let mut body = (*event.body).clone();
         body["type"] = Value::from(kind);
-        let body = serde_json::to_vec(&body).expect("JSON serialises");
-        let allow_private = settings.allow_private_webhooks;
-        if tx.try_send(Delivery { url, secret, kind, body, allow_private }).is_err() {
-            tracing::warn!(kind, stream = %event.stream_id, "webhook queue full: event dropped");
+        match state.db.enqueue_webhook(kind, &body.to_string(), OUTBOX_MAX).await {
+            Ok(true) => queued.notify_one(),
+            Ok(false) => tracing::warn!(kind, stream = %event.stream_id, "webhook outbox full: event dropped"),
+            Err(e) => tracing::error!(kind, stream = %event.stream_id, "webhook not queued: {e}"),
         }
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn deliver_all(mut rx: mpsc::Receiver<Delivery>) {
+async fn send_due(state: AppState, queued: Arc<Notify>) {
     // Redirects are never followed: a 3xx could point anywhere.
     let builder = || reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none());
     let clients = builder()
@@ -158,16 +152,77 @@ async fn deliver_all(mut rx: mpsc::Receiver<Delivery>) {
             return;
         }
     };
-    while let Some(delivery) = rx.recv().await {
-        if delivery.allow_private {
-            deliver(&private, &delivery).await;
-        } else if let Some(why) = internal_target(&delivery.url).await {
-            // Not retried: it would be refused again. (The public client checks the address
-            // it connects to as well, for a name that changes its answer in between.)
-            tracing::error!(kind = delivery.kind, "webhook refused: {why} (allow_private_webhooks is off)");
-        } else {
-            deliver(&public, &delivery).await;
+    loop {
+        let entry = match state.db.claim_webhook(CLAIM).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                let _ = tokio::time::timeout(POLL, queued.notified()).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("reading the webhook outbox: {e}");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        let outcome = send(&state, (&public, &private), &entry).await;
+        let done = match outcome {
+            Ok(()) => state.db.drop_webhook(entry.id).await,
+            Err(failure) => match usize::try_from(entry.attempts).ok().and_then(|n| BACKOFF.get(n)) {
+                Some(wait) => {
+                    tracing::warn!(
+                        kind = entry.kind,
+                        attempt = entry.attempts + 1,
+                        "webhook failed ({failure}); retrying"
+                    );
+                    let next = chrono::Utc::now() + chrono::Duration::from_std(*wait).expect("a small duration");
+                    state.db.retry_webhook(entry.id, next).await
+                }
+                None => {
+                    tracing::error!(kind = entry.kind, "webhook failed ({failure}); giving up");
+                    state.db.drop_webhook(entry.id).await
+                }
+            },
+        };
+        if let Err(e) = done {
+            tracing::error!(kind = entry.kind, "updating the webhook outbox: {e}");
         }
+    }
+}
+
+/// Sends one delivery to the admin's current webhook URL, signed with the current secret.
+async fn send(
+    state: &AppState,
+    (public, private): (&reqwest::Client, &reqwest::Client),
+    entry: &OutboxEntry,
+) -> Result<(), String> {
+    let settings = state.db.settings().await.map_err(|e| format!("settings: {e}"))?;
+    let (Some(url), Some(secret)) = (settings.webhook_url, settings.webhook_secret) else {
+        // Turned off since: nothing to send to.
+        return Ok(());
+    };
+    let client = if settings.allow_private_webhooks {
+        private
+    } else if let Some(why) = internal_target(&url).await {
+        // Not retried: it would be refused again. (The public client checks the address it
+        // connects to as well, for a name that changes its answer in between.)
+        tracing::error!(kind = entry.kind, "webhook refused: {why} (allow_private_webhooks is off)");
+        return Ok(());
+    } else {
+        public
+    };
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-hawker-event", &entry.kind)
+        .header("x-hawker-signature", signature(&secret, entry.body.as_bytes()))
+        .body(entry.body.clone())
+        .send()
+        .await;
+    match response {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("status {}", response.status())),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -190,32 +245,6 @@ fn literal_internal_ip(url: &str) -> Option<IpAddr> {
     let host = parsed.host_str()?;
     let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
     is_internal(ip).then_some(ip)
-}
-
-async fn deliver(client: &reqwest::Client, delivery: &Delivery) {
-    let signature = signature(&delivery.secret, &delivery.body);
-    for attempt in 0..=BACKOFF.len() {
-        let result = client
-            .post(&delivery.url)
-            .header("content-type", "application/json")
-            .header("x-hawker-event", delivery.kind)
-            .header("x-hawker-signature", &signature)
-            .body(delivery.body.clone())
-            .send()
-            .await;
-        let failure = match result {
-            Ok(response) if response.status().is_success() => return,
-            Ok(response) => format!("status {}", response.status()),
-            Err(e) => e.to_string(),
-        };
-        match BACKOFF.get(attempt) {
-            Some(wait) => {
-                tracing::warn!(kind = delivery.kind, attempt = attempt + 1, "webhook failed ({failure}); retrying");
-                tokio::time::sleep(*wait).await;
-            }
-            None => tracing::error!(kind = delivery.kind, "webhook failed ({failure}); giving up"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod commerce;
 mod engagement;
 mod nodes;
+mod outbox;
 mod settings;
 mod streams;
 mod users;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{
 
 pub use commerce::{NewPin, OrderRecorded};
 pub use nodes::{NODE_STALE, ViewerTotals};
+pub use outbox::OutboxEntry;
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{

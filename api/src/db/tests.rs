@@ -35,6 +35,7 @@ macro_rules! on_both {
 }
 
 on_both!(
+    webhook_outbox_claims_retries_and_bounds,
     nodes_find_each_others_streams_and_sum_their_viewers,
     socket_tickets_are_single_use_bounded_and_expire,
     leases_are_held_renewed_expired_and_recovered,
@@ -481,4 +482,36 @@ async fn nodes_find_each_others_streams_and_sum_their_viewers(db: Db) {
     assert!(db.exchange_viewers(&[]).await.unwrap().is_empty(), "a dead node's sessions do not count");
     assert!(other.streams_held_elsewhere().await.unwrap().is_empty());
     assert_eq!(db.purge_stale_nodes().await.unwrap(), 1);
+}
+
+async fn webhook_outbox_claims_retries_and_bounds(db: Db) {
+    let other = db.as_other_node();
+    assert!(db.enqueue_webhook("stream.live", "{\"n\":1}", 2).await.unwrap());
+    assert!(other.enqueue_webhook("stream.ended", "{\"n\":2}", 2).await.unwrap());
+    assert!(!db.enqueue_webhook("stream.archived", "{}", 2).await.unwrap(), "the outbox is full");
+    let hold = Duration::from_secs(60);
+    // Oldest first; a claimed delivery is no other node's to send.
+    let first = other.claim_webhook(hold).await.unwrap().unwrap();
+    assert_eq!((first.kind.as_str(), first.body.as_str(), first.attempts), ("stream.live", "{\"n\":1}", 0));
+    let second = db.claim_webhook(hold).await.unwrap().unwrap();
+    assert_eq!(second.kind, "stream.ended");
+    assert!(db.claim_webhook(hold).await.unwrap().is_none());
+    // A failure waits for its retry, then any node takes it up again.
+    db.retry_webhook(first.id, Utc::now() + chrono::Duration::seconds(60)).await.unwrap();
+    assert!(db.claim_webhook(hold).await.unwrap().is_none(), "not due yet");
+    db.retry_webhook(first.id, Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
+    let again = db.claim_webhook(hold).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (first.id, 2));
+    // A claim whose node died lapses.
+    db.drop_webhook(again.id).await.unwrap();
+    on_pool!(db, pool => {
+        sqlx::query("UPDATE webhook_outbox SET claimed_until = $1")
+            .bind(ts(Utc::now() - chrono::Duration::seconds(1)))
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    assert_eq!(other.claim_webhook(hold).await.unwrap().unwrap().id, second.id);
+    db.drop_webhook(second.id).await.unwrap();
+    assert!(db.enqueue_webhook("stream.live", "{}", 2).await.unwrap(), "room again");
 }

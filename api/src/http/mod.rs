@@ -2,7 +2,7 @@
 
 mod auth;
 mod client;
-mod commerce;
+pub(crate) mod commerce;
 mod engagement;
 mod error;
 mod events;
