@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use hawker_api::engagement::ClientKey;
 use hawker_api::model::PublishTicket;
 use hawker_api::settings::Settings;
 use hawker_api::{Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker};
@@ -38,6 +39,9 @@ pub struct Live {
     /// runtime of its own (`--rtmp-threads`); what wakes viewers is spawned here, so that one
     /// cross-runtime wake per update reaches this runtime, not one per waiting viewer.
     main: tokio::runtime::Handle,
+    /// Several nodes: invalid keys an address may try on all nodes together within a window
+    /// (the ingest's own limit counts this node's). `None`: one machine, or turned off.
+    shared_bad_keys: Option<(u32, Duration)>,
 }
 
 struct OnAir {
@@ -94,7 +98,21 @@ impl Live {
             on_air: Mutex::new(HashMap::new()),
             starting: tokio::sync::Mutex::new(()),
             main: tokio::runtime::Handle::current(),
+            shared_bad_keys: None,
         }
+    }
+
+    /// On a shared database, counts invalid keys per address over every node: `max` within
+    /// `window` (0: off), as the ingest does on each node.
+    pub fn with_shared_bad_key_limit(mut self, max: u32, window: Duration) -> Self {
+        self.shared_bad_keys = (self.db.is_shared() && max > 0).then_some((max, window));
+        self
+    }
+
+    /// The shared limit's key for an address (an IPv6 /64 counts as one).
+    fn bad_key_limit(&self, peer: std::net::SocketAddr) -> Option<(String, u32, Duration)> {
+        let (max, window) = self.shared_bad_keys?;
+        Some((format!("rtmp-bad-key:{}", ClientKey::of(peer.ip())), max, window))
     }
 
     fn on_air(&self) -> std::sync::MutexGuard<'_, HashMap<String, OnAir>> {
@@ -185,12 +203,25 @@ impl PublishGate for Live {
         if request.app != RTMP_APP {
             return Err(Refusal::BadApp);
         }
+        let shared_limit = self.bad_key_limit(request.peer);
+        if let Some((key, max, window)) = &shared_limit {
+            match self.db.shared_limit_wait(key, *max, *window).await {
+                Ok(Some(retry_after)) => return Err(Refusal::RateLimited { retry_after }),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("reading the shared invalid-key limit: {e}"),
+            }
+        }
         let ticket =
             match hawker_api::lifecycle::begin_publish(&self.db, &self.events, request.stream_key.expose()).await {
                 Ok(Ok(ticket)) => ticket,
                 Ok(Err(denied)) => {
                     // The publisher learns only "invalid stream key"; the reason stays here.
                     tracing::info!(peer = %request.peer, reason = ?denied, "publish refused");
+                    if let Some((key, max, window)) = &shared_limit
+                        && let Err(e) = self.db.allow_shared(key, *max, *window).await
+                    {
+                        tracing::warn!("counting an invalid key on the shared limit: {e}");
+                    }
                     return Err(Refusal::BadKey);
                 }
                 Err(e) => {

@@ -464,7 +464,10 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     }
 
     let events = Events::new();
-    let live = Arc::new(Live::new(db.clone(), events.clone(), packager));
+    let live = Arc::new(
+        Live::new(db.clone(), events.clone(), packager)
+            .with_shared_bad_key_limit(config.ingest.bad_key_max_failures, config.ingest.bad_key_window),
+    );
     let shutdown = CancellationToken::new();
     let ingest = hawker_ingest::Server::new(live.clone(), config.ingest.clone())
         .with_runtimes(rtmp_runtimes(config.rtmp_threads)?);

@@ -137,6 +137,38 @@ async fn a_stream_is_held_by_one_node_taken_over_by_another_and_freed_when_its_n
     eprintln!("node b killed; stream waiting for its publisher after {freed_after:?}");
 }
 
+/// What ffmpeg printed trying to publish a second of video to `url`.
+async fn publish_output(url: &str) -> String {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "1"])
+        .args(["-c:v", "libx264", "-f", "flv", url])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Invalid stream keys count per address over all nodes: five in a minute in all (the
+/// default), not five on each node; past them, even a valid key is refused on every node.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_stream_keys_are_counted_over_all_nodes() {
+    let url = postgres::database();
+    let database = ["--database-url", url.as_str()];
+    let (a, b) = (Server::start_with(&database), Server::start_with(&database));
+    let seller = a.user("seller", "seller");
+    let key = a.create_stream(&seller, "Guarded").await["stream_key"].as_str().unwrap().to_owned();
+    for n in 0..5 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        let output = publish_output(&format!("{}/sk_wrong{n}", node.rtmp)).await;
+        assert!(output.contains("invalid stream key"), "try {n}: {output}");
+    }
+    // Node a saw three, node b two: each node's own limit is not reached, the shared one is.
+    for node in [&a, &b] {
+        let output = publish_output(&format!("{}/{key}", node.rtmp)).await;
+        assert!(output.contains("too many invalid stream keys from this address"), "{output}");
+    }
+}
+
 /// A player's viewer session through the balancer, which keeps it on the node it joined with
 /// its cookie, as a browser does.
 struct Viewer {

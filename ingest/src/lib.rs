@@ -94,7 +94,8 @@ pub enum Refusal {
     #[error("server unavailable")]
     Unavailable,
     /// Too many invalid keys from the client's address recently (see
-    /// `Limits::bad_key_max_failures`). Made by the ingest itself, before asking the gate.
+    /// `Limits::bad_key_max_failures`). Made by the ingest itself, before asking the gate, or
+    /// by a gate that counts them over several servers.
     #[error(
         "too many invalid stream keys from this address; retry in {} s",
         whole_seconds(.retry_after)

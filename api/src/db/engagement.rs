@@ -318,6 +318,19 @@ impl Db {
         Ok(Err(ahead.saturating_sub(tolerance).max(Duration::from_secs(1))))
     }
 
+    /// How long `key` must wait before its next act under [`Db::allow_shared`]'s limit of `max`
+    /// per `per`, without counting an act: `None` when it may act now.
+    pub async fn shared_limit_wait(&self, key: &str, max: u32, per: Duration) -> DbResult<Option<Duration>> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Err(DbError::NeedsPostgres("a rate limit shared by nodes"));
+        };
+        let tolerance = per.saturating_sub(per / max.max(1));
+        let tat: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = $1").bind(key).fetch_optional(pool).await?;
+        let ahead = tat.and_then(|tat| (tat - Utc::now()).to_std().ok()).unwrap_or_default();
+        Ok((ahead > tolerance).then(|| (ahead - tolerance).max(Duration::from_secs(1))))
+    }
+
     /// Forgets rate-limit keys that have nothing left to count.
     pub async fn purge_rate_limits(&self) -> DbResult<u64> {
         on_pool!(self, pool => {

@@ -386,9 +386,12 @@ async fn shared_rate_limits_count_across_nodes() {
     let hour = std::time::Duration::from_secs(3600);
     assert!(a.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().is_ok());
     assert!(b.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().is_ok());
+    assert_eq!(b.shared_limit_wait("guest:192.0.2.1", 3, hour).await.unwrap(), None, "a third act may come");
     assert!(a.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().is_ok());
+    let waiting = b.shared_limit_wait("guest:192.0.2.1", 3, hour).await.unwrap().expect("a wait after three");
     let wait = b.allow_shared("guest:192.0.2.1", 3, hour).await.unwrap().unwrap_err();
     assert!(wait > std::time::Duration::from_secs(1000) && wait <= hour / 3, "{wait:?}");
+    assert!(waiting.abs_diff(wait) < std::time::Duration::from_secs(2), "{waiting:?} against {wait:?}");
     assert!(a.allow_shared("guest:192.0.2.2", 3, hour).await.unwrap().is_ok(), "another key counts apart");
     assert_eq!(a.purge_rate_limits().await.unwrap(), 0, "both keys still count");
     let (_dir, sqlite) = {
