@@ -459,9 +459,12 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
         http: config.http_url(http_addr),
     });
 
+    // Nodes starting at once on an empty database: one of them sets it up.
+    let first_start = db.first_start_lock().await?;
     if db.count_users().await? == 0 {
         seed_demo(&db, &urls).await?;
     }
+    drop(first_start);
 
     let events = Events::new();
     let live = Arc::new(

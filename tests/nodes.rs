@@ -230,7 +230,13 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     let config = s3.config_file("serve");
     let args =
         ["--database-url", url.as_str(), "--config", config.to_str().unwrap(), "--trusted-proxy", "127.0.0.1/32"];
-    let mut nodes: Vec<Option<Server>> = (0..3).map(|_| Some(Server::start_with(&args))).collect();
+    // Started at once on the empty database: one of them sets it up.
+    let mut nodes: Vec<Option<Server>> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3).map(|_| scope.spawn(|| Server::start_with(&args))).collect();
+        starting.into_iter().map(|node| Some(node.join().unwrap())).collect()
+    });
+    let set_up = (0..3).filter(|&n| node(&nodes, n).log().contains("hawker is set up")).count();
+    assert_eq!(set_up, 1, "the demo set-up ran on {set_up} nodes");
     let lb = Balancer::start([node(&nodes, 0), node(&nodes, 1), node(&nodes, 2)]);
     let seller = node(&nodes, 0).user("seller", "seller");
     let viewer_token = node(&nodes, 0).user("viewer", "viewer");

@@ -14,7 +14,19 @@ pub struct ViewerTotals {
     pub counters: ViewerCounters,
 }
 
+/// The advisory lock serialising first starts (an arbitrary number, hawker's own).
+const FIRST_START_LOCK: i64 = 0x6861_776b_6572; // "hawker"
+
 impl Db {
+    /// Serialises the first start's set-up over nodes starting at once on an empty database:
+    /// held until the returned transaction is dropped (PostgreSQL); nothing to hold on SQLite.
+    pub async fn first_start_lock(&self) -> DbResult<Option<sqlx::Transaction<'static, Postgres>>> {
+        let Pool::Postgres(pool) = &self.pool else { return Ok(None) };
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FIRST_START_LOCK).execute(&mut *tx).await?;
+        Ok(Some(tx))
+    }
+
     fn shared_pool(&self, what: &'static str) -> DbResult<&PgPool> {
         match &self.pool {
             Pool::Postgres(pool) => Ok(pool),
