@@ -12,6 +12,7 @@ use common::events::{open_events, ticket, wait_event};
 use common::hls::low_latency;
 use common::s3::S3Server;
 use common::*;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
 
@@ -135,6 +136,35 @@ async fn a_stream_is_held_by_one_node_taken_over_by_another_and_freed_when_its_n
     wait_event(&mut on_a, "status", Duration::from_secs(10), |e| e["status"] == "live").await;
     let _ = third.kill().await;
     eprintln!("node b killed; stream waiting for its publisher after {freed_after:?}");
+}
+
+/// A publisher that never comes back: the node that packaged the stream ends it when the
+/// reconnect window runs out and writes its replay, once; the other node, which sweeps the
+/// same streams, leaves it to that node.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_that_packaged_a_stream_ends_it_when_its_window_runs_out() {
+    let url = postgres::database();
+    let database = ["--database-url", url.as_str()];
+    let (a, b) = (Server::start_with(&database), Server::start_with(&database));
+    let admin = a.user("admin", "admin");
+    let seller = a.user("seller", "seller");
+    let window = json!({"reconnect_window_seconds": 2, "reconnect_default_action": "save"});
+    assert_eq!(b.call("PATCH", "/api/v1/settings", Some(&admin), Some(window)).await.0, 200);
+    let stream = a.create_stream(&seller, "Gone").await;
+    let (id, key) = (stream["id"].as_str().unwrap(), stream["stream_key"].as_str().unwrap());
+    let mut on_b = open_events(&b, id, None).await;
+    let mut publisher = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 4);
+    a.wait_for_segments(stream["playback_id"].as_str().unwrap(), 1, Duration::from_secs(20)).await;
+    let _ = publisher.wait().await;
+    wait_event(&mut on_b, "status", Duration::from_secs(10), |e| e["status"] == "archived").await;
+    wait_event(&mut on_b, "replay_ready", Duration::from_secs(10), |_| true).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(a.log().contains("reconnect window expired"), "{}", a.log());
+    assert!(!b.log().contains("reconnect window expired"), "{}", b.log());
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(quiet, on_b.next()).await {
+        assert!(!message.to_text().unwrap_or("").contains("replay_ready"), "the replay was announced twice");
+    }
 }
 
 /// What ffmpeg printed trying to publish a second of video to `url`.

@@ -161,7 +161,22 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
         }
     }
     let deadline = Utc::now() - chrono::Duration::from_std(settings.reconnect_window())?;
+    // Several nodes: the node that packaged a stream winds it down (its replay is in that
+    // node's memory); the others step in only if that node has not a little later (it died).
+    let step_in = match state.db.is_shared() {
+        true => {
+            let later = deadline - chrono::Duration::from_std(STEP_IN_AFTER)?;
+            Some(state.db.reconnecting_since_before(later).await?.into_iter().map(|s| s.id).collect::<Vec<_>>())
+        }
+        false => None,
+    };
     for stream in state.db.reconnecting_since_before(deadline).await? {
+        if let Some(step_in) = &step_in
+            && state.live.ingest_health(&stream.id).is_none()
+            && !step_in.contains(&stream.id)
+        {
+            continue;
+        }
         // Only from `reconnecting`: a publisher that came back meanwhile keeps its stream.
         let action = settings.reconnect_default_action;
         if end_by(state, &stream, Trigger::WindowExpired(action)).await?.is_some() {
@@ -170,6 +185,10 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long past its reconnect window a stream packaged on another node waits for that node
+/// to end it, before any node does (from the replay journal in the bucket).
+const STEP_IN_AFTER: Duration = Duration::from_secs(5);
 
 /// How often a node renews the leases of the streams published to it (see [`crate::db::LEASE`]).
 const RENEW_EVERY: Duration = Duration::from_secs(2);
