@@ -60,6 +60,7 @@ async fn pages_in_a_real_browser() {
 
     // A shop signs its user in and hands the watch page the viewer token in the fragment.
     let shop = server.user("the shop", "shop");
+    server.link_shop(&admin, &shop, &seller).await;
     let body = json!({"user_id": "customer-7", "display_name": "Linus from the shop"});
     let (status, shop_viewer) = server.call("POST", "/api/v1/viewer-tokens", Some(&shop), Some(body)).await;
     assert_eq!(status, 201, "{shop_viewer}");
@@ -80,6 +81,7 @@ async fn pages_in_a_real_browser() {
         .env("OTHER_STREAM_ID", other_id)
         .env("UPCOMING_ID", upcoming["id"].as_str().unwrap())
         .env("SHOP_VIEWER_TOKEN", shop_viewer["token"].as_str().unwrap())
+        .env("SHOP_TOKEN", &shop)
         .env("CHROMIUM", CHROMIUM)
         .env("SCREENSHOT_DIR", &screenshots)
         .stdout(Stdio::piped())

@@ -313,7 +313,9 @@ async fn live_shopping_end_to_end() {
     assert_eq!(server.call("POST", &path("/orders"), Some(&alice), Some(order.clone())).await.0, 403);
     let (status, recorded) = server.call("POST", &path("/orders"), Some(&shop), Some(order.clone())).await;
     assert_eq!((status, recorded["amount"].as_str()), (201, Some("119.98")), "{recorded}");
-    wait_event(&mut seller_socket, "orders", Duration::from_secs(5), |e| e["orders"] == 1).await;
+    let pushed = wait_event(&mut seller_socket, "orders", Duration::from_secs(5), |e| e["orders"] == 1).await;
+    assert_eq!(pushed["order"]["order_id"], "o-1", "the seller's socket carries the new order");
+    assert!(recorded["media_time"].is_string(), "an order on a live stream has a media time: {recorded}");
     assert_eq!(server.call("POST", &path("/orders"), Some(&shop), Some(order.clone())).await.0, 200);
     let mut changed = order.clone();
     changed["quantity"] = json!(3);
@@ -330,6 +332,25 @@ async fn live_shopping_end_to_end() {
         )
         .await;
     assert_eq!(status, 201);
+
+    // ---- the seller's order list: newest first, a page at a time, owner and admins only ----
+    for token in [&other, &alice, &shop] {
+        assert_eq!(server.call("GET", &path("/orders"), Some(token), None).await.0, 403);
+    }
+    assert_eq!(server.call("GET", &path("/orders"), None, None).await.0, 401);
+    let (status, page) = server.call("GET", &path("/orders?limit=1"), Some(&seller), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["orders"][0]["order_id"], "o-2");
+    let before = page["next_before"].as_str().expect("a next page").to_owned();
+    let (_, page) = server.call("GET", &path(&format!("/orders?limit=1&before={before}")), Some(&admin), None).await;
+    assert_eq!(page["orders"][0]["order_id"], "o-1");
+    assert_eq!(
+        (page["orders"][0]["amount"].as_str(), page["orders"][0]["quantity"].as_i64()),
+        (Some("119.98"), Some(2))
+    );
+    assert!(page["next_before"].is_null(), "{page}");
+    assert_eq!(server.call("GET", &path("/orders?before=garbage"), Some(&seller), None).await.0, 400);
+    assert_eq!(server.call("GET", &path("/orders?limit=0"), Some(&seller), None).await.0, 400);
 
     // ---- the seller's stats ----
     assert_eq!(server.call("GET", &path("/stats"), Some(&other), None).await.0, 403);

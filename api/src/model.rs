@@ -278,6 +278,8 @@ pub struct Order {
     pub amount_e4: i64,
     pub currency: String,
     pub created_at: DateTime<Utc>,
+    /// The live edge's program date-time when the order came, while the stream was on air.
+    pub media_time: Option<DateTime<Utc>>,
 }
 
 /// Persisted viewer figures of a stream.

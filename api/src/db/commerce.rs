@@ -2,6 +2,29 @@
 
 use super::*;
 
+const ORDER_COLUMNS: &str = "order_id, stream_id, product_id, quantity, amount_e4, currency, created_at, media_time";
+
+fn order_from_row(row: &impl RowExt) -> DbResult<Order> {
+    Ok(Order {
+        order_id: row.text("order_id")?,
+        stream_id: row.text("stream_id")?,
+        product_id: row.text("product_id")?,
+        quantity: row.int("quantity")?,
+        amount_e4: row.int("amount_e4")?,
+        currency: row.text("currency")?,
+        created_at: row.time("created_at")?,
+        media_time: row.time_opt("media_time")?,
+    })
+}
+
+/// Where a page of a stream's orders ends: the orders after it are older.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderCursor {
+    pub created_at: DateTime<Utc>,
+    pub shop_id: String,
+    pub order_id: String,
+}
+
 /// A pin as the API creates it.
 pub struct NewPin<'a> {
     pub stream_id: &'a str,
@@ -96,8 +119,8 @@ impl Db {
     pub async fn record_order(&self, shop_id: &str, order: &Order) -> DbResult<OrderRecorded> {
         on_pool!(self, pool => {
             let inserted = sqlx::query(
-                "INSERT INTO orders (shop_id, order_id, stream_id, product_id, quantity, amount_e4, currency, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (shop_id, order_id) DO NOTHING",
+                "INSERT INTO orders (shop_id, order_id, stream_id, product_id, quantity, amount_e4, currency, created_at, \
+                 media_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (shop_id, order_id) DO NOTHING",
             )
             .bind(shop_id)
             .bind(&order.order_id)
@@ -107,31 +130,53 @@ impl Db {
             .bind(order.amount_e4)
             .bind(&order.currency)
             .bind(ts(order.created_at))
+            .bind(order.media_time.map(ts))
             .execute(pool)
             .await?;
-            let row = sqlx::query(
-                "SELECT order_id, stream_id, product_id, quantity, amount_e4, currency, created_at FROM orders \
-                 WHERE shop_id = $1 AND order_id = $2",
-            )
-            .bind(shop_id)
-            .bind(&order.order_id)
-            .fetch_one(pool)
-            .await?;
-            let stored = Order {
-                order_id: row.try_get("order_id")?,
-                stream_id: row.try_get("stream_id")?,
-                product_id: row.try_get("product_id")?,
-                quantity: row.try_get("quantity")?,
-                amount_e4: row.try_get("amount_e4")?,
-                currency: row.try_get("currency")?,
-                created_at: row.try_get("created_at")?,
-            };
+            let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE shop_id = $1 AND order_id = $2");
+            let row = sqlx::query(&sql).bind(shop_id).bind(&order.order_id).fetch_one(pool).await?;
+            let stored = order_from_row(&row)?;
             if inserted.rows_affected() > 0 {
                 return Ok(OrderRecorded::Created(stored));
             }
             let same = (&stored.stream_id, &stored.product_id, stored.quantity, stored.amount_e4, &stored.currency)
                 == (&order.stream_id, &order.product_id, order.quantity, order.amount_e4, &order.currency);
             Ok(if same { OrderRecorded::Repeated(stored) } else { OrderRecorded::Mismatch(stored) })
+        })
+    }
+
+    /// A stream's orders, newest first: `limit` of them, older than `before` if given.
+    pub async fn orders_page(
+        &self,
+        stream_id: &str,
+        before: Option<&OrderCursor>,
+        limit: i64,
+    ) -> DbResult<Vec<(OrderCursor, Order)>> {
+        let older = match before {
+            Some(_) => "AND (created_at, shop_id, order_id) < ($3, $4, $5)",
+            None => "",
+        };
+        let sql = format!(
+            "SELECT shop_id, {ORDER_COLUMNS} FROM orders WHERE stream_id = $1 {older} \
+             ORDER BY created_at DESC, shop_id DESC, order_id DESC LIMIT $2"
+        );
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(&sql).bind(stream_id).bind(limit);
+            if let Some(cursor) = before {
+                query = query.bind(ts(cursor.created_at)).bind(&cursor.shop_id).bind(&cursor.order_id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    let order = order_from_row(row)?;
+                    let cursor = OrderCursor {
+                        created_at: order.created_at,
+                        shop_id: row.text("shop_id")?,
+                        order_id: order.order_id.clone(),
+                    };
+                    Ok((cursor, order))
+                })
+                .collect()
         })
     }
 

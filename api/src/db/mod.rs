@@ -29,7 +29,7 @@ use sqlx::sqlite::{
     SqliteTypeInfo,
 };
 
-pub use commerce::{NewPin, OrderRecorded};
+pub use commerce::{NewPin, OrderCursor, OrderRecorded};
 pub use nodes::{NODE_STALE, ViewerTotals};
 pub use outbox::OutboxEntry;
 pub use streams::{LEASE, NewStream, Page};

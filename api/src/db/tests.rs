@@ -262,6 +262,7 @@ async fn engagement_and_commerce(db: Db) {
         amount_e4,
         currency: currency.into(),
         created_at: Utc::now(),
+        media_time: None,
     };
     assert!(matches!(
         db.record_order(&shop.id, &order("o1", "p1", 2, 399_800, "EUR")).await.unwrap(),
@@ -277,6 +278,12 @@ async fn engagement_and_commerce(db: Db) {
     ));
     db.record_order(&shop.id, &order("o2", "p1", 1, 199_900, "EUR")).await.unwrap();
     db.record_order(&shop.id, &order("o3", "p2", 1, 100_000, "USD")).await.unwrap();
+    // The seller's list: newest first, a page at a time.
+    let ids = |page: &[(OrderCursor, Order)]| page.iter().map(|(_, o)| o.order_id.clone()).collect::<Vec<_>>();
+    let first = db.orders_page(id, None, 2).await.unwrap();
+    assert_eq!(ids(&first), ["o3", "o2"]);
+    let rest = db.orders_page(id, Some(&first[1].0), 2).await.unwrap();
+    assert_eq!(ids(&rest), ["o1"]);
     let totals = db.order_totals(id).await.unwrap();
     assert_eq!((totals.orders, totals.units), (3, 4));
     assert_eq!(totals.revenue, vec![("EUR".to_owned(), 599_700), ("USD".to_owned(), 100_000)]);

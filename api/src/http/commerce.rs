@@ -15,7 +15,7 @@ use super::ApiJson;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
-use crate::db::{NewPin, OrderRecorded};
+use crate::db::{NewPin, OrderCursor, OrderRecorded};
 use crate::events::{Event, kind};
 use crate::model::{Order, OrderTotals, Pin, Role, Stream, StreamStatus};
 use crate::money::{check_currency, format_amount, parse_amount};
@@ -184,6 +184,8 @@ pub struct OrderView {
     amount: String,
     currency: String,
     created_at: DateTime<Utc>,
+    /// The live edge's program date-time when the order came (the stream on air here).
+    media_time: Option<DateTime<Utc>>,
 }
 
 impl From<Order> for OrderView {
@@ -196,6 +198,7 @@ impl From<Order> for OrderView {
             amount: format_amount(o.amount_e4),
             currency: o.currency,
             created_at: o.created_at,
+            media_time: o.media_time,
         }
     }
 }
@@ -243,18 +246,81 @@ pub async fn report_order(
         amount_e4,
         currency: body.currency,
         created_at: Utc::now(),
+        // Known where the stream is packaged (with several nodes: on the node holding it).
+        media_time: if stream.status.is_on_air() { state.hls.live_edge(&stream.id) } else { None },
     };
     match state.db.record_order(&caller.0.id, &order).await? {
         OrderRecorded::Created(order) => {
             let totals = state.db.order_totals(&stream.id).await?;
-            state.events.publish(Event::new(kind::ORDERS, &stream.id, totals_json(&totals, false)));
-            Ok((StatusCode::CREATED, Json(order.into())))
+            let mut event = totals_json(&totals, false);
+            let view = OrderView::from(order);
+            // Orders events go to the seller's sockets only: the new order rides along.
+            event["order"] = json!(view);
+            state.events.publish(Event::new(kind::ORDERS, &stream.id, event));
+            Ok((StatusCode::CREATED, Json(view)))
         }
         OrderRecorded::Repeated(order) => Ok((StatusCode::OK, Json(order.into()))),
         OrderRecorded::Mismatch(_) => {
             Err(ApiError::Exists("order_id was already reported with different details".into()))
         }
     }
+}
+
+/// Orders a page of the seller's order list holds at most, and by default.
+pub const MAX_ORDER_PAGE: i64 = 200;
+const DEFAULT_ORDER_PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersQuery {
+    /// `next_before` of the previous page.
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct OrdersPage {
+    /// Newest first.
+    orders: Vec<OrderView>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    next_before: Option<String>,
+}
+
+/// The opaque `before` of the order list: base64url of `[created_at, shop_id, order_id]`.
+fn encode_cursor(cursor: &OrderCursor) -> String {
+    use base64::Engine;
+    let json = json!([cursor.created_at, cursor.shop_id, cursor.order_id]).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_cursor(text: &str) -> Result<OrderCursor, ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::BadRequest("before must be the next_before of a previous page".into());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+    let (created_at, shop_id, order_id): (DateTime<Utc>, String, String) =
+        serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok(OrderCursor { created_at, shop_id, order_id })
+}
+
+/// The seller's orders of a stream, newest first, a page at a time (owner and admins).
+pub async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<OrdersQuery>, QueryRejection>,
+) -> Result<Json<OrdersPage>, ApiError> {
+    let Query(query) = query?;
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_ORDER_PAGE);
+    if !(1..=MAX_ORDER_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_ORDER_PAGE}")));
+    }
+    let before = query.before.as_deref().map(decode_cursor).transpose()?;
+    let mut rows = state.db.orders_page(&stream.id, before.as_ref(), limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_before = more.then(|| rows.last().map(|(cursor, _)| encode_cursor(cursor))).flatten();
+    Ok(Json(OrdersPage { orders: rows.into_iter().map(|(_, order)| order.into()).collect(), next_before }))
 }
 
 // ---- shops and the sellers they sell for ----

@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/mutes/{user_id}", put(engagement::mute).delete(engagement::unmute))
         .route("/streams/{id}/pins", get(commerce::list_pins).post(commerce::pin))
         .route("/streams/{id}/pins/{product_id}", delete(commerce::unpin))
-        .route("/streams/{id}/orders", post(commerce::report_order))
+        .route("/streams/{id}/orders", post(commerce::report_order).get(commerce::list_orders))
         .route("/shops/{shop_id}/sellers", get(commerce::list_sellers))
         .route("/shops/{shop_id}/sellers/{seller_id}", put(commerce::link_seller).delete(commerce::unlink_seller))
         .route("/streams/{id}/events", get(events::events))

@@ -64,7 +64,7 @@ function closeSelected() {
 async function select(id) {
   closeSelected();
   const stream = await api('GET', `/streams/${id}`, { token });
-  selected = { stream, events: null, player: null, pins: new Map() };
+  selected = { stream, events: null, player: null, pins: new Map(), orders: [], ordersMore: null };
   history.replaceState(null, '', `#stream=${id}`);
   renderList();
   renderDetail();
@@ -73,6 +73,49 @@ async function select(id) {
     selected.events = streamEvents(id, (event) => current === selected && onEvent(event), { token });
   }
   api('GET', `/streams/${id}/stats`, { token }).then((stats) => selected && selected.stream.id === id && showStats(stats)).catch(() => {});
+  loadOrders(id, null);
+}
+
+/** A page of the stream's orders (newest first); `before` continues to older ones. */
+async function loadOrders(id, before) {
+  try {
+    const query = before ? `?before=${encodeURIComponent(before)}` : '';
+    const page = await api('GET', `/streams/${id}/orders${query}`, { token });
+    if (!selected || selected.stream.id !== id) return;
+    selected.orders = before ? [...selected.orders, ...page.orders] : page.orders;
+    selected.ordersMore = page.next_before;
+    renderOrders();
+  } catch (e) {
+    say($('#orders-status'), e.message, { error: true });
+  }
+}
+
+function formatTime(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : '–';
+}
+
+function renderOrders() {
+  const body = $('#order-rows');
+  if (!body) return;
+  const rows = selected.orders.map((order) => el('tr', {},
+    el('td', {}, formatTime(order.created_at)), el('td', {}, order.product_id), el('td', {}, String(order.quantity)),
+    el('td', {}, formatMoney(order.amount, order.currency)),
+    el('td', { title: 'When it came, on the stream\'s clock (program date-time)' }, formatTime(order.media_time))));
+  body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '5', class: 'muted small' }, 'No orders yet.'))]));
+  const more = $('#orders-more');
+  if (more) more.hidden = !selected.ordersMore;
+}
+
+function ordersPanel() {
+  const id = selected.stream.id;
+  return el('section', { 'aria-labelledby': 'orders-heading' },
+    el('h2', { id: 'orders-heading' }, 'Orders'),
+    el('table', { class: 'orders' },
+      el('thead', {}, el('tr', {}, ...['Time', 'Product', 'Qty', 'Amount', 'Stream time'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', { id: 'order-rows', 'aria-live': 'polite' })),
+    el('div', { class: 'bar' }, el('button', { type: 'button', id: 'orders-more', hidden: true,
+      onclick: () => loadOrders(id, selected.ordersMore) }, 'Older orders')),
+    el('p', { id: 'orders-status', role: 'status' }));
 }
 
 function copyField(id, label, value, { secret = false } = {}) {
@@ -216,8 +259,10 @@ function renderDetail() {
       el('dl', { id: 'stats', class: 'stats', 'aria-live': 'off' }, selected.stats ? statsList(selected.stats, 'stat') : [])),
     obs,
     ['live', 'reconnecting', 'scheduled'].includes(stream.status) ? el('section', { 'aria-labelledby': 'pins-heading' },
-      el('h2', { id: 'pins-heading' }, 'Products'), el('ul', { id: 'pin-list', class: 'products' }), pinForm()) : null);
+      el('h2', { id: 'pins-heading' }, 'Products'), el('ul', { id: 'pin-list', class: 'products' }), pinForm()) : null,
+    ordersPanel());
   renderPins();
+  renderOrders();
   if (onAir || stream.status === 'archived') {
     try {
       selected.player = attachPlayer(video, stream.playback_url, { lowLatency: onAir });
@@ -252,6 +297,12 @@ function onEvent(event) {
     case 'unpin':
       selected.pins.delete(event.pin.product_id);
       renderPins();
+      break;
+    case 'orders':
+      if (event.order && !selected.orders.some((o) => o.order_id === event.order.order_id)) {
+        selected.orders = [event.order, ...selected.orders];
+        renderOrders();
+      }
       break;
     case 'status':
       refreshSelected();

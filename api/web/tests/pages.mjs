@@ -220,6 +220,12 @@ try {
   const pinSeenMs = Date.now() - started;
   assert.equal(await viewerA.getAttribute('#pins a', 'href'), 'https://shop.example/products/blue-dress');
   await contains(studio, '#pin-list', 'Blue summer dress');
+
+  step('the shop reports an order; the studio lists it at once, with its stream time');
+  await api('POST', `/streams/${env.STREAM_ID}/orders`, env.SHOP_TOKEN,
+    { order_id: 'web-1', product_id: 'sku-blue-dress', quantity: 2, amount: '99.80', currency: 'EUR' });
+  await contains(studio, '#order-rows', 'sku-blue-dress', 2000);
+  assert.doesNotMatch(await studio.textContent('#order-rows tr:first-child td:last-child'), /–/, 'the order has a stream time');
   await shot(studio, 'studio-live');
   await shot(viewerA, 'watch-live-pinned');
 

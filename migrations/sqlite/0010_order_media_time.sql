@@ -1,0 +1,3 @@
+-- The media time (program date-time of the live edge) at which an order was placed, while
+-- its stream was on air: where the seller's order list and a video receipt point.
+ALTER TABLE orders ADD COLUMN media_time TEXT;
