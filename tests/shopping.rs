@@ -139,6 +139,24 @@ async fn live_shopping_end_to_end() {
         (Some(2), Some(2), Some(2))
     );
     wait_event(&mut public, "viewers", Duration::from_secs(5), |e| e["current"] == 2).await;
+    // The seller sees who watches: bob by name (he joined signed in), one player anonymous.
+    for token in [Some(&other), Some(&alice), None] {
+        assert!(matches!(server.call("GET", &path("/audience"), token.map(String::as_str), None).await.0, 401 | 403));
+    }
+    let (status, audience) = server.call("GET", &path("/audience"), Some(&seller), None).await;
+    assert_eq!(status, 200, "{audience}");
+    assert_eq!(audience["signed_in"].as_array().unwrap().len(), 1, "{audience}");
+    assert_eq!((audience["signed_in"][0]["name"].as_str(), audience["anonymous"].as_i64()), (Some("bob"), Some(1)));
+    assert_eq!(audience["guests"], 0);
+    // A heartbeat with alice's token says the anonymous player is hers.
+    let beat = path(&format!("/viewers/{a}/heartbeat"));
+    assert_eq!(server.call("POST", &beat, Some(&alice), None).await.0, 204);
+    let (_, audience) = server.call("GET", &path("/audience"), Some(&admin), None).await;
+    assert_eq!(
+        (audience["signed_in"].as_array().unwrap().len(), audience["anonymous"].as_i64()),
+        (2, Some(0)),
+        "{audience}"
+    );
     assert_eq!(server.call("POST", &path(&format!("/viewers/{a}/heartbeat")), None, None).await.0, 204);
     assert_eq!(server.call("DELETE", &path(&format!("/viewers/{a}")), None, None).await.0, 204);
     assert_eq!(server.call("POST", &path(&format!("/viewers/{a}/heartbeat")), None, None).await.0, 404);

@@ -92,6 +92,9 @@ struct Session {
     replay: bool,
     /// Presence proven: in the figures.
     counted: bool,
+    /// The signed-in viewer playing, if the player said (its join or a heartbeat carried a
+    /// token): for the seller's audience list.
+    user_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -354,9 +357,10 @@ impl Engagement {
             return Ok(Err(JoinRefused::Full));
         }
         let session_id = secrets::new_id();
-        viewers
-            .sessions
-            .insert(session_id.clone(), Session { joined: now, last_seen: now, client, replay, counted: false });
+        viewers.sessions.insert(
+            session_id.clone(),
+            Session { joined: now, last_seen: now, client, replay, counted: false, user_id: None },
+        );
         *viewers.per_client.entry(client).or_default() += 1;
         viewers.expiry.push_back((now + SESSION_TIMEOUT, session_id.clone()));
         Ok(Ok(session_id))
@@ -394,6 +398,33 @@ impl Engagement {
         }
         viewers.expiry.push_back((now + SESSION_TIMEOUT, session_id.to_owned()));
         true
+    }
+
+    /// Records which signed-in viewer a session is (the first one named sticks).
+    pub fn identify(&self, stream_id: &str, session_id: &str, user_id: &str) {
+        let Some(entry) = self.stream(stream_id) else { return };
+        if let Some(session) = lock(&entry).sessions.get_mut(session_id) {
+            session.user_id.get_or_insert_with(|| user_id.to_owned());
+        }
+    }
+
+    /// Who watches the stream now on this node: the signed-in viewers of its counted
+    /// sessions (each once, at most `max`) and how many counted sessions are anonymous.
+    pub fn audience(&self, stream_id: &str, max: usize) -> (Vec<String>, i64) {
+        let Some(entry) = self.stream(stream_id) else { return (Vec::new(), 0) };
+        let viewers = lock(&entry);
+        let mut users = std::collections::BTreeSet::new();
+        let mut anonymous = 0;
+        for session in viewers.sessions.values().filter(|s| s.counted) {
+            match &session.user_id {
+                Some(user) if users.len() < max => {
+                    users.insert(user.clone());
+                }
+                Some(_) => {}
+                None => anonymous += 1,
+            }
+        }
+        (users.into_iter().collect(), anonymous)
     }
 
     pub fn leave(&self, stream_id: &str, session_id: &str) -> bool {

@@ -120,6 +120,23 @@ impl Db {
         })
     }
 
+    /// The users with these ids, each with whether it is a guest (signed in by name only).
+    pub async fn users_with_guest_flag(&self, ids: &[String]) -> DbResult<Vec<(User, bool)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("SELECT id, name, role, guest FROM users WHERE id IN ({}) ORDER BY name", marks.join(", "));
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(|row| Ok((user_from_row(row)?, row.try_get::<bool, _>("guest")?))).collect()
+        })
+    }
+
     /// Whether `name` is an admin's or the given seller's (case and surrounding space aside):
     /// names nobody else may chat under.
     pub async fn is_reserved_name(&self, name: &str, seller_id: &str) -> DbResult<bool> {

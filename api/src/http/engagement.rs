@@ -56,7 +56,12 @@ pub async fn join(
     let per_client = state.db.settings().await?.viewer_sessions_per_address as usize;
     let joined = state.engagement.join(&state.db, (&stream.id, replay), (client, per_client), Instant::now()).await?;
     let session_id = match joined {
-        Ok(session_id) => session_id,
+        Ok(session_id) => {
+            if let Some(Caller(user)) = &caller {
+                state.engagement.identify(&stream.id, &session_id, &user.id);
+            }
+            session_id
+        }
         Err(JoinRefused::Client(wait)) => {
             let message = format!(
                 "at most {per_client} players per stream and {JOINS_PER_CLIENT_PER_MINUTE} joins a minute from one address"
@@ -82,11 +87,17 @@ pub async fn join(
     ))
 }
 
+/// Keeps a session alive; with a viewer's token, also says who watches (the seller's
+/// audience list), e.g. once the viewer signed in after the player joined.
 pub async fn heartbeat(
     State(state): State<AppState>,
+    caller: Option<Caller>,
     Path((id, session_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if state.engagement.heartbeat(&id, &session_id, Instant::now()) {
+        if let Some(Caller(user)) = caller {
+            state.engagement.identify(&id, &session_id, &user.id);
+        }
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("viewer session"))
@@ -111,6 +122,44 @@ pub async fn viewers(
 ) -> Result<Json<ViewerStats>, ApiError> {
     let stream = visible_stream(&state, &id, caller.as_ref()).await?;
     Ok(Json(state.engagement.viewer_stats(&state.db, &stream.id).await?))
+}
+
+/// Names an audience list shows at most.
+pub const AUDIENCE_NAMES: usize = 1000;
+
+#[derive(Serialize)]
+pub struct SignedInViewer {
+    id: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+pub struct Audience {
+    /// Signed-in viewers watching now, by name (at most [`AUDIENCE_NAMES`]), each once
+    /// however many players they have open.
+    signed_in: Vec<SignedInViewer>,
+    /// Viewers signed in as guests (by name only), counted.
+    guests: i64,
+    /// Players nobody signed in to, counted.
+    anonymous: i64,
+}
+
+/// Who watches the stream now (the stream's owner and admins): counted sessions only.
+pub async fn audience(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Audience>, ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    let (user_ids, anonymous) = state.engagement.audience(&stream.id, AUDIENCE_NAMES);
+    let users = state.db.users_with_guest_flag(&user_ids).await?;
+    let guests = users.iter().filter(|(_, guest)| *guest).count() as i64;
+    let signed_in = users
+        .into_iter()
+        .filter(|(_, guest)| !guest)
+        .map(|(user, _)| SignedInViewer { id: user.id, name: user.name })
+        .collect();
+    Ok(Json(Audience { signed_in, guests, anonymous }))
 }
 
 // ---- likes and dislikes ----

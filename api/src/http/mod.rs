@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/viewers", post(engagement::join).get(engagement::viewers))
         .route("/streams/{id}/viewers/{session_id}", delete(engagement::leave))
         .route("/streams/{id}/viewers/{session_id}/heartbeat", post(engagement::heartbeat))
+        .route("/streams/{id}/audience", get(engagement::audience))
         .route(
             "/streams/{id}/reaction",
             get(engagement::get_reaction).put(engagement::set_reaction).delete(engagement::remove_reaction),

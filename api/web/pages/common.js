@@ -227,21 +227,37 @@ export function streamEvents(streamId, onEvent, { token } = {}) {
 /**
  * A counted viewer session for a player that plays the stream: joins, heartbeats as the
  * server asks, leaves when the page goes. Counts only real playback of this page.
+ * `viewerToken()` gives the signed-in viewer's token, if any: the session says once who
+ * watches (the seller's audience list), at its join or at the first beat after a sign-in.
  */
-export async function viewerSession(streamId) {
-  const joined = await api('POST', `/streams/${streamId}/viewers`, { body: {} });
+export async function viewerSession(streamId, viewerToken = () => null) {
+  let token = viewerToken();
+  let joined;
+  try {
+    joined = await api('POST', `/streams/${streamId}/viewers`, { token, body: {} });
+  } catch (e) {
+    // A token no longer valid: the player still counts, anonymously.
+    if (e.status !== 401 || !token) throw e;
+    token = null;
+    joined = await api('POST', `/streams/${streamId}/viewers`, { body: {} });
+  }
+  let identified = Boolean(token);
   const base = `/streams/${streamId}/viewers/${joined.session_id}`;
   let sessionGone = false;
   const beat = async () => {
+    const naming = identified ? null : viewerToken();
     try {
-      await api('POST', `${base}/heartbeat`);
+      await api('POST', `${base}/heartbeat`, { token: naming || undefined });
+      if (naming) identified = true;
     } catch (e) {
       // Expired (e.g. the tab slept): a new session counts this player again.
       if (e.status === 404 && !sessionGone) {
         sessionGone = true;
         clearInterval(timer);
-        viewerSession(streamId).catch(() => {});
+        viewerSession(streamId, viewerToken).catch(() => {});
       }
+      // A token refused: beat on without it.
+      if (e.status === 401) identified = true;
     }
   };
   // The session counts from its first heartbeat, which proves the player kept running.

@@ -2,7 +2,7 @@
 // OBS settings (key hidden until revealed), reset the key, preview, follow the live stats,
 // pin products, and end a stream with Save (replay) or Delete.
 import {
-  $, api, attachPlayer, autoplay, el, formatDuration, formatMoney, say, staffPage, statusBadge, streamEvents,
+  $, api, attachPlayer, autoplay, el, formatDuration, formatMoney, plural, say, staffPage, statusBadge, streamEvents,
 } from './common.js';
 
 let token = null;
@@ -58,13 +58,14 @@ function closeSelected() {
   if (!selected) return;
   if (selected.events) selected.events.close();
   if (selected.player) selected.player.destroy();
+  clearInterval(selected.audienceTimer);
   selected = null;
 }
 
 async function select(id) {
   closeSelected();
   const stream = await api('GET', `/streams/${id}`, { token });
-  selected = { stream, events: null, player: null, pins: new Map(), orders: [], ordersMore: null };
+  selected = { stream, events: null, player: null, pins: new Map(), orders: [], ordersMore: null, audienceTimer: null };
   history.replaceState(null, '', `#stream=${id}`);
   renderList();
   renderDetail();
@@ -74,6 +75,27 @@ async function select(id) {
   }
   api('GET', `/streams/${id}/stats`, { token }).then((stats) => selected && selected.stream.id === id && showStats(stats)).catch(() => {});
   loadOrders(id, null);
+  if (['live', 'reconnecting'].includes(stream.status)) {
+    loadAudience(id);
+    selected.audienceTimer = setInterval(() => loadAudience(id), AUDIENCE_EVERY_MS);
+  }
+}
+
+/** How often the studio asks who watches (names arrive with the players' heartbeats). */
+const AUDIENCE_EVERY_MS = 5000;
+
+async function loadAudience(id) {
+  const node = $('#audience');
+  if (!node) return;
+  try {
+    const audience = await api('GET', `/streams/${id}/audience`, { token });
+    if (!selected || selected.stream.id !== id) return;
+    const names = audience.signed_in.map((viewer) => el('li', {}, viewer.name));
+    const counts = `${plural(audience.guests, 'guest', 'guests')}, ${audience.anonymous} not signed in`;
+    node.replaceChildren(el('ul', { class: 'names' }, ...names), el('p', { class: 'small muted', id: 'audience-counts' }, counts));
+  } catch (e) {
+    node.replaceChildren(el('p', { class: 'error' }, e.message));
+  }
 }
 
 /** A page of the stream's orders (newest first); `before` continues to older ones. */
@@ -260,6 +282,8 @@ function renderDetail() {
     obs,
     ['live', 'reconnecting', 'scheduled'].includes(stream.status) ? el('section', { 'aria-labelledby': 'pins-heading' },
       el('h2', { id: 'pins-heading' }, 'Products'), el('ul', { id: 'pin-list', class: 'products' }), pinForm()) : null,
+    onAir ? el('section', { 'aria-labelledby': 'audience-heading' }, el('h2', { id: 'audience-heading' }, 'Watching now'),
+      el('div', { id: 'audience', 'aria-live': 'off' })) : null,
     ordersPanel());
   renderPins();
   renderOrders();

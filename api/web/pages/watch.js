@@ -105,7 +105,7 @@ function startPlayer() {
 
 video.addEventListener('playing', () => {
   // Counted once playback really starts; a replay's join counts as a replay view.
-  if (!session) session = viewerSession(streamId).catch(() => null);
+  if (!session) session = viewerSession(streamId, () => viewer()?.token).catch(() => null);
 });
 
 // ---- replay chapters: the playlist's product DATERANGEs placed on the media timeline

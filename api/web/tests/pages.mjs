@@ -167,6 +167,7 @@ try {
   await viewerA.fill('#name', 'Grace');
   await viewerA.click('#signin button[type=submit]');
   await viewerA.waitForSelector('#chat-form:not([hidden])');
+  // Her next heartbeat says who she is: the studio will count a guest (checked below).
   let started = Date.now();
   await viewerA.click('#like');
   await textIs(viewerB, '#likes', '1', 2000);
@@ -206,6 +207,8 @@ try {
   assert.match(await studio.inputValue('#stream-key'), /^sk_/);
   await studio.click('button[aria-controls="stream-key"]');
   await plays(studio, '#preview');
+  step('the studio shows who watches: viewer A signed in as a guest, viewer B not signed in');
+  await contains(studio, '#audience-counts', '1 guest, 1 not signed in', 20000);
   await accessibility(studio, 'studio');
 
   step('seller pins a product; viewer A sees it within 2 s');
