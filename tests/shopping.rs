@@ -370,6 +370,35 @@ async fn live_shopping_end_to_end() {
     assert_eq!(server.call("GET", &path("/orders?before=garbage"), Some(&seller), None).await.0, 400);
     assert_eq!(server.call("GET", &path("/orders?limit=0"), Some(&seller), None).await.0, 400);
 
+    // ---- shares: counted per channel, a few an hour per address and stream ----
+    let share = |channel: &str| {
+        let body = json!({ "channel": channel });
+        let server = &server;
+        let url = path("/shares");
+        async move { server.call("POST", &url, None, Some(body)).await.0 }
+    };
+    assert_eq!(share("copy").await, 204);
+    assert_eq!(share("native").await, 204);
+    assert_eq!(share("carrier-pigeon").await, 400);
+    assert_eq!(share("whatsapp").await, 204);
+    assert_eq!(share("copy").await, 429, "a fourth share within the hour from one address");
+    let cross_site = server
+        .client
+        .post(server.url(&path("/shares")))
+        .header("origin", "https://evil.example")
+        .json(&json!({"channel": "copy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403, "another site's page cannot count shares");
+    // The watch page's link preview: title, seller, poster, escaped.
+    let (status, page) = server.get_text(&format!("/watch/{pid}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<meta property="og:title" content="Sneaker drop">"#), "{page}");
+    assert!(page.contains(&format!(r#"<meta property="og:image" content="{}/hls/{pid}/poster.jpg">"#, server.http)));
+    assert!(page.contains(r#"<meta name="twitter:card" content="summary_large_image">"#));
+    assert!(page.contains(r#"content="seller, live now"#), "the seller's name in the preview");
+
     // ---- the seller's stats ----
     assert_eq!(server.call("GET", &path("/stats"), Some(&other), None).await.0, 403);
     assert_eq!(server.call("GET", &path("/stats"), Some(&alice), None).await.0, 403);
@@ -383,6 +412,7 @@ async fn live_shopping_end_to_end() {
     assert_eq!((stats["likes"].as_i64(), stats["dislikes"].as_i64()), (Some(0), Some(1)));
     // hello, price?, thanks, one more, admins… (nice shoes was deleted).
     assert_eq!(stats["comments"], 5);
+    assert_eq!((stats["shares"].as_i64(), stats["shares_by_channel"]["copy"].as_i64()), (Some(3), Some(1)));
     assert_eq!((stats["orders"].as_i64(), stats["units"].as_i64()), (Some(2), Some(3)));
     assert_eq!(stats["revenue"], json!([{"currency": "EUR", "amount": "139.98"}]));
     let sku1 = stats["products"].as_array().unwrap().iter().find(|p| p["product_id"] == "sku-1").unwrap();

@@ -159,6 +159,9 @@ impl StreamViewers {
 
 /// Guest sign-ins one address may make per hour.
 pub const GUEST_SIGN_INS_PER_HOUR: u32 = 20;
+/// Shares of one stream one address may record per hour: a person shares a link a few
+/// times, not a script a thousand.
+pub const SHARES_PER_HOUR: u32 = 3;
 /// Orders one shop may report per minute (a flash sale's pace, not a script's).
 pub const ORDERS_PER_MINUTE: u32 = 1200;
 
@@ -243,6 +246,8 @@ pub struct Engagement {
     chat_posts: SlidingWindow,
     /// Recent guest sign-ins per client address.
     guest_sign_ins: RateLimit,
+    /// Recent shares per (client address, stream).
+    shares: RateLimit,
     /// Recent orders per shop.
     orders: SlidingWindow,
     /// Open event sockets.
@@ -556,6 +561,12 @@ impl Engagement {
     /// [`GUEST_SIGN_INS_PER_HOUR`] an hour.
     pub fn allow_guest_sign_in(&self, client: &str, now: Instant) -> Result<(), Duration> {
         self.guest_sign_ins.allow(client, GUEST_SIGN_INS_PER_HOUR, Duration::from_secs(3600), now)
+    }
+
+    /// Whether one more share counts: at most [`SHARES_PER_HOUR`] per `key` (an address and
+    /// a stream) an hour.
+    pub fn allow_share(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.shares.allow(key, SHARES_PER_HOUR, Duration::from_secs(3600), now)
     }
 }
 

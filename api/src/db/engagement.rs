@@ -331,6 +331,32 @@ impl Db {
         Ok((ahead > tolerance).then(|| (ahead - tolerance).max(Duration::from_secs(1))))
     }
 
+    /// Counts one share of the stream's link on `channel`.
+    pub async fn record_share(&self, stream_id: &str, channel: &str) -> DbResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO stream_shares (stream_id, channel, shares) VALUES ($1, $2, 1) \
+                 ON CONFLICT (stream_id, channel) DO UPDATE SET shares = stream_shares.shares + 1",
+            )
+            .bind(stream_id)
+            .bind(channel)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The stream's shares per channel, by channel name.
+    pub async fn share_counts(&self, stream_id: &str) -> DbResult<Vec<(String, i64)>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query("SELECT channel, shares FROM stream_shares WHERE stream_id = $1 ORDER BY channel")
+                .bind(stream_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| Ok((row.text("channel")?, row.int("shares")?))).collect()
+        })
+    }
+
     /// Forgets rate-limit keys that have nothing left to count.
     pub async fn purge_rate_limits(&self) -> DbResult<u64> {
         on_pool!(self, pool => {

@@ -15,7 +15,9 @@ use super::client::{Client, same_site_json};
 use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
 use crate::AppState;
-use crate::engagement::{JOINS_PER_CLIENT_PER_MINUTE, JoinRefused, PRESENCE_AFTER, SESSION_TIMEOUT, ViewerStats};
+use crate::engagement::{
+    JOINS_PER_CLIENT_PER_MINUTE, JoinRefused, PRESENCE_AFTER, SESSION_TIMEOUT, SHARES_PER_HOUR, ViewerStats,
+};
 use crate::events::{Event, kind};
 use crate::model::{ChatMessage, StreamStatus};
 
@@ -160,6 +162,51 @@ pub async fn audience(
         .map(|(user, _)| SignedInViewer { id: user.id, name: user.name })
         .collect();
     Ok(Json(Audience { signed_in, guests, anonymous }))
+}
+
+// ---- shares ----
+
+/// Where a link was shared: the watch page's share button says `native` (the Web Share
+/// API) or `copy` (copied link); an embedding shop may name the network.
+pub const SHARE_CHANNELS: [&str; 8] = ["native", "copy", "facebook", "x", "whatsapp", "telegram", "email", "other"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    channel: String,
+}
+
+/// A viewer shared the stream's link (anonymous; a few an hour per address and stream; only
+/// our pages or non-browser clients, with a JSON body). Counted in the seller's stats.
+pub async fn share(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Share>,
+) -> Result<StatusCode, ApiError> {
+    same_site_json(&headers)?;
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    if matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled) {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    let Some(channel) = SHARE_CHANNELS.iter().find(|c| **c == body.channel) else {
+        return Err(ApiError::BadRequest(format!("channel must be one of {}", SHARE_CHANNELS.join(", "))));
+    };
+    let key = format!("share:{client}:{}", stream.id);
+    let allowed = match state.db.is_shared() {
+        true => state.db.allow_shared(&key, SHARES_PER_HOUR, Duration::from_secs(3600)).await?,
+        false => state.engagement.allow_share(&key, Instant::now()),
+    };
+    if let Err(wait) = allowed {
+        return Err(ApiError::TooManyRequests(
+            format!("at most {SHARES_PER_HOUR} shares of a stream an hour from one address"),
+            wait,
+        ));
+    }
+    state.db.record_share(&stream.id, channel).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- likes and dislikes ----

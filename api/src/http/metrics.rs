@@ -150,6 +150,9 @@ pub struct StreamStats {
     dislikes: i64,
     /// Chat messages (deleted ones not counted).
     comments: i64,
+    /// Shares of the stream's link, and per channel.
+    shares: i64,
+    shares_by_channel: serde_json::Map<String, serde_json::Value>,
     /// Orders attributed to the stream, units in them, revenue by currency, and the same
     /// per product and currency.
     orders: i64,
@@ -167,6 +170,7 @@ pub async fn stats_of(state: &AppState, stream: &Stream) -> Result<StreamStats, 
     let (likes, dislikes) = state.db.reaction_counts(&stream.id).await?;
     let totals = state.db.order_totals(&stream.id).await?;
     let mut commerce = totals_json(&totals, true);
+    let shares = state.db.share_counts(&stream.id).await?;
     Ok(StreamStats {
         status: stream.status,
         duration_seconds,
@@ -179,6 +183,8 @@ pub async fn stats_of(state: &AppState, stream: &Stream) -> Result<StreamStats, 
         likes,
         dislikes,
         comments: state.db.chat_count(&stream.id).await?,
+        shares: shares.iter().map(|(_, n)| n).sum(),
+        shares_by_channel: shares.into_iter().map(|(channel, n)| (channel, n.into())).collect(),
         orders: totals.orders,
         units: totals.units,
         revenue: commerce["revenue"].take(),

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/viewers/{session_id}", delete(engagement::leave))
         .route("/streams/{id}/viewers/{session_id}/heartbeat", post(engagement::heartbeat))
         .route("/streams/{id}/audience", get(engagement::audience))
+        .route("/streams/{id}/shares", post(engagement::share))
         .route(
             "/streams/{id}/reaction",
             get(engagement::get_reaction).put(engagement::set_reaction).delete(engagement::remove_reaction),

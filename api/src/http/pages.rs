@@ -100,17 +100,76 @@ fn escape_html(text: &str) -> String {
     out
 }
 
+/// `template` with each `{{NAME}}` replaced by its value, in one pass: a value that itself
+/// reads `{{…}}` (a seller's title) stays as it is.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 512);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}").and_then(|end| values.iter().find(|(name, _)| *name == &after[..end]).map(|v| (end, v)))
+        {
+            Some((end, (_, value))) => {
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Longest description a link preview gets, in characters.
+const SUMMARY_MAX: usize = 200;
+
 /// The watch page of a live stream or a replay; the stream's id and title are filled in so
-/// the page needs no lookup by playback id.
+/// the page needs no lookup by playback id, and Open Graph and Twitter card tags (title,
+/// seller, poster) so that a shared link shows a preview.
 pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String>) -> Result<Response, ApiError> {
     let stream = state.db.stream_by_playback_id(&playback_id).await?;
     let Some(stream) = stream.filter(|s| !matches!(s.status, StreamStatus::Ended | StreamStatus::Cancelled)) else {
         return Ok(not_found().await);
     };
-    let html = WATCH
-        .replace("{{STREAM_ID}}", &escape_html(&stream.id))
-        .replace("{{PLAYBACK_ID}}", &escape_html(&stream.playback_id))
-        .replace("{{TITLE}}", &escape_html(&stream.title));
+    let seller = state.db.user(&stream.owner_id).await?.map(|u| u.name).unwrap_or_default();
+    let when = match stream.status {
+        StreamStatus::Live | StreamStatus::Reconnecting => "live now",
+        StreamStatus::Archived => "replay",
+        _ => "upcoming",
+    };
+    let mut summary = format!("{seller}, {when}");
+    if let Some(description) = stream.description.as_deref().filter(|d| !d.trim().is_empty()) {
+        summary.push_str(": ");
+        summary.extend(description.chars().take(SUMMARY_MAX));
+    }
+    let base = &state.urls.http;
+    // A poster exists once the stream has been on air.
+    let image = match stream.status.is_playable() {
+        true => {
+            let poster = escape_html(&format!("{base}/hls/{}/poster.jpg", stream.playback_id));
+            format!(
+                "  <meta property=\"og:image\" content=\"{poster}\">\n  <meta name=\"twitter:image\" content=\"{poster}\">\n"
+            )
+        }
+        false => String::new(),
+    };
+    let (id, pid, title) = (escape_html(&stream.id), escape_html(&stream.playback_id), escape_html(&stream.title));
+    let html = fill(
+        WATCH,
+        &[
+            ("STREAM_ID", &id),
+            ("PLAYBACK_ID", &pid),
+            ("TITLE", &title),
+            ("SUMMARY", &escape_html(&summary)),
+            ("URL", &escape_html(&format!("{base}/watch/{}", stream.playback_id))),
+            ("CARD", if image.is_empty() { "summary" } else { "summary_large_image" }),
+            ("IMAGE", image.trim_end()),
+        ],
+    );
     Ok(framed_page(StatusCode::OK, html, Framing::Any))
 }
 
@@ -140,5 +199,11 @@ mod tests {
     #[test]
     fn escapes_markup() {
         assert_eq!(escape_html(r#"<b a="x">'&'</b>"#), "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;");
+    }
+
+    #[test]
+    fn fills_a_template_in_one_pass() {
+        let values = [("A", "{{B}}"), ("B", "b")];
+        assert_eq!(fill("<{{A}}|{{B}}|{{C}}|{{", &values), "<{{B}}|b|{{C}}|{{");
     }
 }

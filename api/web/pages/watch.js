@@ -215,6 +215,46 @@ async function react(kind) {
 $('#like').addEventListener('click', () => react('like'));
 $('#dislike').addEventListener('click', () => react('dislike'));
 
+// ---- share: the Web Share API where the browser has it, else the link is copied. A
+// replay's link starts where the viewer is (?t=seconds).
+
+function shareUrl() {
+  const url = new URL(`/watch/${stream.playback_id}`, location.origin);
+  if (stream.status === 'archived' && video.currentTime >= 1) url.searchParams.set('t', String(Math.floor(video.currentTime)));
+  return url.toString();
+}
+
+async function share() {
+  const url = shareUrl();
+  let channel = null;
+  try {
+    if (navigator.share) {
+      await navigator.share({ title: stream.title, url });
+      channel = 'native';
+    } else {
+      await navigator.clipboard.writeText(url);
+      channel = 'copy';
+      say($('#reaction-status'), 'Link copied.');
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') return; // the viewer closed the share sheet
+    say($('#reaction-status'), `Copy this link: ${url}`);
+    channel = 'copy';
+  }
+  api('POST', `/streams/${streamId}/shares`, { body: { channel } }).catch(() => {});
+}
+
+$('#share').addEventListener('click', share);
+
+/** `?t=` of a replay's link: where playback starts, in seconds. */
+const startAt = Number(new URLSearchParams(location.search).get('t')) || 0;
+let startApplied = false;
+video.addEventListener('loadedmetadata', () => {
+  if (startApplied || !startAt || stream.status !== 'archived') return;
+  startApplied = true;
+  video.currentTime = Math.min(startAt, Math.max(0, video.duration - 1));
+});
+
 // ---- chat
 
 function messageItem(message) {

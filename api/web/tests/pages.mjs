@@ -58,6 +58,15 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
 
+/** Waits until `check()` (async) holds. */
+async function waitFor(check, what, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** The page's video plays: its currentTime advances by `seconds`. */
 async function plays(page, selector = 'video', seconds = 1.5, timeout = 30000) {
   await page.evaluate((sel) => { const video = document.querySelector(sel); if (video) delete video.dataset.t0; }, selector);
@@ -156,6 +165,11 @@ try {
   await textIs(viewerA, '#viewers', '1 viewer', 15000);
   await accessibility(viewerA, 'watch');
   await shot(viewerA, 'watch-live');
+
+  step('viewer A shares the link: the seller counts a share');
+  await viewerA.click('#share');
+  await viewerA.waitForFunction(() => /Link copied|Copy this link/.test(document.querySelector('#reaction-status').textContent));
+  await waitFor(async () => (await api('GET', `/streams/${env.STREAM_ID}/stats`, env.SELLER_TOKEN)).shares === 1, 'the share counted');
 
   step('viewer B joins: both see 2');
   const viewerB = await open('watch-b', `/watch/${playbackId}`);
@@ -294,6 +308,13 @@ try {
   }, null, { timeout: 10000 });
   await accessibility(replay, 'replay');
   await shot(replay, 'watch-replay');
+
+  step('a replay link with ?t= starts there');
+  const fromSix = await open('replay-t', `/watch/${playbackId}?t=6`);
+  await plays(fromSix);
+  const startedAt = await fromSix.evaluate(() => document.querySelector('video').currentTime);
+  assert.ok(startedAt >= 5, `the replay started at ${startedAt} s, not 6`);
+  await fromSix.close();
 
   step("a shop's viewer token in the fragment signs the viewer in");
   const shopper = await open('shop-viewer', `/watch/${playbackId}#viewer_token=${env.SHOP_VIEWER_TOKEN}`);
