@@ -568,6 +568,7 @@ async fn seed_demo(db: &Db, urls: &PublicUrls) -> anyhow::Result<()> {
         scheduled_at: None,
         key_valid_from: None,
         key_valid_until: None,
+        practice: false,
     };
     let stream = db.create_stream(new).await?;
     // Shown once, on the operator's terminal; never written to the log.

@@ -182,3 +182,43 @@ async fn first_start_prints_a_ready_demo_and_cli_works_beside_the_server() {
     let (status, _) = server.call("POST", "/api/v1/streams", Some(out.trim()), Some(json!({"title": "x"}))).await;
     assert_eq!(status, 403, "a viewer token authenticates but may not create");
 }
+
+/// A practice stream works like any other for its seller, but is never listed publicly,
+/// and ending it deletes it, media and all, even when the seller asks to save it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_practice_stream_is_unlisted_and_deleted_when_it_ends() {
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
+    let body = json!({"title": "Rehearsal", "practice": true});
+    let (status, stream) = server.call("POST", "/api/v1/streams", Some(&seller), Some(body)).await;
+    assert_eq!((status, stream["practice"].as_bool()), (201, Some(true)), "{stream}");
+    let (id, pid, key) = (
+        stream["id"].as_str().unwrap(),
+        stream["playback_id"].as_str().unwrap(),
+        stream["stream_key"].as_str().unwrap(),
+    );
+    let listed = |body: &serde_json::Value| body["streams"].as_array().unwrap().iter().any(|s| s["id"] == id);
+
+    let mut publisher = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 30);
+    server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    server.wait_for_segments(pid, 1, Duration::from_secs(20)).await;
+    let (_, public) = server.call("GET", "/api/v1/streams", None, None).await;
+    assert!(!listed(&public), "a practice stream in the public list: {public}");
+    let (_, live) = server.call("GET", "/api/v1/streams?status=live", None, None).await;
+    assert!(!listed(&live));
+    let (_, mine) = server.call("GET", "/api/v1/streams?scope=mine", Some(&seller), None).await;
+    assert!(listed(&mine), "the seller sees it: {mine}");
+    assert_eq!(server.get(&format!("/hls/{pid}/index.m3u8")).await.status(), 200, "it plays like any other");
+
+    let end = json!({"action": "save"});
+    let (status, ended) = server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(end)).await;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("ended")), "{ended}");
+    let _ = tokio::time::timeout(Duration::from_secs(10), publisher.wait()).await;
+    let media = server.media_path(pid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while media.exists() && std::fs::read_dir(&media).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        assert!(std::time::Instant::now() < deadline, "the practice stream's media is still stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.get(&format!("/hls/{pid}/index.m3u8")).await.status(), 404);
+}

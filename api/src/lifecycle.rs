@@ -41,6 +41,7 @@ async fn end_by(state: &AppState, stream: &Stream, trigger: Trigger) -> anyhow::
         true => state.db.lease_holder(&stream.id).await?.is_some_and(|node| node != state.db.node()),
         false => false,
     };
+    let trigger = if stream.practice { trigger.for_practice() } else { trigger };
     let Some(ended) = state.db.transition(&stream.id, trigger).await? else {
         return Ok(None);
     };

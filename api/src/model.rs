@@ -111,6 +111,17 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// What the trigger does to a practice stream: any end deletes it, media and all.
+    pub fn for_practice(self) -> Self {
+        match self {
+            Trigger::End(_) => Trigger::End(EndAction::Delete),
+            Trigger::WindowExpired(_) => Trigger::WindowExpired(EndAction::Delete),
+            other => other,
+        }
+    }
+}
+
+impl Trigger {
     pub const ALL: [Trigger; 9] = [
         Trigger::Publish,
         Trigger::PublisherGone,
@@ -181,6 +192,8 @@ pub struct Stream {
     pub scheduled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// A rehearsal: never listed, no webhooks, deleted (media and all) when it ends.
+    pub practice: bool,
 }
 
 impl Stream {
@@ -314,6 +327,14 @@ mod tests {
     use super::*;
     use EndAction::{Delete, Save};
     use StreamStatus::*;
+
+    #[test]
+    fn a_practice_stream_is_deleted_however_it_ends() {
+        assert_eq!(Trigger::End(Save).for_practice(), Trigger::End(Delete));
+        assert_eq!(Trigger::WindowExpired(Save).for_practice(), Trigger::WindowExpired(Delete));
+        assert_eq!(next_status(Live, Trigger::End(Save).for_practice()), Some(Ended));
+        assert_eq!(Trigger::Publish.for_practice(), Trigger::Publish);
+    }
 
     /// Every status against every trigger: the allowed moves, and nothing else.
     #[test]

@@ -121,6 +121,12 @@ async fn enqueue(state: AppState, queued: Arc<Notify>) {
             continue;
         }
         let Some(kind) = webhook_type(&event) else { continue };
+        // A practice stream is nobody's business but its seller's.
+        if let Ok(Some(stream)) = state.db.stream(&event.stream_id).await
+            && stream.practice
+        {
+            continue;
+        }
         match state.db.settings().await {
             Ok(settings) if settings.webhook_url.is_some() && settings.webhook_secret.is_some() => {}
             Ok(_) => continue,

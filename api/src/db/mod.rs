@@ -233,6 +233,7 @@ trait RowExt {
     fn int(&self, column: &str) -> DbResult<i64>;
     fn time(&self, column: &str) -> DbResult<DateTime<Utc>>;
     fn time_opt(&self, column: &str) -> DbResult<Option<DateTime<Utc>>>;
+    fn flag(&self, column: &str) -> DbResult<bool>;
 }
 
 macro_rules! row_ext {
@@ -251,6 +252,9 @@ macro_rules! row_ext {
                 Ok(self.try_get(column)?)
             }
             fn time_opt(&self, column: &str) -> DbResult<Option<DateTime<Utc>>> {
+                Ok(self.try_get(column)?)
+            }
+            fn flag(&self, column: &str) -> DbResult<bool> {
                 Ok(self.try_get(column)?)
             }
         }

@@ -10,13 +10,22 @@ pub struct NewStream<'a> {
     pub scheduled_at: Option<DateTime<Utc>>,
     pub key_valid_from: Option<DateTime<Utc>>,
     pub key_valid_until: Option<DateTime<Utc>>,
+    pub practice: bool,
 }
 
 #[cfg(test)]
 impl<'a> NewStream<'a> {
     /// A stream with a title and nothing else set, for tests.
     pub(crate) fn titled(owner_id: &'a str, title: &'a str) -> Self {
-        Self { owner_id, title, description: None, scheduled_at: None, key_valid_from: None, key_valid_until: None }
+        Self {
+            owner_id,
+            title,
+            description: None,
+            scheduled_at: None,
+            key_valid_from: None,
+            key_valid_until: None,
+            practice: false,
+        }
     }
 }
 
@@ -32,7 +41,7 @@ pub const LEASE: chrono::Duration = chrono::Duration::seconds(10);
 
 const STREAM_COLUMNS: &str = "id, owner_id, playback_id, title, description, status, stream_key, \
      key_valid_from, key_valid_until, publish_seq, reconnecting_since, \
-     created_at, scheduled_at, started_at, ended_at";
+     created_at, scheduled_at, started_at, ended_at, practice";
 
 fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
     let status: String = row.text("status")?;
@@ -52,6 +61,7 @@ fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
         scheduled_at: row.time_opt("scheduled_at")?,
         started_at: row.time_opt("started_at")?,
         ended_at: row.time_opt("ended_at")?,
+        practice: row.flag("practice")?,
     })
 }
 
@@ -61,8 +71,8 @@ impl Db {
             let key = secrets::new_stream_key();
             let sql = format!(
                 "INSERT INTO streams (id, owner_id, playback_id, title, description, status, stream_key, \
-                 stream_key_hash, created_at, scheduled_at, key_valid_from, key_valid_until) \
-                 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8, $9, $10, $11) RETURNING {STREAM_COLUMNS}"
+                 stream_key_hash, created_at, scheduled_at, key_valid_from, key_valid_until, practice) \
+                 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8, $9, $10, $11, $12) RETURNING {STREAM_COLUMNS}"
             );
             let row = sqlx::query(&sql)
                 .bind(secrets::new_id())
@@ -76,6 +86,7 @@ impl Db {
                 .bind(new.scheduled_at.map(ts))
                 .bind(new.key_valid_from.map(ts))
                 .bind(new.key_valid_until.map(ts))
+                .bind(new.practice)
                 .fetch_one(pool)
                 .await?;
             stream_from_row(&row)
@@ -136,17 +147,20 @@ impl Db {
 
     /// Streams in any of `statuses`, newest first.
     /// Streams in one of `statuses`, newest first; only `owner`'s when given.
+    /// Streams in `statuses`, newest first; `owner`'s only if given; practice streams only
+    /// with `practice` (the owner's and admins' lists).
     pub async fn list_streams(
         &self,
         statuses: &[StreamStatus],
-        owner: Option<&str>,
+        (owner, practice): (Option<&str>, bool),
         page: Page,
     ) -> DbResult<Vec<Stream>> {
         on_pool!(self, pool => {
             // Statuses are our own constants, never user text: safe to inline.
             let set = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+            let rehearsals = if practice { "" } else { " AND practice = FALSE" };
             let sql = format!(
-                "SELECT {STREAM_COLUMNS} FROM streams WHERE status IN ({set}) AND ($3 IS NULL OR owner_id = $3) \
+                "SELECT {STREAM_COLUMNS} FROM streams WHERE status IN ({set}) AND ($3 IS NULL OR owner_id = $3){rehearsals} \
                  ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
             );
             let query = sqlx::query(&sql).bind(page.limit).bind(page.offset).bind(owner);

@@ -179,9 +179,9 @@ async fn restart_recovery_and_listing(db: Db) {
     for title in ["a", "b", "c"] {
         db.create_stream(NewStream::titled(&seller.id, title)).await.unwrap();
     }
-    let all = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 10, offset: 0 }).await.unwrap();
+    let all = db.list_streams(&[StreamStatus::Scheduled], (None, true), Page { limit: 10, offset: 0 }).await.unwrap();
     assert_eq!(all.iter().map(|s| s.title.as_str()).collect::<Vec<_>>(), ["c", "b", "a"]);
-    let second = db.list_streams(&[StreamStatus::Scheduled], None, Page { limit: 2, offset: 2 }).await.unwrap();
+    let second = db.list_streams(&[StreamStatus::Scheduled], (None, true), Page { limit: 2, offset: 2 }).await.unwrap();
     assert_eq!(second.len(), 1);
 
     db.begin_publish(&all[0].stream_key).await.unwrap().unwrap();

@@ -58,6 +58,8 @@ pub struct StreamView {
     scheduled_at: Option<DateTime<Utc>>,
     started_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
+    /// A rehearsal: never listed publicly, no webhooks, deleted (media and all) when it ends.
+    practice: bool,
 }
 
 #[derive(Clone, Serialize)]
@@ -143,6 +145,7 @@ impl StreamView {
             scheduled_at: stream.scheduled_at,
             started_at: stream.started_at,
             ended_at: stream.ended_at,
+            practice: stream.practice,
         }
     }
 }
@@ -155,6 +158,9 @@ pub struct CreateStream {
     scheduled_at: Option<DateTime<Utc>>,
     key_valid_from: Option<DateTime<Utc>>,
     key_valid_until: Option<DateTime<Utc>>,
+    /// A rehearsal (see [`StreamView::practice`]).
+    #[serde(default)]
+    practice: bool,
 }
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -188,6 +194,7 @@ pub async fn create(
         scheduled_at: body.scheduled_at,
         key_valid_from: body.key_valid_from,
         key_valid_until: body.key_valid_until,
+        practice: body.practice,
     };
     let stream = state.db.create_stream(new).await?;
     Ok((StatusCode::CREATED, Json(view(&state, stream, Some(&caller)).await?)))
@@ -282,7 +289,10 @@ pub async fn list(
         return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_PAGE}, offset at least 0")));
     }
     // One extra row tells whether another page follows.
-    let mut streams = state.db.list_streams(statuses, owner.as_deref(), Page { limit: limit + 1, offset }).await?;
+    // Practice streams show in their owner's and the admins' lists only.
+    let practice = query.scope.as_deref().is_some_and(|scope| scope != "public");
+    let page = Page { limit: limit + 1, offset };
+    let mut streams = state.db.list_streams(statuses, (owner.as_deref(), practice), page).await?;
     // An offset near i64::MAX has no next page (and must not overflow into one).
     let next_offset = (streams.len() as i64 > limit).then(|| offset.checked_add(limit)).flatten();
     streams.truncate(limit as usize);

@@ -30,7 +30,7 @@ async function loadStreams() {
 function renderList() {
   $('#streams').replaceChildren(...streams.map((s) => el('li', {},
     el('button', { type: 'button', 'aria-current': String(selected && selected.stream.id === s.id), onclick: () => select(s.id) },
-      statusBadge(s.status), ' ', s.title))));
+      statusBadge(s.status), ' ', s.title, s.practice ? el('span', { class: 'small muted' }, ' (practice)') : ''))));
   if (!streams.length) $('#streams').append(el('li', { class: 'muted' }, 'No streams yet.'));
 }
 
@@ -41,6 +41,7 @@ $('#create').addEventListener('submit', async (event) => {
   if (description) body.description = description;
   const scheduled = $('#new-scheduled').value;
   if (scheduled) body.scheduled_at = new Date(scheduled).toISOString();
+  if ($('#new-practice').checked) body.practice = true;
   try {
     const stream = await api('POST', '/streams', { token, body });
     event.target.reset();

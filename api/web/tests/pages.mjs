@@ -267,6 +267,17 @@ try {
   await contains(admin, `tr[data-stream-id="${otherId}"]`, 'Replay', 10000);
   await shot(admin, 'admin');
 
+  step('seller creates a practice stream: marked in the studio, never on the home page');
+  await studio.fill('#new-title', 'Dry run');
+  await studio.check('#new-practice');
+  await studio.click('#create button[type=submit]');
+  await contains(studio, '#detail h1', 'Dry run');
+  await contains(studio, '#streams', 'Dry run (practice)');
+  const practiceIds = (await api('GET', '/streams?scope=mine', env.SELLER_TOKEN)).streams.filter((s) => s.practice).map((s) => s.id);
+  assert.equal(practiceIds.length, 1, 'one practice stream');
+  const publicList = await (await fetch(`${base}/api/v1/streams`)).json();
+  assert.ok(!publicList.streams.some((s) => practiceIds.includes(s.id)), 'no practice stream in the public list');
+
   step('seller resets an upcoming stream key with a confirmation');
   await studio.getByRole('button', { name: /Autumn preview/ }).click();
   await contains(studio, '#detail h1', 'Autumn preview');
