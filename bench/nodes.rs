@@ -227,10 +227,7 @@ fn node(nodes: &[Option<Server>], n: usize) -> &Server {
 }
 
 async fn lb_call(lb: &Balancer, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let request = lb.client.request(method.parse().unwrap(), lb.url(path)).bearer_auth(token).json(&body);
-    let response = request.send().await.expect("HTTP request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    call_json(&lb.client, (method, &lb.url(path)), Some(token), Some(body)).await
 }
 
 /// Concurrent clients.

@@ -42,6 +42,8 @@ pub struct Live {
     /// Several nodes: invalid keys an address may try on all nodes together within a window
     /// (the ingest's own limit counts this node's). `None`: one machine, or turned off.
     shared_bad_keys: Option<(u32, Duration)>,
+    /// Load balancers' addresses (the trusted proxies): not limited per address.
+    shared_addresses: Vec<ipnet::IpNet>,
 }
 
 struct OnAir {
@@ -99,19 +101,26 @@ impl Live {
             starting: tokio::sync::Mutex::new(()),
             main: tokio::runtime::Handle::current(),
             shared_bad_keys: None,
+            shared_addresses: Vec::new(),
         }
     }
 
     /// On a shared database, counts invalid keys per address over every node: `max` within
     /// `window` (0: off), as the ingest does on each node.
-    pub fn with_shared_bad_key_limit(mut self, max: u32, window: Duration) -> Self {
+    pub fn with_shared_bad_key_limit(mut self, limits: &hawker_ingest::Limits) -> Self {
+        let (max, window) = (limits.bad_key_max_failures, limits.bad_key_window);
         self.shared_bad_keys = (self.db.is_shared() && max > 0).then_some((max, window));
+        self.shared_addresses = limits.shared_addresses.clone();
         self
     }
 
-    /// The shared limit's key for an address (an IPv6 /64 counts as one).
+    /// The shared limit's key for an address (an IPv6 /64 counts as one); none for a load
+    /// balancer's address, which every publisher behind it shares.
     fn bad_key_limit(&self, peer: std::net::SocketAddr) -> Option<(String, u32, Duration)> {
         let (max, window) = self.shared_bad_keys?;
+        if self.shared_addresses.iter().any(|net| net.contains(&peer.ip())) {
+            return None;
+        }
         Some((format!("rtmp-bad-key:{}", ClientKey::of(peer.ip())), max, window))
     }
 

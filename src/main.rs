@@ -324,7 +324,7 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
     let segment_duration = config::segment_duration(args.segment_duration.or(file.segment_duration).unwrap_or(2.0))?;
     let storage = config::storage(args.storage, &file, &data_dir, segment_duration)?;
     let rtmp_threads = config::rtmp_threads(&args.ingest, &file)?;
-    let ingest = config::ingest_limits(args.ingest, &file)?;
+    let mut ingest = config::ingest_limits(args.ingest, &file)?;
     let self_signed = args.tls_self_signed || file.tls_self_signed.unwrap_or(false);
     let rtmps = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
         (Some(cert), Some(key)) => Some((cert, key)),
@@ -349,6 +349,14 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
             "advertise_url must be an http:// or https:// URL, got {url:?}"
         );
     }
+    let trusted_proxies = if args.trusted_proxies.is_empty() {
+        file.trusted_proxies.clone().unwrap_or_default()
+    } else {
+        args.trusted_proxies
+    };
+    // A TCP load balancer in front of RTMP is a trusted proxy too: its address is every
+    // publisher's, so the RTMP limits per address do not apply to it.
+    ingest.shared_addresses = trusted_proxies.clone();
     Ok(ServeConfig {
         node_id,
         advertise_url,
@@ -362,11 +370,7 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
             args.http_max_connections_per_ip.or(file.http_max_connections_per_ip),
             args.http_header_timeout.or(file.http_header_timeout),
         )?,
-        trusted_proxies: if args.trusted_proxies.is_empty() {
-            file.trusted_proxies.clone().unwrap_or_default()
-        } else {
-            args.trusted_proxies
-        },
+        trusted_proxies,
         data_dir,
         rtmps,
         http: args.http.or(file.http).unwrap_or_else(|| config::DEFAULT_HTTP.parse().expect("valid default")),
@@ -467,10 +471,7 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     drop(first_start);
 
     let events = Events::new();
-    let live = Arc::new(
-        Live::new(db.clone(), events.clone(), packager)
-            .with_shared_bad_key_limit(config.ingest.bad_key_max_failures, config.ingest.bad_key_window),
-    );
+    let live = Arc::new(Live::new(db.clone(), events.clone(), packager).with_shared_bad_key_limit(&config.ingest));
     let shutdown = CancellationToken::new();
     let ingest = hawker_ingest::Server::new(live.clone(), config.ingest.clone())
         .with_runtimes(rtmp_runtimes(config.rtmp_threads)?);

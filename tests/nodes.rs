@@ -520,15 +520,5 @@ impl Hooks {
 
 /// A JSON API call through the balancer; returns (status, body).
 async fn lb_call(lb: &Balancer, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut request = lb.client.request(method.parse().unwrap(), lb.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("HTTP request");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    call_json(&lb.client, (method, &lb.url(path)), token, body).await
 }

@@ -501,6 +501,8 @@ impl Engagement {
                 dirty.push((id.clone(), ViewerCounters { peak: entry.counters.peak, ..unsaved }));
             }
         }
+        // One order for every node's writes of the same rows: no deadlock between nodes.
+        dirty.sort_by(|a, b| a.0.cmp(&b.0));
         viewers.retain(|_, e| {
             let e = lock(e);
             !e.sessions.is_empty() || e.dirty || e.announced != Some(e.stats())

@@ -137,7 +137,7 @@ async fn enqueue(state: AppState, queued: Arc<Notify>) {
         }
         let mut body = (*event.body).clone();
         body["type"] = Value::from(kind);
-        match state.db.enqueue_webhook(kind, &body.to_string(), OUTBOX_MAX).await {
+        match state.db.enqueue_webhook(&event.stream_id, kind, &body.to_string(), OUTBOX_MAX).await {
             Ok(true) => queued.notify_one(),
             Ok(false) => tracing::warn!(kind, stream = %event.stream_id, "webhook outbox full: event dropped"),
             Err(e) => tracing::error!(kind, stream = %event.stream_id, "webhook not queued: {e}"),

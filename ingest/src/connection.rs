@@ -508,7 +508,9 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             return Ok(None);
         }
         let addr = AddrKey::of(self.peer.ip());
-        if let Some(retry_after) = self.context.key_failures.blocked(addr, Instant::now()) {
+        // Behind a load balancer every publisher has its address: no limit per address.
+        let limited = !self.context.limits.is_shared_address(self.peer.ip());
+        if limited && let Some(retry_after) = self.context.key_failures.blocked(addr, Instant::now()) {
             return self.refuse(request_id, &app, Refusal::RateLimited { retry_after });
         }
         let stats = Arc::new(PublishStats::new());
@@ -527,7 +529,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
                 Ok(None)
             }
             Err(refusal) => {
-                if refusal == Refusal::BadKey {
+                if limited && refusal == Refusal::BadKey {
                     self.context.key_failures.record(addr, Instant::now());
                 }
                 self.refuse(request_id, &app, refusal)

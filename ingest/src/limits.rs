@@ -40,6 +40,16 @@ pub struct Limits {
     pub max_timestamp_jump: Duration,
     /// A publish must send a video keyframe within this of being accepted, or it is ended.
     pub first_keyframe_timeout: Duration,
+    /// Addresses the per-address limits (connections, invalid keys) do not apply to: a TCP
+    /// load balancer in front, whose address every publisher behind it shares.
+    pub shared_addresses: Vec<ipnet::IpNet>,
+}
+
+impl Limits {
+    /// Whether `ip` is a load balancer's, shared by the publishers behind it.
+    pub fn is_shared_address(&self, ip: std::net::IpAddr) -> bool {
+        self.shared_addresses.iter().any(|net| net.contains(&ip))
+    }
 }
 
 impl Default for Limits {
@@ -58,6 +68,7 @@ impl Default for Limits {
             bad_key_max_addresses: 10_000,
             max_timestamp_jump: Duration::from_secs(5),
             first_keyframe_timeout: Duration::from_secs(10),
+            shared_addresses: Vec::new(),
         }
     }
 }

@@ -142,16 +142,21 @@ impl<G: PublishGate> Server<G> {
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let addr = AddrKey::of(peer.ip());
         let stats = &self.context.stats;
-        let Some(slot) = self.per_addr.try_open(addr) else {
-            stats.rejected_per_ip_cap();
-            if self.per_addr.should_log(addr, Instant::now()) {
-                warn!(
-                    %addr,
-                    max = self.context.limits.max_connections_per_ip,
-                    "too many connections from one address; closing new ones (logged once a minute)"
-                );
-            }
-            return None;
+        // A load balancer's address is every publisher's behind it: not capped.
+        let shared = self.context.limits.is_shared_address(peer.ip());
+        let slot = match shared {
+            true => None,
+            false => Some(self.per_addr.try_open(addr).or_else(|| {
+                stats.rejected_per_ip_cap();
+                if self.per_addr.should_log(addr, Instant::now()) {
+                    warn!(
+                        %addr,
+                        max = self.context.limits.max_connections_per_ip,
+                        "too many connections from one address; closing new ones (logged once a minute)"
+                    );
+                }
+                None
+            })?),
         };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             stats.rejected_total_cap();
@@ -175,7 +180,7 @@ impl<G: PublishGate> Server<G> {
 /// What an open connection holds, released when its task ends, panic or not.
 struct Held {
     _permit: OwnedSemaphorePermit,
-    _slot: AddrSlot,
+    _slot: Option<AddrSlot>,
     stats: Arc<IngestStats>,
 }
 

@@ -84,6 +84,44 @@ async fn connections_over_the_per_address_cap_are_closed_at_once() {
     server.stop().await;
 }
 
+/// A load balancer's address is every publisher's behind it: neither the connection cap nor
+/// the invalid-key limit applies to it (an attacker behind it would otherwise lock out every
+/// seller); other addresses keep both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancers_address_is_not_limited_per_address() {
+    let limits = Limits {
+        max_connections_per_ip: 2,
+        bad_key_max_failures: 2,
+        shared_addresses: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Limits::default()
+    };
+    let server = TestServer::start(limits).await;
+    let _held: Vec<_> = held_connections(server.addr, 3).await;
+    for _ in 0..3 {
+        let publisher = try_handshake(connect_from(server.addr, "127.0.0.1").await).await.expect("handshake");
+        assert_eq!(RawPublisher::publish(publisher, "wrong-S3CR3T").await.err().as_deref(), Some("invalid stream key"));
+    }
+    // 127.0.0.2 is a client of its own: limited after two invalid keys.
+    for _ in 0..2 {
+        let other = try_handshake(connect_from(server.addr, "127.0.0.2").await).await.expect("handshake");
+        assert_eq!(RawPublisher::publish(other, "wrong-S3CR3T").await.err().as_deref(), Some("invalid stream key"));
+    }
+    let other = try_handshake(connect_from(server.addr, "127.0.0.2").await).await.expect("handshake");
+    let refused = RawPublisher::publish(other, "wrong-S3CR3T").await.err().unwrap_or_default();
+    assert!(refused.starts_with("too many invalid stream keys"), "{refused}");
+    server.wait_for_stats(|s| s.connections_rejected_per_ip_cap == 0 && s.refused_rate_limited == 1).await;
+    server.stop().await;
+}
+
+/// `n` handshaken connections from the load balancer's address, held open.
+async fn held_connections(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(try_handshake(connect_from(addr, "127.0.0.1").await).await.expect("over the cap, still admitted"));
+    }
+    held
+}
+
 #[tokio::test]
 async fn a_publish_without_a_keyframe_is_ended() {
     let mut server =

@@ -53,6 +53,26 @@ impl Web for Server {
     }
 }
 
+/// A JSON API call to `url`; returns (status, body: the JSON, or the text as a string).
+pub async fn call_json(
+    client: &reqwest::Client,
+    (method, url): (&str, &str),
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method.parse().unwrap(), url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
 pub struct Server {
     child: Child,
     pub data_dir: tempfile::TempDir,
@@ -209,17 +229,7 @@ impl Server {
 
     /// A JSON API call; returns (status, body).
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.client.request(method.parse().unwrap(), self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("HTTP request");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        call_json(&self.client, (method, &self.url(path)), token, body).await
     }
 
     pub async fn create_stream(&self, token: &str, title: &str) -> Value {

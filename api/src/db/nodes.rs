@@ -34,20 +34,15 @@ impl Db {
         }
     }
 
-    fn stale_before(&self) -> DateTime<Utc> {
-        Utc::now() - chrono::Duration::from_std(NODE_STALE).expect("a small duration")
-    }
-
     /// Records that this node is up and reached at `http_url` by the other nodes.
     pub async fn register_node(&self, http_url: &str) -> DbResult<()> {
         let pool = self.shared_pool("a node register")?;
         sqlx::query(
-            "INSERT INTO nodes (id, http_url, seen_at) VALUES ($1, $2, $3) \
+            "INSERT INTO nodes (id, http_url, seen_at) VALUES ($1, $2, now()) \
              ON CONFLICT (id) DO UPDATE SET http_url = excluded.http_url, seen_at = excluded.seen_at",
         )
         .bind(self.node())
         .bind(http_url)
-        .bind(Utc::now())
         .execute(pool)
         .await?;
         Ok(())
@@ -58,11 +53,12 @@ impl Db {
         let pool = self.shared_pool("streams held elsewhere")?;
         let rows = sqlx::query(
             "SELECT s.id, n.http_url FROM streams s JOIN nodes n ON n.id = s.lease_node \
-             WHERE s.status = 'live' AND s.lease_node <> $1 AND s.lease_expires_at > $2 AND n.seen_at > $3",
+             WHERE s.status = 'live' AND s.lease_node <> $1 AND s.lease_expires_at > $2 \
+             AND n.seen_at > now() - make_interval(secs => $3)",
         )
         .bind(self.node())
         .bind(Utc::now())
-        .bind(self.stale_before())
+        .bind(NODE_STALE.as_secs_f64())
         .fetch_all(pool)
         .await?;
         rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("http_url")?))).collect()
@@ -73,7 +69,6 @@ impl Db {
     /// Raises a stream's stored peak to its total when the total is higher.
     pub async fn exchange_viewers(&self, viewers: &[(String, i64)]) -> DbResult<Vec<(String, ViewerTotals)>> {
         let pool = self.shared_pool("viewers over nodes")?;
-        let now = Utc::now();
         let (ids, counts): (Vec<&str>, Vec<i64>) = viewers.iter().map(|(id, n)| (id.as_str(), *n)).unzip();
         let mut tx = pool.begin().await?;
         sqlx::query("DELETE FROM viewer_presence WHERE node_id = $1 AND NOT (stream_id = ANY($2))")
@@ -83,11 +78,10 @@ impl Db {
             .await?;
         sqlx::query(
             "INSERT INTO viewer_presence (stream_id, node_id, viewers, seen_at) \
-             SELECT id, $1, n, $2 FROM UNNEST($3::text[], $4::bigint[]) AS t(id, n) \
+             SELECT id, $1, n, now() FROM UNNEST($2::text[], $3::bigint[]) AS t(id, n) \
              ON CONFLICT (stream_id, node_id) DO UPDATE SET viewers = excluded.viewers, seen_at = excluded.seen_at",
         )
         .bind(self.node())
-        .bind(now)
         .bind(&ids)
         .bind(&counts)
         .execute(&mut *tx)
@@ -96,16 +90,16 @@ impl Db {
         // written only when it grows.
         let rows = sqlx::query(
             "WITH totals AS (SELECT stream_id, SUM(viewers)::bigint AS current FROM viewer_presence \
-                             WHERE seen_at > $1 GROUP BY stream_id), \
+                             WHERE seen_at > now() - make_interval(secs => $1) GROUP BY stream_id), \
              raised AS (INSERT INTO stream_counters (stream_id, peak_viewers, unique_viewers, replay_views) \
-                        SELECT stream_id, current, 0, 0 FROM totals \
+                        SELECT stream_id, current, 0, 0 FROM totals ORDER BY stream_id \
                         ON CONFLICT (stream_id) DO UPDATE SET peak_viewers = excluded.peak_viewers \
                         WHERE stream_counters.peak_viewers < excluded.peak_viewers) \
              SELECT t.stream_id, t.current, GREATEST(COALESCE(c.peak_viewers, 0), t.current) AS peak_viewers, \
                     COALESCE(c.unique_viewers, 0) AS unique_viewers, COALESCE(c.replay_views, 0) AS replay_views \
              FROM totals t LEFT JOIN stream_counters c ON c.stream_id = t.stream_id",
         )
-        .bind(self.stale_before())
+        .bind(NODE_STALE.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -127,9 +121,10 @@ impl Db {
     /// Forgets the rows of nodes gone for a minute (their streams' figures no longer count them).
     pub async fn purge_stale_nodes(&self) -> DbResult<u64> {
         let pool = self.shared_pool("a node register")?;
-        let before = Utc::now() - chrono::Duration::seconds(60);
-        let gone = sqlx::query("DELETE FROM viewer_presence WHERE seen_at < $1").bind(before).execute(pool).await?;
-        sqlx::query("DELETE FROM nodes WHERE seen_at < $1").bind(before).execute(pool).await?;
+        let gone = sqlx::query("DELETE FROM viewer_presence WHERE seen_at < now() - interval '60 seconds'")
+            .execute(pool)
+            .await?;
+        sqlx::query("DELETE FROM nodes WHERE seen_at < now() - interval '60 seconds'").execute(pool).await?;
         Ok(gone.rows_affected())
     }
 }

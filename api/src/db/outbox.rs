@@ -14,14 +14,16 @@ pub struct OutboxEntry {
 }
 
 impl Db {
-    /// Queues a delivery, unless `max` already wait (then false: the event is not delivered).
-    pub async fn enqueue_webhook(&self, kind: &str, body: &str, max: i64) -> DbResult<bool> {
+    /// Queues a delivery about `stream_id`, unless `max` already wait (then false: the event
+    /// is not delivered).
+    pub async fn enqueue_webhook(&self, stream_id: &str, kind: &str, body: &str, max: i64) -> DbResult<bool> {
         on_pool!(self, pool => {
             let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox").fetch_one(pool).await?;
             if waiting >= max {
                 return Ok(false);
             }
-            sqlx::query("INSERT INTO webhook_outbox (kind, body, next_at) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO webhook_outbox (stream_id, kind, body, next_at) VALUES ($1, $2, $3, $4)")
+                .bind(stream_id)
                 .bind(kind)
                 .bind(body)
                 .bind(Ts::now())
@@ -32,16 +34,18 @@ impl Db {
     }
 
     /// Claims the oldest delivery that is due and not claimed by a live claim, for `hold`: no
-    /// other node sends it meanwhile. `None` when nothing is due.
+    /// other node sends it meanwhile. Only a stream's oldest waiting delivery may be claimed,
+    /// so a receiver sees a stream's events in order. `None` when nothing is due.
     pub async fn claim_webhook(&self, hold: Duration) -> DbResult<Option<OutboxEntry>> {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(hold).expect("a small duration");
         // PostgreSQL: nodes claiming at once skip each other's row instead of waiting on it.
         let lock = self.dialect("", " FOR UPDATE SKIP LOCKED");
         let sql = format!(
-            "UPDATE webhook_outbox SET claimed_until = $1 WHERE id = (SELECT id FROM webhook_outbox \
-             WHERE next_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT 1{lock}) \
-             RETURNING id, kind, body, attempts"
+            "UPDATE webhook_outbox SET claimed_until = $1 WHERE id = (SELECT id FROM webhook_outbox w \
+             WHERE next_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.stream_id = w.stream_id AND o.id < w.id) \
+             ORDER BY id LIMIT 1{lock}) RETURNING id, kind, body, attempts"
         );
         on_pool!(self, pool => {
             let row = sqlx::query(&sql).bind(ts(until)).bind(ts(now)).fetch_optional(pool).await?;

@@ -496,24 +496,27 @@ async fn nodes_find_each_others_streams_and_sum_their_viewers(db: Db) {
 
 async fn webhook_outbox_claims_retries_and_bounds(db: Db) {
     let other = db.as_other_node();
-    assert!(db.enqueue_webhook("stream.live", "{\"n\":1}", 2).await.unwrap());
-    assert!(other.enqueue_webhook("stream.ended", "{\"n\":2}", 2).await.unwrap());
-    assert!(!db.enqueue_webhook("stream.archived", "{}", 2).await.unwrap(), "the outbox is full");
+    assert!(db.enqueue_webhook("s1", "stream.live", "{\"n\":1}", 3).await.unwrap());
+    assert!(other.enqueue_webhook("s2", "stream.ended", "{\"n\":2}", 3).await.unwrap());
+    assert!(db.enqueue_webhook("s1", "stream.archived", "{\"n\":3}", 3).await.unwrap());
+    assert!(!db.enqueue_webhook("s3", "stream.live", "{}", 3).await.unwrap(), "the outbox is full");
     let hold = Duration::from_secs(60);
-    // Oldest first; a claimed delivery is no other node's to send.
+    // Oldest first; a claimed delivery is no other node's to send; a stream's later delivery
+    // waits for its earlier one.
     let first = other.claim_webhook(hold).await.unwrap().unwrap();
     assert_eq!((first.kind.as_str(), first.body.as_str(), first.attempts), ("stream.live", "{\"n\":1}", 0));
     let second = db.claim_webhook(hold).await.unwrap().unwrap();
     assert_eq!(second.kind, "stream.ended");
-    assert!(db.claim_webhook(hold).await.unwrap().is_none());
+    assert!(db.claim_webhook(hold).await.unwrap().is_none(), "s1's archived waits for s1's live");
     // A failure waits for its retry, then any node takes it up again.
     db.retry_webhook(first.id, Utc::now() + chrono::Duration::seconds(60)).await.unwrap();
-    assert!(db.claim_webhook(hold).await.unwrap().is_none(), "not due yet");
+    assert!(db.claim_webhook(hold).await.unwrap().is_none(), "not due yet, and s1's next waits");
     db.retry_webhook(first.id, Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
     let again = db.claim_webhook(hold).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (first.id, 2));
-    // A claim whose node died lapses.
     db.drop_webhook(again.id).await.unwrap();
+    assert_eq!(db.claim_webhook(hold).await.unwrap().unwrap().kind, "stream.archived", "then s1's next");
+    // A claim whose node died lapses.
     on_pool!(db, pool => {
         sqlx::query("UPDATE webhook_outbox SET claimed_until = $1")
             .bind(ts(Utc::now() - chrono::Duration::seconds(1)))
@@ -521,7 +524,8 @@ async fn webhook_outbox_claims_retries_and_bounds(db: Db) {
             .await
             .unwrap();
     });
-    assert_eq!(other.claim_webhook(hold).await.unwrap().unwrap().id, second.id);
+    let lapsed = other.claim_webhook(hold).await.unwrap().unwrap();
+    assert_eq!(lapsed.id, second.id);
     db.drop_webhook(second.id).await.unwrap();
-    assert!(db.enqueue_webhook("stream.live", "{}", 2).await.unwrap(), "room again");
+    assert!(db.enqueue_webhook("s3", "stream.live", "{}", 3).await.unwrap(), "room again");
 }

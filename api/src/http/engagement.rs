@@ -56,6 +56,16 @@ pub async fn join(
     }
     let replay = stream.status == StreamStatus::Archived;
     let per_client = state.db.settings().await?.viewer_sessions_per_address as usize;
+    // Several nodes: an address's joins count on all of them (each node also counts its own).
+    if state.db.is_shared()
+        && let Err(wait) = state
+            .db
+            .allow_shared(&format!("join:{client}"), JOINS_PER_CLIENT_PER_MINUTE, Duration::from_secs(60))
+            .await?
+    {
+        let message = format!("at most {JOINS_PER_CLIENT_PER_MINUTE} joins a minute from one address");
+        return Err(ApiError::TooManyRequests(message, wait));
+    }
     let joined = state.engagement.join(&state.db, (&stream.id, replay), (client, per_client), Instant::now()).await?;
     let session_id = match joined {
         Ok(session_id) => {
