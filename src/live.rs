@@ -57,6 +57,8 @@ struct OnAir {
     /// The current publish's ingest figures, and the media bytes it handed to packaging.
     stats: Arc<PublishStats>,
     bytes_out: Arc<AtomicU64>,
+    /// The publish this node packages (the database counts every publish, on every node).
+    publish_seq: i64,
 }
 
 impl OnAir {
@@ -151,7 +153,15 @@ impl Live {
         let kick = CancellationToken::new();
         let bytes_out = Arc::new(AtomicU64::new(0));
         let live = packager.live();
-        let on_air = OnAir { packager, live, progress, kick: kick.clone(), stats, bytes_out: bytes_out.clone() };
+        let on_air = OnAir {
+            packager,
+            live,
+            progress,
+            kick: kick.clone(),
+            stats,
+            bytes_out: bytes_out.clone(),
+            publish_seq: ticket.publish_seq,
+        };
         // Dropping the replaced entry kicks the previous publisher, if one is still connected.
         if let Some(previous) = self.on_air().insert(ticket.stream_id.clone(), on_air)
             && !previous.kick.is_cancelled()
@@ -180,11 +190,17 @@ impl Live {
         }
     }
 
-    /// Lets go of a stream another node now holds: its publisher here (if still connected) is
-    /// disconnected and what it sent is stored, without finishing the replay, which the
-    /// holder continues. Its next publish here resumes from the stored replay, not from this
-    /// node's stale state.
-    pub async fn release(&self, stream_id: &str) {
+    /// Lets go of a stream published since elsewhere (its publish `latest` is newer than the
+    /// one packaged here): its publisher here (if still connected) is disconnected and what
+    /// it sent is stored, without finishing the replay, which the other node continues. Its
+    /// next publish here resumes from the stored replay, not from this node's stale state.
+    pub async fn release(&self, stream_id: &str, latest: i64) {
+        // Not while a publish starts here: it may be the newer one.
+        let _starting = self.starting.lock().await;
+        let superseded = self.on_air().get(stream_id).is_some_and(|on_air| on_air.publish_seq < latest);
+        if !superseded {
+            return;
+        }
         let Some(on_air) = self.on_air().remove(stream_id) else { return };
         tracing::info!(stream = %stream_id, "the stream is held by another node: let go here");
         let packager = on_air.packager.clone();
@@ -284,8 +300,8 @@ impl hawker_api::LiveControl for LiveControl {
         self.live.finish(stream_id, playback_id, save).await
     }
 
-    async fn release(&self, stream_id: &str) {
-        self.live.release(stream_id).await
+    async fn release(&self, stream_id: &str, latest: i64) {
+        self.live.release(stream_id, latest).await
     }
 
     fn ingest_health(&self, stream_id: &str) -> Option<IngestHealth> {

@@ -178,6 +178,61 @@ async fn publish_output(url: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A stream moves from node a to node b and back, on one bucket: node a lets go of its
+/// state when node b takes the stream, so when the publisher comes back to node a the
+/// playlist goes on from what node b stored, with no segment number used twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_comes_back_to_a_node_continues_from_the_bucket() {
+    let url = postgres::database();
+    let s3 = S3Server::start();
+    let config = s3.config_file("serve");
+    let args = ["--database-url", url.as_str(), "--config", config.to_str().unwrap()];
+    let (a, b) = (Server::start_with(&args), Server::start_with(&args));
+    let seller = a.user("seller", "seller");
+    let stream = a.create_stream(&seller, "Back and forth").await;
+    let (id, pid, key) = (
+        stream["id"].as_str().unwrap(),
+        stream["playback_id"].as_str().unwrap(),
+        stream["stream_key"].as_str().unwrap(),
+    );
+    let mut on_a = open_events(&a, id, None).await;
+    let mut first = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 60);
+    a.wait_for_segments(pid, 2, Duration::from_secs(20)).await;
+    // Node b takes the stream; node a lets go within a couple of seconds.
+    let mut second = ffmpeg_publish(&format!("{}/{key}", b.rtmp), 60);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.log().contains("let go here") {
+        assert!(Instant::now() < deadline, "node a kept the stream:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = first.kill().await;
+    let before = listed(&media_playlist(&b, pid).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while listed(&media_playlist(&b, pid).await) < before + 2 {
+        assert!(Instant::now() < deadline, "node b made no segments");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Node b's publisher leaves; it comes back to node a.
+    let _ = second.kill().await;
+    wait_event(&mut on_a, "status", Duration::from_secs(10), |e| e["status"] == "reconnecting").await;
+    let on_b = listed(&media_playlist(&b, pid).await);
+    let mut third = ffmpeg_publish(&format!("{}/{key}", a.rtmp), 60);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (status, text) = a.fetch_text(&format!("/hls/{pid}/v0/index.m3u8")).await;
+        if status == 200 && listed(&text) > on_b + 1 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "node a did not go on from node b's segments");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = third.kill().await;
+    let playlist = parse_media(&text);
+    let uris: std::collections::HashSet<&str> = playlist.segments.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(uris.len(), playlist.segments.len(), "a segment listed twice:\n{text}");
+    assert!(text.matches("#EXT-X-DISCONTINUITY").count() >= 1, "{text}");
+}
+
 /// Invalid stream keys count per address over all nodes: five in a minute in all (the
 /// default), not five on each node; past them, even a valid key is refused on every node.
 #[tokio::test(flavor = "multi_thread")]

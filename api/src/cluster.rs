@@ -171,10 +171,6 @@ impl Peers {
         self.holders.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(stream_id).cloned()
     }
 
-    fn holds_elsewhere(&self) -> Vec<String> {
-        self.holders.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().cloned().collect()
-    }
-
     /// Re-reads which live streams other nodes hold.
     async fn refresh(&self, db: &Db) {
         if self.advertise_url.is_none() {
@@ -210,7 +206,7 @@ impl Peers {
 
 /// On a shared database with an advertised address, until the task is dropped: every second,
 /// records this node (so others forward to it) and re-reads which streams the others hold; a
-/// stream packaged here that another node now holds is let go here.
+/// stream packaged here that has been published since on another node is let go here.
 pub async fn follow_peers(state: AppState) {
     let Some(url) = state.peers.advertise_url.clone().filter(|_| state.db.is_shared()) else { return };
     let mut tick = tokio::time::interval(PEERS_EVERY);
@@ -222,14 +218,16 @@ pub async fn follow_peers(state: AppState) {
             tracing::warn!("recording this node: {e}");
         }
         state.peers.refresh(&state.db).await;
-        for stream_id in state.peers.holds_elsewhere() {
-            // Checked again: the stream may have been taken over to this node since the read.
-            if state.live.ingest_health(&stream_id).is_some()
-                && let Ok(Some(holder)) = state.db.lease_holder(&stream_id).await
-                && holder != state.db.node()
-            {
-                state.live.release(&stream_id).await;
+        // A stream packaged here but published since on another node (taken over there, live
+        // or reconnecting by now) is let go: this node's state of it is stale.
+        let here: Vec<String> = state.live.all_ingest_health().into_iter().map(|(id, _)| id).collect();
+        match state.db.publish_counts(&here).await {
+            Ok(counts) => {
+                for (stream_id, latest) in counts {
+                    state.live.release(&stream_id, latest).await;
+                }
             }
+            Err(e) => tracing::warn!("reading the streams' publishes: {e}"),
         }
         ticks += 1;
         if ticks.is_multiple_of(60)

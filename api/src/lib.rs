@@ -35,9 +35,10 @@ pub trait LiveControl: Send + Sync + 'static {
     /// Stops packaging the stream; with `save`, its replay playlist is finalised. When this
     /// returns no more media objects of the stream are written.
     async fn finish(&self, stream_id: &str, playback_id: &str, save: bool) -> anyhow::Result<()>;
-    /// Lets go of a stream another node now holds: disconnects its publisher here, stores
-    /// what was sent, and forgets the stream without finishing its replay.
-    async fn release(&self, stream_id: &str);
+    /// Lets go of a stream published since on another node (the database's publish count
+    /// `latest` is past the publish packaged here): disconnects its publisher here, stores what
+    /// was sent, and forgets the stream without finishing its replay.
+    async fn release(&self, stream_id: &str, latest: i64);
     /// Health of the stream's latest publish, while the stream is being packaged.
     fn ingest_health(&self, stream_id: &str) -> Option<IngestHealth>;
     /// Health of every stream being packaged, by stream id.

@@ -327,6 +327,23 @@ impl Db {
         })
     }
 
+    /// How many publishes each of these streams has had, on any node.
+    pub async fn publish_counts(&self, ids: &[String]) -> DbResult<Vec<(String, i64)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!("SELECT id, publish_seq FROM streams WHERE id IN ({})", marks.join(", "));
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(|row| Ok((row.text("id")?, row.int("publish_seq")?))).collect()
+        })
+    }
+
     /// Renews the leases of the live streams published to this node; returns their ids.
     pub async fn renew_leases(&self) -> DbResult<Vec<String>> {
         on_pool!(self, pool => {
