@@ -196,6 +196,11 @@ impl Ts {
     }
 }
 
+/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list of `n` values.
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 fn ts(at: DateTime<Utc>) -> Ts {
     Ts(at)
 }

@@ -332,8 +332,7 @@ impl Db {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!("SELECT id, publish_seq FROM streams WHERE id IN ({})", marks.join(", "));
+        let sql = format!("SELECT id, publish_seq FROM streams WHERE id IN ({})", placeholders(ids.len()));
         on_pool!(self, pool => {
             let mut query = sqlx::query(&sql);
             for id in ids {

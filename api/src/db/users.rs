@@ -125,8 +125,8 @@ impl Db {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!("SELECT id, name, role, guest FROM users WHERE id IN ({}) ORDER BY name", marks.join(", "));
+        let sql =
+            format!("SELECT id, name, role, guest FROM users WHERE id IN ({}) ORDER BY name", placeholders(ids.len()));
         on_pool!(self, pool => {
             let mut query = sqlx::query(&sql);
             for id in ids {
