@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use hawker_api::engagement::ClientKey;
 use hawker_api::model::PublishTicket;
 use hawker_api::settings::Settings;
-use hawker_api::{Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker};
+use hawker_api::{Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ReplayVideo};
 use hawker_ingest::{
     Audio, EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
     Video,
@@ -324,6 +324,16 @@ impl hawker_api::LiveControl for LiveControl {
         Ok(())
     }
 
+    async fn export_replay(&self, playback_id: &str) -> anyhow::Result<ReplayVideo> {
+        let (path, export) = self.live.packager.export_replay_mp4(playback_id).await?;
+        Ok(ReplayVideo {
+            path: path.to_owned(),
+            bytes: export.bytes,
+            duration_ms: export.duration_ms,
+            complete: export.complete,
+        })
+    }
+
     fn ingest_counters(&self) -> IngestCounters {
         let s = self.ingest.snapshot();
         IngestCounters {
@@ -355,6 +365,7 @@ impl hawker_api::LiveHls for LiveControl {
             names::HlsPath::MediaPlaylist { rendition } => HlsPath::MediaPlaylist { rendition },
             names::HlsPath::Part { rendition, msn, index } => HlsPath::Part { rendition, msn, index },
             names::HlsPath::Poster => HlsPath::Poster,
+            names::HlsPath::Download => HlsPath::Download,
             names::HlsPath::Object => HlsPath::Object,
         }
     }
@@ -447,6 +458,8 @@ fn packaging_config(settings: &Settings) -> PackagerConfig {
                 video_bitrate_kbps: r.video_bitrate_kbps,
             })
             .collect(),
+        // Exports use the server's packager configuration, not a stream's.
+        ..PackagerConfig::default()
     }
 }
 

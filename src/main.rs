@@ -440,6 +440,7 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
         poster_interval: config.poster_interval,
         part_duration: config.part_duration,
         ladder: Vec::new(),
+        work_dir: config.data_dir.join("work"),
     };
     let db = db.with_setting_defaults(live::setting_defaults(&packager_config));
     let packager = Packager::new(store.clone(), packager_config)?;

@@ -190,6 +190,22 @@ async fn s3_redirect_mode_plays_from_the_bucket_and_replays() {
     assert!(journal.is_empty(), "the journal is live-only: {journal:?}");
     let stored_replay = std::fs::read_to_string(s3.object_path(&format!("{v0}/replay.m3u8"))).unwrap();
     assert!(stored_replay.contains("#EXT-X-ENDLIST"));
+
+    // The replay's MP4 goes straight to the bucket and is fetched there, by byte range too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let video_url = loop {
+        if let Some(url) = server.stream(id, None).await["video_url"].as_str() {
+            break url.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no video_url");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mp4_key = format!("streams/{pid}/replay.mp4");
+    assert_eq!(stored_headers(&s3, &mp4_key), ("video/mp4".into(), IMMUTABLE.into()));
+    let response = no_redirect.get(&video_url).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    let size = check_replay_mp4(&video_url, total_duration(&replay)).await;
+    assert_eq!(std::fs::metadata(s3.object_path(&mp4_key)).unwrap().len(), size);
 }
 
 /// A viewer that polls the live playlist and fetches every object it names, recording any

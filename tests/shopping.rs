@@ -436,6 +436,16 @@ async fn live_shopping_end_to_end() {
     assert!(ready["playback_url"].as_str().unwrap().ends_with(&format!("/hls/{pid}/index.m3u8")));
     let replay_playlist = server.media_playlist(pid).await.expect("replay playlist");
     assert!(replay_playlist.contains("#EXT-X-ENDLIST"));
+    // The replay as one MP4 file, made after the save.
+    let mp4 = wait_event(&mut public, "replay.mp4_ready", Duration::from_secs(30), |_| true).await;
+    let hook = hooks.wait("replay.mp4_ready", id, Duration::from_secs(10)).await;
+    let video_url = mp4["video_url"].as_str().expect("video_url").to_owned();
+    assert_eq!(video_url, format!("{}/hls/{pid}/replay.mp4", server.url("")));
+    assert_eq!(hook["video_url"], video_url.as_str());
+    assert_eq!(server.stream(id, None).await["video_url"], video_url.as_str());
+    let replay_seconds = total_duration(&parse_media(&replay_playlist));
+    let size = check_replay_mp4(&video_url, replay_seconds).await;
+    assert_eq!(mp4["bytes"].as_u64(), Some(size));
     assert!(
         daterange(&replay_playlist).is_some_and(|m| m.contains("END-DATE=")),
         "no pin in the replay:\n{replay_playlist}"

@@ -34,8 +34,11 @@ pub mod kind {
     pub const UNPIN: &str = "unpin";
     /// `{orders, units, revenue}`.
     pub const ORDERS: &str = "orders";
+    /// `{video_url, bytes, duration_seconds}`: the replay's MP4 file is stored and plays.
+    pub const REPLAY_MP4_READY: &str = "replay.mp4_ready";
 
-    pub const ALL: [&str; 9] = [STATUS, REPLAY_READY, VIEWERS, REACTIONS, CHAT, CHAT_DELETED, PIN, UNPIN, ORDERS];
+    pub const ALL: [&str; 10] =
+        [STATUS, REPLAY_READY, VIEWERS, REACTIONS, CHAT, CHAT_DELETED, PIN, UNPIN, ORDERS, REPLAY_MP4_READY];
 
     /// The kind named `name`, as our constant.
     pub fn parse(name: &str) -> Option<&'static str> {

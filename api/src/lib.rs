@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod money;
 pub mod playback;
+pub mod replay_video;
 pub mod secrets;
 pub mod settings;
 pub mod webhooks;
@@ -48,6 +49,21 @@ pub trait LiveControl: Send + Sync + 'static {
     /// Puts a timed marker (an `EXT-X-DATERANGE`) into the stream's live and replay
     /// playlists. A marker with the `id` of an earlier one and an `end` closes it.
     async fn add_marker(&self, stream_id: &str, marker: Marker) -> anyhow::Result<()>;
+    /// Makes one MP4 file of a saved stream's replay (no re-encode) and stores it beside the
+    /// replay. Slow (it reads every segment once): call it off the request path.
+    async fn export_replay(&self, playback_id: &str) -> anyhow::Result<ReplayVideo>;
+}
+
+/// A replay's MP4 file, as made by [`LiveControl::export_replay`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayVideo {
+    /// Its path under `/hls/{playback_id}/`.
+    pub path: String,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// False when it stops early: the replay changes codec configuration (a seller who
+    /// changed resolution between publishes) and one MP4 track holds one.
+    pub complete: bool,
 }
 
 /// What HLS delivery needs of the packaging side: live HLS from memory for the streams
@@ -88,6 +104,8 @@ pub enum HlsPath {
     Part { rendition: String, msn: u64, index: u64 },
     /// The stream's poster.
     Poster,
+    /// A file as large as a replay (its MP4): served by byte range, never read whole.
+    Download,
     /// Any other object.
     Object,
 }
@@ -178,6 +196,11 @@ impl PublicUrls {
     pub fn playback(&self, playback_id: &str) -> String {
         format!("{}/hls/{playback_id}/index.m3u8", self.http)
     }
+
+    /// The URL of a stream's object at `path` under its HLS folder.
+    pub fn media(&self, playback_id: &str, path: &str) -> String {
+        format!("{}/hls/{playback_id}/{path}", self.http)
+    }
 }
 
 /// Everything the HTTP handlers share.
@@ -261,6 +284,7 @@ pub async fn run_background(state: AppState) {
         purge_guests(state.db.clone()),
         cluster::relay_events(state.db.clone(), state.events.clone(), state.peers.clone()),
         cluster::follow_peers(state.clone()),
+        replay_video::resume(state.clone()),
         webhooks::run(state),
     );
 }

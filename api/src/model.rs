@@ -194,6 +194,8 @@ pub struct Stream {
     pub ended_at: Option<DateTime<Utc>>,
     /// A rehearsal: never listed, no webhooks, deleted (media and all) when it ends.
     pub practice: bool,
+    /// The replay as one MP4, once made: its path under `/hls/{playback_id}/`.
+    pub video_path: Option<String>,
 }
 
 impl Stream {

@@ -1,4 +1,4 @@
-//! Outgoing webhooks: stream live / reconnecting / ended / archived and replay ready are
+//! Outgoing webhooks: stream live / reconnecting / ended / archived, replay ready and replay MP4 ready are
 //! POSTed to the admin's `webhook_url` as JSON `{type, stream_id, at, ...}`, signed with
 //! `X-Hawker-Signature: sha256=<hex HMAC-SHA256 of the body with webhook_secret>`.
 //! Deliveries wait in the database's outbox (bounded: when it is full, new ones are dropped
@@ -38,6 +38,7 @@ pub fn webhook_type(event: &Event) -> Option<&'static str> {
         (kind::STATUS, Some("ended")) => Some("stream.ended"),
         (kind::STATUS, Some("archived")) => Some("stream.archived"),
         (kind::REPLAY_READY, _) => Some("replay.ready"),
+        (kind::REPLAY_MP4_READY, _) => Some("replay.mp4_ready"),
         _ => None,
     }
 }

@@ -300,6 +300,115 @@ fn cto_offsets(segment: &[u8], trun: usize) -> Option<Vec<usize>> {
     offsets.iter().all(|&o| o + 4 <= segment.len()).then_some(offsets)
 }
 
+/// A track of an init segment, for putting fragments of several publishes on one timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Track {
+    pub id: u32,
+    pub timescale: u32,
+    pub default_duration: u32,
+}
+
+/// Every track of an init segment (ftyp + moov), and each one's sample entries (`stsd`): two
+/// inits whose tracks and entries are equal describe media one file can hold in one run.
+pub(crate) fn tracks(init: &[u8]) -> Option<(Vec<Track>, Vec<u8>)> {
+    let moov = child(init, b"moov")?;
+    let mut tracks = Vec::new();
+    let mut entries = Vec::new();
+    for (_, trak) in boxes(moov).filter(|(k, _)| k == b"trak") {
+        let tkhd = child(trak, b"tkhd")?;
+        let id = u32_at(tkhd, if tkhd.first()? == &1 { 20 } else { 12 })?;
+        let mdia = child(trak, b"mdia")?;
+        let mdhd = child(mdia, b"mdhd")?;
+        let timescale = u32_at(mdhd, if mdhd.first()? == &1 { 20 } else { 12 })?.max(1);
+        let stsd = child(child(child(mdia, b"minf")?, b"stbl")?, b"stsd")?;
+        entries.extend_from_slice(&id.to_be_bytes());
+        entries.extend_from_slice(stsd);
+        let default_duration = child(moov, b"mvex")
+            .into_iter()
+            .flat_map(|mvex| boxes(mvex).filter(|(k, _)| k == b"trex"))
+            .find(|(_, trex)| u32_at(trex, 4) == Some(id))
+            .and_then(|(_, trex)| u32_at(trex, 12))
+            .unwrap_or(0);
+        tracks.push(Track { id, timescale, default_duration });
+    }
+    (!tracks.is_empty()).then_some((tracks, entries))
+}
+
+/// The decode-time span of each `traf` of a media segment, in nanoseconds: (start, end).
+pub(crate) fn fragment_spans(segment: &[u8], tracks: &[Track]) -> Vec<(u64, u64)> {
+    let mut spans = Vec::new();
+    for (_, moof) in boxes(segment).filter(|(k, _)| k == b"moof") {
+        for (_, traf) in boxes(moof).filter(|(k, _)| k == b"traf") {
+            let Some(span) = traf_span(traf, tracks) else { continue };
+            spans.push(span);
+        }
+    }
+    spans
+}
+
+fn traf_span(traf: &[u8], tracks: &[Track]) -> Option<(u64, u64)> {
+    let tfhd = child(traf, b"tfhd")?;
+    let track = tracks.iter().find(|t| Some(t.id) == u32_at(tfhd, 4))?;
+    let flags = u32_at(tfhd, 0)? & 0x00FF_FFFF;
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        at += 8; // base-data-offset
+    }
+    if flags & 0x2 != 0 {
+        at += 4; // sample-description-index
+    }
+    let default = if flags & 0x8 != 0 { u32_at(tfhd, at)? } else { track.default_duration };
+    let tfdt = child(traf, b"tfdt")?;
+    let start = match tfdt.first()? {
+        1 => u64::from_be_bytes(tfdt.get(4..12)?.try_into().ok()?),
+        _ => u64::from(u32_at(tfdt, 4)?),
+    };
+    let mut duration = 0u64;
+    for (_, trun) in boxes(traf).filter(|(k, _)| k == b"trun") {
+        duration = duration.saturating_add(trun_duration(trun, default)?);
+    }
+    let ns = |ticks: u64| u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(track.timescale)).ok();
+    Some((ns(start)?, ns(start.saturating_add(duration))?))
+}
+
+/// Moves every `traf` of a media segment by `shift_ns` on the decode timeline (each `tfdt`
+/// rewritten in place, in its track's timescale). False if a time would not fit (then the
+/// segment may be partly rewritten: drop it).
+pub(crate) fn shift_decode_times(segment: &mut [u8], tracks: &[Track], shift_ns: i64) -> bool {
+    let len = segment.len();
+    for (_, moof_start, moof_end) in box_ranges(segment, 0, len).into_iter().filter(|(k, ..)| k == b"moof") {
+        for (_, traf_start, traf_end) in
+            box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf")
+        {
+            let children = box_ranges(segment, traf_start, traf_end);
+            let find = |kind: &[u8; 4]| children.iter().find(|(k, ..)| k == kind).map(|&(_, s, e)| (s, e));
+            let (Some((tfhd, _)), Some((tfdt, tfdt_end))) = (find(b"tfhd"), find(b"tfdt")) else { return false };
+            let Some(track) = tracks.iter().find(|t| Some(t.id) == u32_at(segment, tfhd + 4)) else { return false };
+            let shift = i128::from(shift_ns) * i128::from(track.timescale) / 1_000_000_000;
+            let wide = segment.get(tfdt) == Some(&1);
+            if tfdt_end < tfdt + if wide { 12 } else { 8 } {
+                return false;
+            }
+            let written = match wide {
+                true => segment[tfdt + 4..tfdt + 12].try_into().map(u64::from_be_bytes).unwrap_or(0),
+                false => u64::from(u32_at(segment, tfdt + 4).unwrap_or(0)),
+            };
+            let moved = i128::from(written) + shift;
+            match wide {
+                true => match u64::try_from(moved) {
+                    Ok(v) => segment[tfdt + 4..tfdt + 12].copy_from_slice(&v.to_be_bytes()),
+                    Err(_) => return false,
+                },
+                false => match u32::try_from(moved) {
+                    Ok(v) => segment[tfdt + 4..tfdt + 8].copy_from_slice(&v.to_be_bytes()),
+                    Err(_) => return false,
+                },
+            }
+        }
+    }
+    true
+}
+
 fn trun_duration(trun: &[u8], default: u32) -> Option<u64> {
     let flags = u32_at(trun, 0)? & 0x00FF_FFFF;
     let count = u64::from(u32_at(trun, 4)?);

@@ -9,6 +9,7 @@
 
 mod bmff;
 mod codec;
+mod export;
 mod live;
 pub mod names;
 mod pipeline;
@@ -30,6 +31,7 @@ use crate::pipeline::{BusEvent, Configs, Input};
 use crate::playlist::Kind;
 use crate::writer::{Msg, Writer};
 
+pub use crate::export::Mp4Export;
 pub use crate::live::LiveState;
 pub use crate::names::SOURCE_RENDITION;
 pub use crate::playlist::DateRange;
@@ -68,6 +70,8 @@ pub struct PackagerConfig {
     /// ABR ladder: renditions transcoded from the source, next to it; empty (the default):
     /// the source only.
     pub ladder: Vec<Rendition>,
+    /// Temporary files of MP4 exports (as large as a replay): a folder on the data disk.
+    pub work_dir: std::path::PathBuf,
 }
 
 impl Default for PackagerConfig {
@@ -78,6 +82,7 @@ impl Default for PackagerConfig {
             poster_interval: Duration::from_secs(10),
             part_duration: Some(Duration::from_millis(200)),
             ladder: Vec::new(),
+            work_dir: std::env::temp_dir().join("hawker-work"),
         }
     }
 }
@@ -257,6 +262,21 @@ impl Packager {
             self.store.put(&names::replay_key(playback_id, &rendition), vod, writer::PLAYLIST_META).await?;
         }
         writer::remove_live_only(self.store.as_ref(), playback_id).await
+    }
+
+    /// Makes one fast-start MP4 of a stream's stored replay (the source rendition, no
+    /// re-encode) and stores it beside the replay. Returns its path under
+    /// `/hls/{playback_id}/` and what was written. Run it off the live path: it reads every
+    /// segment once (one at a time).
+    pub async fn export_replay_mp4(&self, playback_id: &str) -> Result<(&'static str, Mp4Export), PackagerError> {
+        let (segments, _) = self.stored_replay(playback_id, SOURCE_RENDITION).await?;
+        if segments.is_empty() {
+            return Err(PackagerError::Playlist("the stream has no stored replay".into()));
+        }
+        let keys = export::source_segments(playback_id, &segments);
+        let target = names::replay_mp4_key(playback_id);
+        let export = export::remux(self.store.clone(), keys, &self.config.work_dir, &target).await?;
+        Ok((names::REPLAY_MP4, export))
     }
 
     /// A rendition's stored replay playlist: the final one once the stream was saved, else

@@ -14,6 +14,7 @@
 //! - `{rendition}/seg{MSN:06}.{i}.m4s`: LL-HLS part `i` of a segment (the segment object holds
 //!   the same bytes); live-only, removed once saved
 //! - `poster.jpg`: a JPEG of a recent keyframe, refreshed while live, kept for the replay
+//! - `replay.mp4`: the replay as one fast-start MP4 (the source rendition), made after save
 
 /// The source rendition's folder: the publisher's H.264, passed through.
 pub const SOURCE_RENDITION: &str = "v0";
@@ -43,6 +44,13 @@ pub(crate) fn journal_key(playback_id: &str, rendition: &str, chunk: usize) -> S
     key(playback_id, rendition, &format!("journal{chunk:05}.m3u8"))
 }
 
+/// The replay's MP4, as a path under `/hls/{playback_id}/`.
+pub const REPLAY_MP4: &str = "replay.mp4";
+
+pub(crate) fn replay_mp4_key(playback_id: &str) -> String {
+    format!("streams/{playback_id}/{REPLAY_MP4}")
+}
+
 pub(crate) fn poster_key(playback_id: &str) -> String {
     format!("streams/{playback_id}/poster.jpg")
 }
@@ -68,6 +76,8 @@ pub enum HlsPath {
     Part { rendition: String, msn: u64, index: u64 },
     /// `poster.jpg`: a picture of the stream.
     Poster,
+    /// `replay.mp4`: a file as large as the replay, to serve by byte range.
+    Download,
     /// Any other object (multivariant playlist, init, segment, poster).
     Object,
 }
@@ -75,6 +85,9 @@ pub enum HlsPath {
 pub fn resolve(path: &str) -> HlsPath {
     if path == "poster.jpg" {
         return HlsPath::Poster;
+    }
+    if path == REPLAY_MP4 {
+        return HlsPath::Download;
     }
     let Some((rendition, name)) = path.split_once('/') else { return HlsPath::Object };
     if name.contains('/') {
@@ -101,7 +114,9 @@ fn part_of(name: &str) -> Option<(u64, u64)> {
 pub fn object_key(playback_id: &str, path: &str) -> String {
     match resolve(path) {
         HlsPath::MediaPlaylist { rendition } => replay_key(playback_id, &rendition),
-        HlsPath::Part { .. } | HlsPath::Poster | HlsPath::Object => format!("{}{path}", stream_prefix(playback_id)),
+        HlsPath::Part { .. } | HlsPath::Poster | HlsPath::Download | HlsPath::Object => {
+            format!("{}{path}", stream_prefix(playback_id))
+        }
     }
 }
 
@@ -124,6 +139,8 @@ mod tests {
         assert_eq!(resolve("v0/init0.mp4"), HlsPath::Object);
         assert_eq!(resolve("index.m3u8"), HlsPath::Object);
         assert_eq!(resolve("poster.jpg"), HlsPath::Poster);
+        assert_eq!(resolve("replay.mp4"), HlsPath::Download);
+        assert_eq!(object_key("p", "replay.mp4"), "streams/p/replay.mp4");
         assert_eq!(resolve("v0/x/index.m3u8"), HlsPath::Object);
         assert_eq!(object_key("p", "v0/index.m3u8"), "streams/p/v0/replay.m3u8");
         assert_eq!(object_key("p", "v0/seg000001.m4s"), "streams/p/v0/seg000001.m4s");

@@ -131,7 +131,7 @@ fn ll_config() -> PackagerConfig {
         live_window: 2,
         poster_interval: Duration::ZERO,
         part_duration: Some(Duration::from_millis(200)),
-        ladder: Vec::new(),
+        ..PackagerConfig::default()
     }
 }
 
@@ -244,6 +244,72 @@ async fn two_publishes_then_vod() {
     packager.finalize_replay("nothing-here").await.expect("no replay is fine");
 }
 
+/// (stream index, DTS ms, PTS ms) of every packet of a file, as ffprobe reads them.
+fn packets(path: &Path) -> Vec<(u32, i64, i64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=stream_index,dts_time,pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ms = |s: &str| (s.parse::<f64>().expect("a time") * 1000.0).round() as i64;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.first()?.parse().ok()?, ms(f.get(2)?), ms(f.get(1)?)))
+        })
+        .collect()
+}
+
+/// Top-level box types of a file.
+fn top_boxes(path: &Path) -> Vec<String> {
+    boxes(&std::fs::read(path).expect("read the file"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_replay_exports_as_one_fast_start_mp4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tags = read_flv(&ffmpeg_flv(dir.path(), "av.flv", true, 5));
+    let store = Arc::new(LocalStore::new(dir.path().join("store")).expect("store"));
+    let config = PackagerConfig { work_dir: dir.path().join("work"), ..ll_config() };
+    let packager = Packager::new(store.clone(), config).expect("packager");
+    let stream = packager.open("pidmp4").await.expect("open");
+    // Two publishes, each starting its timestamps at 0 (an OBS reconnect).
+    for _ in 0..2 {
+        let mut feed = stream.start_publish().expect("publish");
+        push_all(&mut feed, &tags);
+        feed.end();
+        stream.settle().await;
+    }
+    stream.finish(true).await.expect("finish");
+
+    let (path, export) = packager.export_replay_mp4("pidmp4").await.expect("export");
+    assert_eq!(path, "replay.mp4");
+    assert!(export.complete);
+    let file = dir.path().join("store/streams/pidmp4/replay.mp4");
+    assert_eq!(std::fs::metadata(&file).expect("stored").len(), export.bytes);
+    // Fast start: the index before the media.
+    let top = top_boxes(&file);
+    let (moov, mdat) = (top.iter().position(|b| b == "moov"), top.iter().position(|b| b == "mdat"));
+    assert!(moov.is_some() && moov < mdat, "{top:?}");
+    // Every frame of both publishes, one after the other, decode times strictly increasing.
+    let packets = packets(&file);
+    let source_video = tags.iter().filter(|t| t.kind == 9 && t.body.get(1) == Some(&1)).count();
+    let video: Vec<_> = packets.iter().filter(|p| p.0 == 0).collect();
+    assert_eq!(video.len(), 2 * source_video, "video frames");
+    assert!(video.windows(2).all(|w| w[0].1 < w[1].1), "video DTS increase");
+    let audio: Vec<_> = packets.iter().filter(|p| p.0 == 1).collect();
+    assert!(audio.windows(2).all(|w| w[0].1 < w[1].1), "audio DTS increase");
+    let duration = 2.0 * media_duration(&tags);
+    assert!((export.duration_ms as f64 / 1000.0 - duration).abs() < 0.2, "{} ms vs {duration} s", export.duration_ms);
+    let last_video = video.last().expect("video").1 as f64 / 1000.0;
+    assert!((last_video - duration).abs() < 0.2, "last frame at {last_video} s of {duration} s");
+    // The work folder is left empty; the next export replaces the file.
+    assert_eq!(std::fs::read_dir(dir.path().join("work")).expect("work dir").count(), 0);
+    assert!(packager.export_replay_mp4("nothing-here").await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_only_with_fractional_target() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -257,7 +323,7 @@ async fn video_only_with_fractional_target() {
         live_window: 6,
         poster_interval: Duration::ZERO,
         part_duration: None,
-        ladder: Vec::new(),
+        ..PackagerConfig::default()
     };
     let packager = Packager::new(store.clone(), config).expect("packager");
     let stream = packager.open("pidv").await.expect("open");

@@ -116,6 +116,19 @@ pub trait Store: Send + Sync + 'static {
         let range = usize::try_from(offset).ok().zip(usize::try_from(offset.saturating_add(len)).ok());
         Ok(range.filter(|&(_, end)| end <= object.bytes.len()).map(|(start, end)| object.bytes.slice(start..end)))
     }
+    /// The size of an object in bytes; `Ok(None)` when there is no such object. A backend
+    /// that can tell without reading the object does.
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(key).await?.map(|object| object.bytes.len() as u64))
+    }
+    /// Stores the file at `path` as an object (a replay's MP4: far larger than a segment),
+    /// without holding it in memory where the backend can; the file may be moved or removed.
+    /// Unlike `put`, a remote backend writes it to the remote directly and returns once it is
+    /// there (no spool: the caller is off the live path and can retry).
+    async fn put_file(&self, key: &str, path: &std::path::Path, meta: ObjectMeta) -> Result<(), StoreError> {
+        let bytes = tokio::fs::read(path).await?;
+        self.put(key, bytes.into(), meta).await
+    }
     /// Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every key that starts with `prefix`, sorted.

@@ -71,6 +71,36 @@ impl Store for LocalStore {
         blocking(move || read_range(&path, offset, len)).await
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put_file(&self, key: &str, source: &Path, _meta: ObjectMeta) -> Result<(), StoreError> {
+        let (path, source) = (self.path(key)?, source.to_owned());
+        blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            // A rename when the file is on the same file system; else a copy beside the target,
+            // renamed onto it, so readers never see half an object.
+            if std::fs::rename(&source, &path).is_ok() {
+                return Ok(());
+            }
+            let tmp = temp_beside(&path)?;
+            let copied = std::fs::copy(&source, &tmp).and_then(|_| std::fs::rename(&tmp, &path));
+            if copied.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Ok(copied?)
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match tokio::fs::remove_file(self.path(key)?).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

@@ -1,7 +1,7 @@
 //! The S3 backend: any S3-compatible service (AWS S3, MinIO, Cloudflare R2, Garage, s3s),
 //! behind the upload queue and spool of `uploader`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Del
 use bytes::Bytes;
 
 use crate::uploader::{Options, Remote, Uploader};
-use crate::{Object, ObjectMeta, Store, StoreError, UploadStats, intern_cache_control, intern_content_type};
+use crate::{Object, ObjectMeta, Store, StoreError, UploadStats, check_key, intern_cache_control, intern_content_type};
 
 /// How viewers get immutable objects (segments, init segments, posters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -210,6 +210,27 @@ impl Store for S3Store {
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
         self.uploader.get(key).await
     }
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.uploader.get_local(key).await? {
+            Some(object) => Ok(Some(object.bytes.len() as u64)),
+            None => self.uploader.remote().size(key).await,
+        }
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+        match self.uploader.get_local(key).await? {
+            Some(object) => {
+                let range = usize::try_from(offset).ok().zip(usize::try_from(offset.saturating_add(len)).ok());
+                Ok(range
+                    .filter(|&(_, end)| end <= object.bytes.len())
+                    .map(|(start, end)| object.bytes.slice(start..end)))
+            }
+            None => self.uploader.remote().get_range(key, offset, len).await,
+        }
+    }
+    async fn put_file(&self, key: &str, path: &Path, meta: ObjectMeta) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.uploader.remote().put_file(key, path, meta).await
+    }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.uploader.delete(key).await
     }
@@ -296,6 +317,121 @@ impl S3Remote {
 
     fn full_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.client.head_object().bucket(&self.bucket).key(self.full_key(key)).send().await {
+            Ok(out) => Ok(out.content_length().and_then(|n| u64::try_from(n).ok())),
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+            Err(err) => Err(remote_error("head", err)),
+        }
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+        if len == 0 {
+            return Ok(self.size(key).await?.filter(|&size| offset <= size).map(|_| Bytes::new()));
+        }
+        let range = format!("bytes={offset}-{}", offset.saturating_add(len - 1));
+        let out = match self.client.get_object().bucket(&self.bucket).key(self.full_key(key)).range(range).send().await
+        {
+            Ok(out) => out,
+            Err(err) if err.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 404 | 416)) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(remote_error("get range", err)),
+        };
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Remote(format!("get range: {e}")))?.into_bytes();
+        // Shorter than asked: the object ends before the range does.
+        Ok((bytes.len() as u64 == len).then_some(bytes))
+    }
+
+    /// A file straight to the bucket: one request up to `PART_SIZE`, else a multipart upload
+    /// read part by part from the file (one part in memory at a time), aborted on failure.
+    async fn put_file(&self, key: &str, path: &Path, meta: ObjectMeta) -> Result<(), StoreError> {
+        const PART_SIZE: u64 = 16 << 20;
+        let size = tokio::fs::metadata(path).await?.len();
+        let full_key = self.full_key(key);
+        if size <= PART_SIZE {
+            let body = ByteStream::from_path(path).await.map_err(|e| StoreError::Remote(format!("put file: {e}")))?;
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&full_key)
+                .content_type(meta.content_type)
+                .cache_control(meta.cache_control)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| remote_error("put file", e))?;
+            return Ok(());
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .content_type(meta.content_type)
+            .cache_control(meta.cache_control)
+            .send()
+            .await
+            .map_err(|e| remote_error("start multipart upload", e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+        let uploaded = self.put_parts(&full_key, &upload_id, path, size, PART_SIZE).await;
+        if uploaded.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full_key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        uploaded
+    }
+
+    async fn put_parts(
+        &self,
+        full_key: &str,
+        upload_id: &str,
+        path: &Path,
+        size: u64,
+        part_size: u64,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut parts = Vec::new();
+        let mut offset = 0;
+        while offset < size {
+            let len = part_size.min(size - offset);
+            let mut buf = vec![0; usize::try_from(len).map_err(std::io::Error::other)?];
+            file.read_exact(&mut buf).await?;
+            let number = i32::try_from(parts.len() + 1).map_err(|_| StoreError::Remote("too many parts".into()))?;
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(full_key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(buf))
+                .send()
+                .await
+                .map_err(|e| remote_error("upload part", e))?;
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build());
+            offset += len;
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full_key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| remote_error("complete multipart upload", e))?;
+        Ok(())
     }
 }
 

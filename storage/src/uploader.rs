@@ -278,6 +278,14 @@ impl<R: Remote> Uploader<R> {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        match self.get_local(key).await? {
+            Some(object) => Ok(Some(object)),
+            None => self.shared.remote.get(key).await,
+        }
+    }
+
+    /// The object if it is still here (cached or waiting in the spool), not asking the remote.
+    pub async fn get_local(&self, key: &str) -> Result<Option<Object>, StoreError> {
         check_key(key)?;
         let shared = &self.shared;
         if let Some((_, object)) = shared.cache.lock().unwrap().objects.get(key) {
@@ -293,7 +301,7 @@ impl<R: Remote> Uploader<R> {
                 return Ok(Some(Object { bytes, meta }));
             }
         }
-        shared.remote.get(key).await
+        Ok(None)
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -374,6 +374,53 @@ pub fn ffprobe_duration(url: &str) -> f64 {
     text.trim().parse().unwrap_or_else(|_| panic!("ffprobe {url}: {} {}", text, String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Checks a replay's MP4 at `url` as a browser and ffprobe use it: H.264 + AAC, fast start,
+/// `duration` seconds long (±0.3 s), byte ranges served exactly; returns its size.
+pub async fn check_replay_mp4(url: &str, duration: f64) -> u64 {
+    let client = reqwest::Client::new();
+    let whole = client.get(url).send().await.expect("GET the MP4");
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "video/mp4");
+    let bytes = whole.bytes().await.expect("the MP4");
+    let top = |data: &[u8]| {
+        let (mut at, mut kinds) = (0usize, Vec::new());
+        while at + 8 <= data.len() {
+            let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            kinds.push(String::from_utf8_lossy(&data[at + 4..at + 8]).into_owned());
+            at += size.max(8);
+        }
+        kinds
+    };
+    let kinds = top(&bytes);
+    let (moov, mdat) = (kinds.iter().position(|k| k == "moov"), kinds.iter().position(|k| k == "mdat"));
+    assert!(moov.is_some() && moov < mdat, "not fast-start: {kinds:?}");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "csv=p=0", url])
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"h264") && lines.contains(&"aac"), "streams: {text}");
+    let probed: f64 = lines.last().and_then(|l| l.parse().ok()).unwrap_or_else(|| panic!("duration: {text}"));
+    assert!((probed - duration).abs() < 0.3, "MP4 {probed} s, replay {duration} s");
+    // A seek: one range, the last bytes, and a range past the end.
+    let size = bytes.len() as u64;
+    let range = |r: String| client.get(url).header("range", r).send();
+    let part = range("bytes=100-1099".into()).await.expect("range GET");
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], format!("bytes 100-1099/{size}").as_str());
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(100..1100));
+    let tail = range("bytes=-10".into()).await.expect("range GET");
+    assert_eq!(tail.bytes().await.unwrap(), bytes.slice(bytes.len() - 10..));
+    let past = range(format!("bytes={size}-")).await.expect("range GET");
+    assert_eq!(past.status(), 416);
+    // hawker's own answer names the size (a bucket answers a redirected request its way).
+    if past.url().as_str() == url {
+        assert_eq!(past.headers()["content-range"], format!("bytes */{size}").as_str());
+    }
+    size
+}
+
 pub fn parse_media(text: &str) -> m3u8_rs::MediaPlaylist {
     match m3u8_rs::parse_playlist_res(text.as_bytes()) {
         Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) => playlist,

@@ -41,7 +41,7 @@ pub const LEASE: chrono::Duration = chrono::Duration::seconds(10);
 
 const STREAM_COLUMNS: &str = "id, owner_id, playback_id, title, description, status, stream_key, \
      key_valid_from, key_valid_until, publish_seq, reconnecting_since, \
-     created_at, scheduled_at, started_at, ended_at, practice";
+     created_at, scheduled_at, started_at, ended_at, practice, video_path";
 
 fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
     let status: String = row.text("status")?;
@@ -62,6 +62,7 @@ fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
         started_at: row.time_opt("started_at")?,
         ended_at: row.time_opt("ended_at")?,
         practice: row.flag("practice")?,
+        video_path: row.text_opt("video_path")?,
     })
 }
 
@@ -194,6 +195,27 @@ impl Db {
                 self.playback.apply(stream);
             }
             Ok(stream)
+        })
+    }
+
+    /// Records that an archived stream's replay MP4 is stored at `path` (under its HLS
+    /// folder). False when the stream is gone or no longer archived (deleted meanwhile).
+    pub async fn set_video_path(&self, id: &str, path: &str) -> DbResult<bool> {
+        on_pool!(self, pool => {
+            let sql = "UPDATE streams SET video_path = $1 WHERE id = $2 AND status = 'archived'";
+            Ok(sqlx::query(sql).bind(path).bind(id).execute(pool).await?.rows_affected() == 1)
+        })
+    }
+
+    /// Archived streams whose replay MP4 is not made yet, oldest first.
+    pub async fn archived_without_video(&self) -> DbResult<Vec<Stream>> {
+        on_pool!(self, pool => {
+            let sql = format!(
+                "SELECT {STREAM_COLUMNS} FROM streams WHERE status = 'archived' AND video_path IS NULL \
+                 ORDER BY ended_at"
+            );
+            let rows = sqlx::query(&sql).fetch_all(pool).await?;
+            rows.iter().map(stream_from_row).collect()
         })
     }
 

@@ -101,9 +101,10 @@ pub async fn serve(
                 return Ok(body(content_type, cache_control, poster));
             }
         }
-        HlsPath::Poster | HlsPath::Object => {}
+        HlsPath::Poster | HlsPath::Download | HlsPath::Object => {}
     }
     let key = state.hls.object_key(&playback_id, &path);
+    let download = state.hls.resolve(&path) == HlsPath::Download;
     // Redirect delivery: media already readable at the CDN or bucket is fetched there.
     // Playlists (fresh markers, counted viewers, LL-HLS) and objects still waiting in the
     // upload spool are served here; the store never offers a URL of an object not uploaded.
@@ -114,11 +115,85 @@ pub async fn serve(
         let headers = [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
         return Ok((StatusCode::FOUND, headers).into_response());
     }
+    if download {
+        return serve_range(&state, &key, &headers).await;
+    }
     match state.store.get(&key).await {
         Ok(Some(object)) => Ok(body(content_type, cache_control, object.bytes)),
         Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => Err(not_found()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Bytes read from the store at a time while sending a large file.
+const CHUNK: u64 = 1 << 20;
+
+/// A large stored file (a replay's MP4), whole or one byte range (RFC 9110 §14), read from the
+/// store a chunk at a time as the client takes it: a browser's `<video>` seeks by range.
+async fn serve_range(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let size = match state.store.size(key).await {
+        Ok(Some(size)) => size,
+        Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => return Err(ApiError::NotFound("media")),
+        Err(e) => return Err(e.into()),
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|v| byte_range(v, size));
+    let (status, start, end) = match range {
+        None | Some(Ok(None)) => (StatusCode::OK, 0, size),
+        Some(Ok(Some((start, end)))) => (StatusCode::PARTIAL_CONTENT, start, end),
+        Some(Err(())) => {
+            let headers = [(header::CONTENT_RANGE, format!("bytes */{size}"))];
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
+        }
+    };
+    let (store, key) = (state.store.clone(), key.to_owned());
+    let chunks = futures_util::stream::unfold(start, move |at| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            if at >= end {
+                return None;
+            }
+            let len = CHUNK.min(end - at);
+            let chunk = match store.get_range(&key, at, len).await {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err(std::io::Error::other("the file changed while it was sent")),
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            Some((chunk, at + len))
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, value);
+    }
+    Ok(response)
+}
+
+/// The one byte range of a `Range` header as `[start, end)` within `size`: `Ok(None)` to send
+/// the whole file (not a single bytes range: ignored, as RFC 9110 allows), `Err` when the
+/// range is not satisfiable.
+fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else { return Ok(None) };
+    let (first, last) = (first.trim(), last.trim());
+    let range = match (first.parse::<u64>(), last.parse::<u64>()) {
+        // `bytes=-N`: the last N bytes.
+        (Err(_), Ok(n)) if first.is_empty() => (n > 0 && size > 0).then(|| (size - n.min(size), size)),
+        (Ok(start), Err(_)) if last.is_empty() => (start < size).then_some((start, size)),
+        (Ok(start), Ok(last)) if start <= last => (start < size).then(|| (start, last.saturating_add(1).min(size))),
+        _ => return Ok(None),
+    };
+    range.map(Some).ok_or(())
 }
 
 /// LL-HLS delivery directives of a media playlist request (RFC 8216bis §6.2.5).
@@ -280,6 +355,21 @@ mod tests {
         assert!(!reached(&progress, 5, None));
         assert!(reached(&p(Some(4), Some((5, 0))), 4, Some(8)));
         assert!(reached(&HlsProgress { ended: true, ..p(None, None) }, 9, Some(9)));
+    }
+
+    #[test]
+    fn byte_ranges() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Ok(Some((0, 100))));
+        assert_eq!(byte_range("bytes=900-", 1000), Ok(Some((900, 1000))));
+        assert_eq!(byte_range("bytes=-100", 1000), Ok(Some((900, 1000))));
+        assert_eq!(byte_range("bytes=-5000", 1000), Ok(Some((0, 1000))));
+        assert_eq!(byte_range("bytes=990-5000", 1000), Ok(Some((990, 1000))));
+        assert_eq!(byte_range("bytes=1000-", 1000), Err(()));
+        assert_eq!(byte_range("bytes=-0", 1000), Err(()));
+        assert_eq!(byte_range("bytes=0-1,5-9", 1000), Ok(None));
+        assert_eq!(byte_range("bytes=9-1", 1000), Ok(None));
+        assert_eq!(byte_range("items=0-1", 1000), Ok(None));
+        assert_eq!(byte_range("bytes=x-1", 1000), Ok(None));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct StreamView {
     watch_url: String,
     /// The latest poster (JPEG) once the stream has been live; null before.
     poster_url: Option<String>,
+    /// The replay as one MP4 file (plays in a `<video>` element, downloads whole), once made
+    /// after the stream is saved; null before.
+    video_url: Option<String>,
     /// From go-live to the end (or to now while on air), seconds.
     duration_seconds: Option<i64>,
     created_at: DateTime<Utc>,
@@ -128,6 +131,11 @@ impl StreamView {
             dislikes: 0,
             watch_url: format!("{}/watch/{}", state.urls.http, stream.playback_id),
             poster_url,
+            video_url: stream
+                .video_path
+                .as_deref()
+                .filter(|_| stream.status == StreamStatus::Archived)
+                .map(|path| state.urls.media(&stream.playback_id, path)),
             duration_seconds,
             key_valid_from: show_key.then(|| stream.key_opens_at()),
             key_valid_until: show_key.then_some(stream.key_valid_until),

@@ -1,0 +1,259 @@
+//! One MP4 file of a replay: a GStreamer remux (qtdemux ! mp4mux faststart) of the source
+//! rendition's stored fMP4 segments, no re-encode, off the live path.
+//!
+//! Segments are read from the store one at a time and pushed into a bounded `appsrc`; the muxer
+//! writes its media to a file beside the output, then the index and the media behind it
+//! (fast-start). Memory holds one segment, the queues and the muxer's sample tables; the file
+//! goes to the store with `put_file`. Each publish of a stream starts its own timeline (the
+//! source's timestamps after one offset); the fragments' decode times are moved so that the
+//! publishes follow one another in the file, as they do in the replay.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gst::prelude::*;
+use gst_app::AppSrc;
+use hawker_storage::{IMMUTABLE, ObjectMeta, Store};
+use tokio::runtime::Handle;
+
+use crate::PackagerError;
+use crate::bmff;
+use crate::names;
+use crate::playlist::Segment;
+
+pub(crate) const MP4_META: ObjectMeta = ObjectMeta::new("video/mp4", IMMUTABLE);
+
+/// Bytes waiting in the `appsrc` before the feeder waits for the pipeline.
+const QUEUED_BYTES: u64 = 8 << 20;
+/// How long the muxer may take to finish (write the index, copy the media behind it) once
+/// every segment is in.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mp4Export {
+    /// Size of the stored file.
+    pub bytes: u64,
+    /// Media duration in the file.
+    pub duration_ms: u64,
+    /// False when the export stopped at a publish whose codec configuration differs from the
+    /// first one's (a seller who changed resolution mid-stream): one MP4 track holds one
+    /// configuration.
+    pub complete: bool,
+}
+
+/// The store keys of the segments to remux, in order, each with its init segment's key.
+pub(crate) fn source_segments(playback_id: &str, segments: &[Segment]) -> Vec<(String, String)> {
+    let key = |name: String| names::key(playback_id, names::SOURCE_RENDITION, &name);
+    segments.iter().map(|s| (key(names::init_uri(s.init)), key(names::segment_uri(s.msn)))).collect()
+}
+
+/// Remuxes `segments` ((init key, segment key) pairs) into one fast-start MP4 stored at
+/// `target`. `work_dir` holds the temporary files (on the data disk: never a RAM-backed /tmp).
+pub(crate) async fn remux(
+    store: Arc<dyn Store>,
+    segments: Vec<(String, String)>,
+    work_dir: &Path,
+    target: &str,
+) -> Result<Mp4Export, PackagerError> {
+    tokio::fs::create_dir_all(work_dir).await.map_err(hawker_storage::StoreError::from)?;
+    let files = TempFiles::new(work_dir);
+    let handle = Handle::current();
+    let (store2, output, media) = (store.clone(), files.output.clone(), files.media.clone());
+    let (duration_ms, complete) = tokio::task::spawn_blocking(move || run(&handle, store2, &segments, &output, &media))
+        .await
+        .map_err(|e| PackagerError::Gst(format!("the remux task failed: {e}")))??;
+    let bytes = tokio::fs::metadata(&files.output).await.map_err(hawker_storage::StoreError::from)?.len();
+    store.put_file(target, &files.output, MP4_META).await?;
+    Ok(Mp4Export { bytes, duration_ms, complete })
+}
+
+/// The output and the muxer's media file, removed when dropped (also on failure).
+struct TempFiles {
+    output: PathBuf,
+    media: PathBuf,
+}
+
+impl TempFiles {
+    fn new(dir: &Path) -> Self {
+        let id: u64 = rand_id();
+        Self { output: dir.join(format!("export-{id:016x}.mp4")), media: dir.join(format!("export-{id:016x}.mdat")) }
+    }
+}
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.output);
+        let _ = std::fs::remove_file(&self.media);
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish()
+}
+
+/// Builds the pipeline, feeds it and waits for the file; returns (duration ms, complete).
+fn run(
+    handle: &Handle,
+    store: Arc<dyn Store>,
+    segments: &[(String, String)],
+    output: &Path,
+    media: &Path,
+) -> Result<(u64, bool), PackagerError> {
+    let gst_err = |e: &dyn std::fmt::Display| PackagerError::Gst(e.to_string());
+    let pipeline = gst::Pipeline::new();
+    let src = gst_app::AppSrc::builder()
+        .caps(&gst::Caps::builder("video/quicktime").build())
+        .format(gst::Format::Bytes)
+        .build();
+    let demux = gst::ElementFactory::make("qtdemux").build().map_err(|e| gst_err(&e))?;
+    let mux = gst::ElementFactory::make("mp4mux")
+        .property("faststart", true)
+        .property("faststart-file", media.to_string_lossy().as_ref())
+        .build()
+        .map_err(|e| gst_err(&e))?;
+    let sink = gst::ElementFactory::make("filesink")
+        .property("location", output.to_string_lossy().as_ref())
+        .build()
+        .map_err(|e| gst_err(&e))?;
+    pipeline.add_many([src.upcast_ref(), &demux, &mux, &sink]).map_err(|e| gst_err(&e))?;
+    src.link(&demux).map_err(|e| gst_err(&e))?;
+    mux.link(&sink).map_err(|e| gst_err(&e))?;
+    let weak = pipeline.downgrade();
+    let mux_weak = mux.downgrade();
+    demux.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(mux)) = (weak.upgrade(), mux_weak.upgrade()) else { return };
+        let kind = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())).unwrap_or_default();
+        let template = if kind.starts_with("video/") { "video_%u" } else { "audio_%u" };
+        let Ok(queue) = gst::ElementFactory::make("queue").build() else { return };
+        if pipeline.add(&queue).is_err() {
+            return;
+        }
+        let linked = mux
+            .request_pad_simple(template)
+            .ok_or(())
+            .and_then(|mux_pad| queue.static_pad("src").ok_or(())?.link(&mux_pad).map_err(|_| ()))
+            .and_then(|_| pad.link(&queue.static_pad("sink").ok_or(())?).map_err(|_| ()));
+        if linked.is_err() {
+            tracing::warn!(kind, "export: a track could not be linked to the muxer");
+        }
+        let _ = queue.sync_state_with_parent();
+    });
+    let bus = pipeline.bus().ok_or_else(|| PackagerError::Gst("no bus".into()))?;
+    pipeline.set_state(gst::State::Playing).map_err(|e| gst_err(&e))?;
+    let fed = feed(handle, store.as_ref(), &src, &bus, segments);
+    let finished = fed.and_then(|(duration_ms, complete)| {
+        let _ = src.end_of_stream();
+        wait_end(&bus, FINISH_TIMEOUT).map(|()| (duration_ms, complete))
+    });
+    let _ = pipeline.set_state(gst::State::Null);
+    finished
+}
+
+/// Pushes init and segments, moving each publish's decode times to follow the previous one.
+fn feed(
+    handle: &Handle,
+    store: &dyn Store,
+    src: &AppSrc,
+    bus: &gst::Bus,
+    segments: &[(String, String)],
+) -> Result<(u64, bool), PackagerError> {
+    let read = |key: &str| -> Result<Bytes, PackagerError> {
+        handle
+            .block_on(store.get(key))?
+            .map(|o| o.bytes)
+            .ok_or_else(|| PackagerError::Playlist(format!("{key} is missing from the store")))
+    };
+    let mut first_entries: Option<Vec<u8>> = None;
+    let mut tracks = Vec::new();
+    let mut current_init = String::new();
+    // Where the file's timeline has got (ns), and the shift of the current publish.
+    let (mut end_ns, mut shift_ns) = (0u64, 0i64);
+    let mut starting = true;
+    for (init_key, segment_key) in segments {
+        if *init_key != current_init {
+            let init = read(init_key)?;
+            let (found, entries) =
+                bmff::tracks(&init).ok_or_else(|| PackagerError::Media(format!("{init_key}: no tracks")))?;
+            match &first_entries {
+                None => {
+                    push(src, bus, init)?;
+                    first_entries = Some(entries);
+                }
+                Some(first) if *first != entries => {
+                    tracing::warn!(init_key, "export stops here: the codec configuration changed");
+                    return Ok((end_ns / 1_000_000, false));
+                }
+                Some(_) => {}
+            }
+            tracks = found;
+            current_init.clone_from(init_key);
+            starting = true;
+        }
+        let mut segment = read(segment_key)?.to_vec();
+        let spans = bmff::fragment_spans(&segment, &tracks);
+        let Some(start) = spans.iter().map(|s| s.0).min() else { continue };
+        if starting {
+            shift_ns = i64::try_from(end_ns).unwrap_or(i64::MAX) - i64::try_from(start).unwrap_or(i64::MAX);
+            starting = false;
+        }
+        if !bmff::shift_decode_times(&mut segment, &tracks, shift_ns) {
+            return Err(PackagerError::Media(format!("{segment_key}: decode times out of range")));
+        }
+        let end = spans.iter().map(|s| s.1).max().unwrap_or(start);
+        end_ns = end_ns.max(u64::try_from(i64::try_from(end).unwrap_or(i64::MAX) + shift_ns).unwrap_or(0));
+        push(src, bus, Bytes::from(segment))?;
+    }
+    if first_entries.is_none() {
+        return Err(PackagerError::Playlist("nothing to export".into()));
+    }
+    Ok((end_ns / 1_000_000, true))
+}
+
+/// One buffer into the `appsrc`, after waiting while it holds `QUEUED_BYTES`; fails on a
+/// pipeline error (a push never waits on a pipeline that stopped).
+fn push(src: &AppSrc, bus: &gst::Bus, bytes: Bytes) -> Result<(), PackagerError> {
+    while src.current_level_bytes() >= QUEUED_BYTES {
+        check_bus(bus)?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    check_bus(bus)?;
+    src.push_buffer(gst::Buffer::from_slice(bytes)).map_err(|e| PackagerError::Gst(format!("push: {e:?}")))?;
+    Ok(())
+}
+
+fn check_bus(bus: &gst::Bus) -> Result<(), PackagerError> {
+    match bus.pop_filtered(&[gst::MessageType::Error]) {
+        Some(message) => Err(error_of(&message)),
+        None => Ok(()),
+    }
+}
+
+fn error_of(message: &gst::Message) -> PackagerError {
+    match message.view() {
+        gst::MessageView::Error(e) => PackagerError::Gst(format!("export: {}", e.error())),
+        _ => PackagerError::Gst("export failed".into()),
+    }
+}
+
+fn wait_end(bus: &gst::Bus, within: Duration) -> Result<(), PackagerError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(PackagerError::Gst("export: the muxer did not finish in time".into()));
+        }
+        let timeout = gst::ClockTime::from_nseconds(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX));
+        match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+            Some(message) if message.type_() == gst::MessageType::Eos => return Ok(()),
+            Some(message) => return Err(error_of(&message)),
+            None => {}
+        }
+    }
+}
