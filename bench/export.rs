@@ -11,11 +11,10 @@
 //! Run: `cargo bench --bench export -- --minutes 60` (about 3 minutes here, most of it
 //! packaging; the input takes another minute the first time).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../packager/tests/common/mod.rs"]
 mod flv;
-#[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -13,13 +13,14 @@ use chrono::{DateTime, Utc};
 use hawker_api::engagement::ClientKey;
 use hawker_api::model::PublishTicket;
 use hawker_api::settings::Settings;
-use hawker_api::{Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ReplayVideo};
+use hawker_api::{ClipSpan, Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ReplayVideo};
 use hawker_ingest::{
     Audio, EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
     Video,
 };
 use hawker_packager::{
-    DateRange, LiveState, Packager, PackagerConfig, PublishFeed, Rendition, SOURCE_RENDITION, StreamPackager, names,
+    DateRange, LiveState, Packager, PackagerConfig, PackagerError, PublishFeed, Rendition, SOURCE_RENDITION,
+    StreamPackager, names,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -332,6 +333,29 @@ impl hawker_api::LiveControl for LiveControl {
             duration_ms: export.duration_ms,
             complete: export.complete,
         })
+    }
+
+    async fn make_clip(
+        &self,
+        playback_id: &str,
+        clip_id: &str,
+        span: (DateTime<Utc>, DateTime<Utc>),
+    ) -> anyhow::Result<Option<ClipSpan>> {
+        match self.live.packager.make_clip(playback_id, clip_id, span).await {
+            Ok(made) => Ok(Some(ClipSpan { path: made.path, start: made.start, end: made.end })),
+            Err(PackagerError::NothingInSpan) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn export_clip(
+        &self,
+        playback_id: &str,
+        clip_id: &str,
+        span: (DateTime<Utc>, DateTime<Utc>),
+    ) -> anyhow::Result<ReplayVideo> {
+        let (path, export) = self.live.packager.export_clip_mp4(playback_id, clip_id, span).await?;
+        Ok(ReplayVideo { path, bytes: export.bytes, duration_ms: export.duration_ms, complete: export.complete })
     }
 
     fn ingest_counters(&self) -> IngestCounters {

@@ -222,3 +222,119 @@ async fn a_practice_stream_is_unlisted_and_deleted_when_it_ends() {
     }
     assert_eq!(server.get(&format!("/hls/{pid}/index.m3u8")).await.status(), 404);
 }
+
+/// A clip's playlist, parsed: VOD, every object named in the stream's source rendition.
+async fn clip_playlist(server: &Server, url: &str) -> m3u8_rs::MediaPlaylist {
+    let (status, text) = server.get_text(url).await;
+    assert_eq!(status, 200, "{text}");
+    let playlist = check_media_playlist(&text);
+    assert!(playlist.end_list && playlist.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod), "{text}");
+    assert!(playlist.segments.iter().all(|s| s.uri.starts_with("../../v0/seg")), "{text}");
+    playlist
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clips_play_at_once_live_and_follow_the_stream() {
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
+    let other = server.user("other", "seller");
+    let created = server.create_stream(&seller, "Clips").await;
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
+    let clips = format!("/api/v1/streams/{id}/clips");
+    // Nothing to clip before the stream has media.
+    let (status, _) = server.call("POST", &clips, Some(&seller), Some(json!({"start": 0, "end": 5}))).await;
+    assert_eq!(status, 409);
+    let ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 12);
+    server.wait_for_status(id, "live", Duration::from_secs(5)).await;
+    server.wait_for_segments(pid, 4, Duration::from_secs(20)).await;
+
+    // The last 6 s, while live, by program date-time: playable at once, whole segments.
+    let now = chrono::Utc::now();
+    let span = json!({"start": now - chrono::Duration::seconds(6), "end": now, "title": "the red shoes"});
+    let (status, clip) = server.call("POST", &clips, Some(&seller), Some(span)).await;
+    assert_eq!(status, 201, "{clip}");
+    let clip_id = clip["id"].as_str().unwrap();
+    let url = clip["playback_url"].as_str().unwrap().to_owned();
+    assert_eq!(url, server.url(&format!("/hls/{pid}/clips/{clip_id}/index.m3u8")));
+    assert_eq!(clip["title"], "the red shoes");
+    assert!(clip["video_url"].is_null());
+    let playlist = clip_playlist(&server, &url).await;
+    let seconds = clip["duration_seconds"].as_f64().unwrap();
+    assert!((total_duration(&playlist) - seconds).abs() < 0.01, "{seconds} s vs {playlist:?}");
+    assert!((4.0..=10.0).contains(&seconds), "a 6 s span on 2 s segments: {seconds} s");
+    let probed = ffprobe_duration(&url);
+    assert!((probed - seconds).abs() < 0.5, "ffprobe reads {probed} s of {seconds} s");
+    // By seconds from the start.
+    let (status, first) = server.call("POST", &clips, Some(&seller), Some(json!({"start": 0, "end": 3}))).await;
+    assert_eq!(status, 201, "{first}");
+    assert!((2.0..=4.1).contains(&first["duration_seconds"].as_f64().unwrap()), "{first}");
+
+    // Refused: no span, too long, no media there, someone else's stream, no token, bad JSON.
+    let bad = [
+        json!({"start": 5, "end": 5}),
+        json!({"start": 0, "end": 31 * 60}),
+        json!({"start": -1, "end": 3}),
+        json!({"start": now + chrono::Duration::hours(1), "end": now + chrono::Duration::hours(2)}),
+        json!({"start": 0}),
+        json!({"start": 0, "end": 3, "extra": 1}),
+    ];
+    for body in bad {
+        let (status, answer) = server.call("POST", &clips, Some(&seller), Some(body.clone())).await;
+        assert!(status == 400 || status == 422, "{body}: {status} {answer}");
+    }
+    assert_eq!(server.call("POST", &clips, Some(&other), Some(json!({"start": 0, "end": 3}))).await.0, 403);
+    assert_eq!(server.call("POST", &clips, None, Some(json!({"start": 0, "end": 3}))).await.0, 401);
+
+    // Saved: the clips stay and still play; an MP4 is made on request.
+    assert!(ffmpeg.wait_with_output().await.unwrap().status.success());
+    let end = format!("/api/v1/streams/{id}/end");
+    assert_eq!(server.call("POST", &end, Some(&seller), Some(json!({"action": "save"}))).await.0, 200);
+    let (status, list) = server.call("GET", &clips, None, None).await;
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = list["clips"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [first["id"].as_str().unwrap(), clip_id], "newest first");
+    clip_playlist(&server, &url).await;
+    server.check_segments_decode(pid, &parse_media(&server.media_playlist(pid).await.unwrap())).await;
+    let mp4 = format!("{clips}/{clip_id}/mp4");
+    assert_eq!(server.call("POST", &mp4, Some(&other), None).await.0, 403);
+    let (status, asked) = server.call("POST", &mp4, Some(&seller), None).await;
+    assert_eq!(status, 202, "{asked}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let video_url = loop {
+        let (_, list) = server.call("GET", &clips, None, None).await;
+        let listed = list["clips"].as_array().unwrap().iter().find(|c| c["id"] == clip_id).cloned().unwrap();
+        if let Some(url) = listed["video_url"].as_str() {
+            break url.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no clip MP4");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(video_url, server.url(&format!("/hls/{pid}/clips/{clip_id}/clip.mp4")));
+    check_replay_mp4(&video_url, seconds).await;
+    assert_eq!(server.call("POST", &mp4, Some(&seller), None).await.0, 200);
+
+    // Deleted with the stream.
+    let doomed = server.create_stream(&seller, "Doomed").await;
+    let (did, dpid, dkey) = (
+        doomed["id"].as_str().unwrap(),
+        doomed["playback_id"].as_str().unwrap(),
+        doomed["stream_key"].as_str().unwrap(),
+    );
+    let ffmpeg = ffmpeg_publish(&format!("{}/{dkey}", server.rtmp), 5);
+    server.wait_for_segments(dpid, 2, Duration::from_secs(20)).await;
+    let dclips = format!("/api/v1/streams/{did}/clips");
+    let (status, gone) = server.call("POST", &dclips, Some(&seller), Some(json!({"start": 0, "end": 2}))).await;
+    assert_eq!(status, 201, "{gone}");
+    let gone_url = gone["playback_url"].as_str().unwrap().to_owned();
+    assert_eq!(server.get_text(&gone_url).await.0, 200);
+    let dend = format!("/api/v1/streams/{did}/end");
+    assert_eq!(server.call("POST", &dend, Some(&seller), Some(json!({"action": "delete"}))).await.0, 200);
+    let _ = ffmpeg.wait_with_output().await;
+    assert_eq!(server.get_text(&gone_url).await.0, 404);
+    assert_eq!(server.call("GET", &dclips, None, None).await.0, 404);
+    assert!(server.call("GET", &dclips, Some(&seller), None).await.1["clips"].as_array().unwrap().is_empty());
+}

@@ -52,6 +52,31 @@ pub trait LiveControl: Send + Sync + 'static {
     /// Makes one MP4 file of a saved stream's replay (no re-encode) and stores it beside the
     /// replay. Slow (it reads every segment once): call it off the request path.
     async fn export_replay(&self, playback_id: &str) -> anyhow::Result<ReplayVideo>;
+    /// Makes a clip of `span` of a stream (live or saved) and stores its VOD playlist: whole
+    /// segments of what is stored, none copied. `None`: nothing is stored in that span.
+    async fn make_clip(
+        &self,
+        playback_id: &str,
+        clip_id: &str,
+        span: (DateTime<Utc>, DateTime<Utc>),
+    ) -> anyhow::Result<Option<ClipSpan>>;
+    /// Makes the MP4 of a clip's span (as [`LiveControl::export_replay`] does for a replay).
+    async fn export_clip(
+        &self,
+        playback_id: &str,
+        clip_id: &str,
+        span: (DateTime<Utc>, DateTime<Utc>),
+    ) -> anyhow::Result<ReplayVideo>;
+}
+
+/// What a clip covers, as made by [`LiveControl::make_clip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipSpan {
+    /// Its playlist: the path under `/hls/{playback_id}/`.
+    pub path: String,
+    /// From its first segment's start to its last one's end.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 /// A replay's MP4 file, as made by [`LiveControl::export_replay`].

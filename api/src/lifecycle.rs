@@ -71,6 +71,7 @@ async fn wind_down(state: &AppState, stream: &Stream) -> anyhow::Result<()> {
         crate::replay_video::make_later(state, &stream.id, &stream.playback_id);
     } else {
         let removed = state.store.delete_prefix(&state.hls.stream_prefix(&stream.playback_id)).await?;
+        state.db.delete_clips(&stream.id).await?;
         tracing::info!(stream = %stream.id, removed, "stream ended and its media deleted");
     }
     Ok(())

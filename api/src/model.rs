@@ -282,6 +282,24 @@ pub struct Pin {
     pub unpinned_at: Option<DateTime<Utc>>,
 }
 
+/// A span of a stream's media, played through its own VOD playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clip {
+    pub id: String,
+    pub stream_id: String,
+    pub title: Option<String>,
+    /// What it covers (whole segments: the span asked for, widened to segment boundaries).
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Its VOD playlist: the path under `/hls/{playback_id}/`.
+    pub playlist_path: String,
+    /// The user who made it.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// Its MP4 once made: the path under `/hls/{playback_id}/`.
+    pub video_path: Option<String>,
+}
+
 /// An order the shop attributed to a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {

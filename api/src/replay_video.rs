@@ -1,7 +1,8 @@
-//! The replay as one MP4 file (`video_url`): made after a stream is saved, off the live path
-//! and one at a time on a node, so a long replay's remux never competes with live streams for
-//! more than one core. A stream whose file is not made yet (the node stopped, or the remux
-//! failed three times) is made again at the next start.
+//! MP4 files: the replay's (`video_url`), made after a stream is saved, and a clip's, made on
+//! request. Off the live path and one at a time on a node, so a long replay's remux never
+//! competes with live streams for more than one core. A replay whose file is not made yet (the
+//! node stopped, or the remux failed three times) is made again at the next start; a clip's is
+//! made again when asked again.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -9,8 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::AppState;
 use crate::events::{Event, kind};
+use crate::model::Clip;
+use crate::{AppState, ReplayVideo};
 
 /// Waits before the second and third try.
 const RETRY: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(60)];
@@ -39,34 +41,7 @@ pub async fn resume(state: AppState) {
 }
 
 async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
-    let Ok(_permit) = one_at_a_time().acquire().await else { return };
-    let mut waits = RETRY.iter();
-    let video = loop {
-        let started = std::time::Instant::now();
-        match state.live.export_replay(playback_id).await {
-            Ok(video) => {
-                tracing::info!(
-                    stream = %stream_id,
-                    bytes = video.bytes,
-                    media_seconds = video.duration_ms / 1000,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    complete = video.complete,
-                    "replay MP4 made"
-                );
-                break video;
-            }
-            Err(e) => match waits.next() {
-                Some(wait) => {
-                    tracing::warn!(stream = %stream_id, "making the replay MP4 failed, retrying: {e:#}");
-                    tokio::time::sleep(*wait).await;
-                }
-                None => {
-                    tracing::error!(stream = %stream_id, "making the replay MP4 failed: {e:#}");
-                    return;
-                }
-            },
-        }
-    };
+    let Some(video) = export(stream_id, || state.live.export_replay(playback_id)).await else { return };
     match state.db.set_video_path(stream_id, &video.path).await {
         Ok(true) => {
             state.events.publish(Event::new(
@@ -80,12 +55,67 @@ async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
             ));
         }
         // Deleted meanwhile: its media is gone, so is this file.
-        Ok(false) => {
-            let key = state.hls.object_key(playback_id, &video.path);
-            if let Err(e) = state.store.delete(&key).await {
-                tracing::warn!(stream = %stream_id, "removing the MP4 of a deleted stream: {e}");
-            }
-        }
+        Ok(false) => forget(state, stream_id, playback_id, &video.path).await,
         Err(e) => tracing::error!(stream = %stream_id, "recording the replay MP4: {e}"),
+    }
+}
+
+/// Makes a clip's MP4 in the background; `video_url` appears on the clip once it is stored.
+pub fn make_clip_later(state: &AppState, playback_id: &str, clip: &Clip) {
+    let (state, playback_id, clip) = (state.clone(), playback_id.to_owned(), clip.clone());
+    tokio::spawn(async move {
+        let span = (clip.start, clip.end);
+        let made = export(&clip.stream_id, || state.live.export_clip(&playback_id, &clip.id, span)).await;
+        let Some(video) = made else { return };
+        match state.db.set_clip_video_path(&clip.id, &video.path).await {
+            Ok(true) => {}
+            Ok(false) => forget(&state, &clip.stream_id, &playback_id, &video.path).await,
+            Err(e) => tracing::error!(clip = %clip.id, "recording the clip MP4: {e}"),
+        }
+    });
+}
+
+/// One export at a time on this node, tried up to three times.
+async fn export<F, Fut>(stream_id: &str, run: F) -> Option<ReplayVideo>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ReplayVideo>>,
+{
+    let _permit = one_at_a_time().acquire().await.ok()?;
+    let mut waits = RETRY.iter();
+    loop {
+        let started = std::time::Instant::now();
+        match run().await {
+            Ok(video) => {
+                tracing::info!(
+                    stream = %stream_id,
+                    path = %video.path,
+                    bytes = video.bytes,
+                    media_seconds = video.duration_ms / 1000,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    complete = video.complete,
+                    "MP4 made"
+                );
+                return Some(video);
+            }
+            Err(e) => match waits.next() {
+                Some(wait) => {
+                    tracing::warn!(stream = %stream_id, "making an MP4 failed, retrying: {e:#}");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => {
+                    tracing::error!(stream = %stream_id, "making an MP4 failed: {e:#}");
+                    return None;
+                }
+            },
+        }
+    }
+}
+
+/// Removes a file made for a stream deleted meanwhile.
+async fn forget(state: &AppState, stream_id: &str, playback_id: &str, path: &str) {
+    let key = state.hls.object_key(playback_id, path);
+    if let Err(e) = state.store.delete(&key).await {
+        tracing::warn!(stream = %stream_id, "removing the MP4 of a deleted stream: {e}");
     }
 }

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use hawker_storage::Store;
 use tokio::runtime::Handle;
@@ -50,6 +51,9 @@ pub enum PackagerError {
     /// A marker that cannot be written as an EXT-X-DATERANGE.
     #[error("invalid marker: {0}")]
     InvalidMarker(String),
+    /// No stored media in the span a clip asks for.
+    #[error("no stored media in that span")]
+    NothingInSpan,
     /// Media the packager cannot use (an unreadable configuration record, a frame before it).
     #[error("unusable media: {0}")]
     Media(String),
@@ -279,6 +283,56 @@ impl Packager {
         Ok((names::REPLAY_MP4, export))
     }
 
+    /// Makes a clip of a stream, live or saved: a VOD playlist over the source rendition's
+    /// stored segments that overlap `[from, to)` (whole segments, nothing copied), stored at
+    /// once, with the markers that start inside it. Returns where it plays and what it covers.
+    pub async fn make_clip(
+        &self,
+        playback_id: &str,
+        clip_id: &str,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<ClipMade, PackagerError> {
+        if !names::valid_clip_id(clip_id) {
+            return Err(PackagerError::Media(format!("invalid clip id {clip_id:?}")));
+        }
+        let (segments, markers) = self.stored_replay(playback_id, SOURCE_RENDITION).await?;
+        let chosen = clip_segments(&segments, from, to);
+        let (Some(first), Some(last)) = (chosen.first(), chosen.last()) else {
+            return Err(PackagerError::NothingInSpan);
+        };
+        let (start, end) = (first.pdt, last.pdt + chrono::Duration::milliseconds(last.duration_ms as i64));
+        let inside: Vec<DateRange> = markers.into_iter().filter(|m| m.start >= start && m.start < end).collect();
+        let text = playlist::render_whole(chosen, Kind::Vod, self.config.min_target_secs(), &inside);
+        let text = playlist::rebase(&text, names::CLIP_TO_SOURCE);
+        let path = names::clip_playlist_path(clip_id);
+        let key = format!("{}{path}", names::stream_prefix(playback_id));
+        self.store.put(&key, Bytes::from(text), writer::PLAYLIST_META).await?;
+        Ok(ClipMade { path, start, end, segments: chosen.len() })
+    }
+
+    /// The MP4 of the clip of `[from, to)` (the same segments as its playlist), stored beside
+    /// it: see [`Packager::export_replay_mp4`].
+    pub async fn export_clip_mp4(
+        &self,
+        playback_id: &str,
+        clip_id: &str,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<(String, Mp4Export), PackagerError> {
+        if !names::valid_clip_id(clip_id) {
+            return Err(PackagerError::Media(format!("invalid clip id {clip_id:?}")));
+        }
+        let (segments, _) = self.stored_replay(playback_id, SOURCE_RENDITION).await?;
+        let chosen = clip_segments(&segments, from, to);
+        if chosen.is_empty() {
+            return Err(PackagerError::NothingInSpan);
+        }
+        let path = names::clip_mp4_path(clip_id);
+        let key = format!("{}{path}", names::stream_prefix(playback_id));
+        let keys = export::source_segments(playback_id, chosen);
+        let export = export::remux(self.store.clone(), keys, &self.config.work_dir, &key).await?;
+        Ok((path, export))
+    }
+
     /// A rendition's stored replay playlist: the final one once the stream was saved, else
     /// (a stream on air that this server does not package, e.g. after a restart) the journal
     /// so far as an EVENT playlist. `None` if nothing is stored.
@@ -335,6 +389,26 @@ impl Packager {
         }
         Ok((segments, markers))
     }
+}
+
+/// What [`Packager::make_clip`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipMade {
+    /// Its playlist, as a path under `/hls/{playback_id}/`.
+    pub path: String,
+    /// What it covers: from its first segment's start to its last one's end.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub segments: usize,
+}
+
+/// The run of segments that overlap `[from, to)`.
+fn clip_segments(segments: &[playlist::Segment], from: DateTime<Utc>, to: DateTime<Utc>) -> &[playlist::Segment] {
+    let overlaps =
+        |s: &playlist::Segment| s.pdt < to && s.pdt + chrono::Duration::milliseconds(s.duration_ms as i64) > from;
+    let Some(first) = segments.iter().position(overlaps) else { return &[] };
+    let count = segments[first..].iter().take_while(|s| overlaps(s)).count();
+    &segments[first..first + count]
 }
 
 /// Locks even if a holder panicked: the guarded state stays consistent between statements.

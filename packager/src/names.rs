@@ -15,6 +15,8 @@
 //!   the same bytes); live-only, removed once saved
 //! - `poster.jpg`: a JPEG of a recent keyframe, refreshed while live, kept for the replay
 //! - `replay.mp4`: the replay as one fast-start MP4 (the source rendition), made after save
+//! - `clips/{clip_id}/index.m3u8`: a clip, a VOD playlist naming the source rendition's
+//!   segments (`../../v0/seg…`); `clips/{clip_id}/clip.mp4`: its MP4, when asked for
 
 /// The source rendition's folder: the publisher's H.264, passed through.
 pub const SOURCE_RENDITION: &str = "v0";
@@ -49,6 +51,24 @@ pub const REPLAY_MP4: &str = "replay.mp4";
 
 pub(crate) fn replay_mp4_key(playback_id: &str) -> String {
     format!("streams/{playback_id}/{REPLAY_MP4}")
+}
+
+/// A clip's playlist, as a path under `/hls/{playback_id}/`.
+pub fn clip_playlist_path(clip_id: &str) -> String {
+    format!("clips/{clip_id}/index.m3u8")
+}
+
+/// A clip's MP4, as a path under `/hls/{playback_id}/`.
+pub fn clip_mp4_path(clip_id: &str) -> String {
+    format!("clips/{clip_id}/clip.mp4")
+}
+
+/// How a clip's playlist names the source rendition's objects.
+pub(crate) const CLIP_TO_SOURCE: &str = "../../v0/";
+
+/// A clip id fit for a path: letters, digits, `-` and `_`.
+pub(crate) fn valid_clip_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub(crate) fn poster_key(playback_id: &str) -> String {
@@ -86,7 +106,7 @@ pub fn resolve(path: &str) -> HlsPath {
     if path == "poster.jpg" {
         return HlsPath::Poster;
     }
-    if path == REPLAY_MP4 {
+    if path == REPLAY_MP4 || (path.starts_with("clips/") && path.ends_with(".mp4")) {
         return HlsPath::Download;
     }
     let Some((rendition, name)) = path.split_once('/') else { return HlsPath::Object };
@@ -141,6 +161,10 @@ mod tests {
         assert_eq!(resolve("poster.jpg"), HlsPath::Poster);
         assert_eq!(resolve("replay.mp4"), HlsPath::Download);
         assert_eq!(object_key("p", "replay.mp4"), "streams/p/replay.mp4");
+        assert_eq!(resolve(&clip_mp4_path("c1")), HlsPath::Download);
+        assert_eq!(resolve(&clip_playlist_path("c1")), HlsPath::Object);
+        assert_eq!(object_key("p", &clip_playlist_path("c1")), "streams/p/clips/c1/index.m3u8");
+        assert!(valid_clip_id("a-Z_9") && !valid_clip_id("../x") && !valid_clip_id(""));
         assert_eq!(resolve("v0/x/index.m3u8"), HlsPath::Object);
         assert_eq!(object_key("p", "v0/index.m3u8"), "streams/p/v0/replay.m3u8");
         assert_eq!(object_key("p", "v0/seg000001.m4s"), "streams/p/v0/seg000001.m4s");

@@ -370,6 +370,22 @@ pub(crate) struct Variant {
 }
 
 /// The multivariant playlist: one EXT-X-STREAM-INF per rendition, in the given order.
+/// A playlist whose object URIs (segments, init sections) are prefixed with `base`: a clip's
+/// playlist, in its own folder, naming the source rendition's objects.
+pub(crate) fn rebase(text: &str, base: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if let Some(uri) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{base}{uri}");
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let _ = writeln!(out, "{base}{line}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
 pub(crate) fn render_multivariant(variants: &[Variant]) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     for v in variants {
@@ -534,6 +550,10 @@ mod tests {
     fn sliding_window_counts_discontinuities_that_slid_out() {
         let text = render_media(&stream(), Kind::Live { window: 2, ended: false }, 2);
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{text}");
+        let moved = rebase(&text, "../../v0/");
+        assert!(moved.contains("#EXT-X-MAP:URI=\"../../v0/init"), "{moved}");
+        assert!(moved.lines().filter(|l| !l.starts_with('#')).all(|l| l.starts_with("../../v0/seg")), "{moved}");
+        assert_eq!(moved.lines().count(), text.lines().count());
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
         // The first shown segment starts a discontinuity and names its init.
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"\n"), "{text}");

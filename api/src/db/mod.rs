@@ -6,6 +6,7 @@
 //! (`migrations/sqlite/`, `migrations/postgres/`) have the same tables and columns, and every
 //! repository test runs on both.
 
+mod clips;
 mod commerce;
 mod engagement;
 mod nodes;
@@ -35,7 +36,7 @@ pub use outbox::OutboxEntry;
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{
-    ChatMessage, ChatUser, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
+    ChatMessage, ChatUser, Clip, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
     StreamStatus, Transition, Trigger, User, ViewerCounters,
 };
 use crate::playback::{Playback, PlaybackIndex};

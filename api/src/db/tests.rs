@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::EndAction;
+use chrono::TimeZone;
 
 async fn sqlite(dir: &tempfile::TempDir) -> Db {
     let db = Db::open(&dir.path().join("t.db")).await.unwrap();
@@ -45,8 +46,47 @@ on_both!(
     settings_round_trip,
     viewer_tokens_map_shop_users_and_expire,
     restart_recovery_and_listing,
-    engagement_and_commerce
+    engagement_and_commerce,
+    clips_and_replay_videos
 );
+
+async fn clips_and_replay_videos(db: Db) {
+    let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
+    let stream = db.create_stream(NewStream::titled(&seller.id, "clipped")).await.unwrap();
+    let at = |s: i64| Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).unwrap() + chrono::Duration::seconds(s);
+    let clip = |id: &str, created: i64| Clip {
+        id: id.into(),
+        stream_id: stream.id.clone(),
+        title: (id == "c1").then(|| "shoes".into()),
+        start: at(0),
+        end: at(30),
+        playlist_path: format!("clips/{id}/index.m3u8"),
+        created_by: seller.id.clone(),
+        created_at: at(created),
+        video_path: None,
+    };
+    db.insert_clip(&clip("c1", 100)).await.unwrap();
+    db.insert_clip(&clip("c2", 200)).await.unwrap();
+    let listed = db.clips(&stream.id, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c2", "c1"]);
+    assert_eq!(listed[1], clip("c1", 100));
+    assert_eq!(db.count_clips_since(&stream.id, &seller.id, at(150)).await.unwrap(), 1);
+    assert!(db.set_clip_video_path("c1", "clips/c1/clip.mp4").await.unwrap());
+    assert_eq!(db.clip(&stream.id, "c1").await.unwrap().unwrap().video_path.as_deref(), Some("clips/c1/clip.mp4"));
+    assert!(db.clip("other", "c1").await.unwrap().is_none());
+    assert_eq!(db.delete_clips(&stream.id).await.unwrap(), 2);
+    assert!(db.clips(&stream.id, 10).await.unwrap().is_empty());
+
+    // A replay's MP4 is recorded only on an archived stream.
+    assert!(!db.set_video_path(&stream.id, "replay.mp4").await.unwrap());
+    db.begin_publish(&stream.stream_key).await.unwrap().unwrap();
+    db.transition(&stream.id, Trigger::End(EndAction::Save)).await.unwrap().unwrap();
+    let waiting = db.archived_without_video().await.unwrap();
+    assert_eq!(waiting.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [stream.id.as_str()]);
+    assert!(db.set_video_path(&stream.id, "replay.mp4").await.unwrap());
+    assert_eq!(db.stream(&stream.id).await.unwrap().unwrap().video_path.as_deref(), Some("replay.mp4"));
+    assert!(db.archived_without_video().await.unwrap().is_empty());
+}
 
 async fn tokens_expire_rotate_and_revoke_and_guests_are_purged(db: Db) {
     let (user, token) = db.create_user("s", Role::Seller).await.unwrap();

@@ -2,6 +2,7 @@
 
 mod auth;
 mod client;
+mod clips;
 pub(crate) mod commerce;
 mod engagement;
 mod error;
@@ -67,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/pins", get(commerce::list_pins).post(commerce::pin))
         .route("/streams/{id}/pins/{product_id}", delete(commerce::unpin))
         .route("/streams/{id}/orders", post(commerce::report_order).get(commerce::list_orders))
+        .route("/streams/{id}/clips", post(clips::create).get(clips::list))
+        .route("/streams/{id}/clips/{clip_id}/mp4", post(clips::make_mp4))
         .route("/shops/{shop_id}/sellers", get(commerce::list_sellers))
         .route("/shops/{shop_id}/sellers/{seller_id}", put(commerce::link_seller).delete(commerce::unlink_seller))
         .route("/streams/{id}/events", get(events::events))

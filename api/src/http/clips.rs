@@ -1,0 +1,187 @@
+//! Clips: a span of a stream, live or saved, played at once through its own VOD playlist over
+//! the stream's stored segments (cut on segment boundaries, nothing copied); its MP4 is made
+//! on request. Clips stay with a saved stream and go with a deleted one.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ApiJson;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::streams::{controlled_stream, visible_stream};
+use crate::model::{Clip, Stream};
+use crate::{AppState, replay_video, secrets};
+
+/// The longest clip.
+const MAX_CLIP: Duration = Duration::from_secs(30 * 60);
+/// Clips one user may make of one stream per hour (each is a stored playlist).
+const CLIPS_PER_HOUR: i64 = 60;
+/// Clips listed.
+const LIST_LIMIT: i64 = 200;
+
+/// A moment: seconds from the stream's start (go-live), or a program date-time.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Moment {
+    Seconds(f64),
+    At(DateTime<Utc>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClip {
+    start: Moment,
+    end: Moment,
+    title: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ClipView {
+    id: String,
+    stream_id: String,
+    title: Option<String>,
+    /// What the clip covers: the span asked for, widened to whole segments.
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    duration_seconds: f64,
+    /// Its VOD playlist (HLS).
+    playback_url: String,
+    /// Its MP4 once made (`POST …/clips/{clip_id}/mp4`); null before.
+    video_url: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl ClipView {
+    fn new(state: &AppState, stream: &Stream, clip: Clip) -> Self {
+        let url = |path: &str| state.urls.media(&stream.playback_id, path);
+        Self {
+            duration_seconds: (clip.end - clip.start).num_milliseconds() as f64 / 1000.0,
+            playback_url: url(&clip.playlist_path),
+            video_url: clip.video_path.as_deref().map(url),
+            id: clip.id,
+            stream_id: clip.stream_id,
+            title: clip.title,
+            start: clip.start,
+            end: clip.end,
+            created_at: clip.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ClipList {
+    clips: Vec<ClipView>,
+}
+
+fn resolve(moment: &Moment, stream: &Stream) -> Result<DateTime<Utc>, ApiError> {
+    match *moment {
+        Moment::At(at) => Ok(at),
+        Moment::Seconds(s) if s.is_finite() && s >= 0.0 && s <= MAX_CLIP.as_secs_f64() * 1000.0 => {
+            let started = stream.started_at.ok_or_else(|| ApiError::BadRequest("the stream has not started".into()))?;
+            Ok(started + chrono::Duration::milliseconds((s * 1000.0) as i64))
+        }
+        Moment::Seconds(_) => Err(ApiError::BadRequest("seconds must be a number from 0".into())),
+    }
+}
+
+/// Makes a clip (owner and admins), live or after the stream was saved.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewClip>,
+) -> Result<(StatusCode, Json<ClipView>), ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    if !stream.status.is_playable() {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    let title = body.title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    if title.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        return Err(ApiError::BadRequest("title: at most 200 characters".into()));
+    }
+    let (start, end) = (resolve(&body.start, &stream)?, resolve(&body.end, &stream)?);
+    if end <= start {
+        return Err(ApiError::BadRequest("end must be after start".into()));
+    }
+    if (end - start).to_std().unwrap_or(Duration::MAX) > MAX_CLIP {
+        return Err(ApiError::BadRequest(format!("a clip lasts at most {} minutes", MAX_CLIP.as_secs() / 60)));
+    }
+    let hour_ago = Utc::now() - chrono::Duration::hours(1);
+    if state.db.count_clips_since(&stream.id, &caller.0.id, hour_ago).await? >= CLIPS_PER_HOUR {
+        return Err(ApiError::TooManyRequests(
+            format!("at most {CLIPS_PER_HOUR} clips of a stream per hour"),
+            Duration::from_secs(60),
+        ));
+    }
+    let clip_id = secrets::new_id();
+    let span = state
+        .live
+        .make_clip(&stream.playback_id, &clip_id, (start, end))
+        .await?
+        .ok_or_else(|| ApiError::BadRequest("no media of the stream in that span".into()))?;
+    let clip = Clip {
+        id: clip_id,
+        stream_id: stream.id.clone(),
+        title,
+        start: span.start,
+        end: span.end,
+        playlist_path: span.path,
+        created_by: caller.0.id.clone(),
+        created_at: Utc::now(),
+        video_path: None,
+    };
+    state.db.insert_clip(&clip).await?;
+    Ok((StatusCode::CREATED, Json(ClipView::new(&state, &stream, clip))))
+}
+
+/// A stream's clips, newest first: anyone who may watch the stream.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<ClipList>, ApiError> {
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    if !stream.status.is_playable() {
+        return Ok(Json(ClipList { clips: Vec::new() }));
+    }
+    let clips = state.db.clips(&stream.id, LIST_LIMIT).await?;
+    Ok(Json(ClipList { clips: clips.into_iter().map(|c| ClipView::new(&state, &stream, c)).collect() }))
+}
+
+/// Asks for a clip's MP4 (owner and admins): 202 while it is made (`video_url` appears on the
+/// clip), 200 once it exists.
+pub async fn make_mp4(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, clip_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<ClipView>), ApiError> {
+    let stream = controlled_stream(&state, &id, &caller).await?;
+    if !stream.status.is_playable() {
+        return Err(ApiError::Conflict(stream.status));
+    }
+    let clip = state.db.clip(&stream.id, &clip_id).await?.ok_or(ApiError::NotFound("clip"))?;
+    if clip.video_path.is_some() {
+        return Ok((StatusCode::OK, Json(ClipView::new(&state, &stream, clip))));
+    }
+    replay_video::make_clip_later(&state, &stream.playback_id, &clip);
+    Ok((StatusCode::ACCEPTED, Json(ClipView::new(&state, &stream, clip))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_parse_as_seconds_or_dates() {
+        let m: Moment = serde_json::from_str("12.5").unwrap();
+        assert!(matches!(m, Moment::Seconds(s) if s == 12.5));
+        let m: Moment = serde_json::from_str("\"2026-12-03T10:00:00Z\"").unwrap();
+        assert!(matches!(m, Moment::At(_)));
+        assert!(serde_json::from_str::<Moment>("\"yesterday\"").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+-- Clips: a span of a stream's media (whole segments), played through a VOD playlist over the
+-- stream's own segments. Deleted with the stream's media.
+CREATE TABLE clips (
+    id          TEXT PRIMARY KEY,
+    stream_id   TEXT NOT NULL REFERENCES streams (id),
+    title       TEXT,
+    start_at    TIMESTAMPTZ NOT NULL,
+    end_at      TIMESTAMPTZ NOT NULL,
+    -- Its VOD playlist: the path under /hls/{playback_id}/.
+    playlist_path TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    -- The clip's MP4 once made on request: its path under /hls/{playback_id}/.
+    video_path  TEXT
+);
+CREATE INDEX clips_by_stream ON clips (stream_id, created_at);
