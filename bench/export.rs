@@ -7,6 +7,8 @@
 //! packager's own `PublishFeed`, and saved. The export then runs in a child process of its
 //! own, so its peak resident memory (`VmHWM`) is the export's and not the packaging's; the
 //! child prints its resident memory before the export (GStreamer loaded) and its peak after.
+//! Before that, a 30 s and a 10 min clip of the middle of the replay are made and timed
+//! (request to playable: the packager reads the stored replay and stores the clip's playlist).
 //!
 //! Run: `cargo bench --bench export -- --minutes 60` (about 3 minutes here, most of it
 //! packaging; the input takes another minute the first time).
@@ -83,6 +85,7 @@ async fn main() {
     let mut feed = stream.start_publish().expect("publish");
     let mut progress = stream.progress();
     let started = Instant::now();
+    let wall = chrono::Utc::now();
     let mut keyframes = 0u64;
     for minute in 0..minutes {
         for tag in &tags {
@@ -109,6 +112,18 @@ async fn main() {
         started.elapsed().as_secs_f64(),
         stored as f64 / 1e6
     );
+    // Clips from the middle of the replay: request to playable (its playlist stored).
+    for seconds in [30, 600] {
+        let from = wall + chrono::Duration::seconds(i64::from(minutes) * 30);
+        let span = (from, from + chrono::Duration::seconds(seconds));
+        let made = Instant::now();
+        let clip = packager.make_clip(PID, &format!("c{seconds}"), span).await.expect("clip");
+        println!(
+            "clip of {seconds} s: playable after {:.1} ms ({} segments)",
+            made.elapsed().as_secs_f64() * 1000.0,
+            clip.segments
+        );
+    }
     let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
         .arg("--export-dir")
         .arg(dir.path())
