@@ -45,7 +45,9 @@ struct Wire {
 /// Relays events between this node (`db.node()`) and the others, until the task is dropped.
 /// Nothing to do on SQLite (one node).
 pub async fn relay_events(db: Db, events: Events, peers: Peers) {
-    let (Some(pool), Some(outbound)) = (db.postgres_pool(), events.relay_outbound()) else { return };
+    // Only with other nodes to reach: a relay taken and dropped would refuse every event.
+    let Some(pool) = db.postgres_pool() else { return };
+    let Some(outbound) = events.relay_outbound() else { return };
     let node = db.node().to_owned();
     tokio::join!(send(pool.clone(), outbound, node.clone()), receive(pool, db, events, peers, node));
 }

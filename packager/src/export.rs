@@ -27,9 +27,12 @@ pub(crate) const MP4_META: ObjectMeta = ObjectMeta::new("video/mp4", IMMUTABLE);
 
 /// Bytes waiting in the `appsrc` before the feeder waits for the pipeline.
 const QUEUED_BYTES: u64 = 8 << 20;
-/// How long the muxer may take to finish (write the index, copy the media behind it) once
-/// every segment is in.
-const FINISH_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bytes a track's queue may hold while the muxer waits for the other track. Bounded in bytes
+/// only: the muxer interleaves by time, and a queue bounded in time (the default, 1 s) can
+/// stall the demuxer for good when one track runs ahead in the file (seen with real replays).
+const TRACK_QUEUE_BYTES: u32 = 32 << 20;
+/// A pipeline that takes nothing from the `appsrc` for this long has stalled.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +134,12 @@ fn run(
         let (Some(pipeline), Some(mux)) = (weak.upgrade(), mux_weak.upgrade()) else { return };
         let kind = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())).unwrap_or_default();
         let template = if kind.starts_with("video/") { "video_%u" } else { "audio_%u" };
-        let Ok(queue) = gst::ElementFactory::make("queue").build() else { return };
+        let queue = gst::ElementFactory::make("queue")
+            .property("max-size-time", 0u64)
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", TRACK_QUEUE_BYTES)
+            .build();
+        let Ok(queue) = queue else { return };
         if pipeline.add(&queue).is_err() {
             return;
         }
@@ -150,7 +158,7 @@ fn run(
     let fed = feed(handle, store.as_ref(), &src, &bus, segments);
     let finished = fed.and_then(|(duration_ms, complete)| {
         let _ = src.end_of_stream();
-        wait_end(&bus, FINISH_TIMEOUT).map(|()| (duration_ms, complete))
+        wait_end(&bus, output, media).map(|()| (duration_ms, complete))
     });
     let _ = pipeline.set_state(gst::State::Null);
     finished
@@ -217,11 +225,20 @@ fn feed(
 }
 
 /// One buffer into the `appsrc`, after waiting while it holds `QUEUED_BYTES`; fails on a
-/// pipeline error (a push never waits on a pipeline that stopped).
+/// pipeline error or a stall (a push never waits for good on a pipeline that stopped).
 fn push(src: &AppSrc, bus: &gst::Bus, bytes: Bytes) -> Result<(), PackagerError> {
-    while src.current_level_bytes() >= QUEUED_BYTES {
+    let mut level = src.current_level_bytes();
+    let mut since = Instant::now();
+    while level >= QUEUED_BYTES {
         check_bus(bus)?;
         std::thread::sleep(Duration::from_millis(5));
+        let now = src.current_level_bytes();
+        if now < level {
+            since = Instant::now();
+        } else if since.elapsed() > STALL_TIMEOUT {
+            return Err(PackagerError::Gst("export: the pipeline stalled".into()));
+        }
+        level = now;
     }
     check_bus(bus)?;
     src.push_buffer(gst::Buffer::from_slice(bytes)).map_err(|e| PackagerError::Gst(format!("push: {e:?}")))?;
@@ -242,18 +259,22 @@ fn error_of(message: &gst::Message) -> PackagerError {
     }
 }
 
-fn wait_end(bus: &gst::Bus, within: Duration) -> Result<(), PackagerError> {
-    let deadline = Instant::now() + within;
+/// Waits for the muxer to finish (write the index, copy the media behind it) once every
+/// segment is in; fails when its files stop growing for `STALL_TIMEOUT` without an end.
+fn wait_end(bus: &gst::Bus, output: &Path, media: &Path) -> Result<(), PackagerError> {
+    let written = || [output, media].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum::<u64>();
+    let (mut size, mut since) = (written(), Instant::now());
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(PackagerError::Gst("export: the muxer did not finish in time".into()));
-        }
-        let timeout = gst::ClockTime::from_nseconds(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX));
-        match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        match bus.timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Eos, gst::MessageType::Error]) {
             Some(message) if message.type_() == gst::MessageType::Eos => return Ok(()),
             Some(message) => return Err(error_of(&message)),
             None => {}
+        }
+        let now = written();
+        if now != size {
+            (size, since) = (now, Instant::now());
+        } else if since.elapsed() > STALL_TIMEOUT {
+            return Err(PackagerError::Gst("export: the muxer stalled before the end".into()));
         }
     }
 }

@@ -76,6 +76,7 @@ async function select(id) {
   }
   api('GET', `/streams/${id}/stats`, { token }).then((stats) => selected && selected.stream.id === id && showStats(stats)).catch(() => {});
   loadOrders(id, null);
+  if (['live', 'reconnecting', 'archived'].includes(stream.status)) loadClips(id);
   if (['live', 'reconnecting'].includes(stream.status)) {
     loadAudience(id);
     selected.audienceTimer = setInterval(() => loadAudience(id), AUDIENCE_EVERY_MS);
@@ -139,6 +140,70 @@ function ordersPanel() {
     el('div', { class: 'bar' }, el('button', { type: 'button', id: 'orders-more', hidden: true,
       onclick: () => loadOrders(id, selected.ordersMore) }, 'Older orders')),
     el('p', { id: 'orders-status', role: 'status' }));
+}
+
+// ---- clips: a span of the stream as its own playlist, played at once; its MP4 on request
+
+async function loadClips(id) {
+  try {
+    const { clips } = await api('GET', `/streams/${id}/clips`, { token });
+    if (!selected || selected.stream.id !== id) return;
+    selected.clips = clips;
+    renderClips();
+  } catch (e) {
+    say($('#clip-status'), e.message, { error: true });
+  }
+}
+
+function renderClips() {
+  const node = $('#clip-list');
+  if (!node) return;
+  const items = (selected.clips || []).map((clip) => el('li', { class: 'card' },
+    el('span', {}, `${clip.title || 'Clip'} · ${formatDuration(clip.duration_seconds)} · ${new Date(clip.start).toLocaleTimeString()}`),
+    el('a', { class: 'button', href: clip.playback_url, target: '_blank', rel: 'noopener' }, 'Playlist'),
+    clip.video_url ? el('a', { class: 'button', href: clip.video_url, download: '' }, 'MP4')
+      : el('button', { type: 'button', onclick: () => askMp4(clip.id) }, 'Make MP4')));
+  node.replaceChildren(...(items.length ? items : [el('li', { class: 'muted small' }, 'No clips yet.')]));
+}
+
+async function clipLast(seconds) {
+  const id = selected.stream.id;
+  const end = new Date();
+  const start = new Date(end.getTime() - seconds * 1000);
+  try {
+    await api('POST', `/streams/${id}/clips`, { token, body: { start: start.toISOString(), end: end.toISOString() } });
+    say($('#clip-status'), 'Clip made: it plays now.');
+    await loadClips(id);
+  } catch (e) {
+    say($('#clip-status'), e.message, { error: true });
+  }
+}
+
+async function askMp4(clipId) {
+  const id = selected.stream.id;
+  try {
+    await api('POST', `/streams/${id}/clips/${clipId}/mp4`, { token });
+    say($('#clip-status'), 'Making the MP4…');
+    // Made in the background, in seconds: look again until it is there.
+    for (let i = 0; i < 30 && selected && selected.stream.id === id; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await loadClips(id);
+      if ((selected.clips || []).some((c) => c.id === clipId && c.video_url)) {
+        say($('#clip-status'), 'MP4 ready.');
+        return;
+      }
+    }
+  } catch (e) {
+    say($('#clip-status'), e.message, { error: true });
+  }
+}
+
+function clipsPanel(onAir) {
+  return el('section', { 'aria-labelledby': 'clips-heading' },
+    el('h2', { id: 'clips-heading' }, 'Clips'),
+    onAir ? el('div', { class: 'bar' }, el('button', { type: 'button', id: 'clip-last-30', onclick: () => clipLast(30) }, 'Clip the last 30 s')) : null,
+    el('ul', { id: 'clip-list', class: 'products' }),
+    el('p', { id: 'clip-status', role: 'status' }));
 }
 
 function copyField(id, label, value, { secret = false } = {}) {
@@ -285,9 +350,11 @@ function renderDetail() {
       el('h2', { id: 'pins-heading' }, 'Products'), el('ul', { id: 'pin-list', class: 'products' }), pinForm()) : null,
     onAir ? el('section', { 'aria-labelledby': 'audience-heading' }, el('h2', { id: 'audience-heading' }, 'Watching now'),
       el('div', { id: 'audience', 'aria-live': 'off' })) : null,
+    onAir || stream.status === 'archived' ? clipsPanel(onAir) : null,
     ordersPanel());
   renderPins();
   renderOrders();
+  renderClips();
   if (onAir || stream.status === 'archived') {
     try {
       selected.player = attachPlayer(video, stream.playback_url, { lowLatency: onAir });

@@ -70,6 +70,10 @@ function setBadge() {
   $('#badge').replaceChildren(statusBadge(stream.status));
   // A replay shows its products as chapters; the live pins are for live viewers.
   $('#products').hidden = stream.status === 'archived';
+  // The replay as one MP4 file, once made after the save.
+  const download = $('#download');
+  download.hidden = !stream.video_url;
+  if (stream.video_url) download.href = stream.video_url;
 }
 
 function tickElapsed() {
@@ -350,6 +354,10 @@ function onEvent(event) {
       break;
     case 'replay_ready':
       statusChanged('archived');
+      break;
+    case 'replay.mp4_ready':
+      stream = { ...stream, video_url: event.video_url };
+      setBadge();
       break;
     default:
       break;

@@ -243,6 +243,16 @@ try {
     { order_id: 'web-1', product_id: 'sku-blue-dress', quantity: 2, amount: '99.80', currency: 'EUR' });
   await contains(studio, '#order-rows', 'sku-blue-dress', 2000);
   assert.doesNotMatch(await studio.textContent('#order-rows tr:first-child td:last-child'), /–/, 'the order has a stream time');
+
+  step('seller clips the last 30 s: it plays at once');
+  await studio.click('#clip-last-30');
+  await contains(studio, '#clip-status', 'Clip made', 5000);
+  await contains(studio, '#clip-list', 'Make MP4');
+  const { clips } = await api('GET', `/streams/${env.STREAM_ID}/clips`, env.SELLER_TOKEN);
+  assert.equal(clips.length, 1, 'one clip');
+  const clipPlaylist = await fetch(clips[0].playback_url);
+  assert.equal(clipPlaylist.status, 200);
+  assert.match(await clipPlaylist.text(), /#EXT-X-ENDLIST/);
   await shot(studio, 'studio-live');
   await shot(viewerA, 'watch-live-pinned');
 
@@ -307,6 +317,13 @@ try {
 
   // ---- the replay
   step('the replay plays, with the product as a chapter');
+  // The replay's MP4 is made just after the save.
+  let videoUrl = null;
+  for (let i = 0; i < 60 && !videoUrl; i += 1) {
+    videoUrl = (await api('GET', `/streams/${env.STREAM_ID}`, env.SELLER_TOKEN)).video_url;
+    if (!videoUrl) await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  assert.ok(videoUrl && videoUrl.endsWith(`/hls/${playbackId}/replay.mp4`), `video_url ${videoUrl}`);
   const replay = await open('replay', `/watch/${playbackId}`);
   await contains(replay, '#badge', 'Replay');
   await plays(replay);
@@ -317,6 +334,9 @@ try {
     const video = document.querySelector('video');
     return video.currentTime > 0 && !video.seeking;
   }, null, { timeout: 10000 });
+  assert.equal(await replay.getAttribute('#download', 'href'), videoUrl, 'the replay offers its MP4');
+  const head = await fetch(videoUrl, { method: 'HEAD' });
+  assert.equal(head.headers.get('content-type'), 'video/mp4');
   await accessibility(replay, 'replay');
   await shot(replay, 'watch-replay');
 
