@@ -446,6 +446,32 @@ async fn live_shopping_end_to_end() {
     let replay_seconds = total_duration(&parse_media(&replay_playlist));
     let size = check_replay_mp4(&video_url, replay_seconds).await;
     assert_eq!(mp4["bytes"].as_u64(), Some(size));
+    // Every pin became a highlight of its product; every order with a media time has a video
+    // receipt: both are clips over the replay's segments.
+    let (status, highlights) = server.call("GET", "/api/v1/products/sku-1/highlights", None, None).await;
+    assert_eq!(status, 200, "{highlights}");
+    let highlight = &highlights["clips"][0];
+    assert_eq!(
+        (highlight["kind"].as_str(), highlight["product_id"].as_str()),
+        (Some("highlight"), Some("sku-1")),
+        "{highlights}"
+    );
+    assert_eq!(highlight["stream_id"], id);
+    assert!(highlight["duration_seconds"].as_f64().unwrap() > 0.0);
+    let played = server.get(highlight["playback_url"].as_str().unwrap()).await.text().await.unwrap();
+    assert!(played.contains("#EXT-X-ENDLIST") && played.contains("../../v0/seg"), "{played}");
+    let (_, nothing) = server.call("GET", "/api/v1/products/no-such-sku/highlights", None, None).await;
+    assert_eq!(nothing["clips"], json!([]));
+    let (status, orders) = server.call("GET", &path("/orders"), Some(&seller), None).await;
+    assert_eq!(status, 200, "{orders}");
+    let with_time: Vec<&Value> =
+        orders["orders"].as_array().unwrap().iter().filter(|o| !o["media_time"].is_null()).collect();
+    assert!(!with_time.is_empty(), "{orders}");
+    for order in with_time {
+        let receipt = order["receipt_url"].as_str().unwrap_or_else(|| panic!("no receipt: {order}"));
+        let text = server.get(receipt).await.text().await.unwrap();
+        assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    }
     // One node: no event is meant for other nodes, so none is refused on its way there.
     assert!(!server.log().contains("event relay behind"), "{}", server.log());
     assert!(

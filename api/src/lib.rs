@@ -2,6 +2,7 @@
 //! delivery. Knows axum, sqlx and the storage trait; RTMP and GStreamer stay behind
 //! [`LiveControl`] and [`LiveHls`], which the composition root implements.
 
+pub mod clips;
 pub mod cluster;
 pub mod db;
 pub mod engagement;

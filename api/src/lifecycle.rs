@@ -68,6 +68,7 @@ async fn wind_down(state: &AppState, stream: &Stream) -> anyhow::Result<()> {
             }),
         ));
         tracing::info!(stream = %stream.id, "stream ended and saved as a replay");
+        crate::clips::highlights_on_save(state, stream).await;
         crate::replay_video::make_later(state, &stream.id, &stream.playback_id);
     } else {
         let removed = state.store.delete_prefix(&state.hls.stream_prefix(&stream.playback_id)).await?;

@@ -298,6 +298,28 @@ pub struct Clip {
     pub created_at: DateTime<Utc>,
     /// Its MP4 once made: the path under `/hls/{playback_id}/`.
     pub video_path: Option<String>,
+    pub kind: ClipKind,
+}
+
+/// Who made a clip, and of what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipKind {
+    /// The seller's (or an admin's) clip.
+    Clip,
+    /// A product's pin, made when the stream was saved.
+    Highlight { product_id: String },
+    /// The moments before an order (`{shop_id}/{order_id}`), made when it came.
+    Receipt { order_ref: String },
+}
+
+impl ClipKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClipKind::Clip => "clip",
+            ClipKind::Highlight { .. } => "highlight",
+            ClipKind::Receipt { .. } => "receipt",
+        }
+    }
 }
 
 /// An order the shop attributed to a stream.

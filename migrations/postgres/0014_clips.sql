@@ -11,6 +11,13 @@ CREATE TABLE clips (
     created_by  TEXT NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL,
     -- The clip's MP4 once made on request: its path under /hls/{playback_id}/.
-    video_path  TEXT
+    video_path  TEXT,
+    -- 'clip' (made by the seller), 'highlight' (a product's pin, made on save) or 'receipt'
+    -- (the 30 s before an order, made when it came).
+    kind        TEXT NOT NULL DEFAULT 'clip',
+    product_id  TEXT,
+    -- A receipt's order: '{shop_id}/{order_id}'.
+    order_ref   TEXT
 );
 CREATE INDEX clips_by_stream ON clips (stream_id, created_at);
+CREATE INDEX clips_by_product ON clips (product_id, created_at) WHERE product_id IS NOT NULL;

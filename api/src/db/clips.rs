@@ -2,7 +2,7 @@
 
 use super::*;
 
-const CLIP_COLUMNS: &str = "id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at, video_path";
+const CLIP_COLUMNS: &str = "id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at, video_path, kind, product_id, order_ref";
 
 fn clip_from_row(row: &impl RowExt) -> DbResult<Clip> {
     Ok(Clip {
@@ -15,6 +15,11 @@ fn clip_from_row(row: &impl RowExt) -> DbResult<Clip> {
         created_by: row.text("created_by")?,
         created_at: row.time("created_at")?,
         video_path: row.text_opt("video_path")?,
+        kind: match (row.text("kind")?.as_str(), row.text_opt("product_id")?, row.text_opt("order_ref")?) {
+            ("highlight", Some(product_id), _) => ClipKind::Highlight { product_id },
+            ("receipt", _, Some(order_ref)) => ClipKind::Receipt { order_ref },
+            _ => ClipKind::Clip,
+        },
     })
 }
 
@@ -22,8 +27,8 @@ impl Db {
     pub async fn insert_clip(&self, clip: &Clip) -> DbResult<()> {
         on_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO clips (id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO clips (id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at, \
+                 kind, product_id, order_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&clip.id)
             .bind(&clip.stream_id)
@@ -33,6 +38,9 @@ impl Db {
             .bind(&clip.playlist_path)
             .bind(&clip.created_by)
             .bind(ts(clip.created_at))
+            .bind(clip.kind.as_str())
+            .bind(match &clip.kind { ClipKind::Highlight { product_id } => Some(product_id), _ => None })
+            .bind(match &clip.kind { ClipKind::Receipt { order_ref } => Some(order_ref), _ => None })
             .execute(pool)
             .await?;
             Ok(())
@@ -70,6 +78,40 @@ impl Db {
             .fetch_one(pool)
             .await?;
             row.int("n")
+        })
+    }
+
+    /// A product's highlights on saved, listed streams, newest first, each with its stream's
+    /// playback id.
+    pub async fn highlights(&self, product_id: &str, limit: i64) -> DbResult<Vec<(Clip, String)>> {
+        on_pool!(self, pool => {
+            let columns = CLIP_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {columns}, s.playback_id FROM clips c JOIN streams s ON s.id = c.stream_id \
+                 WHERE c.product_id = $1 AND c.kind = 'highlight' AND s.status = 'archived' AND s.practice = FALSE \
+                 ORDER BY c.created_at DESC, c.id LIMIT $2"
+            );
+            let rows = sqlx::query(&sql).bind(product_id).bind(limit).fetch_all(pool).await?;
+            rows.iter().map(|row| Ok((clip_from_row(row)?, row.text("playback_id")?))).collect()
+        })
+    }
+
+    /// The video receipts of these orders (`{shop_id}/{order_id}`) of a stream.
+    pub async fn receipts(&self, stream_id: &str, order_refs: &[String]) -> DbResult<Vec<Clip>> {
+        if order_refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {CLIP_COLUMNS} FROM clips WHERE stream_id = $1 AND kind = 'receipt' AND order_ref IN ({})",
+            (2..order_refs.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        on_pool!(self, pool => {
+            let mut query = sqlx::query(&sql).bind(stream_id);
+            for order_ref in order_refs {
+                query = query.bind(order_ref);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(clip_from_row).collect()
         })
     }
 

@@ -36,8 +36,8 @@ pub use outbox::OutboxEntry;
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{
-    ChatMessage, ChatUser, Clip, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role, Stream,
-    StreamStatus, Transition, Trigger, User, ViewerCounters,
+    ChatMessage, ChatUser, Clip, ClipKind, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role,
+    Stream, StreamStatus, Transition, Trigger, User, ViewerCounters,
 };
 use crate::playback::{Playback, PlaybackIndex};
 use crate::secrets;

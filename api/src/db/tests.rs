@@ -2,7 +2,7 @@
 //! folder, `postgres::…` on a database of its own on the tests' PostgreSQL server.
 
 use super::*;
-use crate::model::EndAction;
+use crate::model::{ClipKind, EndAction};
 use chrono::TimeZone;
 
 async fn sqlite(dir: &tempfile::TempDir) -> Db {
@@ -64,6 +64,7 @@ async fn clips_and_replay_videos(db: Db) {
         created_by: seller.id.clone(),
         created_at: at(created),
         video_path: None,
+        kind: ClipKind::Clip,
     };
     db.insert_clip(&clip("c1", 100)).await.unwrap();
     db.insert_clip(&clip("c2", 200)).await.unwrap();
@@ -74,7 +75,15 @@ async fn clips_and_replay_videos(db: Db) {
     assert!(db.set_clip_video_path("c1", "clips/c1/clip.mp4").await.unwrap());
     assert_eq!(db.clip(&stream.id, "c1").await.unwrap().unwrap().video_path.as_deref(), Some("clips/c1/clip.mp4"));
     assert!(db.clip("other", "c1").await.unwrap().is_none());
-    assert_eq!(db.delete_clips(&stream.id).await.unwrap(), 2);
+    let highlight = Clip { kind: ClipKind::Highlight { product_id: "sku".into() }, ..clip("h1", 300) };
+    let receipt = Clip { kind: ClipKind::Receipt { order_ref: "shop/o1".into() }, ..clip("r1", 400) };
+    db.insert_clip(&highlight).await.unwrap();
+    db.insert_clip(&receipt).await.unwrap();
+    let refs = ["shop/o1".to_owned(), "shop/o2".to_owned()];
+    assert_eq!(db.receipts(&stream.id, &refs).await.unwrap(), std::slice::from_ref(&receipt));
+    // Highlights are listed for saved streams only.
+    assert!(db.highlights("sku", 10).await.unwrap().is_empty());
+    assert_eq!(db.delete_clips(&stream.id).await.unwrap(), 4);
     assert!(db.clips(&stream.id, 10).await.unwrap().is_empty());
 
     // A replay's MP4 is recorded only on an archived stream.
@@ -86,6 +95,9 @@ async fn clips_and_replay_videos(db: Db) {
     assert!(db.set_video_path(&stream.id, "replay.mp4").await.unwrap());
     assert_eq!(db.stream(&stream.id).await.unwrap().unwrap().video_path.as_deref(), Some("replay.mp4"));
     assert!(db.archived_without_video().await.unwrap().is_empty());
+    db.insert_clip(&highlight).await.unwrap();
+    let found = db.highlights("sku", 10).await.unwrap();
+    assert_eq!(found, [(highlight, stream.playback_id.clone())]);
 }
 
 async fn tokens_expire_rotate_and_revoke_and_guests_are_purged(db: Db) {

@@ -14,8 +14,8 @@ use super::ApiJson;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
-use crate::model::{Clip, Stream};
-use crate::{AppState, replay_video, secrets};
+use crate::model::{Clip, ClipKind, Stream};
+use crate::{AppState, replay_video};
 
 /// The longest clip.
 const MAX_CLIP: Duration = Duration::from_secs(30 * 60);
@@ -54,12 +54,26 @@ pub struct ClipView {
     /// Its MP4 once made (`POST …/clips/{clip_id}/mp4`); null before.
     video_url: Option<String>,
     created_at: DateTime<Utc>,
+    /// `clip` (the seller's), `highlight` (a product's pin) or `receipt` (before an order).
+    kind: &'static str,
+    /// A highlight's product.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<String>,
 }
 
 impl ClipView {
     fn new(state: &AppState, stream: &Stream, clip: Clip) -> Self {
-        let url = |path: &str| state.urls.media(&stream.playback_id, path);
+        Self::of(state, &stream.playback_id, clip)
+    }
+
+    pub(super) fn of(state: &AppState, playback_id: &str, clip: Clip) -> Self {
+        let url = |path: &str| state.urls.media(playback_id, path);
         Self {
+            kind: clip.kind.as_str(),
+            product_id: match &clip.kind {
+                ClipKind::Highlight { product_id } => Some(product_id.clone()),
+                _ => None,
+            },
             duration_seconds: (clip.end - clip.start).num_milliseconds() as f64 / 1000.0,
             playback_url: url(&clip.playlist_path),
             video_url: clip.video_path.as_deref().map(url),
@@ -118,24 +132,9 @@ pub async fn create(
             Duration::from_secs(60),
         ));
     }
-    let clip_id = secrets::new_id();
-    let span = state
-        .live
-        .make_clip(&stream.playback_id, &clip_id, (start, end))
+    let clip = crate::clips::make(&state, &stream, (start, end), (title, ClipKind::Clip, &caller.0.id))
         .await?
         .ok_or_else(|| ApiError::BadRequest("no media of the stream in that span".into()))?;
-    let clip = Clip {
-        id: clip_id,
-        stream_id: stream.id.clone(),
-        title,
-        start: span.start,
-        end: span.end,
-        playlist_path: span.path,
-        created_by: caller.0.id.clone(),
-        created_at: Utc::now(),
-        video_path: None,
-    };
-    state.db.insert_clip(&clip).await?;
     Ok((StatusCode::CREATED, Json(ClipView::new(&state, &stream, clip))))
 }
 
@@ -151,6 +150,15 @@ pub async fn list(
     }
     let clips = state.db.clips(&stream.id, LIST_LIMIT).await?;
     Ok(Json(ClipList { clips: clips.into_iter().map(|c| ClipView::new(&state, &stream, c)).collect() }))
+}
+
+/// A product's highlights across saved streams, newest first: public (listed streams only).
+pub async fn highlights(
+    State(state): State<AppState>,
+    Path(product_id): Path<String>,
+) -> Result<Json<ClipList>, ApiError> {
+    let found = state.db.highlights(&product_id, LIST_LIMIT).await?;
+    Ok(Json(ClipList { clips: found.into_iter().map(|(clip, pid)| ClipView::of(&state, &pid, clip)).collect() }))
 }
 
 /// Asks for a clip's MP4 (owner and admins): 202 while it is made (`video_url` appears on the

@@ -1,6 +1,7 @@
 //! Pinned products (shown on the stream, marked in its playlists) and orders the shop
 //! attributes to a stream.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::Json;
@@ -17,7 +18,7 @@ use super::error::ApiError;
 use super::streams::{controlled_stream, visible_stream};
 use crate::db::{NewPin, OrderCursor, OrderRecorded};
 use crate::events::{Event, kind};
-use crate::model::{Order, OrderTotals, Pin, Role, Stream, StreamStatus};
+use crate::model::{ClipKind, Order, OrderTotals, Pin, Role, Stream, StreamStatus};
 use crate::money::{check_currency, format_amount, parse_amount};
 use crate::{AppState, Marker, PRODUCT_MARKER_CLASS};
 
@@ -186,6 +187,9 @@ pub struct OrderView {
     created_at: DateTime<Utc>,
     /// The live edge's program date-time when the order came (the stream on air here).
     media_time: Option<DateTime<Utc>>,
+    /// Its video receipt: a clip (HLS) of the 30 s before `media_time`, made just after the
+    /// order came; listed orders only (null until made, and without a media time).
+    receipt_url: Option<String>,
 }
 
 impl From<Order> for OrderView {
@@ -199,6 +203,7 @@ impl From<Order> for OrderView {
             currency: o.currency,
             created_at: o.created_at,
             media_time: o.media_time,
+            receipt_url: None,
         }
     }
 }
@@ -253,6 +258,7 @@ pub async fn report_order(
         OrderRecorded::Created(order) => {
             let totals = state.db.order_totals(&stream.id).await?;
             let mut event = totals_json(&totals, false);
+            crate::clips::receipt_later(&state, &stream, &caller.0.id, &order);
             let view = OrderView::from(order);
             // Orders events go to the seller's sockets only: the new order rides along.
             event["order"] = json!(view);
@@ -320,7 +326,25 @@ pub async fn list_orders(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_before = more.then(|| rows.last().map(|(cursor, _)| encode_cursor(cursor))).flatten();
-    Ok(Json(OrdersPage { orders: rows.into_iter().map(|(_, order)| order.into()).collect(), next_before }))
+    let order_ref = |cursor: &OrderCursor| format!("{}/{}", cursor.shop_id, cursor.order_id);
+    let refs: Vec<String> = rows.iter().map(|(cursor, _)| order_ref(cursor)).collect();
+    let receipts: HashMap<String, String> = state
+        .db
+        .receipts(&stream.id, &refs)
+        .await?
+        .into_iter()
+        .filter_map(|clip| match clip.kind {
+            ClipKind::Receipt { order_ref } => {
+                Some((order_ref, state.urls.media(&stream.playback_id, &clip.playlist_path)))
+            }
+            _ => None,
+        })
+        .collect();
+    let orders = rows
+        .into_iter()
+        .map(|(cursor, order)| OrderView { receipt_url: receipts.get(&order_ref(&cursor)).cloned(), ..order.into() })
+        .collect();
+    Ok(Json(OrdersPage { orders, next_before }))
 }
 
 // ---- shops and the sellers they sell for ----
