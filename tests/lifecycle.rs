@@ -286,8 +286,27 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
         let (status, answer) = server.call("POST", &clips, Some(&seller), Some(body.clone())).await;
         assert!(status == 400 || status == 422, "{body}: {status} {answer}");
     }
-    assert_eq!(server.call("POST", &clips, Some(&other), Some(json!({"start": 0, "end": 3}))).await.0, 403);
     assert_eq!(server.call("POST", &clips, None, Some(json!({"start": 0, "end": 3}))).await.0, 401);
+    // A viewer clips the last moments while live: at most 30 s, five an hour.
+    let viewer = server.user("viewer", "viewer");
+    let last = |seconds: i64| {
+        let now = chrono::Utc::now();
+        json!({"start": now - chrono::Duration::seconds(seconds), "end": now})
+    };
+    let (status, theirs) = server.call("POST", &clips, Some(&viewer), Some(last(10))).await;
+    assert_eq!(status, 201, "{theirs}");
+    assert_eq!(theirs["kind"], "clip");
+    clip_playlist(&server, theirs["playback_url"].as_str().unwrap()).await;
+    assert_eq!(server.call("POST", &clips, Some(&viewer), Some(last(40))).await.0, 400);
+    let (status, _) = server.call("POST", &clips, Some(&viewer), Some(json!({"start": 0, "end": 3}))).await;
+    assert!(status == 201 || status == 400, "an old span: {status}");
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(server.call("POST", &clips, Some(&viewer), Some(last(5))).await.0);
+    }
+    assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    let mut viewer_clips = answers.iter().filter(|s| **s == 201).count() + 1;
+    viewer_clips += usize::from(status == 201);
 
     // Saved: the clips stay and still play; an MP4 is made on request.
     assert!(ffmpeg.wait_with_output().await.unwrap().status.success());
@@ -296,7 +315,9 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
     let (status, list) = server.call("GET", &clips, None, None).await;
     assert_eq!(status, 200);
     let listed: Vec<&str> = list["clips"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(listed, [first["id"].as_str().unwrap(), clip_id], "newest first");
+    assert_eq!(listed.len(), 2 + viewer_clips, "{list}");
+    assert_eq!(listed[viewer_clips..], [first["id"].as_str().unwrap(), clip_id], "newest first");
+    assert_eq!(server.call("POST", &clips, Some(&viewer), Some(last(5))).await.0, 409, "not on air any more");
     clip_playlist(&server, &url).await;
     server.check_segments_decode(pid, &parse_media(&server.media_playlist(pid).await.unwrap())).await;
     let mp4 = format!("{clips}/{clip_id}/mp4");

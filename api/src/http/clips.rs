@@ -21,6 +21,9 @@ use crate::{AppState, replay_video};
 const MAX_CLIP: Duration = Duration::from_secs(30 * 60);
 /// Clips one user may make of one stream per hour (each is a stored playlist).
 const CLIPS_PER_HOUR: i64 = 60;
+/// A viewer's clips: of a stream on air, at most this long, at most so many an hour.
+const VIEWER_CLIP: Duration = Duration::from_secs(30);
+const VIEWER_CLIPS_PER_HOUR: i64 = 5;
 /// Clips listed.
 const LIST_LIMIT: i64 = 200;
 
@@ -103,17 +106,22 @@ fn resolve(moment: &Moment, stream: &Stream) -> Result<DateTime<Utc>, ApiError> 
     }
 }
 
-/// Makes a clip (owner and admins), live or after the stream was saved.
+/// Makes a clip: the owner and admins of any span, live or after the stream was saved; any
+/// other signed-in user (a viewer) of at most the last 30 s while the stream is on air, a few
+/// an hour.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewClip>,
 ) -> Result<(StatusCode, Json<ClipView>), ApiError> {
-    let stream = controlled_stream(&state, &id, &caller).await?;
-    if !stream.status.is_playable() {
+    let stream = visible_stream(&state, &id, Some(&caller)).await?;
+    let owner = caller.controls(&stream);
+    let playable = if owner { stream.status.is_playable() } else { stream.status.is_on_air() };
+    if !playable {
         return Err(ApiError::Conflict(stream.status));
     }
+    let (longest, per_hour) = if owner { (MAX_CLIP, CLIPS_PER_HOUR) } else { (VIEWER_CLIP, VIEWER_CLIPS_PER_HOUR) };
     let title = body.title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     if title.as_ref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ApiError::BadRequest("title: at most 200 characters".into()));
@@ -122,13 +130,17 @@ pub async fn create(
     if end <= start {
         return Err(ApiError::BadRequest("end must be after start".into()));
     }
-    if (end - start).to_std().unwrap_or(Duration::MAX) > MAX_CLIP {
-        return Err(ApiError::BadRequest(format!("a clip lasts at most {} minutes", MAX_CLIP.as_secs() / 60)));
+    if (end - start).to_std().unwrap_or(Duration::MAX) > longest {
+        return Err(ApiError::BadRequest(format!("a clip lasts at most {} s", longest.as_secs())));
+    }
+    // A viewer clips what was just on air, not the whole stream.
+    if !owner && end < Utc::now() - chrono::Duration::seconds(60) {
+        return Err(ApiError::BadRequest("viewers clip the last moments of a live stream".into()));
     }
     let hour_ago = Utc::now() - chrono::Duration::hours(1);
-    if state.db.count_clips_since(&stream.id, &caller.0.id, hour_ago).await? >= CLIPS_PER_HOUR {
+    if state.db.count_clips_since(&stream.id, &caller.0.id, hour_ago).await? >= per_hour {
         return Err(ApiError::TooManyRequests(
-            format!("at most {CLIPS_PER_HOUR} clips of a stream per hour"),
+            format!("at most {per_hour} clips of a stream per hour"),
             Duration::from_secs(60),
         ));
     }

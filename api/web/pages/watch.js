@@ -70,6 +70,7 @@ function setBadge() {
   $('#badge').replaceChildren(statusBadge(stream.status));
   // A replay shows its products as chapters; the live pins are for live viewers.
   $('#products').hidden = stream.status === 'archived';
+  $('#clip').hidden = !['live', 'reconnecting'].includes(stream.status);
   // The replay as one MP4 file, once made after the save.
   const download = $('#download');
   download.hidden = !stream.video_url;
@@ -249,6 +250,33 @@ async function share() {
 }
 
 $('#share').addEventListener('click', share);
+
+// ---- clip: a signed-in viewer keeps the last 30 s of the live stream as a link (a playlist
+// over the stream's own segments; a few an hour).
+
+async function clipLast30() {
+  const me = viewer();
+  if (!me) {
+    say($('#reaction-status'), 'Sign in (below the chat) to clip.');
+    return;
+  }
+  const end = new Date();
+  const start = new Date(end.getTime() - 30000);
+  try {
+    const clip = await api('POST', `/streams/${streamId}/clips`,
+      { token: me.token, body: { start: start.toISOString(), end: end.toISOString() } });
+    try {
+      await navigator.clipboard.writeText(clip.playback_url);
+      say($('#reaction-status'), `Clip made, link copied: ${clip.playback_url}`);
+    } catch {
+      say($('#reaction-status'), `Clip made: ${clip.playback_url}`);
+    }
+  } catch (e) {
+    say($('#reaction-status'), e.message, { error: true });
+  }
+}
+
+$('#clip').addEventListener('click', clipLast30);
 
 /** `?t=` of a replay's link: where playback starts, in seconds. */
 const startAt = Number(new URLSearchParams(location.search).get('t')) || 0;

@@ -194,6 +194,14 @@ try {
   await contains(viewerB, '#messages', 'Is the blue one in stock?', 2000);
   const chatSeenMs = Date.now() - started;
 
+  step('viewer A clips the last 30 s: a link to a playlist that plays');
+  await viewerA.click('#clip');
+  await viewerA.waitForFunction(() => /Clip made/.test(document.querySelector('#reaction-status').textContent), null, { timeout: 5000 });
+  const clipUrl = (await viewerA.textContent('#reaction-status')).match(/https?:\/\/\S+\.m3u8/)[0];
+  const viewerClip = await fetch(clipUrl);
+  assert.equal(viewerClip.status, 200);
+  assert.match(await viewerClip.text(), /#EXT-X-ENDLIST/);
+
   step('the publisher drops and comes back: the players go on by themselves');
   const before = await viewerA.evaluate(() => document.querySelector('video').currentTime);
   process.kill(Number(env.PUBLISHER_PID), 'SIGKILL');
@@ -248,8 +256,8 @@ try {
   await studio.click('#clip-last-30');
   await contains(studio, '#clip-status', 'Clip made', 5000);
   await contains(studio, '#clip-list', 'Make MP4');
-  const { clips } = await api('GET', `/streams/${env.STREAM_ID}/clips`, env.SELLER_TOKEN);
-  assert.equal(clips.length, 1, 'one clip');
+  const clips = (await api('GET', `/streams/${env.STREAM_ID}/clips`, env.SELLER_TOKEN)).clips.filter((c) => c.kind === 'clip');
+  assert.equal(clips.length, 2, "viewer A's clip and the seller's (the order's receipt aside)");
   const clipPlaylist = await fetch(clips[0].playback_url);
   assert.equal(clipPlaylist.status, 200);
   assert.match(await clipPlaylist.text(), /#EXT-X-ENDLIST/);
