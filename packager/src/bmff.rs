@@ -73,18 +73,7 @@ pub(crate) fn video_duration_ns(segment: &[u8], track: &VideoTrack) -> Option<u6
                 continue;
             }
             found = true;
-            let flags = u32_at(tfhd, 0)? & 0x00FF_FFFF;
-            let mut at = 8;
-            if flags & 0x1 != 0 {
-                at += 8; // base-data-offset
-            }
-            if flags & 0x2 != 0 {
-                at += 4; // sample-description-index
-            }
-            let default = if flags & 0x8 != 0 { u32_at(tfhd, at)? } else { track.default_duration };
-            for (_, trun) in boxes(traf).filter(|(k, _)| k == b"trun") {
-                total += trun_duration(trun, default)?;
-            }
+            total += traf_duration(traf, tfhd, track.default_duration)?;
         }
     }
     found.then(|| total.saturating_mul(1_000_000_000) / u64::from(track.timescale))
@@ -349,24 +338,12 @@ pub(crate) fn fragment_spans(segment: &[u8], tracks: &[Track]) -> Vec<(u64, u64)
 fn traf_span(traf: &[u8], tracks: &[Track]) -> Option<(u64, u64)> {
     let tfhd = child(traf, b"tfhd")?;
     let track = tracks.iter().find(|t| Some(t.id) == u32_at(tfhd, 4))?;
-    let flags = u32_at(tfhd, 0)? & 0x00FF_FFFF;
-    let mut at = 8;
-    if flags & 0x1 != 0 {
-        at += 8; // base-data-offset
-    }
-    if flags & 0x2 != 0 {
-        at += 4; // sample-description-index
-    }
-    let default = if flags & 0x8 != 0 { u32_at(tfhd, at)? } else { track.default_duration };
     let tfdt = child(traf, b"tfdt")?;
     let start = match tfdt.first()? {
         1 => u64::from_be_bytes(tfdt.get(4..12)?.try_into().ok()?),
         _ => u64::from(u32_at(tfdt, 4)?),
     };
-    let mut duration = 0u64;
-    for (_, trun) in boxes(traf).filter(|(k, _)| k == b"trun") {
-        duration = duration.saturating_add(trun_duration(trun, default)?);
-    }
+    let duration = traf_duration(traf, tfhd, track.default_duration)?;
     let ns = |ticks: u64| u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(track.timescale)).ok();
     Some((ns(start)?, ns(start.saturating_add(duration))?))
 }
@@ -407,6 +384,25 @@ pub(crate) fn shift_decode_times(segment: &mut [u8], tracks: &[Track], shift_ns:
         }
     }
     true
+}
+
+/// The summed sample durations of a `traf` (ticks): its `trun`s, with the `tfhd`'s default
+/// duration, else `trex_default`.
+fn traf_duration(traf: &[u8], tfhd: &[u8], trex_default: u32) -> Option<u64> {
+    let flags = u32_at(tfhd, 0)? & 0x00FF_FFFF;
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        at += 8; // base-data-offset
+    }
+    if flags & 0x2 != 0 {
+        at += 4; // sample-description-index
+    }
+    let default = if flags & 0x8 != 0 { u32_at(tfhd, at)? } else { trex_default };
+    let mut total = 0u64;
+    for (_, trun) in boxes(traf).filter(|(k, _)| k == b"trun") {
+        total = total.saturating_add(trun_duration(trun, default)?);
+    }
+    Some(total)
 }
 
 fn trun_duration(trun: &[u8], default: u32) -> Option<u64> {
