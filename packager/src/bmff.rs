@@ -120,24 +120,38 @@ pub(crate) fn restore_decode_times(
 ) {
     // A `trun` whose offsets were all zero carries none; give it room for them first.
     add_composition_offsets(segment, track);
-    let len = segment.len();
-    for (_, moof_start, moof_end) in box_ranges(segment, 0, len).into_iter().filter(|(k, ..)| k == b"moof") {
-        for (_, traf_start, traf_end) in
-            box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf")
-        {
-            let children = box_ranges(segment, traf_start, traf_end);
+    for traf in traf_positions(segment) {
+        let Some(tfdt) = traf.tfdt else { continue };
+        if u32_at(segment, traf.tfhd + 4) != Some(track.track_id) {
+            continue;
+        }
+        let count: usize = traf.truns.iter().filter_map(|&(s, _)| u32_at(segment, s + 4)).map(|n| n as usize).sum();
+        let Some(cts_ns) = source_cts(count) else { continue };
+        restore_traf(segment, track, tfdt, &traf.truns, cts_ns);
+    }
+}
+
+/// Where a `traf`'s boxes are in a segment: payload offsets of its `tfhd`, its `tfdt`
+/// (start, end) and its `trun`s (start, end).
+struct TrafAt {
+    tfhd: usize,
+    tfdt: Option<(usize, usize)>,
+    truns: Vec<(usize, usize)>,
+}
+
+/// Every `traf` (with a `tfhd`) of every `moof` of a segment, in order.
+fn traf_positions(segment: &[u8]) -> Vec<TrafAt> {
+    let mut out = Vec::new();
+    for (_, moof_start, moof_end) in box_ranges(segment, 0, segment.len()).into_iter().filter(|(k, ..)| k == b"moof") {
+        for (_, start, end) in box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf") {
+            let children = box_ranges(segment, start, end);
             let find = |kind: &[u8; 4]| children.iter().find(|(k, ..)| k == kind).map(|&(_, s, e)| (s, e));
-            let (Some((tfhd, _)), Some((tfdt, tfdt_end))) = (find(b"tfhd"), find(b"tfdt")) else { continue };
-            if u32_at(segment, tfhd + 4) != Some(track.track_id) {
-                continue;
-            }
-            let truns: Vec<(usize, usize)> =
-                children.iter().filter(|(k, ..)| k == b"trun").map(|&(_, s, e)| (s, e)).collect();
-            let count: usize = truns.iter().filter_map(|&(s, _)| u32_at(segment, s + 4)).map(|n| n as usize).sum();
-            let Some(cts_ns) = source_cts(count) else { continue };
-            restore_traf(segment, track, (tfdt, tfdt_end), &truns, cts_ns);
+            let Some((tfhd, _)) = find(b"tfhd") else { continue };
+            let truns = children.iter().filter(|(k, ..)| k == b"trun").map(|&(_, s, e)| (s, e)).collect();
+            out.push(TrafAt { tfhd, tfdt: find(b"tfdt"), truns });
         }
     }
+    out
 }
 
 fn restore_traf(
@@ -352,35 +366,28 @@ fn traf_span(traf: &[u8], tracks: &[Track]) -> Option<(u64, u64)> {
 /// rewritten in place, in its track's timescale). False if a time would not fit (then the
 /// segment may be partly rewritten: drop it).
 pub(crate) fn shift_decode_times(segment: &mut [u8], tracks: &[Track], shift_ns: i64) -> bool {
-    let len = segment.len();
-    for (_, moof_start, moof_end) in box_ranges(segment, 0, len).into_iter().filter(|(k, ..)| k == b"moof") {
-        for (_, traf_start, traf_end) in
-            box_ranges(segment, moof_start, moof_end).into_iter().filter(|(k, ..)| k == b"traf")
-        {
-            let children = box_ranges(segment, traf_start, traf_end);
-            let find = |kind: &[u8; 4]| children.iter().find(|(k, ..)| k == kind).map(|&(_, s, e)| (s, e));
-            let (Some((tfhd, _)), Some((tfdt, tfdt_end))) = (find(b"tfhd"), find(b"tfdt")) else { return false };
-            let Some(track) = tracks.iter().find(|t| Some(t.id) == u32_at(segment, tfhd + 4)) else { return false };
-            let shift = i128::from(shift_ns) * i128::from(track.timescale) / 1_000_000_000;
-            let wide = segment.get(tfdt) == Some(&1);
-            if tfdt_end < tfdt + if wide { 12 } else { 8 } {
-                return false;
-            }
-            let written = match wide {
-                true => segment[tfdt + 4..tfdt + 12].try_into().map(u64::from_be_bytes).unwrap_or(0),
-                false => u64::from(u32_at(segment, tfdt + 4).unwrap_or(0)),
-            };
-            let moved = i128::from(written) + shift;
-            match wide {
-                true => match u64::try_from(moved) {
-                    Ok(v) => segment[tfdt + 4..tfdt + 12].copy_from_slice(&v.to_be_bytes()),
-                    Err(_) => return false,
-                },
-                false => match u32::try_from(moved) {
-                    Ok(v) => segment[tfdt + 4..tfdt + 8].copy_from_slice(&v.to_be_bytes()),
-                    Err(_) => return false,
-                },
-            }
+    for traf in traf_positions(segment) {
+        let Some((tfdt, tfdt_end)) = traf.tfdt else { return false };
+        let Some(track) = tracks.iter().find(|t| Some(t.id) == u32_at(segment, traf.tfhd + 4)) else { return false };
+        let shift = i128::from(shift_ns) * i128::from(track.timescale) / 1_000_000_000;
+        let wide = segment.get(tfdt) == Some(&1);
+        if tfdt_end < tfdt + if wide { 12 } else { 8 } {
+            return false;
+        }
+        let written = match wide {
+            true => segment[tfdt + 4..tfdt + 12].try_into().map(u64::from_be_bytes).unwrap_or(0),
+            false => u64::from(u32_at(segment, tfdt + 4).unwrap_or(0)),
+        };
+        let moved = i128::from(written) + shift;
+        match wide {
+            true => match u64::try_from(moved) {
+                Ok(v) => segment[tfdt + 4..tfdt + 12].copy_from_slice(&v.to_be_bytes()),
+                Err(_) => return false,
+            },
+            false => match u32::try_from(moved) {
+                Ok(v) => segment[tfdt + 4..tfdt + 8].copy_from_slice(&v.to_be_bytes()),
+                Err(_) => return false,
+            },
         }
     }
     true
