@@ -472,6 +472,13 @@ async fn live_shopping_end_to_end() {
         let text = server.get(receipt).await.text().await.unwrap();
         assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
     }
+    // Receipts name orders: listed to the seller only.
+    let kinds = |list: &Value| list["clips"].as_array().unwrap().iter().map(|c| c["kind"].clone()).collect::<Vec<_>>();
+    let (_, for_seller) = server.call("GET", &path("/clips"), Some(&seller), None).await;
+    assert!(kinds(&for_seller).contains(&json!("receipt")), "{for_seller}");
+    let (_, for_anyone) = server.call("GET", &path("/clips"), None, None).await;
+    assert!(!kinds(&for_anyone).contains(&json!("receipt")), "{for_anyone}");
+    assert!(kinds(&for_anyone).contains(&json!("highlight")), "{for_anyone}");
     // One node: no event is meant for other nodes, so none is refused on its way there.
     assert!(!server.log().contains("event relay behind"), "{}", server.log());
     assert!(

@@ -150,7 +150,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ClipView::new(&state, &stream, clip))))
 }
 
-/// A stream's clips, newest first: anyone who may watch the stream.
+/// A stream's clips, newest first: anyone who may watch the stream. Video receipts (titled by
+/// their order) only for the owner and admins: orders are the seller's business.
 pub async fn list(
     State(state): State<AppState>,
     caller: Option<Caller>,
@@ -160,8 +161,10 @@ pub async fn list(
     if !stream.status.is_playable() {
         return Ok(Json(ClipList { clips: Vec::new() }));
     }
+    let seller = caller.as_ref().is_some_and(|c| c.controls(&stream));
     let clips = state.db.clips(&stream.id, LIST_LIMIT).await?;
-    Ok(Json(ClipList { clips: clips.into_iter().map(|c| ClipView::new(&state, &stream, c)).collect() }))
+    let shown = clips.into_iter().filter(|c| seller || !matches!(c.kind, ClipKind::Receipt { .. }));
+    Ok(Json(ClipList { clips: shown.map(|c| ClipView::new(&state, &stream, c)).collect() }))
 }
 
 /// A product's highlights across saved streams, newest first: public (listed streams only).
