@@ -93,6 +93,7 @@ function startPlayer() {
     return;
   }
   if (stream.poster_url) video.poster = stream.poster_url;
+  if (stream.status === 'archived') loadHighlights();
   try {
     player = attachPlayer(video, stream.playback_url, {
       lowLatency: stream.status !== 'archived',
@@ -113,9 +114,25 @@ video.addEventListener('playing', () => {
   if (!session) session = viewerSession(streamId, () => viewer()?.token).catch(() => null);
 });
 
-// ---- replay chapters: the playlist's product DATERANGEs placed on the media timeline
+// ---- replay chapters: the playlist's product DATERANGEs placed on the media timeline, each
+// with its product's highlight clip (made when the stream was saved) where there is one
+
+/** Highlight clips of this replay by product id; the playlist details chapters were drawn from. */
+let highlights = new Map();
+let chapterDetails = null;
+
+async function loadHighlights() {
+  try {
+    const { clips } = await api('GET', `/streams/${streamId}/clips`);
+    highlights = new Map(clips.filter((c) => c.kind === 'highlight').map((c) => [c.product_id, c]));
+    if (chapterDetails) renderChapters(chapterDetails);
+  } catch {
+    // Chapters work without their clips.
+  }
+}
 
 function renderChapters(details) {
+  chapterDetails = details;
   const ranges = Object.values(details.dateRanges || {}).filter((r) => r.class === 'com.hawker.product');
   const first = details.fragments && details.fragments[0];
   if (!ranges.length || !first || !first.programDateTime || !details.totalduration) return;
@@ -135,9 +152,12 @@ function renderChapters(details) {
       'aria-label': `Jump to ${title} at ${formatDuration(time)}`, onclick: seek,
       dataset: { position: String(time / details.totalduration) },
     }));
+    const highlight = highlights.get(range.attr['X-PRODUCT-ID']);
     list.append(productItem({
       title, price, image_url: range.attr['X-IMAGE-URL'], url: range.attr['X-URL'],
-      extra: el('button', { type: 'button', onclick: seek }, `▶ ${formatDuration(time)}`),
+      extra: el('div', { class: 'bar' }, el('button', { type: 'button', onclick: seek }, `▶ ${formatDuration(time)}`),
+        highlight ? el('a', { class: 'highlight', href: highlight.playback_url, target: '_blank', rel: 'noopener',
+          'aria-label': `Highlight clip of ${title}` }, `Highlight (${formatDuration(highlight.duration_seconds)})`) : null),
     }));
   }
   // Positions are set through the CSSOM: the page's CSP allows no inline styles.

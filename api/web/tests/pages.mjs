@@ -337,6 +337,13 @@ try {
   await plays(replay);
   await replay.waitForSelector('#chapters:not([hidden]) button', { timeout: 15000 });
   await contains(replay, '#chapter-list', 'Blue summer dress');
+  // The pin became a highlight clip of the product when the stream was saved.
+  await replay.waitForSelector('#chapter-list a.highlight', { timeout: 10000 });
+  const highlightUrl = await replay.getAttribute('#chapter-list a.highlight', 'href');
+  assert.match(highlightUrl, new RegExp(`/hls/${playbackId}/clips/[A-Za-z0-9_-]+/index\\.m3u8$`));
+  assert.match(await (await fetch(highlightUrl)).text(), /#EXT-X-ENDLIST/);
+  const productHighlights = await (await fetch(`${base}/api/v1/products/sku-blue-dress/highlights`)).json();
+  assert.equal(productHighlights.clips[0].playback_url, highlightUrl);
   await replay.click('#chapters button');
   await replay.waitForFunction(() => {
     const video = document.querySelector('video');
