@@ -103,7 +103,7 @@ impl Db {
         }
         let sql = format!(
             "SELECT {CLIP_COLUMNS} FROM clips WHERE stream_id = $1 AND kind = 'receipt' AND order_ref IN ({})",
-            (2..order_refs.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            placeholders(2, order_refs.len())
         );
         on_pool!(self, pool => {
             let mut query = sqlx::query(&sql).bind(stream_id);

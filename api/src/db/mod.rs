@@ -197,9 +197,10 @@ impl Ts {
     }
 }
 
-/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list of `n` values.
-fn placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `$first, …`: the placeholders of an `IN (…)` list of `n` values, numbered from `first`
+/// (after the query's other parameters).
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 fn ts(at: DateTime<Utc>) -> Ts {

@@ -354,7 +354,7 @@ impl Db {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT id, publish_seq FROM streams WHERE id IN ({})", placeholders(ids.len()));
+        let sql = format!("SELECT id, publish_seq FROM streams WHERE id IN ({})", placeholders(1, ids.len()));
         on_pool!(self, pool => {
             let mut query = sqlx::query(&sql);
             for id in ids {

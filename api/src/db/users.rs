@@ -125,8 +125,10 @@ impl Db {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql =
-            format!("SELECT id, name, role, guest FROM users WHERE id IN ({}) ORDER BY name", placeholders(ids.len()));
+        let sql = format!(
+            "SELECT id, name, role, guest FROM users WHERE id IN ({}) ORDER BY name",
+            placeholders(1, ids.len())
+        );
         on_pool!(self, pool => {
             let mut query = sqlx::query(&sql);
             for id in ids {
