@@ -5,8 +5,10 @@
 //! AAC; `bench/out/export720.flv`, made once) is packaged `--minutes` times in a row as one
 //! publish (its timestamps shifted by 60 s each time) into a local store, through the
 //! packager's own `PublishFeed`, and saved. The export then runs in a child process of its
-//! own, so its peak resident memory (`VmHWM`) is the export's and not the packaging's; the
-//! child prints its resident memory before the export (GStreamer loaded) and its peak after.
+//! own, as the server's does: it reads the segments and feeds them to the muxer, which runs in
+//! a child of its own (`hawker remux-mp4`). It prints its resident memory before the export
+//! and its peak after (`VmHWM`: the reading side, not the packaging), and the muxer process'
+//! peak (`ru_maxrss` of its children).
 //! Before that, a 30 s and a 10 min clip of the middle of the replay are made and timed
 //! (request to playable: the packager reads the stored replay and stores the clip's playlist).
 //!
@@ -45,7 +47,20 @@ fn status_mb(field: &str) -> f64 {
 }
 
 fn config(dir: &Path) -> PackagerConfig {
-    PackagerConfig { poster_interval: Duration::ZERO, work_dir: dir.join("work"), ..PackagerConfig::default() }
+    PackagerConfig {
+        poster_interval: Duration::ZERO,
+        work_dir: dir.join("work"),
+        remux_program: Some(common::hawker_bin().into()),
+        ..PackagerConfig::default()
+    }
+}
+
+/// The largest peak resident memory of this process' waited-for children, MB.
+fn children_peak_mb() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
 }
 
 /// The child: exports the replay stored under `dir` and prints its figures.
@@ -64,7 +79,11 @@ async fn export(dir: PathBuf) {
         export.bytes as f64 / 1e6,
         export.complete
     );
-    println!("memory: {before:.1} MB resident before the export, peak {:.1} MB", status_mb("VmHWM:"));
+    println!(
+        "memory: reader {before:.1} MB resident before the export, peak {:.1} MB; muxer process peak {:.1} MB",
+        status_mb("VmHWM:"),
+        children_peak_mb()
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

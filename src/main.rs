@@ -61,6 +61,16 @@ enum Command {
     },
     /// Creates or upgrades the database schema, then exits.
     Migrate,
+    /// The server's MP4 export child process: a fragmented MP4 stream on stdin, one
+    /// fast-start MP4 out (a muxer's fault then ends one export, not the server).
+    #[command(hide = true)]
+    RemuxMp4 {
+        #[arg(long)]
+        output: PathBuf,
+        /// The muxer's media, before the index is written in front of it.
+        #[arg(long)]
+        media: PathBuf,
+    },
 }
 
 // User ids are base64url and may start with "-": id arguments take hyphen values.
@@ -296,6 +306,14 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(database = db.backend(), "database is up to date");
             Ok(())
         }
+        Command::RemuxMp4 { output, media } => {
+            // The server reads the last line of its error output: the error alone.
+            if let Err(e) = tokio::task::spawn_blocking(move || hawker_packager::remux_stdin(&output, &media)).await? {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -425,6 +443,14 @@ fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("restricting {} to mode {mode:o}", path.display()))
 }
 
+/// This program's path, for its child processes. A binary replaced on disk while it runs (a
+/// package upgrade) reads as "path (deleted)": the new one at the same path is run.
+fn this_program() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe().context("the path of this program")?;
+    let text = path.to_string_lossy();
+    Ok(text.strip_suffix(" (deleted)").map_or_else(|| path.clone(), PathBuf::from))
+}
+
 async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     let db = database.open().await?.with_node(&config.node_id);
     tracing::info!(database = db.backend(), node = db.node(), "database is up to date");
@@ -434,13 +460,21 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
         tracing::warn!(streams = recovered, "streams left live by the last run now wait for their publisher");
     }
     let store: Arc<dyn Store> = config::open_store(&config).await?;
+    // Exports a crash cut short left their temporary files here: this node's alone.
+    let work_dir = config.data_dir.join("work");
+    if let Err(e) = std::fs::remove_dir_all(&work_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, dir = %work_dir.display(), "could not empty the export work folder");
+    }
     let packager_config = PackagerConfig {
         segment_duration: config.segment_duration,
         live_window: config.live_window,
         poster_interval: config.poster_interval,
         part_duration: config.part_duration,
         ladder: Vec::new(),
-        work_dir: config.data_dir.join("work"),
+        work_dir,
+        remux_program: Some(this_program()?),
     };
     let db = db.with_setting_defaults(live::setting_defaults(&packager_config));
     let packager = Packager::new(store.clone(), packager_config)?;

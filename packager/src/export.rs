@@ -8,7 +8,9 @@
 //! source's timestamps after one offset); the fragments' decode times are moved so that the
 //! publishes follow one another in the file, as they do in the replay.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,12 @@ use bytes::Bytes;
 use gst::prelude::*;
 use gst_app::AppSrc;
 use hawker_storage::{IMMUTABLE, ObjectMeta, Store};
-use tokio::runtime::Handle;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::PackagerError;
 use crate::bmff;
 use crate::names;
 use crate::playlist::Segment;
+use crate::{PackagerConfig, PackagerError};
 
 pub(crate) const MP4_META: ObjectMeta = ObjectMeta::new("video/mp4", IMMUTABLE);
 
@@ -31,6 +33,8 @@ const QUEUED_BYTES: u64 = 8 << 20;
 /// only: the muxer interleaves by time, and a queue bounded in time (the default, 1 s) can
 /// stall the demuxer for good when one track runs ahead in the file (seen with real replays).
 const TRACK_QUEUE_BYTES: u32 = 32 << 20;
+/// Bytes read from the input at a time.
+const READ_CHUNK: usize = 1 << 20;
 /// A pipeline that takes nothing from the `appsrc` for this long has stalled.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -54,20 +58,30 @@ pub(crate) fn source_segments(playback_id: &str, segments: &[Segment]) -> Vec<(S
 }
 
 /// Remuxes `segments` ((init key, segment key) pairs) into one fast-start MP4 stored at
-/// `target`. `work_dir` holds the temporary files (on the data disk: never a RAM-backed /tmp).
+/// `target`, in a child process when `config.remux_program` names one. The segments are read
+/// here, their decode times moved, and written to the muxer's input as one fragmented stream;
+/// `config.work_dir` holds the temporary files (on the data disk: never a RAM-backed /tmp).
 pub(crate) async fn remux(
     store: Arc<dyn Store>,
     segments: Vec<(String, String)>,
-    work_dir: &Path,
+    config: &PackagerConfig,
     target: &str,
 ) -> Result<Mp4Export, PackagerError> {
-    tokio::fs::create_dir_all(work_dir).await.map_err(hawker_storage::StoreError::from)?;
-    let files = TempFiles::new(work_dir);
-    let handle = Handle::current();
-    let (store2, output, media) = (store.clone(), files.output.clone(), files.media.clone());
-    let (duration_ms, complete) = tokio::task::spawn_blocking(move || run(&handle, store2, &segments, &output, &media))
-        .await
-        .map_err(|e| PackagerError::Gst(format!("the remux task failed: {e}")))??;
+    tokio::fs::create_dir_all(&config.work_dir).await.map_err(hawker_storage::StoreError::from)?;
+    let files = TempFiles::new(&config.work_dir);
+    let mut muxer = Muxer::start(config.remux_program.as_deref(), &files)?;
+    let fed = match muxer.input.take() {
+        Some(mut input) => feed(store.as_ref(), &mut input, &segments).await,
+        None => Err(PackagerError::Gst("the muxer has no input".into())),
+    };
+    // The input is closed here: the end of the stream for the muxer. A muxer that failed
+    // closed its input too (`Closed`): it is waited for, and its error says why.
+    let wait = matches!(fed, Ok(_) | Err(PackagerError::Closed(_)));
+    let finished = muxer.finish(&files, wait).await;
+    let (duration_ms, complete) = match (fed, finished) {
+        (Ok(fed), Ok(())) => fed,
+        (Ok(_) | Err(PackagerError::Closed(_)), Err(e)) | (Err(e), _) => return Err(e),
+    };
     let bytes = tokio::fs::metadata(&files.output).await.map_err(hawker_storage::StoreError::from)?.len();
     store.put_file(target, &files.output, MP4_META).await?;
     Ok(Mp4Export { bytes, duration_ms, complete })
@@ -83,6 +97,11 @@ impl TempFiles {
     fn new(dir: &Path) -> Self {
         let id: u64 = rand_id();
         Self { output: dir.join(format!("export-{id:016x}.mp4")), media: dir.join(format!("export-{id:016x}.mdat")) }
+    }
+
+    /// Bytes the muxer has written so far.
+    fn written(&self) -> u64 {
+        [&self.output, &self.media].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
     }
 }
 
@@ -101,14 +120,118 @@ fn rand_id() -> u64 {
     hasher.finish()
 }
 
-/// Builds the pipeline, feeds it and waits for the file; returns (duration ms, complete).
-fn run(
-    handle: &Handle,
-    store: Arc<dyn Store>,
-    segments: &[(String, String)],
-    output: &Path,
-    media: &Path,
-) -> Result<(u64, bool), PackagerError> {
+type Input = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Where the GStreamer remux runs: a child process (`<program> remux-mp4`), so that a fault in
+/// a muxer (GStreamer 1.22's mp4mux has crashed a server here, once, in a CI run) ends one
+/// export and never the server; or a blocking thread of this process.
+struct Muxer {
+    input: Option<Input>,
+    running: Running,
+}
+
+enum Running {
+    Child { child: tokio::process::Child, stderr: tokio::task::JoinHandle<String> },
+    Thread(tokio::task::JoinHandle<Result<(), PackagerError>>),
+}
+
+/// The last bytes of a child's error output kept for its error.
+const STDERR_KEPT: usize = 4096;
+
+impl Muxer {
+    fn start(program: Option<&Path>, files: &TempFiles) -> Result<Self, PackagerError> {
+        let io_err = |e: std::io::Error| PackagerError::Gst(format!("starting the remux: {e}"));
+        match program {
+            Some(program) => {
+                let mut child = tokio::process::Command::new(program)
+                    .arg("remux-mp4")
+                    .arg("--output")
+                    .arg(&files.output)
+                    .arg("--media")
+                    .arg(&files.media)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(io_err)?;
+                let input = child.stdin.take().map(|i| Box::new(i) as Input);
+                let mut pipe = child.stderr.take();
+                // Drained all along (a child blocked on a full pipe would stall), the tail kept.
+                let stderr = tokio::spawn(async move {
+                    let mut kept = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Some(p) = pipe.as_mut() {
+                        match p.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                kept.extend_from_slice(&buf[..n]);
+                                let excess = kept.len().saturating_sub(STDERR_KEPT);
+                                kept.drain(..excess);
+                            }
+                        }
+                    }
+                    String::from_utf8_lossy(&kept).trim().to_owned()
+                });
+                Ok(Self { input, running: Running::Child { child, stderr } })
+            }
+            None => {
+                let (reader, writer) = std::io::pipe().map_err(io_err)?;
+                let writer = tokio::net::unix::pipe::Sender::from_owned_fd(writer.into()).map_err(io_err)?;
+                let (output, media) = (files.output.clone(), files.media.clone());
+                let thread = tokio::task::spawn_blocking(move || remux_stream(reader, &output, &media));
+                Ok(Self { input: Some(Box::new(writer)), running: Running::Thread(thread) })
+            }
+        }
+    }
+
+    /// Closes the input and waits for the muxer to end; `wait` false: a child is killed at once
+    /// (the input is incomplete). A backstop: a muxer that writes nothing for twice
+    /// `STALL_TIMEOUT` is killed (it watches its own stalls).
+    async fn finish(self, files: &TempFiles, wait: bool) -> Result<(), PackagerError> {
+        drop(self.input);
+        match self.running {
+            Running::Thread(thread) => {
+                thread.await.map_err(|e| PackagerError::Gst(format!("the remux task failed: {e}")))?
+            }
+            Running::Child { mut child, stderr } => {
+                if !wait {
+                    let _ = child.start_kill();
+                }
+                let (mut size, mut since) = (files.written(), Instant::now());
+                let status = loop {
+                    tokio::select! {
+                        status = child.wait() => break status,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    let now = files.written();
+                    if now != size {
+                        (size, since) = (now, Instant::now());
+                    } else if since.elapsed() > 2 * STALL_TIMEOUT {
+                        let _ = child.start_kill();
+                    }
+                };
+                let status = status.map_err(|e| PackagerError::Gst(format!("the remux process: {e}")))?;
+                let stderr = stderr.await.unwrap_or_default();
+                if status.success() {
+                    return Ok(());
+                }
+                let said = stderr.lines().last().unwrap_or("no message");
+                Err(PackagerError::Gst(format!("the remux process ended with {status}: {said}")))
+            }
+        }
+    }
+}
+
+/// The entry point of the remux child process (`hawker remux-mp4`): the fragmented stream on
+/// stdin, one fast-start MP4 at `output`, the muxer's media in `media` meanwhile.
+pub fn remux_stdin(output: &Path, media: &Path) -> Result<(), PackagerError> {
+    gst::init().map_err(|e| PackagerError::Gst(e.to_string()))?;
+    remux_stream(std::io::stdin().lock(), output, media)
+}
+
+/// Builds the pipeline, feeds it `input` until its end and waits for the file.
+fn remux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), PackagerError> {
     let gst_err = |e: &dyn std::fmt::Display| PackagerError::Gst(e.to_string());
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
@@ -155,26 +278,48 @@ fn run(
     });
     let bus = pipeline.bus().ok_or_else(|| PackagerError::Gst("no bus".into()))?;
     pipeline.set_state(gst::State::Playing).map_err(|e| gst_err(&e))?;
-    let fed = feed(handle, store.as_ref(), &src, &bus, segments);
-    let finished = fed.and_then(|(duration_ms, complete)| {
-        let _ = src.end_of_stream();
-        wait_end(&bus, output, media).map(|()| (duration_ms, complete))
-    });
+    let mut fed = Ok(0u64);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Err(e) = push(&src, &bus, Bytes::copy_from_slice(&chunk[..n])) {
+                    fed = Err(e);
+                    break;
+                }
+                fed = fed.map(|total| total + n as u64);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                fed = Err(PackagerError::Gst(format!("reading the input: {e}")));
+                break;
+            }
+        }
+    }
+    let finished = match fed {
+        Ok(0) => Err(PackagerError::Media("the input is empty".into())),
+        Ok(_) => {
+            let _ = src.end_of_stream();
+            wait_end(&bus, output, media)
+        }
+        Err(e) => Err(e),
+    };
     let _ = pipeline.set_state(gst::State::Null);
     finished
 }
 
-/// Pushes init and segments, moving each publish's decode times to follow the previous one.
-fn feed(
-    handle: &Handle,
+/// Writes init and segments to the muxer, moving each publish's decode times to follow the
+/// previous one; returns (duration ms, complete).
+async fn feed(
     store: &dyn Store,
-    src: &AppSrc,
-    bus: &gst::Bus,
+    input: &mut Input,
     segments: &[(String, String)],
 ) -> Result<(u64, bool), PackagerError> {
-    let read = |key: &str| -> Result<Bytes, PackagerError> {
-        handle
-            .block_on(store.get(key))?
+    let read = async |key: &str| -> Result<Bytes, PackagerError> {
+        store
+            .get(key)
+            .await?
             .map(|o| o.bytes)
             .ok_or_else(|| PackagerError::Playlist(format!("{key} is missing from the store")))
     };
@@ -186,12 +331,12 @@ fn feed(
     let mut starting = true;
     for (init_key, segment_key) in segments {
         if *init_key != current_init {
-            let init = read(init_key)?;
+            let init = read(init_key).await?;
             let (found, entries) =
                 bmff::tracks(&init).ok_or_else(|| PackagerError::Media(format!("{init_key}: no tracks")))?;
             match &first_entries {
                 None => {
-                    push(src, bus, init)?;
+                    write(input, &init).await?;
                     first_entries = Some(entries);
                 }
                 Some(first) if *first != entries => {
@@ -204,7 +349,7 @@ fn feed(
             current_init.clone_from(init_key);
             starting = true;
         }
-        let mut segment = read(segment_key)?.to_vec();
+        let mut segment = read(segment_key).await?.to_vec();
         let spans = bmff::fragment_spans(&segment, &tracks);
         let Some(start) = spans.iter().map(|s| s.0).min() else { continue };
         if starting {
@@ -216,12 +361,21 @@ fn feed(
         }
         let end = spans.iter().map(|s| s.1).max().unwrap_or(start);
         end_ns = end_ns.max(u64::try_from(i64::try_from(end).unwrap_or(i64::MAX) + shift_ns).unwrap_or(0));
-        push(src, bus, Bytes::from(segment))?;
+        write(input, &segment).await?;
     }
     if first_entries.is_none() {
         return Err(PackagerError::Playlist("nothing to export".into()));
     }
     Ok((end_ns / 1_000_000, true))
+}
+
+/// Writes to the muxer's input; a muxer that takes nothing for `STALL_TIMEOUT` has stalled.
+async fn write(input: &mut Input, bytes: &[u8]) -> Result<(), PackagerError> {
+    match tokio::time::timeout(STALL_TIMEOUT, input.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(PackagerError::Closed(format!("the muxer's input: {e}"))),
+        Err(_) => Err(PackagerError::Gst("export: the muxer stalled".into())),
+    }
 }
 
 /// One buffer into the `appsrc`, after waiting while it holds `QUEUED_BYTES`; fails on a

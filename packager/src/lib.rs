@@ -32,7 +32,7 @@ use crate::pipeline::{BusEvent, Configs, Input};
 use crate::playlist::Kind;
 use crate::writer::{Msg, Writer};
 
-pub use crate::export::Mp4Export;
+pub use crate::export::{Mp4Export, remux_stdin};
 pub use crate::live::LiveState;
 pub use crate::names::SOURCE_RENDITION;
 pub use crate::playlist::DateRange;
@@ -76,6 +76,10 @@ pub struct PackagerConfig {
     pub ladder: Vec<Rendition>,
     /// Temporary files of MP4 exports (as large as a replay): a folder on the data disk.
     pub work_dir: std::path::PathBuf,
+    /// The program that runs MP4 exports' muxers, each in a child process of its own
+    /// (`<program> remux-mp4`, see [`remux_stdin`]): a muxer's fault then fails one export
+    /// and never the server. `None`: a thread of this process.
+    pub remux_program: Option<std::path::PathBuf>,
 }
 
 impl Default for PackagerConfig {
@@ -87,6 +91,7 @@ impl Default for PackagerConfig {
             part_duration: Some(Duration::from_millis(200)),
             ladder: Vec::new(),
             work_dir: std::env::temp_dir().join("hawker-work"),
+            remux_program: None,
         }
     }
 }
@@ -279,7 +284,7 @@ impl Packager {
         }
         let keys = export::source_segments(playback_id, &segments);
         let target = names::replay_mp4_key(playback_id);
-        let export = export::remux(self.store.clone(), keys, &self.config.work_dir, &target).await?;
+        let export = export::remux(self.store.clone(), keys, &self.config, &target).await?;
         Ok((names::REPLAY_MP4, export))
     }
 
@@ -329,7 +334,7 @@ impl Packager {
         let path = names::clip_mp4_path(clip_id);
         let key = format!("{}{path}", names::stream_prefix(playback_id));
         let keys = export::source_segments(playback_id, chosen);
-        let export = export::remux(self.store.clone(), keys, &self.config.work_dir, &key).await?;
+        let export = export::remux(self.store.clone(), keys, &self.config, &key).await?;
         Ok((path, export))
     }
 

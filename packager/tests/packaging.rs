@@ -308,6 +308,18 @@ async fn a_saved_replay_exports_as_one_fast_start_mp4() {
     // The work folder is left empty; the next export replaces the file.
     assert_eq!(std::fs::read_dir(dir.path().join("work")).expect("work dir").count(), 0);
     assert!(packager.export_replay_mp4("nothing-here").await.is_err());
+
+    // A muxer process that crashes part way fails that export, not this process, and leaves
+    // nothing behind.
+    let crashing = dir.path().join("crashing-muxer");
+    std::fs::write(&crashing, "#!/bin/sh\nhead -c 100000 >/dev/null\nkill -SEGV $$\n").expect("script");
+    std::fs::set_permissions(&crashing, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let config = PackagerConfig { work_dir: dir.path().join("work"), remux_program: Some(crashing), ..ll_config() };
+    let crashing = Packager::new(store.clone(), config).expect("packager");
+    let error = crashing.export_replay_mp4("pidmp4").await.expect_err("the muxer crashed").to_string();
+    assert!(error.contains("SIGSEGV"), "{error}");
+    assert_eq!(std::fs::read_dir(dir.path().join("work")).expect("work dir").count(), 0);
+    assert_eq!(std::fs::metadata(&file).expect("still stored").len(), export.bytes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
