@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::events::{open_events, wait_event};
 use common::*;
 use serde_json::json;
 
@@ -322,8 +323,14 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
     server.check_segments_decode(pid, &parse_media(&server.media_playlist(pid).await.unwrap())).await;
     let mp4 = format!("{clips}/{clip_id}/mp4");
     assert_eq!(server.call("POST", &mp4, Some(&other), None).await.0, 403);
+    let mut seller_events = open_events(&server, id, Some(&seller)).await;
     let (status, asked) = server.call("POST", &mp4, Some(&seller), None).await;
     assert_eq!(status, 202, "{asked}");
+    // Asked again while it is made: one export.
+    assert_eq!(server.call("POST", &mp4, Some(&seller), None).await.0, 202);
+    let ready =
+        wait_event(&mut seller_events, "clip.mp4_ready", Duration::from_secs(30), |e| e["clip_id"] == clip_id).await;
+    assert!(ready["bytes"].as_u64().unwrap() > 0 && ready["duration_seconds"].as_f64().unwrap() > 0.0, "{ready}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let video_url = loop {
         let (_, list) = server.call("GET", &clips, None, None).await;
@@ -335,8 +342,11 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(video_url, server.url(&format!("/hls/{pid}/clips/{clip_id}/clip.mp4")));
+    assert_eq!(ready["video_url"], video_url.as_str());
     check_replay_mp4(&video_url, seconds).await;
     assert_eq!(server.call("POST", &mp4, Some(&seller), None).await.0, 200);
+    let made = server.log().lines().filter(|l| l.contains("MP4 made") && l.contains(clip_id)).count();
+    assert_eq!(made, 1, "one export for two requests:\n{}", server.log());
 
     // Deleted with the stream.
     let doomed = server.create_stream(&seller, "Doomed").await;

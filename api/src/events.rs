@@ -36,9 +36,28 @@ pub mod kind {
     pub const ORDERS: &str = "orders";
     /// `{video_url, bytes, duration_seconds}`: the replay's MP4 file is stored and plays.
     pub const REPLAY_MP4_READY: &str = "replay.mp4_ready";
+    /// `{clip_id, video_url, bytes, duration_seconds}`: a clip's MP4 file is stored (to the
+    /// stream's owner and admins: a clip may be an order's video receipt).
+    pub const CLIP_MP4_READY: &str = "clip.mp4_ready";
 
-    pub const ALL: [&str; 10] =
-        [STATUS, REPLAY_READY, VIEWERS, REACTIONS, CHAT, CHAT_DELETED, PIN, UNPIN, ORDERS, REPLAY_MP4_READY];
+    pub const ALL: [&str; 11] = [
+        STATUS,
+        REPLAY_READY,
+        VIEWERS,
+        REACTIONS,
+        CHAT,
+        CHAT_DELETED,
+        PIN,
+        UNPIN,
+        ORDERS,
+        REPLAY_MP4_READY,
+        CLIP_MP4_READY,
+    ];
+
+    /// Kinds only the stream's owner and admins see on its socket.
+    pub fn sellers_only(kind: &str) -> bool {
+        kind == ORDERS || kind == CLIP_MP4_READY
+    }
 
     /// The kind named `name`, as our constant.
     pub fn parse(name: &str) -> Option<&'static str> {

@@ -4,7 +4,8 @@
 //! node stopped, or the remux failed three times) is made again at the next start; a clip's is
 //! made again when asked again.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::json;
@@ -20,6 +21,30 @@ const RETRY: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(60)];
 fn one_at_a_time() -> &'static Semaphore {
     static PERMIT: OnceLock<Semaphore> = OnceLock::new();
     PERMIT.get_or_init(|| Semaphore::new(1))
+}
+
+/// The files being made or waiting their turn on this node: asking again for one of them
+/// does not queue a second export.
+fn in_flight() -> &'static Mutex<HashSet<String>> {
+    static NAMES: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+/// A claim on a name in [`in_flight`], given back when dropped.
+struct Claim(String);
+
+impl Claim {
+    fn take(name: String) -> Option<Self> {
+        let fresh = in_flight().lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
+        // Made only when claimed: a claim dropped here would lock the set again.
+        fresh.then(|| Self(name))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        in_flight().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+    }
 }
 
 /// Makes the stream's replay MP4 in the background.
@@ -41,6 +66,7 @@ pub async fn resume(state: AppState) {
 }
 
 async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
+    let Some(_claim) = Claim::take(format!("stream/{stream_id}")) else { return };
     let Some(video) = export(stream_id, || state.live.export_replay(playback_id)).await else { return };
     match state.db.set_video_path(stream_id, &video.path).await {
         Ok(true) => {
@@ -62,13 +88,26 @@ async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
 
 /// Makes a clip's MP4 in the background; `video_url` appears on the clip once it is stored.
 pub fn make_clip_later(state: &AppState, playback_id: &str, clip: &Clip) {
+    let Some(claim) = Claim::take(format!("clip/{}", clip.id)) else { return };
     let (state, playback_id, clip) = (state.clone(), playback_id.to_owned(), clip.clone());
     tokio::spawn(async move {
+        let _claim = claim;
         let span = (clip.start, clip.end);
         let made = export(&clip.stream_id, || state.live.export_clip(&playback_id, &clip.id, span)).await;
         let Some(video) = made else { return };
         match state.db.set_clip_video_path(&clip.id, &video.path).await {
-            Ok(true) => {}
+            Ok(true) => {
+                state.events.publish(Event::new(
+                    kind::CLIP_MP4_READY,
+                    &clip.stream_id,
+                    json!({
+                        "clip_id": clip.id,
+                        "video_url": state.urls.media(&playback_id, &video.path),
+                        "bytes": video.bytes,
+                        "duration_seconds": video.duration_ms as f64 / 1000.0,
+                    }),
+                ));
+            }
             Ok(false) => forget(&state, &clip.stream_id, &playback_id, &video.path).await,
             Err(e) => tracing::error!(clip = %clip.id, "recording the clip MP4: {e}"),
         }

@@ -39,6 +39,7 @@ pub fn webhook_type(event: &Event) -> Option<&'static str> {
         (kind::STATUS, Some("archived")) => Some("stream.archived"),
         (kind::REPLAY_READY, _) => Some("replay.ready"),
         (kind::REPLAY_MP4_READY, _) => Some("replay.mp4_ready"),
+        (kind::CLIP_MP4_READY, _) => Some("clip.mp4_ready"),
         _ => None,
     }
 }

@@ -151,8 +151,9 @@ async fn serve_socket(
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                // Revenue and order counts are the seller's business, not the audience's.
-                Ok(event) if event.kind == kind::ORDERS && !seller => {}
+                // Revenue, order counts and clips' files (a receipt names an order) are the seller's
+                // business, not the audience's.
+                Ok(event) if kind::sellers_only(event.kind) && !seller => {}
                 Ok(event) if event.stream_id == stream.id => {
                     if !send(&mut socket, &event.body).await {
                         return;

@@ -182,17 +182,10 @@ async function clipLast(seconds) {
 async function askMp4(clipId) {
   const id = selected.stream.id;
   try {
-    await api('POST', `/streams/${id}/clips/${clipId}/mp4`, { token });
-    say($('#clip-status'), 'Making the MP4…');
-    // Made in the background, in seconds: look again until it is there.
-    for (let i = 0; i < 30 && selected && selected.stream.id === id; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      await loadClips(id);
-      if ((selected.clips || []).some((c) => c.id === clipId && c.video_url)) {
-        say($('#clip-status'), 'MP4 ready.');
-        return;
-      }
-    }
+    const clip = await api('POST', `/streams/${id}/clips/${clipId}/mp4`, { token });
+    // Made in the background: the stream's socket says when (clip.mp4_ready).
+    if (clip.video_url) await loadClips(id);
+    else say($('#clip-status'), 'Making the MP4…');
   } catch (e) {
     say($('#clip-status'), e.message, { error: true });
   }
@@ -398,6 +391,10 @@ function onEvent(event) {
       break;
     case 'status':
       refreshSelected();
+      break;
+    case 'clip.mp4_ready':
+      say($('#clip-status'), 'MP4 ready.');
+      loadClips(selected.stream.id);
       break;
     default:
       break;

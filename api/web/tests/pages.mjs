@@ -261,6 +261,10 @@ try {
   const clipPlaylist = await fetch(clips[0].playback_url);
   assert.equal(clipPlaylist.status, 200);
   assert.match(await clipPlaylist.text(), /#EXT-X-ENDLIST/);
+  step("seller makes a clip's MP4: the studio hears when it is ready");
+  await studio.click('#clip-list button:has-text("Make MP4")');
+  await contains(studio, '#clip-status', 'MP4 ready', 30000);
+  await studio.waitForSelector('#clip-list a[download]:has-text("MP4")', { timeout: 5000 });
   await shot(studio, 'studio-live');
   await shot(viewerA, 'watch-live-pinned');
 
