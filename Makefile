@@ -6,7 +6,7 @@ DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav ffmpeg
 # The browser tests drive Debian's Chromium (never a browser a test tool downloads); the
 # repository tests start their own PostgreSQL server from Debian's package.
-TEST_PACKAGES := chromium postgresql haproxy
+TEST_PACKAGES := chromium postgresql haproxy python3-icalendar
 # Only the benchmark needs nginx with its RTMP module, to compare against.
 BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
 

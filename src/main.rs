@@ -605,6 +605,7 @@ async fn seed_demo(db: &Db, urls: &PublicUrls) -> anyhow::Result<()> {
         key_valid_from: None,
         key_valid_until: None,
         practice: false,
+        remind_minutes_before: None,
     };
     let stream = db.create_stream(new).await?;
     // Shown once, on the operator's terminal; never written to the log.

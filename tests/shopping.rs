@@ -736,3 +736,163 @@ async fn viewer_sign_in_by_the_shop_and_as_a_guest() {
     assert!(public["streams"].as_array().unwrap().iter().all(|s| s.get("stream_key").is_none()));
     server.assert_log_free_of(&[&viewer_token, ada["token"].as_str().unwrap(), &shop]);
 }
+
+/// Parses an iCalendar file with Debian's python3-icalendar; returns its one event's
+/// (SUMMARY, DTSTART as RFC 3339, URL, STATUS).
+fn parse_calendar(text: &str) -> Vec<String> {
+    let script = "import sys, icalendar\n\
+                  cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())\n\
+                  events = [c for c in cal.walk() if c.name == 'VEVENT']\n\
+                  assert len(events) == 1, events\n\
+                  e = events[0]\n\
+                  print(str(e['SUMMARY']))\n\
+                  print(e.decoded('DTSTART').isoformat())\n\
+                  print(str(e['URL']))\n\
+                  print(str(e['STATUS']))\n";
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (make test-deps installs python3-icalendar)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3-icalendar refused it: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reminders_reach_the_site_the_shop_and_the_seller() {
+    let server = Server::start_with(&[]);
+    let admin = server.user("admin", "admin");
+    let seller = server.user("seller", "seller");
+    let shop = server.user("shop", "shop");
+    let alice = server.user("alice", "viewer");
+    let hooks = webhook_receiver().await;
+    let settings = json!({"webhook_url": hooks.url, "webhook_secret": SECRET, "allow_private_webhooks": true});
+    assert_eq!(server.call("PATCH", "/api/v1/settings", Some(&admin), Some(settings)).await.0, 200);
+    let body = json!({"user_id": "customer-7", "display_name": "Grace"});
+    let (status, grace) = server.call("POST", "/api/v1/viewer-tokens", Some(&shop), Some(body)).await;
+    assert_eq!(status, 201, "{grace}");
+    let grace = grace["token"].as_str().unwrap().to_owned();
+    let shop_id = server.user_id(&shop).await;
+
+    // Bad reminder settings are refused.
+    let starts = chrono::Utc::now() + chrono::Duration::seconds(75);
+    for bad in [
+        json!({"title": "x", "scheduled_at": starts, "remind_minutes_before": 0}),
+        json!({"title": "x", "scheduled_at": starts, "remind_minutes_before": 10081}),
+        json!({"title": "x", "remind_minutes_before": 5}),
+    ] {
+        let (status, answer) = server.call("POST", "/api/v1/streams", Some(&seller), Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    // Starts in 75 s; subscribers hear a minute before, so in about 15 s.
+    let mut site = open_site_events(&server).await;
+    let hello = next_json(&mut site).await;
+    assert_eq!(hello["type"], "hello");
+    let body = json!({"title": "Spring collection", "description": "New in, 20% off; today only",
+                      "scheduled_at": starts, "remind_minutes_before": 1});
+    let (status, created) = server.call("POST", "/api/v1/streams", Some(&seller), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
+    assert_eq!((created["remind_minutes_before"].as_i64(), created["reminder_count"].as_i64()), (Some(1), Some(0)));
+    let reminder = format!("/api/v1/streams/{id}/reminder");
+    for token in [&grace, &alice, &grace] {
+        let (status, answer) = server.call("PUT", &reminder, Some(token), None).await;
+        assert_eq!((status, &answer), (200, &json!({"reminder": true})));
+    }
+    assert_eq!(server.call("PUT", &reminder, None, None).await.0, 401);
+    assert_eq!(server.call("GET", &reminder, Some(&alice), None).await.1, json!({"reminder": true}));
+    assert_eq!(server.stream(id, Some(&seller)).await["reminder_count"], 2, "asking twice counts once");
+    for token in [None, Some(alice.as_str())] {
+        let seen = server.stream(id, token).await;
+        assert!(seen.get("reminder_count").is_none() && seen.get("remind_minutes_before").is_none(), "{seen}");
+    }
+    // Undone and done again.
+    assert_eq!(server.call("DELETE", &reminder, Some(&alice), None).await.1, json!({"reminder": false}));
+    assert_eq!(server.call("GET", &reminder, Some(&alice), None).await.1, json!({"reminder": false}));
+    assert_eq!(server.stream(id, Some(&seller)).await["reminder_count"], 1);
+    assert_eq!(server.call("PUT", &reminder, Some(&alice), None).await.0, 200);
+
+    // The calendar file: valid iCalendar, to anyone.
+    let response = reqwest::get(server.url(&format!("/api/v1/streams/{id}/calendar.ics"))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/calendar; charset=utf-8");
+    let text = response.text().await.unwrap();
+    assert!(text.contains("DESCRIPTION:New in\\, 20% off\\; today only"), "{text}");
+    let event = parse_calendar(&text);
+    assert_eq!(event[0], "Spring collection");
+    let at = chrono::DateTime::parse_from_rfc3339(&event[1]).unwrap();
+    assert_eq!(at.timestamp(), starts.timestamp());
+    assert_eq!(event[2], server.url(&format!("/watch/{pid}")));
+    assert_eq!(event[3], "CONFIRMED");
+
+    // A minute before: the site socket and the shop hear it, with the shop's own user ids.
+    let soon = next_json(&mut site).await;
+    assert_eq!((soon["type"].as_str(), soon["moment"].as_str()), (Some("reminder"), Some("soon")), "{soon}");
+    assert_eq!((soon["stream_id"].as_str(), soon["minutes_before"].as_i64()), (Some(id), Some(1)));
+    assert_eq!(soon["title"], "Spring collection");
+    assert_eq!(soon["seller"], "seller");
+    assert!(soon.get("subscribers").is_none(), "subscribers are the shop's business: {soon}");
+    let hook = hooks.wait("stream.reminder", id, Duration::from_secs(15)).await;
+    assert_eq!(hook["moment"], "soon");
+    assert_eq!(hook["subscribers"], json!([{"shop_id": shop_id, "user_id": "customer-7"}]), "{hook}");
+    assert_eq!(
+        (hook["subscriber_count"].as_i64(), hook["part"].as_i64(), hook["parts"].as_i64()),
+        (Some(1), Some(1), Some(1))
+    );
+
+    // Live: "live now" on the site socket, once, and the shop's webhook.
+    let ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), 6);
+    server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+    let live = next_json(&mut site).await;
+    assert_eq!((live["moment"].as_str(), live["stream_id"].as_str()), (Some("live"), Some(id)), "{live}");
+    assert_eq!(live["watch_url"], server.url(&format!("/watch/{pid}")));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let live_hook = loop {
+        let found = hooks.received.lock().unwrap().iter().find_map(|(_, body)| {
+            let value: Value = serde_json::from_slice(body).ok()?;
+            (value["type"] == "stream.reminder" && value["moment"] == "live").then_some(value)
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no live reminder webhook");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(live_hook["subscribers"][0]["user_id"], "customer-7");
+    // On air: nothing more to be reminded of.
+    assert_eq!(server.call("PUT", &reminder, Some(&grace), None).await.0, 409);
+    assert!(ffmpeg.wait_with_output().await.unwrap().status.success());
+    server.wait_for_status(id, "reconnecting", Duration::from_secs(10)).await;
+    let sent = server.log().lines().filter(|l| l.contains("reminder sent")).count();
+    assert_eq!(sent, 2, "each reminder once:\n{}", server.log());
+}
+
+async fn open_site_events(server: &Server) -> common::events::Socket {
+    let url = format!("{}/api/v1/events", server.http.replacen("http://", "ws://", 1));
+    let (socket, response) = tokio_tungstenite::connect_async(url).await.expect("WebSocket connects");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The socket's next JSON message (pings aside), within 30 s.
+async fn next_json(socket: &mut common::events::Socket) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a message within 30 s")
+            .expect("the socket is open")
+            .expect("a message");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}

@@ -39,8 +39,12 @@ pub mod kind {
     /// `{clip_id, video_url, bytes, duration_seconds}`: a clip's MP4 file is stored (to the
     /// stream's owner and admins: a clip may be an order's video receipt).
     pub const CLIP_MP4_READY: &str = "clip.mp4_ready";
+    /// `{moment: live | soon, title, seller, playback_id, watch_url, scheduled_at,
+    /// minutes_before}`: a listed stream went live for the first time, or starts in
+    /// `minutes_before` minutes (as its seller asked). Also on the site-wide socket.
+    pub const REMINDER: &str = "reminder";
 
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         STATUS,
         REPLAY_READY,
         VIEWERS,
@@ -52,6 +56,7 @@ pub mod kind {
         ORDERS,
         REPLAY_MP4_READY,
         CLIP_MP4_READY,
+        REMINDER,
     ];
 
     /// Kinds only the stream's owner and admins see on its socket.

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod money;
 pub mod playback;
+pub mod reminders;
 pub mod replay_video;
 pub mod secrets;
 pub mod settings;
@@ -311,6 +312,7 @@ pub async fn run_background(state: AppState) {
         cluster::relay_events(state.db.clone(), state.events.clone(), state.peers.clone()),
         cluster::follow_peers(state.clone()),
         replay_video::resume(state.clone()),
+        reminders::run(state.clone()),
         webhooks::run(state),
     );
 }

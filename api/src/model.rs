@@ -196,6 +196,8 @@ pub struct Stream {
     pub practice: bool,
     /// The replay as one MP4, once made: its path under `/hls/{playback_id}/`.
     pub video_path: Option<String>,
+    /// Subscribers are also reminded this many minutes before `scheduled_at`.
+    pub remind_minutes_before: Option<i64>,
 }
 
 impl Stream {

@@ -147,6 +147,30 @@ async fn enqueue(state: AppState, queued: Arc<Notify>) {
     }
 }
 
+/// Queues a webhook that no bus event carries (a reminder's subscriber list: too large for
+/// an event); false when webhooks are off or the outbox is full. Sent within `POLL`.
+pub async fn enqueue_body(state: &AppState, stream_id: &str, kind: &str, body: &Value) -> bool {
+    match state.db.settings().await {
+        Ok(settings) if settings.webhook_url.is_some() && settings.webhook_secret.is_some() => {}
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::error!("webhook settings: {e}");
+            return false;
+        }
+    }
+    match state.db.enqueue_webhook(stream_id, kind, &body.to_string(), OUTBOX_MAX).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(kind, stream = %stream_id, "webhook outbox full: event dropped");
+            false
+        }
+        Err(e) => {
+            tracing::error!(kind, stream = %stream_id, "webhook not queued: {e}");
+            false
+        }
+    }
+}
+
 async fn send_due(state: AppState, queued: Arc<Notify>) {
     // Redirects are never followed: a 3xx could point anywhere.
     let builder = || reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none());

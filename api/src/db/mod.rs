@@ -11,6 +11,7 @@ mod commerce;
 mod engagement;
 mod nodes;
 mod outbox;
+mod reminders;
 mod settings;
 mod streams;
 mod users;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{
 pub use commerce::{NewPin, OrderCursor, OrderRecorded};
 pub use nodes::{NODE_STALE, ViewerTotals};
 pub use outbox::OutboxEntry;
+pub use reminders::{ReminderMoment, ShopSubscriber};
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{
@@ -238,6 +240,7 @@ trait RowExt {
     fn text(&self, column: &str) -> DbResult<String>;
     fn text_opt(&self, column: &str) -> DbResult<Option<String>>;
     fn int(&self, column: &str) -> DbResult<i64>;
+    fn int_opt(&self, column: &str) -> DbResult<Option<i64>>;
     fn time(&self, column: &str) -> DbResult<DateTime<Utc>>;
     fn time_opt(&self, column: &str) -> DbResult<Option<DateTime<Utc>>>;
     fn flag(&self, column: &str) -> DbResult<bool>;
@@ -253,6 +256,9 @@ macro_rules! row_ext {
                 Ok(self.try_get(column)?)
             }
             fn int(&self, column: &str) -> DbResult<i64> {
+                Ok(self.try_get(column)?)
+            }
+            fn int_opt(&self, column: &str) -> DbResult<Option<i64>> {
                 Ok(self.try_get(column)?)
             }
             fn time(&self, column: &str) -> DbResult<DateTime<Utc>> {

@@ -11,6 +11,7 @@ pub struct NewStream<'a> {
     pub key_valid_from: Option<DateTime<Utc>>,
     pub key_valid_until: Option<DateTime<Utc>>,
     pub practice: bool,
+    pub remind_minutes_before: Option<i64>,
 }
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ impl<'a> NewStream<'a> {
             key_valid_from: None,
             key_valid_until: None,
             practice: false,
+            remind_minutes_before: None,
         }
     }
 }
@@ -39,11 +41,11 @@ pub struct Page {
 /// [`crate::lifecycle::hold_leases`]): how long a stream whose node died stays `live`.
 pub const LEASE: chrono::Duration = chrono::Duration::seconds(10);
 
-const STREAM_COLUMNS: &str = "id, owner_id, playback_id, title, description, status, stream_key, \
+pub(super) const STREAM_COLUMNS: &str = "id, owner_id, playback_id, title, description, status, stream_key, \
      key_valid_from, key_valid_until, publish_seq, reconnecting_since, \
-     created_at, scheduled_at, started_at, ended_at, practice, video_path";
+     created_at, scheduled_at, started_at, ended_at, practice, video_path, remind_minutes_before";
 
-fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
+pub(super) fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
     let status: String = row.text("status")?;
     Ok(Stream {
         id: row.text("id")?,
@@ -63,6 +65,7 @@ fn stream_from_row(row: &impl RowExt) -> DbResult<Stream> {
         ended_at: row.time_opt("ended_at")?,
         practice: row.flag("practice")?,
         video_path: row.text_opt("video_path")?,
+        remind_minutes_before: row.int_opt("remind_minutes_before")?,
     })
 }
 
@@ -72,8 +75,9 @@ impl Db {
             let key = secrets::new_stream_key();
             let sql = format!(
                 "INSERT INTO streams (id, owner_id, playback_id, title, description, status, stream_key, \
-                 stream_key_hash, created_at, scheduled_at, key_valid_from, key_valid_until, practice) \
-                 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8, $9, $10, $11, $12) RETURNING {STREAM_COLUMNS}"
+                 stream_key_hash, created_at, scheduled_at, key_valid_from, key_valid_until, practice, \
+                 remind_minutes_before) \
+                 VALUES ($1, $2, $3, $4, $5, 'scheduled', $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {STREAM_COLUMNS}"
             );
             let row = sqlx::query(&sql)
                 .bind(secrets::new_id())
@@ -88,6 +92,7 @@ impl Db {
                 .bind(new.key_valid_from.map(ts))
                 .bind(new.key_valid_until.map(ts))
                 .bind(new.practice)
+                .bind(new.remind_minutes_before)
                 .fetch_one(pool)
                 .await?;
             stream_from_row(&row)

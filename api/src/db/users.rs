@@ -218,7 +218,8 @@ impl Db {
                  AND created_at < $2 \
                  AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.user_id = users.id) \
                  AND NOT EXISTS (SELECT 1 FROM reactions r WHERE r.user_id = users.id) \
-                 AND NOT EXISTS (SELECT 1 FROM chat_mutes c WHERE c.user_id = users.id)",
+                 AND NOT EXISTS (SELECT 1 FROM chat_mutes c WHERE c.user_id = users.id) \
+                 AND NOT EXISTS (SELECT 1 FROM stream_reminders s WHERE s.user_id = users.id)",
             )
             .bind(Ts::now())
             .bind(ts(Utc::now() - chrono::Duration::days(1)))

@@ -103,9 +103,63 @@ pub async fn events(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_write_buffer_size(MAX_WRITE_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| async move {
-        serve_socket(state, stream, seller, events, socket).await;
+        let hello = match hello(&state, &stream).await {
+            Ok(hello) => hello,
+            Err(e) => return tracing::error!(stream = %stream.id, "event socket hello: {e}"),
+        };
+        serve_socket(state, Scope::Stream { id: stream.id, seller }, hello, events, socket).await;
         drop(permit);
     }))
+}
+
+/// `GET /api/v1/events`: the site-wide WebSocket, for anyone: a `hello`, then the `reminder`
+/// events of every listed stream (it went live for the first time, or starts soon).
+pub async fn site_events(
+    State(state): State<AppState>,
+    Client(client): Client,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
+    let Some(permit) = state.engagement.open_socket(client) else {
+        let message = format!("at most {SOCKETS_PER_CLIENT} event sockets per address (and {SOCKETS_TOTAL} in all)");
+        return Err(ApiError::TooManyRequests(message, PING_EVERY));
+    };
+    let events = state.events.subscribe();
+    let upgrade = upgrade
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_write_buffer_size(MAX_WRITE_BUFFER);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let hello = json!({ "type": "hello", "at": Utc::now() });
+        serve_socket(state, Scope::Site, hello, events, socket).await;
+        drop(permit);
+    }))
+}
+
+/// Which events a socket sends.
+enum Scope {
+    /// One stream's; `seller`: its owner's or an admin's (stats, orders, clips' files).
+    Stream { id: String, seller: bool },
+    /// Every listed stream's reminders.
+    Site,
+}
+
+impl Scope {
+    fn passes(&self, event: &Event) -> bool {
+        match self {
+            // Revenue, order counts and clips' files (a receipt names an order) are the
+            // seller's business, not the audience's.
+            Self::Stream { id, seller } => event.stream_id == *id && (*seller || !kind::sellers_only(event.kind)),
+            Self::Site => event.kind == kind::REMINDER,
+        }
+    }
+
+    fn seller_of(&self) -> Option<&str> {
+        match self {
+            Self::Stream { id, seller: true } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 async fn hello(state: &AppState, stream: &Stream) -> Result<Value, ApiError> {
@@ -130,52 +184,52 @@ async fn send(socket: &mut WebSocket, value: &Value) -> bool {
 
 async fn serve_socket(
     state: AppState,
-    stream: Stream,
-    seller: bool,
+    scope: Scope,
+    hello: Value,
     mut events: broadcast::Receiver<Event>,
     mut socket: WebSocket,
 ) {
-    match hello(&state, &stream).await {
-        Ok(hello) if send(&mut socket, &hello).await => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::error!(stream = %stream.id, "event socket hello: {e}");
-            return;
-        }
+    if !send(&mut socket, &hello).await {
+        return;
     }
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ping_tick = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     // Pings sent since the client last said anything (a pong, usually).
     let mut unanswered = 0u32;
+    let seller_of = scope.seller_of().map(str::to_owned);
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                // Revenue, order counts and clips' files (a receipt names an order) are the seller's
-                // business, not the audience's.
-                Ok(event) if kind::sellers_only(event.kind) && !seller => {}
-                Ok(event) if event.stream_id == stream.id => {
+                Ok(event) if scope.passes(&event) => {
                     if !send(&mut socket, &event.body).await {
                         return;
                     }
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let lagged = json!({ "type": "lagged", "stream_id": stream.id, "at": Utc::now(), "missed": missed });
+                    let stream_id = match &scope {
+                        Scope::Stream { id, .. } => Some(id.as_str()),
+                        Scope::Site => None,
+                    };
+                    let lagged = json!({ "type": "lagged", "stream_id": stream_id, "at": Utc::now(), "missed": missed });
                     if !send(&mut socket, &lagged).await {
                         return;
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            _ = stats_tick.tick(), if seller => match stats_message(&state, &stream.id).await {
-                Ok(Some(stats)) => {
-                    if !send(&mut socket, &stats).await {
-                        return;
+            _ = stats_tick.tick(), if seller_of.is_some() => {
+                let Some(id) = seller_of.as_deref() else { continue };
+                match stats_message(&state, id).await {
+                    Ok(Some(stats)) => {
+                        if !send(&mut socket, &stats).await {
+                            return;
+                        }
                     }
+                    Ok(None) => return,
+                    Err(e) => tracing::warn!(stream = %id, "event socket stats: {e}"),
                 }
-                Ok(None) => return,
-                Err(e) => tracing::warn!(stream = %stream.id, "event socket stats: {e}"),
             },
             _ = ping_tick.tick() => {
                 if unanswered >= 2 {

@@ -12,6 +12,7 @@ mod identity;
 mod metrics;
 mod openapi;
 mod pages;
+mod reminders;
 mod settings;
 mod streams;
 
@@ -73,6 +74,9 @@ pub fn router(state: AppState) -> Router {
         .route("/products/{product_id}/highlights", get(clips::highlights))
         .route("/shops/{shop_id}/sellers", get(commerce::list_sellers))
         .route("/shops/{shop_id}/sellers/{seller_id}", put(commerce::link_seller).delete(commerce::unlink_seller))
+        .route("/streams/{id}/reminder", put(reminders::put).delete(reminders::delete).get(reminders::get))
+        .route("/streams/{id}/calendar.ics", get(reminders::calendar))
+        .route("/events", get(events::site_events))
         .route("/streams/{id}/events", get(events::events))
         .route("/streams/{id}/events/ticket", post(events::ticket))
         .route("/users/{id}/tokens", get(identity::tokens).post(identity::rotate_token).delete(identity::revoke_tokens))

@@ -63,6 +63,13 @@ pub struct StreamView {
     ended_at: Option<DateTime<Utc>>,
     /// A rehearsal: never listed publicly, no webhooks, deleted (media and all) when it ends.
     practice: bool,
+    /// Subscribers are also reminded this many minutes before `scheduled_at` (owner and
+    /// admins only; null: at go-live only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remind_minutes_before: Option<Option<i64>>,
+    /// Viewers who asked to be reminded (owner and admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reminder_count: Option<i64>,
 }
 
 #[derive(Clone, Serialize)]
@@ -111,8 +118,14 @@ async fn view_in(
             seller
         }
     };
+    let show_reminders = caller.is_some_and(|c| c.controls(&stream));
+    let reminder_count = match show_reminders {
+        true => Some(state.db.reminder_count(&stream.id).await?),
+        false => None,
+    };
     let mut view = StreamView::new(state, context, stream, caller, seller);
     (view.likes, view.dislikes, view.viewers, view.peak_viewers) = (likes, dislikes, viewers, peak_viewers);
+    view.reminder_count = reminder_count;
     Ok(view)
 }
 
@@ -154,6 +167,8 @@ impl StreamView {
             started_at: stream.started_at,
             ended_at: stream.ended_at,
             practice: stream.practice,
+            remind_minutes_before: show_key.then_some(stream.remind_minutes_before),
+            reminder_count: None,
         }
     }
 }
@@ -169,7 +184,12 @@ pub struct CreateStream {
     /// A rehearsal (see [`StreamView::practice`]).
     #[serde(default)]
     practice: bool,
+    /// Subscribers are also reminded this long before `scheduled_at` (minutes).
+    remind_minutes_before: Option<i64>,
 }
+
+/// The earliest early reminder: a week before the start.
+const MAX_REMIND_MINUTES: i64 = 7 * 24 * 60;
 
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 5000;
@@ -195,6 +215,14 @@ pub async fn create(
     {
         return Err(ApiError::BadRequest("key_valid_from must be before key_valid_until".into()));
     }
+    if let Some(minutes) = body.remind_minutes_before {
+        if !(1..=MAX_REMIND_MINUTES).contains(&minutes) {
+            return Err(ApiError::BadRequest(format!("remind_minutes_before must be 1 to {MAX_REMIND_MINUTES}")));
+        }
+        if body.scheduled_at.is_none() {
+            return Err(ApiError::BadRequest("remind_minutes_before needs scheduled_at".into()));
+        }
+    }
     let new = NewStream {
         owner_id: &caller.0.id,
         title,
@@ -203,6 +231,7 @@ pub async fn create(
         key_valid_from: body.key_valid_from,
         key_valid_until: body.key_valid_until,
         practice: body.practice,
+        remind_minutes_before: body.remind_minutes_before,
     };
     let stream = state.db.create_stream(new).await?;
     Ok((StatusCode::CREATED, Json(view(&state, stream, Some(&caller)).await?)))

@@ -1,0 +1,98 @@
+//! Reminders of upcoming streams. Signed-in viewers subscribe to a scheduled stream; when it
+//! first goes live (and, if its seller asked, `remind_minutes_before` its scheduled start),
+//! a `reminder` event goes on the bus (stream and site-wide sockets: the home page shows "X is
+//! live now") and a `stream.reminder` webhook carries the subscribers the shop knows (its own
+//! user ids), for the shop to e-mail or push. Each reminder goes out once, from whichever node
+//! marks it sent first.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::AppState;
+use crate::db::{ReminderMoment, ShopSubscriber};
+use crate::events::{Event, kind};
+use crate::model::{Stream, StreamStatus};
+use crate::webhooks;
+
+/// How often due reminders are looked for (a go-live is also acted on at once).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Subscribers per `stream.reminder` webhook: a larger list goes in several.
+pub const SUBSCRIBERS_PER_WEBHOOK: usize = 500;
+
+/// Sends reminders as they fall due. Runs until the task is dropped.
+pub async fn run(state: AppState) {
+    let mut events = state.events.subscribe();
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            event = events.recv() => match event {
+                Ok(event) if !event.remote && event.status_value() == Some(StreamStatus::Live.as_str()) => {}
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+        if let Err(e) = sweep(&state).await {
+            tracing::error!("sending reminders: {e}");
+        }
+    }
+}
+
+async fn sweep(state: &AppState) -> anyhow::Result<()> {
+    for (stream, moment) in state.db.due_reminders(Utc::now()).await? {
+        if state.db.claim_reminder(&stream.id, moment).await? {
+            remind(state, &stream, moment).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn remind(state: &AppState, stream: &Stream, moment: ReminderMoment) -> anyhow::Result<()> {
+    let seller = state.db.user(&stream.owner_id).await?.map(|u| u.name).unwrap_or_default();
+    let fields = json!({
+        "moment": moment.as_str(),
+        "title": stream.title,
+        "seller": seller,
+        "playback_id": stream.playback_id,
+        "watch_url": format!("{}/watch/{}", state.urls.http, stream.playback_id),
+        "scheduled_at": stream.scheduled_at,
+        "minutes_before": (moment == ReminderMoment::Soon).then_some(stream.remind_minutes_before).flatten(),
+    });
+    state.events.publish(Event::new(kind::REMINDER, &stream.id, fields.clone()));
+    let subscribers = state.db.shop_subscribers(&stream.id).await?;
+    let total = subscribers.len();
+    let mut queued = 0;
+    for (part, batch) in subscribers.chunks(SUBSCRIBERS_PER_WEBHOOK).enumerate() {
+        let body = webhook_body(stream, &fields, batch, part, total);
+        queued += usize::from(webhooks::enqueue_body(state, &stream.id, "stream.reminder", &body).await);
+    }
+    tracing::info!(stream = %stream.id, moment = moment.as_str(), subscribers = total, webhooks = queued, "reminder sent");
+    Ok(())
+}
+
+/// One `stream.reminder` webhook: the event's fields and one batch of the shop's subscribers.
+fn webhook_body(
+    stream: &Stream,
+    fields: &serde_json::Value,
+    batch: &[ShopSubscriber],
+    part: usize,
+    total: usize,
+) -> serde_json::Value {
+    let mut body = json!({
+        "type": "stream.reminder",
+        "stream_id": stream.id,
+        "at": Utc::now(),
+        "subscribers": batch,
+        "part": part + 1,
+        "parts": total.div_ceil(SUBSCRIBERS_PER_WEBHOOK),
+        "subscriber_count": total,
+    });
+    if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+        body.extend(fields.clone());
+    }
+    body
+}
