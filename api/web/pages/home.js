@@ -98,5 +98,29 @@ async function refresh() {
   }
 }
 
+// ---- the site-wide socket: "X is live now" the moment a stream starts (and "starts in N
+// minutes" when its seller asked for an early reminder), no poll needed. Reconnects with
+// backoff when the server goes away.
+function announce(event) {
+  const what = event.moment === 'live' ? 'is live now'
+    : `starts in ${plural(event.minutes_before, 'minute', 'minutes')}`;
+  $('#announce').replaceChildren(
+    el('strong', {}, event.title), ` by ${event.seller} ${what}. `,
+    el('a', { class: 'button primary', href: `/watch/${event.playback_id}` }, event.moment === 'live' ? 'Watch' : 'See it'));
+  $('#announce').hidden = false;
+  if (event.moment === 'live') refresh();
+}
+
+function listen(backoff = 1000) {
+  const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/events`);
+  socket.onopen = () => { backoff = 1000; };
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === 'reminder') announce(event);
+  };
+  socket.onclose = () => setTimeout(() => listen(Math.min(backoff * 2, 30000)), backoff);
+}
+
 refresh();
 setInterval(refresh, POLL_MS);
+listen();

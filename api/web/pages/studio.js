@@ -42,6 +42,8 @@ $('#create').addEventListener('submit', async (event) => {
   const scheduled = $('#new-scheduled').value;
   if (scheduled) body.scheduled_at = new Date(scheduled).toISOString();
   if ($('#new-practice').checked) body.practice = true;
+  const remind = Number($('#new-remind').value);
+  if (scheduled && remind > 0) body.remind_minutes_before = remind;
   try {
     const stream = await api('POST', '/streams', { token, body });
     event.target.reset();
@@ -336,6 +338,9 @@ function renderDetail() {
     onAir || stream.status === 'archived' ? video : el('p', { class: 'notice' },
       stream.status === 'scheduled' ? 'Start streaming from OBS with these settings: you go live as soon as the video arrives.'
         : `This stream is ${stream.status}.`),
+    stream.status === 'scheduled' ? el('p', { id: 'reminders', class: 'small muted' },
+      `${plural(stream.reminder_count || 0, 'viewer asked', 'viewers asked')} to be reminded`
+      + (stream.remind_minutes_before ? ` (at go-live and ${stream.remind_minutes_before} min before).` : ' (at go-live).')) : null,
     el('section', { 'aria-labelledby': 'stats-heading' }, el('h2', { id: 'stats-heading' }, 'Live stats'),
       el('dl', { id: 'stats', class: 'stats', 'aria-live': 'off' }, selected.stats ? statsList(selected.stats, 'stat') : [])),
     obs,

@@ -12,6 +12,7 @@ let stream = null;
 let player = null;
 let session = null;
 let reaction = null; // 'like' | 'dislike' | null
+let reminded = false; // the signed-in viewer asked to be reminded
 const pins = new Map(); // product_id → pin
 let oldestMessage = null;
 
@@ -58,6 +59,7 @@ $('#signin').addEventListener('submit', async (event) => {
     tokens.set('viewer', { token: issued.token, id: issued.user.id, name: issued.user.name, expires_at: issued.expires_at });
     showSignedIn();
     await loadReaction();
+    if (stream && stream.status === 'scheduled') await loadReminder();
     $('#text').focus();
   } catch (e) {
     say($('#chat-status'), e.status === 403 ? 'Sign in through the shop to chat and like.' : e.message, { error: true });
@@ -75,7 +77,50 @@ function setBadge() {
   const download = $('#download');
   download.hidden = !stream.video_url;
   if (stream.video_url) download.href = stream.video_url;
+  // An upcoming stream: a reminder for signed-in viewers, a calendar file for anyone.
+  const upcoming = stream.status === 'scheduled';
+  $('#remind').hidden = !upcoming;
+  $('#calendar').hidden = !upcoming || !stream.scheduled_at;
+  $('#calendar').href = `/api/v1/streams/${streamId}/calendar.ics`;
+  if (upcoming) loadReminder();
 }
+
+// ---- reminders: the site-wide socket tells the home page when the stream goes live, and
+// the shop e-mails or pushes its own users.
+function showReminder() {
+  $('#remind').textContent = reminded ? 'Reminder set' : 'Remind me';
+  $('#remind').setAttribute('aria-pressed', String(reminded));
+}
+
+async function loadReminder() {
+  const me = viewer();
+  if (!me) return;
+  try {
+    reminded = (await api('GET', `/streams/${streamId}/reminder`, { token: me.token })).reminder;
+    showReminder();
+  } catch (e) {
+    if (e.status === 401) tokens.clear('viewer');
+  }
+}
+
+async function toggleReminder() {
+  const me = viewer();
+  if (!me) {
+    say($('#reaction-status'), 'Enter your name in the chat box to be reminded.', { error: true });
+    $('#name').focus();
+    return;
+  }
+  try {
+    const method = reminded ? 'DELETE' : 'PUT';
+    reminded = (await api(method, `/streams/${streamId}/reminder`, { token: me.token })).reminder;
+    showReminder();
+    say($('#reaction-status'), reminded ? "We'll remind you when it starts." : 'Reminder removed.');
+  } catch (e) {
+    say($('#reaction-status'), e.message, { error: true });
+  }
+}
+
+$('#remind').addEventListener('click', toggleReminder);
 
 function tickElapsed() {
   if (!stream) return;

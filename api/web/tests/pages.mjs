@@ -155,6 +155,16 @@ try {
   // New streams appear without a reload.
   await api('POST', '/streams', env.SELLER_TOKEN, { title: 'Pop-up sale', scheduled_at: new Date(Date.now() + 86400000).toISOString() });
   await contains(home, '#upcoming', 'Pop-up sale', 8000);
+  step('a stream goes live: the home page says so at once, from the site-wide socket');
+  const flash = await api('POST', '/streams', env.SELLER_TOKEN, { title: 'Flash sale' });
+  // Its card may ask for its poster before the first one is made (the card drops it).
+  expectedConsole.push('home: Failed to load resource: the server responded with a status of 404 (Not Found)');
+  const flashPublisher = publish(env.PUBLISH_URL.replace(/[^/]+$/, flash.stream_key), 20);
+  await contains(home, '#announce', 'Flash sale', 15000);
+  await contains(home, '#announce', 'is live now');
+  await home.waitForSelector(`#announce a[href="/watch/${flash.playback_id}"]`);
+  flashPublisher.kill('SIGKILL');
+  await api('POST', `/streams/${flash.id}/end`, env.SELLER_TOKEN, { action: 'delete' });
   await home.context().close();
 
   // ---- two viewers on the watch page
@@ -300,9 +310,25 @@ try {
   const publicList = await (await fetch(`${base}/api/v1/streams`)).json();
   assert.ok(!publicList.streams.some((s) => practiceIds.includes(s.id)), 'no practice stream in the public list');
 
+  step('a shopper asks to be reminded of the upcoming stream and gets its calendar file');
+  const { playback_id: upcomingPid } = await api('GET', `/streams/${upcomingId}`, env.SELLER_TOKEN);
+  const fan = await open('watch-upcoming', `/watch/${upcomingPid}#viewer_token=${env.SHOP_VIEWER_TOKEN}`);
+  await fan.waitForSelector('#remind:not([hidden])');
+  await fan.click('#remind');
+  await textIs(fan, '#remind[aria-pressed="true"]', 'Reminder set', 5000);
+  const calendarHref = await fan.getAttribute('#calendar', 'href');
+  const calendar = await fetch(new URL(calendarHref, base));
+  assert.equal(calendar.status, 200);
+  assert.match(calendar.headers.get('content-type'), /^text\/calendar/);
+  assert.match(await calendar.text(), /BEGIN:VCALENDAR[\s\S]*SUMMARY:Autumn preview/);
+  await accessibility(fan, 'watch-upcoming');
+  await shot(fan, 'watch-upcoming');
+  await fan.context().close();
+
   step('seller resets an upcoming stream key with a confirmation');
   await studio.getByRole('button', { name: /Autumn preview/ }).click();
   await contains(studio, '#detail h1', 'Autumn preview');
+  await contains(studio, '#reminders', '1 viewer asked to be reminded');
   const oldKey = await studio.inputValue('#stream-key');
   await studio.click('#reset-key');
   await studio.click('#reset-dialog button[value=reset]');
