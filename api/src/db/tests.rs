@@ -47,8 +47,55 @@ on_both!(
     viewer_tokens_map_shop_users_and_expire,
     restart_recovery_and_listing,
     engagement_and_commerce,
-    clips_and_replay_videos
+    clips_and_replay_videos,
+    reminders_are_kept_once_and_fall_due
 );
+
+async fn reminders_are_kept_once_and_fall_due(db: Db) {
+    let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
+    let (shop, _) = db.create_user("shop", Role::Shop).await.unwrap();
+    let (staff_viewer, _) = db.create_user("Vic", Role::Viewer).await.unwrap();
+    let grace = db.shop_viewer(&shop.id, "u-7", "Grace").await.unwrap();
+    let now = Utc::now();
+    let scheduled = |title: &'static str, minutes: i64, remind: Option<i64>, practice: bool| NewStream {
+        scheduled_at: Some(now + chrono::Duration::minutes(minutes)),
+        remind_minutes_before: remind,
+        practice,
+        ..NewStream::titled(&seller.id, title)
+    };
+    let soon = db.create_stream(scheduled("soon", 30, Some(40), false)).await.unwrap();
+    // Its early reminder is 110 minutes away.
+    db.create_stream(scheduled("later", 120, Some(10), false)).await.unwrap();
+    let rehearsal = db.create_stream(scheduled("practice", 30, Some(40), true)).await.unwrap();
+    assert_eq!(soon.remind_minutes_before, Some(40));
+
+    assert!(db.add_reminder(&soon.id, &grace.id).await.unwrap());
+    assert!(!db.add_reminder(&soon.id, &grace.id).await.unwrap(), "once per viewer");
+    assert!(db.add_reminder(&soon.id, &staff_viewer.id).await.unwrap());
+    assert_eq!(db.reminder_count(&soon.id).await.unwrap(), 2);
+    assert!(db.has_reminder(&soon.id, &grace.id).await.unwrap());
+    // Only the shop's own users, as the shop knows them.
+    let subscribers = db.shop_subscribers(&soon.id).await.unwrap();
+    assert_eq!(subscribers, vec![ShopSubscriber { shop_id: shop.id.clone(), user_id: "u-7".into() }]);
+    assert!(db.remove_reminder(&soon.id, &staff_viewer.id).await.unwrap());
+    assert!(!db.remove_reminder(&soon.id, &staff_viewer.id).await.unwrap());
+    assert_eq!(db.reminder_count(&soon.id).await.unwrap(), 1);
+
+    // Due: the early one of `soon` only (not `later` yet, never a practice stream's).
+    let due = |db: Db| async move {
+        db.due_reminders(Utc::now()).await.unwrap().into_iter().map(|(s, m)| (s.id, m)).collect::<Vec<_>>()
+    };
+    assert_eq!(due(db.clone()).await, vec![(soon.id.clone(), ReminderMoment::Soon)]);
+    assert!(db.claim_reminder(&soon.id, ReminderMoment::Soon).await.unwrap());
+    assert!(!db.claim_reminder(&soon.id, ReminderMoment::Soon).await.unwrap(), "sent once");
+    assert!(due(db.clone()).await.is_empty());
+    // On air: the go-live one, once; a practice stream's never.
+    db.begin_publish(&soon.stream_key).await.unwrap().unwrap();
+    db.begin_publish(&rehearsal.stream_key).await.unwrap().unwrap();
+    assert_eq!(due(db.clone()).await, vec![(soon.id.clone(), ReminderMoment::Live)]);
+    assert!(db.claim_reminder(&soon.id, ReminderMoment::Live).await.unwrap());
+    assert!(due(db.clone()).await.is_empty());
+}
 
 async fn clips_and_replay_videos(db: Db) {
     let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
