@@ -262,6 +262,10 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
     let url = clip["playback_url"].as_str().unwrap().to_owned();
     assert_eq!(url, server.url(&format!("/hls/{pid}/clips/{clip_id}/index.m3u8")));
     assert_eq!(clip["title"], "the red shoes");
+    assert_eq!(clip["share_url"], server.url(&format!("/watch/{pid}?clip={clip_id}")));
+    let (status, one) = server.call("GET", &format!("{clips}/{clip_id}"), None, None).await;
+    assert_eq!((status, &one["playback_url"]), (200, &clip["playback_url"]));
+    assert_eq!(server.call("GET", &format!("{clips}/nope"), None, None).await.0, 404);
     assert!(clip["video_url"].is_null());
     let playlist = clip_playlist(&server, &url).await;
     let seconds = clip["duration_seconds"].as_f64().unwrap();

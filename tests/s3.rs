@@ -315,3 +315,42 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     assert_eq!(stored, text, "the bucket's replay playlist is the one served");
     server.check_segments_decode(pid, &replay).await;
 }
+
+/// A file over one part (16 MB) goes to the bucket by multipart upload, part by part, and
+/// reads back whole and by range; the store's spool is not involved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_file_goes_to_the_bucket_in_parts() {
+    use hawker_storage::{IMMUTABLE, ObjectMeta, S3Config, S3Store, Store};
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = S3Config {
+        endpoint: Some(s3.endpoint()),
+        region: Some("us-east-1".into()),
+        bucket: common::s3::BUCKET.into(),
+        prefix: common::s3::PREFIX.into(),
+        path_style: true,
+        credentials: Some((common::s3::ACCESS_KEY.into(), common::s3::SECRET_KEY.into())),
+        create_bucket: true,
+        delivery: Default::default(),
+        public_base_url: None,
+        spool_dir: dir.path().join("spool"),
+        spool_max_bytes: 64 << 20,
+        upload_concurrency: 2,
+        slow_upload_warning: None,
+    };
+    let store = S3Store::connect(config).await.expect("connect");
+    // 40 MB + 1 byte: two whole parts and a short one; every byte tells its offset.
+    let size: usize = (40 << 20) + 1;
+    let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let file = dir.path().join("big.mp4");
+    std::fs::write(&file, &content).unwrap();
+    store.put_file("streams/p/replay.mp4", &file, ObjectMeta::new("video/mp4", IMMUTABLE)).await.expect("put_file");
+    assert_eq!(std::fs::read(s3.object_path("streams/p/replay.mp4")).unwrap(), content, "stored whole, in order");
+    assert_eq!(store.size("streams/p/replay.mp4").await.unwrap(), Some(size as u64));
+    let offset = (16 << 20) - 10; // across the first part's end
+    let range = store.get_range("streams/p/replay.mp4", offset, 20).await.unwrap().unwrap();
+    assert_eq!(&range[..], &content[offset as usize..offset as usize + 20]);
+    assert!(store.size("streams/p/nothing.mp4").await.unwrap().is_none());
+    // No upload is left open in the bucket (s3s-fs keeps parts as hidden files).
+    assert_eq!(s3.keys("streams/"), vec!["streams/p/replay.mp4".to_owned()]);
+}

@@ -479,6 +479,10 @@ async fn live_shopping_end_to_end() {
     let (_, for_anyone) = server.call("GET", &path("/clips"), None, None).await;
     assert!(!kinds(&for_anyone).contains(&json!("receipt")), "{for_anyone}");
     assert!(kinds(&for_anyone).contains(&json!("highlight")), "{for_anyone}");
+    let receipt = for_seller["clips"].as_array().unwrap().iter().find(|c| c["kind"] == "receipt").unwrap();
+    let one = path(&format!("/clips/{}", receipt["id"].as_str().unwrap()));
+    assert_eq!(server.call("GET", &one, Some(&seller), None).await.1["id"], receipt["id"]);
+    assert_eq!(server.call("GET", &one, None, None).await.0, 404, "a receipt is the seller's alone");
     // One node: no event is meant for other nodes, so none is refused on its way there.
     assert!(!server.log().contains("event relay behind"), "{}", server.log());
     assert!(

@@ -54,6 +54,9 @@ pub struct ClipView {
     duration_seconds: f64,
     /// Its VOD playlist (HLS).
     playback_url: String,
+    /// Its page: the watch page playing the clip (`/watch/{playback_id}?clip={id}`), with a
+    /// link to the whole stream. The link to share.
+    share_url: String,
     /// Its MP4 once made (`POST …/clips/{clip_id}/mp4`); null before.
     video_url: Option<String>,
     created_at: DateTime<Utc>,
@@ -79,6 +82,7 @@ impl ClipView {
             },
             duration_seconds: (clip.end - clip.start).num_milliseconds() as f64 / 1000.0,
             playback_url: url(&clip.playlist_path),
+            share_url: format!("{}/watch/{playback_id}?clip={}", state.urls.http, clip.id),
             video_url: clip.video_path.as_deref().map(url),
             id: clip.id,
             stream_id: clip.stream_id,
@@ -165,6 +169,19 @@ pub async fn list(
     let clips = state.db.clips(&stream.id, LIST_LIMIT).await?;
     let shown = clips.into_iter().filter(|c| seller || !matches!(c.kind, ClipKind::Receipt { .. }));
     Ok(Json(ClipList { clips: shown.map(|c| ClipView::new(&state, &stream, c)).collect() }))
+}
+
+/// One clip: as [`list`] shows it (a receipt only to the owner and admins).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Option<Caller>,
+    Path((id, clip_id)): Path<(String, String)>,
+) -> Result<Json<ClipView>, ApiError> {
+    let stream = visible_stream(&state, &id, caller.as_ref()).await?;
+    let seller = caller.as_ref().is_some_and(|c| c.controls(&stream));
+    let clip = state.db.clip(&stream.id, &clip_id).await?;
+    let shown = clip.filter(|c| stream.status.is_playable() && (seller || !matches!(c.kind, ClipKind::Receipt { .. })));
+    Ok(Json(ClipView::new(&state, &stream, shown.ok_or(ApiError::NotFound("clip"))?)))
 }
 
 /// A product's highlights across saved streams, newest first: public (listed streams only).

@@ -25,7 +25,7 @@ use super::error::ApiError;
 use super::metrics::stats_of;
 use super::streams::{controlled_stream, visible_stream};
 use crate::AppState;
-use crate::engagement::{SOCKETS_PER_CLIENT, SOCKETS_TOTAL, TICKET_TTL, TICKETS_MAX};
+use crate::engagement::{ClientKey, SOCKETS_PER_CLIENT, SOCKETS_TOTAL, SocketPermit, TICKET_TTL, TICKETS_MAX};
 use crate::events::{Event, kind};
 use crate::model::Stream;
 
@@ -90,18 +90,8 @@ pub async fn events(
         (None, None) => None,
     };
     let stream = visible_stream(&state, &id, caller.as_ref()).await?;
-    let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
-    let Some(permit) = state.engagement.open_socket(client) else {
-        let message = format!("at most {SOCKETS_PER_CLIENT} event sockets per address (and {SOCKETS_TOTAL} in all)");
-        return Err(ApiError::TooManyRequests(message, PING_EVERY));
-    };
+    let (upgrade, permit, events) = accept(&state, client, upgrade)?;
     let seller = caller.as_ref().is_some_and(|c| c.controls(&stream));
-    // Subscribed before the upgrade: nothing that happens meanwhile is missed.
-    let events = state.events.subscribe();
-    let upgrade = upgrade
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_write_buffer_size(MAX_WRITE_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let hello = match hello(&state, &stream).await {
             Ok(hello) => hello,
@@ -119,21 +109,31 @@ pub async fn site_events(
     Client(client): Client,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
-    let Some(permit) = state.engagement.open_socket(client) else {
-        let message = format!("at most {SOCKETS_PER_CLIENT} event sockets per address (and {SOCKETS_TOTAL} in all)");
-        return Err(ApiError::TooManyRequests(message, PING_EVERY));
-    };
-    let events = state.events.subscribe();
-    let upgrade = upgrade
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_write_buffer_size(MAX_WRITE_BUFFER);
+    let (upgrade, permit, events) = accept(&state, client, upgrade)?;
     Ok(upgrade.on_upgrade(move |socket| async move {
         let hello = json!({ "type": "hello", "at": Utc::now() });
         serve_socket(state, Scope::Site, hello, events, socket).await;
         drop(permit);
     }))
+}
+
+/// Takes an event socket: the upgrade with our limits, a place among the client's sockets,
+/// and the bus subscribed before the upgrade (nothing that happens meanwhile is missed).
+fn accept(
+    state: &AppState,
+    client: ClientKey,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<(WebSocketUpgrade, SocketPermit, broadcast::Receiver<Event>), ApiError> {
+    let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
+    let Some(permit) = state.engagement.open_socket(client) else {
+        let message = format!("at most {SOCKETS_PER_CLIENT} event sockets per address (and {SOCKETS_TOTAL} in all)");
+        return Err(ApiError::TooManyRequests(message, PING_EVERY));
+    };
+    let upgrade = upgrade
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_write_buffer_size(MAX_WRITE_BUFFER);
+    Ok((upgrade, permit, state.events.subscribe()))
 }
 
 /// Which events a socket sends.

@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/{id}/pins/{product_id}", delete(commerce::unpin))
         .route("/streams/{id}/orders", post(commerce::report_order).get(commerce::list_orders))
         .route("/streams/{id}/clips", post(clips::create).get(clips::list))
+        .route("/streams/{id}/clips/{clip_id}", get(clips::get))
         .route("/streams/{id}/clips/{clip_id}/mp4", post(clips::make_mp4))
         .route("/products/{product_id}/highlights", get(clips::highlights))
         .route("/shops/{shop_id}/sellers", get(commerce::list_sellers))

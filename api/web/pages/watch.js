@@ -13,6 +13,9 @@ let player = null;
 let session = null;
 let reaction = null; // 'like' | 'dislike' | null
 let reminded = false; // the signed-in viewer asked to be reminded
+// A clip's page (`?clip=`, the link a clip shares): the clip plays, the stream is a link away.
+const clipId = new URLSearchParams(location.search).get('clip');
+let clip = null;
 const pins = new Map(); // product_id → pin
 let oldestMessage = null;
 
@@ -133,17 +136,19 @@ function tickElapsed() {
 function startPlayer() {
   if (player) player.destroy();
   player = null;
-  if (!['live', 'reconnecting', 'archived'].includes(stream.status)) {
+  const archived = stream.status === 'archived';
+  if (!clip && !['live', 'reconnecting', 'archived'].includes(stream.status)) {
     video.poster = '';
     return;
   }
   if (stream.poster_url) video.poster = stream.poster_url;
-  if (stream.status === 'archived') loadHighlights();
+  if (archived && !clip) loadHighlights();
   try {
-    player = attachPlayer(video, stream.playback_url, {
-      lowLatency: stream.status !== 'archived',
-      onLevelUpdate: stream.status === 'archived' ? renderChapters : undefined,
-    });
+    player = clip ? attachPlayer(video, clip.playback_url, { lowLatency: false })
+      : attachPlayer(video, stream.playback_url, {
+        lowLatency: !archived,
+        onLevelUpdate: archived ? renderChapters : undefined,
+      });
     video.play().catch(() => {
       // Autoplay with sound was refused: start muted, the controls unmute.
       video.muted = true;
@@ -155,8 +160,9 @@ function startPlayer() {
 }
 
 video.addEventListener('playing', () => {
-  // Counted once playback really starts; a replay's join counts as a replay view.
-  if (!session) session = viewerSession(streamId, () => viewer()?.token).catch(() => null);
+  // Counted once playback really starts; a replay's join counts as a replay view. A clip
+  // is neither: its watchers are not the stream's viewers.
+  if (!session && !clip) session = viewerSession(streamId, () => viewer()?.token).catch(() => null);
 });
 
 // ---- replay chapters: the playlist's product DATERANGEs placed on the media timeline, each
@@ -328,13 +334,13 @@ async function clipLast30() {
   const end = new Date();
   const start = new Date(end.getTime() - 30000);
   try {
-    const clip = await api('POST', `/streams/${streamId}/clips`,
+    const made = await api('POST', `/streams/${streamId}/clips`,
       { token: me.token, body: { start: start.toISOString(), end: end.toISOString() } });
     try {
-      await navigator.clipboard.writeText(clip.playback_url);
-      say($('#reaction-status'), `Clip made, link copied: ${clip.playback_url}`);
+      await navigator.clipboard.writeText(made.share_url);
+      say($('#reaction-status'), `Clip made, link copied: ${made.share_url}`);
     } catch {
-      say($('#reaction-status'), `Clip made: ${clip.playback_url}`);
+      say($('#reaction-status'), `Clip made: ${made.share_url}`);
     }
   } catch (e) {
     say($('#reaction-status'), e.message, { error: true });
@@ -472,8 +478,19 @@ async function statusChanged(status) {
   else say($('#player-status'), '');
   // Going live, or the live stream becoming its replay: (re)start the player. A publisher
   // coming back (reconnecting → live) needs nothing: the player follows the same playlist.
+  if (clip) return; // the clip plays on, whatever the stream does
   const wasPlaying = ['live', 'reconnecting'].includes(before);
   if ((status === 'live' && !wasPlaying) || (status === 'archived' && before !== 'archived')) startPlayer();
+}
+
+async function showClip() {
+  clip = await api('GET', `/streams/${streamId}/clips/${encodeURIComponent(clipId)}`).catch(() => null);
+  const banner = $('#clip-banner');
+  banner.replaceChildren(clip
+    ? `Clip: ${clip.title || 'a moment of this stream'} · ${formatDuration(clip.duration_seconds)}. `
+    : 'This clip is gone. ',
+  el('a', { href: `/watch/${document.body.dataset.playbackId}` }, 'Watch the whole stream'));
+  banner.hidden = false;
 }
 
 async function main() {
@@ -486,6 +503,7 @@ async function main() {
   tickElapsed();
   setInterval(tickElapsed, 1000);
   showSignedIn();
+  if (clipId) await showClip();
   startPlayer();
   streamEvents(streamId, onEvent);
   await Promise.all([loadReaction(), loadOlder().catch((e) => say($('#chat-status'), e.message, { error: true }))]);

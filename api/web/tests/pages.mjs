@@ -163,6 +163,7 @@ try {
   await contains(home, '#announce', 'Flash sale', 15000);
   await contains(home, '#announce', 'is live now');
   await home.waitForSelector(`#announce a[href="/watch/${flash.playback_id}"]`);
+  await shot(home, 'home-live-now');
   flashPublisher.kill('SIGKILL');
   await api('POST', `/streams/${flash.id}/end`, env.SELLER_TOKEN, { action: 'delete' });
   await home.context().close();
@@ -207,10 +208,17 @@ try {
   step('viewer A clips the last 30 s: a link to a playlist that plays');
   await viewerA.click('#clip');
   await viewerA.waitForFunction(() => /Clip made/.test(document.querySelector('#reaction-status').textContent), null, { timeout: 5000 });
-  const clipUrl = (await viewerA.textContent('#reaction-status')).match(/https?:\/\/\S+\.m3u8/)[0];
-  const viewerClip = await fetch(clipUrl);
-  assert.equal(viewerClip.status, 200);
+  const shareUrl = (await viewerA.textContent('#reaction-status')).match(/https?:\/\/\S+\?clip=\S+/)[0];
+  step("the clip's link opens its page: the clip plays, the stream is a link away");
+  const clipPage = await open('watch-clip', new URL(shareUrl).pathname + new URL(shareUrl).search);
+  await contains(clipPage, '#clip-banner', 'Clip:');
+  await plays(clipPage);
+  const clipSrc = await clipPage.evaluate(() => window.performance.getEntriesByType('resource').map((e) => e.name).find((n) => n.includes('/hls/') && n.includes('/clips/')));
+  assert.ok(clipSrc && clipSrc.endsWith('/index.m3u8'), `the clip's playlist is played: ${clipSrc}`);
+  const viewerClip = await fetch(clipSrc);
   assert.match(await viewerClip.text(), /#EXT-X-ENDLIST/);
+  await clipPage.waitForSelector(`#clip-banner a[href="/watch/${playbackId}"]`);
+  await clipPage.context().close();
 
   step('the publisher drops and comes back: the players go on by themselves');
   const before = await viewerA.evaluate(() => document.querySelector('video').currentTime);
