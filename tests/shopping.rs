@@ -837,6 +837,14 @@ async fn reminders_reach_the_site_the_shop_and_the_seller() {
     assert_eq!(event[2], server.url(&format!("/watch/{pid}")));
     assert_eq!(event[3], "CONFIRMED");
 
+    // A cancelled stream's calendar file stays, to tell calendars.
+    let body = json!({"title": "Called off", "scheduled_at": starts + chrono::Duration::days(2)});
+    let (_, off) = server.call("POST", "/api/v1/streams", Some(&seller), Some(body)).await;
+    let off_id = off["id"].as_str().unwrap();
+    assert_eq!(server.call("POST", &format!("/api/v1/streams/{off_id}/cancel"), Some(&seller), None).await.0, 200);
+    let text = server.get(&format!("/api/v1/streams/{off_id}/calendar.ics")).await.text().await.unwrap();
+    assert_eq!(parse_calendar(&text)[3], "CANCELLED", "{text}");
+
     // A minute before: the site socket and the shop hear it, with the shop's own user ids.
     let soon = next_json(&mut site).await;
     assert_eq!((soon["type"].as_str(), soon["moment"].as_str()), (Some("reminder"), Some("soon")), "{soon}");

@@ -44,8 +44,16 @@ pub async fn run(state: AppState) {
 
 async fn sweep(state: &AppState) -> anyhow::Result<()> {
     for (stream, moment) in state.db.due_reminders(Utc::now()).await? {
-        if state.db.claim_reminder(&stream.id, moment).await? {
-            remind(state, &stream, moment).await?;
+        if !state.db.claim_reminder(&stream.id, moment).await? {
+            continue;
+        }
+        // One stream's failure neither loses its reminder (given back, tried at the next
+        // sweep) nor holds up the others'.
+        if let Err(e) = remind(state, &stream, moment).await {
+            tracing::error!(stream = %stream.id, moment = moment.as_str(), "reminder not sent, retried: {e:#}");
+            if let Err(e) = state.db.release_reminder(&stream.id, moment).await {
+                tracing::error!(stream = %stream.id, "giving the reminder back: {e}");
+            }
         }
     }
     Ok(())
@@ -60,7 +68,7 @@ async fn remind(state: &AppState, stream: &Stream, moment: ReminderMoment) -> an
         "playback_id": stream.playback_id,
         "watch_url": format!("{}/watch/{}", state.urls.http, stream.playback_id),
         "scheduled_at": stream.scheduled_at,
-        "minutes_before": (moment == ReminderMoment::Soon).then_some(stream.remind_minutes_before).flatten(),
+        "minutes_before": minutes_left(stream, moment),
     });
     state.events.publish(Event::new(kind::REMINDER, &stream.id, fields.clone()));
     let subscribers = state.db.shop_subscribers(&stream.id).await?;
@@ -72,6 +80,14 @@ async fn remind(state: &AppState, stream: &Stream, moment: ReminderMoment) -> an
     }
     tracing::info!(stream = %stream.id, moment = moment.as_str(), subscribers = total, webhooks = queued, "reminder sent");
     Ok(())
+}
+
+/// For the early reminder, the whole minutes left until the scheduled start (the reminder may
+/// go out late: a stream scheduled at short notice, a node that was down).
+fn minutes_left(stream: &Stream, moment: ReminderMoment) -> Option<i64> {
+    let at = stream.scheduled_at.filter(|_| moment == ReminderMoment::Soon)?;
+    let seconds = (at - Utc::now()).num_seconds().max(0);
+    Some((seconds + 59) / 60)
 }
 
 /// One `stream.reminder` webhook: the event's fields and one batch of the shop's subscribers.
@@ -95,4 +111,37 @@ fn webhook_body(
         body.extend(fields.clone());
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_early_reminder_tells_the_minutes_actually_left() {
+        let stream = |in_seconds: i64| Stream {
+            id: "s".into(),
+            owner_id: "o".into(),
+            playback_id: "p".into(),
+            title: "t".into(),
+            description: None,
+            status: StreamStatus::Scheduled,
+            stream_key: String::new(),
+            key_valid_from: None,
+            key_valid_until: None,
+            publish_seq: 0,
+            reconnecting_since: None,
+            created_at: Utc::now(),
+            scheduled_at: Some(Utc::now() + chrono::Duration::seconds(in_seconds)),
+            started_at: None,
+            ended_at: None,
+            practice: false,
+            video_path: None,
+            remind_minutes_before: Some(40),
+        };
+        assert_eq!(minutes_left(&stream(150), ReminderMoment::Soon), Some(3));
+        assert_eq!(minutes_left(&stream(40 * 60 - 1), ReminderMoment::Soon), Some(40));
+        assert_eq!(minutes_left(&stream(-5), ReminderMoment::Soon), Some(0));
+        assert_eq!(minutes_left(&stream(150), ReminderMoment::Live), None);
+    }
 }

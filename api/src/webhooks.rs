@@ -1,5 +1,5 @@
-//! Outgoing webhooks: stream live / reconnecting / ended / archived, replay ready and replay MP4 ready are
-//! POSTed to the admin's `webhook_url` as JSON `{type, stream_id, at, ...}`, signed with
+//! Outgoing webhooks: stream live / reconnecting / ended / archived, replay ready, replay and
+//! clip MP4 ready, and stream reminders (queued by [`crate::reminders`]) are POSTed to the admin's `webhook_url` as JSON `{type, stream_id, at, ...}`, signed with
 //! `X-Hawker-Signature: sha256=<hex HMAC-SHA256 of the body with webhook_secret>`.
 //! Deliveries wait in the database's outbox (bounded: when it is full, new ones are dropped
 //! with a log line), written once by the node where the event happened and sent by whichever

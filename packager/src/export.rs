@@ -143,7 +143,8 @@ impl Muxer {
         let io_err = |e: std::io::Error| PackagerError::Gst(format!("starting the remux: {e}"));
         match program {
             Some(program) => {
-                let mut child = tokio::process::Command::new(program)
+                let mut command = tokio::process::Command::new(program);
+                command
                     .arg("remux-mp4")
                     .arg("--output")
                     .arg(&files.output)
@@ -152,9 +153,18 @@ impl Muxer {
                     .stdin(Stdio::piped())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .map_err(io_err)?;
+                    .kill_on_drop(true);
+                // SAFETY: prctl only sets a flag of the child, between fork and exec.
+                unsafe {
+                    // A server killed outright takes its muxer with it (else it would mux the
+                    // truncated input into the work folder the next start empties). The signal
+                    // follows the spawning thread: a runtime worker, alive as long as the server.
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let mut child = command.spawn().map_err(io_err)?;
                 let input = child.stdin.take().map(|i| Box::new(i) as Input);
                 let mut pipe = child.stderr.take();
                 // Drained all along (a child blocked on a full pipe would stall), the tail kept.

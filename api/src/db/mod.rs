@@ -34,7 +34,7 @@ use sqlx::sqlite::{
 pub use commerce::{NewPin, OrderCursor, OrderRecorded};
 pub use nodes::{NODE_STALE, ViewerTotals};
 pub use outbox::OutboxEntry;
-pub use reminders::{ReminderMoment, ShopSubscriber};
+pub use reminders::{MAX_REMIND_MINUTES, ReminderMoment, ShopSubscriber};
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{

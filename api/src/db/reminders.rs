@@ -3,6 +3,9 @@
 use super::streams::{STREAM_COLUMNS, stream_from_row};
 use super::*;
 
+/// The earliest early reminder a stream may ask for: a week before its start.
+pub const MAX_REMIND_MINUTES: i64 = 7 * 24 * 60;
+
 /// Which reminder of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReminderMoment {
@@ -83,7 +86,7 @@ impl Db {
 
     /// Listed streams whose reminder is due at `now` and not sent yet: the go-live one for
     /// streams on air, the early one for scheduled streams that ask for it (until their
-    /// scheduled start is an hour past).
+    /// scheduled start).
     pub async fn due_reminders(&self, now: DateTime<Utc>) -> DbResult<Vec<(Stream, ReminderMoment)>> {
         let (live, soon) = on_pool!(self, pool => {
             let sql = format!(
@@ -91,11 +94,18 @@ impl Db {
                  AND status IN ('live', 'reconnecting')"
             );
             let live = sqlx::query(&sql).bind(false).fetch_all(pool).await?;
+            // Starts within the longest early reminder, and has not started yet.
             let sql = format!(
                 "SELECT {STREAM_COLUMNS} FROM streams WHERE practice = $1 AND reminded_soon_at IS NULL \
-                 AND status = 'scheduled' AND remind_minutes_before IS NOT NULL AND scheduled_at IS NOT NULL"
+                 AND status = 'scheduled' AND remind_minutes_before IS NOT NULL \
+                 AND scheduled_at > $2 AND scheduled_at <= $3"
             );
-            let soon = sqlx::query(&sql).bind(false).fetch_all(pool).await?;
+            let soon = sqlx::query(&sql)
+                .bind(false)
+                .bind(ts(now))
+                .bind(ts(now + chrono::Duration::minutes(MAX_REMIND_MINUTES)))
+                .fetch_all(pool)
+                .await?;
             (
                 live.iter().map(stream_from_row).collect::<DbResult<Vec<_>>>()?,
                 soon.iter().map(stream_from_row).collect::<DbResult<Vec<_>>>()?,
@@ -103,11 +113,20 @@ impl Db {
         });
         let due_soon = soon.into_iter().filter(|s| {
             let (Some(at), Some(minutes)) = (s.scheduled_at, s.remind_minutes_before) else { return false };
-            now >= at - chrono::Duration::minutes(minutes) && now < at + chrono::Duration::hours(1)
+            now >= at - chrono::Duration::minutes(minutes) && now < at
         });
         let mut due: Vec<_> = live.into_iter().map(|s| (s, ReminderMoment::Live)).collect();
         due.extend(due_soon.map(|s| (s, ReminderMoment::Soon)));
         Ok(due)
+    }
+
+    /// Gives back a claimed reminder that could not be sent: the next sweep sends it.
+    pub async fn release_reminder(&self, stream_id: &str, moment: ReminderMoment) -> DbResult<()> {
+        on_pool!(self, pool => {
+            let sql = format!("UPDATE streams SET {} = NULL WHERE id = $1", moment.column());
+            sqlx::query(&sql).bind(stream_id).execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// Marks the stream's reminder sent; false if it already was (by this node or another):

@@ -89,6 +89,10 @@ async fn reminders_are_kept_once_and_fall_due(db: Db) {
     assert!(db.claim_reminder(&soon.id, ReminderMoment::Soon).await.unwrap());
     assert!(!db.claim_reminder(&soon.id, ReminderMoment::Soon).await.unwrap(), "sent once");
     assert!(due(db.clone()).await.is_empty());
+    // One that could not be sent is given back and due again.
+    db.release_reminder(&soon.id, ReminderMoment::Soon).await.unwrap();
+    assert_eq!(due(db.clone()).await, vec![(soon.id.clone(), ReminderMoment::Soon)]);
+    assert!(db.claim_reminder(&soon.id, ReminderMoment::Soon).await.unwrap());
     // On air: the go-live one, once; a practice stream's never.
     db.begin_publish(&soon.stream_key).await.unwrap().unwrap();
     db.begin_publish(&rehearsal.stream_key).await.unwrap().unwrap();

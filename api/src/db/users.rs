@@ -209,9 +209,16 @@ impl Db {
     }
 
     /// Guests whose every token has expired and who left nothing behind (no chat message,
-    /// reaction or mute): deleted. Returns how many.
+    /// reaction, mute, or reminder of a stream still to come): deleted. Returns how many.
     pub async fn purge_guests(&self) -> DbResult<u64> {
         on_pool!(self, pool => {
+            // Guests' reminders of streams no longer scheduled have done their work.
+            sqlx::query(
+                "DELETE FROM stream_reminders WHERE user_id IN (SELECT id FROM users WHERE guest = TRUE) \
+                 AND stream_id IN (SELECT id FROM streams WHERE status <> 'scheduled')",
+            )
+            .execute(pool)
+            .await?;
             let done = sqlx::query(
                 "DELETE FROM users WHERE guest = TRUE \
                  AND NOT EXISTS (SELECT 1 FROM viewer_tokens t WHERE t.user_id = users.id AND t.expires_at > $1) \

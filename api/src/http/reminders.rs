@@ -74,7 +74,12 @@ pub async fn calendar(
     caller: Option<Caller>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let stream = listed_stream(&state, &id, caller.as_ref()).await?;
+    // A cancelled stream's file stays: calendars that fetch it again learn of the cancellation.
+    let stream = state.db.stream(&id).await?.ok_or(ApiError::NotFound("stream"))?;
+    let owner = caller.as_ref().is_some_and(|c| c.controls(&stream));
+    if (stream.status == StreamStatus::Ended || stream.practice) && !owner {
+        return Err(ApiError::NotFound("stream"));
+    }
     let Some(start) = stream.scheduled_at else { return Err(ApiError::NotFound("scheduled start")) };
     let seller = state.db.user(&stream.owner_id).await?.map(|u| u.name).unwrap_or_default();
     let watch_url = format!("{}/watch/{}", state.urls.http, stream.playback_id);

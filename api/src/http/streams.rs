@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::AppState;
-use crate::db::{NewStream, Page};
+use crate::db::{MAX_REMIND_MINUTES, NewStream, Page};
 use crate::lifecycle;
 use crate::model::{EndAction, Role, Stream, StreamStatus, Trigger};
 
@@ -187,9 +187,6 @@ pub struct CreateStream {
     /// Subscribers are also reminded this long before `scheduled_at` (minutes).
     remind_minutes_before: Option<i64>,
 }
-
-/// The earliest early reminder: a week before the start.
-const MAX_REMIND_MINUTES: i64 = 7 * 24 * 60;
 
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 5000;

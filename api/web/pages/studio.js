@@ -185,9 +185,20 @@ async function askMp4(clipId) {
   const id = selected.stream.id;
   try {
     const clip = await api('POST', `/streams/${id}/clips/${clipId}/mp4`, { token });
-    // Made in the background: the stream's socket says when (clip.mp4_ready).
-    if (clip.video_url) await loadClips(id);
-    else say($('#clip-status'), 'Making the MP4…');
+    // Made in the background: the stream's socket says when (clip.mp4_ready). An export that
+    // failed says nothing: after a minute, look once.
+    if (clip.video_url) {
+      await loadClips(id);
+      return;
+    }
+    say($('#clip-status'), 'Making the MP4…');
+    setTimeout(async () => {
+      if (!selected || selected.stream.id !== id) return;
+      await loadClips(id);
+      if (!(selected.clips || []).some((c) => c.id === clipId && c.video_url)) {
+        say($('#clip-status'), 'The MP4 is not ready after a minute: ask again to retry.', { error: true });
+      }
+    }, 60000);
   } catch (e) {
     say($('#clip-status'), e.message, { error: true });
   }
