@@ -71,13 +71,33 @@ impl Db {
         })
     }
 
-    /// The stream's subscribers signed in by a shop, as the shop knows them, oldest first.
-    pub async fn shop_subscribers(&self, stream_id: &str) -> DbResult<Vec<ShopSubscriber>> {
+    /// How many of the stream's subscribers a shop signed in.
+    pub async fn shop_subscriber_count(&self, stream_id: &str) -> DbResult<i64> {
+        on_pool!(self, pool => {
+            let sql = "SELECT COUNT(*) AS n FROM stream_reminders r JOIN users u ON u.id = r.user_id \
+                       WHERE r.stream_id = $1 AND u.shop_id IS NOT NULL AND u.external_id IS NOT NULL";
+            sqlx::query(sql).bind(stream_id).fetch_one(pool).await?.int("n")
+        })
+    }
+
+    /// A page of the stream's subscribers signed in by a shop, as the shop knows them, oldest
+    /// first.
+    pub async fn shop_subscribers(
+        &self,
+        stream_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> DbResult<Vec<ShopSubscriber>> {
         on_pool!(self, pool => {
             let sql = "SELECT u.shop_id, u.external_id FROM stream_reminders r JOIN users u ON u.id = r.user_id \
                        WHERE r.stream_id = $1 AND u.shop_id IS NOT NULL AND u.external_id IS NOT NULL \
-                       ORDER BY r.created_at, u.id";
-            let rows = sqlx::query(sql).bind(stream_id).fetch_all(pool).await?;
+                       ORDER BY r.created_at, u.id LIMIT $2 OFFSET $3";
+            let rows = sqlx::query(sql)
+                .bind(stream_id)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|row| Ok(ShopSubscriber { shop_id: row.text("shop_id")?, user_id: row.text("external_id")? }))
                 .collect()

@@ -75,8 +75,15 @@ async fn reminders_are_kept_once_and_fall_due(db: Db) {
     assert_eq!(db.reminder_count(&soon.id).await.unwrap(), 2);
     assert!(db.has_reminder(&soon.id, &grace.id).await.unwrap());
     // Only the shop's own users, as the shop knows them.
-    let subscribers = db.shop_subscribers(&soon.id).await.unwrap();
+    let subscribers = db.shop_subscribers(&soon.id, 0, 500).await.unwrap();
     assert_eq!(subscribers, vec![ShopSubscriber { shop_id: shop.id.clone(), user_id: "u-7".into() }]);
+    assert_eq!(db.shop_subscriber_count(&soon.id).await.unwrap(), 1);
+    // Pages in order, oldest first.
+    let linus = db.shop_viewer(&shop.id, "u-8", "Linus").await.unwrap();
+    db.add_reminder(&soon.id, &linus.id).await.unwrap();
+    assert_eq!(db.shop_subscribers(&soon.id, 1, 1).await.unwrap()[0].user_id, "u-8");
+    assert!(db.shop_subscribers(&soon.id, 2, 1).await.unwrap().is_empty());
+    db.remove_reminder(&soon.id, &linus.id).await.unwrap();
     assert!(db.remove_reminder(&soon.id, &staff_viewer.id).await.unwrap());
     assert!(!db.remove_reminder(&soon.id, &staff_viewer.id).await.unwrap());
     assert_eq!(db.reminder_count(&soon.id).await.unwrap(), 1);
