@@ -224,6 +224,11 @@ impl PublicUrls {
         format!("{}/hls/{playback_id}/index.m3u8", self.http)
     }
 
+    /// The stream's page for viewers.
+    pub fn watch(&self, playback_id: &str) -> String {
+        format!("{}/watch/{playback_id}", self.http)
+    }
+
     /// The URL of a stream's object at `path` under its HLS folder.
     pub fn media(&self, playback_id: &str, path: &str) -> String {
         format!("{}/hls/{playback_id}/{path}", self.http)

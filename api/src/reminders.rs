@@ -69,7 +69,7 @@ async fn remind(state: &AppState, stream: &Stream, moment: ReminderMoment) -> an
         "title": stream.title,
         "seller": seller,
         "playback_id": stream.playback_id,
-        "watch_url": format!("{}/watch/{}", state.urls.http, stream.playback_id),
+        "watch_url": state.urls.watch(&stream.playback_id),
         "scheduled_at": stream.scheduled_at,
         "minutes_before": minutes_left(stream, moment),
     });

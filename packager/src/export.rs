@@ -99,9 +99,8 @@ impl TempFiles {
         Self { output: dir.join(format!("export-{id:016x}.mp4")), media: dir.join(format!("export-{id:016x}.mdat")) }
     }
 
-    /// Bytes the muxer has written so far.
     fn written(&self) -> u64 {
-        [&self.output, &self.media].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
+        written(&self.output, &self.media)
     }
 }
 
@@ -423,18 +422,23 @@ fn error_of(message: &gst::Message) -> PackagerError {
     }
 }
 
+/// Bytes the muxer has written so far: its output and its media file (the stall watch of both
+/// sides of the pipe).
+fn written(output: &Path, media: &Path) -> u64 {
+    [output, media].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
+}
+
 /// Waits for the muxer to finish (write the index, copy the media behind it) once every
 /// segment is in; fails when its files stop growing for `STALL_TIMEOUT` without an end.
 fn wait_end(bus: &gst::Bus, output: &Path, media: &Path) -> Result<(), PackagerError> {
-    let written = || [output, media].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum::<u64>();
-    let (mut size, mut since) = (written(), Instant::now());
+    let (mut size, mut since) = (written(output, media), Instant::now());
     loop {
         match bus.timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Eos, gst::MessageType::Error]) {
             Some(message) if message.type_() == gst::MessageType::Eos => return Ok(()),
             Some(message) => return Err(error_of(&message)),
             None => {}
         }
-        let now = written();
+        let now = written(output, media);
         if now != size {
             (size, since) = (now, Instant::now());
         } else if since.elapsed() > STALL_TIMEOUT {

@@ -82,7 +82,7 @@ impl ClipView {
             },
             duration_seconds: (clip.end - clip.start).num_milliseconds() as f64 / 1000.0,
             playback_url: url(&clip.playlist_path),
-            share_url: format!("{}/watch/{playback_id}?clip={}", state.urls.http, clip.id),
+            share_url: format!("{}?clip={}", state.urls.watch(playback_id), clip.id),
             video_url: clip.video_path.as_deref().map(url),
             id: clip.id,
             stream_id: clip.stream_id,

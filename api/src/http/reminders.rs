@@ -82,7 +82,7 @@ pub async fn calendar(
     }
     let Some(start) = stream.scheduled_at else { return Err(ApiError::NotFound("scheduled start")) };
     let seller = state.db.user(&stream.owner_id).await?.map(|u| u.name).unwrap_or_default();
-    let watch_url = format!("{}/watch/{}", state.urls.http, stream.playback_id);
+    let watch_url = state.urls.watch(&stream.playback_id);
     let host = state.urls.http.split("://").nth(1).unwrap_or("hawker").split('/').next().unwrap_or("hawker");
     let event = CalendarEvent {
         uid: format!("{}@{host}", stream.id),

@@ -142,7 +142,7 @@ impl StreamView {
             peak_viewers: 0,
             likes: 0,
             dislikes: 0,
-            watch_url: format!("{}/watch/{}", state.urls.http, stream.playback_id),
+            watch_url: state.urls.watch(&stream.playback_id),
             poster_url,
             video_url: stream
                 .video_path
