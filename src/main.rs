@@ -70,6 +70,12 @@ enum Command {
         /// The muxer's media, before the index is written in front of it.
         #[arg(long)]
         media: PathBuf,
+        /// Cut off the start of the video, to the frame, by edit lists.
+        #[arg(long, default_value_t = 0)]
+        trim_head_ns: u64,
+        /// Cut off the end of the video.
+        #[arg(long, default_value_t = 0)]
+        trim_tail_ns: u64,
     },
 }
 
@@ -306,9 +312,12 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(database = db.backend(), "database is up to date");
             Ok(())
         }
-        Command::RemuxMp4 { output, media } => {
+        Command::RemuxMp4 { output, media, trim_head_ns, trim_tail_ns } => {
+            let trim = hawker_packager::Trim { head_ns: trim_head_ns, tail_ns: trim_tail_ns };
             // The server reads the last line of its error output: the error alone.
-            if let Err(e) = tokio::task::spawn_blocking(move || hawker_packager::remux_stdin(&output, &media)).await? {
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || hawker_packager::remux_stdin(&output, &media, trim)).await?
+            {
                 eprintln!("{e}");
                 std::process::exit(1);
             }

@@ -347,7 +347,17 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
     };
     assert_eq!(video_url, server.url(&format!("/hls/{pid}/clips/{clip_id}/clip.mp4")));
     assert_eq!(ready["video_url"], video_url.as_str());
-    check_replay_mp4(&video_url, seconds).await;
+    // The MP4 shows the span asked for, to the frame (the playlist: whole segments).
+    let time = |field: &str| {
+        let text = clip[field].as_str().unwrap_or_else(|| panic!("{field} in {clip}"));
+        chrono::DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&chrono::Utc)
+    };
+    assert!((time("requested_start") - (now - chrono::Duration::seconds(6))).abs() < chrono::Duration::milliseconds(1));
+    let shown = time("requested_end").min(time("end")) - time("requested_start").max(time("start"));
+    let shown = shown.num_milliseconds() as f64 / 1000.0;
+    assert!(shown <= seconds, "asked {shown} s of {seconds} s of segments: {clip}");
+    assert!((ready["duration_seconds"].as_f64().unwrap() - shown).abs() < 0.1, "{ready} vs {shown} s");
+    check_replay_mp4(&video_url, shown).await;
     assert_eq!(server.call("POST", &mp4, Some(&seller), None).await.0, 200);
     let made = server.log().lines().filter(|l| l.contains("MP4 made") && l.contains(clip_id)).count();
     assert_eq!(made, 1, "one export for two requests:\n{}", server.log());

@@ -33,6 +33,7 @@ pub async fn make(
         created_at: Utc::now(),
         video_path: None,
         kind,
+        requested: Some(span),
     };
     state.db.insert_clip(&clip).await?;
     Ok(Some(clip))

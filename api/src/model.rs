@@ -301,6 +301,19 @@ pub struct Clip {
     /// Its MP4 once made: the path under `/hls/{playback_id}/`.
     pub video_path: Option<String>,
     pub kind: ClipKind,
+    /// The span asked for, inside `start..end`: what its MP4 shows, to the frame. `None` for
+    /// clips made before it was kept (their MP4 shows the whole segments).
+    pub requested: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Clip {
+    /// What the clip's MP4 shows: the span asked for, within what is stored.
+    pub fn video_span(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        match self.requested {
+            Some((from, to)) => (from.max(self.start), to.min(self.end)),
+            None => (self.start, self.end),
+        }
+    }
 }
 
 /// Who made a clip, and of what.

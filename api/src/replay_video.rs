@@ -92,7 +92,7 @@ pub fn make_clip_later(state: &AppState, playback_id: &str, clip: &Clip) {
     let (state, playback_id, clip) = (state.clone(), playback_id.to_owned(), clip.clone());
     tokio::spawn(async move {
         let _claim = claim;
-        let span = (clip.start, clip.end);
+        let span = clip.video_span();
         let made = export(&clip.stream_id, || state.live.export_clip(&playback_id, &clip.id, span)).await;
         let Some(video) = made else { return };
         match state.db.set_clip_video_path(&clip.id, &video.path).await {

@@ -21,6 +21,7 @@ use hawker_storage::{IMMUTABLE, ObjectMeta, Store};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::bmff;
+use crate::mp4_trim::{self, Trim};
 use crate::names;
 use crate::playlist::Segment;
 use crate::{PackagerConfig, PackagerError};
@@ -57,19 +58,46 @@ pub(crate) fn source_segments(playback_id: &str, segments: &[Segment]) -> Vec<(S
     segments.iter().map(|s| (key(names::init_uri(s.init)), key(names::segment_uri(s.msn)))).collect()
 }
 
+/// How many of `segments` (from the first) one MP4 holds: those whose init segments carry the
+/// first one's codec configuration (one MP4 track holds one).
+pub(crate) async fn one_configuration(
+    store: &dyn Store,
+    segments: &[(String, String)],
+) -> Result<usize, PackagerError> {
+    let (mut first, mut checked) = (None, "");
+    for (i, (init_key, _)) in segments.iter().enumerate() {
+        if init_key == checked {
+            continue;
+        }
+        let init =
+            store.get(init_key).await?.ok_or_else(|| PackagerError::Playlist(format!("{init_key} is missing")))?;
+        let (_, entries) =
+            bmff::tracks(&init.bytes).ok_or_else(|| PackagerError::Media(format!("{init_key}: no tracks")))?;
+        match &first {
+            None => first = Some(entries),
+            Some(known) if *known != entries => return Ok(i),
+            Some(_) => {}
+        }
+        checked = init_key;
+    }
+    Ok(segments.len())
+}
+
 /// Remuxes `segments` ((init key, segment key) pairs) into one fast-start MP4 stored at
-/// `target`, in a child process when `config.remux_program` names one. The segments are read
-/// here, their decode times moved, and written to the muxer's input as one fragmented stream;
-/// `config.work_dir` holds the temporary files (on the data disk: never a RAM-backed /tmp).
+/// `target`, in a child process when `config.remux_program` names one, with `trim` cut off
+/// the ends by edit lists (see `mp4_trim`). The segments are read here, their decode times
+/// moved, and written to the muxer's input as one fragmented stream; `config.work_dir` holds
+/// the temporary files (on the data disk: never a RAM-backed /tmp).
 pub(crate) async fn remux(
     store: Arc<dyn Store>,
     segments: Vec<(String, String)>,
     config: &PackagerConfig,
     target: &str,
+    trim: Trim,
 ) -> Result<Mp4Export, PackagerError> {
     tokio::fs::create_dir_all(&config.work_dir).await.map_err(hawker_storage::StoreError::from)?;
     let files = TempFiles::new(&config.work_dir);
-    let mut muxer = Muxer::start(config.remux_program.as_deref(), &files)?;
+    let mut muxer = Muxer::start(config.remux_program.as_deref(), &files, trim)?;
     let fed = match muxer.input.take() {
         Some(mut input) => feed(store.as_ref(), &mut input, &segments).await,
         None => Err(PackagerError::Gst("the muxer has no input".into())),
@@ -78,10 +106,13 @@ pub(crate) async fn remux(
     // closed its input too (`Closed`): it is waited for, and its error says why.
     let wait = matches!(fed, Ok(_) | Err(PackagerError::Closed(_)));
     let finished = muxer.finish(&files, wait).await;
-    let (duration_ms, complete) = match (fed, finished) {
-        (Ok(fed), Ok(())) => fed,
+    let complete = match (fed, finished) {
+        (Ok(complete), Ok(())) => complete,
         (Ok(_) | Err(PackagerError::Closed(_)), Err(e)) | (Err(e), _) => return Err(e),
     };
+    let duration =
+        mp4_trim::movie_duration(&files.output).map_err(|e| PackagerError::Media(format!("the MP4: {e}")))?;
+    let duration_ms = duration.as_millis() as u64;
     let bytes = tokio::fs::metadata(&files.output).await.map_err(hawker_storage::StoreError::from)?.len();
     store.put_file(target, &files.output, MP4_META).await?;
     Ok(Mp4Export { bytes, duration_ms, complete })
@@ -138,7 +169,7 @@ enum Running {
 const STDERR_KEPT: usize = 4096;
 
 impl Muxer {
-    fn start(program: Option<&Path>, files: &TempFiles) -> Result<Self, PackagerError> {
+    fn start(program: Option<&Path>, files: &TempFiles, trim: Trim) -> Result<Self, PackagerError> {
         let io_err = |e: std::io::Error| PackagerError::Gst(format!("starting the remux: {e}"));
         match program {
             Some(program) => {
@@ -149,6 +180,10 @@ impl Muxer {
                     .arg(&files.output)
                     .arg("--media")
                     .arg(&files.media)
+                    .arg("--trim-head-ns")
+                    .arg(trim.head_ns.to_string())
+                    .arg("--trim-tail-ns")
+                    .arg(trim.tail_ns.to_string())
                     .stdin(Stdio::piped())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
@@ -188,7 +223,7 @@ impl Muxer {
                 let (reader, writer) = std::io::pipe().map_err(io_err)?;
                 let writer = tokio::net::unix::pipe::Sender::from_owned_fd(writer.into()).map_err(io_err)?;
                 let (output, media) = (files.output.clone(), files.media.clone());
-                let thread = tokio::task::spawn_blocking(move || remux_stream(reader, &output, &media));
+                let thread = tokio::task::spawn_blocking(move || remux_stream(reader, &output, &media, trim));
                 Ok(Self { input: Some(Box::new(writer)), running: Running::Thread(thread) })
             }
         }
@@ -233,14 +268,22 @@ impl Muxer {
 }
 
 /// The entry point of the remux child process (`hawker remux-mp4`): the fragmented stream on
-/// stdin, one fast-start MP4 at `output`, the muxer's media in `media` meanwhile.
-pub fn remux_stdin(output: &Path, media: &Path) -> Result<(), PackagerError> {
+/// stdin, one fast-start MP4 at `output` with `trim` cut off its ends, the muxer's media in
+/// `media` meanwhile.
+pub fn remux_stdin(output: &Path, media: &Path, trim: Trim) -> Result<(), PackagerError> {
     gst::init().map_err(|e| PackagerError::Gst(e.to_string()))?;
-    remux_stream(std::io::stdin().lock(), output, media)
+    remux_stream(std::io::stdin().lock(), output, media, trim)
 }
 
-/// Builds the pipeline, feeds it `input` until its end and waits for the file.
-fn remux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), PackagerError> {
+/// Builds the pipeline, feeds it `input` until its end, waits for the file and cuts `trim` off.
+fn remux_stream(input: impl Read, output: &Path, media: &Path, trim: Trim) -> Result<(), PackagerError> {
+    mux_stream(input, output, media)?;
+    // Also without a trim: the edit lists set right. The muxer's media file is spent: a file
+    // that must be written again is written there, then renamed.
+    mp4_trim::trim_file(output, media, trim).map_err(|e| PackagerError::Media(format!("editing the MP4: {e}")))
+}
+
+fn mux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), PackagerError> {
     let gst_err = |e: &dyn std::fmt::Display| PackagerError::Gst(e.to_string());
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
@@ -319,12 +362,8 @@ fn remux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(),
 }
 
 /// Writes init and segments to the muxer, moving each publish's decode times to follow the
-/// previous one; returns (duration ms, complete).
-async fn feed(
-    store: &dyn Store,
-    input: &mut Input,
-    segments: &[(String, String)],
-) -> Result<(u64, bool), PackagerError> {
+/// previous one; returns whether it wrote them all (see [`Mp4Export::complete`]).
+async fn feed(store: &dyn Store, input: &mut Input, segments: &[(String, String)]) -> Result<bool, PackagerError> {
     let read = async |key: &str| -> Result<Bytes, PackagerError> {
         store
             .get(key)
@@ -350,7 +389,7 @@ async fn feed(
                 }
                 Some(first) if *first != entries => {
                     tracing::warn!(init_key, "export stops here: the codec configuration changed");
-                    return Ok((end_ns / 1_000_000, false));
+                    return Ok(false);
                 }
                 Some(_) => {}
             }
@@ -375,7 +414,7 @@ async fn feed(
     if first_entries.is_none() {
         return Err(PackagerError::Playlist("nothing to export".into()));
     }
-    Ok((end_ns / 1_000_000, true))
+    Ok(true)
 }
 
 /// Writes to the muxer's input; a muxer that takes nothing for `STALL_TIMEOUT` has stalled.

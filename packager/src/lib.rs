@@ -11,6 +11,7 @@ mod bmff;
 mod codec;
 mod export;
 mod live;
+mod mp4_trim;
 pub mod names;
 mod pipeline;
 mod playlist;
@@ -34,6 +35,7 @@ use crate::writer::{Msg, Writer};
 
 pub use crate::export::{Mp4Export, remux_stdin};
 pub use crate::live::LiveState;
+pub use crate::mp4_trim::Trim;
 pub use crate::names::SOURCE_RENDITION;
 pub use crate::playlist::DateRange;
 
@@ -284,7 +286,7 @@ impl Packager {
         }
         let keys = export::source_segments(playback_id, &segments);
         let target = names::replay_mp4_key(playback_id);
-        let export = export::remux(self.store.clone(), keys, &self.config, &target).await?;
+        let export = export::remux(self.store.clone(), keys, &self.config, &target, Trim::default()).await?;
         Ok((names::REPLAY_MP4, export))
     }
 
@@ -315,8 +317,10 @@ impl Packager {
         Ok(ClipMade { path, start, end, segments: chosen.len() })
     }
 
-    /// The MP4 of the clip of `[from, to)` (the same segments as its playlist), stored beside
-    /// it: see [`Packager::export_replay_mp4`].
+    /// The MP4 of exactly `[from, to)` of a clip, stored beside its playlist: the same
+    /// segments as the playlist (see [`Packager::export_replay_mp4`]), cut to the frame by
+    /// edit lists (no re-encode: the frames before `from` back to the keyframe are carried, not
+    /// shown).
     pub async fn export_clip_mp4(
         &self,
         playback_id: &str,
@@ -331,10 +335,18 @@ impl Packager {
         if chosen.is_empty() {
             return Err(PackagerError::NothingInSpan);
         }
+        let mut keys = export::source_segments(playback_id, chosen);
+        // A seller who changed resolution inside the span: the MP4 stops there.
+        keys.truncate(export::one_configuration(self.store.as_ref(), &keys).await?);
+        let (first, last) = (&chosen[0], &chosen[keys.len() - 1]);
+        let covered_end = last.pdt + chrono::Duration::milliseconds(last.duration_ms as i64);
+        let ns = |d: chrono::Duration| d.num_nanoseconds().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        // The segments' times are kept to the millisecond: less is no cut.
+        let cut = |d: chrono::Duration| if d > chrono::Duration::milliseconds(1) { ns(d) } else { 0 };
+        let trim = Trim { head_ns: cut(from - first.pdt), tail_ns: cut(covered_end - to) };
         let path = names::clip_mp4_path(clip_id);
         let key = format!("{}{path}", names::stream_prefix(playback_id));
-        let keys = export::source_segments(playback_id, chosen);
-        let export = export::remux(self.store.clone(), keys, &self.config, &key).await?;
+        let export = export::remux(self.store.clone(), keys, &self.config, &key, trim).await?;
         Ok((path, export))
     }
 

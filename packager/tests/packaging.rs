@@ -262,6 +262,33 @@ fn packets(path: &Path) -> Vec<(u32, i64, i64)> {
         .collect()
 }
 
+/// The MD5 of every video frame ffmpeg shows, in order (its edit lists applied).
+fn frame_hashes(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v", "-fps_mode", "passthrough", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next())
+        .map(|h| h.trim().to_owned())
+        .collect()
+}
+
+/// The duration ffprobe reads from a file's header.
+fn probe_duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a duration")
+}
+
 /// Top-level box types of a file.
 fn top_boxes(path: &Path) -> Vec<String> {
     boxes(&std::fs::read(path).expect("read the file"))
@@ -308,6 +335,34 @@ async fn a_saved_replay_exports_as_one_fast_start_mp4() {
     // The work folder is left empty; the next export replaces the file.
     assert_eq!(std::fs::read_dir(dir.path().join("work")).expect("work dir").count(), 0);
     assert!(packager.export_replay_mp4("nothing-here").await.is_err());
+
+    // A clip's MP4 shows exactly the frames asked for, the reconnect included: the replay's
+    // frames from the first at or after `from` to the last before `to` (30 fps, 2 s segments,
+    // 5 s publishes; the cuts 10 ms before a frame so that a millisecond's rounding cannot
+    // move them).
+    let replay = media_playlist(&get(&store, "streams/pidmp4/v0/replay.m3u8").await.expect("replay"));
+    let pdt = |i: usize| replay.segments[i].program_date_time.expect("program date-time").with_timezone(&chrono::Utc);
+    let ms = chrono::Duration::milliseconds;
+    let replay_frames = frame_hashes(&file);
+    assert_eq!(replay_frames.len(), 2 * source_video);
+    let within_publish = (pdt(0) + ms(1_490), pdt(1) + ms(1_490));
+    // 4.49 s of publish 1 (its third segment) to 0.99 s of publish 2.
+    let across_reconnect = (pdt(2) + ms(490), pdt(3) + ms(990));
+    for (clip_id, span, frames) in [("within", within_publish, 45..105), ("across", across_reconnect, 135..180)] {
+        let (path, clip) = packager.export_clip_mp4("pidmp4", clip_id, span).await.expect("clip export");
+        let clip_file = dir.path().join("store/streams/pidmp4").join(&path);
+        assert_eq!(frame_hashes(&clip_file), replay_frames[frames.clone()], "{clip_id}: frames {frames:?}");
+        // The file's timeline also holds the gap between the publishes (publish 1's audio ends
+        // after its video): at most a few frames.
+        let expected_s = (frames.end - frames.start) as f64 / 30.0;
+        let gap = if clip_id == "across" { 0.15 } else { 0.0 };
+        let near = |s: f64| s > expected_s - 0.05 && s < expected_s + gap + 0.05;
+        let probed = probe_duration(&clip_file);
+        assert!(near(probed), "{clip_id}: {probed} s, {expected_s} s asked");
+        assert!(near(clip.duration_ms as f64 / 1000.0), "{clip_id}: {clip:?}");
+        let top = top_boxes(&clip_file);
+        assert!(top.iter().position(|b| b == "moov") < top.iter().position(|b| b == "mdat"), "{top:?}");
+    }
 
     // A muxer process that crashes part way fails that export, not this process, and leaves
     // nothing behind.

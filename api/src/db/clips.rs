@@ -2,7 +2,7 @@
 
 use super::*;
 
-const CLIP_COLUMNS: &str = "id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at, video_path, kind, product_id, order_ref";
+const CLIP_COLUMNS: &str = "id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at, video_path, kind, product_id, order_ref, requested_start_at, requested_end_at";
 
 fn clip_from_row(row: &impl RowExt) -> DbResult<Clip> {
     Ok(Clip {
@@ -20,6 +20,7 @@ fn clip_from_row(row: &impl RowExt) -> DbResult<Clip> {
             ("receipt", _, Some(order_ref)) => ClipKind::Receipt { order_ref },
             _ => ClipKind::Clip,
         },
+        requested: row.time_opt("requested_start_at")?.zip(row.time_opt("requested_end_at")?),
     })
 }
 
@@ -28,7 +29,8 @@ impl Db {
         on_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO clips (id, stream_id, title, start_at, end_at, playlist_path, created_by, created_at, \
-                 kind, product_id, order_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 kind, product_id, order_ref, requested_start_at, requested_end_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&clip.id)
             .bind(&clip.stream_id)
@@ -41,6 +43,8 @@ impl Db {
             .bind(clip.kind.as_str())
             .bind(match &clip.kind { ClipKind::Highlight { product_id } => Some(product_id), _ => None })
             .bind(match &clip.kind { ClipKind::Receipt { order_ref } => Some(order_ref), _ => None })
+            .bind(clip.requested.map(|(from, _)| ts(from)))
+            .bind(clip.requested.map(|(_, to)| ts(to)))
             .execute(pool)
             .await?;
             Ok(())

@@ -123,12 +123,14 @@ async fn clips_and_replay_videos(db: Db) {
         created_at: at(created),
         video_path: None,
         kind: ClipKind::Clip,
+        requested: (id == "c1").then(|| (at(3), at(28))),
     };
     db.insert_clip(&clip("c1", 100)).await.unwrap();
     db.insert_clip(&clip("c2", 200)).await.unwrap();
     let listed = db.clips(&stream.id, 10).await.unwrap();
     assert_eq!(listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c2", "c1"]);
     assert_eq!(listed[1], clip("c1", 100));
+    assert_eq!(listed[0], clip("c2", 200));
     assert_eq!(db.count_clips_since(&stream.id, &seller.id, at(150)).await.unwrap(), 1);
     assert!(db.set_clip_video_path("c1", "clips/c1/clip.mp4").await.unwrap());
     assert_eq!(db.clip(&stream.id, "c1").await.unwrap().unwrap().video_path.as_deref(), Some("clips/c1/clip.mp4"));

@@ -52,12 +52,17 @@ pub struct ClipView {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     duration_seconds: f64,
+    /// The span asked for (null for clips made before it was kept): what the MP4 shows, cut
+    /// to the frame.
+    requested_start: Option<DateTime<Utc>>,
+    requested_end: Option<DateTime<Utc>>,
     /// Its VOD playlist (HLS).
     playback_url: String,
     /// Its page: the watch page playing the clip (`/watch/{playback_id}?clip={id}`), with a
     /// link to the whole stream. The link to share.
     share_url: String,
-    /// Its MP4 once made (`POST …/clips/{clip_id}/mp4`); null before.
+    /// Its MP4 once made (`POST …/clips/{clip_id}/mp4`): the span asked for, to the frame,
+    /// within what is stored; null before.
     video_url: Option<String>,
     created_at: DateTime<Utc>,
     /// `clip` (the seller's), `highlight` (a product's pin) or `receipt` (before an order).
@@ -81,6 +86,8 @@ impl ClipView {
                 _ => None,
             },
             duration_seconds: (clip.end - clip.start).num_milliseconds() as f64 / 1000.0,
+            requested_start: clip.requested.map(|(from, _)| from),
+            requested_end: clip.requested.map(|(_, to)| to),
             playback_url: url(&clip.playlist_path),
             share_url: format!("{}?clip={}", state.urls.watch(playback_id), clip.id),
             video_url: clip.video_path.as_deref().map(url),
