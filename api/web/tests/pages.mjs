@@ -283,6 +283,22 @@ try {
   await studio.click('#clip-list button:has-text("Make MP4")');
   await contains(studio, '#clip-status', 'MP4 ready', 30000);
   await studio.waitForSelector('#clip-list a[download]:has-text("MP4")', { timeout: 5000 });
+  // The MP4 is cut to the span asked for (the playlist to whole segments): the browser plays
+  // the playlist's media less what lies outside that span (a reconnect's gap has no media).
+  const made = (await api('GET', `/streams/${env.STREAM_ID}/clips`, env.SELLER_TOKEN)).clips.find((c) => c.video_url);
+  const media = [...(await (await fetch(made.playback_url)).text()).matchAll(/#EXTINF:([0-9.]+)/g)]
+    .reduce((sum, m) => sum + Number(m[1]), 0);
+  const shownSeconds = media - Math.max(0, Date.parse(made.requested_start) - Date.parse(made.start)) / 1000
+    - Math.max(0, Date.parse(made.end) - Date.parse(made.requested_end)) / 1000;
+  const playedSeconds = await studio.evaluate((src) => new Promise((resolve, reject) => {
+    const video = document.createElement('video');
+    video.muted = true;
+    video.onloadedmetadata = () => resolve(video.duration);
+    video.onerror = () => reject(new Error(`the clip MP4 does not load: ${video.error && video.error.message}`));
+    video.src = src;
+  }), made.video_url);
+  assert.ok(Math.abs(playedSeconds - shownSeconds) < 0.2,
+    `the clip MP4 lasts ${playedSeconds} s in the browser, ${shownSeconds} s asked (segments: ${made.duration_seconds} s)`);
   await shot(studio, 'studio-live');
   await shot(viewerA, 'watch-live-pinned');
 
