@@ -307,6 +307,7 @@ fn mux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), P
     let mux_weak = mux.downgrade();
     demux.connect_pad_added(move |_, pad| {
         let (Some(pipeline), Some(mux)) = (weak.upgrade(), mux_weak.upgrade()) else { return };
+        keep_first_caps(pad);
         let kind = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())).unwrap_or_default();
         let template = if kind.starts_with("video/") { "video_%u" } else { "audio_%u" };
         let queue = gst::ElementFactory::make("queue")
@@ -359,6 +360,33 @@ fn mux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), P
     };
     let _ = pipeline.set_state(gst::State::Null);
     finished
+}
+
+/// Lets through a track's first caps and drops later ones that differ only in frame rate.
+/// qtdemux reading fragments works the frame rate out again at every fragment and sends new
+/// caps each time (0/1, 91/3, 30/1…: thousands in an hour). mp4mux took each as a new sample
+/// description (31 in a 16 s file) and, now and then, crashed on that churn (a SIGSEGV after
+/// "gst_value_compare: assertion 'G_IS_VALUE (value1)' failed", seen in CI and in the export
+/// benchmark). mp4mux times samples by their timestamps, not the caps' frame rate.
+fn keep_first_caps(pad: &gst::Pad) {
+    let kept: std::sync::Mutex<Option<gst::Caps>> = std::sync::Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let Some(gst::EventView::Caps(event)) = info.event().map(|e| e.view()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut caps = event.caps().to_owned();
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.remove_field("framerate");
+        }
+        let mut kept = crate::lock(&kept);
+        if kept.as_ref() == Some(&caps) {
+            // Handled, not Drop: a dropped sticky event stays pending and is offered again
+            // before every buffer; a handled one counts as delivered.
+            return gst::PadProbeReturn::Handled;
+        }
+        *kept = Some(caps);
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Writes init and segments to the muxer, moving each publish's decode times to follow the

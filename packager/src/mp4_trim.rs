@@ -37,7 +37,7 @@ fn invalid(what: impl Into<String>) -> io::Error {
 pub fn trim_file(path: &Path, scratch: &Path, trim: Trim) -> io::Result<()> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    let (moov_at, moov_size) = find_top_box(&mut file, len, b"moov")?.ok_or_else(|| invalid("no moov box"))?;
+    let (moov_at, moov_size) = find_box(&mut file, (0, len), b"moov")?.ok_or_else(|| invalid("no moov box"))?;
     if moov_size > MAX_MOOV {
         return Err(invalid(format!("moov of {moov_size} bytes")));
     }
@@ -49,8 +49,8 @@ pub fn trim_file(path: &Path, scratch: &Path, trim: Trim) -> io::Result<()> {
         // Same size (edit lists already there, as many entries): written over in place.
         let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
         file.seek(SeekFrom::Start(moov_at))?;
-        file.write_all(&rewritten)?;
-        return file.sync_all();
+        // Not synced: the file is a step on the way to the store, not the stored copy.
+        return file.write_all(&rewritten);
     }
 
     let mut out = BufWriter::new(File::create(scratch)?);
@@ -59,43 +59,42 @@ pub fn trim_file(path: &Path, scratch: &Path, trim: Trim) -> io::Result<()> {
     out.write_all(&rewritten)?;
     file.seek(SeekFrom::Start(moov_at + moov_size))?;
     io::copy(&mut file, &mut out)?;
-    out.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
+    out.flush()?;
+    drop(out);
     std::fs::rename(scratch, path)
 }
 
-/// The duration of the MP4 at `path`, from its movie header.
+/// The duration of the MP4 at `path`, from its movie header (read alone, not the sample tables).
 pub(crate) fn movie_duration(path: &Path) -> io::Result<std::time::Duration> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    let (moov_at, moov_size) = find_top_box(&mut file, len, b"moov")?.ok_or_else(|| invalid("no moov box"))?;
-    if moov_size > MAX_MOOV {
-        return Err(invalid(format!("moov of {moov_size} bytes")));
-    }
-    let mut moov = vec![0; moov_size as usize];
-    file.seek(SeekFrom::Start(moov_at))?;
-    file.read_exact(&mut moov)?;
-    let top = parse(&moov)?;
-    let mvhd = top.first().and_then(|m| m.find(&[b"mvhd"])).and_then(Node::leaf).ok_or_else(|| invalid("no mvhd"))?;
+    let (moov_at, moov_size) = find_box(&mut file, (0, len), b"moov")?.ok_or_else(|| invalid("no moov box"))?;
+    let (mvhd_at, mvhd_size) =
+        find_box(&mut file, (moov_at + 8, moov_at + moov_size), b"mvhd")?.ok_or_else(|| invalid("no mvhd box"))?;
+    let mut mvhd = vec![0; usize::try_from(mvhd_size.min(256)).unwrap_or(256)];
+    file.seek(SeekFrom::Start(mvhd_at))?;
+    file.read_exact(&mut mvhd)?;
+    let mvhd = mvhd.get(8..).unwrap_or_default();
     let scale = be_u32(mvhd, duration_field(mvhd, 12, 20)?.0)?;
     let (v0, v1) = MVHD_DURATION;
     let duration = read_duration(mvhd, duration_field(mvhd, v0, v1)?)?;
     Ok(std::time::Duration::from_nanos(rescale(duration, scale, 1_000_000_000)))
 }
 
-/// The offset and size of the first top-level box of `kind`.
-fn find_top_box(file: &mut File, len: u64, kind: &[u8; 4]) -> io::Result<Option<(u64, u64)>> {
-    let mut at = 0;
-    while at + 8 <= len {
+/// The offset and size of the first box of `kind` among those from `from` to `to` in the file.
+fn find_box(file: &mut File, (from, to): (u64, u64), kind: &[u8; 4]) -> io::Result<Option<(u64, u64)>> {
+    let mut at = from;
+    while at + 8 <= to {
         file.seek(SeekFrom::Start(at))?;
         let mut header = [0u8; 16];
         let got = file.read(&mut header)?;
         let size = match u32::from_be_bytes(header[..4].try_into().unwrap_or_default()) {
-            0 => len - at,
+            0 => to - at,
             1 if got >= 16 => u64::from_be_bytes(header[8..16].try_into().unwrap_or_default()),
             n => u64::from(n),
         };
-        if size < 8 || at + size > len {
-            return Err(invalid(format!("a box at {at} overruns the file")));
+        if size < 8 || at + size > to {
+            return Err(invalid(format!("a box at {at} overruns its container")));
         }
         if &header[4..8] == kind {
             return Ok(Some((at, size)));
