@@ -1,6 +1,7 @@
 //! MP4 files: the replay's (`video_url`), made after a stream is saved, and a clip's, made on
 //! request. Off the live path and one at a time on a node, so a long replay's remux never
-//! competes with live streams for more than one core. A replay whose file is not made yet (the
+//! competes with live streams for more than one core; each file by one node (a claim in the
+//! database). A replay whose file is not made yet (the
 //! node stopped, or the remux failed three times) is made again at the next start; a clip's is
 //! made again when asked again.
 
@@ -30,20 +31,47 @@ fn in_flight() -> &'static Mutex<HashSet<String>> {
     NAMES.get_or_init(Default::default)
 }
 
-/// A claim on a name in [`in_flight`], given back when dropped.
-struct Claim(String);
+/// How long a node's claim on an export holds (its wait for its turn included) if the node
+/// never gives it back: it died.
+const CLAIM_LEASE: chrono::Duration = chrono::Duration::hours(1);
+
+/// A claim on making one file: in [`in_flight`] on this node, and in the database across
+/// nodes (several nodes starting at once each resume the same replays; a clip's MP4 may be
+/// asked of two nodes). Given back when dropped.
+struct Claim {
+    name: String,
+    db: Option<crate::db::Db>,
+}
 
 impl Claim {
-    fn take(name: String) -> Option<Self> {
+    async fn take(state: &AppState, name: String) -> Option<Self> {
         let fresh = in_flight().lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
         // Made only when claimed: a claim dropped here would lock the set again.
-        fresh.then(|| Self(name))
+        let mut claim = fresh.then(|| Self { name, db: None })?;
+        match state.db.claim_export(&claim.name, chrono::Utc::now() + CLAIM_LEASE).await {
+            Ok(true) => claim.db = Some(state.db.clone()),
+            Ok(false) => {
+                tracing::info!(name = %claim.name, "made by another node");
+                return None;
+            }
+            // The database is out of reach: made here all the same (at worst twice).
+            Err(e) => tracing::warn!(name = %claim.name, "claiming an export: {e}"),
+        }
+        Some(claim)
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        in_flight().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+        in_flight().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.name);
+        if let (Some(db), Ok(runtime)) = (self.db.take(), tokio::runtime::Handle::try_current()) {
+            let name = std::mem::take(&mut self.name);
+            runtime.spawn(async move {
+                if let Err(e) = db.release_export(&name).await {
+                    tracing::warn!(name, "giving an export claim back (it lapses): {e}");
+                }
+            });
+        }
     }
 }
 
@@ -66,7 +94,7 @@ pub async fn resume(state: AppState) {
 }
 
 async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
-    let Some(_claim) = Claim::take(format!("stream/{stream_id}")) else { return };
+    let Some(_claim) = Claim::take(state, format!("stream/{stream_id}")).await else { return };
     let Some(video) = export(stream_id, || state.live.export_replay(playback_id)).await else { return };
     match state.db.set_video_path(stream_id, &video.path).await {
         Ok(true) => {
@@ -88,10 +116,9 @@ async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
 
 /// Makes a clip's MP4 in the background; `video_url` appears on the clip once it is stored.
 pub fn make_clip_later(state: &AppState, playback_id: &str, clip: &Clip) {
-    let Some(claim) = Claim::take(format!("clip/{}", clip.id)) else { return };
     let (state, playback_id, clip) = (state.clone(), playback_id.to_owned(), clip.clone());
     tokio::spawn(async move {
-        let _claim = claim;
+        let Some(_claim) = Claim::take(&state, format!("clip/{}", clip.id)).await else { return };
         let span = clip.video_span();
         let made = export(&clip.stream_id, || state.live.export_clip(&playback_id, &clip.id, span)).await;
         let Some(video) = made else { return };

@@ -9,6 +9,7 @@
 mod clips;
 mod commerce;
 mod engagement;
+mod exports;
 mod nodes;
 mod outbox;
 mod reminders;

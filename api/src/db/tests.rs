@@ -48,8 +48,26 @@ on_both!(
     restart_recovery_and_listing,
     engagement_and_commerce,
     clips_and_replay_videos,
-    reminders_are_kept_once_and_fall_due
+    reminders_are_kept_once_and_fall_due,
+    one_node_makes_each_export
 );
+
+async fn one_node_makes_each_export(db: Db) {
+    let other = db.as_other_node();
+    let later = Utc::now() + chrono::Duration::minutes(10);
+    assert!(db.claim_export("stream/a", later).await.unwrap());
+    assert!(!other.claim_export("stream/a", later).await.unwrap(), "held by the first node");
+    assert!(other.claim_export("clip/b", later).await.unwrap(), "another file");
+    // Claiming again renews; another node's release gives nothing back.
+    assert!(db.claim_export("stream/a", later).await.unwrap());
+    other.release_export("stream/a").await.unwrap();
+    assert!(!other.claim_export("stream/a", later).await.unwrap());
+    db.release_export("stream/a").await.unwrap();
+    assert!(other.claim_export("stream/a", later).await.unwrap());
+    // A claim left to lapse (its node died) is taken over.
+    assert!(db.claim_export("clip/c", Utc::now() - chrono::Duration::seconds(1)).await.unwrap());
+    assert!(other.claim_export("clip/c", later).await.unwrap());
+}
 
 async fn reminders_are_kept_once_and_fall_due(db: Db) {
     let (seller, _) = db.create_user("Sam", Role::Seller).await.unwrap();
