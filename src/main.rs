@@ -40,8 +40,22 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "HAWKER_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text, or as one JSON object each (for a log collector). `RUST_LOG` sets
+    /// what is logged (default `info`).
+    #[arg(long, global = true, env = "HAWKER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Logs every HTTP request: method, route template, status, duration (the `hawker::access`
+    /// target at debug level; never a path's ids, a query or a token).
+    #[arg(long, global = true, env = "HAWKER_ACCESS_LOG")]
+    access_log: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -67,9 +81,9 @@ enum Command {
     RemuxMp4 {
         #[arg(long)]
         output: PathBuf,
-        /// The muxer's media, before the index is written in front of it.
+        /// Where the fast-start copy is written before it replaces the output.
         #[arg(long)]
-        media: PathBuf,
+        scratch: PathBuf,
         /// Cut off the start of the video, to the frame, by edit lists.
         #[arg(long, default_value_t = 0)]
         trim_head_ns: u64,
@@ -267,11 +281,15 @@ fn tune_malloc() {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if cli.access_log {
+        filter = filter.add_directive(format!("{}=debug", hawker_api::ACCESS_LOG).parse()?);
+    }
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let file = FileConfig::load(cli.config.as_deref())?;
     let database = Database { data_dir: cli.data_dir.clone(), url: config::database_url(cli.database_url, &file)? };
     match cli.command {
@@ -312,11 +330,11 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!(database = db.backend(), "database is up to date");
             Ok(())
         }
-        Command::RemuxMp4 { output, media, trim_head_ns, trim_tail_ns } => {
+        Command::RemuxMp4 { output, scratch, trim_head_ns, trim_tail_ns } => {
             let trim = hawker_packager::Trim { head_ns: trim_head_ns, tail_ns: trim_tail_ns };
             // The server reads the last line of its error output: the error alone.
             if let Err(e) =
-                tokio::task::spawn_blocking(move || hawker_packager::remux_stdin(&output, &media, trim)).await?
+                tokio::task::spawn_blocking(move || hawker_packager::remux_stdin(&output, &scratch, trim)).await?
             {
                 eprintln!("{e}");
                 std::process::exit(1);

@@ -281,6 +281,7 @@ async fn clips_play_at_once_live_and_follow_the_stream() {
     // Refused: no span, too long, no media there, someone else's stream, no token, bad JSON.
     let bad = [
         json!({"start": 5, "end": 5}),
+        json!({"start": 5, "end": 5.5}),
         json!({"start": 0, "end": 31 * 60}),
         json!({"start": -1, "end": 3}),
         json!({"start": now + chrono::Duration::hours(1), "end": now + chrono::Duration::hours(2)}),

@@ -1,9 +1,9 @@
 //! MP4 files: the replay's (`video_url`), made after a stream is saved, and a clip's, made on
 //! request. Off the live path and one at a time on a node, so a long replay's remux never
 //! competes with live streams for more than one core; each file by one node (a claim in the
-//! database). A replay whose file is not made yet (the
-//! node stopped, or the remux failed three times) is made again at the next start; a clip's is
-//! made again when asked again.
+//! database). A replay whose file is not made yet (the node stopped, the remux failed three
+//! times, or another node held the claim) is made again at the next start; a clip's is made
+//! again when asked again.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -31,47 +31,24 @@ fn in_flight() -> &'static Mutex<HashSet<String>> {
     NAMES.get_or_init(Default::default)
 }
 
-/// How long a node's claim on an export holds (its wait for its turn included) if the node
-/// never gives it back: it died.
-const CLAIM_LEASE: chrono::Duration = chrono::Duration::hours(1);
+/// How long a node's claim on an export holds if the node never gives it back (it died): an
+/// export that stops writing is killed after two minutes, and an hour of media takes ~20 s.
+const CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(15);
 
-/// A claim on making one file: in [`in_flight`] on this node, and in the database across
-/// nodes (several nodes starting at once each resume the same replays; a clip's MP4 may be
-/// asked of two nodes). Given back when dropped.
-struct Claim {
-    name: String,
-    db: Option<crate::db::Db>,
-}
+/// A claim on a name in [`in_flight`], given back when dropped.
+struct Claim(String);
 
 impl Claim {
-    async fn take(state: &AppState, name: String) -> Option<Self> {
+    fn take(name: String) -> Option<Self> {
         let fresh = in_flight().lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
         // Made only when claimed: a claim dropped here would lock the set again.
-        let mut claim = fresh.then(|| Self { name, db: None })?;
-        match state.db.claim_export(&claim.name, chrono::Utc::now() + CLAIM_LEASE).await {
-            Ok(true) => claim.db = Some(state.db.clone()),
-            Ok(false) => {
-                tracing::info!(name = %claim.name, "made by another node");
-                return None;
-            }
-            // The database is out of reach: made here all the same (at worst twice).
-            Err(e) => tracing::warn!(name = %claim.name, "claiming an export: {e}"),
-        }
-        Some(claim)
+        fresh.then(|| Self(name))
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        in_flight().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.name);
-        if let (Some(db), Ok(runtime)) = (self.db.take(), tokio::runtime::Handle::try_current()) {
-            let name = std::mem::take(&mut self.name);
-            runtime.spawn(async move {
-                if let Err(e) = db.release_export(&name).await {
-                    tracing::warn!(name, "giving an export claim back (it lapses): {e}");
-                }
-            });
-        }
+        in_flight().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
     }
 }
 
@@ -94,8 +71,8 @@ pub async fn resume(state: AppState) {
 }
 
 async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
-    let Some(_claim) = Claim::take(state, format!("stream/{stream_id}")).await else { return };
-    let Some(video) = export(stream_id, || state.live.export_replay(playback_id)).await else { return };
+    let Some(claim) = Claim::take(format!("stream/{stream_id}")) else { return };
+    let Some(video) = export(state, &claim, || state.live.export_replay(playback_id)).await else { return };
     match state.db.set_video_path(stream_id, &video.path).await {
         Ok(true) => {
             state.events.publish(Event::new(
@@ -116,11 +93,11 @@ async fn make(state: &AppState, stream_id: &str, playback_id: &str) {
 
 /// Makes a clip's MP4 in the background; `video_url` appears on the clip once it is stored.
 pub fn make_clip_later(state: &AppState, playback_id: &str, clip: &Clip) {
+    let Some(claim) = Claim::take(format!("clip/{}", clip.id)) else { return };
     let (state, playback_id, clip) = (state.clone(), playback_id.to_owned(), clip.clone());
     tokio::spawn(async move {
-        let Some(_claim) = Claim::take(&state, format!("clip/{}", clip.id)).await else { return };
         let span = clip.video_span();
-        let made = export(&clip.stream_id, || state.live.export_clip(&playback_id, &clip.id, span)).await;
+        let made = export(&state, &claim, || state.live.export_clip(&playback_id, &clip.id, span)).await;
         let Some(video) = made else { return };
         match state.db.set_clip_video_path(&clip.id, &video.path).await {
             Ok(true) => {
@@ -141,20 +118,44 @@ pub fn make_clip_later(state: &AppState, playback_id: &str, clip: &Clip) {
     });
 }
 
-/// One export at a time on this node, tried up to three times.
-async fn export<F, Fut>(stream_id: &str, run: F) -> Option<ReplayVideo>
+/// One export at a time on this node, by one node (claimed in the database once its turn
+/// comes: several nodes starting together each resume the same replays, and a clip's MP4 may
+/// be asked of two nodes), tried up to three times.
+async fn export<F, Fut>(state: &AppState, claim: &Claim, run: F) -> Option<ReplayVideo>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ReplayVideo>>,
 {
     let _permit = one_at_a_time().acquire().await.ok()?;
+    let name = claim.0.as_str();
+    match state.db.claim_export(name, chrono::Utc::now() + CLAIM_LEASE).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(name, "MP4 being made by another node");
+            return None;
+        }
+        // The database is out of reach: made here all the same (at worst twice).
+        Err(e) => tracing::warn!(name, "claiming an export: {e}"),
+    }
+    let made = export_claimed(name, run).await;
+    if let Err(e) = state.db.release_export(name).await {
+        tracing::warn!(name, "giving an export claim back (it lapses): {e}");
+    }
+    made
+}
+
+async fn export_claimed<F, Fut>(name: &str, run: F) -> Option<ReplayVideo>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ReplayVideo>>,
+{
     let mut waits = RETRY.iter();
     loop {
         let started = std::time::Instant::now();
         match run().await {
             Ok(video) => {
                 tracing::info!(
-                    stream = %stream_id,
+                    export = %name,
                     path = %video.path,
                     bytes = video.bytes,
                     media_seconds = video.duration_ms / 1000,
@@ -166,11 +167,11 @@ where
             }
             Err(e) => match waits.next() {
                 Some(wait) => {
-                    tracing::warn!(stream = %stream_id, "making an MP4 failed, retrying: {e:#}");
+                    tracing::warn!(export = %name, "making an MP4 failed, retrying: {e:#}");
                     tokio::time::sleep(*wait).await;
                 }
                 None => {
-                    tracing::error!(stream = %stream_id, "making an MP4 failed: {e:#}");
+                    tracing::error!(export = %name, "making an MP4 failed: {e:#}");
                     return None;
                 }
             },

@@ -1,6 +1,6 @@
 -- MP4 exports being made, one row each ('stream/{id}' or 'clip/{id}'): the node making it,
--- until when. Another node asked for the same file waits for the claim to end or lapse (its
--- node died), so several nodes never make one file twice.
+-- until when. Another node asked for the same file leaves it to that node, so several nodes
+-- never make one file at once; a claim whose node died lapses at expires_at.
 CREATE TABLE export_claims (
     name        TEXT PRIMARY KEY,
     node        TEXT NOT NULL,

@@ -1,10 +1,10 @@
-//! One MP4 file of a replay: a GStreamer remux (qtdemux ! mp4mux faststart) of the source
-//! rendition's stored fMP4 segments, no re-encode, off the live path.
+//! One MP4 file of a replay: a GStreamer remux (qtdemux ! mp4mux) of the source rendition's
+//! stored fMP4 segments, no re-encode, off the live path.
 //!
 //! Segments are read from the store one at a time and pushed into a bounded `appsrc`; the muxer
-//! writes its media to a file beside the output, then the index and the media behind it
-//! (fast-start). Memory holds one segment, the queues and the muxer's sample tables; the file
-//! goes to the store with `put_file`. Each publish of a stream starts its own timeline (the
+//! writes the media, then its index; `mp4_trim` writes the file once more with the index in
+//! front (fast start) and its edit lists set (a clip cut to the frame). Memory holds one
+//! segment, the queues and the sample tables; the file goes to the store with `put_file`. Each publish of a stream starts its own timeline (the
 //! source's timestamps after one offset); the fragments' decode times are moved so that the
 //! publishes follow one another in the file, as they do in the replay.
 
@@ -118,27 +118,27 @@ pub(crate) async fn remux(
     Ok(Mp4Export { bytes, duration_ms, complete })
 }
 
-/// The output and the muxer's media file, removed when dropped (also on failure).
+/// The muxer's output and its fast-start copy, removed when dropped (also on failure).
 struct TempFiles {
     output: PathBuf,
-    media: PathBuf,
+    scratch: PathBuf,
 }
 
 impl TempFiles {
     fn new(dir: &Path) -> Self {
         let id: u64 = rand_id();
-        Self { output: dir.join(format!("export-{id:016x}.mp4")), media: dir.join(format!("export-{id:016x}.mdat")) }
+        Self { output: dir.join(format!("export-{id:016x}.mp4")), scratch: dir.join(format!("export-{id:016x}.part")) }
     }
 
     fn written(&self) -> u64 {
-        written(&self.output, &self.media)
+        written(&self.output, &self.scratch)
     }
 }
 
 impl Drop for TempFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.output);
-        let _ = std::fs::remove_file(&self.media);
+        let _ = std::fs::remove_file(&self.scratch);
     }
 }
 
@@ -178,8 +178,8 @@ impl Muxer {
                     .arg("remux-mp4")
                     .arg("--output")
                     .arg(&files.output)
-                    .arg("--media")
-                    .arg(&files.media)
+                    .arg("--scratch")
+                    .arg(&files.scratch)
                     .arg("--trim-head-ns")
                     .arg(trim.head_ns.to_string())
                     .arg("--trim-tail-ns")
@@ -222,8 +222,8 @@ impl Muxer {
             None => {
                 let (reader, writer) = std::io::pipe().map_err(io_err)?;
                 let writer = tokio::net::unix::pipe::Sender::from_owned_fd(writer.into()).map_err(io_err)?;
-                let (output, media) = (files.output.clone(), files.media.clone());
-                let thread = tokio::task::spawn_blocking(move || remux_stream(reader, &output, &media, trim));
+                let (output, scratch) = (files.output.clone(), files.scratch.clone());
+                let thread = tokio::task::spawn_blocking(move || remux_stream(reader, &output, &scratch, trim));
                 Ok(Self { input: Some(Box::new(writer)), running: Running::Thread(thread) })
             }
         }
@@ -268,22 +268,21 @@ impl Muxer {
 }
 
 /// The entry point of the remux child process (`hawker remux-mp4`): the fragmented stream on
-/// stdin, one fast-start MP4 at `output` with `trim` cut off its ends, the muxer's media in
-/// `media` meanwhile.
-pub fn remux_stdin(output: &Path, media: &Path, trim: Trim) -> Result<(), PackagerError> {
+/// stdin, one fast-start MP4 at `output` with `trim` cut off its ends, written through
+/// `scratch`.
+pub fn remux_stdin(output: &Path, scratch: &Path, trim: Trim) -> Result<(), PackagerError> {
     gst::init().map_err(|e| PackagerError::Gst(e.to_string()))?;
-    remux_stream(std::io::stdin().lock(), output, media, trim)
+    remux_stream(std::io::stdin().lock(), output, scratch, trim)
 }
 
-/// Builds the pipeline, feeds it `input` until its end, waits for the file and cuts `trim` off.
-fn remux_stream(input: impl Read, output: &Path, media: &Path, trim: Trim) -> Result<(), PackagerError> {
-    mux_stream(input, output, media)?;
-    // Also without a trim: the edit lists set right. The muxer's media file is spent: a file
-    // that must be written again is written there, then renamed.
-    mp4_trim::trim_file(output, media, trim).map_err(|e| PackagerError::Media(format!("editing the MP4: {e}")))
+/// Builds the pipeline, feeds it `input` until its end, waits for the file, then writes it
+/// again fast-start, with `trim` cut off (see `mp4_trim`).
+fn remux_stream(input: impl Read, output: &Path, scratch: &Path, trim: Trim) -> Result<(), PackagerError> {
+    mux_stream(input, output)?;
+    mp4_trim::finish_file(output, scratch, trim).map_err(|e| PackagerError::Media(format!("finishing the MP4: {e}")))
 }
 
-fn mux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), PackagerError> {
+fn mux_stream(mut input: impl Read, output: &Path) -> Result<(), PackagerError> {
     let gst_err = |e: &dyn std::fmt::Display| PackagerError::Gst(e.to_string());
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
@@ -291,11 +290,8 @@ fn mux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), P
         .format(gst::Format::Bytes)
         .build();
     let demux = gst::ElementFactory::make("qtdemux").build().map_err(|e| gst_err(&e))?;
-    let mux = gst::ElementFactory::make("mp4mux")
-        .property("faststart", true)
-        .property("faststart-file", media.to_string_lossy().as_ref())
-        .build()
-        .map_err(|e| gst_err(&e))?;
+    // The index last: `mp4_trim` puts it in front, in the one copy it makes anyway.
+    let mux = gst::ElementFactory::make("mp4mux").build().map_err(|e| gst_err(&e))?;
     let sink = gst::ElementFactory::make("filesink")
         .property("location", output.to_string_lossy().as_ref())
         .build()
@@ -354,7 +350,7 @@ fn mux_stream(mut input: impl Read, output: &Path, media: &Path) -> Result<(), P
         Ok(0) => Err(PackagerError::Media("the input is empty".into())),
         Ok(_) => {
             let _ = src.end_of_stream();
-            wait_end(&bus, output, media)
+            wait_end(&bus, output)
         }
         Err(e) => Err(e),
     };
@@ -489,23 +485,24 @@ fn error_of(message: &gst::Message) -> PackagerError {
     }
 }
 
-/// Bytes the muxer has written so far: its output and its media file (the stall watch of both
-/// sides of the pipe).
-fn written(output: &Path, media: &Path) -> u64 {
-    [output, media].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
+/// Bytes written so far: the muxer's output and its fast-start copy (the parent's stall watch;
+/// the muxer watches its output alone).
+fn written(output: &Path, scratch: &Path) -> u64 {
+    [output, scratch].iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum()
 }
 
-/// Waits for the muxer to finish (write the index, copy the media behind it) once every
-/// segment is in; fails when its files stop growing for `STALL_TIMEOUT` without an end.
-fn wait_end(bus: &gst::Bus, output: &Path, media: &Path) -> Result<(), PackagerError> {
-    let (mut size, mut since) = (written(output, media), Instant::now());
+/// Waits for the muxer to finish (write the index) once every segment is in; fails when its
+/// output stops growing for `STALL_TIMEOUT` without an end.
+fn wait_end(bus: &gst::Bus, output: &Path) -> Result<(), PackagerError> {
+    let size_of = || std::fs::metadata(output).map_or(0, |m| m.len());
+    let (mut size, mut since) = (size_of(), Instant::now());
     loop {
         match bus.timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Eos, gst::MessageType::Error]) {
             Some(message) if message.type_() == gst::MessageType::Eos => return Ok(()),
             Some(message) => return Err(error_of(&message)),
             None => {}
         }
-        let now = written(output, media);
+        let now = size_of();
         if now != size {
             (size, since) = (now, Instant::now());
         } else if since.elapsed() > STALL_TIMEOUT {

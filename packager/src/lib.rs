@@ -343,11 +343,17 @@ impl Packager {
         let ns = |d: chrono::Duration| d.num_nanoseconds().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
         // The segments' times are kept to the millisecond: less is no cut.
         let cut = |d: chrono::Duration| if d > chrono::Duration::milliseconds(1) { ns(d) } else { 0 };
-        let trim = Trim { head_ns: cut(from - first.pdt), tail_ns: cut(covered_end - to) };
+        let mut trim = Trim { head_ns: cut(from - first.pdt), tail_ns: cut(covered_end - to) };
+        // A span shorter than a few frames (a pin taken straight off) keeps its segments.
+        let covered_ns = ns(covered_end - first.pdt);
+        if covered_ns.saturating_sub(trim.head_ns + trim.tail_ns) < MIN_CUT_NS {
+            trim = Trim::default();
+        }
         let path = names::clip_mp4_path(clip_id);
         let key = format!("{}{path}", names::stream_prefix(playback_id));
+        let whole = keys.len() == chosen.len();
         let export = export::remux(self.store.clone(), keys, &self.config, &key, trim).await?;
-        Ok((path, export))
+        Ok((path, Mp4Export { complete: export.complete && whole, ..export }))
     }
 
     /// A rendition's stored replay playlist: the final one once the stream was saved, else
@@ -407,6 +413,9 @@ impl Packager {
         Ok((segments, markers))
     }
 }
+
+/// The shortest span a clip's MP4 is cut to.
+const MIN_CUT_NS: u64 = 200_000_000;
 
 /// What [`Packager::make_clip`] made.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,15 @@
-//! Frame-exact cuts of an MP4 without re-encoding. A clip's media are whole segments, each
-//! starting at a keyframe, so the file decodes from its first frame; each track's edit list
-//! (`edts/elst`, ISO/IEC 14496-12 §8.6.6) then says which span of it plays. Players (browsers,
-//! ffmpeg, QuickTime) decode the frames before the cut without showing them and stop at the
-//! end: what `ffmpeg -ss … -to … -c copy` writes too.
+//! The last step of an MP4 export: the index (`moov`) put before the media (fast start), its
+//! edit lists set, and, for a clip, its ends cut to the frame without re-encoding. A clip's
+//! media are whole segments, each starting at a keyframe, so the file decodes from its first
+//! frame; each track's edit list (`edts/elst`, ISO/IEC 14496-12 §8.6.6) then says which span
+//! of it plays. Players (browsers, ffmpeg, QuickTime) decode the frames before the cut without
+//! showing them and stop at the end: what `ffmpeg -ss … -to … -c copy` writes too.
 //!
-//! The `moov` is read whole (its sample tables: a few hundred KB for an hour of media), its
-//! edit lists and durations rewritten, its chunk offsets moved by the change in its size, and
-//! the file written again around it. Boxes are walked by hand, as in `bmff`: the few fields
-//! touched here do not warrant a full MP4 model whose writer must round-trip every box
-//! GStreamer emits.
+//! The muxer writes the index last; the `moov` is read whole (its sample tables: about 2 MB
+//! for an hour of 30 fps video and AAC), rewritten, and the file written once more with it in
+//! front, every chunk offset moved with the box it points into: the only copy of the media
+//! after the muxer's own write. Boxes are walked by hand, as in `bmff`: the few fields touched
+//! here do not warrant a full MP4 model whose writer must round-trip every box GStreamer emits.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -32,36 +33,81 @@ fn invalid(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
 
-/// Cuts `trim` off the MP4 at `path` (fast-start or not), writing through `scratch` when the
-/// `moov` changes size. With no trim, the edit lists are set right (see [`TrackTiming`]).
-pub fn trim_file(path: &Path, scratch: &Path, trim: Trim) -> io::Result<()> {
+/// Writes the MP4 at `path` again, through `scratch`, as a fast-start file with `trim` cut
+/// off its ends by edit lists; with no trim, the edit lists set right (see [`TrackTiming`]).
+pub fn finish_file(path: &Path, scratch: &Path, trim: Trim) -> io::Result<()> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
-    let (moov_at, moov_size) = find_box(&mut file, (0, len), b"moov")?.ok_or_else(|| invalid("no moov box"))?;
+    let boxes = top_boxes(&mut file, len)?;
+    let (moov_at, moov_size) =
+        boxes.iter().find(|b| &b.0 == b"moov").map(|b| (b.1, b.2)).ok_or_else(|| invalid("no moov box"))?;
     if moov_size > MAX_MOOV {
         return Err(invalid(format!("moov of {moov_size} bytes")));
     }
     let mut moov = vec![0; moov_size as usize];
     file.seek(SeekFrom::Start(moov_at))?;
     file.read_exact(&mut moov)?;
-    let rewritten = trim_moov(&moov, moov_at, trim)?;
-    if rewritten.len() == moov.len() {
-        // Same size (edit lists already there, as many entries): written over in place.
-        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
-        file.seek(SeekFrom::Start(moov_at))?;
-        // Not synced: the file is a step on the way to the store, not the stored copy.
-        return file.write_all(&rewritten);
+    let mut moov = trim_moov(&moov, trim)?;
+
+    // The order written: the boxes as they were, the moov moved before the first mdat.
+    let mut order: Vec<&TopBox> = boxes.iter().filter(|b| &b.0 != b"moov").collect();
+    let media_at = order.iter().position(|b| &b.0 == b"mdat").unwrap_or(order.len());
+    let moov_box = boxes.iter().find(|b| &b.0 == b"moov").ok_or_else(|| invalid("no moov box"))?;
+    order.insert(media_at, moov_box);
+    // Chunk offsets do not change the moov's size: its new size is known before they move.
+    let moov_len = serialized(&moov).len() as u64;
+    let mut starts = Vec::with_capacity(order.len());
+    let mut at = 0u64;
+    for b in &order {
+        starts.push((b.1, b.2, at));
+        at += if &b.0 == b"moov" { moov_len } else { b.2 };
     }
+    // An offset into a box moves with the box.
+    let moved = |offset: u64| -> io::Result<u64> {
+        let (old, _, new) = starts
+            .iter()
+            .find(|(old, size, _)| (*old..old + size).contains(&offset))
+            .ok_or_else(|| invalid(format!("a chunk offset ({offset}) outside every box")))?;
+        Ok(offset - old + new)
+    };
+    for trak in moov.children_mut().into_iter().flatten().filter(|c| &c.kind == b"trak") {
+        for kind in [b"stco", b"co64"] {
+            if let Some(table) = trak.find_mut(&[b"mdia", b"minf", b"stbl", kind]).and_then(Node::leaf_mut) {
+                move_chunk_offsets(table, kind == b"co64", &moved)?;
+            }
+        }
+    }
+    let moov = serialized(&moov);
 
     let mut out = BufWriter::new(File::create(scratch)?);
-    file.seek(SeekFrom::Start(0))?;
-    io::copy(&mut (&mut file).take(moov_at), &mut out)?;
-    out.write_all(&rewritten)?;
-    file.seek(SeekFrom::Start(moov_at + moov_size))?;
-    io::copy(&mut file, &mut out)?;
+    for b in order {
+        if &b.0 == b"moov" {
+            out.write_all(&moov)?;
+        } else {
+            file.seek(SeekFrom::Start(b.1))?;
+            let copied = io::copy(&mut (&mut file).take(b.2), &mut out)?;
+            if copied != b.2 {
+                return Err(invalid("the file ended inside a box"));
+            }
+        }
+    }
+    // Not synced: the file is a step on the way to the store, not the stored copy.
     out.flush()?;
     drop(out);
     std::fs::rename(scratch, path)
+}
+
+/// A top-level box: its type, offset and size.
+type TopBox = ([u8; 4], u64, u64);
+
+fn top_boxes(file: &mut File, len: u64) -> io::Result<Vec<TopBox>> {
+    let mut boxes = Vec::new();
+    let mut at = 0;
+    while let Some((kind, size)) = box_at(file, at, len)? {
+        boxes.push((kind, at, size));
+        at += size;
+    }
+    Ok(boxes)
 }
 
 /// The duration of the MP4 at `path`, from its movie header (read alone, not the sample tables).
@@ -75,33 +121,42 @@ pub(crate) fn movie_duration(path: &Path) -> io::Result<std::time::Duration> {
     file.seek(SeekFrom::Start(mvhd_at))?;
     file.read_exact(&mut mvhd)?;
     let mvhd = mvhd.get(8..).unwrap_or_default();
-    let scale = be_u32(mvhd, duration_field(mvhd, 12, 20)?.0)?;
+    let (v0, v1) = MVHD_TIMESCALE;
+    let scale = be_u32(mvhd, versioned_field(mvhd, v0, v1)?.0)?;
     let (v0, v1) = MVHD_DURATION;
-    let duration = read_duration(mvhd, duration_field(mvhd, v0, v1)?)?;
+    let duration = read_duration(mvhd, versioned_field(mvhd, v0, v1)?)?;
     Ok(std::time::Duration::from_nanos(rescale(duration, scale, 1_000_000_000)))
 }
 
 /// The offset and size of the first box of `kind` among those from `from` to `to` in the file.
 fn find_box(file: &mut File, (from, to): (u64, u64), kind: &[u8; 4]) -> io::Result<Option<(u64, u64)>> {
     let mut at = from;
-    while at + 8 <= to {
-        file.seek(SeekFrom::Start(at))?;
-        let mut header = [0u8; 16];
-        let got = file.read(&mut header)?;
-        let size = match u32::from_be_bytes(header[..4].try_into().unwrap_or_default()) {
-            0 => to - at,
-            1 if got >= 16 => u64::from_be_bytes(header[8..16].try_into().unwrap_or_default()),
-            n => u64::from(n),
-        };
-        if size < 8 || at + size > to {
-            return Err(invalid(format!("a box at {at} overruns its container")));
-        }
-        if &header[4..8] == kind {
+    while let Some((found, size)) = box_at(file, at, to)? {
+        if &found == kind {
             return Ok(Some((at, size)));
         }
         at += size;
     }
     Ok(None)
+}
+
+/// The type and size of the box at `at`, in a container ending at `to`; `None` at its end.
+fn box_at(file: &mut File, at: u64, to: u64) -> io::Result<Option<([u8; 4], u64)>> {
+    if at.saturating_add(8) > to {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(at))?;
+    let mut header = [0u8; 16];
+    let got = file.read(&mut header)?;
+    let size = match u32::from_be_bytes([header[0], header[1], header[2], header[3]]) {
+        0 => to - at,
+        1 if got >= 16 => u64::from_be_bytes(header[8..16].try_into().unwrap_or_default()),
+        n => u64::from(n),
+    };
+    if size < 8 || at.checked_add(size).is_none_or(|end| end > to) {
+        return Err(invalid(format!("a box at {at} overruns its container")));
+    }
+    Ok(Some(([header[4], header[5], header[6], header[7]], size)))
 }
 
 /// A box: its payload, or its children for the containers walked.
@@ -201,9 +256,9 @@ fn be_u64(data: &[u8], at: usize) -> io::Result<u64> {
     data.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or_else(|| invalid("short box"))
 }
 
-/// Where a full box (`mvhd`, `tkhd`, `mdhd`) keeps its duration, and its width, by version:
-/// `offset_v0`/`offset_v1` are the field's offsets in versions 0 (32-bit) and 1 (64-bit).
-fn duration_field(payload: &[u8], offset_v0: usize, offset_v1: usize) -> io::Result<(usize, bool)> {
+/// Where a full box (`mvhd`, `tkhd`, `mdhd`) keeps a field whose width follows its version,
+/// and whether it is 64-bit: `offset_v0`/`offset_v1` are its offsets in versions 0 and 1.
+fn versioned_field(payload: &[u8], offset_v0: usize, offset_v1: usize) -> io::Result<(usize, bool)> {
     match payload.first() {
         Some(1) => Ok((offset_v1, true)),
         Some(0) => Ok((offset_v0, false)),
@@ -226,10 +281,12 @@ fn write_duration(payload: &mut [u8], (at, wide): (usize, bool), value: u64) -> 
     Ok(())
 }
 
-// The duration fields: after version/flags, creation and modification times (4 or 8 bytes
-// each), then the timescale (mvhd, mdhd) or the track id and a reserved word (tkhd).
+// The fields read and written, by version: after version/flags come the creation and
+// modification times (4 or 8 bytes each), then the timescale (mvhd, mdhd) or the track id and
+// a reserved word (tkhd), then the duration.
 const MVHD_DURATION: (usize, usize) = (16, 24);
 const MDHD_TIMESCALE: (usize, usize) = (12, 20);
+const MVHD_TIMESCALE: (usize, usize) = (12, 20);
 const TKHD_DURATION: (usize, usize) = (20, 28);
 
 /// One edit: `duration` in the movie's timescale, `media_time` in the track's (-1: empty).
@@ -331,7 +388,7 @@ fn track_timing(trak: &Node, movie_scale: u32) -> io::Result<TrackTiming> {
     let mdhd = leaf(&[b"mdia", b"mdhd"])?;
     let hdlr = leaf(&[b"mdia", b"hdlr"])?;
     let (v0, v1) = MDHD_TIMESCALE;
-    let media_scale = be_u32(mdhd, duration_field(mdhd, v0, v1)?.0)?;
+    let media_scale = be_u32(mdhd, versioned_field(mdhd, v0, v1)?.0)?;
     let stbl = [b"mdia", b"minf", b"stbl"];
     let stts = leaf(&[stbl[0], stbl[1], stbl[2], b"stts"])?;
     let ctts = trak.find(&[stbl[0], stbl[1], stbl[2], b"ctts"]).and_then(Node::leaf);
@@ -345,7 +402,8 @@ fn track_timing(trak: &Node, movie_scale: u32) -> io::Result<TrackTiming> {
     }
     if let Some((first, end)) = presentation_span(stts, ctts)? {
         let duration = rescale(u64::try_from(end - first).unwrap_or(0), media_scale, movie_scale);
-        edits.push(Edit { duration, media_time: first, rate: RATE_ONE });
+        // A negative first composition time (signed offsets) is shown from 0.
+        edits.push(Edit { duration, media_time: first.max(0), rate: RATE_ONE });
     }
     Ok(TrackTiming { video: hdlr.get(8..12) == Some(b"vide"), media_scale, edits })
 }
@@ -384,24 +442,33 @@ fn presentation_span(stts: &[u8], ctts: Option<&[u8]>) -> io::Result<Option<(i64
 
 /// The `moov` (whole box, at `moov_at` in the file) with `trim` cut off the video's timeline
 /// and every track's edit list cut to the same span of the movie.
-fn trim_moov(moov: &[u8], moov_at: u64, trim: Trim) -> io::Result<Vec<u8>> {
+fn trim_moov(moov: &[u8], trim: Trim) -> io::Result<Node> {
     let mut top = parse(moov)?;
-    let [moov_node] = top.as_mut_slice() else { return Err(invalid("not one moov box")) };
+    let moov_node = match top.as_mut_slice() {
+        [one] if &one.kind == b"moov" => one,
+        _ => return Err(invalid("not one moov box")),
+    };
     let mvhd = moov_node.find(&[b"mvhd"]).and_then(Node::leaf).ok_or_else(|| invalid("no mvhd"))?;
-    let movie_scale = be_u32(mvhd, duration_field(mvhd, 12, 20)?.0)?;
+    let (v0, v1) = MVHD_TIMESCALE;
+    let movie_scale = be_u32(mvhd, versioned_field(mvhd, v0, v1)?.0)?;
     let timings = moov_node
         .children()
         .iter()
         .filter(|c| &c.kind == b"trak")
         .map(|trak| track_timing(trak, movie_scale))
         .collect::<io::Result<Vec<_>>>()?;
-    let video = timings.iter().find(|t| t.video).ok_or_else(|| invalid("no video track"))?;
-    // The video's first shown frame is where the clip's media start (its first keyframe);
-    // an empty edit before it is the other tracks' lead.
-    let lead: u64 = video.edits.iter().take_while(|e| e.media_time == -1).map(|e| e.duration).sum();
-    let video_end: u64 = video.edits.iter().map(|e| e.duration).sum();
-    let to_movie = |ns: u64| rescale(ns, 1_000_000_000, movie_scale);
-    let span = (lead + to_movie(trim.head_ns), video_end.saturating_sub(to_movie(trim.tail_ns)));
+    let end_of = |t: &TrackTiming| -> u64 { t.edits.iter().map(|e| e.duration).sum() };
+    let span = if trim == Trim::default() {
+        // All of every track: from the movie's start to the end of the last.
+        (0, timings.iter().map(end_of).max().unwrap_or(0))
+    } else {
+        let video = timings.iter().find(|t| t.video).ok_or_else(|| invalid("no video track"))?;
+        // The video's first shown frame is where the clip's media start (its first keyframe);
+        // an empty edit before it is the other tracks' lead.
+        let lead: u64 = video.edits.iter().take_while(|e| e.media_time == -1).map(|e| e.duration).sum();
+        let to_movie = |ns: u64| rescale(ns, 1_000_000_000, movie_scale);
+        (lead + to_movie(trim.head_ns), end_of(video).saturating_sub(to_movie(trim.tail_ns)))
+    };
     if span.1 <= span.0 {
         return Err(invalid("nothing of the video is left after the cut"));
     }
@@ -409,11 +476,16 @@ fn trim_moov(moov: &[u8], moov_at: u64, trim: Trim) -> io::Result<Vec<u8>> {
     let mut timings = timings.into_iter();
     for trak in moov_node.children_mut().into_iter().flatten().filter(|c| &c.kind == b"trak") {
         let timing = timings.next().ok_or_else(|| invalid("tracks changed"))?;
-        let edits = slice(&timing.edits, span, movie_scale, timing.media_scale);
+        let mut edits = slice(&timing.edits, span, movie_scale, timing.media_scale);
+        if edits.is_empty() {
+            // Nothing of the track in the span: an empty edit, not an empty list (which
+            // players read as "no edit list", the whole track).
+            edits.push(Edit { duration: span.1 - span.0, media_time: -1, rate: RATE_ONE });
+        }
         let shown: u64 = edits.iter().map(|e| e.duration).sum();
         let tkhd = trak.find_mut(&[b"tkhd"]).and_then(Node::leaf_mut).ok_or_else(|| invalid("no tkhd"))?;
         let (v0, v1) = TKHD_DURATION;
-        let field = duration_field(tkhd, v0, v1)?;
+        let field = versioned_field(tkhd, v0, v1)?;
         write_duration(tkhd, field, shown)?;
         let elst = Node { kind: *b"elst", body: Body::Leaf(write_edits(&edits)) };
         let edts = Node { kind: *b"edts", body: Body::Children(vec![elst]) };
@@ -429,30 +501,20 @@ fn trim_moov(moov: &[u8], moov_at: u64, trim: Trim) -> io::Result<Vec<u8>> {
     }
     let mvhd = moov_node.find_mut(&[b"mvhd"]).and_then(Node::leaf_mut).ok_or_else(|| invalid("no mvhd"))?;
     let (v0, v1) = MVHD_DURATION;
-    let field = duration_field(mvhd, v0, v1)?;
+    let field = versioned_field(mvhd, v0, v1)?;
     write_duration(mvhd, field, span.1 - span.0)?;
 
-    // The media behind the moov move by the change in its size.
-    let mut out = Vec::with_capacity(moov.len() + 256);
-    serialize(moov_node, &mut out);
-    let delta = out.len() as i64 - moov.len() as i64;
-    if delta != 0 {
-        let moov_end = moov_at + moov.len() as u64;
-        for trak in moov_node.children_mut().into_iter().flatten().filter(|c| &c.kind == b"trak") {
-            for kind in [b"stco", b"co64"] {
-                if let Some(table) = trak.find_mut(&[b"mdia", b"minf", b"stbl", kind]).and_then(Node::leaf_mut) {
-                    move_chunk_offsets(table, kind == b"co64", moov_end, delta)?;
-                }
-            }
-        }
-        out.clear();
-        serialize(moov_node, &mut out);
-    }
-    Ok(out)
+    Ok(top.remove(0))
 }
 
-/// Moves the chunk offsets at or after `from` by `delta` in an `stco` (or, `wide`, `co64`).
-fn move_chunk_offsets(table: &mut [u8], wide: bool, from: u64, delta: i64) -> io::Result<()> {
+fn serialized(node: &Node) -> Vec<u8> {
+    let mut out = Vec::new();
+    serialize(node, &mut out);
+    out
+}
+
+/// Moves each chunk offset of an `stco` (or, `wide`, a `co64`) where `moved` says.
+fn move_chunk_offsets(table: &mut [u8], wide: bool, moved: &dyn Fn(u64) -> io::Result<u64>) -> io::Result<()> {
     let count = be_u32(table, 4)? as usize;
     let width = if wide { 8 } else { 4 };
     if table.len() < 8 + count.saturating_mul(width) {
@@ -460,16 +522,13 @@ fn move_chunk_offsets(table: &mut [u8], wide: bool, from: u64, delta: i64) -> io
     }
     for i in 0..count {
         let at = 8 + i * width;
-        let offset = if wide { be_u64(table, at)? } else { u64::from(be_u32(table, at)?) };
-        if offset < from {
-            continue;
-        }
-        let moved = offset.checked_add_signed(delta).ok_or_else(|| invalid("a chunk offset out of range"))?;
         if wide {
-            table[at..at + 8].copy_from_slice(&moved.to_be_bytes());
+            let offset = moved(be_u64(table, at)?)?;
+            table[at..at + 8].copy_from_slice(&offset.to_be_bytes());
         } else {
-            let moved = u32::try_from(moved).map_err(|_| invalid("a chunk offset past 4 GB in stco"))?;
-            table[at..at + 4].copy_from_slice(&moved.to_be_bytes());
+            let offset = moved(u64::from(be_u32(table, at)?))?;
+            let offset = u32::try_from(offset).map_err(|_| invalid("a chunk offset past 4 GB in stco"))?;
+            table[at..at + 4].copy_from_slice(&offset.to_be_bytes());
         }
     }
     Ok(())
@@ -524,13 +583,12 @@ mod tests {
     }
 
     #[test]
-    fn chunk_offsets_behind_the_moov_move() {
+    fn chunk_offsets_move_with_their_box() {
         let mut stco = vec![0, 0, 0, 0, 0, 0, 0, 2];
         stco.extend_from_slice(&100u32.to_be_bytes());
         stco.extend_from_slice(&5_000u32.to_be_bytes());
-        move_chunk_offsets(&mut stco, false, 1_000, 24).unwrap();
-        assert_eq!(be_u32(&stco, 8).unwrap(), 100);
-        assert_eq!(be_u32(&stco, 12).unwrap(), 5_024);
-        assert!(move_chunk_offsets(&mut stco, false, 0, i64::from(u32::MAX)).is_err());
+        move_chunk_offsets(&mut stco, false, &|o| Ok(o + 24)).unwrap();
+        assert_eq!((be_u32(&stco, 8).unwrap(), be_u32(&stco, 12).unwrap()), (124, 5_024));
+        assert!(move_chunk_offsets(&mut stco, false, &|o| Ok(o + u64::from(u32::MAX))).is_err());
     }
 }

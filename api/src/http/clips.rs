@@ -17,8 +17,9 @@ use super::streams::{controlled_stream, visible_stream};
 use crate::model::{Clip, ClipKind, Stream};
 use crate::{AppState, replay_video};
 
-/// The longest clip.
+/// The longest clip, and the shortest.
 const MAX_CLIP: Duration = Duration::from_secs(30 * 60);
+const MIN_CLIP: Duration = Duration::from_secs(1);
 /// Clips one user may make of one stream per hour (each is a stored playlist).
 const CLIPS_PER_HOUR: i64 = 60;
 /// A viewer's clips: of a stream on air, at most this long, at most so many an hour.
@@ -138,8 +139,8 @@ pub async fn create(
         return Err(ApiError::BadRequest("title: at most 200 characters".into()));
     }
     let (start, end) = (resolve(&body.start, &stream)?, resolve(&body.end, &stream)?);
-    if end <= start {
-        return Err(ApiError::BadRequest("end must be after start".into()));
+    if end - start < chrono::Duration::from_std(MIN_CLIP).unwrap_or_default() {
+        return Err(ApiError::BadRequest(format!("end must be at least {} s after start", MIN_CLIP.as_secs())));
     }
     if (end - start).to_std().unwrap_or(Duration::MAX) > longest {
         return Err(ApiError::BadRequest(format!("a clip lasts at most {} s", longest.as_secs())));
