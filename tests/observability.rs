@@ -79,3 +79,62 @@ async fn rtmps_publish_with_health_and_metrics() {
     assert_eq!(stats["ingest"]["connected"], false, "{stats}");
     server.assert_log_free_of(&[key]);
 }
+
+/// What an operator runs it with: readiness for the load balancer, one JSON log line per
+/// request (no ids, queries or tokens), the build in the metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_and_logged_as_an_operator_needs() {
+    let server = Server::start_with(&["--log-format", "json", "--access-log"]);
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "Logged").await;
+    let id = created["id"].as_str().unwrap();
+
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!((&ready["checks"]["database"], &ready["checks"]["store"]), (&"ok".into(), &"ok".into()), "{ready}");
+
+    assert_eq!(server.get(&format!("/api/v1/streams/{id}?token=query-secret-42")).await.status(), 200);
+    assert_eq!(server.get("/no/such/page").await.status(), 404);
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&metrics, &format!("hawker_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), 1.0);
+
+    // Every line on the error output is one JSON object; the access lines name the route.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let access = loop {
+        let log = server.log();
+        let lines: Vec<serde_json::Value> =
+            log.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect(l)).collect();
+        let access: Vec<_> = lines.into_iter().filter(|l| l["target"] == "hawker::access").collect();
+        if access.iter().any(|l| l["status"] == 404) || std::time::Instant::now() > deadline {
+            break access;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let found = |route: &str, status: u64| {
+        access.iter().find(|l| l["route"] == route && l["status"] == status && l["method"] == "GET").cloned()
+    };
+    let stream = found("/api/v1/streams/{id}", 200).unwrap_or_else(|| panic!("{access:#?}"));
+    assert!(stream["duration_ms"].as_f64().unwrap() >= 0.0, "{stream}");
+    assert!(found("/readyz", 200).is_some() && found("(no route)", 404).is_some(), "{access:#?}");
+    let text = serde_json::to_string(&access).unwrap();
+    assert!(!text.contains(id) && !text.contains("query-secret-42"), "{text}");
+    server.assert_log_free_of(&["query-secret-42"]);
+
+    // A media folder that takes no write: not ready (answers are reused for 2 s).
+    let media = server.data_dir.path().join("media");
+    std::fs::rename(&media, server.data_dir.path().join("media.away")).unwrap();
+    std::fs::write(&media, b"not a folder").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let answer = server.get("/readyz").await;
+        if answer.status() == 503 {
+            break answer.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready without a media folder");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!((&refused["status"], &refused["checks"]["store"]), (&"not ready".into(), &"not writable".into()));
+    assert_eq!(server.get("/healthz").await.status(), 204, "alive all the same");
+}

@@ -270,6 +270,20 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     tokio::time::sleep(Duration::from_secs(16)).await;
     assert!(server.log().contains("uploads to the remote store fail"), "{}", server.log());
     assert!(spooled(&server) >= 5, "segments wait in the spool: {}", spooled(&server));
+    // The operator sees it: the metrics, and a node still ready (its spool has room).
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&metrics, "hawker_storage_outage"), 1.0);
+    assert!(metric(&metrics, "hawker_storage_spool_objects") >= 5.0, "{metrics}");
+    assert!(metric(&metrics, "hawker_storage_spool_bytes") > 0.0, "{metrics}");
+    assert!(metric(&metrics, "hawker_storage_oldest_waiting_seconds") > 5.0, "{metrics}");
+    assert!(metric(&metrics, "hawker_storage_upload_failures_total") >= 1.0, "{metrics}");
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(
+        (&ready["checks"]["spool"], &ready["checks"]["bucket"]),
+        (&"ok".into(), &"unreachable: spooling".into())
+    );
     tokio::time::sleep(Duration::from_secs(32) - outage.elapsed()).await;
     let during = spooled(&server);
     s3.restart();
@@ -291,6 +305,15 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     wait_for("the spool to drain after the end", Duration::from_secs(20), || spooled(&server) == 0).await;
     let log = server.log();
     assert!(log.contains("spool drained"), "{log}");
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert_eq!(metric(&metrics, "hawker_storage_outage"), 0.0);
+    assert_eq!(metric(&metrics, "hawker_storage_spool_objects"), 0.0);
+    let uploads = metric(&metrics, "hawker_storage_uploads_total");
+    assert!(uploads >= 20.0, "{metrics}");
+    assert_eq!(metric(&metrics, "hawker_storage_upload_seconds_count"), uploads);
+    assert_eq!(metric(&metrics, "hawker_storage_upload_seconds_bucket{le=\"+Inf\"}"), uploads);
+    // The outage's uploads waited longer than the last bound but one.
+    assert!(metric(&metrics, "hawker_storage_upload_seconds_bucket{le=\"5\"}") < uploads, "{metrics}");
     assert!(!log.contains("storing segment failed") && !log.contains("SPOOL FULL"), "{log}");
 
     // Zero segments lost: the replay lists every segment the packager produced, in order and

@@ -17,7 +17,7 @@ mod uploader;
 
 pub use local::LocalStore;
 pub use s3::{Delivery, S3Config, S3Store};
-pub use uploader::UploadStats;
+pub use uploader::{Histogram, UPLOAD_SECONDS_BUCKETS, UploadStats};
 
 use std::sync::Arc;
 
@@ -158,6 +158,11 @@ pub trait Store: Send + Sync + 'static {
     /// backend delivers by redirect and the object is readable there now. `None`: serve it
     /// from `get`. Never a URL of an object still waiting in a spool.
     async fn public_url(&self, _key: &str) -> Option<String> {
+        None
+    }
+    /// The upload queue's figures, for a backend that spools and uploads (S3); `None` for one
+    /// that writes in place.
+    fn upload_stats(&self) -> Option<UploadStats> {
         None
     }
 }

@@ -246,6 +246,10 @@ impl Store for S3Store {
     async fn public_url(&self, key: &str) -> Option<String> {
         self.uploader.public_url(key).await
     }
+
+    fn upload_stats(&self) -> Option<UploadStats> {
+        Some(self.stats())
+    }
 }
 
 impl S3Remote {

@@ -63,6 +63,39 @@ pub struct UploadStats {
     pub outage: bool,
     /// Average time from put to readable remotely, of the last immutable objects.
     pub average_upload: Option<Duration>,
+    /// The spool's bound.
+    pub spool_capacity_bytes: u64,
+    /// How long the oldest object still spooled has waited.
+    pub oldest_waiting: Option<Duration>,
+    /// Times from put to readable remotely, every upload: counts at or under each of
+    /// [`UPLOAD_SECONDS_BUCKETS`] (cumulative, as Prometheus has them), with their sum.
+    pub upload_seconds: Histogram,
+}
+
+/// The bounds (seconds) of [`UploadStats::upload_seconds`]: a segment's upload is due well
+/// within its duration.
+pub const UPLOAD_SECONDS_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A cumulative histogram over [`UPLOAD_SECONDS_BUCKETS`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// Observations at or under each bound.
+    pub buckets: [u64; UPLOAD_SECONDS_BUCKETS.len()],
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        for (bound, count) in UPLOAD_SECONDS_BUCKETS.iter().zip(self.buckets.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
 }
 
 struct Entry {
@@ -212,6 +245,8 @@ impl<R: Remote> Uploader<R> {
         stats.spooled_bytes = state.used;
         stats.outage = state.outage_since.is_some();
         stats.average_upload = average(&state.recent);
+        stats.spool_capacity_bytes = self.shared.options.spool_max_bytes;
+        stats.oldest_waiting = state.entries.values().map(|e| e.queued).min().map(|at| at.elapsed());
         stats
     }
 
@@ -525,6 +560,7 @@ fn uploaded<R>(shared: &Shared<R>, seq: u64, key: &str, meta: ObjectMeta, upload
     );
     let mut state = shared.state.lock().unwrap();
     state.stats.uploaded += 1;
+    state.stats.upload_seconds.observe(readable_after);
     state.backoff = shared.options.backoff.0;
     state.retry_at = None;
     if let Some(since) = state.outage_since.take() {

@@ -141,7 +141,12 @@ impl Server {
         let ready = ready_rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("hawker did not become ready; log:\n{}", log.lock().unwrap()));
+        // The ready line's fields, as text (`http=…`) or as JSON (`--log-format json`).
+        let json: Option<serde_json::Value> = serde_json::from_str(&ready).ok();
         let field = |name: &str| -> Option<String> {
+            if let Some(json) = &json {
+                return json[name].as_str().map(str::to_owned);
+            }
             let start = ready.find(&format!(" {name}="))? + name.len() + 2;
             Some(ready[start..].split_whitespace().next()?.to_owned())
         };
@@ -419,6 +424,13 @@ pub async fn check_replay_mp4(url: &str, duration: f64) -> u64 {
         assert_eq!(past.headers()["content-range"], format!("bytes */{size}").as_str());
     }
     size
+}
+
+/// The value of the sample `name` (with its labels, if any) in a Prometheus text page.
+pub fn metric(page: &str, name: &str) -> f64 {
+    let line = page.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')));
+    let line = line.unwrap_or_else(|| panic!("no {name} in\n{page}"));
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"))
 }
 
 pub fn parse_media(text: &str) -> m3u8_rs::MediaPlaylist {

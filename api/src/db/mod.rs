@@ -165,6 +165,14 @@ impl Db {
         self
     }
 
+    /// Answers when the database does (readiness).
+    pub async fn ping(&self) -> DbResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
+    }
+
     pub async fn migrate(&self) -> DbResult<()> {
         match &self.pool {
             Pool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,

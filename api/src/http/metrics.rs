@@ -97,6 +97,12 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
     let refused: Vec<_> = refused.iter().map(|(r, v)| (format!("{{reason=\"{r}\"}}"), *v as f64)).collect();
     family(&mut out, "hawker_ingest_publishes_refused_total", "counter", "Publishes refused, by reason.", &refused);
 
+    let build = [(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1.0)];
+    family(&mut out, "hawker_build_info", "gauge", "The running build (1), by version.", &build);
+    if let Some(upload) = state.store.upload_stats() {
+        storage_families(&mut out, &upload);
+    }
+
     let streams = if per_stream_series { state.live.all_ingest_health() } else { Vec::new() };
     let per_stream = |value: fn(&IngestHealth) -> f64| -> Vec<(String, f64)> {
         streams.iter().map(|(id, h)| (format!("{{stream=\"{id}\"}}"), value(h))).collect()
@@ -130,6 +136,50 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
         family(&mut out, name, kind, help, &per_stream(value));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+}
+
+/// The S3 upload queue: its spool, its uploads and their latency (put to readable remotely).
+fn storage_families(out: &mut String, s: &hawker_storage::UploadStats) {
+    let gauges: [(&str, &str, f64); 5] = [
+        ("hawker_storage_spool_objects", "Objects waiting in the spool to be uploaded.", s.spooled_objects as f64),
+        ("hawker_storage_spool_bytes", "Bytes waiting in the spool.", s.spooled_bytes as f64),
+        ("hawker_storage_spool_capacity_bytes", "The spool's bound.", s.spool_capacity_bytes as f64),
+        (
+            "hawker_storage_oldest_waiting_seconds",
+            "How long the oldest spooled object has waited (0: none).",
+            s.oldest_waiting.map_or(0.0, |d| d.as_secs_f64()),
+        ),
+        ("hawker_storage_outage", "1 while uploads to the bucket fail.", f64::from(u8::from(s.outage))),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help, &[(String::new(), value)]);
+    }
+    family(out, "hawker_storage_uploads_total", "counter", "Objects uploaded.", &single(s.uploaded));
+    family(
+        out,
+        "hawker_storage_upload_failures_total",
+        "counter",
+        "Upload attempts that failed.",
+        &single(s.failed_attempts),
+    );
+    family(
+        out,
+        "hawker_storage_puts_refused_total",
+        "counter",
+        "Puts refused: the spool was full.",
+        &single(s.refused),
+    );
+    let name = "hawker_storage_upload_seconds";
+    let _ = writeln!(out, "# HELP {name} Time from put to readable in the bucket.\n# TYPE {name} histogram");
+    let h = &s.upload_seconds;
+    for (bound, count) in hawker_storage::UPLOAD_SECONDS_BUCKETS.iter().zip(h.buckets) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+        h.count, h.sum_seconds, h.count
+    );
 }
 
 #[derive(Serialize)]

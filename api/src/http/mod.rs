@@ -7,6 +7,7 @@ pub(crate) mod commerce;
 mod engagement;
 mod error;
 mod events;
+mod health;
 mod hls;
 mod identity;
 mod metrics;
@@ -86,26 +87,73 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer-tokens", post(identity::viewer_token))
         .route("/guest-tokens", post(identity::guest_token))
         .route("/openapi.json", get(openapi::document))
+        .route_layer(axum::middleware::from_fn(note_route))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, API_TIMEOUT));
     // Players on any site may fetch the media.
     let hls = Router::new()
         .route("/{playback_id}/{*path}", get(hls::serve))
+        .route_layer(axum::middleware::from_fn(note_route))
         .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HLS_TIMEOUT));
     let pages = Router::new()
         .nest("/api/v1", api)
         .nest("/hls", hls)
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/readyz", get(health::ready))
         .route("/", get(pages::home))
         .route("/watch/{playback_id}", get(pages::watch))
         .route("/studio", get(pages::studio))
         .route("/admin", get(pages::admin))
-        .route("/assets/{name}", get(pages::asset))
-        .fallback(pages::not_found);
+        .route("/assets/{name}", get(pages::asset));
     let pages = if metrics_here { pages.route("/metrics", get(metrics::prometheus)) } else { pages };
-    pages.layer(axum::middleware::from_fn(close_after_refused_body)).with_state(state)
+    pages
+        .route_layer(axum::middleware::from_fn(note_route))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(close_after_refused_body))
+        .layer(axum::middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// The access log's target: one line per request, at DEBUG (`--access-log` turns it on).
+pub const ACCESS_LOG: &str = "hawker::access";
+
+/// The route a request matched, noted by [`note_route`] for [`access_log`] (which runs before
+/// routing, around every request, the unmatched ones too). A nested router notes its route
+/// after the outer one: the last, most precise, stays.
+#[derive(Clone, Default)]
+struct RouteSlot(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+/// Logs each request: method, route template (never the path, which names streams and
+/// clips; never the query, which may carry a token), status and duration.
+async fn access_log(mut request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if !tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let slot = RouteSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    tracing::debug!(
+        target: ACCESS_LOG,
+        method = %method,
+        route = route.as_deref().unwrap_or("(no route)"),
+        status = response.status().as_u16(),
+        duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        "request"
+    );
+    response
+}
+
+async fn note_route(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let extensions = request.extensions();
+    if let (Some(slot), Some(route)) = (extensions.get::<RouteSlot>(), extensions.get::<axum::extract::MatchedPath>()) {
+        *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(route.as_str().to_owned());
+    }
+    next.run(request).await
 }
 
 /// A request refused before its body was read (too large, unauthorized...) leaves the body
