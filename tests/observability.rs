@@ -72,6 +72,24 @@ async fn rtmps_publish_with_health_and_metrics() {
     assert_eq!(sample("hawker_ingest_publishes_active"), 1.0);
     assert!(sample("hawker_ingest_publishes_refused_total{reason=\"bad_key\"}") >= 1.0);
     assert!(!metrics.contains(key), "a key in the metrics");
+    // A viewer who joined and beat is counted on the node, per stream.
+    let (status, joined) =
+        server.call("POST", &format!("/api/v1/streams/{id}/viewers"), None, Some(serde_json::json!({}))).await;
+    assert_eq!(status, 201, "{joined}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let beat = format!("/api/v1/streams/{id}/viewers/{}/heartbeat", joined["session_id"].as_str().unwrap());
+    assert_eq!(server.call("POST", &beat, None, None).await.0, 204);
+    let viewers = format!("hawker_stream_viewers{{stream=\"{id}\"}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = server.client.get(server.url("/metrics")).bearer_auth("scrape-secret-123").send().await.unwrap();
+        let page = response.text().await.unwrap();
+        if page.lines().any(|l| l.starts_with(&viewers)) && metric(&page, &viewers) == 1.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no viewer in the metrics:\n{page}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     let _ = publisher.kill().await;
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
@@ -99,6 +117,19 @@ async fn ready_and_logged_as_an_operator_needs() {
     assert_eq!(server.get("/no/such/page").await.status(), 404);
     let metrics = server.get("/metrics").await.text().await.unwrap();
     assert_eq!(metric(&metrics, &format!("hawker_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), 1.0);
+    // Requests by route template and status, with their durations; the process's own figures.
+    let labels = "method=\"GET\",route=\"/api/v1/streams/{id}\",status=\"200\"";
+    let answered = metric(&metrics, &format!("hawker_http_requests_total{{{labels}}}"));
+    assert!(answered >= 1.0, "{metrics}");
+    assert_eq!(metric(&metrics, &format!("hawker_http_request_duration_seconds_count{{{labels}}}")), answered);
+    let within_10s = format!("hawker_http_request_duration_seconds_bucket{{{labels},le=\"10\"}}");
+    assert_eq!(metric(&metrics, &within_10s), answered);
+    assert!(metric(&metrics, "hawker_http_requests_total{method=\"GET\",route=\"(no route)\",status=\"404\"}") >= 1.0);
+    assert!(!metrics.contains(id), "a stream id in the unprotected metrics");
+    assert!(metric(&metrics, "process_resident_memory_bytes") > 1e6, "{metrics}");
+    assert!(metric(&metrics, "process_cpu_seconds_total") > 0.0, "{metrics}");
+    assert!(metric(&metrics, "process_open_fds") > 3.0, "{metrics}");
+    assert_eq!(metric(&metrics, "hawker_webhook_deliveries_total{outcome=\"delivered\"}"), 0.0);
 
     // Every line on the error output is one JSON object; the access lines name the route.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -443,6 +443,8 @@ async fn live_shopping_end_to_end() {
     assert_eq!(video_url, format!("{}/hls/{pid}/replay.mp4", server.url("")));
     assert_eq!(hook["video_url"], video_url.as_str());
     assert_eq!(server.stream(id, None).await["video_url"], video_url.as_str());
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(metric(&metrics, "hawker_webhook_deliveries_total{outcome=\"delivered\"}") >= 3.0, "{metrics}");
     let replay_seconds = total_duration(&parse_media(&replay_playlist));
     let size = check_replay_mp4(&video_url, replay_seconds).await;
     assert_eq!(mp4["bytes"].as_u64(), Some(size));

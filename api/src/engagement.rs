@@ -450,6 +450,12 @@ impl Engagement {
         }
     }
 
+    /// Live sessions on this node, by stream (the metrics).
+    pub fn current_viewers(&self) -> Vec<(String, i64)> {
+        let streams: Vec<_> = lock(&self.viewers).iter().map(|(id, entry)| (id.clone(), entry.clone())).collect();
+        streams.into_iter().map(|(id, entry)| (id, lock(&entry).stats().current)).collect()
+    }
+
     /// The stream's figures while it is watched: over every node when several share the
     /// database, else this node's.
     pub fn live_stats(&self, stream_id: &str) -> Option<ViewerStats> {

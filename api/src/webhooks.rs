@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -29,6 +30,17 @@ const POLL: Duration = Duration::from_secs(1);
 pub const BACKOFF: [Duration; 4] =
     [Duration::from_millis(500), Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deliveries this process made: answered 2xx, failed (each failed attempt), and given up
+/// after the last retry (the metrics).
+pub struct Counters {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub abandoned: AtomicU64,
+}
+
+pub static COUNTERS: Counters =
+    Counters { delivered: AtomicU64::new(0), failed: AtomicU64::new(0), abandoned: AtomicU64::new(0) };
 
 /// The webhook type of a bus event, for the events that are delivered.
 pub fn webhook_type(event: &Event) -> Option<&'static str> {
@@ -198,6 +210,8 @@ async fn send_due(state: AppState, queued: Arc<Notify>) {
             }
         };
         let outcome = send(&state, (&public, &private), &entry).await;
+        let counter = if outcome.is_ok() { &COUNTERS.delivered } else { &COUNTERS.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
         let done = match outcome {
             Ok(()) => state.db.drop_webhook(entry.id).await,
             Err(failure) => match usize::try_from(entry.attempts).ok().and_then(|n| BACKOFF.get(n)) {
@@ -211,6 +225,7 @@ async fn send_due(state: AppState, queued: Arc<Notify>) {
                     state.db.retry_webhook(entry.id, next).await
                 }
                 None => {
+                    COUNTERS.abandoned.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(kind = entry.kind, "webhook failed ({failure}); giving up");
                     state.db.drop_webhook(entry.id).await
                 }

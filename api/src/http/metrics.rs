@@ -2,6 +2,7 @@
 //! Labels carry stream ids, never keys.
 
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -103,6 +104,23 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
         storage_families(&mut out, &upload);
     }
 
+    let hooks = &crate::webhooks::COUNTERS;
+    let deliveries = [
+        ("delivered", hooks.delivered.load(Ordering::Relaxed)),
+        ("failed", hooks.failed.load(Ordering::Relaxed)),
+        ("abandoned", hooks.abandoned.load(Ordering::Relaxed)),
+    ];
+    let deliveries: Vec<_> = deliveries.iter().map(|(r, v)| (format!("{{outcome=\"{r}\"}}"), *v as f64)).collect();
+    family(
+        &mut out,
+        "hawker_webhook_deliveries_total",
+        "counter",
+        "Webhook delivery attempts, by outcome (abandoned: failed for the last time).",
+        &deliveries,
+    );
+    http_families(&mut out);
+    process_families(&mut out);
+
     let streams = if per_stream_series { state.live.all_ingest_health() } else { Vec::new() };
     let per_stream = |value: fn(&IngestHealth) -> f64| -> Vec<(String, f64)> {
         streams.iter().map(|(id, h)| (format!("{{stream=\"{id}\"}}"), value(h))).collect()
@@ -135,7 +153,91 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
     for (name, kind, help, value) in stream_families {
         family(&mut out, name, kind, help, &per_stream(value));
     }
+    let viewers = if per_stream_series { state.engagement.current_viewers() } else { Vec::new() };
+    let viewers: Vec<_> = viewers.into_iter().map(|(id, n)| (format!("{{stream=\"{id}\"}}"), n as f64)).collect();
+    family(&mut out, "hawker_stream_viewers", "gauge", "Live viewer sessions on this node.", &viewers);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+}
+
+/// Bounds (seconds) of the HTTP request durations: an API call takes milliseconds, an LL-HLS
+/// blocking reload up to three part targets.
+const HTTP_SECONDS_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Requests and their durations, by method, route template and status: a bounded set (routes
+/// are templates, unmatched requests one route).
+#[derive(Default)]
+struct HttpSeries {
+    count: u64,
+    sum_seconds: f64,
+    buckets: [u64; HTTP_SECONDS_BUCKETS.len()],
+}
+
+type HttpKey = (String, String, u16);
+
+fn http_series() -> &'static std::sync::Mutex<std::collections::BTreeMap<HttpKey, HttpSeries>> {
+    static SERIES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeMap<HttpKey, HttpSeries>>> =
+        std::sync::OnceLock::new();
+    SERIES.get_or_init(Default::default)
+}
+
+/// Counts one answered request.
+pub(super) fn record_request(method: &str, route: &str, status: u16, took: std::time::Duration) {
+    let seconds = took.as_secs_f64();
+    let mut series = http_series().lock().unwrap_or_else(|e| e.into_inner());
+    let one = series.entry((method.to_owned(), route.to_owned(), status)).or_default();
+    one.count += 1;
+    one.sum_seconds += seconds;
+    for (bound, count) in HTTP_SECONDS_BUCKETS.iter().zip(one.buckets.iter_mut()) {
+        if seconds <= *bound {
+            *count += 1;
+        }
+    }
+}
+
+fn http_families(out: &mut String) {
+    let series = http_series().lock().unwrap_or_else(|e| e.into_inner());
+    let label =
+        |(method, route, status): &HttpKey| format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+    let counts: Vec<_> = series.iter().map(|(k, s)| (format!("{{{}}}", label(k)), s.count as f64)).collect();
+    family(out, "hawker_http_requests_total", "counter", "HTTP requests answered.", &counts);
+    let name = "hawker_http_request_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} Time to answer an HTTP request.\n# TYPE {name} histogram");
+    for (key, s) in series.iter() {
+        let labels = label(key);
+        for (bound, count) in HTTP_SECONDS_BUCKETS.iter().zip(s.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}", s.sum_seconds, s.count);
+    }
+}
+
+/// The process's own figures, named as Prometheus' client libraries name them, from /proc.
+fn process_families(out: &mut String) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    // The fields after the command name (which may hold spaces), from field 3 on.
+    let Some(fields) = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>()) else {
+        return;
+    };
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf only reads a system constant.
+    let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK) as f64, libc::sysconf(libc::_SC_PAGESIZE) as f64) };
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok()))
+        .unwrap_or(0.0);
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as f64;
+    let gauges = [
+        ("process_cpu_seconds_total", "counter", "CPU time used, user and system.", (field(14) + field(15)) / ticks),
+        ("process_resident_memory_bytes", "gauge", "Resident memory.", field(24) * page),
+        ("process_virtual_memory_bytes", "gauge", "Virtual memory.", field(23)),
+        ("process_start_time_seconds", "gauge", "Start time, seconds since the Unix epoch.", boot + field(22) / ticks),
+        ("process_open_fds", "gauge", "Open file descriptors.", fds),
+        ("process_threads", "gauge", "Threads.", field(20)),
+    ];
+    for (name, kind, help, value) in gauges {
+        family(out, name, kind, help, &[(String::new(), value)]);
+    }
 }
 
 /// The S3 upload queue: its spool, its uploads and their latency (put to readable remotely).

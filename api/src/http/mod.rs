@@ -127,22 +127,24 @@ struct RouteSlot(std::sync::Arc<std::sync::Mutex<Option<String>>>);
 
 /// Logs each request: method, route template (never the path, which names streams and
 /// clips; never the query, which may carry a token), status and duration.
+/// Also counts each request for `/metrics` (by the same labels).
 async fn access_log(mut request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    if !tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG) {
-        return next.run(request).await;
-    }
     let method = request.method().clone();
     let slot = RouteSlot::default();
     request.extensions_mut().insert(slot.clone());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    let took = started.elapsed();
     let route = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let route = route.as_deref().unwrap_or("(no route)");
+    let status = response.status().as_u16();
+    metrics::record_request(method.as_str(), route, status, took);
     tracing::debug!(
         target: ACCESS_LOG,
         method = %method,
-        route = route.as_deref().unwrap_or("(no route)"),
-        status = response.status().as_u16(),
-        duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        route,
+        status,
+        duration_ms = (took.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         "request"
     );
     response
