@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
 use common::events::{open_events, wait_event};
 use common::*;
 use hmac::{Hmac, Mac};
@@ -41,6 +42,28 @@ async fn webhook_receiver() -> Hooks {
 
 const SECRET: &str = "webhook-secret-0123456789";
 
+/// Runs the README's Python verification recipe on a received webhook.
+fn readme_recipe_accepts(headers: &HeaderMap, body: &[u8]) -> bool {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let recipe = readme.split("```python\n").nth(1).and_then(|r| r.split("```").next()).expect("the recipe");
+    let named = |name: &str| headers[name].to_str().unwrap().to_owned();
+    let given = json!({"webhook-id": named("webhook-id"), "webhook-timestamp": named("webhook-timestamp"),
+        "webhook-signature": named("webhook-signature")});
+    let dir = tempfile::tempdir().unwrap();
+    let body_file = dir.path().join("body");
+    std::fs::write(&body_file, body).unwrap();
+    let script = format!(
+        "{recipe}\nimport json, sys\nprint(verify(sys.argv[1].encode(), json.loads(sys.argv[2]), open(sys.argv[3], 'rb').read()))"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script, SECRET, &given.to_string()])
+        .arg(&body_file)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
 impl Hooks {
     /// Waits for a delivered (2xx-answered or not) webhook of `kind` and checks its signature.
     async fn wait(&self, kind: &str, stream_id: &str, within: Duration) -> Value {
@@ -56,6 +79,23 @@ impl Hooks {
                 mac.update(&body);
                 let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
                 assert_eq!(headers["x-hawker-signature"].to_str().unwrap(), format!("sha256={hex}"));
+                // Standard Webhooks: the signature of id, timestamp and body; the timestamp now.
+                let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+                let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(format!("{id}.{timestamp}.").as_bytes());
+                mac.update(&body);
+                let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+                assert_eq!(header("webhook-signature"), format!("v1,{expected}"));
+                let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
+                assert!((0..300).contains(&age), "webhook-timestamp {timestamp}");
+                // The README's recipe verifies it, and refuses it tampered.
+                assert!(readme_recipe_accepts(&headers, &body), "the README's recipe refused a webhook");
+                assert!(!readme_recipe_accepts(&headers, &[&body[..], b" "].concat()), "a tampered body passed");
+                // One id per event, the same on a retry.
+                for (other_headers, other_body) in self.received.lock().unwrap().iter() {
+                    assert_eq!(*other_body == body, other_headers["webhook-id"] == id.as_str(), "{id}");
+                }
                 assert_eq!(headers["content-type"], "application/json");
                 assert!(value["at"].is_string());
                 return value;

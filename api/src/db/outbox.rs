@@ -11,6 +11,8 @@ pub struct OutboxEntry {
     pub body: String,
     /// Sends tried before this one.
     pub attempts: i64,
+    /// Its event's id, the same on every retry (`None`: queued before ids were kept).
+    pub event_id: Option<String>,
 }
 
 impl Db {
@@ -22,11 +24,14 @@ impl Db {
             if waiting >= max {
                 return Ok(false);
             }
-            sqlx::query("INSERT INTO webhook_outbox (stream_id, kind, body, next_at) VALUES ($1, $2, $3, $4)")
-                .bind(stream_id)
-                .bind(kind)
-                .bind(body)
-                .bind(Ts::now())
+            sqlx::query(
+                "INSERT INTO webhook_outbox (stream_id, kind, body, next_at, event_id) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(stream_id)
+            .bind(kind)
+            .bind(body)
+            .bind(Ts::now())
+            .bind(crate::secrets::new_id())
                 .execute(pool)
                 .await?;
             Ok(true)
@@ -45,7 +50,7 @@ impl Db {
             "UPDATE webhook_outbox SET claimed_until = $1 WHERE id = (SELECT id FROM webhook_outbox w \
              WHERE next_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
              AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.stream_id = w.stream_id AND o.id < w.id) \
-             ORDER BY id LIMIT 1{lock}) RETURNING id, kind, body, attempts"
+             ORDER BY id LIMIT 1{lock}) RETURNING id, kind, body, attempts, event_id"
         );
         on_pool!(self, pool => {
             let row = sqlx::query(&sql).bind(ts(until)).bind(ts(now)).fetch_optional(pool).await?;
@@ -55,6 +60,7 @@ impl Db {
                     kind: row.text("kind")?,
                     body: row.text("body")?,
                     attempts: row.int("attempts")?,
+                    event_id: row.text_opt("event_id")?,
                 })
             })
             .transpose()

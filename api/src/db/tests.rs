@@ -644,6 +644,9 @@ async fn webhook_outbox_claims_retries_and_bounds(db: Db) {
     db.retry_webhook(first.id, Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
     let again = db.claim_webhook(hold).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (first.id, 2));
+    // One event id a delivery, kept over its retries.
+    assert!(first.event_id.is_some() && first.event_id != second.event_id);
+    assert_eq!(again.event_id, first.event_id);
     db.drop_webhook(again.id).await.unwrap();
     assert_eq!(db.claim_webhook(hold).await.unwrap().unwrap().kind, "stream.archived", "then s1's next");
     // A claim whose node died lapses.
