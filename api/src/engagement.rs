@@ -450,12 +450,6 @@ impl Engagement {
         }
     }
 
-    /// Live sessions on this node, by stream (the metrics).
-    pub fn current_viewers(&self) -> Vec<(String, i64)> {
-        let streams: Vec<_> = lock(&self.viewers).iter().map(|(id, entry)| (id.clone(), entry.clone())).collect();
-        streams.into_iter().map(|(id, entry)| (id, lock(&entry).stats().current)).collect()
-    }
-
     /// The stream's figures while it is watched: over every node when several share the
     /// database, else this node's.
     pub fn live_stats(&self, stream_id: &str) -> Option<ViewerStats> {
@@ -529,7 +523,7 @@ impl Engagement {
     }
 
     /// This node's counted live sessions per stream in memory.
-    fn current_by_stream(&self) -> Vec<(String, i64)> {
+    pub fn current_by_stream(&self) -> Vec<(String, i64)> {
         lock(&self.viewers).iter().map(|(id, entry)| (id.clone(), lock(entry).current)).collect()
     }
 

@@ -153,7 +153,7 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
     for (name, kind, help, value) in stream_families {
         family(&mut out, name, kind, help, &per_stream(value));
     }
-    let viewers = if per_stream_series { state.engagement.current_viewers() } else { Vec::new() };
+    let viewers = if per_stream_series { state.engagement.current_by_stream() } else { Vec::new() };
     let viewers: Vec<_> = viewers.into_iter().map(|(id, n)| (format!("{{stream=\"{id}\"}}"), n as f64)).collect();
     family(&mut out, "hawker_stream_viewers", "gauge", "Live viewer sessions on this node.", &viewers);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
