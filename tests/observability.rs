@@ -115,7 +115,18 @@ async fn ready_and_logged_as_an_operator_needs() {
 
     assert_eq!(server.get(&format!("/api/v1/streams/{id}?token=query-secret-42")).await.status(), 200);
     assert_eq!(server.get("/no/such/page").await.status(), 404);
+    // Any token is a method to HTTP: an unknown one is counted as `other`, not as a new series.
+    for (method, path) in [("PURGE", "/no/such/page"), ("PURGE2", "/no/such/page"), ("PURGE3", "/healthz")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        server.client.request(method, server.url(path)).send().await.unwrap();
+    }
     let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(!metrics.contains("PURGE"), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "hawker_http_requests_total{method=\"other\",route=\"(no route)\",status=\"404\"}"),
+        2.0
+    );
+    assert_eq!(metric(&metrics, "hawker_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"}"), 1.0);
     assert_eq!(metric(&metrics, &format!("hawker_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), 1.0);
     // Requests by route template and status, with their durations; the process's own figures.
     let labels = "method=\"GET\",route=\"/api/v1/streams/{id}\",status=\"200\"";
@@ -131,7 +142,8 @@ async fn ready_and_logged_as_an_operator_needs() {
     assert!(metric(&metrics, "process_open_fds") > 3.0, "{metrics}");
     assert_eq!(metric(&metrics, "hawker_webhook_deliveries_total{outcome=\"delivered\"}"), 0.0);
 
-    // Every line on the error output is one JSON object; the access lines name the route.
+    // Log lines are JSON objects (the first-start banner on stdout aside); the access lines
+    // name the route.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let access = loop {
         let log = server.log();

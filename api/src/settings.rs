@@ -190,6 +190,13 @@ impl Settings {
         }
         if let Some(secret) = &self.webhook_secret {
             check_range("webhook_secret length", secret.chars().count(), 16, 256, " characters")?;
+            // The Standard Webhooks form: its base64 must decode, or receivers could not verify.
+            if let Some(encoded) = secret.strip_prefix("whsec_") {
+                use base64::Engine;
+                if base64::engine::general_purpose::STANDARD.decode(encoded).is_err() {
+                    return Err("webhook_secret: after whsec_, standard base64 (A-Z a-z 0-9 + /, padded)".into());
+                }
+            }
         }
         Ok(())
     }
@@ -269,6 +276,7 @@ mod tests {
             }))
             .unwrap();
         assert_eq!(ok.ladder[0].height, 720);
+        assert!(base.patched(json!({"webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})).is_ok());
         let cases = [
             (json!({"segment_duration_seconds": 0.4}), "segment_duration_seconds must be 0.5 to 10"),
             (json!({"segment_duration_seconds": 11}), "segment_duration_seconds"),
@@ -280,6 +288,7 @@ mod tests {
             (json!({"webhook_url": "ftp://x"}), "webhook_url"),
             (json!({"webhook_url": "https://x/h"}), "webhook_secret is required"),
             (json!({"webhook_secret": "short"}), "webhook_secret length"),
+            (json!({"webhook_secret": "whsec_not-base64_at-all"}), "after whsec_, standard base64"),
             (json!({"chat_max_length": 0}), "chat_max_length"),
             (json!({"chat_rate_limit_messages": 1000}), "chat_rate_limit_messages"),
             (

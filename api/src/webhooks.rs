@@ -31,16 +31,22 @@ pub const BACKOFF: [Duration; 4] =
     [Duration::from_millis(500), Duration::from_secs(2), Duration::from_secs(8), Duration::from_secs(30)];
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Deliveries this process made: answered 2xx, failed (each failed attempt), and given up
-/// after the last retry (the metrics).
+/// Deliveries this process made: answered 2xx, skipped (webhooks off, or an internal
+/// target refused), failed (each failed attempt), and given up after the last retry (the
+/// metrics).
 pub struct Counters {
     pub delivered: AtomicU64,
+    pub skipped: AtomicU64,
     pub failed: AtomicU64,
     pub abandoned: AtomicU64,
 }
 
-pub static COUNTERS: Counters =
-    Counters { delivered: AtomicU64::new(0), failed: AtomicU64::new(0), abandoned: AtomicU64::new(0) };
+pub static COUNTERS: Counters = Counters {
+    delivered: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    abandoned: AtomicU64::new(0),
+};
 
 /// The webhook type of a bus event, for the events that are delivered.
 pub fn webhook_type(event: &Event) -> Option<&'static str> {
@@ -226,10 +232,14 @@ async fn send_due(state: AppState, queued: Arc<Notify>) {
             }
         };
         let outcome = send(&state, (&public, &private), &entry).await;
-        let counter = if outcome.is_ok() { &COUNTERS.delivered } else { &COUNTERS.failed };
+        let counter = match outcome {
+            Ok(Sent::Delivered) => &COUNTERS.delivered,
+            Ok(Sent::Skipped) => &COUNTERS.skipped,
+            Err(_) => &COUNTERS.failed,
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         let done = match outcome {
-            Ok(()) => state.db.drop_webhook(entry.id).await,
+            Ok(_) => state.db.drop_webhook(entry.id).await,
             Err(failure) => match usize::try_from(entry.attempts).ok().and_then(|n| BACKOFF.get(n)) {
                 Some(wait) => {
                     tracing::warn!(
@@ -253,16 +263,24 @@ async fn send_due(state: AppState, queued: Arc<Notify>) {
     }
 }
 
+/// What became of a delivery that needs no retry.
+enum Sent {
+    /// Answered 2xx.
+    Delivered,
+    /// Not sent: webhooks were turned off since, or the target is an internal address.
+    Skipped,
+}
+
 /// Sends one delivery to the admin's current webhook URL, signed with the current secret.
 async fn send(
     state: &AppState,
     (public, private): (&reqwest::Client, &reqwest::Client),
     entry: &OutboxEntry,
-) -> Result<(), String> {
+) -> Result<Sent, String> {
     let settings = state.db.settings().await.map_err(|e| format!("settings: {e}"))?;
     let (Some(url), Some(secret)) = (settings.webhook_url, settings.webhook_secret) else {
         // Turned off since: nothing to send to.
-        return Ok(());
+        return Ok(Sent::Skipped);
     };
     let client = if settings.allow_private_webhooks {
         private
@@ -270,7 +288,7 @@ async fn send(
         // Not retried: it would be refused again. (The public client checks the address it
         // connects to as well, for a name that changes its answer in between.)
         tracing::error!(kind = entry.kind, "webhook refused: {why} (allow_private_webhooks is off)");
-        return Ok(());
+        return Ok(Sent::Skipped);
     } else {
         public
     };
@@ -290,7 +308,7 @@ async fn send(
         .send()
         .await;
     match response {
-        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) if response.status().is_success() => Ok(Sent::Delivered),
         Ok(response) => Err(format!("status {}", response.status())),
         Err(e) => Err(e.to_string()),
     }

@@ -1,20 +1,23 @@
 //! `/healthz`: the process answers. `/readyz`: it can do its work: the database answers, and
-//! the media folder takes a write or the S3 spool has room. A load balancer sends viewers and
-//! sellers only to a ready node.
+//! the media folder takes a write or the S3 spool has room. For an orchestrator and alerts;
+//! a balancer in front of nodes that share one database routes on `/healthz` (a database blip
+//! would make every node unready at once, and live playback does not need the database).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::AppState;
 
-/// A check slower than this has failed.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A check slower than this has failed (the checks run side by side: a prober with a 1 s
+/// timeout gets an answer).
+const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
 /// Answers are reused this long: a public endpoint asked in a loop writes to the store at
 /// most this often.
 const REUSED_FOR: Duration = Duration::from_secs(2);
@@ -23,44 +26,53 @@ const SPOOL_FULL: f64 = 0.9;
 
 type Answer = (StatusCode, Value);
 
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     static LAST: OnceLock<tokio::sync::Mutex<Option<(Instant, Answer)>>> = OnceLock::new();
     // One probe at a time; the others wait for its answer.
     let mut last = LAST.get_or_init(Default::default).lock().await;
-    if let Some((_, answer)) = last.as_ref().filter(|(at, _)| at.elapsed() < REUSED_FOR) {
-        return (answer.0, Json(answer.1.clone()));
-    }
-    let answer = check(&state).await;
-    *last = Some((Instant::now(), answer.clone()));
-    (answer.0, Json(answer.1))
+    let answer = match last.as_ref().filter(|(at, _)| at.elapsed() < REUSED_FOR) {
+        Some((_, answer)) => answer.clone(),
+        None => {
+            let answer = check(&state).await;
+            *last = Some((Instant::now(), answer.clone()));
+            answer
+        }
+    };
+    (answer.0, [(header::CACHE_CONTROL, "no-store")], Json(answer.1))
 }
 
 async fn check(state: &AppState) -> Answer {
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {
-        Ok(Ok(())) => "ok",
-        Ok(Err(e)) => {
-            tracing::warn!("readiness: the database: {e}");
-            "unreachable"
+    let database = async {
+        match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!("readiness: the database: {e}");
+                "unreachable"
+            }
+            Err(_) => "too slow",
         }
-        Err(_) => "too slow",
     };
     // A bucket is written through the spool: a node is ready while its spool has room (it
     // rides out a bucket outage), and is not made to upload probes. A folder is written to.
-    let (store, spool) = match state.store.upload_stats() {
-        Some(s) if s.spooled_bytes as f64 > s.spool_capacity_bytes as f64 * SPOOL_FULL => ("ok", "full"),
-        Some(_) => ("ok", "ok"),
-        None => match tokio::time::timeout(CHECK_TIMEOUT, write_probe(state)).await {
-            Ok(Ok(())) => ("ok", "none"),
-            Ok(Err(e)) => {
-                tracing::warn!("readiness: the store: {e}");
-                ("not writable", "none")
-            }
-            Err(_) => ("too slow", "none"),
-        },
+    let upload = state.store.upload_stats();
+    let store = async {
+        match &upload {
+            Some(s) if s.spooled_bytes as f64 > s.spool_capacity_bytes as f64 * SPOOL_FULL => ("ok", "full"),
+            Some(_) => ("ok", "ok"),
+            None => match tokio::time::timeout(CHECK_TIMEOUT, write_probe(state)).await {
+                Ok(Ok(())) => ("ok", "none"),
+                Ok(Err(e)) => {
+                    tracing::warn!("readiness: the store: {e}");
+                    ("not writable", "none")
+                }
+                Err(_) => ("too slow", "none"),
+            },
+        }
     };
+    let (database, (store, spool)) = tokio::join!(database, store);
     let ready = database == "ok" && store == "ok" && spool != "full";
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let bucket = state.store.upload_stats().map(|s| if s.outage { "unreachable: spooling" } else { "ok" });
+    let bucket = upload.map(|s| if s.outage { "unreachable: spooling" } else { "ok" });
     let checks = json!({"database": database, "store": store, "spool": spool, "bucket": bucket});
     (status, json!({"status": if ready { "ready" } else { "not ready" }, "checks": checks}))
 }

@@ -107,6 +107,7 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
     let hooks = &crate::webhooks::COUNTERS;
     let deliveries = [
         ("delivered", hooks.delivered.load(Ordering::Relaxed)),
+        ("skipped", hooks.skipped.load(Ordering::Relaxed)),
         ("failed", hooks.failed.load(Ordering::Relaxed)),
         ("abandoned", hooks.abandoned.load(Ordering::Relaxed)),
     ];
@@ -115,7 +116,7 @@ fn render(state: &AppState, per_stream_series: bool) -> impl IntoResponse + use<
         &mut out,
         "hawker_webhook_deliveries_total",
         "counter",
-        "Webhook delivery attempts, by outcome (abandoned: failed for the last time).",
+        "Webhook delivery attempts, by outcome (skipped: webhooks off or the target refused; abandoned: failed for the last time).",
         &deliveries,
     );
     http_families(&mut out);
@@ -180,8 +181,11 @@ fn http_series() -> &'static std::sync::Mutex<std::collections::BTreeMap<HttpKey
     SERIES.get_or_init(Default::default)
 }
 
-/// Counts one answered request.
+/// Counts one answered request. Methods outside the standard ones count as `other`: a client
+/// may send any token as a method, and each would be a new series.
 pub(super) fn record_request(method: &str, route: &str, status: u16, took: std::time::Duration) {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    let method = KNOWN.into_iter().find(|m| *m == method).unwrap_or("other");
     let seconds = took.as_secs_f64();
     let mut series = http_series().lock().unwrap_or_else(|e| e.into_inner());
     let one = series.entry((method.to_owned(), route.to_owned(), status)).or_default();
@@ -201,7 +205,7 @@ fn http_families(out: &mut String) {
     let counts: Vec<_> = series.iter().map(|(k, s)| (format!("{{{}}}", label(k)), s.count as f64)).collect();
     family(out, "hawker_http_requests_total", "counter", "HTTP requests answered.", &counts);
     let name = "hawker_http_request_duration_seconds";
-    let _ = writeln!(out, "# HELP {name} Time to answer an HTTP request.\n# TYPE {name} histogram");
+    let _ = writeln!(out, "# HELP {name} Time to an HTTP response's headers.\n# TYPE {name} histogram");
     for (key, s) in series.iter() {
         let labels = label(key);
         for (bound, count) in HTTP_SECONDS_BUCKETS.iter().zip(s.buckets) {

@@ -87,14 +87,12 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer-tokens", post(identity::viewer_token))
         .route("/guest-tokens", post(identity::guest_token))
         .route("/openapi.json", get(openapi::document))
-        .route_layer(axum::middleware::from_fn(note_route))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, API_TIMEOUT));
     // Players on any site may fetch the media.
     let hls = Router::new()
         .route("/{playback_id}/{*path}", get(hls::serve))
-        .route_layer(axum::middleware::from_fn(note_route))
         .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HLS_TIMEOUT));
     let pages = Router::new()
@@ -109,7 +107,6 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(pages::asset));
     let pages = if metrics_here { pages.route("/metrics", get(metrics::prometheus)) } else { pages };
     pages
-        .route_layer(axum::middleware::from_fn(note_route))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn(access_log))
@@ -119,23 +116,16 @@ pub fn router(state: AppState) -> Router {
 /// The access log's target: one line per request, at DEBUG (`--access-log` turns it on).
 pub const ACCESS_LOG: &str = "hawker::access";
 
-/// The route a request matched, noted by [`note_route`] for [`access_log`] (which runs before
-/// routing, around every request, the unmatched ones too). A nested router notes its route
-/// after the outer one: the last, most precise, stays.
-#[derive(Clone, Default)]
-struct RouteSlot(std::sync::Arc<std::sync::Mutex<Option<String>>>);
-
 /// Logs each request: method, route template (never the path, which names streams and
-/// clips; never the query, which may carry a token), status and duration.
-/// Also counts each request for `/metrics` (by the same labels).
-async fn access_log(mut request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// clips; never the query, which may carry a token), status and duration; and counts it for
+/// `/metrics` by the same labels. A router's layer runs after routing: the matched route's
+/// template (nested routers' prefixes included) is known; a fallback's request has none.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let method = request.method().clone();
-    let slot = RouteSlot::default();
-    request.extensions_mut().insert(slot.clone());
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let took = started.elapsed();
-    let route = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
     let route = route.as_deref().unwrap_or("(no route)");
     let status = response.status().as_u16();
     metrics::record_request(method.as_str(), route, status, took);
@@ -148,14 +138,6 @@ async fn access_log(mut request: axum::extract::Request, next: axum::middleware:
         "request"
     );
     response
-}
-
-async fn note_route(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let extensions = request.extensions();
-    if let (Some(slot), Some(route)) = (extensions.get::<RouteSlot>(), extensions.get::<axum::extract::MatchedPath>()) {
-        *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(route.as_str().to_owned());
-    }
-    next.run(request).await
 }
 
 /// A request refused before its body was read (too large, unauthorized...) leaves the body
