@@ -63,6 +63,7 @@ pub struct FileConfig {
     pub http_max_connections: Option<usize>,
     pub http_max_connections_per_ip: Option<usize>,
     pub http_header_timeout: Option<f64>,
+    pub drain_timeout: Option<f64>,
     pub metrics_token: Option<String>,
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -139,6 +140,7 @@ pub fn http_limits(
     max_connections: Option<usize>,
     max_per_ip: Option<usize>,
     header_timeout: Option<f64>,
+    drain: Option<f64>,
 ) -> anyhow::Result<crate::http_server::HttpLimits> {
     let defaults = crate::http_server::HttpLimits::default();
     let limits = crate::http_server::HttpLimits {
@@ -149,7 +151,11 @@ pub fn http_limits(
             Some(secs) => bail!("--http-header-timeout must be 1 to 3600 seconds, not {secs}"),
             None => defaults.header_timeout,
         },
-        drain: defaults.drain,
+        drain: match drain {
+            Some(secs) if (1.0..=3600.0).contains(&secs) => Duration::from_secs_f64(secs),
+            Some(secs) => bail!("--drain-timeout must be 1 to 3600 seconds, not {secs}"),
+            None => defaults.drain,
+        },
     };
     if limits.max_connections == 0 || limits.max_connections_per_ip == 0 {
         bail!("--http-max-connections and --http-max-connections-per-ip must be at least 1");

@@ -27,7 +27,8 @@ pub struct HttpLimits {
     /// A request's headers must arrive within this; an idle keep-alive connection is closed
     /// after it.
     pub header_timeout: Duration,
-    /// How long a stop waits for requests in flight.
+    /// How long a stop waits for requests in flight (and for live streams to store their
+    /// media: one drain time from the signal).
     pub drain: Duration,
 }
 
@@ -37,7 +38,7 @@ impl Default for HttpLimits {
             max_connections: 10_000,
             max_connections_per_ip: 256,
             header_timeout: Duration::from_secs(15),
-            drain: Duration::from_secs(10),
+            drain: Duration::from_secs(15),
         }
     }
 }

@@ -23,10 +23,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{FileConfig, ServeConfig};
 use crate::live::{Live, LiveControl};
 
-/// How long a clean shutdown waits for live streams to store what they were sent (a drain
-/// that gives up leaves them as a crash would: recovered up to their last stored segment).
-const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
 #[derive(Parser)]
 #[command(name = "hawker", version, about = "Live-shopping streaming backend: RTMP in, HLS out, a lifecycle API")]
 struct Cli {
@@ -202,6 +198,10 @@ struct ServeArgs {
     /// connection stays open [default: 15]
     #[arg(long, env = "HAWKER_HTTP_HEADER_TIMEOUT")]
     http_header_timeout: Option<f64>,
+    /// Seconds a clean stop (SIGTERM, Ctrl-C) gives requests under way to end and live
+    /// streams to store what they were sent; a second signal stops at once [default: 15]
+    #[arg(long, env = "HAWKER_DRAIN_TIMEOUT")]
+    drain_timeout: Option<f64>,
     #[command(flatten)]
     storage: config::StorageArgs,
     #[command(flatten)]
@@ -414,6 +414,7 @@ fn merge(data_dir: PathBuf, args: ServeArgs, file: FileConfig) -> anyhow::Result
             args.http_max_connections.or(file.http_max_connections),
             args.http_max_connections_per_ip.or(file.http_max_connections_per_ip),
             args.http_header_timeout.or(file.http_header_timeout),
+            args.drain_timeout.or(file.drain_timeout),
         )?,
         trusted_proxies,
         data_dir,
@@ -556,7 +557,7 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(listener, metrics).await });
     }
     let background = tokio::spawn(hawker_api::run_background(state.clone()));
-    let app = hawker_api::router(state);
+    let app = hawker_api::router(state.clone());
     match rtmps_addr {
         Some(rtmps) => {
             tracing::info!(http = %http_addr, rtmp = %rtmp_addr, %rtmps, "hawker ready: accepting HTTP, RTMP and RTMPS")
@@ -565,10 +566,21 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     }
 
     let stop = shutdown.clone();
-    let stopped = async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        stop.cancel();
+    let drain = config.http_limits.drain;
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let stopped = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = signalled.set(tokio::time::Instant::now());
+            tracing::info!(drain_seconds = drain.as_secs_f64(), "shutting down: a second signal stops at once");
+            stop.cancel();
+            tokio::spawn(async {
+                shutdown_signal().await;
+                tracing::warn!("a second signal: stopping now, without waiting for the drain");
+                std::process::exit(1);
+            });
+        }
     };
     http_server::serve(http_listener, app, config.http_limits.clone(), config.trusted_proxies.clone(), stopped).await?;
     shutdown.cancel();
@@ -576,10 +588,15 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     for server in servers {
         server.await?;
     }
-    // The publishers are disconnected; each stream stores what it was sent before we exit.
-    if tokio::time::timeout(SETTLE_TIMEOUT, live.settle()).await.is_err() {
+    // One drain time from the signal: the publishers are disconnected, and each stream stores
+    // what it was sent in what is left of it (a stream cut short is as after a crash:
+    // recovered up to its last stored segment).
+    let deadline = signalled.get().copied().unwrap_or_else(tokio::time::Instant::now) + drain;
+    if tokio::time::timeout_at(deadline, live.settle()).await.is_err() {
         tracing::warn!("streams still storing media at exit; a restart recovers them up to their last stored segment");
     }
+    // Viewer counters not yet written; webhooks not yet delivered stay in the outbox.
+    hawker_api::flush_counters(&state).await;
     Ok(())
 }
 

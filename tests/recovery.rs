@@ -305,3 +305,39 @@ async fn a_live_stream_has_a_fresh_poster_and_its_replay_keeps_it() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(server.get(&poster_url).await.bytes().await.unwrap(), kept);
 }
+
+/// A request under way whose body comes slowly (the API waits for it up to 30 s).
+async fn slow_request(server: &Server) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(server.http.trim_start_matches("http://")).await.unwrap();
+    let head = "POST /api/v1/guest-tokens HTTP/1.1\r\nHost: hawker\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    socket
+}
+
+/// A clean stop waits for requests under way at most its drain time (`--drain-timeout`), and a
+/// second signal stops at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_is_bounded_by_its_drain_time_and_a_second_signal() {
+    let server = Server::start_with(&["--drain-timeout", "2"]);
+    let _held = slow_request(&server).await;
+    let started = Instant::now();
+    let _dir = server.stop(Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!((Duration::from_millis(1500)..Duration::from_secs(6)).contains(&took), "stopped in {took:?}");
+
+    let mut server = Server::start_with(&["--drain-timeout", "60"]);
+    let _held = slow_request(&server).await;
+    let pid = server.pid().to_string();
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(server.log().contains("a second signal stops at once"), "{}", server.log());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(!status.success(), "a stop cut short is not a clean one");
+    assert!(started.elapsed() < Duration::from_secs(3), "the second signal took {:?}", started.elapsed());
+    assert!(server.log().contains("a second signal: stopping now"), "{}", server.log());
+}

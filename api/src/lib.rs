@@ -305,6 +305,12 @@ impl AppState {
     }
 }
 
+/// At a clean stop: writes the viewer counters not written yet (the background work, which
+/// writes them every few seconds, is stopped).
+pub async fn flush_counters(state: &AppState) {
+    engagement::flush(&state.engagement, &state.db).await;
+}
+
 /// The API's background work: expired reconnect windows, viewer sessions and counts,
 /// webhooks. Runs until the task is dropped (abort it on shutdown).
 pub async fn run_background(state: AppState) {

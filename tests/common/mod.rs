@@ -192,6 +192,18 @@ impl Server {
         std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("tempdir"))
     }
 
+    /// Waits for the server to exit (after a signal sent by the test) and returns how.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {within:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `host:port` of the RTMP listener.
     pub fn rtmp_addr(&self) -> String {
         self.rtmp.trim_start_matches("rtmp://").trim_end_matches("/live").to_owned()
