@@ -275,6 +275,7 @@ async fn s3_outage_mid_stream_loses_no_segment() {
     assert_eq!(metric(&metrics, "hawker_storage_outage"), 1.0);
     assert!(metric(&metrics, "hawker_storage_spool_objects") >= 5.0, "{metrics}");
     assert!(metric(&metrics, "hawker_storage_spool_bytes") > 0.0, "{metrics}");
+    assert!(metric(&metrics, "hawker_storage_spool_disk_free_bytes") > 64e6, "{metrics}");
     assert!(metric(&metrics, "hawker_storage_oldest_waiting_seconds") > 5.0, "{metrics}");
     assert!(metric(&metrics, "hawker_storage_upload_failures_total") >= 1.0, "{metrics}");
     let ready = server.get("/readyz").await;

@@ -37,6 +37,16 @@ pub(crate) struct Spool {
 }
 
 impl Spool {
+    /// Bytes free for the spool on its file system; `None` when it cannot be told.
+    pub fn disk_free(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs fills `stat`, a plain C struct, for a NUL-terminated path.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        let done = unsafe { libc::statvfs(path.as_ptr(), &mut stat) } == 0;
+        done.then(|| u64::from(stat.f_bavail).saturating_mul(stat.f_frsize))
+    }
+
     /// Opens (creating) the folder and returns what a previous run left in it, oldest first.
     /// Temporary files of interrupted writes and unreadable files are removed.
     pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<(Spool, Vec<SpoolEntry>)> {

@@ -67,6 +67,8 @@ pub struct UploadStats {
     pub spool_capacity_bytes: u64,
     /// How long the oldest object still spooled has waited.
     pub oldest_waiting: Option<Duration>,
+    /// Bytes free on the spool's file system (its bound may be more than the disk holds).
+    pub spool_disk_free_bytes: Option<u64>,
     /// Times from put to readable remotely, every upload: counts at or under each of
     /// [`UPLOAD_SECONDS_BUCKETS`] (cumulative, as Prometheus has them), with their sum.
     pub upload_seconds: Histogram,
@@ -247,6 +249,8 @@ impl<R: Remote> Uploader<R> {
         stats.average_upload = average(&state.recent);
         stats.spool_capacity_bytes = self.shared.options.spool_max_bytes;
         stats.oldest_waiting = state.entries.values().map(|e| e.queued).min().map(|at| at.elapsed());
+        drop(state);
+        stats.spool_disk_free_bytes = self.shared.spool.disk_free();
         stats
     }
 

@@ -21,8 +21,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
 /// Answers are reused this long: a public endpoint asked in a loop writes to the store at
 /// most this often.
 const REUSED_FOR: Duration = Duration::from_secs(2);
-/// Above this share of its bound, the spool is too full to take a node's live streams.
+/// Above this share of its bound, the spool is too full to take a node's live streams; nor is
+/// it with less than this free on its disk (a minute of a few 3 Mb/s streams).
 const SPOOL_FULL: f64 = 0.9;
+const SPOOL_DISK_MIN: u64 = 64 << 20;
 
 type Answer = (StatusCode, Value);
 
@@ -58,6 +60,7 @@ async fn check(state: &AppState) -> Answer {
     let store = async {
         match &upload {
             Some(s) if s.spooled_bytes as f64 > s.spool_capacity_bytes as f64 * SPOOL_FULL => ("ok", "full"),
+            Some(s) if s.spool_disk_free_bytes.is_some_and(|free| free < SPOOL_DISK_MIN) => ("ok", "disk full"),
             Some(_) => ("ok", "ok"),
             None => match tokio::time::timeout(CHECK_TIMEOUT, write_probe(state)).await {
                 Ok(Ok(())) => ("ok", "none"),
@@ -70,7 +73,7 @@ async fn check(state: &AppState) -> Answer {
         }
     };
     let (database, (store, spool)) = tokio::join!(database, store);
-    let ready = database == "ok" && store == "ok" && spool != "full";
+    let ready = database == "ok" && store == "ok" && !spool.contains("full");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let bucket = upload.map(|s| if s.outage { "unreachable: spooling" } else { "ok" });
     let checks = json!({"database": database, "store": store, "spool": spool, "bucket": bucket});

@@ -246,7 +246,7 @@ fn process_families(out: &mut String) {
 
 /// The S3 upload queue: its spool, its uploads and their latency (put to readable remotely).
 fn storage_families(out: &mut String, s: &hawker_storage::UploadStats) {
-    let gauges: [(&str, &str, f64); 5] = [
+    let gauges: [(&str, &str, f64); 6] = [
         ("hawker_storage_spool_objects", "Objects waiting in the spool to be uploaded.", s.spooled_objects as f64),
         ("hawker_storage_spool_bytes", "Bytes waiting in the spool.", s.spooled_bytes as f64),
         ("hawker_storage_spool_capacity_bytes", "The spool's bound.", s.spool_capacity_bytes as f64),
@@ -256,6 +256,11 @@ fn storage_families(out: &mut String, s: &hawker_storage::UploadStats) {
             s.oldest_waiting.map_or(0.0, |d| d.as_secs_f64()),
         ),
         ("hawker_storage_outage", "1 while uploads to the bucket fail.", f64::from(u8::from(s.outage))),
+        (
+            "hawker_storage_spool_disk_free_bytes",
+            "Bytes free on the spool's disk.",
+            s.spool_disk_free_bytes.map_or(f64::NAN, |b| b as f64),
+        ),
     ];
     for (name, help, value) in gauges {
         family(out, name, "gauge", help, &[(String::new(), value)]);
