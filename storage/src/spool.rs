@@ -44,7 +44,7 @@ impl Spool {
         // SAFETY: statvfs fills `stat`, a plain C struct, for a NUL-terminated path.
         let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
         let done = unsafe { libc::statvfs(path.as_ptr(), &mut stat) } == 0;
-        done.then(|| u64::from(stat.f_bavail).saturating_mul(stat.f_frsize))
+        done.then(|| stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 
     /// Opens (creating) the folder and returns what a previous run left in it, oldest first.
