@@ -22,7 +22,7 @@ pub struct Trim {
     pub tail_ns: u64,
 }
 
-/// A `moov` larger than this is refused (an hour of 30 fps media needs well under 2 MB).
+/// A `moov` larger than this is refused (an hour of 30 fps video and AAC needs about 2 MB).
 const MAX_MOOV: u64 = 64 << 20;
 /// Boxes on the way from `moov` to what is rewritten.
 const CONTAINERS: [&[u8; 4]; 6] = [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"];

@@ -173,11 +173,12 @@ struct HttpSeries {
     buckets: [u64; HTTP_SECONDS_BUCKETS.len()],
 }
 
-type HttpKey = (String, String, u16);
+/// By (method, status), then route: a request's series is found without allocating (it runs
+/// for every media request).
+type HttpTable = std::collections::BTreeMap<(&'static str, u16), std::collections::BTreeMap<String, HttpSeries>>;
 
-fn http_series() -> &'static std::sync::Mutex<std::collections::BTreeMap<HttpKey, HttpSeries>> {
-    static SERIES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeMap<HttpKey, HttpSeries>>> =
-        std::sync::OnceLock::new();
+fn http_series() -> &'static std::sync::Mutex<HttpTable> {
+    static SERIES: std::sync::OnceLock<std::sync::Mutex<HttpTable>> = std::sync::OnceLock::new();
     SERIES.get_or_init(Default::default)
 }
 
@@ -188,7 +189,11 @@ pub(super) fn record_request(method: &str, route: &str, status: u16, took: std::
     let method = KNOWN.into_iter().find(|m| *m == method).unwrap_or("other");
     let seconds = took.as_secs_f64();
     let mut series = http_series().lock().unwrap_or_else(|e| e.into_inner());
-    let one = series.entry((method.to_owned(), route.to_owned(), status)).or_default();
+    let routes = series.entry((method, status)).or_default();
+    if !routes.contains_key(route) {
+        routes.insert(route.to_owned(), HttpSeries::default());
+    }
+    let Some(one) = routes.get_mut(route) else { return };
     one.count += 1;
     one.sum_seconds += seconds;
     for (bound, count) in HTTP_SECONDS_BUCKETS.iter().zip(one.buckets.iter_mut()) {
@@ -199,15 +204,20 @@ pub(super) fn record_request(method: &str, route: &str, status: u16, took: std::
 }
 
 fn http_families(out: &mut String) {
-    let series = http_series().lock().unwrap_or_else(|e| e.into_inner());
-    let label =
-        |(method, route, status): &HttpKey| format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
-    let counts: Vec<_> = series.iter().map(|(k, s)| (format!("{{{}}}", label(k)), s.count as f64)).collect();
+    let table = http_series().lock().unwrap_or_else(|e| e.into_inner());
+    let series: Vec<(String, &HttpSeries)> = table
+        .iter()
+        .flat_map(|((method, status), routes)| {
+            routes
+                .iter()
+                .map(move |(route, s)| (format!("method=\"{method}\",route=\"{route}\",status=\"{status}\""), s))
+        })
+        .collect();
+    let counts: Vec<_> = series.iter().map(|(labels, s)| (format!("{{{labels}}}"), s.count as f64)).collect();
     family(out, "hawker_http_requests_total", "counter", "HTTP requests answered.", &counts);
     let name = "hawker_http_request_duration_seconds";
     let _ = writeln!(out, "# HELP {name} Time to an HTTP response's headers.\n# TYPE {name} histogram");
-    for (key, s) in series.iter() {
-        let labels = label(key);
+    for (labels, s) in &series {
         for (bound, count) in HTTP_SECONDS_BUCKETS.iter().zip(s.buckets) {
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
         }

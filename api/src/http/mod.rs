@@ -122,11 +122,12 @@ pub const ACCESS_LOG: &str = "hawker::access";
 /// template (nested routers' prefixes included) is known; a fallback's request has none.
 async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let method = request.method().clone();
-    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    // Shared, not copied: this runs for every request.
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let took = started.elapsed();
-    let route = route.as_deref().unwrap_or("(no route)");
+    let route = route.as_ref().map_or("(no route)", axum::extract::MatchedPath::as_str);
     let status = response.status().as_u16();
     metrics::record_request(method.as_str(), route, status, took);
     tracing::debug!(
