@@ -181,3 +181,102 @@ async fn ready_and_logged_as_an_operator_needs() {
     assert_eq!((&refused["status"], &refused["checks"]["store"]), (&"not ready".into(), &"not writable".into()));
     assert_eq!(server.get("/healthz").await.status(), 204, "alive all the same");
 }
+
+/// What a client gets compressed: playlists, pages, JSON (brotli or gzip, as it accepts, with
+/// `Vary: Accept-Encoding`); media never. The pages' assets under content-hashed names are
+/// immutable; under their plain names, revalidated by ETag.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_is_compressed_media_is_not() {
+    let server = Server::start_empty();
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "Compressed").await;
+    let (id, pid) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap());
+    let mut publisher = ffmpeg_publish(&format!("{}/{}", server.rtmp, created["stream_key"].as_str().unwrap()), 60);
+    server.wait_for_status(id, "live", Duration::from_secs(20)).await;
+    let live = server.wait_for_segments(pid, 2, Duration::from_secs(30)).await;
+
+    let fetch = |path: String, accept: &'static str| {
+        let request = server.client.get(server.url(&path)).header("accept-encoding", accept);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let header = |name: &str| {
+                let values: Vec<&str> = response.headers().get_all(name).iter().map(|v| v.to_str().unwrap()).collect();
+                (!values.is_empty()).then(|| values.join(", "))
+            };
+            let (encoding, vary, cache) = (header("content-encoding"), header("vary"), header("cache-control"));
+            let etag = header("etag");
+            let body = response.bytes().await.unwrap().to_vec();
+            let text = match encoding.as_deref() {
+                Some("br") => {
+                    let mut out = Vec::new();
+                    brotli::BrotliDecompress(&mut &body[..], &mut out).expect("valid brotli");
+                    out
+                }
+                Some("gzip") => {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+                        .expect("valid gzip");
+                    out
+                }
+                _ => body.clone(),
+            };
+            (encoding, vary, cache, etag, body.len(), text)
+        }
+    };
+    // (Answers under 256 bytes, such as a one-rendition multivariant playlist, go as they are.)
+    let texts = [
+        (format!("/hls/{pid}/v0/index.m3u8"), "#EXTM3U"),
+        (format!("/watch/{pid}"), "<!doctype html>"),
+        ("/api/v1/openapi.json".to_owned(), "{"),
+        (format!("/api/v1/streams/{id}"), "{"),
+    ];
+    for (path, starts) in &texts {
+        for (accept, want) in [("gzip, deflate, br", "br"), ("gzip", "gzip")] {
+            let (encoding, vary, _, _, sent, text) = fetch(path.clone(), accept).await;
+            assert_eq!(encoding.as_deref(), Some(want), "{path} with Accept-Encoding: {accept}");
+            assert!(vary.is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")), "{path}: Vary");
+            let text = String::from_utf8(text).unwrap();
+            assert!(
+                text.to_ascii_lowercase().starts_with(&starts.to_ascii_lowercase()),
+                "{path} decodes: {}",
+                &text[..text.len().min(80)]
+            );
+            assert!(sent < text.len(), "{path}: {sent} bytes sent for {}", text.len());
+        }
+        let (encoding, vary, ..) = fetch(path.clone(), "identity").await;
+        assert_eq!(encoding, None, "{path}: nothing compressed for a client that does not accept it");
+        assert!(vary.is_some(), "{path}: the uncompressed answer varies too");
+    }
+    let media = [format!("/hls/{pid}/v0/{}", live.segments[0].uri), format!("/hls/{pid}/v0/init0.mp4")];
+    for path in &media {
+        let (encoding, ..) = fetch(path.clone(), "gzip, br").await;
+        assert_eq!(encoding, None, "{path}: media is never compressed");
+    }
+
+    // The page links hls.js by its content hash: immutable there, precompressed.
+    let (_, _, _, _, _, page) = fetch(format!("/watch/{pid}"), "identity").await;
+    let page = String::from_utf8(page).unwrap();
+    let start = page.find("/assets/hls.min.").expect("the page links hls.js by a hashed name");
+    let hashed = &page[start..start + page[start..].find('"').unwrap()];
+    let (encoding, _, cache, etag, sent, body) = fetch(hashed.to_owned(), "br").await;
+    assert_eq!(encoding.as_deref(), Some("br"));
+    assert_eq!(cache.as_deref(), Some("public, max-age=31536000, immutable"));
+    assert!(sent * 3 < body.len(), "hls.js: {sent} bytes sent for {}", body.len());
+    let etag = etag.expect("an ETag");
+    assert!(hashed.contains(etag.trim_matches('"')), "the ETag is the content hash: {etag} {hashed}");
+    // Under its plain name: revalidated, and 304 when unchanged.
+    let (_, _, cache, plain_etag, _, plain) = fetch("/assets/hls.min.js".to_owned(), "identity").await;
+    assert_eq!((cache.as_deref(), plain_etag.as_deref()), (Some("no-cache"), Some(etag.as_str())));
+    assert_eq!(plain, body);
+    let again =
+        server.client.get(server.url("/assets/hls.min.js")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let changed =
+        server.client.get(server.url("/assets/hls.min.js")).header("if-none-match", "\"0\"").send().await.unwrap();
+    assert_eq!(changed.status(), 200);
+    let stale = server.client.get(server.url("/assets/hls.min.000000000000.js")).send().await.unwrap();
+    assert_eq!(stale.status(), 404, "a hash that is not the current one is not served");
+    let _ = publisher.kill().await;
+}

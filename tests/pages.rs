@@ -120,3 +120,48 @@ async fn pages_in_a_real_browser() {
     let tokens = [seller.as_str(), admin.as_str(), shop.as_str(), shop_viewer["token"].as_str().unwrap()];
     server.assert_log_free_of(&keys.iter().map(String::as_str).chain(tokens).collect::<Vec<_>>());
 }
+
+/// S3 `redirect` delivery in a real browser: the watch page plays a replay whose segments the
+/// bucket serves
+/// (presigned URLs, the bucket answering CORS by the README's rule), its Content-Security-Policy
+/// allowing the bucket's origin; a returning viewer takes hls.js from its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_plays_from_the_bucket_in_redirect_mode() {
+    let s3 = common::s3::S3Server::start();
+    let bucket = common::s3::BucketCors::start(&s3);
+    let config = s3.config_file_at("redirect", &bucket.endpoint);
+    let server = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "From the bucket").await;
+    let (id, pid) = (created["id"].as_str().unwrap(), created["playback_id"].as_str().unwrap());
+    let publisher = ffmpeg_publish(&format!("{}/{}", server.rtmp, created["stream_key"].as_str().unwrap()), 8);
+    server.wait_for_status(id, "live", Duration::from_secs(20)).await;
+    assert!(publisher.wait_with_output().await.unwrap().status.success());
+    let (status, ended) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    assert_eq!(status, 200, "{ended}");
+    // The replay's segments all in the bucket: the browser gets every one by redirect.
+    let replay = check_media_playlist(&server.media_playlist(pid).await.expect("the replay's playlist"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !replay.segments.iter().all(|s| s3.object_path(&format!("streams/{pid}/v0/{}", s.uri)).exists()) {
+        assert!(std::time::Instant::now() < deadline, "the replay's segments reached the bucket within 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let scenario = tokio::process::Command::new("node")
+        .arg("tests/redirect.mjs")
+        .current_dir(web_dir())
+        .env("HAWKER_URL", &server.http)
+        .env("PLAYBACK_ID", pid)
+        .env("BUCKET_ORIGIN", &bucket.endpoint)
+        .env("CHROMIUM", CHROMIUM)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), scenario)
+        .await
+        .expect("the browser scenario finished within 120 s")
+        .expect("node ran");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    assert!(out.status.success(), "browser scenario failed:\n{stdout}\n{stderr}\nserver log:\n{}", server.log());
+}

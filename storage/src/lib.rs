@@ -160,6 +160,11 @@ pub trait Store: Send + Sync + 'static {
     async fn public_url(&self, _key: &str) -> Option<String> {
         None
     }
+    /// The origin (`https://host[:port]`) of the URLs `public_url` gives, when it gives any:
+    /// the pages allow media from it (Content-Security-Policy).
+    fn delivery_origin(&self) -> Option<&str> {
+        None
+    }
     /// The upload queue's figures, for a backend that spools and uploads (S3); `None` for one
     /// that writes in place.
     fn upload_stats(&self) -> Option<UploadStats> {

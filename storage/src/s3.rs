@@ -111,6 +111,17 @@ pub(crate) struct S3Remote {
 /// An S3-compatible bucket behind a spool: `put` returns once the object is in the spool.
 pub struct S3Store {
     uploader: Uploader<S3Remote>,
+    delivery_origin: Option<String>,
+}
+
+/// `scheme://host[:port]` of an absolute URL, without user info; `None` for anything else.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    let scheme_valid = matches!(scheme, "http" | "https");
+    (scheme_valid && !host.is_empty() && host.chars().all(valid)).then(|| format!("{scheme}://{host}"))
 }
 
 fn remote_error<E, R>(what: &str, err: SdkError<E, R>) -> StoreError
@@ -185,7 +196,10 @@ impl S3Store {
             cache_bytes: 64 << 20,
             backoff: (Duration::from_millis(250), Duration::from_secs(2)),
         };
-        Ok(Self { uploader: Uploader::start(remote, options)? })
+        // Every redirect goes to one origin (the CDN, or the bucket's endpoint): a sample
+        // URL tells it.
+        let delivery_origin = remote.public_url("origin-probe").await.as_deref().and_then(origin_of);
+        Ok(Self { uploader: Uploader::start(remote, options)?, delivery_origin })
     }
 
     pub fn stats(&self) -> UploadStats {
@@ -245,6 +259,10 @@ impl Store for S3Store {
     }
     async fn public_url(&self, key: &str) -> Option<String> {
         self.uploader.public_url(key).await
+    }
+
+    fn delivery_origin(&self) -> Option<&str> {
+        self.delivery_origin.as_deref()
     }
 
     fn upload_stats(&self) -> Option<UploadStats> {
@@ -567,6 +585,20 @@ mod tests {
             prefix: "pfx/".into(),
             delivery,
             public_base_url: public_base_url.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn origins_of_delivery_urls() {
+        assert_eq!(origin_of("https://cdn.example/pfx/a.m4s").as_deref(), Some("https://cdn.example"));
+        assert_eq!(origin_of("http://127.0.0.1:9000/b/k?X-Amz-Signature=1").as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            origin_of("https://user:pw@bucket.s3.amazonaws.com").as_deref(),
+            Some("https://bucket.s3.amazonaws.com")
+        );
+        assert_eq!(origin_of("https://[::1]:9000/x").as_deref(), Some("https://[::1]:9000"));
+        for bad in ["cdn.example/x", "javascript://x", "https://a b/", "https:///x", "https://a;b/"] {
+            assert_eq!(origin_of(bad), None, "{bad}");
         }
     }
 

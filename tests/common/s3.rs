@@ -94,18 +94,22 @@ impl S3Server {
     /// A hawker config file for this server: S3 storage, its endpoint, bucket (created by
     /// hawker), prefix, credentials, and `delivery`.
     pub fn config_file(&self, delivery: &str) -> PathBuf {
+        self.config_file_at(delivery, &self.endpoint())
+    }
+
+    /// As `config_file`, with hawker reaching the server at `endpoint` (a proxy in front).
+    pub fn config_file_at(&self, delivery: &str, endpoint: &str) -> PathBuf {
         let path = self.config_dir.path().join(format!("hawker-{delivery}.toml"));
         let text = format!(
             "storage = \"s3\"\n\
-             s3_endpoint = \"{}\"\n\
+             s3_endpoint = \"{endpoint}\"\n\
              s3_bucket = \"{BUCKET}\"\n\
              s3_region = \"us-east-1\"\n\
              s3_prefix = \"{PREFIX}\"\n\
              s3_create_bucket = true\n\
              s3_delivery = \"{delivery}\"\n\
              s3_access_key_id = \"{ACCESS_KEY}\"\n\
-             s3_secret_access_key = \"{SECRET_KEY}\"\n",
-            self.endpoint()
+             s3_secret_access_key = \"{SECRET_KEY}\"\n"
         );
         std::fs::write(&path, text).unwrap();
         path
@@ -145,5 +149,40 @@ fn walk(base: &Path, dir: &Path, keys: &mut Vec<String>) {
 impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// HAProxy in front of an `S3Server`, answering CORS as a bucket with the README's CORS rule
+/// does (tests/fixtures/bucket-cors.haproxy.cfg: s3s-fs has no bucket CORS of its own).
+pub struct BucketCors {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+impl BucketCors {
+    pub fn start(s3: &S3Server) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("haproxy")
+            .args(["-db", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bucket-cors.haproxy.cfg")])
+            .env("HAWKER_BUCKET_FRONT", format!("127.0.0.1:{port}"))
+            .env("HAWKER_BUCKET", format!("127.0.0.1:{}", s3.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run haproxy ({e}); `make test` installs Debian's haproxy package"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "haproxy did not listen within 10 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        BucketCors { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for BucketCors {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

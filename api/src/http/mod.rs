@@ -1,5 +1,6 @@
 //! The HTTP face: routes, JSON bodies, CORS and limits.
 
+mod assets;
 mod auth;
 mod client;
 mod clips;
@@ -23,6 +24,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::routing::{delete, get, post, put};
 use std::time::Duration;
 
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
@@ -106,11 +109,38 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(pages::admin))
         .route("/assets/{name}", get(pages::asset));
     let pages = if metrics_here { pages.route("/metrics", get(metrics::prometheus)) } else { pages };
+    assets::prepare();
     pages
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(close_after_refused_body))
+        .layer(compression())
         .layer(axum::middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// Text answers compressed (brotli or gzip, as the client accepts) at a level cheap enough
+/// per request (4: an LL-HLS playlist is answered many times a second); media never (it is
+/// compressed already). The assets come precompressed and pass through untouched.
+fn compression() -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new()
+        .no_deflate()
+        .no_zstd()
+        .quality(CompressionLevel::Precise(4))
+        .compress_when(SizeAbove::new(256).and(TextBody))
+}
+
+/// Compressible content types: playlists, HTML, scripts, styles, JSON, metrics, calendars.
+#[derive(Clone, Copy)]
+struct TextBody;
+
+impl Predicate for TextBody {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
+        const TEXT: &[&str] = &["text/", "application/json", "application/vnd.apple.mpegurl", "application/x-mpegurl"];
+        let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        TEXT.iter().any(|prefix| {
+            content_type.len() >= prefix.len() && content_type[..prefix.len()].eq_ignore_ascii_case(prefix)
+        })
+    }
 }
 
 /// The access log's target: one line per request, at DEBUG (`--access-log` turns it on).

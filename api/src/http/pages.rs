@@ -2,44 +2,32 @@
 //! the seller's studio (`/studio`) and the admin page (`/admin`). Plain HTML, CSS and
 //! JavaScript modules built into the binary; they talk to the API like any other client.
 
+use std::sync::LazyLock;
+
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::assets;
 use super::error::ApiError;
 use crate::AppState;
 use crate::model::StreamStatus;
 
-/// hls.js from npm, copied in by build.rs (empty when it was not installed).
-const HLS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/hls.min.js"));
-
-const HOME: &str = include_str!("../../web/pages/home.html");
-const WATCH: &str = include_str!("../../web/pages/watch.html");
-const STUDIO: &str = include_str!("../../web/pages/studio.html");
-const ADMIN: &str = include_str!("../../web/pages/admin.html");
-const NOT_FOUND: &str = include_str!("../../web/pages/not-found.html");
-
-/// `/assets/{name}`: (name, content type, body).
-const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("../../web/pages/app.css")),
-    ("common.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/common.js")),
-    ("home.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/home.js")),
-    ("watch.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/watch.js")),
-    ("studio.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/studio.js")),
-    ("admin.js", "text/javascript; charset=utf-8", include_str!("../../web/pages/admin.js")),
-    ("hls.min.js", "text/javascript; charset=utf-8", HLS_JS),
-];
-
-/// Scripts and styles only from hawker; media and sockets to hawker; product images from
+/// Scripts and styles only from hawker; media and sockets to hawker, and to the store's
+/// origin when segments are delivered by redirect (a bucket or CDN); product images from
 /// anywhere (the shop's CDN); hls.js runs its worker from a blob. Only the watch page may be
 /// framed (the shop embeds it); the others would let a framing site click for a signed-in
 /// seller or admin.
-const CSP_FRAMEABLE: &str = "default-src 'self'; img-src * data:; media-src 'self' blob:; worker-src 'self' blob:; \
-                   connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; \
-                   base-uri 'none'; frame-ancestors *";
-const CSP: &str = "default-src 'self'; img-src * data:; media-src 'self' blob:; worker-src 'self' blob:; \
-                   connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; \
-                   base-uri 'none'; frame-ancestors 'none'";
+fn content_security_policy(media_origin: Option<&str>, framing: Framing) -> HeaderValue {
+    let media = media_origin.map(|origin| format!(" {origin}")).unwrap_or_default();
+    let ancestors = if framing == Framing::Any { "*" } else { "'none'" };
+    let policy = format!(
+        "default-src 'self'; img-src * data:; media-src 'self' blob:{media}; worker-src 'self' blob:; \
+         connect-src 'self'{media}; style-src 'self'; script-src 'self'; object-src 'none'; \
+         base-uri 'none'; frame-ancestors {ancestors}"
+    );
+    HeaderValue::from_str(&policy).expect("an origin holds no control characters")
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Framing {
@@ -48,17 +36,29 @@ enum Framing {
     Never,
 }
 
-fn page(status: StatusCode, html: String) -> Response {
-    framed_page(status, html, Framing::Never)
+/// The pages with their links to the assets' hashed names.
+struct Pages {
+    home: String,
+    watch: String,
+    studio: String,
+    admin: String,
+    not_found: String,
 }
 
-fn framed_page(status: StatusCode, html: String, framing: Framing) -> Response {
+static PAGES: LazyLock<Pages> = LazyLock::new(|| Pages {
+    home: assets::link_page(include_str!("../../web/pages/home.html")),
+    watch: assets::link_page(include_str!("../../web/pages/watch.html")),
+    studio: assets::link_page(include_str!("../../web/pages/studio.html")),
+    admin: assets::link_page(include_str!("../../web/pages/admin.html")),
+    not_found: assets::link_page(include_str!("../../web/pages/not-found.html")),
+});
+
+fn page(state: &AppState, status: StatusCode, html: String, framing: Framing) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let csp = if framing == Framing::Any { CSP_FRAMEABLE } else { CSP };
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    headers.insert(header::CONTENT_SECURITY_POLICY, content_security_policy(state.store.delivery_origin(), framing));
     if framing == Framing::Never {
         // For browsers older than CSP's frame-ancestors.
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -68,22 +68,21 @@ fn framed_page(status: StatusCode, html: String, framing: Framing) -> Response {
     response
 }
 
-pub async fn home() -> Response {
-    page(StatusCode::OK, HOME.to_owned())
+pub async fn home(State(state): State<AppState>) -> Response {
+    page(&state, StatusCode::OK, PAGES.home.clone(), Framing::Never)
 }
 
-pub async fn studio() -> Response {
-    page(StatusCode::OK, STUDIO.to_owned())
+pub async fn studio(State(state): State<AppState>) -> Response {
+    page(&state, StatusCode::OK, PAGES.studio.clone(), Framing::Never)
 }
 
-pub async fn admin() -> Response {
-    page(StatusCode::OK, ADMIN.to_owned())
+pub async fn admin(State(state): State<AppState>) -> Response {
+    page(&state, StatusCode::OK, PAGES.admin.clone(), Framing::Never)
 }
 
-pub async fn not_found() -> Response {
-    page(StatusCode::NOT_FOUND, NOT_FOUND.to_owned())
+pub async fn not_found(State(state): State<AppState>) -> Response {
+    page(&state, StatusCode::NOT_FOUND, PAGES.not_found.clone(), Framing::Never)
 }
-
 /// Text safe inside HTML content and double-quoted attributes.
 fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -133,7 +132,7 @@ const SUMMARY_MAX: usize = 200;
 pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String>) -> Result<Response, ApiError> {
     let stream = state.db.stream_by_playback_id(&playback_id).await?;
     let Some(stream) = stream.filter(|s| !matches!(s.status, StreamStatus::Ended | StreamStatus::Cancelled)) else {
-        return Ok(not_found().await);
+        return Ok(not_found(State(state)).await);
     };
     let seller = state.db.user(&stream.owner_id).await?.map(|u| u.name).unwrap_or_default();
     let when = match stream.status {
@@ -159,7 +158,7 @@ pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String
     };
     let (id, pid, title) = (escape_html(&stream.id), escape_html(&stream.playback_id), escape_html(&stream.title));
     let html = fill(
-        WATCH,
+        &PAGES.watch,
         &[
             ("STREAM_ID", &id),
             ("PLAYBACK_ID", &pid),
@@ -170,26 +169,11 @@ pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String
             ("IMAGE", image.trim_end()),
         ],
     );
-    Ok(framed_page(StatusCode::OK, html, Framing::Any))
+    Ok(page(&state, StatusCode::OK, html, Framing::Any))
 }
 
-pub async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|(asset, _, body)| *asset == name && !body.is_empty()) {
-        Some((_, content_type, body)) => {
-            let mut response = (*body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            // Small and served from loopback or the LAN: always revalidated, never stale
-            // after an upgrade.
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            response
-        }
-        None if name == "hls.min.js" => {
-            (StatusCode::NOT_FOUND, "hls.js was not built into this hawker: run `make web` and rebuild").into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    }
+pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    assets::serve(&name, &headers)
 }
 
 #[cfg(test)]
