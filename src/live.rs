@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hawker_api::engagement::ClientKey;
-use hawker_api::model::PublishTicket;
+use hawker_api::model::{PublishTicket, RefusalReason};
 use hawker_api::settings::Settings;
 use hawker_api::{ClipSpan, Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ReplayVideo};
 use hawker_ingest::{
     Audio, EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
-    Video,
+    UnsupportedCodec, Video,
 };
 use hawker_packager::{
     DateRange, LiveState, Packager, PackagerConfig, PackagerError, PublishFeed, Rendition, SOURCE_RENDITION,
@@ -45,6 +45,8 @@ pub struct Live {
     shared_bad_keys: Option<(u32, Duration)>,
     /// Load balancers' addresses (the trusted proxies): not limited per address.
     shared_addresses: Vec<ipnet::IpNet>,
+    /// Refusals being recorded for the keys' owners (see `refused_without_asking`).
+    refusal_notes: Arc<tokio::sync::Semaphore>,
 }
 
 struct OnAir {
@@ -93,6 +95,9 @@ impl Drop for OnAir {
     }
 }
 
+/// Lookups for refused publishes' keys at once, at most.
+const REFUSAL_NOTES_AT_ONCE: usize = 4;
+
 impl Live {
     /// Call it on the main runtime.
     pub fn new(db: Db, events: Events, packager: Packager) -> Self {
@@ -105,6 +110,7 @@ impl Live {
             main: tokio::runtime::Handle::current(),
             shared_bad_keys: None,
             shared_addresses: Vec::new(),
+            refusal_notes: Arc::new(tokio::sync::Semaphore::new(REFUSAL_NOTES_AT_ONCE)),
         }
     }
 
@@ -232,7 +238,11 @@ impl PublishGate for Live {
         let shared_limit = self.bad_key_limit(request.peer);
         if let Some((key, max, window)) = &shared_limit {
             match self.db.shared_limit_wait(key, *max, *window).await {
-                Ok(Some(retry_after)) => return Err(Refusal::RateLimited { retry_after }),
+                Ok(Some(retry_after)) => {
+                    let refusal = Refusal::RateLimited { retry_after };
+                    self.refused_without_asking(&request, &refusal);
+                    return Err(refusal);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!("reading the shared invalid-key limit: {e}"),
             }
@@ -243,6 +253,7 @@ impl PublishGate for Live {
                 Ok(Err(denied)) => {
                     // The publisher learns only "invalid stream key"; the reason stays here.
                     tracing::info!(peer = %request.peer, reason = ?denied, "publish refused");
+                    hawker_api::refusals::note_denied(&self.db, &denied).await;
                     if let Some((key, max, window)) = &shared_limit
                         && let Err(e) = self.db.allow_shared(key, *max, *window).await
                     {
@@ -282,6 +293,19 @@ impl PublishGate for Live {
                 Err(Refusal::Unavailable)
             }
         }
+    }
+
+    /// Tells the owner of the key, if it is one, that their publish waits for the address's
+    /// wrong keys to age out. Off the connection's task, and a few at a time: a flood of
+    /// refused publishes costs at most that many lookups at once, the rest are not recorded.
+    fn refused_without_asking(&self, request: &PublishRequest, refusal: &Refusal) {
+        let Refusal::RateLimited { retry_after } = *refusal else { return };
+        let Ok(permit) = self.refusal_notes.clone().try_acquire_owned() else { return };
+        let (db, key, peer) = (self.db.clone(), request.stream_key.expose().to_owned(), request.peer.ip());
+        self.main.spawn(async move {
+            hawker_api::refusals::note_rate_limited(&db, &key, peer, retry_after).await;
+            drop(permit);
+        });
     }
 }
 
@@ -546,7 +570,19 @@ impl MediaSink for LiveSink {
         tracing::info!(stream = %self.stream_id, ?reason, "publisher left");
         // The stream waits for its publisher to come back (unless a new one took over).
         let (db, events, stream_id, publish_seq) = (self.db, self.events, self.stream_id, self.publish_seq);
+        let refusal = match &reason {
+            EndReason::RefusedCodec(codec @ UnsupportedCodec::Audio { .. }) => {
+                Some((RefusalReason::AudioCodec, format!("{codec}: hawker takes AAC audio")))
+            }
+            EndReason::RefusedCodec(codec) => {
+                Some((RefusalReason::VideoCodec, format!("{codec}: hawker takes H.264 video")))
+            }
+            _ => None,
+        };
         self.runtime.spawn(async move {
+            if let Some((reason, detail)) = refusal {
+                hawker_api::refusals::note(&db, &stream_id, reason, &detail).await;
+            }
             if let Err(e) = hawker_api::lifecycle::publisher_gone(&db, &events, &stream_id, publish_seq).await {
                 tracing::error!(stream = %stream_id, "could not record the publisher leaving: {e}");
             }

@@ -226,6 +226,20 @@ async fn bad_clients_are_closed_and_a_good_stream_goes_on() {
     assert!(produced + 2 >= expected, "the good stream made {produced} segments in {:?}", started.elapsed());
     assert!(good_publisher.try_wait().unwrap().is_none(), "the good publisher was disconnected");
     let _ = good_publisher.kill().await;
+    // The Sorenson stream's seller is told why, and how to fix it; its publisher only got
+    // the connection closed.
+    let (status, stats) = server
+        .call("GET", &format!("/api/v1/streams/{}/stats", sorenson["id"].as_str().unwrap()), Some(&seller), None)
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let refusal = &stats["last_refusal"];
+    assert_eq!(refusal["reason"], "video_codec", "{stats}");
+    assert!(refusal["detail"].as_str().unwrap().contains("Sorenson"), "{refusal}");
+    assert!(refusal["fix"].as_str().unwrap().starts_with("OBS: Settings → Output → Encoder: x264"), "{refusal}");
+    let (_, stats) = server
+        .call("GET", &format!("/api/v1/streams/{}/stats", jumpy["id"].as_str().unwrap()), Some(&seller), None)
+        .await;
+    assert!(stats["last_refusal"].is_null(), "a stream with nothing refused has no refusal: {stats}");
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     server.assert_log_free_of(&keys);
 }

@@ -241,7 +241,8 @@ async fn invalid_stream_keys_are_counted_over_all_nodes() {
     let database = ["--database-url", url.as_str()];
     let (a, b) = (Server::start_with(&database), Server::start_with(&database));
     let seller = a.user("seller", "seller");
-    let key = a.create_stream(&seller, "Guarded").await["stream_key"].as_str().unwrap().to_owned();
+    let guarded = a.create_stream(&seller, "Guarded").await;
+    let (id, key) = (guarded["id"].as_str().unwrap(), guarded["stream_key"].as_str().unwrap().to_owned());
     for n in 0..5 {
         let node = if n % 2 == 0 { &a } else { &b };
         let output = publish_output(&format!("{}/sk_wrong{n}", node.rtmp)).await;
@@ -251,6 +252,16 @@ async fn invalid_stream_keys_are_counted_over_all_nodes() {
     for node in [&a, &b] {
         let output = publish_output(&format!("{}/{key}", node.rtmp)).await;
         assert!(output.contains("too many invalid stream keys from this address"), "{output}");
+    }
+    // Its seller learns why, on any node.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, stats) = b.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&seller), None).await;
+        if stats["last_refusal"]["reason"] == "too_many_wrong_keys" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the refusal was not recorded: {stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

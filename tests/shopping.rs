@@ -690,6 +690,84 @@ async fn a_publisher_far_over_the_bit_rate_cap_is_disconnected() {
     assert!(started.elapsed() >= Duration::from_secs(4), "disconnected before the grace period");
     server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
     assert!(server.log().contains("over the bit rate cap"));
+    let (_, stats) = server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(&seller), None).await;
+    let refusal = &stats["last_refusal"];
+    assert_eq!(refusal["reason"], "bitrate", "{stats}");
+    assert!(refusal["detail"].as_str().unwrap().contains("over the cap of 100 kbit/s"), "{refusal}");
+    assert_eq!(refusal["fix"], "OBS: Settings → Output → Video Bitrate: at most 100 Kbps");
+}
+
+/// OBS's stderr for a one-second publish to `url`.
+async fn publish_output(url: &str) -> String {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "1"])
+        .args(["-c:v", "libx264", "-f", "flv", url])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The seller's last refusal, once it is recorded (some are recorded off the refusal's path).
+async fn last_refusal(server: &Server, id: &str, token: &str, reason: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, stats) = server.call("GET", &format!("/api/v1/streams/{id}/stats"), Some(token), None).await;
+        assert_eq!(status, 200, "{stats}");
+        if stats["last_refusal"]["reason"] == reason {
+            return stats["last_refusal"].clone();
+        }
+        assert!(Instant::now() < deadline, "no {reason} refusal: {stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Refusals a seller can fix are shown to the seller (stats; the studio shows the same), never
+/// to the publisher, who gets only the protocol's refusal, nor to anyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seller_is_told_why_a_publish_was_refused() {
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
+    let other = server.user("other", "seller");
+    let later = (chrono::Utc::now() + chrono::Duration::hours(5)).to_rfc3339();
+    let (status, early) = server
+        .call("POST", "/api/v1/streams", Some(&seller), Some(json!({"title": "Later", "scheduled_at": later})))
+        .await;
+    assert_eq!(status, 201, "{early}");
+    let (early_id, early_key) = (early["id"].as_str().unwrap(), early["stream_key"].as_str().unwrap());
+    let output = publish_output(&format!("{}/{early_key}", server.rtmp)).await;
+    assert!(output.contains("invalid stream key"), "the publisher learns no more: {output}");
+    let refusal = last_refusal(&server, early_id, &seller, "key_window").await;
+    assert!(refusal["detail"].as_str().unwrap().starts_with("the key works from "), "{refusal}");
+    assert!(refusal["fix"].as_str().unwrap().contains("window"), "{refusal}");
+    assert!(chrono::DateTime::parse_from_rfc3339(refusal["at"].as_str().unwrap()).is_ok(), "{refusal}");
+    let (status, _) = server.call("GET", &format!("/api/v1/streams/{early_id}/stats"), Some(&other), None).await;
+    assert_eq!(status, 403, "another seller sees nothing");
+
+    // An ended stream's key.
+    let over = server.create_stream(&seller, "Over").await;
+    let (over_id, over_key) = (over["id"].as_str().unwrap(), over["stream_key"].as_str().unwrap());
+    let (status, _) = server.call("POST", &format!("/api/v1/streams/{over_id}/cancel"), Some(&seller), None).await;
+    assert_eq!(status, 200);
+    let output = publish_output(&format!("{}/{over_key}", server.rtmp)).await;
+    assert!(output.contains("invalid stream key"), "{output}");
+    let refusal = last_refusal(&server, over_id, &seller, "stream_over").await;
+    assert!(refusal["fix"].as_str().unwrap().starts_with("Create a new stream in the studio"), "{refusal}");
+
+    // Wrong keys from this address (five a minute by default), then the right one: refused,
+    // and its seller learns why.
+    let right = server.create_stream(&seller, "Right key").await;
+    let (right_id, right_key) = (right["id"].as_str().unwrap(), right["stream_key"].as_str().unwrap());
+    for n in 0..5 {
+        let output = publish_output(&format!("{}/sk_mistyped{n}", server.rtmp)).await;
+        assert!(output.contains("invalid stream key"), "try {n}: {output}");
+    }
+    let output = publish_output(&format!("{}/{right_key}", server.rtmp)).await;
+    assert!(output.contains("too many invalid stream keys from this address"), "{output}");
+    let refusal = last_refusal(&server, right_id, &seller, "too_many_wrong_keys").await;
+    assert!(refusal["detail"].as_str().unwrap().contains("127.0.0.1"), "{refusal}");
+    assert!(refusal["fix"].as_str().unwrap().contains("Stream Key"), "{refusal}");
+    assert_eq!(server.stream(right_id, Some(&seller)).await["status"], "scheduled", "the right key did not publish");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod money;
 pub mod playback;
+pub mod refusals;
 pub mod reminders;
 pub mod replay_video;
 pub mod secrets;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use crate::AppState;
 use crate::db::{Db, DbResult};
 use crate::events::{Event, Events, kind};
-use crate::model::{EndAction, Pin, PublishDenied, PublishTicket, Stream, StreamStatus, Trigger};
+use crate::model::{EndAction, Pin, PublishDenied, PublishTicket, RefusalReason, Stream, StreamStatus, Trigger};
 
 /// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
 pub async fn begin_publish(db: &Db, events: &Events, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {
@@ -156,6 +156,13 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
         if health.connected && health.uptime_seconds >= BITRATE_GRACE_SECONDS && health.bitrate_in_bps > cap_bps {
             tracing::warn!(stream = %stream_id, bitrate_bps = health.bitrate_in_bps, cap_bps, "publisher over the bit rate cap: disconnected");
             state.live.disconnect(&stream_id);
+            let detail = format!(
+                "{} kbit/s sent, over the cap of {} kbit/s (bursts up to {} kbit/s allowed): disconnected",
+                health.bitrate_in_bps / 1000,
+                settings.max_bitrate_kbps,
+                cap_bps / 1000
+            );
+            crate::refusals::note(&state.db, &stream_id, RefusalReason::Bitrate, &detail).await;
         }
     }
     if state.db.is_shared() {

@@ -224,14 +224,61 @@ pub struct PublishTicket {
 }
 
 /// Why a key may not publish. The publisher only ever learns "invalid stream key".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishDenied {
     /// No stream has this key.
     UnknownKey,
-    /// The stream is over (ended, archived, cancelled).
+    /// The stream (its id) is over (ended, archived, cancelled).
+    StreamOver(String),
+    /// The stream's (its id) key is outside its validity window.
+    OutsideKeyWindow(String),
+}
+
+/// Why a publish was refused or dropped, when the seller can fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The video is not H.264.
+    VideoCodec,
+    /// The audio is not AAC.
+    AudioCodec,
+    /// Far over the admin's bit rate cap: disconnected.
+    Bitrate,
+    /// The key works only within its window (`key_valid_from` … `key_valid_until`).
+    KeyWindow,
+    /// The stream has ended: its key publishes no more.
     StreamOver,
-    /// Outside the key's validity window.
-    OutsideKeyWindow,
+    /// Too many wrong keys from the publisher's address: even the right one waits.
+    TooManyWrongKeys,
+}
+
+impl RefusalReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VideoCodec => "video_codec",
+            Self::AudioCodec => "audio_codec",
+            Self::Bitrate => "bitrate",
+            Self::KeyWindow => "key_window",
+            Self::StreamOver => "stream_over",
+            Self::TooManyWrongKeys => "too_many_wrong_keys",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::VideoCodec, Self::AudioCodec, Self::Bitrate, Self::KeyWindow, Self::StreamOver, Self::TooManyWrongKeys]
+            .into_iter()
+            .find(|reason| reason.as_str() == text)
+    }
+}
+
+/// The last publish refused or dropped for a reason the seller can fix: what happened
+/// (`detail`) and how to fix it (`fix`, one line, in OBS's words).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastRefusal {
+    pub reason: RefusalReason,
+    pub detail: String,
+    pub fix: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What happens to a stream whose publisher does not come back within the reconnect window,

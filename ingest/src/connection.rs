@@ -392,6 +392,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             Ok(Ending::Kicked) => EndReason::Kicked,
             Ok(Ending::Shutdown) => EndReason::Failed("server shutting down".to_owned()),
             Ok(Ending::Refused) => EndReason::Failed("client made a request we refuse".to_owned()),
+            Err(ConnectionError::Codec(codec)) => EndReason::RefusedCodec(codec.clone()),
             Err(error) => EndReason::Failed(error.to_string()),
         };
         if let Some(active) = self.publish.take() {
@@ -510,13 +511,15 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         let addr = AddrKey::of(self.peer.ip());
         // Behind a load balancer every publisher has its address: no limit per address.
         let limited = !self.context.limits.is_shared_address(self.peer.ip());
-        if limited && let Some(retry_after) = self.context.key_failures.blocked(addr, Instant::now()) {
-            return self.refuse(request_id, &app, Refusal::RateLimited { retry_after });
-        }
         let stats = Arc::new(PublishStats::new());
         stats.add_bytes(self.bytes_read);
         let request = PublishRequest { app: app.clone(), stream_key, peer: self.peer, stats: stats.clone() };
         let gate = self.context.gate.clone();
+        if limited && let Some(retry_after) = self.context.key_failures.blocked(addr, Instant::now()) {
+            let refusal = Refusal::RateLimited { retry_after };
+            gate.refused_without_asking(&request, &refusal);
+            return self.refuse(request_id, &app, refusal);
+        }
         let authorization = tokio::select! {
             _ = self.shutdown.cancelled() => return Ok(Some(Ending::Shutdown)),
             result = timeout_at(self.publish_deadline, gate.authorize(request)) => {

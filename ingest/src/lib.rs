@@ -25,6 +25,7 @@ mod stats;
 mod timeline;
 mod tls;
 
+pub use flv::UnsupportedCodec;
 pub use limits::Limits;
 pub use server::{Server, serve, serve_tls};
 pub use stats::{BITRATE_WINDOW, IngestStats, IngestStatsSnapshot, PublishStats, PublishStatsSnapshot};
@@ -121,6 +122,9 @@ pub struct Publish<S> {
 pub trait PublishGate: Send + Sync + 'static {
     type Sink: MediaSink;
     fn authorize(&self, request: PublishRequest) -> impl Future<Output = Result<Publish<Self::Sink>, Refusal>> + Send;
+    /// A publish the ingest refused itself, without asking (`Refusal::RateLimited`): the gate
+    /// may tell the key's owner why. Must return at once; the refusal is sent regardless.
+    fn refused_without_asking(&self, _request: &PublishRequest, _refusal: &Refusal) {}
 }
 
 /// Why a publish ended.
@@ -130,7 +134,9 @@ pub enum EndReason {
     Unpublished,
     /// Kicked through [`Publish::kick`].
     Kicked,
-    /// The connection failed: timeout, protocol error, limit, refused codec, sink error.
+    /// The publisher sent a codec we do not package (not H.264 / AAC).
+    RefusedCodec(UnsupportedCodec),
+    /// The connection failed: timeout, protocol error, limit, sink error.
     Failed(String),
 }
 

@@ -39,8 +39,8 @@ pub use reminders::{MAX_REMIND_MINUTES, ReminderMoment, ShopSubscriber};
 pub use streams::{LEASE, NewStream, Page};
 
 use crate::model::{
-    ChatMessage, ChatUser, Clip, ClipKind, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket, Role,
-    Stream, StreamStatus, Transition, Trigger, User, ViewerCounters,
+    ChatMessage, ChatUser, Clip, ClipKind, Order, OrderTotals, Pin, ProductTotal, PublishDenied, PublishTicket,
+    RefusalReason, Role, Stream, StreamStatus, Transition, Trigger, User, ViewerCounters,
 };
 use crate::playback::{Playback, PlaybackIndex};
 use crate::secrets;

@@ -252,7 +252,7 @@ impl Db {
                 return Ok(Err(PublishDenied::UnknownKey));
             }
             if !stream.key_valid_at(Utc::now()) {
-                return Ok(Err(PublishDenied::OutsideKeyWindow));
+                return Ok(Err(PublishDenied::OutsideKeyWindow(stream.id)));
             }
             // The key is re-checked in the update: a reset between the two statements wins.
             let publish = Transition::of(Trigger::Publish);
@@ -272,7 +272,7 @@ impl Db {
                 .fetch_optional(pool)
                 .await?;
             let Some(live) = row.as_ref().map(stream_from_row).transpose()? else {
-                return Ok(Err(PublishDenied::StreamOver));
+                return Ok(Err(PublishDenied::StreamOver(stream.id)));
             };
             self.playback.apply(&live);
             Ok(Ok(PublishTicket {
@@ -281,6 +281,54 @@ impl Db {
                 publish_seq: live.publish_seq,
                 previous_status: stream.status,
             }))
+        })
+    }
+
+    /// The id of the stream whose key this is, if any (the key compared in constant time).
+    pub async fn stream_id_by_key(&self, key: &str) -> DbResult<Option<String>> {
+        on_pool!(self, pool => {
+            let row = sqlx::query("SELECT id, stream_key FROM streams WHERE stream_key_hash = $1")
+                .bind(secrets::digest(key))
+                .fetch_optional(pool)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let stored = row.text("stream_key")?;
+            Ok(secrets::constant_time_eq(&stored, key).then(|| row.text("id")).transpose()?)
+        })
+    }
+
+    /// Records a publish refused or dropped for a reason the seller can fix (the latest wins).
+    pub async fn note_refusal(&self, stream_id: &str, reason: RefusalReason, detail: &str) -> DbResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE streams SET last_refusal_reason = $1, last_refusal_detail = $2, last_refusal_at = $3 WHERE id = $4",
+            )
+            .bind(reason.as_str())
+            .bind(detail)
+            .bind(Ts::now())
+            .bind(stream_id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The stream's last refusal: reason, detail, when.
+    pub async fn last_refusal(&self, stream_id: &str) -> DbResult<Option<(RefusalReason, String, DateTime<Utc>)>> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT last_refusal_reason, last_refusal_detail, last_refusal_at FROM streams \
+                 WHERE id = $1 AND last_refusal_at IS NOT NULL",
+            )
+            .bind(stream_id)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let reason = row.text_opt("last_refusal_reason")?.as_deref().and_then(RefusalReason::parse);
+            Ok(match reason {
+                Some(reason) => Some((reason, row.text_opt("last_refusal_detail")?.unwrap_or_default(), row.time("last_refusal_at")?)),
+                None => None,
+            })
         })
     }
 

@@ -243,7 +243,10 @@ async fn publish_takeover_reconnect_and_keys(db: Db) {
 
     let archived = db.transition(&stream.id, Trigger::End(EndAction::Save)).await.unwrap().unwrap();
     assert!(archived.ended_at.is_some() && archived.reconnecting_since.is_none());
-    assert_eq!(db.begin_publish(&reset.stream_key).await.unwrap().unwrap_err(), PublishDenied::StreamOver);
+    assert_eq!(
+        db.begin_publish(&reset.stream_key).await.unwrap().unwrap_err(),
+        PublishDenied::StreamOver(reset.id.clone())
+    );
     assert!(db.transition(&stream.id, Trigger::Cancel).await.unwrap().is_none());
 }
 
@@ -254,7 +257,19 @@ async fn keys_work_only_inside_their_window(db: Db) {
     // Scheduled in two hours: the key opens an hour before.
     let later = NewStream { scheduled_at: Some(now + hours(2)), ..NewStream::titled(&seller.id, "later") };
     let later = db.create_stream(later).await.unwrap();
-    assert_eq!(db.begin_publish(&later.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
+    assert_eq!(
+        db.begin_publish(&later.stream_key).await.unwrap().unwrap_err(),
+        PublishDenied::OutsideKeyWindow(later.id.clone())
+    );
+    // The refusal is kept for its seller, the latest one winning.
+    assert_eq!(db.stream_id_by_key(&later.stream_key).await.unwrap(), Some(later.id.clone()));
+    assert_eq!(db.stream_id_by_key("sk_wrong").await.unwrap(), None);
+    assert_eq!(db.last_refusal(&later.id).await.unwrap(), None);
+    db.note_refusal(&later.id, RefusalReason::KeyWindow, "too early").await.unwrap();
+    db.note_refusal(&later.id, RefusalReason::VideoCodec, "HEVC").await.unwrap();
+    let (reason, detail, at) = db.last_refusal(&later.id).await.unwrap().unwrap();
+    assert_eq!((reason, detail.as_str()), (RefusalReason::VideoCodec, "HEVC"));
+    assert!((Utc::now() - at).num_seconds().abs() < 5, "{at}");
     // Scheduled in thirty minutes: already open.
     let soon =
         NewStream { scheduled_at: Some(now + chrono::Duration::minutes(30)), ..NewStream::titled(&seller.id, "soon") };
@@ -263,7 +278,10 @@ async fn keys_work_only_inside_their_window(db: Db) {
     // Explicit windows win over the default.
     let closed = NewStream { key_valid_until: Some(now - hours(1)), ..NewStream::titled(&seller.id, "closed") };
     let closed = db.create_stream(closed).await.unwrap();
-    assert_eq!(db.begin_publish(&closed.stream_key).await.unwrap().unwrap_err(), PublishDenied::OutsideKeyWindow);
+    assert_eq!(
+        db.begin_publish(&closed.stream_key).await.unwrap().unwrap_err(),
+        PublishDenied::OutsideKeyWindow(closed.id.clone())
+    );
     let opened = NewStream {
         scheduled_at: Some(now + hours(5)),
         key_valid_from: Some(now - hours(1)),

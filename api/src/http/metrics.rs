@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::commerce::totals_json;
 use super::error::ApiError;
-use crate::model::{Stream, StreamStatus};
+use crate::model::{LastRefusal, Stream, StreamStatus};
 use crate::{AppState, IngestHealth};
 
 /// One metric family: `# HELP`, `# TYPE`, then its samples.
@@ -330,6 +330,8 @@ pub struct StreamStats {
     units: i64,
     revenue: serde_json::Value,
     products: serde_json::Value,
+    /// The last publish refused or dropped for a reason the seller can fix, with the fix.
+    last_refusal: Option<LastRefusal>,
 }
 
 /// The seller's figures of a stream (also pushed to the seller's event socket).
@@ -360,6 +362,7 @@ pub async fn stats_of(state: &AppState, stream: &Stream) -> Result<StreamStats, 
         units: totals.units,
         revenue: commerce["revenue"].take(),
         products: commerce["products"].take(),
+        last_refusal: crate::refusals::last(&state.db, &stream.id).await?,
     })
 }
 

@@ -271,6 +271,19 @@ function showStats(stats) {
   selected.stats = stats;
   const list = $('#stats');
   if (list) list.replaceChildren(...statsList(stats, 'stat'));
+  showRefusal(stats.last_refusal);
+}
+
+/** The last publish refused for a reason the seller can fix: what happened, and the fix. */
+function showRefusal(refusal) {
+  const node = $('#refusal');
+  if (!node) return;
+  node.hidden = !refusal;
+  if (!refusal) return;
+  const at = new Date(refusal.at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  node.replaceChildren(
+    el('strong', {}, `OBS was refused (${at}): `), el('span', { id: 'refusal-detail' }, refusal.detail),
+    el('br'), el('span', { id: 'refusal-fix' }, `Fix: ${refusal.fix}`));
 }
 
 function renderPins() {
@@ -346,6 +359,7 @@ function renderDetail() {
   $('#detail').replaceChildren(
     el('div', { class: 'bar' }, statusBadge(stream.status), el('h1', {}, stream.title)),
     actions,
+    el('p', { id: 'refusal', class: 'notice error', role: 'status', hidden: true }),
     onAir || stream.status === 'archived' ? video : el('p', { class: 'notice' },
       stream.status === 'scheduled' ? 'Start streaming from OBS with these settings: you go live as soon as the video arrives.'
         : `This stream is ${stream.status}.`),
@@ -364,6 +378,7 @@ function renderDetail() {
   renderPins();
   renderOrders();
   renderClips();
+  showRefusal(selected.stats?.last_refusal);
   if (onAir || stream.status === 'archived') {
     try {
       selected.player = attachPlayer(video, stream.playback_url, { lowLatency: onAir });

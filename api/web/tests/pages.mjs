@@ -353,6 +353,9 @@ try {
   await studio.getByRole('button', { name: /Autumn preview/ }).click();
   await contains(studio, '#detail h1', 'Autumn preview');
   await contains(studio, '#reminders', '1 viewer asked to be reminded');
+  // The harness published with this key hours early: the studio says why it was refused.
+  await contains(studio, '#refusal-detail', 'the key works from');
+  await contains(studio, '#refusal-fix', "Fix: Go live within the key's window");
   const oldKey = await studio.inputValue('#stream-key');
   await studio.click('#reset-key');
   await studio.click('#reset-dialog button[value=reset]');
