@@ -253,7 +253,10 @@ impl PublishGate for Live {
                 Ok(Err(denied)) => {
                     // The publisher learns only "invalid stream key"; the reason stays here.
                     tracing::info!(peer = %request.peer, reason = ?denied, "publish refused");
-                    hawker_api::refusals::note_denied(&self.db, &denied).await;
+                    // Off the refusal's path: a key that exists is refused as fast as one
+                    // that does not.
+                    let db = self.db.clone();
+                    self.main.spawn(async move { hawker_api::refusals::note_denied(&db, &denied).await });
                     if let Some((key, max, window)) = &shared_limit
                         && let Err(e) = self.db.allow_shared(key, *max, *window).await
                     {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::{Db, DbResult};
-use crate::model::{LastRefusal, PublishDenied, RefusalReason};
+use crate::model::{LastRefusal, PublishDenied, RefusalReason, StreamStatus};
 use crate::settings::Settings;
 
 /// Records it; a failure is logged, not returned: the refusal stands either way.
@@ -62,7 +62,15 @@ pub fn window_text(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) ->
 pub async fn note_denied(db: &Db, denied: &PublishDenied) {
     match denied {
         PublishDenied::UnknownKey => {}
-        PublishDenied::StreamOver(id) => note(db, id, RefusalReason::StreamOver, "the stream has ended").await,
+        // Also returned when a key reset raced the publish: only an ended stream is "over".
+        PublishDenied::StreamOver(id) => match db.stream(id).await {
+            Ok(Some(stream))
+                if matches!(stream.status, StreamStatus::Ended | StreamStatus::Archived | StreamStatus::Cancelled) =>
+            {
+                note(db, id, RefusalReason::StreamOver, &format!("the stream is {}", stream.status.as_str())).await;
+            }
+            _ => {}
+        },
         PublishDenied::OutsideKeyWindow(id) => {
             let detail = match db.stream(id).await {
                 Ok(Some(stream)) => window_text(stream.key_opens_at(), stream.key_valid_until),
@@ -76,6 +84,9 @@ pub async fn note_denied(db: &Db, denied: &PublishDenied) {
 /// A publish refused after too many wrong keys from `peer`: recorded on the stream whose key
 /// it sent, if any (the right key, typed after wrong ones).
 pub async fn note_rate_limited(db: &Db, key: &str, peer: std::net::IpAddr, retry_after: std::time::Duration) {
+    if !crate::secrets::looks_like_stream_key(key) {
+        return;
+    }
     match db.stream_id_by_key(key).await {
         Ok(Some(id)) => {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

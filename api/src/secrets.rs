@@ -17,6 +17,14 @@ pub fn new_stream_key() -> String {
     format!("sk_{}", random_token(32))
 }
 
+/// Whether `text` has the shape of a key `new_stream_key` makes (for skipping lookups of
+/// what cannot be one).
+pub fn looks_like_stream_key(text: &str) -> bool {
+    text.strip_prefix("sk_").is_some_and(|rest| {
+        rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// An API token: 256 bits, URL-safe.
 pub fn new_api_token() -> String {
     format!("hk_{}", random_token(32))
@@ -64,6 +72,8 @@ mod tests {
     fn keys_are_long_random_and_url_safe() {
         let a = new_stream_key();
         let b = new_stream_key();
+        assert!(looks_like_stream_key(&a) && looks_like_stream_key(&b));
+        assert!(!looks_like_stream_key("sk_wrong") && !looks_like_stream_key(&a.replace("sk_", "hk_")));
         assert_ne!(a, b);
         assert!(a.len() >= 3 + 43, "{a} is too short");
         assert!(a[3..].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));

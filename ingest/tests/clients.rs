@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hawker_ingest::{Audio, EndReason, Limits, Video, VideoFrame};
+use hawker_ingest::{Audio, EndReason, Limits, UnsupportedCodec, Video, VideoFrame};
 
 fn video(recs: &[Rec]) -> Vec<&Video> {
     recs.iter()
@@ -107,8 +107,8 @@ async fn ffmpeg_with_a_non_h264_codec_is_refused() {
     let recs = server.wait_for_end("flv1").await;
     assert!(video(&recs).is_empty(), "no Sorenson tag reaches the sink");
     match ends(&recs).as_slice() {
-        [EndReason::Failed(why)] => assert!(why.contains("codec id 2"), "reason: {why}"),
-        other => panic!("expected one Failed end, got {other:?}"),
+        [EndReason::RefusedCodec(UnsupportedCodec::Video { id: 2, .. })] => {}
+        other => panic!("expected one RefusedCodec end (Sorenson, id 2), got {other:?}"),
     }
     server.stop().await;
 }

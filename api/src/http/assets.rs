@@ -2,18 +2,19 @@
 //! under a content-hashed name (`/assets/watch.3f9a1c2b7d04.js`) that the pages link to:
 //! immutable, so a returning viewer fetches hls.js once per version of it, not per visit.
 //! The plain name (`/assets/watch.js`) still answers, revalidated by its strong ETag.
-//! Each is compressed once, at its best (brotli 11, gzip 9), not per request.
+//! Each is compressed once, at its best (brotli 11, gzip 9), when first asked for: not per request.
 //!
 //! Hand-written rather than tower-http's `ServeDir` (whose precompressed files must lie on
 //! disk): the files live in the binary, and the negotiation is a few lines.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 /// hls.js from npm, copied in by build.rs (empty when it was not installed).
@@ -34,13 +35,15 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 struct Asset {
     name: &'static str,
-    /// `name` with the first 12 hex digits of the body's SHA-256 before its extension.
+    /// `name` with `hash` before its extension.
     hashed: String,
+    /// The first 12 hex digits of the body's SHA-256.
+    hash: String,
     content_type: &'static str,
-    etag: HeaderValue,
-    identity: bytes::Bytes,
-    gzip: bytes::Bytes,
-    brotli: bytes::Bytes,
+    identity: Bytes,
+    /// Compressed on first asked for (off the async workers), then kept.
+    gzip: OnceLock<Bytes>,
+    brotli: OnceLock<Bytes>,
 }
 
 struct Assets {
@@ -51,8 +54,8 @@ struct Assets {
 
 static ASSETS: LazyLock<Assets> = LazyLock::new(build);
 
-/// Builds the table (hashing, rewriting, compressing: about a second for hls.js) off the
-/// request path, so the first viewer does not wait for it.
+/// Builds the table (hashing, rewriting) off the request path, so the first viewer does not
+/// wait for it.
 pub fn prepare() {
     std::thread::spawn(|| LazyLock::force(&ASSETS));
 }
@@ -72,11 +75,11 @@ fn build() -> Assets {
         files.push(Asset {
             name,
             hashed,
+            hash: hash.to_owned(),
             content_type,
-            etag: HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header"),
-            gzip: gzip(body.as_bytes()).into(),
-            brotli: brotli(body.as_bytes()).into(),
             identity: body.into(),
+            gzip: OnceLock::new(),
+            brotli: OnceLock::new(),
         });
     }
     Assets { files, names }
@@ -121,36 +124,67 @@ enum Coding {
     Identity,
 }
 
-/// The best coding the client accepts (`Accept-Encoding`, RFC 9110 §12.5.3): brotli, then
-/// gzip; a coding given `q=0` is refused.
+/// The coding the client prefers among brotli and gzip (`Accept-Encoding`, RFC 9110
+/// §12.5.3: by q-value, brotli on a tie; `q=0` refuses; `*` covers the unnamed), else identity.
 fn negotiate(headers: &HeaderMap) -> Coding {
-    let accepts = |coding: &str| {
-        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-            |item| {
-                let mut parts = item.split(';').map(str::trim);
-                let token = parts.next().unwrap_or("");
-                let refused =
-                    parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
-                token.eq_ignore_ascii_case(coding) && !refused
-            },
-        )
-    };
-    if accepts("br") {
-        Coding::Brotli
-    } else if accepts("gzip") {
-        Coding::Gzip
-    } else {
-        Coding::Identity
+    let (mut brotli, mut gzip, mut any) = (None, None, None);
+    let items =
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    for item in items {
+        let mut parts = item.split(';').map(str::trim);
+        let token = parts.next().unwrap_or("");
+        let q = parts
+            .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("q")).map(|(_, v)| v.trim()))
+            .map_or(1.0, |v| v.parse::<f32>().unwrap_or(0.0));
+        if token.eq_ignore_ascii_case("br") {
+            brotli = Some(q);
+        } else if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q);
+        } else if token == "*" {
+            any = Some(q);
+        }
+    }
+    let (brotli, gzip) = (brotli.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0));
+    match (brotli, gzip) {
+        (b, g) if b <= 0.0 && g <= 0.0 => Coding::Identity,
+        (b, g) if b >= g => Coding::Brotli,
+        _ => Coding::Gzip,
     }
 }
 
+/// The asset's body in `coding`, compressing it on a blocking thread the first time; `None`
+/// if that failed (then send it as it is).
+async fn body_in(asset: &'static Asset, coding: Coding) -> Option<Bytes> {
+    let (cell, compress): (&'static OnceLock<Bytes>, fn(&[u8]) -> Vec<u8>) = match coding {
+        Coding::Identity => return Some(asset.identity.clone()),
+        Coding::Brotli => (&asset.brotli, brotli),
+        Coding::Gzip => (&asset.gzip, gzip),
+    };
+    if let Some(body) = cell.get() {
+        return Some(body.clone());
+    }
+    tokio::task::spawn_blocking(move || cell.get_or_init(|| compress(&asset.identity).into()).clone()).await.ok()
+}
+
+/// The strong ETag of the asset in one coding (each coding is a different representation).
+fn etag(asset: &Asset, coding: Coding) -> HeaderValue {
+    let suffix = match coding {
+        Coding::Identity => "",
+        Coding::Brotli => "-br",
+        Coding::Gzip => "-gz",
+    };
+    HeaderValue::from_str(&format!("\"{}{suffix}\"", asset.hash)).expect("hex is a valid header")
+}
+
 /// `/assets/{name}`: a hashed name is immutable; a plain one is revalidated (304 when the
-/// client's `If-None-Match` holds the current ETag).
-pub fn serve(name: &str, request: &HeaderMap) -> Response {
-    let assets = &*ASSETS;
+/// client's `If-None-Match` holds the current ETag). A hash that is not the current one (a
+/// page from a node of another version, during a rolling upgrade) gets the current file,
+/// revalidated rather than immutable.
+pub async fn serve(name: &str, request: &HeaderMap) -> Response {
+    let assets: &'static Assets = &ASSETS;
     let found = assets.files.iter().find_map(|a| match name {
         n if n == a.hashed => Some((a, true)),
-        n if n == a.name => Some((a, false)),
+        n if n == a.name || unhashed(n).as_deref() == Some(a.name) => Some((a, false)),
         _ => None,
     });
     let Some((asset, hashed)) = found else {
@@ -160,33 +194,46 @@ pub fn serve(name: &str, request: &HeaderMap) -> Response {
         }
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };
+    let mut coding = negotiate(request);
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(if hashed { IMMUTABLE } else { "no-cache" }));
-    headers.insert(header::ETAG, asset.etag.clone());
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`.
+    let ours = etag(asset, coding);
     let unchanged = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == asset.etag || tag.trim() == "*");
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == ours || tag == "*");
     if unchanged {
+        headers.insert(header::ETAG, ours);
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    let body = match negotiate(request) {
-        Coding::Brotli => {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
-            asset.brotli.clone()
+    let body = match body_in(asset, coding).await {
+        Some(body) => body,
+        None => {
+            coding = Coding::Identity;
+            asset.identity.clone()
         }
-        Coding::Gzip => {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            asset.gzip.clone()
-        }
-        Coding::Identity => asset.identity.clone(),
     };
+    headers.insert(header::ETAG, etag(asset, coding));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    match coding {
+        Coding::Brotli => drop(headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"))),
+        Coding::Gzip => drop(headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))),
+        Coding::Identity => {}
+    }
     (headers, Body::from(body)).into_response()
+}
+
+/// `watch.js` for `watch.0123456789ab.js`: a name with a 12-hex-digit hash taken out.
+fn unhashed(name: &str) -> Option<String> {
+    let (rest, extension) = name.rsplit_once('.')?;
+    let (stem, hash) = rest.rsplit_once('.')?;
+    (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("{stem}.{extension}"))
 }
 
 #[cfg(test)]
@@ -203,9 +250,16 @@ mod tests {
     fn picks_the_best_coding_accepted() {
         assert_eq!(negotiate(&accept("gzip, deflate, br, zstd")), Coding::Brotli);
         assert_eq!(negotiate(&accept("gzip;q=1.0, br;q=0")), Coding::Gzip);
+        assert_eq!(negotiate(&accept("gzip;q=1, br;q=0.1")), Coding::Gzip);
+        assert_eq!(negotiate(&accept("br;Q=0, gzip;q=0")), Coding::Identity);
         assert_eq!(negotiate(&accept("identity")), Coding::Identity);
         assert_eq!(negotiate(&accept("GZIP")), Coding::Gzip);
+        assert_eq!(negotiate(&accept("*")), Coding::Brotli);
+        assert_eq!(negotiate(&accept("*;q=0.5, br;q=0")), Coding::Gzip);
         assert_eq!(negotiate(&HeaderMap::new()), Coding::Identity);
+        assert_eq!(unhashed("hls.min.0123456789ab.js").as_deref(), Some("hls.min.js"));
+        assert_eq!(unhashed("watch.js"), None);
+        assert_eq!(unhashed("hls.min.js"), None);
     }
 
     #[test]
@@ -221,10 +275,11 @@ mod tests {
         assert_eq!(page, format!("<script src=\"/assets/{}\"></script><a href=\"/assets/watch.jsx\">", watch.hashed));
         // Decompressing gives the body back.
         let mut unzipped = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&watch.gzip[..]), &mut unzipped).unwrap();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzip(&watch.identity)[..]), &mut unzipped)
+            .unwrap();
         assert_eq!(unzipped.as_bytes(), &watch.identity[..]);
         let mut unbrotli = Vec::new();
-        brotli::BrotliDecompress(&mut &watch.brotli[..], &mut unbrotli).unwrap();
+        brotli::BrotliDecompress(&mut &brotli(&watch.identity)[..], &mut unbrotli).unwrap();
         assert_eq!(unbrotli, &watch.identity[..]);
     }
 }

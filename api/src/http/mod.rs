@@ -46,7 +46,7 @@ const HLS_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// `/metrics` alone, for a listener of its own (`--metrics-listen`).
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics::prometheus)).with_state(state)
+    Router::new().route("/metrics", get(metrics::prometheus)).layer(compression()).with_state(state)
 }
 
 pub fn router(state: AppState) -> Router {

@@ -173,7 +173,7 @@ pub async fn watch(State(state): State<AppState>, Path(playback_id): Path<String
 }
 
 pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    assets::serve(&name, &headers)
+    assets::serve(&name, &headers).await
 }
 
 #[cfg(test)]

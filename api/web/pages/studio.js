@@ -274,12 +274,21 @@ function showStats(stats) {
   showRefusal(stats.last_refusal);
 }
 
-/** The last publish refused for a reason the seller can fix: what happened, and the fix. */
+/** How long a refusal is shown while the stream is on air (it stays in the stats). */
+const REFUSAL_SHOWN_MS = 15 * 60 * 1000;
+
+/**
+ * The last publish refused for a reason the seller can fix: what happened, and the fix. Shown
+ * while the stream waits to go live, and for a while once on air (a bit rate cut, say).
+ */
 function showRefusal(refusal) {
   const node = $('#refusal');
   if (!node) return;
-  node.hidden = !refusal;
-  if (!refusal) return;
+  const status = selected.stream.status;
+  const recent = refusal && Date.now() - new Date(refusal.at).getTime() < REFUSAL_SHOWN_MS;
+  const shown = refusal && (status === 'scheduled' || (['live', 'reconnecting'].includes(status) && recent));
+  node.hidden = !shown;
+  if (!shown) return;
   const at = new Date(refusal.at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
   node.replaceChildren(
     el('strong', {}, `OBS was refused (${at}): `), el('span', { id: 'refusal-detail' }, refusal.detail),
