@@ -755,12 +755,14 @@ async fn the_seller_is_told_why_a_publish_was_refused() {
     assert!(refusal["fix"].as_str().unwrap().starts_with("Create a new stream in the studio"), "{refusal}");
 
     // Wrong keys from this address (five a minute by default), then the right one: refused,
-    // and its seller learns why.
+    // and its seller learns why. (On a server of its own: the refusals above counted too.)
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
     let right = server.create_stream(&seller, "Right key").await;
     let (right_id, right_key) = (right["id"].as_str().unwrap(), right["stream_key"].as_str().unwrap());
     for n in 0..5 {
         let output = publish_output(&format!("{}/sk_mistyped{n}", server.rtmp)).await;
-        assert!(output.contains("invalid stream key"), "try {n}: {output}");
+        assert!(output.contains("invalid stream key") && !output.contains("too many"), "try {n}: {output}");
     }
     let output = publish_output(&format!("{}/{right_key}", server.rtmp)).await;
     assert!(output.contains("too many invalid stream keys from this address"), "{output}");
@@ -1027,4 +1029,31 @@ async fn next_json(socket: &mut common::events::Socket) -> Value {
             return serde_json::from_str(&text).unwrap();
         }
     }
+}
+
+/// The harness's OpenAPI check (every `call`'s answer goes through it) refuses what does not
+/// match: without this, a checker that passes everything would pass every test.
+#[test]
+fn the_openapi_checker_refuses_what_does_not_match() {
+    use common::openapi::{find_route, validate};
+    let schema = json!({"type": "object", "required": ["a"], "properties": {
+        "a": {"type": "integer", "minimum": 1}, "b": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+        "c": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 2}}});
+    assert!(validate(&schema, &json!({"a": 1, "b": null, "c": ["x"]}), "$").is_ok());
+    assert!(validate(&schema, &json!({"a": 1, "b": "2026-12-03T10:00:00Z"}), "$").is_ok());
+    for bad in [
+        json!({}),
+        json!({"a": 0}),
+        json!({"a": 1.5}),
+        json!({"a": 1, "b": "yesterday"}),
+        json!({"a": 1, "c": ["z"]}),
+        json!({"a": 1, "c": ["x", "y", "x"]}),
+        json!({"a": 1, "d": true}),
+        json!([1]),
+    ] {
+        assert!(validate(&schema, &bad, "$").is_err(), "{bad} passed");
+    }
+    assert_eq!(find_route("/streams/abc/stats").map(|(t, _)| t), Some("/streams/{id}/stats"));
+    assert_eq!(find_route("/streams").map(|(t, _)| t), Some("/streams"));
+    assert_eq!(find_route("/nothing/here"), None);
 }

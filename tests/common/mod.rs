@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod events;
 pub mod hls;
+pub mod openapi;
 pub mod postgres;
 pub mod rtmp;
 
@@ -70,7 +71,9 @@ pub async fn call_json(
     let response = request.send().await.expect("HTTP request");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    openapi::check_response(method, url, status, &body);
+    (status, body)
 }
 
 pub struct Server {
