@@ -15,6 +15,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier};
+use aws_smithy_http_client::tls;
 use bytes::Bytes;
 
 use crate::uploader::{Options, Remote, Uploader};
@@ -148,7 +149,11 @@ impl S3Store {
         if config.bucket.is_empty() {
             return Err(StoreError::Remote("no S3 bucket configured".into()));
         }
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https)
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -199,6 +204,12 @@ impl S3Store {
         // Every redirect goes to one origin (the CDN, or the bucket's endpoint): a sample
         // URL tells it.
         let delivery_origin = remote.public_url("origin-probe").await.as_deref().and_then(origin_of);
+        if config.delivery == Delivery::Redirect && delivery_origin.is_none() {
+            tracing::warn!(
+                "redirect delivery without an http(s) origin to redirect to: the pages' Content-Security-Policy \
+                 will not let browsers play from the bucket (check s3_public_base_url)"
+            );
+        }
         Ok(Self { uploader: Uploader::start(remote, options)?, delivery_origin })
     }
 
