@@ -12,12 +12,16 @@ BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
 
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps web s3s-fs bench-deps build release bench clean fuzz
+.PHONY: run test deps test-deps web s3s-fs bench-deps build release deb bench clean fuzz
 
 run: deps web release
 	./target/release/hawker serve
 
+# The tests include the Debian package: built from this (debug) build, installed with apt
+# (its dependencies with it), then smoke-tested as installed (tests/package.rs).
 test: deps test-deps web s3s-fs
+	$(CARGO) build --locked
+	./scripts/install-deb "$$(./scripts/build-deb target/debug/hawker)"
 	$(CARGO) test --workspace --locked
 
 # The S3 server the storage tests run against (checks SigV4 signatures). 0.14.1 is the last
@@ -50,6 +54,11 @@ build: web
 
 release: web
 	$(CARGO) build --release --locked
+
+# The Debian package of the release build: target/debian/hawker_VERSION_ARCH.deb (README,
+# "Deploy as a service").
+deb: deps release
+	./scripts/build-deb target/release/hawker
 
 bench: bench-deps release
 	./bench/slice.sh

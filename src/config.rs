@@ -592,3 +592,131 @@ mod storage_tests {
         assert!(!err.contains("secret-pw"), "the password is never shown: {err}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The packaged example (`/etc/hawker/hawker.toml`) names every setting of the file, each
+    /// commented out as `#name = value`: uncommented, it parses (no unknown or misspelt
+    /// name: `deny_unknown_fields`) with every field set. A new field fails to compile here
+    /// until the example documents it.
+    #[test]
+    fn the_packaged_example_documents_every_setting() {
+        let text = include_str!("../deploy/debian/hawker.toml");
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(setting) if setting.starts_with(|c: char| c.is_ascii_lowercase()) => setting,
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let file: FileConfig = toml::from_str(&uncommented).expect("the example parses");
+        let FileConfig {
+            database_url,
+            node_id,
+            advertise_url,
+            http,
+            rtmp,
+            rtmps,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            public_host,
+            public_http_url,
+            public_rtmp_url,
+            public_rtmps_url,
+            segment_duration,
+            live_window,
+            poster_interval,
+            ll_hls,
+            part_duration,
+            storage,
+            s3_endpoint,
+            s3_bucket,
+            s3_region,
+            s3_prefix,
+            s3_path_style,
+            s3_delivery,
+            s3_public_base_url,
+            s3_create_bucket,
+            s3_access_key_id,
+            s3_secret_access_key,
+            s3_upload_concurrency,
+            spool_dir,
+            spool_max_bytes,
+            rtmp_threads,
+            rtmp_max_connections,
+            rtmp_max_connections_per_ip,
+            rtmp_bad_key_max_failures,
+            rtmp_bad_key_window,
+            rtmp_handshake_timeout,
+            rtmp_read_timeout,
+            rtmp_publish_timeout,
+            rtmp_first_keyframe_timeout,
+            trusted_proxies,
+            http_max_connections,
+            http_max_connections_per_ip,
+            http_header_timeout,
+            drain_timeout,
+            metrics_token,
+            metrics_listen,
+        } = file;
+        let set = [
+            database_url.is_some(),
+            node_id.is_some(),
+            advertise_url.is_some(),
+            http.is_some(),
+            rtmp.is_some(),
+            rtmps.is_some(),
+            tls_cert.is_some(),
+            tls_key.is_some(),
+            tls_self_signed.is_some(),
+            public_host.is_some(),
+            public_http_url.is_some(),
+            public_rtmp_url.is_some(),
+            public_rtmps_url.is_some(),
+            segment_duration.is_some(),
+            live_window.is_some(),
+            poster_interval.is_some(),
+            ll_hls.is_some(),
+            part_duration.is_some(),
+            storage.is_some(),
+            s3_endpoint.is_some(),
+            s3_bucket.is_some(),
+            s3_region.is_some(),
+            s3_prefix.is_some(),
+            s3_path_style.is_some(),
+            s3_delivery.is_some(),
+            s3_public_base_url.is_some(),
+            s3_create_bucket.is_some(),
+            s3_access_key_id.is_some(),
+            s3_secret_access_key.is_some(),
+            s3_upload_concurrency.is_some(),
+            spool_dir.is_some(),
+            spool_max_bytes.is_some(),
+            rtmp_threads.is_some(),
+            rtmp_max_connections.is_some(),
+            rtmp_max_connections_per_ip.is_some(),
+            rtmp_bad_key_max_failures.is_some(),
+            rtmp_bad_key_window.is_some(),
+            rtmp_handshake_timeout.is_some(),
+            rtmp_read_timeout.is_some(),
+            rtmp_publish_timeout.is_some(),
+            rtmp_first_keyframe_timeout.is_some(),
+            trusted_proxies.is_some(),
+            http_max_connections.is_some(),
+            http_max_connections_per_ip.is_some(),
+            http_header_timeout.is_some(),
+            drain_timeout.is_some(),
+            metrics_token.is_some(),
+            metrics_listen.is_some(),
+        ];
+        let missing: Vec<usize> = set.iter().enumerate().filter(|(_, set)| !**set).map(|(i, _)| i).collect();
+        assert!(missing.is_empty(), "settings missing from the example (by position in FileConfig): {missing:?}");
+        // As shipped, everything is commented out: the defaults apply.
+        let shipped: FileConfig = toml::from_str(text).unwrap();
+        assert!(shipped.http.is_none() && shipped.storage.is_none() && shipped.database_url.is_none());
+    }
+}
