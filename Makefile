@@ -3,10 +3,12 @@
 # Debian packages hawker needs to build, run and test.
 DEB_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav ffmpeg
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav ffmpeg \
+	dpkg-dev binutils
 # The browser tests drive Debian's Chromium (never a browser a test tool downloads); the
-# repository tests start their own PostgreSQL server from Debian's package.
-TEST_PACKAGES := chromium postgresql haproxy python3-icalendar
+# repository tests start their own PostgreSQL server from Debian's package, and nginx in front of
+# hawker with the README's reverse-proxy example.
+TEST_PACKAGES := chromium postgresql haproxy python3-icalendar nginx-light
 # Only the benchmark needs nginx with its RTMP module, to compare against.
 BENCH_PACKAGES := nginx-light libnginx-mod-rtmp
 
@@ -18,10 +20,10 @@ run: deps web release
 	./target/release/hawker serve
 
 # The tests include the Debian package: built from this (debug) build, installed with apt
-# (its dependencies with it), then smoke-tested as installed (tests/package.rs).
+# (its dependencies with it), then smoke-tested as installed (tests/e2e/package.rs).
 test: deps test-deps web s3s-fs
 	$(CARGO) build --locked
-	./scripts/install-deb "$$(./scripts/build-deb target/debug/hawker)"
+	deb=$$(./scripts/build-deb target/debug/hawker) && ./scripts/install-deb "$$deb"
 	$(CARGO) test --workspace --locked
 
 # The S3 server the storage tests run against (checks SigV4 signatures). 0.14.1 is the last

@@ -149,9 +149,18 @@ impl S3Store {
         if config.bucket.is_empty() {
             return Err(StoreError::Remote("no S3 bucket configured".into()));
         }
-        let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-            .build_https();
+        // The SDK's default HTTPS client (proxies from HTTPS_PROXY/NO_PROXY, system roots),
+        // on ring rather than aws-lc.
+        let https = aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
+                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(aws_smithy_http_client::proxy::ProxyConfig::from_env()));
+            connector.build()
+        });
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https)
             .retry_config(RetryConfig::standard().with_max_attempts(2))

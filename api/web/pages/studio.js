@@ -286,7 +286,9 @@ function showRefusal(refusal) {
   if (!node) return;
   const status = selected.stream.status;
   const recent = refusal && Date.now() - new Date(refusal.at).getTime() < REFUSAL_SHOWN_MS;
-  const shown = refusal && (status === 'scheduled' || (['live', 'reconnecting'].includes(status) && recent));
+  // An ended stream's key was tried (OBS still holds it): shown for a while, whatever the status.
+  const shown = refusal && (status === 'scheduled' || (recent
+    && (['live', 'reconnecting'].includes(status) || refusal.reason === 'stream_over')));
   node.hidden = !shown;
   if (!shown) return;
   const at = new Date(refusal.at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });

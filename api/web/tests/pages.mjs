@@ -1,4 +1,4 @@
-// The pages' browser scenario, run by tests/pages.rs against a real hawker with real ffmpeg
+// The pages' browser scenario, run by tests/e2e/pages.rs against a real hawker with real ffmpeg
 // publishers: Debian's Chromium, headless, driven by playwright-core. Exits non-zero on the
 // first failed check; prints what it measured. Screenshots go to $SCREENSHOT_DIR.
 import assert from 'node:assert/strict';

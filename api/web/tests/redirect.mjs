@@ -1,4 +1,4 @@
-// The watch page with S3 `redirect` delivery, run by tests/pages.rs: hawker serves the page
+// The watch page with S3 `redirect` delivery, run by tests/e2e/pages.rs: hawker serves the page
 // and the playlists, the bucket (presigned URLs, behind the README's CORS rule) the media.
 // Checks that the page's Content-Security-Policy and the bucket's CORS let Chromium play from
 // the bucket's origin, and that a returning viewer takes the assets (hls.js) from its cache.

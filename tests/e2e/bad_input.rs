@@ -1,7 +1,7 @@
 //! Bad input over real sockets: each bad client is closed cleanly, and a good stream on the
 //! same server keeps producing segments throughout.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! API of every node sees the same state, a stream is held by one node at a time, any node
 //! serves its HLS, and three nodes behind HAProxy survive the death of the one holding it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The API contract: roles, transitions, key hygiene, errors.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

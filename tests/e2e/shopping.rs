@@ -1,7 +1,7 @@
 //! The live-shopping layer end to end: viewers, likes, chat, pins, orders, seller stats,
 //! admin settings, events over a real WebSocket and signed webhooks to a real HTTP server.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

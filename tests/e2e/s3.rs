@@ -2,7 +2,7 @@
 //! the bucket, playback in both delivery modes, replay and deletion, and an outage of the
 //! bucket in the middle of a live stream.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

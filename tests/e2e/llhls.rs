@@ -1,7 +1,7 @@
 //! LL-HLS delivery end to end: parts, blocking playlist reload and its rules, preload-hinted
 //! parts, delta updates, and LL-HLS turned off.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! up to its last complete segment; on restart the stream waits for its publisher, then is
 //! continued or ended by the lifecycle rules. Live streams get a poster; replays keep it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

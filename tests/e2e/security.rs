@@ -1,7 +1,7 @@
 //! Attacks from outside, against the real binary: each one is what an attacker would try,
 //! and what hawker answers now.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

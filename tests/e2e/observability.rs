@@ -1,6 +1,6 @@
 //! RTMPS publishing, the seller's ingest health and the Prometheus metrics.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! api/web/tests/pages.mjs; this harness starts what it needs, hands it the addresses and
 //! tokens, and checks the server side afterwards. Screenshots land in target/screenshots/.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! offset for the whole publish), for video and audio. ffprobe reads the source FLV and the
 //! stored init + segments of each publish; the packet lists are compared frame by frame.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! A seller publishes with a real RTMP client; viewers play the HLS; the replay plays.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

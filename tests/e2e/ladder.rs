@@ -2,7 +2,7 @@
 //! is listed, plays, reports the others, is cut at the source's frames, and is saved as a
 //! replay.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Sellers on flaky networks: reconnects, takeovers and the reconnect window.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
