@@ -317,6 +317,17 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// ffmpeg publishing generated H.264 (keyframe every 2 s, B-frames on) + AAC in real time.
+/// ffmpeg's stderr for a one-second publish to `url` (a refused one shows the server's reason).
+pub async fn publish_output(url: &str) -> String {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "1"])
+        .args(["-c:v", "libx264", "-f", "flv", url])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> tokio::process::Child {
     ffmpeg_publish_gop(url, seconds, 60)
 }

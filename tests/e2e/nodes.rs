@@ -167,17 +167,6 @@ async fn the_node_that_packaged_a_stream_ends_it_when_its_window_runs_out() {
     }
 }
 
-/// What ffmpeg printed trying to publish a second of video to `url`.
-async fn publish_output(url: &str) -> String {
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "1"])
-        .args(["-c:v", "libx264", "-f", "flv", url])
-        .output()
-        .await
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A stream moves from node a to node b and back, on one bucket: node a lets go of its
 /// state when node b takes the stream, so when the publisher comes back to node a the
 /// playlist goes on from what node b stored, with no segment number used twice.

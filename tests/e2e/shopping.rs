@@ -697,17 +697,6 @@ async fn a_publisher_far_over_the_bit_rate_cap_is_disconnected() {
     assert_eq!(refusal["fix"], "OBS: Settings → Output → Video Bitrate: at most 100 Kbps");
 }
 
-/// OBS's stderr for a one-second publish to `url`.
-async fn publish_output(url: &str) -> String {
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "1"])
-        .args(["-c:v", "libx264", "-f", "flv", url])
-        .output()
-        .await
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// The seller's last refusal, once it is recorded (some are recorded off the refusal's path).
 async fn last_refusal(server: &Server, id: &str, token: &str, reason: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
