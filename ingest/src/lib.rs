@@ -20,6 +20,7 @@ mod connection;
 mod flv;
 mod limits;
 mod per_addr;
+mod proxy_protocol;
 mod server;
 mod stats;
 mod timeline;

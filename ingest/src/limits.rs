@@ -40,8 +40,10 @@ pub struct Limits {
     pub max_timestamp_jump: Duration,
     /// A publish must send a video keyframe within this of being accepted, or it is ended.
     pub first_keyframe_timeout: Duration,
-    /// Addresses the per-address limits (connections, invalid keys) do not apply to: a TCP
-    /// load balancer in front, whose address every publisher behind it shares.
+    /// Trusted proxies: the per-address limits (connections, invalid keys) do not apply to
+    /// their own address, which every publisher behind them shares; they may open a
+    /// connection with a PROXY protocol header (v1 or v2) naming the client, whose address
+    /// is then limited and logged. A PROXY header from any other peer is refused.
     pub shared_addresses: Vec<ipnet::IpNet>,
 }
 

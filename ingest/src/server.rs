@@ -19,7 +19,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::per_addr::{AddrKey, AddrSlot, ConnectionsPerAddr, KeyFailures};
 use crate::stats::IngestStats;
-use crate::{Limits, PublishGate, connection};
+use crate::{Limits, PublishGate, connection, proxy_protocol};
 
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -173,7 +173,8 @@ impl<G: PublishGate> Server<G> {
         };
         stats.connection_opened();
         let held = Held { _permit: permit, _slot: slot, stats: stats.clone() };
-        Some(supervise(socket, peer, self.context.clone(), shutdown.clone(), tls, held))
+        let per_addr = self.per_addr.clone();
+        Some(supervise(socket, peer, self.context.clone(), shutdown.clone(), tls, (held, per_addr)))
     }
 }
 
@@ -217,9 +218,9 @@ async fn supervise<G: PublishGate>(
     context: Arc<Context<G>>,
     shutdown: CancellationToken,
     tls: Option<TlsAcceptor>,
-    _held: Held,
+    (_held, per_addr): (Held, Arc<ConnectionsPerAddr>),
 ) {
-    let socket = match TcpStream::from_std(socket) {
+    let mut socket = match TcpStream::from_std(socket) {
         Ok(socket) => socket,
         Err(error) => {
             warn!(%peer, %error, "could not register the socket; closing it");
@@ -229,6 +230,33 @@ async fn supervise<G: PublishGate>(
     if let Err(error) = socket.set_nodelay(true) {
         warn!(%peer, %error, "could not set TCP_NODELAY");
     }
+    // Behind a trusted proxy sending the PROXY protocol, the client is the one it names.
+    let trusted = context.limits.is_shared_address(peer.ip());
+    let deadline = Instant::now() + context.limits.handshake_timeout;
+    let client = match proxy_protocol::client_address(&mut socket, peer, trusted, deadline).await {
+        Ok(client) => client,
+        Err(error) => {
+            context.stats.handshake_failed();
+            info!(%peer, %error, "closing");
+            return;
+        }
+    };
+    // That client is capped per address like one that connects directly.
+    let _client_slot = match client.ip() == peer.ip() || context.limits.is_shared_address(client.ip()) {
+        true => None,
+        false => match per_addr.try_open(AddrKey::of(client.ip())) {
+            Some(slot) => Some(slot),
+            None => {
+                context.stats.rejected_per_ip_cap();
+                let addr = AddrKey::of(client.ip());
+                if per_addr.should_log(addr, Instant::now()) {
+                    warn!(%addr, via = %peer, "too many connections from one address; closing new ones (logged once a minute)");
+                }
+                return;
+            }
+        },
+    };
+    let peer = client;
     let span = info_span!("rtmp", %peer, tls = tls.is_some(), stream = tracing::field::Empty);
     let task = tokio::spawn(connection::handle(socket, peer, context, shutdown, tls).instrument(span.clone()));
     if let Err(join_error) = task.await {

@@ -13,6 +13,7 @@ mod nodes;
 mod observability;
 mod package;
 mod pages;
+mod proxy;
 mod publish;
 mod reconnect;
 mod recovery;

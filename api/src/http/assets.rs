@@ -155,7 +155,8 @@ fn negotiate(headers: &HeaderMap) -> Coding {
 /// The asset's body in `coding`, compressing it on a blocking thread the first time; `None`
 /// if that failed (then send it as it is).
 async fn body_in(asset: &'static Asset, coding: Coding) -> Option<Bytes> {
-    let (cell, compress): (&'static OnceLock<Bytes>, fn(&[u8]) -> Vec<u8>) = match coding {
+    type Compress = fn(&[u8]) -> Vec<u8>;
+    let (cell, compress): (&'static OnceLock<Bytes>, Compress) = match coding {
         Coding::Identity => return Some(asset.identity.clone()),
         Coding::Brotli => (&asset.brotli, brotli),
         Coding::Gzip => (&asset.gzip, gzip),
