@@ -65,6 +65,20 @@ These higher level structs are meant to be integrated *AFTER* a successful hands
 
 */
 
+// hawker: no panic path on a peer's input: no indexing, unwrap, panic or overflowing
+// arithmetic outside the tests (issue 16). RTMP time wraps: it is added with wrapping_add.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 extern crate byteorder;
 extern crate bytes;
 extern crate hmac;

@@ -158,7 +158,7 @@ fn compare(value1: &u32, value2: &u32) -> Ordering {
 
     let max_val = max(value1, value2);
     let min_val = min(value1, value2);
-    let difference = max_val - min_val;
+    let difference = max_val.wrapping_sub(*min_val);
     match difference <= MAX_ADJACENT_VALUE {
         true => value1.cmp(value2),
         false => value2.cmp(value1),

@@ -1,3 +1,4 @@
+use time::RtmpTimestamp;
 use super::chunk_header::{ChunkHeader, ChunkHeaderFormat};
 use byteorder::{BigEndian, LittleEndian, ReadBytesExt};
 use bytes::BytesMut;
@@ -194,11 +195,12 @@ impl ChunkDeserializer {
     }
 
     fn form_header(&mut self) -> Result<ParseStageResult, ChunkDeserializationError> {
-        if self.buffer.len() < 1 {
-            return Ok(ParseStageResult::NotEnoughBytes);
-        }
+        let first = match self.buffer.first() {
+            Some(&first) => first,
+            None => return Ok(ParseStageResult::NotEnoughBytes),
+        };
 
-        self.current_header_format = get_format(&self.buffer[0]);
+        self.current_header_format = get_format(&first);
         let (csid, next_index) = match get_csid(&self.buffer[..]) {
             ParsedValue::NotEnoughBytes => return Ok(ParseStageResult::NotEnoughBytes),
             ParsedValue::Value { val, next_index } => (val, next_index),
@@ -232,7 +234,7 @@ impl ChunkDeserializer {
                 // Since we don't have any payload data yet, that means this is the first
                 // chunk of the message.  As it's the first chunk this is the only time we should
                 // apply the previous header's delta to the timestamp
-                self.current_header.timestamp = self.current_header.timestamp + self.current_header.timestamp_field;
+                self.current_header.timestamp = RtmpTimestamp::new(self.current_header.timestamp.value.wrapping_add(self.current_header.timestamp_field));
             }
 
             self.current_stage = ParseStage::MessageLength;
@@ -254,7 +256,7 @@ impl ChunkDeserializer {
             self.current_header.timestamp.set(timestamp);
         } else {
             // Non full headers are deltas only
-            self.current_header.timestamp = self.current_header.timestamp + timestamp;
+            self.current_header.timestamp = RtmpTimestamp::new(self.current_header.timestamp.value.wrapping_add(timestamp));
         }
 
         //apply the timestamp field
@@ -296,11 +298,10 @@ impl ChunkDeserializer {
             return Ok(ParseStageResult::Success);
         }
 
-        if self.buffer.len() < 1 {
-            return Ok(ParseStageResult::NotEnoughBytes);
-        }
-
-        self.current_header.message_type_id = self.buffer[0];
+        self.current_header.message_type_id = match self.buffer.first() {
+            Some(&id) => id,
+            None => return Ok(ParseStageResult::NotEnoughBytes),
+        };
         let _ = self.buffer.split_to(1);
         self.current_stage = ParseStage::MessageStreamId;
         Ok(ParseStageResult::Success)
@@ -352,8 +353,9 @@ impl ChunkDeserializer {
             // Since we already added the MAX_INITIAL_TIMESTAMP to the timestamp, only add the delta difference
             // hawker: wrapping, as RTMP time does; an extended timestamp below 0xFFFFFF here is
             // a protocol error (the ingest refuses it) that upstream's subtraction panicked on.
-            self.current_header.timestamp =
-                self.current_header.timestamp + timestamp.wrapping_sub(MAX_INITIAL_TIMESTAMP);
+            self.current_header.timestamp = RtmpTimestamp::new(
+                self.current_header.timestamp.value.wrapping_add(timestamp.wrapping_sub(MAX_INITIAL_TIMESTAMP)),
+            );
         }
 
         self.current_stage = ParseStage::MessagePayload;
@@ -433,26 +435,24 @@ fn get_format(byte: &u8) -> ChunkHeaderFormat {
 fn get_csid(buffer: &[u8]) -> ParsedValue<u32> {
     const CSID_MASK: u8 = 0b00111111;
 
-    if buffer.len() < 1 {
-        return ParsedValue::NotEnoughBytes;
-    }
+    // hawker: read with `get`, added without overflow (at most 65599).
+    let first = match buffer.first() {
+        Some(&first) => first,
+        None => return ParsedValue::NotEnoughBytes,
+    };
 
-    match buffer[0] & CSID_MASK {
-        0 => {
-            if buffer.len() < 2 {
-                ParsedValue::NotEnoughBytes
-            } else {
-                ParsedValue::Value { val: buffer[1] as u32 + 64, next_index: 2 }
-            }
-        }
+    match first & CSID_MASK {
+        0 => match buffer.get(1) {
+            Some(&low) => ParsedValue::Value { val: u32::from(low).wrapping_add(64), next_index: 2 },
+            None => ParsedValue::NotEnoughBytes,
+        },
 
-        1 => {
-            if buffer.len() < 3 {
-                ParsedValue::NotEnoughBytes
-            } else {
-                ParsedValue::Value { val: (buffer[2] as u32 * 256) + buffer[1] as u32 + 64, next_index: 3 }
+        1 => match (buffer.get(1), buffer.get(2)) {
+            (Some(&low), Some(&high)) => {
+                ParsedValue::Value { val: u32::from(u16::from_le_bytes([low, high])).wrapping_add(64), next_index: 3 }
             }
-        }
+            _ => ParsedValue::NotEnoughBytes,
+        },
 
         x => ParsedValue::Value { val: x as u32, next_index: 1 },
     }

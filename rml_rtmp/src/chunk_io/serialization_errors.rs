@@ -20,6 +20,10 @@ pub enum ChunkSerializationError {
     #[error("An invalid chunk size was specified.  Chunk size must be greater than 0 and less than 2147483647")]
     InvalidMaxChunkSize { attempted_chunk_size: u32 },
 
+    /// hawker: a chunk stream id outside 2..=65599 (upstream panicked).
+    #[error("Chunk stream id {csid} is outside 2 to 65599")]
+    InvalidChunkStreamId { csid: u32 },
+
     /// An I/O error occurred while writing the output buffer
     #[error("{0}")]
     Io(#[from] io::Error),

@@ -97,21 +97,8 @@ impl ChunkSerializer {
 
         // Since a message may have a payload greater than one chunk allows, we must
         // split the payload into slices that don't exceed the max chunk length
-        let mut slices = Vec::<&[u8]>::new();
-        let mut iteration = 0;
-        loop {
-            let start_index = iteration * self.max_chunk_size as usize;
-            if start_index >= message.data.len() {
-                break;
-            }
-
-            let remaining_length = message.data.len() - start_index;
-            let end_index = min(start_index + self.max_chunk_size as usize, start_index + remaining_length);
-
-            slices.push(&message.data[start_index..end_index]);
-
-            iteration = iteration + 1;
-        }
+        // hawker: `chunks`, not index arithmetic.
+        let slices = message.data.chunks((self.max_chunk_size as usize).max(1));
 
         for (idx, slice) in slices.into_iter().enumerate() {
             self.add_chunk(&mut bytes, force_uncompressed, message, idx > 0, slice, can_be_dropped)?;
@@ -159,7 +146,7 @@ impl ChunkSerializer {
                         ChunkHeaderFormat::Full
                     } else {
                         // TODO: Update to support rtmp time wrap-around
-                        header.timestamp_field = (header.timestamp - previous_header.timestamp).value;
+                        header.timestamp_field = header.timestamp.value.wrapping_sub(previous_header.timestamp.value);
                         get_header_format(&mut header, previous_header)
                     }
                 }
@@ -187,11 +174,9 @@ fn add_basic_header(
     format: &ChunkHeaderFormat,
     csid: u32,
 ) -> Result<(), ChunkSerializationError> {
+    // hawker: an error, not a panic (the csids are ours, 2 to 65599).
     if csid <= 1 || csid >= 65600 {
-        panic!(
-            "Attempted to serialize an RTMP chunk with a csid of {}, but only csids between 2 and 65600 are allowed",
-            csid
-        );
+        return Err(ChunkSerializationError::InvalidChunkStreamId { csid });
     }
 
     let format_mask = match *format {

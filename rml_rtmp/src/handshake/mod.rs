@@ -184,16 +184,17 @@ impl Handshake {
             PeerType::Client => (get_client_digest_offset(&self.sent_p1), GENUINE_FP_CONST),
         };
 
+        // hawker: split and written without indexing (the offset is at most 1503 of 1536).
         {
             let key_bytes = constant_key.as_bytes();
-            let pre_digest = &self.sent_p1[0..(digest_offset as usize)];
-            let post_digest = &self.sent_p1[(digest_offset as usize + SHA256_DIGEST_LENGTH)..];
-            self.sent_digest = calc_hmac_from_parts(&pre_digest, &post_digest, &key_bytes);
+            let parts = get_message_parts(&self.sent_p1, digest_offset)?;
+            self.sent_digest = calc_hmac_from_parts(&parts.before_digest, &parts.after_digest, &key_bytes);
         }
 
         // Form packet #1
-        for index in 0..SHA256_DIGEST_LENGTH {
-            self.sent_p1[(digest_offset as usize) + index] = self.sent_digest[index];
+        let digest_end = (digest_offset as usize).saturating_add(SHA256_DIGEST_LENGTH);
+        if let Some(slot) = self.sent_p1.get_mut(digest_offset as usize..digest_end) {
+            slot.copy_from_slice(&self.sent_digest);
         }
 
         let mut output = vec![3_u8];
@@ -285,11 +286,9 @@ impl Handshake {
         let received_packet_1: [u8; RTMP_PACKET_SIZE];
         {
             let mut handshake = [0_u8; RTMP_PACKET_SIZE];
-            let mut index = 0;
-
-            for x in self.input_buffer.drain(..RTMP_PACKET_SIZE) {
-                handshake[index] = x;
-                index = index + 1;
+            // hawker: zipped, not indexed (the length was checked above).
+            for (slot, x) in handshake.iter_mut().zip(self.input_buffer.drain(..RTMP_PACKET_SIZE)) {
+                *slot = x;
             }
 
             received_packet_1 = handshake;
@@ -335,8 +334,10 @@ impl Handshake {
         let hmac2 = calc_hmac(&output_packet[..P2_SIG_START_INDEX], &hmac1);
 
         // the hmac2 signature is written to the end of the p2 packet
-        for index in 0..SHA256_DIGEST_LENGTH {
-            output_packet[P2_SIG_START_INDEX + index] = hmac2[index];
+        if let Some(signature) = output_packet.get_mut(P2_SIG_START_INDEX..) {
+            for (slot, byte) in signature.iter_mut().zip(hmac2.iter()) {
+                *slot = *byte;
+            }
         }
 
         self.current_stage = Stage::WaitingForPacket2;
@@ -351,7 +352,10 @@ impl Handshake {
         let received_packet_2: [u8; RTMP_PACKET_SIZE];
         {
             let mut handshake = [0_u8; RTMP_PACKET_SIZE];
-            handshake.copy_from_slice(&self.input_buffer[..RTMP_PACKET_SIZE]);
+            match self.input_buffer.get(..RTMP_PACKET_SIZE) {
+                Some(bytes) => handshake.copy_from_slice(bytes),
+                None => return Ok(HandshakeProcessResult::InProgress { response_bytes: Vec::new() }),
+            }
 
             received_packet_2 = handshake;
             self.input_buffer.drain(..RTMP_PACKET_SIZE);
@@ -416,67 +420,58 @@ fn get_digest_for_received_packet(
     }
 }
 
+/// The digest's offset: the sum of 4 bytes of the packet from `at`, modulo 728, past them.
+/// hawker: no indexing or unchecked arithmetic (the result is at most 1503 for a 1536-byte packet).
+fn digest_offset(data: &[u8; RTMP_PACKET_SIZE], at: usize) -> u32 {
+    let bytes = data.get(at..at.saturating_add(4)).unwrap_or(&[]);
+    let sum: u32 = bytes.iter().map(|&b| u32::from(b)).sum();
+    sum.wrapping_rem(728).wrapping_add(at as u32).wrapping_add(4)
+}
+
 fn get_server_digest_offset(data: &[u8; RTMP_PACKET_SIZE]) -> u32 {
-    let first_four_byte_sum = (data[772] as u32) + (data[773] as u32) + (data[774] as u32) + (data[775] as u32);
-    let offset = (first_four_byte_sum % 728) + 776;
-    offset
+    digest_offset(data, 772)
 }
 
 fn get_client_digest_offset(data: &[u8; RTMP_PACKET_SIZE]) -> u32 {
-    let first_four_byte_sum = (data[8] as u32) + (data[9] as u32) + (data[10] as u32) + (data[11] as u32);
-    let offset = (first_four_byte_sum % 728) + 12;
-    offset
+    digest_offset(data, 8)
 }
 
 fn get_message_parts(handshake: &[u8; RTMP_PACKET_SIZE], digest_offset: u32) -> Result<MessageParts, HandshakeError> {
-    let (part1, rest) = handshake.split_at(digest_offset as usize);
-    let (raw_digest, part2) = rest.split_at(SHA256_DIGEST_LENGTH);
+    // hawker: checked splits (upstream's would panic on an offset past the packet).
+    let (part1, rest) = handshake.split_at_checked(digest_offset as usize).ok_or(HandshakeError::UnknownPacket1Format)?;
+    let (raw_digest, part2) = rest.split_at_checked(SHA256_DIGEST_LENGTH).ok_or(HandshakeError::UnknownPacket1Format)?;
 
     let mut digest = [0_u8; SHA256_DIGEST_LENGTH];
-    for index in 0..SHA256_DIGEST_LENGTH {
-        digest[index] = raw_digest[index];
-    }
+    digest.copy_from_slice(raw_digest);
 
     Ok(MessageParts { before_digest: Vec::from(part1), after_digest: Vec::from(part2), digest })
 }
 
 fn calc_hmac_from_parts(part1: &[u8], part2: &[u8], key: &[u8]) -> [u8; SHA256_DIGEST_LENGTH] {
-    let mut inputs = Vec::with_capacity(part1.len() + part2.len());
-    for index in 0..part1.len() {
-        inputs.push(part1[index]);
-    }
-
-    for index in 0..part2.len() {
-        inputs.push(part2[index]);
-    }
-
+    let mut inputs = part1.to_vec();
+    inputs.extend_from_slice(part2);
     calc_hmac(&inputs, &key)
 }
 
 fn calc_hmac(input: &[u8], key: &[u8]) -> [u8; SHA256_DIGEST_LENGTH] {
-    let mut mac = Hmac::<Sha256>::new_varkey(key).unwrap();
+    let mut output = [0_u8; SHA256_DIGEST_LENGTH];
+    // hawker: HMAC takes a key of any length, so this never fails; no unwrap or panic either way.
+    let mut mac = match Hmac::<Sha256>::new_varkey(key) {
+        Ok(mac) => mac,
+        Err(_) => return output,
+    };
     mac.update(input);
-
-    let result = mac.finalize();
-    let array = result.into_bytes();
-
-    if array.len() != 32 {
-        panic!("Expected hmac signature to be 32 byte array, instead it was a {} byte array", array.len());
+    let array = mac.finalize().into_bytes();
+    for (slot, byte) in output.iter_mut().zip(array.iter()) {
+        *slot = *byte;
     }
-
-    let mut output = [0_u8; 32];
-    for index in 0..32 {
-        output[index] = array[index];
-    }
-
     output
 }
 
 fn fill_with_random_data(buffer: &mut [u8]) {
     let mut rng = rand::thread_rng();
-    for x in 0..buffer.len() {
-        let value = rng.gen();
-        buffer[x] = value;
+    for byte in buffer.iter_mut() {
+        *byte = rng.gen();
     }
 }
 

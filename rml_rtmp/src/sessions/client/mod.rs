@@ -94,10 +94,11 @@ impl ClientSession {
     /// events are returned.
     pub fn handle_input(&mut self, bytes: &[u8]) -> ClientResult {
         let mut results = Vec::new();
-        self.bytes_received += bytes.len() as u64;
+        // hawker: wrapping, as RTMP's 32-bit sequence numbers do (upstream's `+=` overflowed).
+        self.bytes_received = self.bytes_received.wrapping_add(bytes.len() as u64);
 
         if let Some(peer_ack_size) = self.peer_window_ack_size {
-            self.bytes_received_since_last_ack += bytes.len() as u32;
+            self.bytes_received_since_last_ack = self.bytes_received_since_last_ack.wrapping_add(bytes.len() as u32);
             if self.bytes_received_since_last_ack >= peer_ack_size {
                 let ack_message = RtmpMessage::Acknowledgement { sequence_number: self.bytes_received_since_last_ack };
                 let ack_payload = ack_message.into_message_payload(self.get_epoch(), 0)?;
@@ -645,8 +646,8 @@ impl ClientSession {
                     return Err(ClientSessionError::CreateStreamResponseHadNoStreamNumber);
                 }
 
-                let stream_id = match additional_args[0] {
-                    Amf0Value::Number(number) => number as u32,
+                let stream_id = match additional_args.first() {
+                    Some(Amf0Value::Number(number)) => *number as u32,
                     _ => {
                         return Err(ClientSessionError::CreateStreamResponseHadNoStreamNumber);
                     }
@@ -839,7 +840,8 @@ impl ClientSession {
     fn get_epoch(&self) -> RtmpTimestamp {
         match self.start_time.elapsed() {
             Ok(duration) => {
-                let milliseconds = (duration.as_secs() * 1000) + (duration.subsec_nanos() as u64 / 1_000_000);
+                // hawker: no overflow (as_millis is u128; cast to u64 wraps like the u32 below).
+                let milliseconds = duration.as_millis() as u64;
 
                 // Casting to u32 should auto-wrap the value as expected.  If not a stream will probably
                 // break after 49 days but testing shows it should wrap
@@ -852,7 +854,7 @@ impl ClientSession {
 
     fn get_next_transaction_id(&mut self) -> u32 {
         let transaction_id = self.next_transaction_id;
-        self.next_transaction_id += 1;
+        self.next_transaction_id = self.next_transaction_id.wrapping_add(1);
         transaction_id
     }
 }

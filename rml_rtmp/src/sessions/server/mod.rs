@@ -133,10 +133,11 @@ impl ServerSession {
     /// be reacted to.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         let mut results = Vec::new();
-        self.bytes_received += bytes.len() as u64;
+        // hawker: wrapping, as RTMP's 32-bit sequence numbers do (upstream's `+=` overflowed).
+        self.bytes_received = self.bytes_received.wrapping_add(bytes.len() as u64);
 
         if let Some(peer_ack_size) = self.peer_window_ack_size {
-            self.bytes_received_since_last_ack += bytes.len() as u32;
+            self.bytes_received_since_last_ack = self.bytes_received_since_last_ack.wrapping_add(bytes.len() as u32);
             if self.bytes_received_since_last_ack >= peer_ack_size {
                 let ack_message = RtmpMessage::Acknowledgement { sequence_number: self.bytes_received_since_last_ack };
                 let ack_payload = ack_message.into_message_payload(self.get_epoch(), 0)?;
@@ -454,7 +455,7 @@ impl ServerSession {
         let request = OutstandingRequest::ConnectionRequest { app_name: app_name.clone(), transaction_id };
 
         let request_number = self.next_request_number;
-        self.next_request_number = self.next_request_number + 1;
+        self.next_request_number = self.next_request_number.wrapping_add(1);
         self.outstanding_requests.insert(request_number, request);
 
         let event = ServerSessionEvent::ConnectionRequested { app_name: app_name, request_id: request_number };
@@ -520,7 +521,7 @@ impl ServerSession {
         transaction_id: f64,
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
         let new_stream_id = self.next_stream_id;
-        self.next_stream_id = self.next_stream_id + 1;
+        self.next_stream_id = self.next_stream_id.wrapping_add(1);
 
         let new_stream = ActiveStream { current_state: StreamState::Created };
 
@@ -669,7 +670,7 @@ impl ServerSession {
             OutstandingRequest::PublishRequested { stream_key: stream_key.clone(), mode: mode.clone(), stream_id };
 
         let request_number = self.next_request_number;
-        self.next_request_number = self.next_request_number + 1;
+        self.next_request_number = self.next_request_number.wrapping_add(1);
         self.outstanding_requests.insert(request_number, request);
 
         let event =
@@ -774,7 +775,7 @@ impl ServerSession {
         let request = OutstandingRequest::PlayRequested { stream_key: stream_key.clone(), stream_id };
 
         let request_number = self.next_request_number;
-        self.next_request_number = self.next_request_number + 1;
+        self.next_request_number = self.next_request_number.wrapping_add(1);
         self.outstanding_requests.insert(request_number, request);
 
         let event = ServerSessionEvent::PlayStreamRequested {
@@ -822,8 +823,8 @@ impl ServerSession {
             return Ok(Vec::new());
         }
 
-        match data[0] {
-            Amf0Value::Utf8String(ref value) if value == "onMetaData" => (),
+        match data.first() {
+            Some(Amf0Value::Utf8String(ref value)) if value == "onMetaData" => (),
             _ => return Ok(Vec::new()),
         }
 
@@ -1174,7 +1175,8 @@ impl ServerSession {
     fn get_epoch(&self) -> RtmpTimestamp {
         match self.start_time.elapsed() {
             Ok(duration) => {
-                let milliseconds = (duration.as_secs() * 1000) + (duration.subsec_nanos() as u64 / 1_000_000);
+                // hawker: no overflow (as_millis is u128; cast to u64 wraps like the u32 below).
+                let milliseconds = duration.as_millis() as u64;
 
                 // Casting to u32 should auto-wrap the value as expected.  If not a stream will probably
                 // break after 49 days but testing shows it should wrap
