@@ -133,3 +133,14 @@ impl StreamMetadata {
         }
     }
 }
+
+/// hawker: the value at `index`, taken out; `Null` when there is none (upstream's `remove`
+/// panicked on a command or data message with too few values; `Null` matches none of the
+/// expected types, so the handlers answer with their error).
+pub(crate) fn take_at(values: &mut Vec<::rml_amf0::Amf0Value>, index: usize) -> ::rml_amf0::Amf0Value {
+    if index < values.len() {
+        values.remove(index)
+    } else {
+        ::rml_amf0::Amf0Value::Null
+    }
+}

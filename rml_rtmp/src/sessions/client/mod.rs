@@ -524,7 +524,7 @@ impl ClientSession {
             Some(_) => (),
         }
 
-        let first_element = data.remove(0);
+        let first_element = super::take_at(&mut data, 0);
         match first_element {
             Amf0Value::Utf8String(ref value) if value == "onMetaData" => self.handle_amf0_data_on_meta_data(data),
 
@@ -579,7 +579,7 @@ impl ClientSession {
         match outstanding_transaction {
             OutstandingTransaction::ConnectionRequested { app_name: _ } => {
                 let description = if additional_args.len() > 0 {
-                    if let Amf0Value::Object(mut properties) = additional_args.remove(0) {
+                    if let Amf0Value::Object(mut properties) = super::take_at(&mut additional_args, 0) {
                         if let Some(Amf0Value::Utf8String(value)) = properties.remove("description") {
                             value
                         } else {
@@ -718,7 +718,7 @@ impl ClientSession {
             return Err(ClientSessionError::InvalidOnStatusArguments);
         }
 
-        let mut properties = match arguments.remove(0) {
+        let mut properties = match super::take_at(&mut arguments, 0) {
             Amf0Value::Object(properties) => properties,
             _ => {
                 return Err(ClientSessionError::InvalidOnStatusArguments);
@@ -777,7 +777,7 @@ impl ClientSession {
             return Ok(Vec::new());
         }
 
-        let properties = match data.remove(0) {
+        let properties = match super::take_at(&mut data, 0) {
             Amf0Value::Object(properties) => properties,
             _ => return Ok(Vec::new()), // malformed so ignore it
         };

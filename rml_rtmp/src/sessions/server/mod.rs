@@ -481,7 +481,7 @@ impl ServerSession {
             return Ok(Vec::new());
         }
 
-        let stream_id = match arguments.remove(0) {
+        let stream_id = match super::take_at(&mut arguments, 0) {
             Amf0Value::Number(x) => x as u32,
             _ => return Ok(Vec::new()),
         };
@@ -556,7 +556,7 @@ impl ServerSession {
         }
 
         // First argument is expected to be the stream id
-        let stream_id = match arguments.remove(0) {
+        let stream_id = match super::take_at(&mut arguments, 0) {
             Amf0Value::Number(x) => x as u32,
             _ => return Ok(Vec::new()),
         };
@@ -623,7 +623,7 @@ impl ServerSession {
             }
         };
 
-        let stream_key = match arguments.remove(0) {
+        let stream_key = match super::take_at(&mut arguments, 0) {
             Amf0Value::Utf8String(stream_key) => stream_key,
             _ => {
                 let packet = self.create_error_packet(
@@ -636,7 +636,7 @@ impl ServerSession {
             }
         };
 
-        let mode = match arguments.remove(0) {
+        let mode = match super::take_at(&mut arguments, 0) {
             Amf0Value::Utf8String(raw_mode) => match raw_mode.as_ref() {
                 "live" => PublishMode::Live,
                 "append" => PublishMode::Append,
@@ -714,7 +714,7 @@ impl ServerSession {
             }
         };
 
-        let stream_key = match arguments.remove(0) {
+        let stream_key = match super::take_at(&mut arguments, 0) {
             Amf0Value::Utf8String(stream_key) => stream_key,
             _ => {
                 let packet = self.create_error_packet(
@@ -728,7 +728,7 @@ impl ServerSession {
         };
 
         let start_at = if arguments.len() >= 1 {
-            match arguments.remove(0) {
+            match super::take_at(&mut arguments, 0) {
                 Amf0Value::Number(x) => {
                     if x == -2.0 {
                         PlayStartValue::LiveOrRecorded
@@ -748,7 +748,7 @@ impl ServerSession {
         };
 
         let duration = if arguments.len() >= 1 {
-            match arguments.remove(0) {
+            match super::take_at(&mut arguments, 0) {
                 Amf0Value::Number(x) => {
                     if x >= 0.0 {
                         Some(x as u32)
@@ -764,7 +764,7 @@ impl ServerSession {
         };
 
         let reset = if arguments.len() >= 1 {
-            match arguments.remove(0) {
+            match super::take_at(&mut arguments, 0) {
                 Amf0Value::Boolean(x) => x,
                 _ => false,
             }
@@ -801,7 +801,7 @@ impl ServerSession {
             return Ok(Vec::new());
         }
 
-        let first_element = data.remove(0);
+        let first_element = super::take_at(&mut data, 0);
         match first_element {
             Amf0Value::Utf8String(ref value) if value == "@setDataFrame" => {
                 self.handle_amf0_data_set_data_frame(data, stream_id)
@@ -818,7 +818,7 @@ impl ServerSession {
         if data.len() < 2 {
             // We are expecting a "onMetaData" value and then a property with the actual metadata.  Since
             // this wasn't provided we don't know how to deal with this message.
-            // hawker: upstream fell through here and panicked on `data[0]` / `data.remove(1)`
+            // hawker: upstream fell through here and panicked on `data[0]` / `super::take_at(&mut data, 1)`
             // (found by fuzzing; issue 16).
             return Ok(Vec::new());
         }
@@ -849,7 +849,7 @@ impl ServerSession {
         };
 
         let mut metadata = StreamMetadata::new();
-        let object = data.remove(1);
+        let object = super::take_at(&mut data, 1);
         let properties_option = object.get_object_properties();
         match properties_option {
             Some(properties) => metadata.apply_metadata_values(properties),
