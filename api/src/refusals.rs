@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 
 use crate::db::{Db, DbResult};
 use crate::model::{LastRefusal, PublishDenied, RefusalReason, StreamStatus};
-use crate::settings::Settings;
 
 /// Records it; a failure is logged, not returned: the refusal stands either way.
 pub async fn note(db: &Db, stream_id: &str, reason: RefusalReason, detail: &str) {
@@ -18,15 +17,16 @@ pub async fn note(db: &Db, stream_id: &str, reason: RefusalReason, detail: &str)
     }
 }
 
-/// How to fix it, in the words of OBS's settings.
-pub fn fix(reason: RefusalReason, settings: &Settings) -> String {
+/// How to fix it, in the words of OBS's settings; `max_bitrate_kbps` is the admin's cap (asked
+/// for only for a bit rate refusal).
+fn fix(reason: RefusalReason, max_bitrate_kbps: u32) -> String {
     match reason {
         RefusalReason::VideoCodec => {
             "OBS: Settings → Output → Encoder: x264 (or a hardware H.264 encoder; not HEVC or AV1)".to_owned()
         }
         RefusalReason::AudioCodec => "OBS: Settings → Output → Audio Encoder: AAC".to_owned(),
         RefusalReason::Bitrate => {
-            format!("OBS: Settings → Output → Video Bitrate: at most {} Kbps", settings.max_bitrate_kbps)
+            format!("OBS: Settings → Output → Video Bitrate: at most {max_bitrate_kbps} Kbps")
         }
         RefusalReason::KeyWindow => {
             "Go live within the key's window, or create a stream for now in the studio".to_owned()
@@ -43,8 +43,12 @@ pub fn fix(reason: RefusalReason, settings: &Settings) -> String {
 /// The stream's last refusal, with its fix.
 pub async fn last(db: &Db, stream_id: &str) -> DbResult<Option<LastRefusal>> {
     let Some((reason, detail, at)) = db.last_refusal(stream_id).await? else { return Ok(None) };
-    let settings = db.settings().await?;
-    Ok(Some(LastRefusal { reason, detail, fix: fix(reason, &settings), at }))
+    // The settings only for the one fix that quotes them: the seller's socket asks every 2 s.
+    let cap = match reason {
+        RefusalReason::Bitrate => db.settings().await?.max_bitrate_kbps,
+        _ => 0,
+    };
+    Ok(Some(LastRefusal { reason, detail, fix: fix(reason, cap), at }))
 }
 
 /// "from … until …" of a key window, for a refusal's detail.
