@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rml_rtmp::chunk_io::ChunkLimits;
 use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionError, ServerSessionEvent, ServerSessionResult,
@@ -16,7 +17,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::chunks::{ChunkError, ChunkGuard};
 use crate::flv::{self, AudioBody, Tag, UnsupportedCodec, VideoBody};
 use crate::per_addr::AddrKey;
 use crate::server::Context;
@@ -41,6 +41,10 @@ const HANDSHAKE_READ: usize = 4096;
 /// `debug`), so a publisher with a broken clock cannot flood the log.
 const DISCONTINUITY_LOG_EVERY: Duration = Duration::from_secs(1);
 
+/// Largest command or data message (AMF) accepted. Real ones are a few hundred bytes (OBS's
+/// `onMetaData` about 1 KB); decoded AMF values take several times their encoded length.
+const MAX_AMF_MESSAGE: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error("socket: {0}")]
@@ -53,8 +57,6 @@ pub enum ConnectionError {
     Handshake(#[from] HandshakeError),
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
-    #[error("chunk stream: {0}")]
-    Chunk(#[from] ChunkError),
     #[error("RTMP session: {0}")]
     Session(#[from] ServerSessionError),
     #[error("refused codec: {0}")]
@@ -310,7 +312,6 @@ struct Connection<G: PublishGate, S> {
     /// The publish must be accepted by then.
     publish_deadline: Instant,
     session: ServerSession,
-    chunks: ChunkGuard,
     /// Replies of one batch of input, written at once (see `flush`).
     out: Vec<u8>,
     publish: Option<Active<G::Sink>>,
@@ -329,13 +330,20 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         accepted_at: Instant,
         bytes_read: u64,
     ) -> Result<Self, ConnectionError> {
-        let (session, initial) = ServerSession::new(ServerSessionConfig::new())?;
         let limits = &context.limits;
+        let config = ServerSessionConfig {
+            peer_limits: ChunkLimits {
+                max_message_bytes: limits.max_message_bytes,
+                max_amf_message_bytes: MAX_AMF_MESSAGE,
+                max_chunk_size: usize::try_from(limits.max_chunk_size).unwrap_or(usize::MAX),
+            },
+            ..ServerSessionConfig::new()
+        };
+        let (session, initial) = ServerSession::new(config)?;
         let mut connection = Self {
             socket,
             peer,
             publish_deadline: accepted_at + limits.publish_timeout,
-            chunks: ChunkGuard::new(limits.max_message_bytes, limits.max_chunk_size),
             context,
             shutdown,
             session,
@@ -406,7 +414,6 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<Option<Ending>, ConnectionError> {
-        self.chunks.inspect(bytes)?;
         let results = self.session.handle_input(bytes)?;
         let ending = self.handle_results(results).await?;
         self.flush().await?;

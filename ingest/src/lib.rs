@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-mod chunks;
 mod connection;
 mod flv;
 mod limits;
@@ -35,7 +34,7 @@ pub use tls::{TlsError, generate_self_signed, load_tls_config};
 pub use tokio_rustls::rustls;
 
 /// Serves one already-connected byte stream exactly as [`serve`] serves each accepted TCP socket
-/// (handshake, chunk screen, rml_rtmp session, gate, codec checks, sink), without the accept loop
+/// (handshake, rml_rtmp session, gate, codec checks, sink), without the accept loop
 /// and its per-connection panic isolation. For the fuzz target in `ingest/fuzz`; not a stable API.
 #[doc(hidden)]
 pub async fn serve_stream<G, S>(

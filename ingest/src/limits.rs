@@ -3,8 +3,9 @@ use std::time::Duration;
 /// Bounds on what one connection, and all of them together, may cost the server.
 ///
 /// Memory per connection is bounded by about `max_buffered_bytes + max_message_bytes`:
-/// the read buffer, plus the one partial message rml_rtmp may be assembling. Messages and chunk
-/// sizes above the caps are refused from their chunk headers, before rml_rtmp allocates for them.
+/// the read buffer, plus the partial messages the RTMP core (`rml_rtmp`, ours) is assembling,
+/// which together may not exceed `max_message_bytes`. Messages and chunk sizes above the caps
+/// are refused by the core from their chunk headers, before it allocates for them.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// The RTMP handshake (C0 to C2) must complete within this.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use hawker_ingest::Limits;
+use hawker_ingest::{Audio, Limits, Video};
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::messages::{MessagePayload, RtmpMessage};
 use rml_rtmp::rml_amf0::Amf0Value;
@@ -179,5 +179,88 @@ async fn commands_sent_in_one_write_are_answered_in_order() {
     .await;
     assert!(found.is_ok(), "a pipelined publish was not accepted");
     drop(socket);
+    server.stop().await;
+}
+
+/// One chunk with a type 0 header (chunk stream ids 2..=63), carrying `payload` whole or its
+/// first `chunk_size` bytes.
+fn type0_chunk(csid: u8, timestamp: u32, length: usize, type_id: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![csid];
+    bytes.extend_from_slice(&timestamp.to_be_bytes()[1..]);
+    bytes.extend_from_slice(&u32::try_from(length).unwrap().to_be_bytes()[1..]);
+    bytes.push(type_id);
+    bytes.extend_from_slice(&stream.to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+#[tokio::test]
+async fn a_deeply_nested_command_closes_only_its_connection() {
+    // A `connect` of 60 KiB, under the AMF message cap: its command object nests objects 15,000
+    // levels deep. rml_amf0 0.3 recursed once per level and overflowed the stack (an abort of
+    // the whole server, before any key was checked); the core now refuses past 32 levels.
+    let server = TestServer::start(Limits::default()).await;
+    let mut socket = handshaken(server.addr).await;
+    let mut payload = vec![2, 0, 7];
+    payload.extend_from_slice(b"connect");
+    payload.extend_from_slice(&[0, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0]); // transaction 1.0
+    for _ in 0..15_000 {
+        payload.extend_from_slice(&[3, 0, 1, b'a']);
+    }
+    let mut bytes = Vec::new();
+    for (i, piece) in payload.chunks(128).enumerate() {
+        if i == 0 {
+            bytes.extend(type0_chunk(3, 0, payload.len(), 20, 0, piece));
+        } else {
+            bytes.push(0xC3); // type 3 on chunk stream 3
+            bytes.extend_from_slice(piece);
+        }
+    }
+    socket.write_all(&bytes).await.expect("write");
+    let sent = Instant::now();
+    assert!(closed_by_server(&mut socket).await - sent < Duration::from_secs(1));
+
+    let publisher = RawPublisher::publish(handshaken(server.addr).await, &good_key("after-nesting")).await;
+    assert!(publisher.is_ok(), "the server still accepts publishes: {:?}", publisher.err());
+    drop(publisher);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn chunks_of_audio_interleaved_with_a_video_frame_arrive_whole() {
+    // RTMP lets chunk streams interleave (RTMP 1.0, 5.3.1): an audio message sent between the
+    // chunks of a large video frame. Both reach the sink whole and in order of completion.
+    let mut server = TestServer::start(Limits::default()).await;
+    let mut publisher =
+        RawPublisher::publish(handshaken(server.addr).await, &good_key("interleaved")).await.expect("publish");
+    publisher.video(0, AVC_HEADER).await.expect("video");
+    publisher.audio(0, AAC_HEADER).await.expect("audio");
+    // A 10,000-byte keyframe (one NAL unit) on chunk stream 20, chunk size 4096 (rml_rtmp's
+    // client sets it), with an AAC frame on chunk stream 21 between its first and second chunks.
+    let mut frame = vec![0x17, 0x01, 0, 0, 0];
+    frame.extend_from_slice(&(10_000u32 - 9).to_be_bytes());
+    frame.push(0x65);
+    frame.resize(10_000, 0xAB);
+    let mut bytes = type0_chunk(20, 40, frame.len(), 9, 1, &frame[..4096]);
+    bytes.extend(type0_chunk(21, 42, AAC_FRAME.len(), 8, 1, AAC_FRAME));
+    for piece in frame[4096..].chunks(4096) {
+        bytes.push(0xC0 | 20);
+        bytes.extend_from_slice(piece);
+    }
+    publisher.socket.write_all(&bytes).await.expect("write");
+    let recs = server
+        .wait_until("interleaved", |recs| recs.iter().filter(|r| matches!(r, Rec::Video(Video::Frame(_)))).count() == 1)
+        .await;
+    let frames: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Rec::Video(Video::Frame(f)) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames[0].nalus.len(), 10_000 - 5, "the keyframe arrived whole");
+    assert!(frames[0].nalus[5..].iter().all(|&b| b == 0xAB));
+    assert!(recs.iter().any(|r| matches!(r, Rec::Audio(Audio::Frame(_)))), "the interleaved audio arrived");
+    drop(publisher);
     server.stop().await;
 }

@@ -14,14 +14,22 @@ pub enum ChunkDeserializationError {
 
     /// The max chunk size does not allow chunk sizes more than 2,147,483,647 (since it's encoded in only
     /// 31 bytes of the SetChunkSize message), so this error occurs when a chunk size of greater than
-    /// this value is attempted to be set
-    #[error("Requested an invalid max chunk size of {chunk_size}.  The largest chunk size possible is 2147483647")]
-    InvalidMaxChunkSize { chunk_size: usize },
+    /// this value is attempted to be set. hawker: or 0, or over the deserializer's limit.
+    #[error("chunk size {chunk_size} is outside 1..={max}")]
+    InvalidMaxChunkSize { chunk_size: usize, max: usize },
 
-    /// hawker: a chunk began a new message while another message's chunks were still coming.
-    /// The deserializer keeps one partial message; upstream underflowed (and panicked) here.
-    #[error("chunk stream {csid} began a message while another was unfinished")]
-    InterleavedMessage { csid: u32 },
+    /// hawker: a chunk with a type 0, 1 or 2 header on a chunk stream whose message was not
+    /// complete (only type 3 chunks continue a message). Upstream underflowed (and panicked).
+    #[error("new message header on chunk stream {csid} before its message ended")]
+    HeaderMidMessage { csid: u32 },
+
+    /// hawker: a message whose header claims more than the deserializer's limit.
+    #[error("message of type {type_id} on chunk stream {csid}: {length} bytes exceeds the {max}-byte limit")]
+    MessageTooLarge { csid: u32, type_id: u8, length: usize, max: usize },
+
+    /// hawker: messages in progress on several chunk streams at once, together over the limit.
+    #[error("a new message on chunk stream {csid} would hold {bytes} bytes of partial messages, over the {max}-byte limit")]
+    TooManyPartialMessages { csid: u32, bytes: usize, max: usize },
 
     /// An I/O error occurred while reading the input buffer
     #[error("{0}")]

@@ -5,6 +5,7 @@ use bytes::BytesMut;
 use chunk_io::ChunkDeserializationError;
 use messages::MessagePayload;
 use std::cmp::min;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::mem;
@@ -13,6 +14,41 @@ const INITIAL_MAX_CHUNK_SIZE: usize = 128;
 /// hawker: the most a message's first chunk header makes us allocate before its bytes arrive.
 const MAX_UPFRONT: usize = 1024 * 1024;
 const MAX_INITIAL_TIMESTAMP: u32 = 16777215;
+/// The largest chunk size the protocol can express (31 bits).
+const PROTOCOL_MAX_CHUNK_SIZE: usize = 0x7FFF_FFFF;
+/// The largest message length the protocol can express (24 bits).
+const PROTOCOL_MAX_MESSAGE: usize = 0xFF_FFFF;
+
+/// hawker: what a peer may make the deserializer hold. Every message length is the peer's
+/// claim, read from a chunk header before the bytes arrive: each is checked there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLimits {
+    /// Largest message accepted. It also bounds all the messages being received at once (their
+    /// chunks interleaved on several chunk streams) together, so the partial messages held never
+    /// exceed it.
+    pub max_message_bytes: usize,
+    /// Largest AMF message accepted (commands, data such as `@setDataFrame`, shared objects):
+    /// their decoded values take several times their length in memory.
+    pub max_amf_message_bytes: usize,
+    /// Largest chunk size a peer may set with `SetChunkSize`.
+    pub max_chunk_size: usize,
+}
+
+impl Default for ChunkLimits {
+    /// The protocol's own maxima.
+    fn default() -> Self {
+        ChunkLimits {
+            max_message_bytes: PROTOCOL_MAX_MESSAGE,
+            max_amf_message_bytes: PROTOCOL_MAX_MESSAGE,
+            max_chunk_size: PROTOCOL_MAX_CHUNK_SIZE,
+        }
+    }
+}
+
+/// AMF0 and AMF3 data, shared object and command messages.
+fn is_amf(type_id: u8) -> bool {
+    matches!(type_id, 15..=20)
+}
 
 /// Allows deserializing bytes representing RTMP chunks into RTMP message payloads.
 ///
@@ -21,11 +57,15 @@ const MAX_INITIAL_TIMESTAMP: u32 = 16777215;
 /// chunks, so any chunks missing from the stream may cause deserialization errors.
 pub struct ChunkDeserializer {
     max_chunk_size: usize,
+    limits: ChunkLimits,
     current_header_format: ChunkHeaderFormat,
     current_header: ChunkHeader,
     current_stage: ParseStage,
-    current_payload: MessagePayload,
-    current_payload_data: BytesMut,
+    /// hawker: the partial message of each chunk stream with one in progress (chunks of
+    /// messages on different chunk streams may interleave). Upstream kept one for all streams.
+    partial_messages: HashMap<u32, BytesMut>,
+    /// hawker: the lengths of the messages in `partial_messages`, summed.
+    partial_bytes: usize,
     buffer: BytesMut,
     previous_headers: HashMap<u32, ChunkHeader>,
 }
@@ -57,16 +97,40 @@ impl ChunkDeserializer {
     /// Per the RTMP specification an initial `ChunkDeserializer` is expecting RTMP chunks with
     /// a max size of 128 bytes.
     pub fn new() -> ChunkDeserializer {
+        ChunkDeserializer::with_limits(ChunkLimits::default())
+    }
+
+    /// hawker: a deserializer that refuses what exceeds `limits` with an error.
+    pub fn with_limits(limits: ChunkLimits) -> ChunkDeserializer {
         ChunkDeserializer {
             max_chunk_size: INITIAL_MAX_CHUNK_SIZE,
+            limits,
             current_header_format: ChunkHeaderFormat::Full,
             current_header: ChunkHeader::new(),
             current_stage: ParseStage::Csid,
             buffer: BytesMut::with_capacity(4096),
             previous_headers: HashMap::new(),
-            current_payload: MessagePayload::new(),
-            current_payload_data: BytesMut::new(),
+            partial_messages: HashMap::new(),
+            partial_bytes: 0,
         }
+    }
+
+    /// hawker: the bytes held for messages not yet complete (their claimed lengths, summed).
+    pub fn partial_bytes(&self) -> usize {
+        self.partial_bytes
+    }
+
+    /// hawker: drops the partial message of chunk stream `csid`, as the peer's `Abort` asks.
+    pub fn abort(&mut self, csid: u32) {
+        if let Some(partial) = self.partial_messages.remove(&csid) {
+            let length = self.previous_headers.get(&csid).map_or(partial.len(), |h| h.message_length as usize);
+            self.partial_bytes = self.partial_bytes.saturating_sub(length);
+        }
+    }
+
+    /// hawker: whether the chunk being read starts its chunk stream's next message.
+    fn starts_message(&self) -> bool {
+        !self.partial_messages.contains_key(&self.current_header.chunk_stream_id)
     }
 
     /// Attempts to read a complete RTMP message from the passed in bytes.
@@ -181,8 +245,10 @@ impl ChunkDeserializer {
     /// This method should almost always be called only in reaction to receiving a `SetChunkSize`
     /// message from the other end.
     pub fn set_max_chunk_size(&mut self, new_size: usize) -> Result<(), ChunkDeserializationError> {
-        if new_size > 2147483647 {
-            return Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size: new_size });
+        // hawker: 0 is invalid too (chunks would carry no payload), and the limit is ours.
+        let max = min(self.limits.max_chunk_size, PROTOCOL_MAX_CHUNK_SIZE);
+        if new_size == 0 || new_size > max {
+            return Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size: new_size, max });
         }
 
         self.max_chunk_size = new_size;
@@ -219,6 +285,12 @@ impl ChunkDeserializer {
             },
         };
 
+        // hawker: only a type 3 chunk continues a message; another header mid-message would
+        // change the length or type of the bytes already held.
+        if self.current_header_format != ChunkHeaderFormat::Empty && self.partial_messages.contains_key(&csid) {
+            return Err(ChunkDeserializationError::HeaderMidMessage { csid });
+        }
+
         let _ = self.buffer.split_to(next_index as usize);
         self.current_stage = ParseStage::InitialTimestamp;
         Ok(ParseStageResult::Success)
@@ -230,7 +302,7 @@ impl ChunkDeserializer {
             // across multiple chunks.  We need to be careful *NOT* to apply the delta to each
             // type 3 chunk that's trying to serve a single message, otherwise timestamps will
             // get out of control.
-            if self.current_payload_data.len() == 0 {
+            if self.starts_message() {
                 // Since we don't have any payload data yet, that means this is the first
                 // chunk of the message.  As it's the first chunk this is the only time we should
                 // apply the previous header's delta to the timestamp
@@ -349,7 +421,7 @@ impl ChunkDeserializer {
         // If the type 3 chunk is not the first chunk of a message, we just ignore it's extended timestamp because the timestamp of this message was already deserialized.
         if self.current_header_format == ChunkHeaderFormat::Full {
             self.current_header.timestamp.set(timestamp);
-        } else if self.current_payload_data.len() == 0 {
+        } else if self.starts_message() {
             // Since we already added the MAX_INITIAL_TIMESTAMP to the timestamp, only add the delta difference
             // hawker: wrapping, as RTMP time does; an extended timestamp below 0xFFFFFF here is
             // a protocol error (the ingest refuses it) that upstream's subtraction panicked on.
@@ -366,46 +438,51 @@ impl ChunkDeserializer {
         &mut self,
         message_to_return: &mut Option<MessagePayload>,
     ) -> Result<ParseStageResult, ChunkDeserializationError> {
-        let mut length = self.current_header.message_length as usize;
-        let current_payload_length = self.current_payload_data.len();
-        // hawker: a message shorter than the partial one already held means chunks of two
-        // messages interleaved; upstream's subtraction underflowed.
+        let csid = self.current_header.chunk_stream_id;
+        let length = self.current_header.message_length as usize;
+        let received = match self.partial_messages.get(&csid) {
+            Some(partial) => partial.len(),
+            None => {
+                // hawker: a new message. Its length is the peer's claim: checked here, from
+                // the header, before any of its bytes are awaited or allocated.
+                self.check_new_message(csid, length)?;
+                0
+            }
+        };
         let remaining_bytes = length
-            .checked_sub(current_payload_length)
-            .ok_or(ChunkDeserializationError::InterleavedMessage { csid: self.current_header.chunk_stream_id })?;
-        if length > self.max_chunk_size as usize {
-            length = min(remaining_bytes, self.max_chunk_size as usize);
-        }
+            .checked_sub(received)
+            .ok_or(ChunkDeserializationError::HeaderMidMessage { csid })?;
+        let chunk_length = min(remaining_bytes, self.max_chunk_size);
 
-        if self.buffer.len() < length {
+        if self.buffer.len() < chunk_length {
             return Ok(ParseStageResult::NotEnoughBytes);
         }
 
-        self.current_payload.timestamp = self.current_header.timestamp;
-        self.current_payload.type_id = self.current_header.message_type_id;
-        self.current_payload.message_stream_id = self.current_header.message_stream_id;
-
+        let bytes = self.buffer.split_to(chunk_length);
         // hawker: the whole message is allocated at its first chunk, exactly. Upstream compared
         // against `remaining_mut()`, which for a BytesMut is `usize::MAX - len`, so it never
         // reserved: each chunk grew the buffer by doubling (a realloc copy per growth), and the
         // payload handed out kept up to twice its length for as long as a frame lives in the
-        // packager. The length is the peer's claim, so only up to MAX_UPFRONT is taken on its
-        // word (media frames are smaller); a larger message grows as its bytes arrive.
-        if self.current_payload_data.is_empty() {
-            let upfront = min(self.current_header.message_length as usize, MAX_UPFRONT);
-            self.current_payload_data = BytesMut::with_capacity(upfront);
-        }
+        // packager. Only up to MAX_UPFRONT is taken on the peer's word (media frames are
+        // smaller); a larger message grows as its bytes arrive.
+        let partial = match self.partial_messages.entry(csid) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.partial_bytes = self.partial_bytes.saturating_add(length);
+                entry.insert(BytesMut::with_capacity(min(length, MAX_UPFRONT)))
+            }
+        };
+        partial.extend_from_slice(&bytes[..]);
 
-        let bytes = self.buffer.split_to(length as usize);
-        self.current_payload_data.extend_from_slice(&bytes[..]);
-
-        // Check if this completes the message
-        if self.current_payload_data.len() == self.current_header.message_length as usize {
-            let data = mem::replace(&mut self.current_payload_data, BytesMut::new());
-            self.current_payload.data = data.freeze();
-
-            let payload = mem::replace(&mut self.current_payload, MessagePayload::new());
-            *message_to_return = Some(payload)
+        if partial.len() == length {
+            let data = self.partial_messages.remove(&csid).unwrap_or_default();
+            self.partial_bytes = self.partial_bytes.saturating_sub(length);
+            *message_to_return = Some(MessagePayload {
+                timestamp: self.current_header.timestamp,
+                type_id: self.current_header.message_type_id,
+                message_stream_id: self.current_header.message_stream_id,
+                data: data.freeze(),
+            });
         }
 
         // This completes the current chunk, so cycle the header into the map and start a new one
@@ -413,6 +490,28 @@ impl ChunkDeserializer {
         self.previous_headers.insert(current_header.chunk_stream_id, current_header);
         self.current_stage = ParseStage::Csid;
         Ok(ParseStageResult::Success)
+    }
+
+    /// hawker: refuses a message over the limits, alone or with those already in progress.
+    fn check_new_message(&self, csid: u32, length: usize) -> Result<(), ChunkDeserializationError> {
+        let type_id = self.current_header.message_type_id;
+        let max = if is_amf(type_id) {
+            min(self.limits.max_amf_message_bytes, self.limits.max_message_bytes)
+        } else {
+            self.limits.max_message_bytes
+        };
+        if length > max {
+            return Err(ChunkDeserializationError::MessageTooLarge { csid, type_id, length, max });
+        }
+        let in_progress = self.partial_bytes.saturating_add(length);
+        if in_progress > self.limits.max_message_bytes {
+            return Err(ChunkDeserializationError::TooManyPartialMessages {
+                csid,
+                bytes: in_progress,
+                max: self.limits.max_message_bytes,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -758,23 +857,105 @@ mod tests {
         deserializer.set_max_chunk_size(chunk).unwrap();
         // The header and the first chunk only.
         assert!(deserializer.get_next_message(&bytes[..12 + chunk]).unwrap().is_none());
-        assert_eq!(deserializer.current_payload_data.len(), chunk);
-        assert!(deserializer.current_payload_data.capacity() <= MAX_UPFRONT);
+        assert_eq!(deserializer.partial_messages[&50].len(), chunk);
+        assert!(deserializer.partial_messages[&50].capacity() <= MAX_UPFRONT);
+        assert_eq!(deserializer.partial_bytes(), payload.len());
         let result = deserializer.get_next_message(&bytes[12 + chunk..]).unwrap().unwrap();
         assert_eq!(&result.data[..], &payload[..]);
+        assert_eq!(deserializer.partial_bytes(), 0);
     }
 
-    // hawker: chunks of two messages interleaved are an error, not an underflow panic.
+    // hawker: chunks of messages on different chunk streams may interleave (RTMP 1.0, 5.3.1);
+    // upstream kept one partial message and underflowed (a panic) when they did.
     #[test]
-    fn interleaved_messages_are_an_error() {
+    fn interleaved_messages_are_reassembled_per_chunk_stream() {
+        let video: Vec<u8> = (0..300).map(|i| i as u8).collect();
+        let first = form_type_0_chunk(6, 40, 1, 9, &video, 128);
+        let audio = form_type_0_chunk(4, 42, 1, 8, &[2_u8; 10], 128);
+        // Video's first chunk (12-byte header + 128), all of the audio, then video's rest.
+        let mut bytes = first[..12 + 128].to_vec();
+        bytes.extend_from_slice(&audio);
+        bytes.extend_from_slice(&first[12 + 128..]);
+        let mut deserializer = ChunkDeserializer::new();
+        let audio_message = deserializer.get_next_message(&bytes).unwrap().unwrap();
+        assert_eq!((audio_message.type_id, audio_message.timestamp.value), (8, 42));
+        assert_eq!(&audio_message.data[..], &[2_u8; 10][..]);
+        assert_eq!(deserializer.partial_bytes(), 300);
+        let video_message = deserializer.get_next_message(&[]).unwrap().unwrap();
+        assert_eq!((video_message.type_id, video_message.timestamp.value), (9, 40));
+        assert_eq!(&video_message.data[..], &video[..]);
+        assert!(deserializer.get_next_message(&[]).unwrap().is_none());
+        assert_eq!(deserializer.partial_bytes(), 0);
+    }
+
+    #[test]
+    fn a_new_header_mid_message_is_an_error() {
         let first = form_type_0_chunk(4, 0, 1, 9, &[1_u8; 300], 128);
-        let second = form_type_0_chunk(5, 0, 1, 9, &[2_u8; 10], 128);
+        let again = form_type_0_chunk(4, 0, 1, 9, &[2_u8; 10], 128);
         let mut deserializer = ChunkDeserializer::new();
         assert!(deserializer.get_next_message(&first[..12 + 128]).unwrap().is_none());
-        match deserializer.get_next_message(&second) {
-            Err(ChunkDeserializationError::InterleavedMessage { csid: 5 }) => {}
+        match deserializer.get_next_message(&again) {
+            Err(ChunkDeserializationError::HeaderMidMessage { csid: 4 }) => {}
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_abort_drops_the_partial_message() {
+        let first = form_type_0_chunk(4, 0, 1, 9, &[1_u8; 300], 128);
+        let mut deserializer = ChunkDeserializer::new();
+        assert!(deserializer.get_next_message(&first[..12 + 128]).unwrap().is_none());
+        deserializer.abort(4);
+        assert_eq!(deserializer.partial_bytes(), 0);
+        let next = form_type_0_chunk(4, 5, 1, 9, &[3_u8; 10], 128);
+        let message = deserializer.get_next_message(&next).unwrap().unwrap();
+        assert_eq!(&message.data[..], &[3_u8; 10][..]);
+    }
+
+    fn limited() -> ChunkDeserializer {
+        ChunkDeserializer::with_limits(ChunkLimits { max_message_bytes: 1000, max_amf_message_bytes: 100, max_chunk_size: 4096 })
+    }
+
+    // hawker: a claimed length over the limit is refused from the header alone, before any
+    // payload byte arrives.
+    #[test]
+    fn messages_over_the_limits_are_refused_from_their_header() {
+        let video = form_type_0_chunk(4, 0, 1, 9, &[0_u8; 1001], 128);
+        match limited().get_next_message(&video[..12]) {
+            Err(ChunkDeserializationError::MessageTooLarge { csid: 4, type_id: 9, length: 1001, max: 1000 }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(limited().get_next_message(&form_type_0_chunk(4, 0, 1, 9, &[0_u8; 1000], 128)).unwrap().is_some());
+        for type_id in [15, 17, 18, 20] {
+            let amf = form_type_0_chunk(3, 0, 0, type_id, &[0_u8; 101], 128);
+            match limited().get_next_message(&amf[..12]) {
+                Err(ChunkDeserializationError::MessageTooLarge { length: 101, max: 100, .. }) => {}
+                other => panic!("type {type_id}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn partial_messages_together_are_bounded() {
+        let mut deserializer = limited();
+        let first = form_type_0_chunk(4, 0, 1, 9, &[1_u8; 600], 128);
+        let second = form_type_0_chunk(5, 0, 1, 9, &[1_u8; 600], 128);
+        assert!(deserializer.get_next_message(&first[..12 + 128]).unwrap().is_none());
+        match deserializer.get_next_message(&second[..12]) {
+            Err(ChunkDeserializationError::TooManyPartialMessages { csid: 5, bytes: 1200, max: 1000 }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_outside_the_limit_are_refused() {
+        for size in [0, 4097] {
+            match limited().set_max_chunk_size(size) {
+                Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size, max: 4096 }) => assert_eq!(chunk_size, size),
+                other => panic!("{size}: unexpected {other:?}"),
+            }
+        }
+        assert!(limited().set_max_chunk_size(4096).is_ok());
     }
 
     #[test]
@@ -782,7 +963,7 @@ mod tests {
         const CHUNK_SIZE_VALUE: usize = 2147483648;
         let mut deserializer = ChunkDeserializer::new();
         match deserializer.set_max_chunk_size(CHUNK_SIZE_VALUE) {
-            Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size: CHUNK_SIZE_VALUE }) => {} // success
+            Err(ChunkDeserializationError::InvalidMaxChunkSize { chunk_size: CHUNK_SIZE_VALUE, .. }) => {} // success
             x => panic!("Unexpected set max chunk size result of {:?}", x),
         }
     }

@@ -59,7 +59,7 @@ mod serialization_errors;
 mod serializer;
 
 pub use self::deserialization_errors::ChunkDeserializationError;
-pub use self::deserializer::ChunkDeserializer;
+pub use self::deserializer::{ChunkDeserializer, ChunkLimits};
 pub use self::serialization_errors::ChunkSerializationError;
 pub use self::serializer::{ChunkSerializer, Packet};
 

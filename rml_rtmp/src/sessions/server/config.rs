@@ -1,3 +1,5 @@
+use chunk_io::ChunkLimits;
+
 /// The configuration options that govern how a RTMP server session should operate
 #[derive(Clone)]
 pub struct ServerSessionConfig {
@@ -6,6 +8,8 @@ pub struct ServerSessionConfig {
     pub peer_bandwidth: u32,
     pub window_ack_size: u32,
     pub send_on_bw_done_message_on_start: bool,
+    /// hawker: what the client may make the session hold (message and chunk sizes).
+    pub peer_limits: ChunkLimits,
 }
 
 impl ServerSessionConfig {
@@ -17,6 +21,7 @@ impl ServerSessionConfig {
             window_ack_size: 1_073_741_824,
             chunk_size: 4096,
             send_on_bw_done_message_on_start: true,
+            peer_limits: ChunkLimits::default(),
         }
     }
 }

@@ -72,7 +72,7 @@ impl ServerSession {
         let mut session = ServerSession {
             start_time: SystemTime::now(),
             serializer: ChunkSerializer::new(),
-            deserializer: ChunkDeserializer::new(),
+            deserializer: ChunkDeserializer::with_limits(config.peer_limits),
             connected_app_name: None,
             outstanding_requests: HashMap::new(),
             next_request_number: 0,
@@ -381,7 +381,9 @@ impl ServerSession {
         Ok(self.serializer.serialize(&payload, false, false)?)
     }
 
-    fn handle_abort_message(&self, _stream_id: u32) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+    fn handle_abort_message(&mut self, stream_id: u32) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+        // hawker: the peer abandons the message in progress on this chunk stream.
+        self.deserializer.abort(stream_id);
         Ok(Vec::new())
     }
 

@@ -1058,6 +1058,7 @@ fn get_basic_config() -> ServerSessionConfig {
         peer_bandwidth: DEFAULT_PEER_BANDWIDTH,
         window_ack_size: DEFAULT_WINDOW_ACK_SIZE,
         send_on_bw_done_message_on_start: true,
+        peer_limits: Default::default(),
     }
 }
 
