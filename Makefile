@@ -65,16 +65,28 @@ deb: deps release
 bench: bench-deps release
 	./bench/slice.sh
 
-# Fuzzes the RTMP ingest's byte input for FUZZ_TIME seconds on one core (ingest/fuzz/README.md).
+# Fuzzes every target in turn on one core: the RTMP core directly (chunk decoder, server
+# session, messages, AMF0, handshake) and the whole connection (ingest_input). Each runs until
+# FUZZ_RUNS executions, or FUZZ_TIME seconds if set (0 = no time limit); a crash stops the run
+# and leaves its input in ingest/fuzz/artifacts/TARGET/ (ingest/fuzz/README.md).
 # cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
-# Not part of `test`: its separate sanitizer build alone takes minutes.
-FUZZ_TIME ?= 900
+# Not part of `test`: its separate fuzzing build alone takes minutes.
+FUZZ_TARGETS ?= chunk_decoder session message amf0 handshake ingest_input
+FUZZ_RUNS ?= 1000000
+FUZZ_TIME ?= 0
 CARGO_FUZZ_VERSION := 0.13.2
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz@$(CARGO_FUZZ_VERSION) --locked
-	cd ingest/fuzz && mkdir -p corpus-run && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run ingest_input \
-		corpus-run corpus/ingest_input -- -max_total_time=$(FUZZ_TIME) -dict=rtmp.dict -print_final_stats=1
+	cd ingest/fuzz && for target in $(FUZZ_TARGETS); do \
+		case $$target in chunk_decoder|session) seeds=corpus/ingest_input;; *) seeds=corpus/$$target;; esac; \
+		mkdir -p corpus-run/$$target && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$target corpus-run/$$target $$seeds -- \
+			-runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -dict=rtmp.dict -print_final_stats=1 \
+			> fuzz-$$target.log 2>&1; status=$$?; \
+		echo "== $$target (ingest/fuzz/fuzz-$$target.log)"; grep -E "^(stat::|#[0-9]+ +DONE)" fuzz-$$target.log; \
+		[ $$status -eq 0 ] || { tail -40 fuzz-$$target.log; exit 1; }; \
+	done
 
 clean:
 	$(CARGO) clean

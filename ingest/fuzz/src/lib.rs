@@ -12,10 +12,12 @@
 //! - Bits 2..=4 pick the write size ([`WRITE_SIZES`]): the input reaches the server in pieces of
 //!   that size, so reads split chunk headers and payloads at different places.
 
+pub mod direct;
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hawker_ingest::{
     Audio, EndReason, Limits, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, Video,
@@ -40,16 +42,14 @@ pub struct Outcome {
     pub ends: Vec<EndReason>,
 }
 
-static OUTCOME: Mutex<Outcome> = Mutex::new(Outcome {
-    accepted: 0,
-    refused: 0,
-    video: 0,
-    audio: 0,
-    ends: Vec::new(),
-});
+thread_local! {
+    /// What the current run delivered. Per thread: the runtime runs on the calling thread, and
+    /// the regression tests run inputs on several threads at once.
+    static OUTCOME: RefCell<Outcome> = RefCell::default();
+}
 
 fn record(f: impl FnOnce(&mut Outcome)) {
-    f(&mut OUTCOME.lock().unwrap_or_else(|e| e.into_inner()));
+    OUTCOME.with(|outcome| f(&mut outcome.borrow_mut()));
 }
 
 /// Accepts (or refuses) every publish, whatever its key and application.
@@ -60,20 +60,13 @@ pub struct Gate {
 impl PublishGate for Gate {
     type Sink = Sink;
 
-    fn authorize(
-        &self,
-        _request: PublishRequest,
-    ) -> impl Future<Output = Result<Publish<Sink>, Refusal>> + Send {
+    fn authorize(&self, _request: PublishRequest) -> impl Future<Output = Result<Publish<Sink>, Refusal>> + Send {
         let result = if self.refuse {
             record(|o| o.refused += 1);
             Err(Refusal::BadKey)
         } else {
             record(|o| o.accepted += 1);
-            Ok(Publish {
-                sink: Sink,
-                kick: CancellationToken::new(),
-                label: "fuzz".to_owned(),
-            })
+            Ok(Publish { sink: Sink, kick: CancellationToken::new(), label: "fuzz".to_owned() })
         };
         std::future::ready(result)
     }
@@ -124,29 +117,17 @@ pub fn run(data: &[u8]) -> Outcome {
     };
     record(|o| *o = Outcome::default());
     RUNTIME.with(|rt| rt.borrow().block_on(drive(flags, input)));
-    let outcome = std::mem::take(&mut *OUTCOME.lock().unwrap_or_else(|e| e.into_inner()));
-    assert_eq!(
-        outcome.accepted,
-        outcome.ends.len(),
-        "every accepted publish ends exactly once: {outcome:?}"
-    );
+    let outcome = OUTCOME.with(|outcome| std::mem::take(&mut *outcome.borrow_mut()));
+    assert_eq!(outcome.accepted, outcome.ends.len(), "every accepted publish ends exactly once: {outcome:?}");
     outcome
 }
 
 async fn drive(flags: u8, input: &[u8]) {
     let write_size = WRITE_SIZES[usize::from(flags >> 2) & 7];
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let gate = Arc::new(Gate {
-        refuse: flags & REFUSE != 0,
-    });
+    let gate = Arc::new(Gate { refuse: flags & REFUSE != 0 });
     let peer = SocketAddr::from(([127, 0, 0, 1], 50_000));
-    let serve = hawker_ingest::serve_stream(
-        server,
-        peer,
-        gate,
-        Arc::new(Limits::default()),
-        CancellationToken::new(),
-    );
+    let serve = hawker_ingest::serve_stream(server, peer, gate, Arc::new(Limits::default()), CancellationToken::new());
     let (mut from_server, mut to_server) = tokio::io::split(client);
     let send = async move {
         if flags & RAW == 0 && to_server.write_all(CLIENT_HANDSHAKE).await.is_err() {

@@ -22,26 +22,20 @@ pub fn serialize(
 
 pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationError> {
     let mut cursor = Cursor::new(data);
-    let mut arguments = rml_amf0::deserialize(&mut cursor)?;
+    let arguments = rml_amf0::deserialize(&mut cursor)?;
 
-    let command_name: String;
-    let transaction_id: f64;
-    let command_object: Amf0Value;
-    {
-        let mut arg_iterator = arguments.drain(..3);
-
-        command_name = match arg_iterator.next().ok_or(MessageDeserializationError::InvalidMessageFormat)? {
-            Amf0Value::Utf8String(value) => value,
-            _ => return Err(MessageDeserializationError::InvalidMessageFormat),
-        };
-
-        transaction_id = match arg_iterator.next().ok_or(MessageDeserializationError::InvalidMessageFormat)? {
-            Amf0Value::Number(value) => value,
-            _ => return Err(MessageDeserializationError::InvalidMessageFormat),
-        };
-
-        command_object = arg_iterator.next().ok_or(MessageDeserializationError::InvalidMessageFormat)?;
-    }
+    // hawker: taken from an iterator; upstream's `drain(..3)` panicked on fewer than three values.
+    let mut values = arguments.into_iter();
+    let command_name = match values.next() {
+        Some(Amf0Value::Utf8String(value)) => value,
+        _ => return Err(MessageDeserializationError::InvalidMessageFormat),
+    };
+    let transaction_id = match values.next() {
+        Some(Amf0Value::Number(value)) => value,
+        _ => return Err(MessageDeserializationError::InvalidMessageFormat),
+    };
+    let command_object = values.next().ok_or(MessageDeserializationError::InvalidMessageFormat)?;
+    let arguments: Vec<Amf0Value> = values.collect();
 
     Ok(RtmpMessage::Amf0Command { command_name, transaction_id, command_object, additional_arguments: arguments })
 }
