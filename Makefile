@@ -84,7 +84,7 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$target corpus-run/$$target $$seeds -- \
 			-runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -dict=rtmp.dict -print_final_stats=1 \
 			> fuzz-$$target.log 2>&1; status=$$?; \
-		echo "== $$target (ingest/fuzz/fuzz-$$target.log)"; grep -E "^(stat::|#[0-9]+ +DONE)" fuzz-$$target.log; \
+		echo "== $$target (ingest/fuzz/fuzz-$$target.log)"; grep -E "^(stat::|#[0-9]+[[:space:]]+DONE)" fuzz-$$target.log; \
 		[ $$status -eq 0 ] || { tail -40 fuzz-$$target.log; exit 1; }; \
 	done
 

@@ -1,4 +1,4 @@
-//! Real publishers (ffmpeg, GStreamer rtmp2sink) against the server.
+//! Real publishers (ffmpeg, GStreamer rtmp2sink, librtmp as OBS uses it) against the server.
 
 mod common;
 
@@ -145,6 +145,101 @@ async fn gstreamer_publishes_h264_and_aac() {
     let exit = gst(&server.url(&good_key("gst"))).await;
     assert!(exit.success, "gst-launch failed: {}", exit.output);
     assert_clean_publish(&server.wait_for_end("gst").await);
+    server.stop().await;
+}
+
+/// Forwards one connection from a listener of its own to `server`, keeping what the client sent.
+async fn recording_proxy(server: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let (client, _) = listener.accept().await.expect("accept");
+        let upstream = tokio::net::TcpStream::connect(server).await.expect("connect");
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = upstream.into_split();
+        let answers = tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
+        let mut sent = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = client_read.read(&mut buf).await {
+            if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            sent.extend_from_slice(&buf[..n]);
+        }
+        let _ = server_write.shutdown().await;
+        let _ = answers.await;
+        sent
+    });
+    (addr, task)
+}
+
+/// The commands (with their command objects) and data messages a client sent, decoded from its
+/// bytes after the handshake.
+fn client_messages(sent: &[u8]) -> Vec<(String, rml_rtmp::rml_amf0::Amf0Value)> {
+    use rml_rtmp::messages::RtmpMessage;
+    let mut deserializer = rml_rtmp::chunk_io::ChunkDeserializer::new();
+    let mut next = &sent[1 + 1536 + 1536..]; // C0, C1, C2
+    let mut messages = Vec::new();
+    while let Some(payload) = deserializer.get_next_message(next).expect("the client's chunks decode") {
+        next = &[];
+        match payload.to_rtmp_message().expect("the client's messages decode") {
+            RtmpMessage::SetChunkSize { size } => deserializer.set_max_chunk_size(size as usize).expect("chunk size"),
+            RtmpMessage::Amf0Command { command_name, command_object, .. } => {
+                messages.push((command_name, command_object))
+            }
+            RtmpMessage::Amf0Data { values } => {
+                if let Some(rml_rtmp::rml_amf0::Amf0Value::Utf8String(name)) = values.first() {
+                    messages.push((name.clone(), rml_rtmp::rml_amf0::Amf0Value::Null));
+                }
+            }
+            _ => {}
+        }
+    }
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librtmp_publishes_with_obs_message_sequence() {
+    // OBS's RTMP output is a fork of librtmp; GStreamer's rtmpsink is librtmp, given OBS's
+    // flashVer. What it sends is checked message by message, then what reached the sink.
+    let mut server = TestServer::start(Limits::default()).await;
+    let (proxy, recording) = recording_proxy(server.addr).await;
+    let location = format!(
+        r"location=rtmp://{proxy}/live/{} live=1 flashver=FMLE/3.0\\20(compatible;\\20FMSc/1.0)",
+        good_key("obs")
+    );
+    let pipeline = "-e videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! x264enc key-int-max=30 bframes=2 ! h264parse ! flvmux streamable=true name=m ! rtmpsink \
+         audiotestsrc num-buffers=86 ! voaacenc ! aacparse ! m.";
+    let mut args: Vec<&str> = pipeline.split_whitespace().collect();
+    let sink = args.iter().position(|a| *a == "rtmpsink").unwrap();
+    args.insert(sink + 1, &location);
+    let exit = run("gst-launch-1.0", &args).await;
+    assert!(exit.success, "gst-launch failed: {}", exit.output);
+    let recs = server.wait_for_end("obs").await;
+    assert_clean_publish(&recs);
+    assert!(video_frames(&recs).iter().any(|f| f.cts_ms > 0), "B-frames arrived with their composition offsets");
+
+    let messages = client_messages(&recording.await.expect("proxy"));
+    let mut names: Vec<&str> = messages.iter().map(|(name, _)| name.as_str()).collect();
+    names.dedup(); // flvmux repeats its metadata; OBS sends it once.
+    let sequence = [
+        "connect",
+        "_checkbw", // the answer to our onBWDone
+        "releaseStream",
+        "FCPublish",
+        "createStream",
+        "publish",
+        "@setDataFrame",
+        "FCUnpublish",
+        "deleteStream",
+    ];
+    assert_eq!(names, sequence, "OBS's sequence");
+    let rml_rtmp::rml_amf0::Amf0Value::Object(connect) = &messages[0].1 else { panic!("connect without an object") };
+    let field = |name: &str| connect.get(name).cloned().and_then(|v| v.get_string());
+    assert_eq!(field("flashVer").as_deref(), Some("FMLE/3.0 (compatible; FMSc/1.0)"));
+    assert_eq!(field("type").as_deref(), Some("nonprivate"));
     server.stop().await;
 }
 

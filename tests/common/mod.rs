@@ -352,18 +352,35 @@ pub fn ffmpeg_publish_gop(url: &str, seconds: u32, gop: u32) -> tokio::process::
 
 /// GStreamer's rtmp2sink publishing H.264 (B-frames on) + AAC, live.
 pub fn gst_publish(url: &str, seconds: u32) -> tokio::process::Child {
+    gst_publish_to(&["rtmp2sink", &format!("location={url}")], seconds)
+}
+
+/// OBS's RTMP client: librtmp (GStreamer's rtmpsink), the library OBS's RTMP output is a fork
+/// of, with OBS's flashVer. It publishes as OBS does: connect (type "nonprivate"),
+/// releaseStream, FCPublish, createStream, publish, then `@setDataFrame` and the media
+/// (H.264 with B-frames, AAC); at the end, FCUnpublish and deleteStream.
+pub fn librtmp_publish(url: &str, seconds: u32) -> tokio::process::Child {
+    // One argument: gst-launch escapes the spaces of each, so librtmp gets its options
+    // (`\\20`: gst-launch unescapes it to librtmp's own escape for a space).
+    let location = format!(r"location={url} live=1 flashver=FMLE/3.0\\20(compatible;\\20FMSc/1.0)");
+    gst_publish_to(&["rtmpsink", &location], seconds)
+}
+
+/// The test pipeline into `sink`: the element and its properties, one argument each.
+fn gst_publish_to(sink: &[&str], seconds: u32) -> tokio::process::Child {
     let frames = (seconds * 30).to_string();
     let pipeline = format!(
         "videotestsrc is-live=true num-buffers={frames} pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! x264enc speed-preset=veryfast key-int-max=60 bframes=2 bitrate=800 ! h264parse ! queue ! mux. \
          audiotestsrc is-live=true num-buffers={audio} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
          ! avenc_aac ! aacparse ! queue ! mux. \
-         flvmux name=mux streamable=true ! rtmp2sink location={url}",
+         flvmux name=mux streamable=true !",
         audio = seconds * 48000 / 1024,
     );
     tokio::process::Command::new("gst-launch-1.0")
         .arg("-e")
         .args(pipeline.split_whitespace())
+        .args(sink)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

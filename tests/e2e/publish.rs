@@ -132,6 +132,40 @@ async fn gstreamer_rtmp2sink_publishes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn obs_librtmp_publishes_and_reconnects() {
+    // OBS's client library and message sequence (see `librtmp_publish`), then OBS's reconnect:
+    // a new connection with the same key, its timestamps starting again at 0.
+    let server = Server::start_with(&[]);
+    let seller = server.user("seller", "seller");
+    let created = server.create_stream(&seller, "librtmp").await;
+    let (id, pid, key) = (
+        created["id"].as_str().unwrap(),
+        created["playback_id"].as_str().unwrap(),
+        created["stream_key"].as_str().unwrap(),
+    );
+    let url = format!("{}/{key}", server.rtmp);
+    let parts = [6, 4];
+    for seconds in parts {
+        let publisher = librtmp_publish(&url, seconds);
+        server.wait_for_status(id, "live", Duration::from_secs(10)).await;
+        let output = publisher.wait_with_output().await.unwrap();
+        assert!(output.status.success(), "rtmpsink failed: {}", String::from_utf8_lossy(&output.stderr));
+        server.wait_for_status(id, "reconnecting", Duration::from_secs(5)).await;
+    }
+
+    let (status, _) =
+        server.call("POST", &format!("/api/v1/streams/{id}/end"), Some(&seller), Some(json!({"action": "save"}))).await;
+    assert_eq!(status, 200);
+    let replay = check_media_playlist(&server.media_playlist(pid).await.expect("replay"));
+    let covered = total_duration(&replay);
+    let sent: u32 = parts.iter().sum();
+    assert!((covered - sent as f64).abs() <= 2.0 * SEGMENT, "replay covers {covered:.2} s of {sent} s");
+    server.check_segments_decode(pid, &replay).await;
+    validate_hls(&server, pid).await;
+    server.assert_log_free_of(&[key]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_key_is_refused_at_once_and_the_right_stream_goes_on() {
     let server = Server::start_with(&[]);
     let seller = server.user("seller", "seller");
