@@ -23,6 +23,10 @@ pub enum ServerSessionError {
     #[error("An error occurred while attempting to turn a message payload into an RTMP message: {0}")]
     MessageDeserializationError(#[from] MessageDeserializationError),
 
+    /// hawker: the client created more streams than one connection may have.
+    #[error("The client created more than {max} streams on one connection")]
+    TooManyStreams { max: usize },
+
     /// A request id that was attempting to be accepted or rejected was not a known
     /// outstanding request.
     #[error("Attempted to accept or reject request id {0} but no outstanding requests have that id")]

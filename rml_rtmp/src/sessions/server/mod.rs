@@ -28,6 +28,9 @@ pub use self::events::{PlayStartValue, ServerSessionEvent};
 pub use self::publish_mode::PublishMode;
 pub use self::result::ServerSessionResult;
 
+/// hawker: the most streams (`createStream`) one connection may create.
+pub const MAX_STREAMS: usize = 16;
+
 /// A session that represents the server side of a single RTMP connection.
 ///
 /// The `ServerSession` encapsulates the process of parsing RTMP chunks coming in from a client
@@ -522,6 +525,12 @@ impl ServerSession {
         &mut self,
         transaction_id: f64,
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
+        // hawker: streams are never removed (deleteStream resets one), so a client looping on
+        // createStream grew the map without bound. Encoders create one.
+        if self.active_streams.len() >= MAX_STREAMS {
+            return Err(ServerSessionError::TooManyStreams { max: MAX_STREAMS });
+        }
+
         let new_stream_id = self.next_stream_id;
         self.next_stream_id = self.next_stream_id.wrapping_add(1);
 

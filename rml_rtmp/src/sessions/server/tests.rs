@@ -223,6 +223,32 @@ fn accepted_connection_responds_with_same_object_encoding_value_as_connection_re
 }
 
 #[test]
+fn streams_per_connection_are_capped() {
+    // hawker: createStream in a loop no longer grows the session without bound.
+    let (mut deserializer, mut serializer, mut session) = common_basic_setup();
+    perform_connection("some_app", &mut session, &mut serializer, &mut deserializer);
+    for n in 0..=super::MAX_STREAMS {
+        let message = RtmpMessage::Amf0Command {
+            command_name: "createStream".to_string(),
+            transaction_id: 4.0 + n as f64,
+            command_object: Amf0Value::Null,
+            additional_arguments: Vec::new(),
+        };
+        let payload = message.into_message_payload(RtmpTimestamp::new(0), 0).unwrap();
+        let packet = serializer.serialize(&payload, true, false).unwrap();
+        let result = session.handle_input(&packet.bytes[..]);
+        if n < super::MAX_STREAMS {
+            assert!(result.is_ok(), "stream {n}: {:?}", result.err());
+        } else {
+            match result {
+                Err(ServerSessionError::TooManyStreams { max }) => assert_eq!(max, super::MAX_STREAMS),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn can_create_stream_on_connected_session() {
     let (mut deserializer, mut serializer, mut session) = common_basic_setup();
     perform_connection("some_app", &mut session, &mut serializer, &mut deserializer);
