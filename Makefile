@@ -21,8 +21,10 @@ run: deps web release
 
 # The tests include the Debian package: built from this (debug) build, installed with apt
 # (its dependencies with it), then smoke-tested as installed (tests/e2e/package.rs).
+# The RTMP core's no-panic lints, denied in rml_rtmp's and rml_amf0's lib.rs, fail its clippy run.
 test: deps test-deps web s3s-fs
 	$(CARGO) build --locked
+	$(CARGO) clippy --locked -p rml_rtmp -p rml_amf0
 	deb=$$(./scripts/build-deb target/debug/hawker) && ./scripts/install-deb "$$deb"
 	$(CARGO) test --workspace --locked
 

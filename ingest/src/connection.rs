@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rml_rtmp::chunk_io::ChunkLimits;
 use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionError, ServerSessionEvent, ServerSessionResult,
@@ -40,10 +39,6 @@ const HANDSHAKE_READ: usize = 4096;
 /// Timestamp discontinuities are logged at `warn` at most this often per publish (the rest at
 /// `debug`), so a publisher with a broken clock cannot flood the log.
 const DISCONTINUITY_LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// Largest command or data message (AMF) accepted. Real ones are a few hundred bytes (OBS's
-/// `onMetaData` about 1 KB); decoded AMF values take several times their encoded length.
-const MAX_AMF_MESSAGE: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -331,14 +326,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         bytes_read: u64,
     ) -> Result<Self, ConnectionError> {
         let limits = &context.limits;
-        let config = ServerSessionConfig {
-            peer_limits: ChunkLimits {
-                max_message_bytes: limits.max_message_bytes,
-                max_amf_message_bytes: MAX_AMF_MESSAGE,
-                max_chunk_size: usize::try_from(limits.max_chunk_size).unwrap_or(usize::MAX),
-            },
-            ..ServerSessionConfig::new()
-        };
+        let config = ServerSessionConfig { peer_limits: limits.chunk_limits(), ..ServerSessionConfig::new() };
         let (session, initial) = ServerSession::new(config)?;
         let mut connection = Self {
             socket,

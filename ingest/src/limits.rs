@@ -1,11 +1,14 @@
 use std::time::Duration;
 
+use rml_rtmp::chunk_io::ChunkLimits;
+
 /// Bounds on what one connection, and all of them together, may cost the server.
 ///
 /// Memory per connection is bounded by about `max_buffered_bytes + max_message_bytes`:
 /// the read buffer, plus the partial messages the RTMP core (`rml_rtmp`, ours) is assembling,
-/// which together may not exceed `max_message_bytes`. Messages and chunk sizes above the caps
-/// are refused by the core from their chunk headers, before it allocates for them.
+/// whose buffers together never exceed `max_message_bytes` (see [`Limits::chunk_limits`]).
+/// Messages and chunk sizes above the caps are refused by the core from their chunk headers,
+/// before it allocates for them.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// The RTMP handshake (C0 to C2) must complete within this.
@@ -48,7 +51,20 @@ pub struct Limits {
     pub shared_addresses: Vec<ipnet::IpNet>,
 }
 
+/// Largest command or data message (AMF) accepted. Real ones are a few hundred bytes (OBS's
+/// `onMetaData` about 1 KB); decoded AMF values take several times their encoded length.
+pub const MAX_AMF_MESSAGE: usize = 64 * 1024;
+
 impl Limits {
+    /// What the RTMP core lets a client make it hold.
+    pub fn chunk_limits(&self) -> ChunkLimits {
+        ChunkLimits {
+            max_message_bytes: self.max_message_bytes,
+            max_amf_message_bytes: MAX_AMF_MESSAGE,
+            max_chunk_size: usize::try_from(self.max_chunk_size).unwrap_or(usize::MAX),
+        }
+    }
+
     /// Whether `ip` is a load balancer's, shared by the publishers behind it.
     pub fn is_shared_address(&self, ip: std::net::IpAddr) -> bool {
         self.shared_addresses.iter().any(|net| net.contains(&ip))

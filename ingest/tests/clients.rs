@@ -162,10 +162,10 @@ async fn recording_proxy(server: std::net::SocketAddr) -> (std::net::SocketAddr,
         let mut sent = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = client_read.read(&mut buf).await {
+            sent.extend_from_slice(&buf[..n]);
             if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
                 break;
             }
-            sent.extend_from_slice(&buf[..n]);
         }
         let _ = server_write.shutdown().await;
         let _ = answers.await;

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Cursor;
 
-use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkLimits};
+use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkLimits, ChunkSerializer};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage};
 use rml_rtmp::rml_amf0::{self, Amf0Value};
@@ -18,10 +18,11 @@ use rml_rtmp::time::RtmpTimestamp;
 
 use super::{REFUSE, WRITE_SIZES};
 
-/// The ingest's limits (`Limits::default()` and its AMF cap), so the targets explore what a
-/// connection can reach, with the memory bound checked against them.
-pub const LIMITS: ChunkLimits =
-    ChunkLimits { max_message_bytes: 4 * 1024 * 1024, max_amf_message_bytes: 64 * 1024, max_chunk_size: 64 * 1024 };
+/// The ingest's default limits, so the targets explore what a connection can reach, with the
+/// memory bound checked against them.
+fn limits() -> ChunkLimits {
+    hawker_ingest::Limits::default().chunk_limits()
+}
 
 fn write_size(flags: u8) -> usize {
     WRITE_SIZES[usize::from(flags >> 2) & 7]
@@ -30,33 +31,40 @@ fn write_size(flags: u8) -> usize {
 /// What a chunk stream decoded to: its messages, and whether it ended in an error.
 type Decoded = (Vec<MessagePayload>, bool);
 
-/// Decodes `input` given in pieces of `piece` bytes, applying `SetChunkSize` as a session does.
-/// Checks the memory bound after every step.
+/// Decodes `input` given in pieces of `piece` bytes, applying `SetChunkSize` and `Abort` as a
+/// session does. After every call, the memory held for partial messages (their buffers'
+/// capacities) must be within the limit.
 fn decode(input: &[u8], piece: usize) -> Decoded {
-    let mut deserializer = ChunkDeserializer::with_limits(LIMITS);
+    let limits = limits();
+    let mut deserializer = ChunkDeserializer::with_limits(limits);
     let mut messages = Vec::new();
     for bytes in input.chunks(piece) {
         let mut next = bytes;
         loop {
-            let message = match deserializer.get_next_message(next) {
+            let result = deserializer.get_next_message(next);
+            next = &[];
+            assert!(
+                deserializer.partial_capacity() <= limits.max_message_bytes,
+                "partial messages hold {} bytes, over the limit",
+                deserializer.partial_capacity()
+            );
+            let message = match result {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(_) => return (messages, true),
             };
-            next = &[];
-            assert!(
-                deserializer.partial_bytes() <= LIMITS.max_message_bytes,
-                "partial messages over the limit: {}",
-                deserializer.partial_bytes()
-            );
-            assert!(message.data.len() <= LIMITS.max_message_bytes, "a message over the limit");
-            if message.type_id == 1 {
-                if let Ok(RtmpMessage::SetChunkSize { size }) = message.to_rtmp_message() {
-                    if deserializer.set_max_chunk_size(size as usize).is_err() {
-                        messages.push(message);
-                        return (messages, true);
-                    }
-                }
+            assert!(message.data.len() <= limits.max_message_bytes, "a message over the limit");
+            if message.type_id == 2
+                && let Ok(RtmpMessage::Abort { stream_id }) = message.to_rtmp_message()
+            {
+                deserializer.abort(stream_id);
+            }
+            if message.type_id == 1
+                && let Ok(RtmpMessage::SetChunkSize { size }) = message.to_rtmp_message()
+                && deserializer.set_max_chunk_size(size as usize).is_err()
+            {
+                messages.push(message);
+                return (messages, true);
             }
             messages.push(message);
         }
@@ -65,7 +73,8 @@ fn decode(input: &[u8], piece: usize) -> Decoded {
 }
 
 /// The chunk decoder: the same bytes give the same messages (and the same error) however they
-/// are split across reads, and the partial messages held never exceed the limit.
+/// are split across reads; the partial messages held never exceed the limit; and the messages
+/// decoded, chunked again by the serializer, decode to themselves.
 pub fn chunk_decoder(data: &[u8]) {
     let Some((&flags, input)) = data.split_first() else {
         return;
@@ -73,6 +82,25 @@ pub fn chunk_decoder(data: &[u8]) {
     let whole = decode(input, input.len().max(1));
     let split = decode(input, write_size(flags).min(input.len().max(1)));
     assert_eq!(whole, split, "the split into reads changed what was decoded");
+    round_trip(&whole.0);
+}
+
+/// Serializes `messages` (SetChunkSize and Abort left out: they change the framing) and decodes
+/// the result: the same messages come back.
+fn round_trip(messages: &[MessagePayload]) {
+    let messages: Vec<&MessagePayload> = messages.iter().filter(|m| m.type_id != 1 && m.type_id != 2).collect();
+    let mut serializer = ChunkSerializer::new();
+    let mut bytes = Vec::new();
+    for message in &messages {
+        match serializer.serialize(message, false, false) {
+            Ok(packet) => bytes.extend_from_slice(&packet.bytes),
+            Err(_) => return, // a message the encoder refuses is not a decoder property
+        }
+    }
+    let (again, failed) = decode(&bytes, bytes.len().max(1));
+    assert!(!failed, "the serializer's chunks did not decode");
+    let again: Vec<&MessagePayload> = again.iter().collect();
+    assert_eq!(messages, again, "serialize then decode changed the messages");
 }
 
 /// AMF0: whatever decodes re-encodes, and decodes again to the same values.
@@ -103,7 +131,8 @@ fn same_properties(a: &HashMap<String, Amf0Value>, b: &HashMap<String, Amf0Value
     a.len() == b.len() && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| same(value, other)))
 }
 
-/// RTMP messages: a message type byte, then its payload. Whatever parses encodes again.
+/// RTMP messages: a message type byte, then its payload. Parsing and encoding what parsed must
+/// not panic (an error is an answer).
 pub fn message(data: &[u8]) {
     let Some((&type_id, payload)) = data.split_first() else {
         return;
@@ -127,7 +156,7 @@ pub fn session(data: &[u8]) {
     let Some((&flags, input)) = data.split_first() else {
         return;
     };
-    let config = ServerSessionConfig { peer_limits: LIMITS, ..ServerSessionConfig::new() };
+    let config = ServerSessionConfig { peer_limits: limits(), ..ServerSessionConfig::new() };
     let Ok((mut session, _)) = ServerSession::new(config) else {
         return;
     };

@@ -1,6 +1,7 @@
-//! The fuzz harness: feeds one input to hawker-ingest's real connection code (handshake, chunk
-//! screen, rml_rtmp session, AMF commands, publish gate, codec checks, sink) over an in-memory
-//! pipe instead of a TCP socket, and checks what reaches the sink.
+//! The fuzz harness: feeds one input to hawker-ingest's real connection code (handshake,
+//! rml_rtmp session, AMF commands, publish gate, codec checks, sink) over an in-memory pipe
+//! instead of a TCP socket, and checks what reaches the sink. The RTMP core's own targets are in
+//! [`direct`].
 //!
 //! Input layout: one flags byte, then the bytes the client sends.
 //! - [`RAW`] clear (the usual case): the harness first sends [`CLIENT_HANDSHAKE`], a C0+C1+C2

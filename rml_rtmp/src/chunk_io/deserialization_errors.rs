@@ -27,9 +27,14 @@ pub enum ChunkDeserializationError {
     #[error("message of type {type_id} on chunk stream {csid}: {length} bytes exceeds the {max}-byte limit")]
     MessageTooLarge { csid: u32, type_id: u8, length: usize, max: usize },
 
-    /// hawker: messages in progress on several chunk streams at once, together over the limit.
-    #[error("a new message on chunk stream {csid} would hold {bytes} bytes of partial messages, over the {max}-byte limit")]
+    /// hawker: messages in progress on several chunk streams at once, together over the limit
+    /// (in bytes, or more than `MAX_PARTIAL_MESSAGES` of them).
+    #[error("a new message on chunk stream {csid}: too many partial messages ({bytes} bytes held, {max} at most)")]
     TooManyPartialMessages { csid: u32, bytes: usize, max: usize },
+
+    /// hawker: more chunk streams than the deserializer remembers headers for.
+    #[error("chunk stream {csid}: more than {max} chunk streams on one connection")]
+    TooManyChunkStreams { csid: u32, max: usize },
 
     /// An I/O error occurred while reading the input buffer
     #[error("{0}")]

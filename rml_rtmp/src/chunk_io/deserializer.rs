@@ -11,8 +11,15 @@ use std::io::Cursor;
 use std::mem;
 
 const INITIAL_MAX_CHUNK_SIZE: usize = 128;
-/// hawker: the most a message's first chunk header makes us allocate before its bytes arrive.
-const MAX_UPFRONT: usize = 1024 * 1024;
+/// hawker: the most a message's first chunk header makes us allocate before its bytes arrive
+/// (a 720p keyframe fits). Past it, the message is given its exact length once the peer has
+/// sent this much of it.
+const MAX_UPFRONT: usize = 256 * 1024;
+/// hawker: chunk streams whose last header is remembered, and messages in progress at once.
+/// Encoders use a handful of chunk streams; without a cap, a peer could make one connection
+/// hold a header for each of the 65,599 chunk stream ids.
+pub const MAX_CHUNK_STREAMS: usize = 64;
+pub const MAX_PARTIAL_MESSAGES: usize = 8;
 const MAX_INITIAL_TIMESTAMP: u32 = 16777215;
 /// The largest chunk size the protocol can express (31 bits).
 const PROTOCOL_MAX_CHUNK_SIZE: usize = 0x7FFF_FFFF;
@@ -120,8 +127,17 @@ impl ChunkDeserializer {
         self.partial_bytes
     }
 
+    /// hawker: the memory allocated for messages not yet complete (their buffers' capacities).
+    pub fn partial_capacity(&self) -> usize {
+        self.partial_messages.values().map(BytesMut::capacity).fold(0, usize::saturating_add)
+    }
+
     /// hawker: drops the partial message of chunk stream `csid`, as the peer's `Abort` asks.
+    /// Only between chunks (as after a message was returned); ignored in the middle of one.
     pub fn abort(&mut self, csid: u32) {
+        if !matches!(self.current_stage, ParseStage::Csid) {
+            return;
+        }
         if let Some(partial) = self.partial_messages.remove(&csid) {
             let length = self.previous_headers.get(&csid).map_or(partial.len(), |h| h.message_length as usize);
             self.partial_bytes = self.partial_bytes.saturating_sub(length);
@@ -284,6 +300,9 @@ impl ChunkDeserializer {
                 Some(header) => header,
             },
         };
+        if !self.previous_headers.contains_key(&csid) && self.previous_headers.len() >= MAX_CHUNK_STREAMS {
+            return Err(ChunkDeserializationError::TooManyChunkStreams { csid, max: MAX_CHUNK_STREAMS });
+        }
 
         // hawker: only a type 3 chunk continues a message; another header mid-message would
         // change the length or type of the bytes already held.
@@ -424,7 +443,7 @@ impl ChunkDeserializer {
         } else if self.starts_message() {
             // Since we already added the MAX_INITIAL_TIMESTAMP to the timestamp, only add the delta difference
             // hawker: wrapping, as RTMP time does; an extended timestamp below 0xFFFFFF here is
-            // a protocol error (the ingest refuses it) that upstream's subtraction panicked on.
+            // a protocol error that upstream's subtraction panicked on.
             self.current_header.timestamp = RtmpTimestamp::new(
                 self.current_header.timestamp.value.wrapping_add(timestamp.wrapping_sub(MAX_INITIAL_TIMESTAMP)),
             );
@@ -464,7 +483,8 @@ impl ChunkDeserializer {
         // reserved: each chunk grew the buffer by doubling (a realloc copy per growth), and the
         // payload handed out kept up to twice its length for as long as a frame lives in the
         // packager. Only up to MAX_UPFRONT is taken on the peer's word (media frames are
-        // smaller); a larger message grows as its bytes arrive.
+        // smaller); a larger message gets its exact length once MAX_UPFRONT of it has arrived,
+        // so no buffer is ever larger than its message.
         let partial = match self.partial_messages.entry(csid) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -472,6 +492,11 @@ impl ChunkDeserializer {
                 entry.insert(BytesMut::with_capacity(min(length, MAX_UPFRONT)))
             }
         };
+        if partial.capacity().saturating_sub(partial.len()) < bytes.len() {
+            let mut whole = BytesMut::with_capacity(length);
+            whole.extend_from_slice(partial);
+            *partial = whole;
+        }
         partial.extend_from_slice(&bytes[..]);
 
         if partial.len() == length {
@@ -502,6 +527,13 @@ impl ChunkDeserializer {
         };
         if length > max {
             return Err(ChunkDeserializationError::MessageTooLarge { csid, type_id, length, max });
+        }
+        if self.partial_messages.len() >= MAX_PARTIAL_MESSAGES {
+            return Err(ChunkDeserializationError::TooManyPartialMessages {
+                csid,
+                bytes: self.partial_bytes,
+                max: self.limits.max_message_bytes,
+            });
         }
         let in_progress = self.partial_bytes.saturating_add(length);
         if in_progress > self.limits.max_message_bytes {
@@ -910,6 +942,49 @@ mod tests {
         let next = form_type_0_chunk(4, 5, 1, 9, &[3_u8; 10], 128);
         let message = deserializer.get_next_message(&next).unwrap().unwrap();
         assert_eq!(&message.data[..], &[3_u8; 10][..]);
+    }
+
+    #[test]
+    fn a_large_message_gets_its_exact_length_once_its_bytes_come() {
+        let chunk = 65536;
+        let payload = vec![9_u8; 3 * MAX_UPFRONT + 5];
+        let bytes = form_type_0_chunk(7, 0, 1, 9, &payload, chunk);
+        let mut deserializer = ChunkDeserializer::new();
+        deserializer.set_max_chunk_size(chunk).unwrap();
+        let upfront_chunks = MAX_UPFRONT / chunk;
+        // Header + the chunks that fill the upfront buffer: nothing more reserved.
+        let upfront_end = 12 + chunk + (upfront_chunks - 1) * (1 + chunk);
+        assert!(deserializer.get_next_message(&bytes[..upfront_end]).unwrap().is_none());
+        assert_eq!(deserializer.partial_capacity(), MAX_UPFRONT);
+        // The next chunk: the buffer is grown once, to the message's length.
+        assert!(deserializer.get_next_message(&bytes[upfront_end..upfront_end + 1 + chunk]).unwrap().is_none());
+        assert_eq!(deserializer.partial_capacity(), payload.len());
+        let message = deserializer.get_next_message(&bytes[upfront_end + 1 + chunk..]).unwrap().unwrap();
+        assert_eq!(message.data.len(), payload.len());
+    }
+
+    #[test]
+    fn chunk_streams_and_partial_messages_are_capped() {
+        let mut deserializer = ChunkDeserializer::new();
+        for csid in 2..2 + MAX_CHUNK_STREAMS as u32 {
+            assert!(deserializer.get_next_message(&form_type_0_chunk(csid, 0, 1, 9, &[], 128)).unwrap().is_some());
+        }
+        let more = form_type_0_chunk(2 + MAX_CHUNK_STREAMS as u32, 0, 1, 9, &[], 128);
+        match deserializer.get_next_message(&more) {
+            Err(ChunkDeserializationError::TooManyChunkStreams { max, .. }) => assert_eq!(max, MAX_CHUNK_STREAMS),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        let mut deserializer = ChunkDeserializer::new();
+        for csid in 2..2 + MAX_PARTIAL_MESSAGES as u32 {
+            let started = form_type_0_chunk(csid, 0, 1, 9, &[1_u8; 200], 128);
+            assert!(deserializer.get_next_message(&started[..12 + 128]).unwrap().is_none());
+        }
+        let one_more = form_type_0_chunk(40, 0, 1, 9, &[1_u8; 200], 128);
+        match deserializer.get_next_message(&one_more[..12]) {
+            Err(ChunkDeserializationError::TooManyPartialMessages { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     fn limited() -> ChunkDeserializer {

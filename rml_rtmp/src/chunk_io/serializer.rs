@@ -97,10 +97,12 @@ impl ChunkSerializer {
 
         // Since a message may have a payload greater than one chunk allows, we must
         // split the payload into slices that don't exceed the max chunk length
-        // hawker: `chunks`, not index arithmetic.
-        let slices = message.data.chunks((self.max_chunk_size as usize).max(1));
-
-        for (idx, slice) in slices.into_iter().enumerate() {
+        // hawker: `chunks`, not index arithmetic; and a message without a payload is still one
+        // chunk, its header (upstream wrote nothing for it: the message was lost silently).
+        if message.data.is_empty() {
+            self.add_chunk(&mut bytes, force_uncompressed, message, false, &[], can_be_dropped)?;
+        }
+        for (idx, slice) in message.data.chunks((self.max_chunk_size as usize).max(1)).enumerate() {
             self.add_chunk(&mut bytes, force_uncompressed, message, idx > 0, slice, can_be_dropped)?;
         }
 
@@ -739,5 +741,22 @@ mod tests {
         let bytes_read = cursor.read(&mut payload_bytes[..]).unwrap();
         assert_eq!(bytes_read, 4, "Unexpected payload bytes read");
         assert_eq!(&payload_bytes[..bytes_read], &message1.data[..], "Unexpected payload contents");
+    }
+
+    // hawker: a message without a payload is one chunk (its header), not nothing.
+    #[test]
+    fn a_message_without_a_payload_is_one_chunk() {
+        use chunk_io::ChunkDeserializer;
+        let message = MessagePayload {
+            timestamp: RtmpTimestamp::new(1049344),
+            type_id: 0,
+            message_stream_id: 0,
+            data: Bytes::new(),
+        };
+        let mut serializer = ChunkSerializer::new();
+        let packet = serializer.serialize(&message, false, false).unwrap();
+        assert!(!packet.bytes.is_empty());
+        let decoded = ChunkDeserializer::new().get_next_message(&packet.bytes).unwrap();
+        assert_eq!(decoded, Some(message));
     }
 }

@@ -525,8 +525,8 @@ impl ServerSession {
         &mut self,
         transaction_id: f64,
     ) -> Result<Vec<ServerSessionResult>, ServerSessionError> {
-        // hawker: streams are never removed (deleteStream resets one), so a client looping on
-        // createStream grew the map without bound. Encoders create one.
+        // hawker: a client looping on createStream (without deleteStream) grew the map without
+        // bound. Encoders create one.
         if self.active_streams.len() >= MAX_STREAMS {
             return Err(ServerSessionError::TooManyStreams { max: MAX_STREAMS });
         }
