@@ -35,6 +35,9 @@ use tokio::sync::Mutex;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PART_TARGET_MS: f64 = 200.0;
 const WARM_UP: Duration = Duration::from_secs(5);
+/// What Chromium sends with hls.js's requests: playlists come back compressed, as a browser
+/// gets them.
+const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
 
 /// What the viewers saw during a measurement window.
 #[derive(Default)]
@@ -73,12 +76,27 @@ fn newest_part(playlist: &[u8]) -> Option<(u64, u64)> {
 }
 
 async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> Result<(u16, Bytes), String> {
-    let request = hyper::Request::get(path).header("host", host).body(Empty::new()).map_err(|e| e.to_string())?;
+    let request = hyper::Request::get(path)
+        .header("host", host)
+        .header("accept-encoding", ACCEPT_ENCODING)
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
     sender.ready().await.map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
+    let encoding = response.headers().get("content-encoding").cloned();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, body))
+    let mut decoded = Vec::new();
+    match encoding.as_ref().map(|v| v.as_bytes()) {
+        None => return Ok((status, body)),
+        Some(b"br") => brotli::BrotliDecompress(&mut &body[..], &mut decoded).map_err(|e| e.to_string())?,
+        Some(b"gzip") => {
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut decoded)
+                .map_err(|e| e.to_string())?;
+        }
+        Some(other) => return Err(format!("unexpected content-encoding {}", String::from_utf8_lossy(other))),
+    }
+    Ok((status, decoded.into()))
 }
 
 /// One viewer on its own connection, until `stop`.
@@ -170,7 +188,7 @@ async fn main() {
         .collect();
     let window = Duration::from_secs(arg(&args, "--window").and_then(|w| w.parse().ok()).unwrap_or(20));
     let input = Path::new(ROOT).join("bench/out/test720.flv");
-    assert!(input.exists(), "run `cargo bench --bench streams` once first: it makes {}", input.display());
+    bench_input(&input, 60);
 
     // Every viewer connects from 127.0.0.1: raise the per-address connection cap (256).
     let server = Server::start_with(&["--http-max-connections", "50000", "--http-max-connections-per-ip", "50000"]);

@@ -236,9 +236,22 @@ impl PublicUrls {
     }
 }
 
-/// Everything the HTTP handlers share.
+/// Everything the HTTP handlers share, behind one reference count: the router clones its
+/// state several times per request (once per layered service it passes through).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Clone)]
+pub struct Shared {
     pub db: Db,
     pub store: Arc<dyn Store>,
     pub live: Arc<dyn LiveControl>,
@@ -254,6 +267,8 @@ pub struct AppState {
     pub metrics: Arc<MetricsAccess>,
     /// The other nodes sharing the database, for requests about streams they hold.
     pub peers: cluster::Peers,
+    /// Live playlists compressed once per version for all their viewers.
+    pub(crate) compressed_playlists: Arc<http::compressed_playlists::CompressedPlaylists>,
 }
 
 /// How `/metrics` is protected.
@@ -273,7 +288,7 @@ impl AppState {
         urls: Arc<PublicUrls>,
         events: Events,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             db,
             store,
             live,
@@ -284,11 +299,12 @@ impl AppState {
             trusted_proxies: Arc::default(),
             metrics: Arc::default(),
             peers: cluster::Peers::default(),
-        }
+            compressed_playlists: Arc::default(),
+        }))
     }
 
     pub fn with_metrics_access(mut self, access: MetricsAccess) -> Self {
-        self.metrics = Arc::new(access);
+        Arc::make_mut(&mut self.0).metrics = Arc::new(access);
         self
     }
 
@@ -296,12 +312,12 @@ impl AppState {
     /// clients' for every per-client limit; from anyone else the peer's address is.
     /// Other nodes reach this one's HTTP side at `url` (several nodes on PostgreSQL).
     pub fn with_advertise_url(mut self, url: &str) -> Self {
-        self.peers = cluster::Peers::advertising(url);
+        Arc::make_mut(&mut self.0).peers = cluster::Peers::advertising(url);
         self
     }
 
     pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
-        self.trusted_proxies = Arc::new(proxies);
+        Arc::make_mut(&mut self.0).trusted_proxies = Arc::new(proxies);
         self
     }
 }

@@ -8,7 +8,6 @@
 //! disk): the files live in the binary, and the negotiation is a few lines.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{LazyLock, OnceLock};
 
 use axum::body::Body;
@@ -16,6 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+
+use super::coding::{Coding, Effort, compress, negotiate};
 
 /// hls.js from npm, copied in by build.rs (empty when it was not installed).
 const HLS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/hls.min.js"));
@@ -104,67 +105,19 @@ pub fn link_page(html: &str) -> String {
     rewrite_links(html, &ASSETS.names)
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(data).expect("writing to memory");
-    encoder.finish().expect("writing to memory")
-}
-
-fn brotli(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
-    brotli::BrotliCompress(&mut &data[..], &mut out, &params).expect("writing to memory");
-    out
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Coding {
-    Brotli,
-    Gzip,
-    Identity,
-}
-
-/// The coding the client prefers among brotli and gzip (`Accept-Encoding`, RFC 9110
-/// §12.5.3: by q-value, brotli on a tie; `q=0` refuses; `*` covers the unnamed), else identity.
-fn negotiate(headers: &HeaderMap) -> Coding {
-    let (mut brotli, mut gzip, mut any) = (None, None, None);
-    let items =
-        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    for item in items {
-        let mut parts = item.split(';').map(str::trim);
-        let token = parts.next().unwrap_or("");
-        let q = parts
-            .find_map(|p| p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("q")).map(|(_, v)| v.trim()))
-            .map_or(1.0, |v| v.parse::<f32>().unwrap_or(0.0));
-        if token.eq_ignore_ascii_case("br") {
-            brotli = Some(q);
-        } else if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
-            gzip = Some(q);
-        } else if token == "*" {
-            any = Some(q);
-        }
-    }
-    let (brotli, gzip) = (brotli.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0));
-    match (brotli, gzip) {
-        (b, g) if b <= 0.0 && g <= 0.0 => Coding::Identity,
-        (b, g) if b >= g => Coding::Brotli,
-        _ => Coding::Gzip,
-    }
-}
-
 /// The asset's body in `coding`, compressing it on a blocking thread the first time; `None`
 /// if that failed (then send it as it is).
 async fn body_in(asset: &'static Asset, coding: Coding) -> Option<Bytes> {
-    type Compress = fn(&[u8]) -> Vec<u8>;
-    let (cell, compress): (&'static OnceLock<Bytes>, Compress) = match coding {
+    let cell: &'static OnceLock<Bytes> = match coding {
         Coding::Identity => return Some(asset.identity.clone()),
-        Coding::Brotli => (&asset.brotli, brotli),
-        Coding::Gzip => (&asset.gzip, gzip),
+        Coding::Brotli => &asset.brotli,
+        Coding::Gzip => &asset.gzip,
     };
     if let Some(body) = cell.get() {
         return Some(body.clone());
     }
-    tokio::task::spawn_blocking(move || cell.get_or_init(|| compress(&asset.identity).into()).clone()).await.ok()
+    let compressed = move || cell.get_or_init(|| compress(&asset.identity, coding, Effort::Best).into()).clone();
+    tokio::task::spawn_blocking(compressed).await.ok()
 }
 
 /// The strong ETag of the asset in one coding (each coding is a different representation).
@@ -222,10 +175,8 @@ pub async fn serve(name: &str, request: &HeaderMap) -> Response {
     };
     headers.insert(header::ETAG, etag(asset, coding));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    match coding {
-        Coding::Brotli => drop(headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"))),
-        Coding::Gzip => drop(headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))),
-        Coding::Identity => {}
+    if let Some(encoding) = coding.header() {
+        headers.insert(header::CONTENT_ENCODING, encoding);
     }
     (headers, Body::from(body)).into_response()
 }
@@ -241,23 +192,8 @@ fn unhashed(name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn accept(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
     #[test]
-    fn picks_the_best_coding_accepted() {
-        assert_eq!(negotiate(&accept("gzip, deflate, br, zstd")), Coding::Brotli);
-        assert_eq!(negotiate(&accept("gzip;q=1.0, br;q=0")), Coding::Gzip);
-        assert_eq!(negotiate(&accept("gzip;q=1, br;q=0.1")), Coding::Gzip);
-        assert_eq!(negotiate(&accept("br;Q=0, gzip;q=0")), Coding::Identity);
-        assert_eq!(negotiate(&accept("identity")), Coding::Identity);
-        assert_eq!(negotiate(&accept("GZIP")), Coding::Gzip);
-        assert_eq!(negotiate(&accept("*")), Coding::Brotli);
-        assert_eq!(negotiate(&accept("*;q=0.5, br;q=0")), Coding::Gzip);
-        assert_eq!(negotiate(&HeaderMap::new()), Coding::Identity);
+    fn hashed_names() {
         assert_eq!(unhashed("hls.min.0123456789ab.js").as_deref(), Some("hls.min.js"));
         assert_eq!(unhashed("watch.js"), None);
         assert_eq!(unhashed("hls.min.js"), None);
@@ -274,13 +210,5 @@ mod tests {
         assert!(!text.contains("'./common.js'"));
         let page = link_page("<script src=\"/assets/watch.js\"></script><a href=\"/assets/watch.jsx\">");
         assert_eq!(page, format!("<script src=\"/assets/{}\"></script><a href=\"/assets/watch.jsx\">", watch.hashed));
-        // Decompressing gives the body back.
-        let mut unzipped = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzip(&watch.identity)[..]), &mut unzipped)
-            .unwrap();
-        assert_eq!(unzipped.as_bytes(), &watch.identity[..]);
-        let mut unbrotli = Vec::new();
-        brotli::BrotliDecompress(&mut &brotli(&watch.identity)[..], &mut unbrotli).unwrap();
-        assert_eq!(unbrotli, &watch.identity[..]);
     }
 }

@@ -5,15 +5,15 @@
 //! on air, the replay's once it is archived. No request queries the database. With several
 //! nodes, a request for a live stream another node holds is forwarded to that node.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::coding::negotiate;
 use super::error::ApiError;
 use crate::{AppState, HlsPath, HlsProgress, cluster};
 
@@ -40,13 +40,15 @@ fn body(content_type: &'static str, cache_control: &'static str, bytes: Bytes) -
     (headers, Body::from(bytes)).into_response()
 }
 
+/// Reads the request's headers and URI in place (the `HeaderMap` and `OriginalUri`
+/// extractors copy them, for every viewer's every request).
 pub async fn serve(
     State(state): State<AppState>,
     Path((playback_id, path)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
+    Query(query): Query<DirectiveQuery>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let (uri, headers) = (request.uri(), request.headers());
     let not_found = || ApiError::NotFound("media");
     let (content_type, cache_control) = kind_of(&path).ok_or_else(not_found)?;
     let playback = state.db.playback(&playback_id).ok_or_else(not_found)?;
@@ -68,7 +70,7 @@ pub async fn serve(
     let progress = if playback.status.is_on_air() { state.hls.progress(stream_id) } else { None };
     match state.hls.resolve(&path) {
         HlsPath::MediaPlaylist { rendition } => {
-            let directives = Directives::parse(&query)?;
+            let directives = Directives::parse(query)?;
             if let Some(progress) = progress {
                 let ll = {
                     let p = progress.borrow();
@@ -77,8 +79,9 @@ pub async fn serve(
                 if let Some(blocked) = block_reload(progress, &directives).await? {
                     return Ok(blocked);
                 }
-                if let Some(text) = state.hls.playlist(stream_id, &rendition, ll && directives.skip) {
-                    return Ok(body(PLAYLIST, "no-cache", text));
+                let delta = ll && directives.skip;
+                if let Some(text) = state.hls.playlist(stream_id, &rendition, delta) {
+                    return Ok(live_playlist(&state, stream_id, (&rendition, delta), text, headers));
                 }
             }
             let text = state.hls.stored_playlist(&playback_id, &rendition).await.map_err(ApiError::Internal)?;
@@ -116,13 +119,33 @@ pub async fn serve(
         return Ok((StatusCode::FOUND, headers).into_response());
     }
     if download {
-        return serve_range(&state, &key, &headers).await;
+        return serve_range(&state, &key, headers).await;
     }
     match state.store.get(&key).await {
         Ok(Some(object)) => Ok(body(content_type, cache_control, object.bytes)),
         Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => Err(not_found()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A live playlist, compressed as the client accepts it, once per version for all viewers
+/// (the router's compression layer passes an answer already encoded through).
+fn live_playlist(
+    state: &AppState,
+    stream_id: &str,
+    playlist: (&str, bool),
+    text: Bytes,
+    request: &HeaderMap,
+) -> Response {
+    let coding = negotiate(request);
+    let Some(encoding) = coding.header() else { return body(PLAYLIST, "no-cache", text) };
+    let on_air = |id: &str| state.hls.progress(id).is_some();
+    let compressed = state.compressed_playlists.get(stream_id, playlist, text, coding, on_air);
+    let mut response = body(PLAYLIST, "no-cache", compressed);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_ENCODING, encoding);
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
 }
 
 /// Bytes read from the store at a time while sending a large file.
@@ -196,6 +219,17 @@ fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     range.map(Some).ok_or(())
 }
 
+/// The query of a request under `/hls/`: the LL-HLS directives as sent (others are ignored).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DirectiveQuery {
+    #[serde(rename = "_HLS_msn")]
+    msn: Option<String>,
+    #[serde(rename = "_HLS_part")]
+    part: Option<String>,
+    #[serde(rename = "_HLS_skip")]
+    skip: Option<String>,
+}
+
 /// LL-HLS delivery directives of a media playlist request (RFC 8216bis §6.2.5).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Directives {
@@ -206,17 +240,14 @@ struct Directives {
 }
 
 impl Directives {
-    fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let number = |name: &str| -> Result<Option<u64>, ApiError> {
-            query
-                .get(name)
-                .map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name} must be a number"))))
-                .transpose()
+    fn parse(query: DirectiveQuery) -> Result<Self, ApiError> {
+        let number = |value: Option<String>, name: &str| -> Result<Option<u64>, ApiError> {
+            value.map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name} must be a number")))).transpose()
         };
         let d = Directives {
-            msn: number("_HLS_msn")?,
-            part: number("_HLS_part")?,
-            skip: matches!(query.get("_HLS_skip").map(String::as_str), Some("YES" | "v2")),
+            msn: number(query.msn, "_HLS_msn")?,
+            part: number(query.part, "_HLS_part")?,
+            skip: matches!(query.skip.as_deref(), Some("YES" | "v2")),
         };
         if d.part.is_some() && d.msn.is_none() {
             return Err(ApiError::BadRequest("_HLS_part requires _HLS_msn".into()));
@@ -330,18 +361,19 @@ mod tests {
         HlsProgress { last_segment, last_part, target_duration_secs: 2, part_target_ms: Some(200), ended: false }
     }
 
-    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn query(text: &str) -> DirectiveQuery {
+        let uri: axum::http::Uri = format!("/hls/p/v0/index.m3u8?{text}").parse().unwrap();
+        Query::try_from_uri(&uri).unwrap().0
     }
 
     #[test]
     fn directives_parse_and_part_needs_msn() {
-        assert_eq!(Directives::parse(&query(&[])).unwrap(), Directives::default());
-        let d = Directives::parse(&query(&[("_HLS_msn", "5"), ("_HLS_part", "2"), ("_HLS_skip", "YES")])).unwrap();
+        assert_eq!(Directives::parse(query("")).unwrap(), Directives::default());
+        let d = Directives::parse(query("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES&token=x")).unwrap();
         assert_eq!(d, Directives { msn: Some(5), part: Some(2), skip: true });
-        assert!(Directives::parse(&query(&[("_HLS_part", "2")])).is_err());
-        assert!(Directives::parse(&query(&[("_HLS_msn", "x")])).is_err());
-        assert!(!Directives::parse(&query(&[("_HLS_skip", "NO")])).unwrap().skip);
+        assert!(Directives::parse(query("_HLS_part=2")).is_err());
+        assert!(Directives::parse(query("_HLS_msn=x")).is_err());
+        assert!(!Directives::parse(query("_HLS_skip=NO")).unwrap().skip);
     }
 
     #[test]

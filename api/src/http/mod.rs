@@ -4,7 +4,9 @@ mod assets;
 mod auth;
 mod client;
 mod clips;
+mod coding;
 pub(crate) mod commerce;
+pub(crate) mod compressed_playlists;
 mod engagement;
 mod error;
 mod events;
@@ -93,14 +95,16 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, API_TIMEOUT));
-    // Players on any site may fetch the media.
-    let hls = Router::new()
-        .route("/{playback_id}/{*path}", get(hls::serve))
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]))
+    // Players on any site may fetch the media. A route of its own, not a nested router: the
+    // path every viewer asks for several times a second is not rewritten on its way in.
+    let hls = get(hls::serve)
+        .layer::<_, std::convert::Infallible>(
+            CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]),
+        )
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HLS_TIMEOUT));
     let pages = Router::new()
         .nest("/api/v1", api)
-        .nest("/hls", hls)
+        .route("/hls/{playback_id}/{*path}", hls)
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
         .route("/readyz", get(health::ready))
         .route("/", get(pages::home))
