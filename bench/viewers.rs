@@ -22,15 +22,14 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use tokio::sync::Mutex;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const PART_TARGET_MS: f64 = 200.0;
@@ -102,14 +101,14 @@ async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> 
 /// One viewer on its own connection, until `stop`.
 async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let Ok(stream) = tokio::net::TcpStream::connect(&addr).await else {
-        shared.samples.lock().await.errors += 1;
+        shared.samples.lock().unwrap().errors += 1;
         return;
     };
     let _ = stream.set_nodelay(true);
     let Ok((mut sender, connection)) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
     else {
-        shared.samples.lock().await.errors += 1;
+        shared.samples.lock().unwrap().errors += 1;
         return;
     };
     tokio::spawn(connection);
@@ -121,7 +120,7 @@ async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<Atomic
                 Ok((200, body)) => preload_hint(&body),
                 _ => {
                     // A viewer turned away counts: it is not served.
-                    shared.samples.lock().await.errors += u64::from(shared.recording.load(Ordering::Relaxed));
+                    shared.samples.lock().unwrap().errors += u64::from(shared.recording.load(Ordering::Relaxed));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     None
                 }
@@ -137,7 +136,7 @@ async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<Atomic
         };
         // The part asked for, or, when its segment ended before it, the next segment's first.
         let Some((m, p)) = newest else {
-            shared.samples.lock().await.errors += u64::from(shared.recording.load(Ordering::Relaxed));
+            shared.samples.lock().unwrap().errors += u64::from(shared.recording.load(Ordering::Relaxed));
             hint = None;
             continue;
         };
@@ -145,7 +144,7 @@ async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<Atomic
         let fetched = get(&mut sender, &addr, &format!("/hls/{pid}/v0/seg{m:06}.{p}.m4s")).await;
         let part_ms = started.elapsed().as_secs_f64() * 1000.0;
         if shared.recording.load(Ordering::Relaxed) {
-            let mut s = shared.samples.lock().await;
+            let mut s = shared.samples.lock().unwrap();
             match &fetched {
                 Ok((200, _)) => {
                     s.reload_ms.push(reload_ms);
@@ -244,7 +243,7 @@ async fn main() {
             running += 1;
         }
         tokio::time::sleep(WARM_UP).await;
-        *shared.samples.lock().await = Samples::default();
+        *shared.samples.lock().unwrap() = Samples::default();
         let (server_before, me_before, started) = (cpu_seconds(hawker), cpu_seconds(me), Instant::now());
         shared.recording.store(true, Ordering::Relaxed);
         tokio::time::sleep(window).await;
@@ -252,7 +251,7 @@ async fn main() {
         let seconds = started.elapsed().as_secs_f64();
         let server_cpu = cpu_seconds(hawker) - server_before;
         let loadgen_cpu = cpu_seconds(me) - me_before;
-        let mut s = std::mem::take(&mut *shared.samples.lock().await);
+        let mut s = std::mem::take(&mut *shared.samples.lock().unwrap());
         let per_viewer_minute = (server_cpu - idle_rate * seconds) / (running as f64 * seconds / 60.0);
         let reloads = s.at_edge + s.behind;
         let at_edge = if reloads > 0 { s.at_edge as f64 / reloads as f64 } else { 0.0 };
