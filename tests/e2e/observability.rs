@@ -248,6 +248,29 @@ async fn text_is_compressed_media_is_not() {
         assert_eq!(encoding, None, "{path}: nothing compressed for a client that does not accept it");
         assert!(vary.is_some(), "{path}: the uncompressed answer varies too");
     }
+    // The live playlist is compressed once per version for all its viewers: each blocking
+    // reload for the next part, compressed, is the playlist that has that part.
+    let playlist = format!("/hls/{pid}/v0/index.m3u8");
+    for coding in ["br", "gzip", "br"] {
+        let (_, _, _, _, _, text) = fetch(playlist.clone(), coding).await;
+        let text = String::from_utf8(text).unwrap();
+        let hint = text.lines().find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"")).expect("a hint");
+        let hint = hint.trim_end_matches('"');
+        let (msn, part) = hint.trim_start_matches("seg").trim_end_matches(".m4s").split_once('.').unwrap();
+        let (msn, part): (u64, u64) = (msn.parse().unwrap(), part.parse().unwrap());
+        let reload = format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}");
+        let (encoding, vary, _, _, _, reloaded) = fetch(reload, coding).await;
+        assert_eq!(encoding.as_deref(), Some(coding));
+        assert!(vary.is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+        let reloaded = String::from_utf8(reloaded).unwrap();
+        let has = |uri: &str| {
+            reloaded.lines().any(|l| l.starts_with("#EXT-X-PART:") && l.contains(&format!("URI=\"{uri}\"")))
+        };
+        assert!(
+            has(hint) || has(&format!("seg{:06}.0.m4s", msn + 1)),
+            "{coding}: the reload for {hint} lacks it:\n{reloaded}"
+        );
+    }
     let media = [format!("/hls/{pid}/v0/{}", live.segments[0].uri), format!("/hls/{pid}/v0/init0.mp4")];
     for path in &media {
         let (encoding, ..) = fetch(path.clone(), "gzip, br").await;
