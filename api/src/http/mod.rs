@@ -99,7 +99,8 @@ pub fn router(state: AppState) -> Router {
     // path every viewer asks for several times a second is not rewritten on its way in.
     let hls = get(hls::serve)
         .layer::<_, std::convert::Infallible>(
-            CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]),
+            // Any origin gets the same answer: no `Vary` (built for every response otherwise).
+            CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).vary([]),
         )
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HLS_TIMEOUT));
     let pages = Router::new()
@@ -114,12 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(pages::asset));
     let pages = if metrics_here { pages.route("/metrics", get(metrics::prometheus)) } else { pages };
     assets::prepare();
-    pages
-        .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn(close_after_refused_body))
-        .layer(compression())
-        .layer(axum::middleware::from_fn(access_log))
-        .with_state(state)
+    pages.fallback(pages::not_found).layer(compression()).layer(axum::middleware::from_fn(access_log)).with_state(state)
 }
 
 /// Text answers compressed (brotli or gzip, as the client accepts) at a level cheap enough
@@ -154,12 +150,18 @@ pub const ACCESS_LOG: &str = "hawker::access";
 /// clips; never the query, which may carry a token), status and duration; and counts it for
 /// `/metrics` by the same labels. A router's layer runs after routing: the matched route's
 /// template (nested routers' prefixes included) is known; a fallback's request has none.
+/// Also closes the connection after a refused body (one middleware, not two: each boxes the
+/// request's future and clones the service under it, for every request).
 async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let method = request.method().clone();
     // Shared, not copied: this runs for every request.
     let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let body_may_be_left = body_may_be_left(request.headers());
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if body_may_be_left && !response.status().is_success() {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let took = started.elapsed();
     let route = route.as_ref().map_or("(no route)", axum::extract::MatchedPath::as_str);
     let status = response.status().as_u16();
@@ -175,20 +177,11 @@ async fn access_log(request: axum::extract::Request, next: axum::middleware::Nex
     response
 }
 
-/// A request refused before its body was read (too large, unauthorized...) leaves the body
-/// on the wire, so the server closes the connection after answering. Saying so in the answer
-/// keeps a client from sending its next request on a connection about to close. (Reads the
-/// request's headers in place: extracting `Parts` would copy them for every request.)
-async fn close_after_refused_body(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let headers = request.headers();
+/// Whether a refused request may leave its body on the wire: then the server closes the
+/// connection after answering, and saying so in the answer keeps a client from sending its
+/// next request on a connection about to close. (Reads the request's headers in place:
+/// extracting `Parts` would copy them for every request.)
+fn body_may_be_left(headers: &axum::http::HeaderMap) -> bool {
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let body_may_be_left = length.map_or(headers.contains_key(header::TRANSFER_ENCODING), |n| n > 16 * 1024);
-    let mut response = next.run(request).await;
-    if body_may_be_left && !response.status().is_success() {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
+    length.map_or(headers.contains_key(header::TRANSFER_ENCODING), |n| n > 16 * 1024)
 }
