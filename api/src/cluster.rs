@@ -187,18 +187,37 @@ impl Peers {
         }
     }
 
-    /// Sends a viewer's request (`path_and_query` of this node's URL) to the node at `holder`
-    /// and returns its answer: status, body and the headers a player or cache needs.
-    pub async fn forward(&self, holder: &str, path_and_query: &str) -> Result<Response, reqwest::Error> {
-        let answer = self.client.get(format!("{holder}{path_and_query}")).header(FORWARDED, "1").send().await?;
+    /// Sends a viewer's request (`path_and_query` of this node's URL, the codings it accepts)
+    /// to the node at `holder` and returns its answer: status, body (as the holder encoded
+    /// it: a live playlist compressed once there, not again here) and the headers a player or
+    /// cache needs.
+    pub async fn forward(
+        &self,
+        holder: &str,
+        path_and_query: &str,
+        accept_encoding: Option<&HeaderValue>,
+    ) -> Result<Response, reqwest::Error> {
+        let mut request = self.client.get(format!("{holder}{path_and_query}")).header(FORWARDED, "1");
+        if let Some(accepted) = accept_encoding {
+            request = request.header(header::ACCEPT_ENCODING, accepted);
+        }
+        let answer = request.send().await?;
         let status = answer.status();
-        let mut headers = answer.headers().clone();
+        let headers = answer.headers().clone();
         let bytes = answer.bytes().await?;
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = status;
-        for name in [header::CONTENT_TYPE, header::CACHE_CONTROL, header::RETRY_AFTER, header::LOCATION] {
-            if let Some(value) = headers.remove(&name) {
-                response.headers_mut().insert(name, value);
+        let names = [
+            header::CONTENT_TYPE,
+            header::CACHE_CONTROL,
+            header::RETRY_AFTER,
+            header::LOCATION,
+            header::CONTENT_ENCODING,
+            header::VARY,
+        ];
+        for name in names {
+            for value in headers.get_all(&name) {
+                response.headers_mut().append(name.clone(), value.clone());
             }
         }
         response.headers_mut().insert(FORWARDED, HeaderValue::from_static("1"));

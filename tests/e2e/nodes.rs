@@ -385,6 +385,20 @@ async fn three_nodes_behind_haproxy_serve_one_stream_and_survive_the_death_of_it
     let part_bytes = other.fetch(&format!("/hls/{pid}/v0/{came}")).await;
     assert_eq!(part_bytes.status(), 200);
     assert!(!part_bytes.bytes().await.unwrap().is_empty());
+    // A browser's playlist through that node comes compressed by the holder, once per version.
+    let compressed = other
+        .client
+        .get(other.url(&format!("/hls/{pid}/v0/index.m3u8")))
+        .header("accept-encoding", "gzip, deflate, br, zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.status(), 200);
+    assert_eq!(compressed.headers()["content-encoding"], "br");
+    assert!(compressed.headers().get_all("vary").iter().any(|v| v.to_str().unwrap().contains("accept-encoding")));
+    let mut decoded = Vec::new();
+    brotli::BrotliDecompress(&mut &compressed.bytes().await.unwrap()[..], &mut decoded).expect("brotli");
+    assert!(decoded.starts_with(b"#EXTM3U") && decoded.windows(12).any(|w| w == b"#EXT-X-PART:"));
 
     // ---- events made on one node reach sockets on the others ----
     let mut sockets = Vec::new();

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -45,7 +45,6 @@ fn body(content_type: &'static str, cache_control: &'static str, bytes: Bytes) -
 pub async fn serve(
     State(state): State<AppState>,
     Path((playback_id, path)): Path<(String, String)>,
-    Query(query): Query<DirectiveQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (uri, headers) = (request.uri(), request.headers());
@@ -61,7 +60,7 @@ pub async fn serve(
         && let Some(holder) = state.peers.holder(stream_id)
     {
         let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-        match state.peers.forward(&holder, path_and_query).await {
+        match state.peers.forward(&holder, path_and_query, headers.get(header::ACCEPT_ENCODING)).await {
             Ok(response) => return Ok(response),
             Err(e) => tracing::warn!(stream = %stream_id, "the node holding the stream did not answer: {e}"),
         }
@@ -70,7 +69,7 @@ pub async fn serve(
     let progress = if playback.status.is_on_air() { state.hls.progress(stream_id) } else { None };
     match state.hls.resolve(&path) {
         HlsPath::MediaPlaylist { rendition } => {
-            let directives = Directives::parse(query)?;
+            let directives = Directives::parse(uri.query().unwrap_or(""))?;
             if let Some(progress) = progress {
                 let ll = {
                     let p = progress.borrow();
@@ -81,7 +80,7 @@ pub async fn serve(
                 }
                 let delta = ll && directives.skip;
                 if let Some(text) = state.hls.playlist(stream_id, &rendition, delta) {
-                    return Ok(live_playlist(&state, stream_id, (&rendition, delta), text, headers));
+                    return Ok(live_playlist(&state, stream_id, (&rendition, delta), text, headers).await);
                 }
             }
             let text = state.hls.stored_playlist(&playback_id, &rendition).await.map_err(ApiError::Internal)?;
@@ -130,7 +129,7 @@ pub async fn serve(
 
 /// A live playlist, compressed as the client accepts it, once per version for all viewers
 /// (the router's compression layer passes an answer already encoded through).
-fn live_playlist(
+async fn live_playlist(
     state: &AppState,
     stream_id: &str,
     playlist: (&str, bool),
@@ -140,7 +139,7 @@ fn live_playlist(
     let coding = negotiate(request);
     let Some(encoding) = coding.header() else { return body(PLAYLIST, "no-cache", text) };
     let on_air = |id: &str| state.hls.progress(id).is_some();
-    let compressed = state.compressed_playlists.get(stream_id, playlist, text, coding, on_air);
+    let compressed = state.compressed_playlists.get(stream_id, playlist, text, coding, on_air).await;
     let mut response = body(PLAYLIST, "no-cache", compressed);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_ENCODING, encoding);
@@ -219,17 +218,6 @@ fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     range.map(Some).ok_or(())
 }
 
-/// The query of a request under `/hls/`: the LL-HLS directives as sent (others are ignored).
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct DirectiveQuery {
-    #[serde(rename = "_HLS_msn")]
-    msn: Option<String>,
-    #[serde(rename = "_HLS_part")]
-    part: Option<String>,
-    #[serde(rename = "_HLS_skip")]
-    skip: Option<String>,
-}
-
 /// LL-HLS delivery directives of a media playlist request (RFC 8216bis §6.2.5).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Directives {
@@ -240,14 +228,25 @@ struct Directives {
 }
 
 impl Directives {
-    fn parse(query: DirectiveQuery) -> Result<Self, ApiError> {
-        let number = |value: Option<String>, name: &str| -> Result<Option<u64>, ApiError> {
+    /// From a request's query string; other parameters are ignored, and of a repeated one
+    /// the last counts.
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let (mut msn, mut part, mut skip) = (None, None, None);
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*name {
+                "_HLS_msn" => msn = Some(value),
+                "_HLS_part" => part = Some(value),
+                "_HLS_skip" => skip = Some(value),
+                _ => {}
+            }
+        }
+        let number = |value: Option<std::borrow::Cow<str>>, name: &str| -> Result<Option<u64>, ApiError> {
             value.map(|v| v.parse().map_err(|_| ApiError::BadRequest(format!("{name} must be a number")))).transpose()
         };
         let d = Directives {
-            msn: number(query.msn, "_HLS_msn")?,
-            part: number(query.part, "_HLS_part")?,
-            skip: matches!(query.skip.as_deref(), Some("YES" | "v2")),
+            msn: number(msn, "_HLS_msn")?,
+            part: number(part, "_HLS_part")?,
+            skip: matches!(skip.as_deref(), Some("YES" | "v2")),
         };
         if d.part.is_some() && d.msn.is_none() {
             return Err(ApiError::BadRequest("_HLS_part requires _HLS_msn".into()));
@@ -361,19 +360,17 @@ mod tests {
         HlsProgress { last_segment, last_part, target_duration_secs: 2, part_target_ms: Some(200), ended: false }
     }
 
-    fn query(text: &str) -> DirectiveQuery {
-        let uri: axum::http::Uri = format!("/hls/p/v0/index.m3u8?{text}").parse().unwrap();
-        Query::try_from_uri(&uri).unwrap().0
-    }
-
     #[test]
     fn directives_parse_and_part_needs_msn() {
-        assert_eq!(Directives::parse(query("")).unwrap(), Directives::default());
-        let d = Directives::parse(query("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES&token=x")).unwrap();
+        assert_eq!(Directives::parse("").unwrap(), Directives::default());
+        let d = Directives::parse("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES&token=x").unwrap();
         assert_eq!(d, Directives { msn: Some(5), part: Some(2), skip: true });
-        assert!(Directives::parse(query("_HLS_part=2")).is_err());
-        assert!(Directives::parse(query("_HLS_msn=x")).is_err());
-        assert!(!Directives::parse(query("_HLS_skip=NO")).unwrap().skip);
+        assert!(Directives::parse("_HLS_part=2").is_err());
+        assert!(Directives::parse("_HLS_msn=x").is_err());
+        assert!(!Directives::parse("_HLS_skip=NO").unwrap().skip);
+        // Of a repeated directive the last counts; percent-encoding is decoded.
+        assert_eq!(Directives::parse("_HLS_msn=x&_HLS_msn=%37").unwrap().msn, Some(7));
+        assert!(Directives::parse("_HLS_msn").is_err());
     }
 
     #[test]

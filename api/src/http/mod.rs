@@ -119,8 +119,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Text answers compressed (brotli or gzip, as the client accepts) at a level cheap enough
-/// per request (4: an LL-HLS playlist is answered many times a second); media never (it is
-/// compressed already). The assets come precompressed and pass through untouched.
+/// per request (4: JSON, pages, replay playlists); media never (it is compressed already).
+/// The assets and live playlists come compressed once for all their clients and pass through
+/// untouched.
 fn compression() -> CompressionLayer<impl Predicate> {
     CompressionLayer::new()
         .no_deflate()
