@@ -261,25 +261,20 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
 }
 
-/// Rust's allocations (HTTP buffers, request futures, frames, playlists) go to jemalloc, whose
-/// per-thread caches hold blocks up to 32 KiB: glibc serves every block above its small cache
-/// (7 blocks per size, 1 KiB at most) from an arena under a lock, and the HTTP side allocates
-/// on one worker what it frees on the other (each request's read buffer, boxed futures). With
-/// glibc, 1,000 LL-HLS viewers spent 29 % of the server's CPU in malloc and free, and the
-/// server 0.037 CPU-s per viewer-minute; with jemalloc 0.028 (`cargo bench --bench viewers`).
-/// GStreamer's own allocations stay with glibc, tuned below.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// Keeps what GStreamer's allocations for live streams leave resident close to what they
-/// hold. Set before any thread starts.
+/// Keeps what live streams leave resident close to what they hold. Set before any thread
+/// starts.
 /// - glibc gives each thread that allocates its own arena (up to 8 per core). Every live
 ///   stream has a muxer thread whose buffers are freed on other threads, so memory freed in
 ///   one arena is not reused by another: two arenas keep about a megabyte less per stream
 ///   resident, with no measurable CPU cost.
-/// - Blocks of 128 KiB and more (whole fragments without LL-HLS, decoded poster pictures) are
-///   mapped and given back when freed. glibc would otherwise raise this threshold to the
-///   largest block freed so far and keep such blocks in the heap, where they fragment it.
+/// - Blocks of 128 KiB and more (keyframes, whole fragments without LL-HLS, decoded poster
+///   pictures) are mapped and given back when freed. glibc would otherwise raise this
+///   threshold to the largest block freed so far and keep such blocks in the heap, where they
+///   fragment it: about 0.2 MB less per stream.
+///
+/// jemalloc as Rust's allocator was measured against this: 20 % less CPU per LL-HLS viewer
+/// (its thread caches spare glibc's arena locks), but 0.2 MB more per live stream with the
+/// defaults and 0.45 MB more without LL-HLS (`cargo bench --bench viewers`, `--bench streams`).
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; no other thread runs yet.
     unsafe {
