@@ -341,8 +341,18 @@ pub async fn run_background(state: AppState) {
         cluster::follow_peers(state.clone()),
         replay_video::resume(state.clone()),
         reminders::run(state.clone()),
+        sweep_compressed_playlists(state.clone()),
         webhooks::run(state),
     );
+}
+
+/// Every 10 s: ended streams' compressed live playlists are dropped.
+async fn sweep_compressed_playlists(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        state.compressed_playlists.sweep(|id| state.hls.progress(id).is_some());
+    }
 }
 
 /// Every hour: guests whose tokens expired and who left nothing behind are deleted.

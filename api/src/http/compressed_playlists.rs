@@ -30,10 +30,15 @@ struct Version {
 const COMPRESS_INLINE: usize = 64 * 1024;
 
 impl CompressedPlaylists {
+    /// Forgets the streams `on_air` no longer knows (ended, or let go to another node).
+    pub fn sweep(&self, on_air: impl Fn(&str) -> bool) {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).retain(|id, _| on_air(id));
+    }
+
     /// `text`, the live playlist of `stream_id`'s `rendition` now (its delta update with
     /// `delta`), in `coding`. A stream seen for the first time sweeps out the streams
-    /// `on_air` no longer knows, so the table holds only what is live, plus the ended streams
-    /// until the next new one.
+    /// `on_air` no longer knows, so the table holds only what is live, plus the streams ended
+    /// since the last sweep ([`Self::sweep`] runs every few seconds too).
     pub async fn get(
         &self,
         stream_id: &str,
@@ -152,5 +157,7 @@ mod tests {
         assert_eq!(cache.streams(), 3);
         cache.get("s4", ("v0", false), text.clone(), Coding::Gzip, |id| id == "s2").await;
         assert_eq!(cache.streams(), 2, "s2 and s4 remain");
+        cache.sweep(|id| id == "s4");
+        assert_eq!(cache.streams(), 1);
     }
 }
