@@ -1,12 +1,13 @@
 //! Ending streams: by the seller, by an admin, or when the reconnect window expires.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use crate::AppState;
 use crate::db::{Db, DbResult};
 use crate::events::{Event, Events, kind};
+use crate::settings::Settings;
 use crate::model::{EndAction, Pin, PublishDenied, PublishTicket, RefusalReason, Stream, StreamStatus, Trigger};
 
 /// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
@@ -137,23 +138,55 @@ const SWEEP_EVERY: Duration = Duration::from_millis(500);
 pub async fn sweep_on_air_streams(state: AppState) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut settings = RecentSettings::default();
     loop {
         tick.tick().await;
-        if let Err(e) = sweep(&state).await {
+        if let Err(e) = sweep(&state, &mut settings).await {
             tracing::error!("on-air sweep failed: {e:#}");
         }
+    }
+}
+
+/// How long the sweep keeps the settings it read, unless they are saved on this node: another
+/// node's change to the bit rate cap or the reconnect window applies within this. Reading
+/// them every tick was most of an idle server's work.
+const SETTINGS_FRESH_FOR: Duration = Duration::from_secs(5);
+
+/// The settings the sweep read last, when, and the count of saves then.
+#[derive(Default)]
+struct RecentSettings(Option<(Settings, Instant, u64)>);
+
+impl RecentSettings {
+    async fn get(&mut self, db: &Db) -> DbResult<&Settings> {
+        let (now, saved) = (Instant::now(), db.settings_saved());
+        let entry = match self.0.take() {
+            Some(entry) if entry.2 == saved && now.duration_since(entry.1) < SETTINGS_FRESH_FOR => entry,
+            _ => (db.settings().await?, now, saved),
+        };
+        Ok(&self.0.insert(entry).0)
     }
 }
 
 /// A publish is judged against the cap only after this long, over the ingest's bit rate window.
 const BITRATE_GRACE_SECONDS: f64 = 5.0;
 
-async fn sweep(state: &AppState) -> anyhow::Result<()> {
-    let settings = state.db.settings().await?;
+async fn sweep(state: &AppState, settings: &mut RecentSettings) -> anyhow::Result<()> {
+    let judged: Vec<_> = state
+        .live
+        .all_ingest_health()
+        .into_iter()
+        .filter(|(_, health)| health.connected && health.uptime_seconds >= BITRATE_GRACE_SECONDS)
+        .collect();
+    // One node: the playback index holds every stream's status, so with no publisher to judge
+    // and no stream reconnecting there is nothing to ask the database.
+    if judged.is_empty() && !state.db.is_shared() && !state.db.any_reconnecting() {
+        return Ok(());
+    }
+    let settings = settings.get(&state.db).await?;
     // Encoders overshoot their nominal rate in bursts (keyframes): allow half as much again.
     let cap_bps = u64::from(settings.max_bitrate_kbps) * 1000 * 3 / 2;
-    for (stream_id, health) in state.live.all_ingest_health() {
-        if health.connected && health.uptime_seconds >= BITRATE_GRACE_SECONDS && health.bitrate_in_bps > cap_bps {
+    for (stream_id, health) in judged {
+        if health.bitrate_in_bps > cap_bps {
             tracing::warn!(stream = %stream_id, bitrate_bps = health.bitrate_in_bps, cap_bps, "publisher over the bit rate cap: disconnected");
             state.live.disconnect(&stream_id);
             let detail = format!(
@@ -164,6 +197,9 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
             );
             crate::refusals::note(&state.db, &stream_id, RefusalReason::Bitrate, &detail).await;
         }
+    }
+    if !state.db.is_shared() && !state.db.any_reconnecting() {
+        return Ok(());
     }
     if state.db.is_shared() {
         for stream in state.db.expire_leases().await? {

@@ -21,6 +21,11 @@ impl PlaybackIndex {
         self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(playback_id).cloned()
     }
 
+    /// Whether any stream has `status`.
+    pub(crate) fn any(&self, status: StreamStatus) -> bool {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().any(|p| p.status == status)
+    }
+
     /// Records a stream's status as the database now holds it.
     pub(crate) fn set(&self, playback_id: &str, stream_id: &str, status: StreamStatus) {
         let mut map = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());

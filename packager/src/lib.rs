@@ -182,7 +182,7 @@ impl Packager {
     /// Initialises GStreamer and registers the fMP4 muxer; call once at start-up.
     pub fn new(store: Arc<dyn Store>, config: PackagerConfig) -> Result<Self, PackagerError> {
         init_gstreamer()?;
-        let posters_available = poster::available();
+        let posters_available = poster::available(!config.poster_interval.is_zero());
         if !posters_available {
             tracing::warn!(elements = ?poster::ELEMENTS, "posters are off: an element is not installed");
         }

@@ -20,6 +20,7 @@ mod users;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -73,6 +74,9 @@ pub struct Db {
     /// This node's name among the nodes sharing the database: it holds the leases of the
     /// streams published to it.
     node: Arc<str>,
+    /// Settings saved through this handle so far: a reader that keeps settings knows when
+    /// they changed here.
+    settings_saved: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -103,7 +107,9 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        // A connection to a local file does not go stale: no ping before each query (a round
+        // trip to the connection's thread).
+        let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(options).await?;
         Ok(Self::with_pool(Pool::Sqlite(pool)))
     }
 
@@ -124,6 +130,7 @@ impl Db {
             setting_defaults: Arc::new(Settings::default()),
             playback: PlaybackIndex::default(),
             node: secrets::new_id().into(),
+            settings_saved: Arc::default(),
         }
     }
 

@@ -30,7 +30,15 @@ impl Db {
                 .await?;
             }
             tx.commit().await?;
-            Ok(())
-        })
+            Ok::<_, DbError>(())
+        })?;
+        self.settings_saved.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Counts the settings saved on this node: a reader that keeps settings re-reads them
+    /// when it changes (other nodes' saves it sees when it re-reads anyway).
+    pub fn settings_saved(&self) -> u64 {
+        self.settings_saved.load(Ordering::Acquire)
     }
 }

@@ -112,6 +112,12 @@ impl Db {
         self.playback.get(playback_id)
     }
 
+    /// Whether a stream is reconnecting, from memory. Complete on one node only: on a shared
+    /// database another node's changes reach the index through events.
+    pub fn any_reconnecting(&self) -> bool {
+        self.playback.any(StreamStatus::Reconnecting)
+    }
+
     /// Fills the in-memory playback index from the database; call once the server's status
     /// changes at start-up are applied.
     pub async fn load_playback_index(&self) -> DbResult<()> {
