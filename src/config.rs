@@ -56,6 +56,7 @@ pub struct FileConfig {
     pub rtmp_bad_key_window: Option<f64>,
     pub rtmp_handshake_timeout: Option<f64>,
     pub rtmp_read_timeout: Option<f64>,
+    pub rtmp_read_interval: Option<f64>,
     pub rtmp_publish_timeout: Option<f64>,
     pub rtmp_first_keyframe_timeout: Option<f64>,
     /// Reverse proxies (CIDR) whose X-Forwarded-For / Forwarded is believed.
@@ -258,6 +259,10 @@ pub struct IngestArgs {
     /// Seconds a connection may stay silent [default: 10]
     #[arg(long, env = "HAWKER_RTMP_READ_TIMEOUT")]
     pub rtmp_read_timeout: Option<f64>,
+    /// Seconds between reads of a publisher's socket, 0 to 0.5: the media that arrived
+    /// meanwhile is read at once; 0 reads as bytes arrive [default: 0.04]
+    #[arg(long, env = "HAWKER_RTMP_READ_INTERVAL")]
+    pub rtmp_read_interval: Option<f64>,
     /// Seconds from connecting to an accepted publish [default: 10]
     #[arg(long, env = "HAWKER_RTMP_PUBLISH_TIMEOUT")]
     pub rtmp_publish_timeout: Option<f64>,
@@ -309,6 +314,11 @@ pub fn ingest_limits(args: IngestArgs, file: &FileConfig) -> anyhow::Result<hawk
             args.rtmp_read_timeout.or(file.rtmp_read_timeout),
             defaults.read_timeout,
         )?,
+        read_interval: match args.rtmp_read_interval.or(file.rtmp_read_interval) {
+            Some(s) if !(0.0..=0.5).contains(&s) => bail!("rtmp_read_interval must be 0 to 0.5 seconds, not {s}"),
+            Some(s) => Duration::from_secs_f64(s),
+            None => defaults.read_interval,
+        },
         publish_timeout: seconds(
             "rtmp_publish_timeout",
             args.rtmp_publish_timeout.or(file.rtmp_publish_timeout),
@@ -499,7 +509,8 @@ mod storage_tests {
     #[test]
     fn ingest_limits_are_settings() {
         let file: FileConfig = toml::from_str(
-            "rtmp_max_connections_per_ip = 200\nrtmp_bad_key_max_failures = 0\nrtmp_read_timeout = 30\n",
+            "rtmp_max_connections_per_ip = 200\nrtmp_bad_key_max_failures = 0\nrtmp_read_timeout = 30\n\
+             rtmp_read_interval = 0\n",
         )
         .unwrap();
         let parse = |args: &[&str]| Args::try_parse_from([&["x"], args].concat()).unwrap().ingest;
@@ -508,6 +519,11 @@ mod storage_tests {
         assert_eq!(limits.max_connections_per_ip, 200);
         assert_eq!(limits.bad_key_max_failures, 0, "0 turns the wrong-key limit off");
         assert_eq!(limits.read_timeout, Duration::from_secs(30));
+        assert_eq!(limits.read_interval, Duration::ZERO, "0 reads as bytes arrive");
+        let paced = ingest_limits(parse(&["--rtmp-read-interval", "0.1"]), &FileConfig::default()).unwrap();
+        assert_eq!(paced.read_interval, Duration::from_millis(100));
+        let slow = ingest_limits(parse(&["--rtmp-read-interval", "2"]), &FileConfig::default()).unwrap_err();
+        assert!(slow.to_string().contains("rtmp_read_interval"), "{slow}");
         let flag_wins = ingest_limits(parse(&["--rtmp-max-connections-per-ip", "7"]), &file).unwrap();
         assert_eq!(flag_wins.max_connections_per_ip, 7);
         let defaults = ingest_limits(parse(&[]), &FileConfig::default()).unwrap();
@@ -653,6 +669,7 @@ mod example_tests {
             rtmp_bad_key_window,
             rtmp_handshake_timeout,
             rtmp_read_timeout,
+            rtmp_read_interval,
             rtmp_publish_timeout,
             rtmp_first_keyframe_timeout,
             trusted_proxies,
@@ -703,6 +720,7 @@ mod example_tests {
             rtmp_bad_key_window.is_some(),
             rtmp_handshake_timeout.is_some(),
             rtmp_read_timeout.is_some(),
+            rtmp_read_interval.is_some(),
             rtmp_publish_timeout.is_some(),
             rtmp_first_keyframe_timeout.is_some(),
             trusted_proxies.is_some(),

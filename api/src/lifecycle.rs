@@ -7,8 +7,8 @@ use chrono::Utc;
 use crate::AppState;
 use crate::db::{Db, DbResult};
 use crate::events::{Event, Events, kind};
-use crate::settings::Settings;
 use crate::model::{EndAction, Pin, PublishDenied, PublishTicket, RefusalReason, Stream, StreamStatus, Trigger};
+use crate::settings::Settings;
 
 /// The ingest's question (see [`Db::begin_publish`]), announcing the stream going live.
 pub async fn begin_publish(db: &Db, events: &Events, key: &str) -> DbResult<Result<PublishTicket, PublishDenied>> {

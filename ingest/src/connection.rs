@@ -143,6 +143,18 @@ async fn establish<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
     connection.close(result).await;
 }
 
+/// The next tick of `interval` on one clock shared by every connection, so that a wake-up at
+/// a tick reads every publisher due then; `None` for a zero interval (read as bytes arrive).
+fn next_read_tick(interval: Duration) -> Option<Instant> {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    if interval.is_zero() {
+        return None;
+    }
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let ticks = Instant::now().duration_since(epoch).as_nanos() / interval.as_nanos() + 1;
+    Some(epoch + interval.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX)))
+}
+
 /// The bytes after the handshake, and how many bytes were read in all.
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> Result<(Vec<u8>, u64), ConnectionError> {
     let mut handshake = Handshake::new(PeerType::Server);
@@ -350,8 +362,22 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         }
         let limits = self.context.limits.clone();
         let mut buf = vec![0u8; limits.max_buffered_bytes.max(1)];
+        let mut filled = false;
         loop {
             let keyframe_deadline = self.publish.as_ref().and_then(|a| a.keyframe_deadline);
+            // A publisher's media is read in batches (see `Limits::read_interval`); a read
+            // that filled the buffer left more waiting, so the next one goes at once.
+            let read_at = match self.publish.is_some() && !filled {
+                true => next_read_tick(limits.read_interval),
+                false => None,
+            };
+            let socket = &mut self.socket;
+            let paced_read = async {
+                if let Some(at) = read_at {
+                    sleep_until(at).await;
+                }
+                timeout(limits.read_timeout, socket.read(&mut buf)).await
+            };
             let n = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Ok(Ending::Shutdown),
@@ -363,13 +389,12 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
                     if keyframe_deadline.is_some() => {
                     return Err(ConnectionError::NoKeyframe(limits.first_keyframe_timeout));
                 }
-                read = timeout(limits.read_timeout, self.socket.read(&mut buf)) => {
-                    read.map_err(|_| ConnectionError::Timeout("read"))??
-                }
+                read = paced_read => read.map_err(|_| ConnectionError::Timeout("read"))??,
             };
             if n == 0 {
                 return Ok(Ending::Unpublished);
             }
+            filled = n == buf.len();
             self.bytes_read += n as u64;
             if let Some(active) = self.publish.as_mut() {
                 active.stats.add_bytes(n as u64);

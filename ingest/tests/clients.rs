@@ -4,6 +4,8 @@ mod common;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use common::*;
 use hawker_ingest::{Audio, EndReason, Limits, UnsupportedCodec, Video, VideoFrame};
 
@@ -82,6 +84,36 @@ async fn ffmpeg_publishes_h264_and_aac() {
     server.wait_for_stats(|s| s.publishes_accepted == 1 && s.publishes_active == 0 && s.connections_open == 0).await;
     let all = server.stop().await;
     assert_eq!(ends(&all["ff"]).len(), 1, "end is called exactly once");
+}
+
+/// Frames that reach the sink within `gap` of the one before count as one batch: one read.
+fn batches(arrivals: &[Instant], gap: Duration) -> usize {
+    1 + arrivals.windows(2).filter(|w| w[1].duration_since(w[0]) > gap).count()
+}
+
+/// A publisher's media is read on the read interval's ticks, everything that arrived since in
+/// one go; with a zero interval, as it arrives (frame by frame from a real-time encoder).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_media_is_read_in_batches_on_the_read_interval() {
+    const SECONDS: f64 = 3.0;
+    let mut found = Vec::new();
+    for interval in [Duration::from_millis(200), Duration::ZERO] {
+        let mut server = TestServer::start(Limits { read_interval: interval, ..Limits::default() }).await;
+        let label = format!("paced{}", interval.as_millis());
+        let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key(&label)), &SECONDS.to_string(), true, H264)).await;
+        assert!(exit.success, "ffmpeg failed: {}", exit.output);
+        let recs = server.wait_for_end(&label).await;
+        assert_clean_publish(&recs);
+        let arrivals = server.frame_arrivals(&label);
+        assert!(arrivals.len() > 200, "3 s of 30 fps video and 43 audio frames a second: {}", arrivals.len());
+        found.push((interval, batches(&arrivals, Duration::from_millis(15)), arrivals.len()));
+    }
+    let [(_, paced, _), (_, unpaced, _)] = found[..] else { unreachable!() };
+    // At most one batch per tick (plus the encoder's start-up burst). Unpaced, ffmpeg's sends
+    // (a frame or an interleaved few at a time, 76 batches measured) arrive one by one.
+    let most_paced = (SECONDS / 0.2) as usize + 4;
+    assert!(paced <= most_paced, "{found:?}");
+    assert!(unpaced >= 2 * most_paced, "{found:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,19 +53,28 @@ type Events = mpsc::UnboundedSender<(String, Rec)>;
 
 type StatsTable = Arc<Mutex<HashMap<String, Arc<PublishStats>>>>;
 
+/// When each publish's frames reached its sink, by label.
+type ArrivalTable = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
+
 pub struct TestGate {
     events: Events,
     kicks: Arc<Mutex<HashMap<String, CancellationToken>>>,
     stats: StatsTable,
+    arrivals: ArrivalTable,
 }
 
 pub struct TestSink {
     label: String,
     events: Events,
     panic_on_video: bool,
+    arrivals: ArrivalTable,
 }
 
 impl TestSink {
+    fn arrived(&self) {
+        self.arrivals.lock().expect("arrivals").entry(self.label.clone()).or_default().push(Instant::now());
+    }
+
     fn send(&self, rec: Rec) {
         // The test may have stopped listening; that is not the sink's problem.
         let _ = self.events.send((self.label.clone(), rec));
@@ -77,11 +86,13 @@ impl MediaSink for TestSink {
         if self.panic_on_video {
             panic!("test sink panics on purpose");
         }
+        self.arrived();
         self.send(Rec::Video(video));
         Ok(())
     }
 
     fn audio(&mut self, audio: Audio) -> Result<(), SinkError> {
+        self.arrived();
         self.send(Rec::Audio(audio));
         Ok(())
     }
@@ -108,7 +119,8 @@ impl PublishGate for TestGate {
                 let kick = CancellationToken::new();
                 self.kicks.lock().expect("kicks").insert(label.clone(), kick.clone());
                 self.stats.lock().expect("stats").insert(label.clone(), request.stats.clone());
-                let sink = TestSink { label: label.clone(), events: self.events.clone(), panic_on_video };
+                let (events, arrivals) = (self.events.clone(), self.arrivals.clone());
+                let sink = TestSink { label: label.clone(), events, panic_on_video, arrivals };
                 Ok(Publish { sink, kick, label })
             }
             None => {
@@ -128,6 +140,7 @@ pub struct TestServer {
     inbox: HashMap<String, Vec<Rec>>,
     kicks: Arc<Mutex<HashMap<String, CancellationToken>>>,
     publish_stats: StatsTable,
+    arrivals: ArrivalTable,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     /// Holds the self-signed certificate of an RTMPS server.
@@ -151,7 +164,13 @@ impl TestServer {
         let (tx, events) = mpsc::unbounded_channel();
         let kicks = Arc::new(Mutex::new(HashMap::new()));
         let publish_stats = StatsTable::default();
-        let gate = Arc::new(TestGate { events: tx, kicks: kicks.clone(), stats: publish_stats.clone() });
+        let arrivals = ArrivalTable::default();
+        let gate = Arc::new(TestGate {
+            events: tx,
+            kicks: kicks.clone(),
+            stats: publish_stats.clone(),
+            arrivals: arrivals.clone(),
+        });
         let shutdown = CancellationToken::new();
         let server = Server::new(gate, limits);
         let stats = server.stats();
@@ -174,6 +193,7 @@ impl TestServer {
             inbox: HashMap::new(),
             kicks,
             publish_stats,
+            arrivals,
             shutdown,
             task,
             _cert_dir: cert_dir,
@@ -188,6 +208,11 @@ impl TestServer {
     /// The counters the gate was handed for the publish `label`.
     pub fn publish_stats(&self, label: &str) -> Arc<PublishStats> {
         self.publish_stats.lock().expect("stats")[label].clone()
+    }
+
+    /// When each frame (video or audio) of the publish `label` reached its sink.
+    pub fn frame_arrivals(&self, label: &str) -> Vec<Instant> {
+        self.arrivals.lock().expect("arrivals").get(label).cloned().unwrap_or_default()
     }
 
     /// Waits until the server-wide counters satisfy `done`.
