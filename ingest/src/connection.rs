@@ -365,9 +365,11 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
         let mut filled = false;
         loop {
             let keyframe_deadline = self.publish.as_ref().and_then(|a| a.keyframe_deadline);
-            // A publisher's media is read in batches (see `Limits::read_interval`); a read
-            // that filled the buffer left more waiting, so the next one goes at once.
-            let read_at = match self.publish.is_some() && !filled {
+            // A publisher's media is read in batches (see `Limits::read_interval`) from its
+            // first keyframe on: what comes before (the publish, the configurations, the first
+            // frames, which anchor the stream's wall clock) is read as it arrives. A read that
+            // filled the buffer left more waiting, so the next one goes at once.
+            let read_at = match self.publish.is_some() && keyframe_deadline.is_none() && !filled {
                 true => next_read_tick(limits.read_interval),
                 false => None,
             };
