@@ -567,6 +567,10 @@ impl MediaSink for LiveSink {
         pushed.map_err(|e| SinkError(e.to_string()))
     }
 
+    fn output_due_within(&self, span: std::time::Duration) -> bool {
+        self.feed.output_due_within(span)
+    }
+
     fn end(self, reason: EndReason) {
         self.gone.cancel();
         self.feed.end();

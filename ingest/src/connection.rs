@@ -295,6 +295,10 @@ impl<S: MediaSink> SinkGuard<S> {
         self.0.as_mut().map_or(Ok(()), |sink| sink.audio(audio))
     }
 
+    fn output_due_within(&self, span: Duration) -> bool {
+        self.0.as_ref().is_some_and(|sink| sink.output_due_within(span))
+    }
+
     fn finish(mut self, reason: EndReason) {
         if let Some(sink) = self.0.take() {
             sink.end(reason);
@@ -367,9 +371,15 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             let keyframe_deadline = self.publish.as_ref().and_then(|a| a.keyframe_deadline);
             // A publisher's media is read in batches (see `Limits::read_interval`) from its
             // first keyframe on: what comes before (the publish, the configurations, the first
-            // frames, which anchor the stream's wall clock) is read as it arrives. A read that
-            // filled the buffer left more waiting, so the next one goes at once.
-            let read_at = match self.publish.is_some() && keyframe_deadline.is_none() && !filled {
+            // frames, which anchor the stream's wall clock) is read as it arrives, and so is the
+            // media that completes the sink's next output. A read that filled the buffer left
+            // more waiting, so the next one goes at once.
+            // Twice the interval: a publisher sends its tracks interleaved and in small bursts,
+            // not each exactly in real time.
+            let paced = self.publish.as_ref().is_some_and(|active| {
+                active.keyframe_deadline.is_none() && !active.sink.output_due_within(limits.read_interval * 2)
+            });
+            let read_at = match paced && !filled {
                 true => next_read_tick(limits.read_interval),
                 false => None,
             };

@@ -752,6 +752,16 @@ impl PublishFeed {
         })
     }
 
+    /// Whether media less than `span` ahead of what was pushed completes the muxer's next
+    /// output (a part or a segment); also before the pipeline runs.
+    pub fn output_due_within(&self, span: Duration) -> bool {
+        match &*lock(&self.shared.stage) {
+            Stage::Running(input) => input.output_due_within(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX)),
+            Stage::Pending => true,
+            Stage::Closed(_) => false,
+        }
+    }
+
     /// The publisher is gone: drain the pipeline (the last partial segment is written).
     /// Returns at once; `StreamPackager::finish` waits for the drain.
     pub fn end(self) {

@@ -272,6 +272,7 @@ pub(crate) fn start(
         fragment_start: None,
         source_offsets,
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, split: 0 },
+        track_at: [0; 2],
     };
     Ok(Built { pipeline, outputs, input, bus })
 }
@@ -309,6 +310,8 @@ pub(crate) struct Input {
     source_offsets: SourceOffsets,
     /// Frames not yet pushed, in arrival order (see `Batch`).
     batch: Batch,
+    /// Where the newest video and audio frames put their tracks (see `Input::video`).
+    track_at: [u64; 2],
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
@@ -392,6 +395,7 @@ impl Input {
         // audio, the audio frame past the end (which comes in real time) is what the muxer
         // waits for, so the video counts by decode time. Without audio, by presentation time.
         let at = if self.audio.is_some() { dts } else { pts };
+        self.track_at[0] = at;
         match self.batch.hold(Track::Video, buffer, at, keyframe) {
             true => self.flush(),
             false => Ok(()),
@@ -407,10 +411,27 @@ impl Input {
             b.set_dts(gst::ClockTime::from_nseconds(pts));
             b.set_duration(gst::ClockTime::from_nseconds(*duration));
         }
+        self.track_at[1] = pts;
         match self.batch.hold(Track::Audio, buffer, pts, false) {
             true => self.flush(),
             false => Ok(()),
         }
+    }
+
+    /// Whether media less than `span_ns` ahead of what was pushed completes the muxer's next
+    /// output: its next chunk (LL-HLS part) ends there, or a keyframe there would end the
+    /// fragment. The muxer needs a frame past the end on every track, so the track furthest
+    /// behind decides.
+    pub fn output_due_within(&self, span_ns: u64) -> bool {
+        let behind = match self.audio {
+            Some(_) => self.track_at[0].min(self.track_at[1]),
+            None => self.track_at[0],
+        };
+        let reach = behind.saturating_add(span_ns);
+        let until = self.batch.muxed_until.load(Ordering::Acquire);
+        let chunk_due = self.batch.chunk_ns.is_some_and(|chunk| until == 0 || reach >= until.saturating_add(chunk));
+        let fragment_due = self.fragment_start.is_none_or(|start| reach >= start.saturating_add(self.fragment_ns));
+        chunk_due || fragment_due
     }
 
     /// Pushes the held frames, in arrival order.
