@@ -259,8 +259,8 @@ pub struct IngestArgs {
     /// Seconds a connection may stay silent [default: 10]
     #[arg(long, env = "HAWKER_RTMP_READ_TIMEOUT")]
     pub rtmp_read_timeout: Option<f64>,
-    /// Seconds between reads of a publisher's socket, 0 to 0.5: the media that arrived
-    /// meanwhile is read at once; 0 reads as bytes arrive [default: 0.04]
+    /// Seconds between reads of a publisher's socket, 0 to 0.5, except near the end of a
+    /// part or segment (then as bytes arrive); 0 reads as bytes arrive [default: 0.04]
     #[arg(long, env = "HAWKER_RTMP_READ_INTERVAL")]
     pub rtmp_read_interval: Option<f64>,
     /// Seconds from connecting to an accepted publish [default: 10]

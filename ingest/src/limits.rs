@@ -26,9 +26,12 @@ pub struct Limits {
     /// A publisher's socket is read at most once per this interval (a buffer-full read is
     /// followed at once), on ticks shared by every connection: one wake-up then reads every
     /// publisher's media that arrived since, instead of one per frame (an encoder sends each
-    /// frame as it is made, 50 to 80 a second). This adds up to the interval to the ingest's
-    /// latency; the bytes wait in the kernel's socket buffer, not in ours. Zero: read as
-    /// bytes arrive. SRS's merged read (`mr`) is the same idea, with 350 ms.
+    /// frame as it is made, 50 to 80 a second). The bytes wait in the kernel's socket buffer,
+    /// not in ours. While the sink's next output is due within two intervals of media
+    /// ([`crate::MediaSink::output_due_within`]), and until the publish's first keyframe, the
+    /// socket is read as bytes arrive, so that batching never delays a part or a segment.
+    /// Zero: always as bytes arrive. SRS's merged read (`mr`) batches the same way, always,
+    /// by a configured latency.
     pub read_interval: Duration,
     /// Size of the per-connection read buffer: the most bytes read from the socket and handed to
     /// the session at once.
