@@ -259,7 +259,7 @@ pub struct IngestArgs {
     /// Seconds a connection may stay silent [default: 10]
     #[arg(long, env = "HAWKER_RTMP_READ_TIMEOUT")]
     pub rtmp_read_timeout: Option<f64>,
-    /// Seconds between reads of a publisher's socket, 0 to 0.5, except near the end of a
+    /// Seconds between reads of a publisher's socket, 0.005 to 0.5, except near the end of a
     /// part or segment (then as bytes arrive); 0 reads as bytes arrive [default: 0.04]
     #[arg(long, env = "HAWKER_RTMP_READ_INTERVAL")]
     pub rtmp_read_interval: Option<f64>,
@@ -315,7 +315,9 @@ pub fn ingest_limits(args: IngestArgs, file: &FileConfig) -> anyhow::Result<hawk
             defaults.read_timeout,
         )?,
         read_interval: match args.rtmp_read_interval.or(file.rtmp_read_interval) {
-            Some(s) if !(0.0..=0.5).contains(&s) => bail!("rtmp_read_interval must be 0 to 0.5 seconds, not {s}"),
+            Some(s) if s != 0.0 && !(0.005..=0.5).contains(&s) => {
+                bail!("rtmp_read_interval must be 0 or 0.005 to 0.5 seconds, not {s}")
+            }
             Some(s) => Duration::from_secs_f64(s),
             None => defaults.read_interval,
         },

@@ -151,8 +151,9 @@ fn next_read_tick(interval: Duration) -> Option<Instant> {
         return None;
     }
     let epoch = *EPOCH.get_or_init(Instant::now);
-    let ticks = Instant::now().duration_since(epoch).as_nanos() / interval.as_nanos() + 1;
-    Some(epoch + interval.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX)))
+    let step = interval.as_nanos();
+    let next = (Instant::now().duration_since(epoch).as_nanos() / step + 1) * step;
+    epoch.checked_add(Duration::from_nanos(u64::try_from(next).ok()?))
 }
 
 /// The bytes after the handshake, and how many bytes were read in all.
@@ -376,9 +377,11 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             // more waiting, so the next one goes at once.
             // Twice the interval: a publisher sends its tracks interleaved and in small bursts,
             // not each exactly in real time.
-            let paced = self.publish.as_ref().is_some_and(|active| {
-                active.keyframe_deadline.is_none() && !active.sink.output_due_within(limits.read_interval * 2)
-            });
+            let paced = !limits.read_interval.is_zero()
+                && self.publish.as_ref().is_some_and(|active| {
+                    active.keyframe_deadline.is_none()
+                        && !active.sink.output_due_within(limits.read_interval.saturating_mul(2))
+                });
             let read_at = match paced && !filled {
                 true => next_read_tick(limits.read_interval),
                 false => None,

@@ -29,7 +29,8 @@ pub struct Limits {
     /// frame as it is made, 50 to 80 a second). The bytes wait in the kernel's socket buffer,
     /// not in ours. While the sink's next output is due within two intervals of media
     /// ([`crate::MediaSink::output_due_within`]), and until the publish's first keyframe, the
-    /// socket is read as bytes arrive, so that batching never delays a part or a segment.
+    /// socket is read as bytes arrive, so that batching delays a part only when media comes in
+    /// bursts longer than that (measured: 4 ms later at the median, 5 ms at p90).
     /// Zero: always as bytes arrive. SRS's merged read (`mr`) batches the same way, always,
     /// by a configured latency.
     pub read_interval: Duration,

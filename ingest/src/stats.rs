@@ -79,7 +79,7 @@ impl PublishStats {
     }
 
     /// Incoming bitrate in bits per second: over the last completed sample window of at least
-    /// [`BITRATE_WINDOW`] (samples are taken as bytes arrive), or the average since the start
+    /// [`BITRATE_WINDOW`] (samples are taken at each read), or the average since the start
     /// before the first window completes. Counts all RTMP bytes, so it includes a little protocol
     /// overhead besides the audio and video.
     pub fn bitrate_bps(&self) -> u64 {

@@ -91,29 +91,37 @@ fn batches(arrivals: &[Instant], gap: Duration) -> usize {
     1 + arrivals.windows(2).filter(|w| w[1].duration_since(w[0]) > gap).count()
 }
 
+/// Reads at most one a tick over the time the frames took to arrive, plus a few (the frames
+/// before the first keyframe are read as they come).
+fn most_reads(arrivals: &[Instant], interval: Duration) -> usize {
+    let span = arrivals.last().unwrap().duration_since(arrivals[0]);
+    (span.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 3
+}
+
 /// A publisher's media is read on the read interval's ticks, everything that arrived since in
 /// one go; with a zero interval, as it arrives (frame by frame from a real-time encoder).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publishers_media_is_read_in_batches_on_the_read_interval() {
-    const SECONDS: f64 = 3.0;
+    const INTERVAL: Duration = Duration::from_millis(200);
     let mut found = Vec::new();
-    for interval in [Duration::from_millis(200), Duration::ZERO] {
+    for interval in [INTERVAL, Duration::ZERO] {
         let mut server = TestServer::start(Limits { read_interval: interval, ..Limits::default() }).await;
         let label = format!("paced{}", interval.as_millis());
-        let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key(&label)), &SECONDS.to_string(), true, H264)).await;
+        let exit = ffmpeg(&ffmpeg_publish_args(&server.url(&good_key(&label)), "3", true, H264)).await;
         assert!(exit.success, "ffmpeg failed: {}", exit.output);
         let recs = server.wait_for_end(&label).await;
         assert_clean_publish(&recs);
         let arrivals = server.frame_arrivals(&label);
         assert!(arrivals.len() > 200, "3 s of 30 fps video and 43 audio frames a second: {}", arrivals.len());
-        found.push((interval, batches(&arrivals, Duration::from_millis(15)), arrivals.len()));
+        found.push((interval, arrivals));
     }
-    let [(_, paced, _), (_, unpaced, _)] = found[..] else { unreachable!() };
-    // At most one batch per tick (plus the encoder's start-up burst). Unpaced, ffmpeg's sends
-    // (a frame or an interleaved few at a time, 76 batches measured) arrive one by one.
-    let most_paced = (SECONDS / 0.2) as usize + 4;
-    assert!(paced <= most_paced, "{found:?}");
-    assert!(unpaced >= 2 * most_paced, "{found:?}");
+    let [(_, paced), (_, unpaced)] = &found[..] else { unreachable!() };
+    // Paced: batches at least half a tick apart, at most one a tick (16 measured in 3 s).
+    // Unpaced: ffmpeg's sends (a frame or an interleaved few at a time) arrive one by one, 15 ms
+    // and more apart (76 measured).
+    let (paced_reads, unpaced_reads) = (batches(paced, INTERVAL / 2), batches(unpaced, Duration::from_millis(15)));
+    assert!(paced_reads <= most_reads(paced, INTERVAL), "{paced_reads} batches paced");
+    assert!(unpaced_reads >= 2 * most_reads(unpaced, INTERVAL), "{unpaced_reads} batches unpaced");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

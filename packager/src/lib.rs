@@ -184,7 +184,7 @@ impl Packager {
         init_gstreamer()?;
         let posters_available = poster::available(!config.poster_interval.is_zero());
         if !posters_available {
-            tracing::warn!(elements = ?poster::ELEMENTS, "posters are off: an element is not installed");
+            tracing::warn!(elements = ?poster::ELEMENTS, "posters are off: an element is not installed or did not load");
         }
         let ladder_available = pipeline::LADDER_ELEMENTS.iter().all(|f| gst::ElementFactory::find(f).is_some());
         if !ladder_available {

@@ -35,10 +35,10 @@ const ENCODE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const ELEMENTS: [&str; 8] =
     ["appsrc", "h264parse", "identity", "avdec_h264", "videoconvert", "videoscale", "jpegenc", "appsink"];
 
-/// Whether every element a poster needs is installed. With `load`, their plugins are loaded
-/// now, at start-up: loading FFmpeg's decoders costs about 0.1 CPU-s, which the first poster
-/// (at a stream's first keyframe) would otherwise pay, and a plugin that does not load turns
-/// posters off here rather than failing every poster.
+/// Whether every element a poster needs is installed. With `load` (posters on in the server's
+/// configuration), their plugins are loaded now, at start-up: loading FFmpeg's decoders costs
+/// about 0.1 CPU-s, which the first poster (at a stream's first keyframe) would otherwise pay,
+/// and a plugin that does not load turns posters off here rather than failing every poster.
 pub(crate) fn available(load: bool) -> bool {
     ELEMENTS.iter().all(|name| match gst::ElementFactory::find(name) {
         Some(factory) => !load || factory.load().is_ok(),

@@ -128,7 +128,10 @@ async fn drive(flags: u8, input: &[u8]) {
     let (client, server) = tokio::io::duplex(64 * 1024);
     let gate = Arc::new(Gate { refuse: flags & REFUSE != 0 });
     let peer = SocketAddr::from(([127, 0, 0, 1], 50_000));
-    let serve = hawker_ingest::serve_stream(server, peer, gate, Arc::new(Limits::default()), CancellationToken::new());
+    // Reads as bytes arrive: batched reads would wait real time and merge the pieces that
+    // `write_size` splits.
+    let limits = Limits { read_interval: std::time::Duration::ZERO, ..Limits::default() };
+    let serve = hawker_ingest::serve_stream(server, peer, gate, Arc::new(limits), CancellationToken::new());
     let (mut from_server, mut to_server) = tokio::io::split(client);
     let send = async move {
         if flags & RAW == 0 && to_server.write_all(CLIENT_HANDSHAKE).await.is_err() {
