@@ -177,9 +177,11 @@ async fn sweep(state: &AppState, settings: &mut RecentSettings) -> anyhow::Resul
         .into_iter()
         .filter(|(_, health)| health.connected && health.uptime_seconds >= BITRATE_GRACE_SECONDS)
         .collect();
-    // One node: the playback index holds every stream's status, so with no publisher to judge
-    // and no stream reconnecting there is nothing to ask the database.
-    if judged.is_empty() && !state.db.is_shared() && !state.db.any_reconnecting() {
+    // One node: the playback index holds every stream's status, so with no stream reconnecting
+    // there is no window to check, and with no publisher to judge either, nothing to ask the
+    // database.
+    let windows_to_check = state.db.is_shared() || state.db.any_reconnecting();
+    if judged.is_empty() && !windows_to_check {
         return Ok(());
     }
     let settings = settings.get(&state.db).await?;
@@ -198,7 +200,7 @@ async fn sweep(state: &AppState, settings: &mut RecentSettings) -> anyhow::Resul
             crate::refusals::note(&state.db, &stream_id, RefusalReason::Bitrate, &detail).await;
         }
     }
-    if !state.db.is_shared() && !state.db.any_reconnecting() {
+    if !windows_to_check {
         return Ok(());
     }
     if state.db.is_shared() {
