@@ -52,8 +52,14 @@ pub(crate) const MAX_LAG: Duration = Duration::from_secs(20);
 /// The muxer's chunk duration as a share of the LL-HLS part target. The muxer takes video in
 /// decode order, so with B-frames a chunk overshoots its duration by up to about the
 /// reordering depth (measured: up to 100 ms with x264's two B-frames at 30 fps): half of
-/// PART-TARGET keeps parts within it.
+/// PART-TARGET keeps parts within it. (Parts are then shorter than the 85 % of PART-TARGET
+/// RFC 8216bis asks of them: the muxer cuts chunks only before a frame that ends a reordered
+/// group, 133 ms apart with x264's three B-frames at 30 fps, so no chunk duration fits both.)
 const CHUNK_SHARE: f64 = 0.5;
+/// The muxer's chunk duration without LL-HLS: no part is announced, but a segment still
+/// leaves the muxer (and memory) in pieces as it is made, instead of whole at its end (a 2 s
+/// fragment of a 3 Mb/s stream is 750 KB held per stream).
+const CHUNK_WITHOUT_PARTS: Duration = Duration::from_millis(500);
 
 /// x264's own keyframe interval, in frames: the cuts force keyframes where the source has
 /// them, so x264 adds one only in a source GOP longer than this.
@@ -170,8 +176,10 @@ pub(crate) fn start(
     let pipeline = gst::Pipeline::new();
     let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
     let source_offsets = SourceOffsets::default();
-    let chunk_ns = part.map(|part| u64::try_from(part.mul_f64(CHUNK_SHARE).as_nanos()).unwrap_or(u64::MAX));
+    let chunk = part.map_or(CHUNK_WITHOUT_PARTS, |part| part.mul_f64(CHUNK_SHARE));
+    let chunk_ns = u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX);
     let muxed_until = Arc::new(AtomicU64::new(0));
+    let cut_at = Arc::new(AtomicU64::new(0));
     let (bus_tx, bus) = mpsc::unbounded_channel();
     // The pipeline has no sink element (each muxer feeds a pad of ours), so no EOS message:
     // the publish is drained when every rendition's output pad has seen EOS.
@@ -183,7 +191,7 @@ pub(crate) fn start(
                 rendition,
                 publish_wall,
                 elapsed_ns: 0,
-                chunked: part.is_some(),
+                cut_at: cut_at.clone(),
                 track: None,
                 tx: tx.clone(),
                 muxed_ns: (rendition == 0).then(|| muxed_ns.clone()),
@@ -271,7 +279,7 @@ pub(crate) fn start(
         fragment_ns,
         fragment_start: None,
         source_offsets,
-        batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, split: 0 },
+        batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, cut_at },
         track_at: [0; 2],
     };
     Ok(Built { pipeline, outputs, input, bus })
@@ -326,10 +334,11 @@ struct Batch {
     /// Where the source rendition's muxer output ends so far (PTS, ns; 0 before its first
     /// output): written by its segmenter.
     muxed_until: Arc<AtomicU64>,
-    /// The muxer's chunk duration; `None` without chunks (LL-HLS off).
-    chunk_ns: Option<u64>,
-    /// PTS of the latest cut requested (`split_if_due`): a fragment ends there.
-    split: u64,
+    /// The muxer's chunk duration.
+    chunk_ns: u64,
+    /// PTS of the latest cut requested (`split_if_due`): a fragment ends there. Shared with
+    /// the segmenters, which end a segment with the chunk that ends there.
+    cut_at: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Copy)]
@@ -339,7 +348,7 @@ enum Track {
 }
 
 /// At most this many frames wait (about a third of a second at 30 fps with audio): bounds the
-/// delay where no boundary is known (LL-HLS off) and the memory held.
+/// memory held and the delay before a chunk longer than that (LL-HLS off).
 const BATCH_MAX: usize = 24;
 
 impl Batch {
@@ -349,8 +358,9 @@ impl Batch {
         self.held.push((track, buffer));
         // The muxer starts its next chunk where its output ends, and ends it `chunk_ns` later.
         let until = self.muxed_until.load(Ordering::Acquire);
-        let chunk_due = self.chunk_ns.is_some_and(|chunk| until == 0 || at >= until.saturating_add(chunk));
-        let split_due = self.split > until && at >= self.split;
+        let chunk_due = until == 0 || at >= until.saturating_add(self.chunk_ns);
+        let cut = self.cut_at.load(Ordering::Relaxed);
+        let split_due = cut > until && at >= cut;
         keyframe || chunk_due || split_due || self.held.len() >= BATCH_MAX
     }
 }
@@ -429,7 +439,7 @@ impl Input {
         };
         let reach = behind.saturating_add(span_ns);
         let until = self.batch.muxed_until.load(Ordering::Acquire);
-        let chunk_due = self.batch.chunk_ns.is_some_and(|chunk| until == 0 || reach >= until.saturating_add(chunk));
+        let chunk_due = until == 0 || reach >= until.saturating_add(self.batch.chunk_ns);
         let fragment_due = self.fragment_start.is_none_or(|start| reach >= start.saturating_add(self.fragment_ns));
         chunk_due || fragment_due
     }
@@ -473,7 +483,7 @@ impl Input {
             return;
         }
         self.fragment_start = Some(pts);
-        self.batch.split = pts;
+        self.batch.cut_at.store(pts, Ordering::Release);
         let running_time = gst::ClockTime::from_nseconds(pts);
         for encoder in self.encoders.iter().filter_map(|e| e.upgrade()) {
             let keyframe =
@@ -490,7 +500,7 @@ impl Input {
 fn muxer(
     pipeline: &gst::Pipeline,
     fragment_ns: u64,
-    chunk_ns: Option<u64>,
+    chunk_ns: u64,
     segmenter: Segmenter,
     drained: Drained,
 ) -> Result<(gst::Element, gst::Pad), PackagerError> {
@@ -502,10 +512,8 @@ fn muxer(
     // The cuts follow the publisher's GOP (`Input::split_if_due`), not the muxer's wishes.
     mux.set_property("send-force-keyunit", false);
     mux.set_property("latency", MUX_QUEUE.nseconds());
-    if let Some(chunk_ns) = chunk_ns {
-        // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
-        mux.set_property("chunk-duration", chunk_ns);
-    }
+    // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
+    mux.set_property("chunk-duration", chunk_ns);
     pipeline.add(&mux).map_err(|e| gst_err("adding muxer", e))?;
     let output = output_pad(segmenter, drained);
     static_pad(&mux, "src")?.link(&output).map_err(|e| gst_err("linking muxer", e))?;
@@ -631,9 +639,9 @@ fn transcode(
 
 /// Splits the muxer's output into init and media segments. The muxer marks its buffers:
 /// the init (ftyp+moov) is HEADER|DISCONT, a fragment's first buffer (styp+moof+mdat header)
-/// is HEADER, and without `chunk-duration` each buffer list holds exactly one fragment. With
-/// it, each buffer list is one chunk (a later chunk's moof is HEADER|DELTA_UNIT): an LL-HLS
-/// part; the writer stores a segment's parts one after another.
+/// is HEADER, and each buffer list is one chunk (`chunk-duration`; a later chunk's moof is
+/// HEADER|DELTA_UNIT): an LL-HLS part; the writer stores a segment's parts one after another.
+/// The chunk that ends at the cut the input requested ends its segment.
 struct Segmenter {
     publish: u64,
     /// 0: the source; then the ladder's rungs.
@@ -642,8 +650,8 @@ struct Segmenter {
     publish_wall: DateTime<Utc>,
     /// Media time of this publish's segments so far.
     elapsed_ns: u64,
-    /// `chunk-duration` is set: each sample is one chunk (LL-HLS part), not a whole fragment.
-    chunked: bool,
+    /// PTS of the latest cut the input requested: the chunk that ends there ends its fragment.
+    cut_at: Arc<AtomicU64>,
     /// From the latest init; times the segments.
     track: Option<bmff::VideoTrack>,
     tx: mpsc::Sender<Msg>,
@@ -676,17 +684,22 @@ impl Segmenter {
         let Some(header) = rest.first() else { return Ok(gst::FlowSuccess::Ok) };
         // A fragment's first chunk is HEADER (styp + moof); a later chunk's moof HEADER|DELTA_UNIT.
         let first = !header.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        if !header.flags().contains(gst::BufferFlags::HEADER) || (!first && !self.chunked) {
+        if !header.flags().contains(gst::BufferFlags::HEADER) {
             tracing::warn!(publish = self.publish, "muxer output without fragment header dropped");
             return Ok(gst::FlowSuccess::Ok);
         }
-        if let Some(muxed_until) = &self.muxed_until
-            && let Some(start) = self.output_end.or_else(|| running_time(pad, header.pts()))
-        {
-            let end = start + header.duration().map_or(0, gst::ClockTime::nseconds);
+        let start = self.output_end.or_else(|| running_time(pad, header.pts()));
+        let end = start.map(|start| start + header.duration().map_or(0, gst::ClockTime::nseconds));
+        if let Some(end) = end {
             self.output_end = Some(end);
-            muxed_until.store(end, Ordering::Release);
+            if let Some(muxed_until) = &self.muxed_until {
+                muxed_until.store(end, Ordering::Release);
+            }
         }
+        // Otherwise the segment ends when the next one starts (a cut the muxer made on its own,
+        // or one the input asked for again before this chunk came out).
+        let cut = self.cut_at.load(Ordering::Acquire);
+        let last = start.zip(end).is_some_and(|(start, end)| start < cut && end >= cut);
         // The header (styp/moof and the mdat's box header) is copied, to be rewritten; the
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
         let mut moof = copy(header);
@@ -712,13 +725,9 @@ impl Segmenter {
         if let Some(muxed) = &self.muxed_ns {
             muxed.store(self.elapsed_ns, Ordering::Relaxed);
         }
-        let last = !self.chunked;
         // A part lasts from its first presentation time to the next part's (the muxer's chunk
         // span); decode-order sample durations would misstate parts that hold B-frames.
-        let part_ns = match header.duration() {
-            Some(d) if self.chunked => d.nseconds(),
-            _ => duration_ns,
-        };
+        let part_ns = header.duration().map_or(duration_ns, gst::ClockTime::nseconds);
         let (publish, rendition) = (self.publish, self.rendition);
         let from = buffers.len() - rest.len() + 1;
         drop(buffers);
@@ -797,13 +806,13 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn batch(chunk_ms: Option<u64>) -> Batch {
+    fn batch(chunk_ms: u64) -> Batch {
         gst::init().unwrap();
         Batch {
             held: Vec::new(),
             muxed_until: Arc::new(AtomicU64::new(0)),
-            chunk_ns: chunk_ms.map(|c| c * MS),
-            split: 0,
+            chunk_ns: chunk_ms * MS,
+            cut_at: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -815,7 +824,7 @@ mod tests {
 
     #[test]
     fn frames_wait_for_the_one_that_ends_the_chunk() {
-        let mut b = batch(Some(100));
+        let mut b = batch(100);
         // Nothing muxed yet: no boundary known, every frame goes at once.
         assert!(frame(&mut b, Track::Video, 0, true));
         assert!(frame(&mut b, Track::Audio, 10, false));
@@ -838,10 +847,10 @@ mod tests {
     }
 
     #[test]
-    fn without_chunks_frames_wait_for_the_cut_or_the_cap() {
-        let mut b = batch(None);
+    fn frames_wait_for_the_cut_or_the_cap() {
+        let mut b = batch(10_000);
         b.muxed_until.store(2000 * MS, Ordering::Release);
-        b.split = 2000 * MS;
+        b.cut_at.store(2000 * MS, Ordering::Relaxed);
         // The fragment ending at the cut at 2 s is out: frames wait, up to the cap.
         for i in 0..BATCH_MAX - 1 {
             assert!(!frame(&mut b, Track::Audio, 2001 + i as u64 * 21, false));
@@ -849,7 +858,7 @@ mod tests {
         assert!(frame(&mut b, Track::Audio, 2600, false));
         b.held.clear();
         // A cut at 4 s, not yet muxed: the keyframe goes, and every frame at or past it.
-        b.split = 4000 * MS;
+        b.cut_at.store(4000 * MS, Ordering::Relaxed);
         assert!(!frame(&mut b, Track::Audio, 3990, false));
         assert!(frame(&mut b, Track::Video, 4000, true));
         b.held.clear();

@@ -431,7 +431,8 @@ impl Writer {
         open.segment.duration_ms = (open.duration_ns + 500_000) / 1_000_000;
         if last {
             self.close_open(r).await;
-        } else {
+        } else if self.part_target_ms.is_some() {
+            // Without LL-HLS the playlists list whole segments only: a chunk changes nothing.
             self.write_live(r).await;
             self.report_progress();
         }

@@ -89,6 +89,13 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(4), "segment {next} took {took:?}");
     assert!(text.contains(&format!("\nseg{next:06}.m4s\n")), "segment {next} missing:\n{text}");
+    // A segment is complete with its last part, not once the next one has begun: it is listed
+    // before any part of the next (that one is only hinted).
+    let following = format!("URI=\"seg{:06}.0.m4s\"", next + 1);
+    assert!(
+        !text.lines().any(|line| line.starts_with("#EXT-X-PART:") && line.contains(&following)),
+        "segment {next} was listed only once the next had a part:\n{text}"
+    );
 
     // Parts are not objects of their own: those of a complete segment are its bytes, in order.
     let parts: Vec<String> =
