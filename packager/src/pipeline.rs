@@ -45,8 +45,8 @@ pub(crate) const LADDER_ELEMENTS: [&str; 7] =
 /// the muxer's output lags `MAX_LAG` behind what was pushed, well before a pad is this full.
 const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(30);
 /// How far the muxer's output may trail the pushed media before the publish is ended ("the
-/// packager fell behind"). A fragment is only output whole (without LL-HLS), so this must
-/// exceed the longest GOP a publisher sends.
+/// packager fell behind"). The muxer holds back media until it has a frame past its chunk's end
+/// on every track; this leaves room for a publisher that sends one track well ahead.
 pub(crate) const MAX_LAG: Duration = Duration::from_secs(20);
 
 /// The muxer's chunk duration as a share of the LL-HLS part target. The muxer takes video in
@@ -279,7 +279,7 @@ pub(crate) fn start(
         fragment_ns,
         fragment_start: None,
         source_offsets,
-        batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, cut_at },
+        batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, parts: part.is_some(), cut_at },
         track_at: [0; 2],
     };
     Ok(Built { pipeline, outputs, input, bus })
@@ -336,6 +336,9 @@ struct Batch {
     muxed_until: Arc<AtomicU64>,
     /// The muxer's chunk duration.
     chunk_ns: u64,
+    /// Chunks are LL-HLS parts, which players wait for; without LL-HLS only a segment's end
+    /// (the cut) is waited for, and the chunks go out when they may.
+    parts: bool,
     /// PTS of the latest cut requested (`split_if_due`): a fragment ends there. Shared with
     /// the segmenters, which end a segment with the chunk that ends there.
     cut_at: Arc<AtomicU64>,
@@ -358,7 +361,7 @@ impl Batch {
         self.held.push((track, buffer));
         // The muxer starts its next chunk where its output ends, and ends it `chunk_ns` later.
         let until = self.muxed_until.load(Ordering::Acquire);
-        let chunk_due = until == 0 || at >= until.saturating_add(self.chunk_ns);
+        let chunk_due = self.parts && (until == 0 || at >= until.saturating_add(self.chunk_ns));
         let cut = self.cut_at.load(Ordering::Relaxed);
         let split_due = cut > until && at >= cut;
         keyframe || chunk_due || split_due || self.held.len() >= BATCH_MAX
@@ -439,7 +442,8 @@ impl Input {
         };
         let reach = behind.saturating_add(span_ns);
         let until = self.batch.muxed_until.load(Ordering::Acquire);
-        let chunk_due = until == 0 || reach >= until.saturating_add(self.batch.chunk_ns);
+        let batch = &self.batch;
+        let chunk_due = batch.parts && (until == 0 || reach >= until.saturating_add(batch.chunk_ns));
         let fragment_due = self.fragment_start.is_none_or(|start| reach >= start.saturating_add(self.fragment_ns));
         chunk_due || fragment_due
     }
@@ -512,7 +516,8 @@ fn muxer(
     // The cuts follow the publisher's GOP (`Input::split_if_due`), not the muxer's wishes.
     mux.set_property("send-force-keyunit", false);
     mux.set_property("latency", MUX_QUEUE.nseconds());
-    // Each chunk (moof + mdat) becomes an LL-HLS part; fragments still start at keyframes.
+    // Each chunk (moof + mdat) becomes an LL-HLS part (with LL-HLS); fragments still start at
+    // keyframes.
     mux.set_property("chunk-duration", chunk_ns);
     pipeline.add(&mux).map_err(|e| gst_err("adding muxer", e))?;
     let output = output_pad(segmenter, drained);
@@ -667,7 +672,7 @@ struct Segmenter {
 }
 
 impl Segmenter {
-    /// One output of the muxer: a chunk (LL-HLS part) or a whole fragment, maybe after an init.
+    /// One output of the muxer: a chunk (an LL-HLS part with LL-HLS), maybe after an init.
     fn on_chunk(&mut self, pad: &gst::Pad, list: gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
         let buffers: Vec<&gst::BufferRef> = list.iter().collect();
         let mut rest = buffers.as_slice();
@@ -696,10 +701,7 @@ impl Segmenter {
                 muxed_until.store(end, Ordering::Release);
             }
         }
-        // Otherwise the segment ends when the next one starts (a cut the muxer made on its own,
-        // or one the input asked for again before this chunk came out).
-        let cut = self.cut_at.load(Ordering::Acquire);
-        let last = start.zip(end).is_some_and(|(start, end)| start < cut && end >= cut);
+        let last = ends_at_cut(start, end, self.cut_at.load(Ordering::Acquire));
         // The header (styp/moof and the mdat's box header) is copied, to be rewritten; the
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
         let mut moof = copy(header);
@@ -743,6 +745,15 @@ impl Segmenter {
             gst::FlowError::Flushing
         })
     }
+}
+
+/// Whether the chunk from `start` to `end` ends its fragment at the cut the input asked for
+/// (`cut`, the latest; 0 before the first). Only a chunk that ends exactly there: one wrongly
+/// taken as last would end its segment early and lose the rest of it, while one missed only
+/// makes the segment complete when the next one starts (a cut the muxer made on its own, or one
+/// asked for again before this chunk came out).
+fn ends_at_cut(start: Option<u64>, end: Option<u64>, cut: u64) -> bool {
+    start.zip(end).is_some_and(|(start, end)| start < cut && end == cut)
 }
 
 /// `pts` of a buffer arriving at `pad` as a running time: the input's timeline.
@@ -806,12 +817,13 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn batch(chunk_ms: u64) -> Batch {
+    fn batch(parts: bool) -> Batch {
         gst::init().unwrap();
         Batch {
             held: Vec::new(),
             muxed_until: Arc::new(AtomicU64::new(0)),
-            chunk_ns: chunk_ms * MS,
+            chunk_ns: 100 * MS,
+            parts,
             cut_at: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -824,7 +836,7 @@ mod tests {
 
     #[test]
     fn frames_wait_for_the_one_that_ends_the_chunk() {
-        let mut b = batch(100);
+        let mut b = batch(true);
         // Nothing muxed yet: no boundary known, every frame goes at once.
         assert!(frame(&mut b, Track::Video, 0, true));
         assert!(frame(&mut b, Track::Audio, 10, false));
@@ -847,8 +859,8 @@ mod tests {
     }
 
     #[test]
-    fn frames_wait_for_the_cut_or_the_cap() {
-        let mut b = batch(10_000);
+    fn without_parts_frames_wait_for_the_cut_or_the_cap() {
+        let mut b = batch(false);
         b.muxed_until.store(2000 * MS, Ordering::Release);
         b.cut_at.store(2000 * MS, Ordering::Relaxed);
         // The fragment ending at the cut at 2 s is out: frames wait, up to the cap.
@@ -863,5 +875,19 @@ mod tests {
         assert!(frame(&mut b, Track::Video, 4000, true));
         b.held.clear();
         assert!(frame(&mut b, Track::Audio, 4011, false));
+    }
+
+    #[test]
+    fn only_the_chunk_that_ends_at_the_cut_ends_the_segment() {
+        let cut = 2000 * MS;
+        assert!(ends_at_cut(Some(1900 * MS), Some(cut), cut));
+        // Past the cut (the fragment went on), from the cut (the next fragment's), before it.
+        assert!(!ends_at_cut(Some(1900 * MS), Some(2100 * MS), cut));
+        assert!(!ends_at_cut(Some(cut), Some(2100 * MS), cut));
+        assert!(!ends_at_cut(Some(1800 * MS), Some(1900 * MS), cut));
+        // No cut asked for yet (the first fragment), or no timing known.
+        assert!(!ends_at_cut(Some(0), Some(100 * MS), 0));
+        assert!(!ends_at_cut(None, Some(cut), cut));
+        assert!(!ends_at_cut(Some(1900 * MS), None, cut));
     }
 }

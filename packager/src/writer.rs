@@ -36,10 +36,10 @@ pub(crate) enum Msg {
         bytes: Bytes,
         info: StreamInfo,
     },
-    /// One muxer chunk: an LL-HLS part, or with `first && last` a whole segment.
+    /// One muxer chunk: with LL-HLS an LL-HLS part; with `first && last` a whole segment.
     /// `first`: it starts a segment (at a keyframe); `pdt` is then the segment's start.
-    /// `last`: the segment is complete with it (without LL-HLS every chunk is a segment; with
-    /// it, a segment is complete when the next one starts or the publish ends).
+    /// `last`: the segment is complete with it (it ends at the cut); otherwise a segment is
+    /// complete when the next one starts or the publish ends.
     /// `duration_ns` counts into the segment's duration, `part_ns` is the part's own span.
     Part {
         publish: u64,
@@ -85,7 +85,7 @@ pub(crate) fn replay_playlist(segments: &[Segment], kind: Kind, min_target_secs:
     Bytes::from(playlist::render_whole(segments, kind, min_target_secs, markers))
 }
 
-/// The segment being built from LL-HLS parts.
+/// The segment being built from the muxer's chunks.
 struct Open {
     segment: Segment,
     body: Body,
@@ -398,7 +398,12 @@ impl Writer {
             self.tracks[r].open = Some(Open { segment, body, duration_ns: 0 });
         }
         // A part whose segment start was lost (no init) is dropped with its segment.
-        let Some(open) = &mut self.tracks[r].open else { return };
+        let Some(open) = &mut self.tracks[r].open else {
+            if !first && self.tracks[r].current_init.is_some() {
+                tracing::warn!(playback_id = %self.playback_id, rendition = r, "a chunk after its segment ended dropped");
+            }
+            return;
+        };
         // Written before it is announced, so that it can be read back once listed.
         let written = match &mut open.body {
             Body::Held(held) => {
@@ -417,7 +422,7 @@ impl Writer {
             }
         };
         let msn = open.segment.msn;
-        if let Some(part_target) = self.part_target_ms.filter(|_| !(first && last)) {
+        if let Some(part_target) = self.part_target_ms {
             self.live.add_part(r, msn, pieces, written);
             let duration_ms = (part_ns + 500_000) / 1_000_000;
             if duration_ms > part_target {
