@@ -544,7 +544,9 @@ fn output_pad(segmenter: Segmenter, drained: Drained) -> gst::Pad {
         .chain_list_function(move |pad, _, list| crate::lock(&for_lists).on_chunk(pad, list))
         .chain_function(move |pad, _, buffer| {
             let mut list = gst::BufferList::new_sized(1);
-            list.get_mut().map(|l| l.add(buffer));
+            if let Some(l) = list.get_mut() {
+                l.add(buffer);
+            }
             crate::lock(&segmenter).on_chunk(pad, list)
         })
         .event_function(move |pad, parent, event| {
