@@ -192,6 +192,7 @@ pub(crate) fn start(
                 publish_wall,
                 elapsed_ns: 0,
                 cut_at: cut_at.clone(),
+                chunk_ns,
                 track: None,
                 tx: tx.clone(),
                 muxed_ns: (rendition == 0).then(|| muxed_ns.clone()),
@@ -659,6 +660,8 @@ struct Segmenter {
     elapsed_ns: u64,
     /// PTS of the latest cut the input requested: the chunk that ends there ends its fragment.
     cut_at: Arc<AtomicU64>,
+    /// The muxer's chunk duration.
+    chunk_ns: u64,
     /// From the latest init; times the segments.
     track: Option<bmff::VideoTrack>,
     tx: mpsc::Sender<Msg>,
@@ -703,7 +706,7 @@ impl Segmenter {
                 muxed_until.store(end, Ordering::Release);
             }
         }
-        let last = ends_at_cut(start, end, self.cut_at.load(Ordering::Acquire));
+        let last = ends_at_cut(start, end, self.cut_at.load(Ordering::Acquire), self.chunk_ns);
         // The header (styp/moof and the mdat's box header) is copied, to be rewritten; the
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
         let mut moof = copy(header);
@@ -750,12 +753,15 @@ impl Segmenter {
 }
 
 /// Whether the chunk from `start` to `end` ends its fragment at the cut the input asked for
-/// (`cut`, the latest; 0 before the first). Only a chunk that ends exactly there: one wrongly
+/// (`cut`, the latest; 0 before the first). The muxer ends a fragment with the chunk whose
+/// target (`start + chunk_ns`) reaches the cut, and that chunk then ends exactly there; a chunk
+/// that only happens to end at the cut (the keyframe was the first frame past a shorter
+/// target) does not, and the muxer then lets the fragment run on past the cut. One wrongly
 /// taken as last would end its segment early and lose the rest of it, while one missed only
 /// makes the segment complete when the next one starts (a cut the muxer made on its own, or one
 /// asked for again before this chunk came out).
-fn ends_at_cut(start: Option<u64>, end: Option<u64>, cut: u64) -> bool {
-    start.zip(end).is_some_and(|(start, end)| start < cut && end == cut)
+fn ends_at_cut(start: Option<u64>, end: Option<u64>, cut: u64, chunk_ns: u64) -> bool {
+    start.zip(end).is_some_and(|(start, end)| start < cut && end == cut && start.saturating_add(chunk_ns) >= cut)
 }
 
 /// `pts` of a buffer arriving at `pad` as a running time: the input's timeline.
@@ -881,15 +887,19 @@ mod tests {
 
     #[test]
     fn only_the_chunk_that_ends_at_the_cut_ends_the_segment() {
-        let cut = 2000 * MS;
-        assert!(ends_at_cut(Some(1900 * MS), Some(cut), cut));
+        let (cut, chunk) = (2000 * MS, 100 * MS);
+        assert!(ends_at_cut(Some(1900 * MS), Some(cut), cut, chunk));
+        // Its target reached the cut from further back (the muxer shortened it to the cut).
+        assert!(ends_at_cut(Some(1933 * MS), Some(cut), cut, chunk));
+        // Ending at the cut with a target short of it: the muxer does not end the fragment.
+        assert!(!ends_at_cut(Some(1867 * MS), Some(cut), cut, chunk));
         // Past the cut (the fragment went on), from the cut (the next fragment's), before it.
-        assert!(!ends_at_cut(Some(1900 * MS), Some(2100 * MS), cut));
-        assert!(!ends_at_cut(Some(cut), Some(2100 * MS), cut));
-        assert!(!ends_at_cut(Some(1800 * MS), Some(1900 * MS), cut));
+        assert!(!ends_at_cut(Some(1900 * MS), Some(2100 * MS), cut, chunk));
+        assert!(!ends_at_cut(Some(cut), Some(2100 * MS), cut, chunk));
+        assert!(!ends_at_cut(Some(1800 * MS), Some(1900 * MS), cut, chunk));
         // No cut asked for yet (the first fragment), or no timing known.
-        assert!(!ends_at_cut(Some(0), Some(100 * MS), 0));
-        assert!(!ends_at_cut(None, Some(cut), cut));
-        assert!(!ends_at_cut(Some(1900 * MS), None, cut));
+        assert!(!ends_at_cut(Some(0), Some(100 * MS), 0, chunk));
+        assert!(!ends_at_cut(None, Some(cut), cut, chunk));
+        assert!(!ends_at_cut(Some(1900 * MS), None, cut, chunk));
     }
 }
