@@ -267,9 +267,9 @@ fn main() -> anyhow::Result<()> {
 ///   stream has a muxer thread whose buffers are freed on other threads, so memory freed in
 ///   one arena is not reused by another: two arenas keep about a megabyte less per stream
 ///   resident, with no measurable CPU cost.
-/// - Blocks of 128 KiB and more (keyframes, decoded poster pictures) are mapped and given back when freed. glibc would otherwise raise this
-///   threshold to the largest block freed so far and keep such blocks in the heap, where they
-///   fragment it: about 0.2 MB less per stream.
+/// - Blocks of 128 KiB and more (keyframes, decoded poster pictures) are mapped and given back
+///   when freed. glibc would otherwise raise this threshold to the largest block freed so far
+///   and keep such blocks in the heap, where they fragment it: about 0.2 MB less per stream.
 ///
 /// jemalloc as Rust's allocator was measured against this: 20 % less CPU per LL-HLS viewer
 /// (its thread caches spare glibc's arena locks), but 0.2 MB more per live stream with the
