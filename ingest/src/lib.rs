@@ -187,10 +187,10 @@ pub struct AudioFrame {
 pub trait MediaSink: Send + 'static {
     fn video(&mut self, video: Video) -> Result<(), SinkError>;
     fn audio(&mut self, audio: Audio) -> Result<(), SinkError>;
-    /// Whether the next `span` of media completes some output (a muxer chunk, which is all or
-    /// part of an LL-HLS part, or a segment): the ingest
-    /// then reads the publisher's bytes as they arrive, not on its next read tick (see
-    /// [`Limits::read_interval`]), so that batching reads never delays that output.
+    /// Whether the next `span` of media completes some output of the sink (for the packager,
+    /// an LL-HLS part or a segment): the ingest then reads the publisher's bytes as they
+    /// arrive, not on its next read tick (see [`Limits::read_interval`]), so that batching
+    /// reads does not delay that output.
     fn output_due_within(&self, span: std::time::Duration) -> bool {
         let _ = span;
         false
