@@ -443,9 +443,12 @@ impl Engagement {
 
     /// Drops sessions silent for [`SESSION_TIMEOUT`]: work in proportion to what expires.
     pub fn prune(&self, now: Instant) {
-        let streams: Vec<_> = lock(&self.viewers).values().cloned().collect();
-        for entry in streams {
+        let streams: Vec<_> = lock(&self.viewers).iter().map(|(id, e)| (id.clone(), e.clone())).collect();
+        for (id, entry) in streams {
             let removed = lock(&entry).prune(now);
+            if removed > 0 {
+                tracing::debug!(stream = %id, removed, "silent viewer sessions expired");
+            }
             self.sessions_total.fetch_sub(removed, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -613,6 +616,7 @@ async fn exchange(engagement: &Engagement, db: &Db, events: &Events) {
 
 fn announce(engagement: &Engagement, events: &Events) {
     for (stream_id, stats) in engagement.take_changed() {
+        tracing::debug!(stream = %stream_id, current = stats.current, peak = stats.peak, "viewer figures announced");
         events.publish(Event::new(kind::VIEWERS, &stream_id, json!(stats)));
     }
 }

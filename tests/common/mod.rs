@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub const HAWKER: &str = env!("CARGO_BIN_EXE_hawker");
+/// The servers' log filter unless `HAWKER_TEST_LOG` says otherwise.
+const TEST_LOG: &str = "info,hawker_api::engagement=debug,hawker_api::http::engagement=debug";
 
 /// The binary to run: this build's, or for a bench's before/after comparison `HAWKER_BIN`.
 pub fn hawker_bin() -> String {
@@ -116,7 +118,8 @@ impl Server {
             .arg(data_dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--public-host", "127.0.0.1"])
             .args(extra)
-            .env("RUST_LOG", std::env::var("HAWKER_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            // Viewer sessions at debug: a failing count shows how it moved.
+            .env("RUST_LOG", std::env::var("HAWKER_TEST_LOG").unwrap_or_else(|_| TEST_LOG.into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

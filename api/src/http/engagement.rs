@@ -72,6 +72,7 @@ pub async fn join(
             if let Some(Caller(user)) = &caller {
                 state.engagement.identify(&stream.id, &session_id, &user.id);
             }
+            tracing::debug!(stream = %stream.id, replay, "viewer session joined");
             session_id
         }
         Err(JoinRefused::Client(wait)) => {
@@ -112,6 +113,7 @@ pub async fn heartbeat(
         }
         Ok(StatusCode::NO_CONTENT)
     } else {
+        tracing::debug!(stream = %id, "heartbeat for a viewer session gone or unknown");
         Err(ApiError::NotFound("viewer session"))
     }
 }
@@ -121,6 +123,7 @@ pub async fn leave(
     Path((id, session_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if state.engagement.leave(&id, &session_id) {
+        tracing::debug!(stream = %id, "viewer session left");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("viewer session"))

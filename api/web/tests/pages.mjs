@@ -81,19 +81,24 @@ async function plays(page, selector = 'video', seconds = 1.5, timeout = 30000) {
   }, [selector, seconds], { timeout, polling: 200 });
 }
 
-async function textIs(page, selector, expected, timeout = 10000) {
-  await page.waitForFunction(([sel, want]) => {
-    const node = document.querySelector(sel);
-    return node && node.textContent.trim() === want;
-  }, [selector, expected], { timeout, polling: 100 });
+/** Waits for `selector`'s text to pass `test`; a timeout says what the page showed instead. */
+async function textPasses(page, selector, expected, test, timeout) {
+  try {
+    await page.waitForFunction(([sel, want, how]) => {
+      const node = document.querySelector(sel);
+      const text = node && node.textContent.trim();
+      return text !== null && (how === 'is' ? text === want : text.includes(want));
+    }, [selector, expected, test], { timeout, polling: 100 });
+  } catch (e) {
+    const shown = await page.evaluate((sel) => document.querySelector(sel)?.textContent.trim() ?? null, selector)
+      .catch(() => '(page gone)');
+    throw new Error(`${selector} ${test === 'is' ? 'is not' : 'does not contain'} ${JSON.stringify(expected)} `
+      + `within ${timeout} ms; it shows ${JSON.stringify(shown)}`, { cause: e });
+  }
 }
 
-async function contains(page, selector, expected, timeout = 10000) {
-  await page.waitForFunction(([sel, want]) => {
-    const node = document.querySelector(sel);
-    return node && node.textContent.includes(want);
-  }, [selector, expected], { timeout, polling: 100 });
-}
+const textIs = (page, selector, expected, timeout = 10000) => textPasses(page, selector, expected, 'is', timeout);
+const contains = (page, selector, expected, timeout = 10000) => textPasses(page, selector, expected, 'has', timeout);
 
 /** Cheap accessibility checks: labelled controls, alt text, named buttons, one h1, lang. */
 async function accessibility(page, name) {
