@@ -1,6 +1,7 @@
 //! Just enough ISO-BMFF to time a segment and keep the source's decode times: the video
 //! track's timescale and defaults from the init segment, the summed sample durations of its
-//! `traf`s in a fragment, and a rewrite of their decode times (see `restore_decode_times`).
+//! `traf`s in a fragment, and a rewrite of their composition offsets (see
+//! `restore_composition_offsets`).
 //! (The muxer's own buffer timestamps are not reliable with manual splits and audio.)
 
 /// Iterates the boxes in `data` as (type, payload); stops at the first malformed one.
@@ -62,21 +63,23 @@ pub(crate) fn video_track(init: &[u8]) -> Option<VideoTrack> {
     (timescale > 0).then_some(VideoTrack { track_id, timescale, default_duration })
 }
 
-/// Duration of the video samples in a media segment (styp, moof, mdat, …), in nanoseconds.
+/// Duration of the video samples in a media segment (styp, moof, mdat, …), in nanoseconds: 0
+/// for fragments of audio only (the audio that outlasts the video at the end of a publish);
+/// `None` without a readable `moof`.
 pub(crate) fn video_duration_ns(segment: &[u8], track: &VideoTrack) -> Option<u64> {
     let mut total: u64 = 0;
-    let mut found = false;
+    let mut moofs = 0;
     for (_, moof) in boxes(segment).filter(|(k, _)| k == b"moof") {
+        moofs += 1;
         for (_, traf) in boxes(moof).filter(|(k, _)| k == b"traf") {
             let tfhd = child(traf, b"tfhd")?;
             if u32_at(tfhd, 4)? != track.track_id {
                 continue;
             }
-            found = true;
             total += traf_duration(traf, tfhd, track.default_duration)?;
         }
     }
-    found.then(|| total.saturating_mul(1_000_000_000) / u64::from(track.timescale))
+    (moofs > 0).then(|| total.saturating_mul(1_000_000_000) / u64::from(track.timescale))
 }
 
 /// `(start, end)` of each box's payload in `data[from..to]` with its type, by offset.
@@ -103,31 +106,44 @@ fn box_ranges(data: &[u8], from: usize, to: usize) -> Vec<([u8; 4], usize, usize
     out
 }
 
-/// Gives the video samples of each fragment the source's decode times.
+/// Gives the video samples of each fragment the source's composition offsets.
 ///
-/// The muxer sets each `traf`'s `tfdt` to the earliest presentation time of its samples and
-/// shifts their composition offsets down to match (CMAF's negative-offset style), a shift
-/// that differs from chunk to chunk with B-frames: decode times then neither equal the
-/// source's nor run on continuously between parts. Presentation times are right, so the true
-/// decode time of a `traf`'s first sample is its presentation time minus its source
-/// composition offset; `source_cts(n)` gives that offset (ns) for the next `n` samples of the
-/// track, in decode order, and consumes them. Each `tfdt` and composition offset is rewritten
-/// in place (same sizes). A fragment that cannot be read is left as it is.
-pub(crate) fn restore_decode_times(
+/// The muxer is given each video frame's decode time as its presentation time (see
+/// `pipeline::decode_order_times`), so that it can end a chunk at any frame: its `tfdt`s and
+/// sample durations are the source's decode times, and its composition offsets are all zero.
+/// `source_cts(n)` gives the source offsets (ns) of the next `n` samples of the track, in
+/// decode order, and consumes them; each is written into its sample's `trun` entry (a `trun`
+/// without offsets is given room for them first), with signed offsets (`trun` version 1) where
+/// one is negative. A fragment that cannot be read is left as it is.
+pub(crate) fn restore_composition_offsets(
     segment: &mut Vec<u8>,
     track: &VideoTrack,
-    mut source_cts: impl FnMut(usize) -> Option<i64>,
+    mut source_cts: impl FnMut(usize) -> Vec<i64>,
 ) {
-    // A `trun` whose offsets were all zero carries none; give it room for them first.
     add_composition_offsets(segment, track);
     for traf in traf_positions(segment) {
-        let Some(tfdt) = traf.tfdt else { continue };
         if u32_at(segment, traf.tfhd + 4) != Some(track.track_id) {
             continue;
         }
-        let count: usize = traf.truns.iter().filter_map(|&(s, _)| u32_at(segment, s + 4)).map(|n| n as usize).sum();
-        let Some(cts_ns) = source_cts(count) else { continue };
-        restore_traf(segment, track, tfdt, &traf.truns, cts_ns);
+        for &(trun, _) in &traf.truns {
+            let Some(fields) = cto_offsets(segment, trun) else {
+                // Its samples' offsets are still used up, so that later ones stay in step.
+                source_cts(u32_at(segment, trun + 4).map_or(0, |n| n as usize));
+                continue;
+            };
+            let offsets = source_cts(fields.len());
+            let ticks: Vec<i64> = offsets
+                .iter()
+                .map(|&ns| (ns.saturating_mul(i64::from(track.timescale)) + 500_000_000).div_euclid(1_000_000_000))
+                .collect();
+            if ticks.iter().any(|&t| t < 0) {
+                segment[trun] = 1;
+            }
+            for (at, t) in fields.into_iter().zip(ticks) {
+                let t = i32::try_from(t).unwrap_or(if t < 0 { i32::MIN } else { i32::MAX });
+                segment[at..at + 4].copy_from_slice(&t.to_be_bytes());
+            }
+        }
     }
 }
 
@@ -152,48 +168,6 @@ fn traf_positions(segment: &[u8]) -> Vec<TrafAt> {
         }
     }
     out
-}
-
-fn restore_traf(
-    segment: &mut [u8],
-    track: &VideoTrack,
-    (tfdt, tfdt_end): (usize, usize),
-    truns: &[(usize, usize)],
-    cts_ns: i64,
-) {
-    let wide = segment.get(tfdt) == Some(&1);
-    let written = match wide {
-        true => segment.get(tfdt + 4..tfdt + 12).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
-        false => u32_at(segment, tfdt + 4).map(u64::from),
-    };
-    let Some(written) = written.filter(|_| tfdt_end >= tfdt + if wide { 12 } else { 8 }) else { return };
-    // The first sample's composition offset as written: the first trun's first sample.
-    let Some(&(first, _)) = truns.first() else { return };
-    let Some(offsets) = cto_offsets(segment, first) else { return };
-    let written_cts = offsets.first().and_then(|&at| u32_at(segment, at)).map_or(0, |v| i64::from(v as i32));
-    let source_ticks = cts_ns.saturating_mul(i64::from(track.timescale)) / 1_000_000_000;
-    // Presentation time of the first sample, less its source offset: its decode time.
-    let Ok(restored) = u64::try_from(i64::try_from(written).unwrap_or(i64::MAX) + written_cts - source_ticks) else {
-        return;
-    };
-    let delta = i64::try_from(written).unwrap_or(i64::MAX) - i64::try_from(restored).unwrap_or(0);
-    if delta == 0 {
-        return;
-    }
-    let all: Vec<usize> = truns.iter().filter_map(|&(s, _)| cto_offsets(segment, s)).flatten().collect();
-    if all.is_empty() || (!wide && restored > u64::from(u32::MAX)) {
-        return;
-    }
-    for at in all {
-        if let Some(v) = u32_at(segment, at) {
-            let shifted = i64::from(v as i32) + delta;
-            segment[at..at + 4].copy_from_slice(&(shifted as i32).to_be_bytes());
-        }
-    }
-    match wide {
-        true => segment[tfdt + 4..tfdt + 12].copy_from_slice(&restored.to_be_bytes()),
-        false => segment[tfdt + 4..tfdt + 8].copy_from_slice(&(restored as u32).to_be_bytes()),
-    }
 }
 
 /// Adds a composition time offset field (zero) to each sample of the video track's `trun`s that
@@ -489,5 +463,38 @@ mod tests {
         // 3000 + 3003 + 4 × 3000 = 18003 ticks at 90 kHz.
         assert_eq!(video_duration_ns(&segment, &track), Some(200_033_333));
         assert_eq!(video_duration_ns(&segment[..30], &track), None);
+    }
+
+    #[test]
+    fn writes_the_source_composition_offsets_back() {
+        let track = video_track(&init()).expect("video track");
+        let samples = b"frame-one.frame-two.frame-3";
+        // A video traf as the muxer writes it on decode times: no composition offsets; its
+        // data offset points (from the moof's start) at the mdat's payload.
+        let fragment = |data_offset: u32| {
+            let trun = bx(b"trun", &full(0x301, &[3, data_offset, 3000, 10, 3000, 10, 3000, 7]));
+            let traf = [bx(b"tfhd", &full(0x2_0000, &[2])), bx(b"tfdt", &full(0, &[90_000])), trun].concat();
+            bx(b"moof", &[bx(b"mfhd", &full(0, &[1])), bx(b"traf", &traf)].concat())
+        };
+        let moof_len = fragment(0).len() as u32;
+        let mut segment = [bx(b"styp", b"msdh"), fragment(moof_len + 8), bx(b"mdat", samples)].concat();
+        let mut given = vec![];
+        // 67 ms, 0 and -33 ms (a negative offset needs a version 1 trun).
+        restore_composition_offsets(&mut segment, &track, |n| {
+            given.push(n);
+            vec![67_000_000, 0, -33_000_000]
+        });
+        assert_eq!(given, [3]);
+        let moof = boxes(&segment).find(|(k, _)| k == b"moof").expect("moof").1;
+        let traf = child(moof, b"traf").expect("traf");
+        let trun = child(traf, b"trun").expect("trun");
+        assert_eq!(u32_at(trun, 0), Some(0x0100_0B01), "version 1, composition offsets added");
+        let entries: Vec<u32> = (0..3 * 3).map(|i| u32_at(trun, 12 + 4 * i).unwrap()).collect();
+        assert_eq!(entries, [3000, 10, 6030, 3000, 10, 0, 3000, 7, (-2970i32) as u32]);
+        // The data offset still points at the samples, and the timing is unchanged.
+        let moof_at = segment.windows(4).position(|w| w == b"moof").unwrap() - 4;
+        let data_at = moof_at + u32_at(trun, 8).unwrap() as usize;
+        assert_eq!(&segment[data_at..data_at + samples.len()], samples);
+        assert_eq!(video_duration_ns(&segment, &track), Some(100_000_000));
     }
 }

@@ -8,7 +8,9 @@
 //! chunk into our standalone sink pad, where the segmenter runs (no sink element). No demuxer
 //! and no parser: the frames arrive parsed, with their decode time, composition offset and
 //! keyframe flag, and their timestamps go into the muxer unchanged (after one offset for the
-//! whole publish), so the output's PTS and DTS are the source's.
+//! whole publish), so the output's PTS and DTS are the source's. (The source's muxer is shown
+//! each frame's decode time as its presentation time, so that it can end an LL-HLS part at
+//! any frame; the segmenter writes the composition offsets back: `decode_order_times`.)
 //!
 //! With an ABR ladder, the video also goes (through a `tee`) to
 //! `queue ! avdec_h264 ! videoconvert ! tee ! [queue ! videoscale ! x264enc]` per rung (the
@@ -49,13 +51,6 @@ const MUX_QUEUE: gst::ClockTime = gst::ClockTime::from_seconds(30);
 /// on every track; this leaves room for a publisher that sends one track well ahead.
 pub(crate) const MAX_LAG: Duration = Duration::from_secs(20);
 
-/// The muxer's chunk duration as a share of the LL-HLS part target. The muxer takes video in
-/// decode order, so with B-frames a chunk overshoots its duration by up to about the
-/// reordering depth (measured: up to 100 ms with x264's two B-frames at 30 fps): half of
-/// PART-TARGET keeps parts within it. (Parts are then shorter than the 85 % of PART-TARGET
-/// RFC 8216bis asks of them: the muxer cuts chunks only before a frame that ends a reordered
-/// group, 133 ms apart with x264's three B-frames at 30 fps, so no chunk duration fits both.)
-const CHUNK_SHARE: f64 = 0.5;
 /// The muxer's chunk duration without LL-HLS: no part is announced, but a segment still
 /// leaves the muxer (and memory) in pieces as it is made, instead of whole at its end (a 2 s
 /// fragment of a 3 Mb/s stream is 750 KB held per stream).
@@ -113,6 +108,46 @@ fn mux_pad(mux: &gst::Element, timescale: u32) -> Result<gst::Pad, PackagerError
         mux.request_pad_simple("sink_%u").ok_or_else(|| PackagerError::Gst("isofmp4mux refused a sink pad".into()))?;
     pad.set_property("trak-timescale", timescale);
     Ok(pad)
+}
+
+/// Gives the source's muxer each video frame's decode time as its presentation time. The muxer
+/// ends a chunk before the first frame, in decode order, presented at or after the chunk's end:
+/// with B-frames only a reference frame can be that one, so its chunks (and our LL-HLS parts)
+/// would be whole reordered groups (133 ms with x264's three B-frames at 30 fps) and could not
+/// be kept between 85 % and 100 % of PART-TARGET as RFC 8216bis requires. On decode times it
+/// cuts at any frame. The segmenter writes the source's composition offsets back
+/// (`bmff::restore_composition_offsets`); the ladder's decoders, on the other branch, keep the
+/// presentation times.
+fn decode_order_times(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data {
+            let dts = buffer.dts();
+            if dts.is_some() && buffer.pts() != dts {
+                buffer.make_mut().set_pts(dts);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Ends each frame of a ladder rung on a whole millisecond, where the next one begins. The
+/// source's times are whole milliseconds (FLV), while the encoders give each frame 1/fps: a
+/// frame at 12.034 s lasting 33.333 ms ends a third of a millisecond after the next one
+/// starts. A fragment ending there would start the next fragment's chunks that much late, so
+/// their first chunk would take in the frame on its end (233 ms parts for 200 ms).
+fn frames_end_where_the_next_begins(pad: &gst::Pad) {
+    const MS: u64 = 1_000_000;
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data
+            && let (Some(pts), Some(duration)) = (buffer.pts(), buffer.duration())
+        {
+            let end = (pts.nseconds() + duration.nseconds() + MS / 2) / MS * MS;
+            if end > pts.nseconds() && end != pts.nseconds() + duration.nseconds() {
+                buffer.make_mut().set_duration(gst::ClockTime::from_nseconds(end - pts.nseconds()));
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// `video/x-h264` (AVC, whole access units) from the decoder configuration record.
@@ -176,10 +211,14 @@ pub(crate) fn start(
     let pipeline = gst::Pipeline::new();
     let fragment_ns = u64::try_from(fragment.as_nanos()).unwrap_or(u64::MAX);
     let source_offsets = SourceOffsets::default();
-    let chunk = part.map_or(CHUNK_WITHOUT_PARTS, |part| part.mul_f64(CHUNK_SHARE));
+    // A chunk of the part target ends at the first frame at or after its target: on decode
+    // times (`decode_order_times`), exactly there when the target is a whole number of frames
+    // (200 ms: 6 frames at 30 fps, 5 at 25, 12 at 60). A chunk of less would break the
+    // segments: the muxer ends a fragment only with a chunk whose target reaches the cut.
+    let chunk = part.unwrap_or(CHUNK_WITHOUT_PARTS);
     let chunk_ns = u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX);
     let muxed_until = Arc::new(AtomicU64::new(0));
-    let cut_at = Arc::new(AtomicU64::new(0));
+    let (cut_at, rung_cut_at) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (bus_tx, bus) = mpsc::unbounded_channel();
     // The pipeline has no sink element (each muxer feeds a pad of ours), so no EOS message:
     // the publish is drained when every rendition's output pad has seen EOS.
@@ -191,7 +230,7 @@ pub(crate) fn start(
                 rendition,
                 publish_wall,
                 elapsed_ns: 0,
-                cut_at: cut_at.clone(),
+                cut_at: if rendition == 0 { cut_at.clone() } else { rung_cut_at.clone() },
                 chunk_ns,
                 track: None,
                 tx: tx.clone(),
@@ -209,7 +248,9 @@ pub(crate) fn start(
         .unzip();
 
     // Video: the source's muxer (its first pad: track order video, audio), then the ladder.
-    let mut video_sinks = vec![mux_pad(&muxes[0], VIDEO_TIMESCALE)?];
+    let source_video = mux_pad(&muxes[0], VIDEO_TIMESCALE)?;
+    decode_order_times(&source_video);
+    let mut video_sinks = vec![source_video];
     let encoders = match ladder.is_empty() {
         true => Vec::new(),
         false => {
@@ -281,7 +322,9 @@ pub(crate) fn start(
         fragment_start: None,
         source_offsets,
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, parts: part.is_some(), cut_at },
+        rung_cut_at,
         track_at: [0; 2],
+        video_interval: 0,
     };
     Ok(Built { pipeline, outputs, input, bus })
 }
@@ -299,6 +342,8 @@ fn batch_scheduling() {
     }
 }
 
+/// FLV timestamps are whole milliseconds.
+const FLV_TICK_NS: u64 = 1_000_000;
 /// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
 const SPLIT_TOLERANCE_NS: u64 = 5_000_000;
 /// How far past the target a GOP may end before the muxer cuts on its own.
@@ -314,13 +359,18 @@ pub(crate) struct Input {
     muxes: Vec<gst::glib::WeakRef<gst::Element>>,
     encoders: Vec<gst::glib::WeakRef<gst::Element>>,
     fragment_ns: u64,
-    /// PTS of the keyframe that began the current fragment.
+    /// Decode time of the keyframe that began the current fragment.
     fragment_start: Option<u64>,
     source_offsets: SourceOffsets,
     /// Frames not yet pushed, in arrival order (see `Batch`).
     batch: Batch,
     /// Where the newest video and audio frames put their tracks (see `Input::video`).
     track_at: [u64; 2],
+    /// The decode time between the newest two video frames (ns; 0 before the second).
+    video_interval: u64,
+    /// PTS of the latest cut requested, shared with the ladder's segmenters (the source's
+    /// cut, in decode time, is `Batch::cut_at`).
+    rung_cut_at: Arc<AtomicU64>,
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
@@ -332,16 +382,16 @@ pub(crate) struct Input {
 /// no part comes out later. Keyframes go at once; at most `BATCH_MAX` frames wait.
 struct Batch {
     held: Vec<(Track, gst::Buffer)>,
-    /// Where the source rendition's muxer output ends so far (PTS, ns; 0 before its first
-    /// output): written by its segmenter.
+    /// Where the source rendition's muxer output ends so far (decode time, ns; 0 before its
+    /// first output): written by its segmenter.
     muxed_until: Arc<AtomicU64>,
     /// The muxer's chunk duration.
     chunk_ns: u64,
     /// Chunks are LL-HLS parts, which players wait for; without LL-HLS only a segment's end
     /// (the cut) is waited for, and the chunks go out when they may.
     parts: bool,
-    /// PTS of the latest cut requested (`split_if_due`): a fragment ends there. Shared with
-    /// the segmenters, which end a segment with the chunk that ends there.
+    /// Decode time of the latest cut requested (`split_if_due`): the source's fragment ends
+    /// there. Shared with its segmenter, which ends a segment with the chunk that ends there.
     cut_at: Arc<AtomicU64>,
 }
 
@@ -392,7 +442,7 @@ impl Input {
     /// One access unit, timestamps in ns on the pipeline's timeline.
     pub fn video(&mut self, pts: u64, dts: u64, keyframe: bool, nalus: Bytes) -> Result<(), gst::FlowError> {
         if keyframe {
-            self.split_if_due(pts);
+            self.split_if_due(pts, dts);
         }
         let offset = i64::try_from(pts).unwrap_or(i64::MAX) - i64::try_from(dts).unwrap_or(i64::MAX);
         crate::lock(&self.source_offsets).push_back(offset);
@@ -403,12 +453,22 @@ impl Input {
             if !keyframe {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
+            // The muxer times a frame to the next one's start, but the last frame of a publish
+            // to its own end: without a duration it would end where it starts, and the last
+            // part of video would end one frame short of it (a part under RFC 8216bis's 85 %
+            // of PART-TARGET). The one before's interval less a millisecond: FLV's whole
+            // milliseconds make a steady frame rate's intervals differ by one, and a frame
+            // that ran past the next one's start would start the muxer's next chunks late.
+            if self.video_interval > FLV_TICK_NS {
+                b.set_duration(gst::ClockTime::from_nseconds(self.video_interval - FLV_TICK_NS));
+            }
         }
-        // A chunk needs a frame past its end on every track. With B-frames, a video frame
-        // can be past it in presentation time well before the stream gets there; with
-        // audio, the audio frame past the end (which comes in real time) is what the muxer
-        // waits for, so the video counts by decode time. Without audio, by presentation time.
-        let at = if self.audio.is_some() { dts } else { pts };
+        // A chunk needs a frame past its end on every track; the source's muxer times video
+        // by decode time (`decode_order_times`).
+        let at = dts;
+        if self.track_at[0] > 0 && dts > self.track_at[0] {
+            self.video_interval = dts - self.track_at[0];
+        }
         self.track_at[0] = at;
         match self.batch.hold(Track::Video, buffer, at, keyframe) {
             true => self.flush(),
@@ -471,32 +531,35 @@ impl Input {
         }
     }
 
-    /// Before the keyframe at `pts` reaches any muxer: if it is the first at or after the
-    /// segment target, asks every muxer (`split-at-running-time`) to end the fragment there,
-    /// and every ladder encoder to make a keyframe at that frame (an upstream force-key-unit
-    /// event, queued by the encoder until a frame of that running time arrives), so all
-    /// renditions cut at the same frame. The segment starts at 0, so running time = PTS.
-    fn split_if_due(&mut self, pts: u64) {
+    /// Before the keyframe at `pts` (decoded at `dts`) reaches any muxer: if it is the first at
+    /// or after the segment target, asks every muxer (`split-at-running-time`) to end the
+    /// fragment there, and every ladder encoder to make a keyframe at that frame (an upstream
+    /// force-key-unit event, queued by the encoder until a frame of that running time
+    /// arrives), so all renditions cut at the same frame. The segment starts at 0, so running
+    /// time = PTS; the source's muxer times video by decode time (`decode_order_times`).
+    fn split_if_due(&mut self, pts: u64, dts: u64) {
         let due = match self.fragment_start {
             None => {
-                self.fragment_start = Some(pts);
+                self.fragment_start = Some(dts);
                 return;
             }
-            Some(start) => pts + SPLIT_TOLERANCE_NS >= start.saturating_add(self.fragment_ns),
+            Some(start) => dts + SPLIT_TOLERANCE_NS >= start.saturating_add(self.fragment_ns),
         };
         if !due {
             return;
         }
-        self.fragment_start = Some(pts);
-        self.batch.cut_at.store(pts, Ordering::Release);
+        self.fragment_start = Some(dts);
+        self.batch.cut_at.store(dts, Ordering::Release);
+        self.rung_cut_at.store(pts, Ordering::Release);
         let running_time = gst::ClockTime::from_nseconds(pts);
         for encoder in self.encoders.iter().filter_map(|e| e.upgrade()) {
             let keyframe =
                 gst_video::UpstreamForceKeyUnitEvent::builder().running_time(running_time).all_headers(true).build();
             encoder.send_event(keyframe);
         }
-        for mux in self.muxes.iter().filter_map(|m| m.upgrade()) {
-            mux.emit_by_name::<()>("split-at-running-time", &[&running_time]);
+        for (i, mux) in self.muxes.iter().enumerate().filter_map(|(i, m)| Some((i, m.upgrade()?))) {
+            let at = if i == 0 { gst::ClockTime::from_nseconds(dts) } else { running_time };
+            mux.emit_by_name::<()>("split-at-running-time", &[&at]);
         }
     }
 }
@@ -635,9 +698,9 @@ fn transcode(
         encode.set_property("bitrate", rung.video_bitrate_kbps);
         encode.set_property("key-int-max", LADDER_KEYINT_MAX);
         add(&[&queue, &scale, &size, &encode])?;
-        static_pad(&encode, "src")?
-            .link(&mux_pad(mux, VIDEO_TIMESCALE)?)
-            .map_err(|e| gst_err("linking encoder to muxer", e))?;
+        let rung_video = mux_pad(mux, VIDEO_TIMESCALE)?;
+        frames_end_where_the_next_begins(&rung_video);
+        static_pad(&encode, "src")?.link(&rung_video).map_err(|e| gst_err("linking encoder to muxer", e))?;
         sinks.push(static_pad(&queue, "sink")?);
         encoders.push(encode);
     }
@@ -658,7 +721,8 @@ struct Segmenter {
     publish_wall: DateTime<Utc>,
     /// Media time of this publish's segments so far.
     elapsed_ns: u64,
-    /// PTS of the latest cut the input requested: the chunk that ends there ends its fragment.
+    /// Where the latest cut the input requested is on the muxer's timeline (the source's decode
+    /// times, a rung's presentation times): the chunk that ends there ends its fragment.
     cut_at: Arc<AtomicU64>,
     /// The muxer's chunk duration.
     chunk_ns: u64,
@@ -671,8 +735,8 @@ struct Segmenter {
     source_offsets: Option<SourceOffsets>,
     /// The source rendition's: where the input learns where the output ends (`Batch`).
     muxed_until: Option<Arc<AtomicU64>>,
-    /// Where the output ends (PTS, ns): the first chunk's start plus every chunk's duration,
-    /// which is where the muxer starts its next chunk.
+    /// Where the output ends on the muxer's timeline (ns): the first chunk's start plus every
+    /// chunk's duration, which is where the muxer starts its next chunk.
     output_end: Option<u64>,
 }
 
@@ -711,12 +775,10 @@ impl Segmenter {
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
         let mut moof = copy(header);
         if let (Some(track), Some(offsets)) = (&self.track, &self.source_offsets) {
-            bmff::restore_decode_times(&mut moof, track, |n| {
+            bmff::restore_composition_offsets(&mut moof, track, |n| {
                 let mut offsets = crate::lock(offsets);
-                let first = offsets.front().copied();
                 let n = n.min(offsets.len());
-                offsets.drain(..n);
-                first
+                offsets.drain(..n).collect()
             });
         }
         let duration_ns = match self.track.and_then(|t| bmff::video_duration_ns(&moof, &t)) {
@@ -732,9 +794,14 @@ impl Segmenter {
         if let Some(muxed) = &self.muxed_ns {
             muxed.store(self.elapsed_ns, Ordering::Relaxed);
         }
-        // A part lasts from its first presentation time to the next part's (the muxer's chunk
-        // span); decode-order sample durations would misstate parts that hold B-frames.
-        let part_ns = header.duration().map_or(duration_ns, gst::ClockTime::nseconds);
+        // A part lasts as long as its video, as a segment does (the muxers cut on decode
+        // times, so its frames' durations span it). The muxer's span would also count the
+        // audio before the first frame or, at the end of a publish, after the last one; a part
+        // of audio only (that audio's rest) lasts the muxer's span.
+        let part_ns = match duration_ns {
+            0 => header.duration().map_or(0, gst::ClockTime::nseconds),
+            video => video,
+        };
         let (publish, rendition) = (self.publish, self.rendition);
         let from = buffers.len() - rest.len() + 1;
         drop(buffers);

@@ -99,6 +99,29 @@ pub fn check_playlist_text(text: &str) -> (m3u8_rs::MediaPlaylist, LowLatency) {
         assert_eq!(attr(control, "CAN-BLOCK-RELOAD"), Some("YES"), "{text}");
         let hold: f64 = attr(control, "PART-HOLD-BACK").expect("PART-HOLD-BACK").parse().unwrap();
         assert!(hold >= 3.0 * target - 1e-9, "PART-HOLD-BACK {hold} < 3 × {target}:\n{text}");
+        // RFC 8216bis 4.4.4.9: each part at least 85 % of the target, but an INDEPENDENT one
+        // and the last of its segment. The open segment's newest part may be its last (the
+        // publish ended), so it is not judged either.
+        let check_floor = |parts: &mut Vec<(&str, f64, bool)>| {
+            for (i, &(uri, duration, independent)) in parts.iter().enumerate() {
+                assert!(
+                    independent || i + 1 == parts.len() || duration >= 0.85 * target - 1e-9,
+                    "part {uri} lasts {duration} s < 85 % of PART-TARGET {target}:\n{text}"
+                );
+            }
+            parts.clear();
+        };
+        let mut parts_of_segment: Vec<(&str, f64, bool)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("#EXT-X-PART:") {
+                let uri = attr(rest, "URI").unwrap_or_default();
+                let duration: f64 = attr(rest, "DURATION").and_then(|d| d.parse().ok()).unwrap_or(0.0);
+                parts_of_segment.push((uri, duration, rest.contains("INDEPENDENT=YES")));
+            } else if line.starts_with("#EXTINF") {
+                check_floor(&mut parts_of_segment);
+            }
+        }
+        check_floor(&mut parts_of_segment);
         for part in &ll.parts {
             assert!(
                 part.duration <= target + 1e-9,
