@@ -1,4 +1,4 @@
-//! Just enough ISO-BMFF to time a segment and keep the source's decode times: the video
+//! Just enough ISO-BMFF to time a segment and keep the source's timestamps: the video
 //! track's timescale and defaults from the init segment, the summed sample durations of its
 //! `traf`s in a fragment, and a rewrite of their composition offsets (see
 //! `restore_composition_offsets`).

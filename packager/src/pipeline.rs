@@ -71,7 +71,7 @@ pub(crate) enum BusEvent {
 }
 
 /// The source composition offset (ns) of each video frame pushed and not yet muxed, in decode
-/// order: how the source rendition's segmenter restores the source's decode times.
+/// order: how the source rendition's segmenter restores the source's presentation times.
 type SourceOffsets = Arc<Mutex<VecDeque<i64>>>;
 
 pub(crate) struct Built {
@@ -130,18 +130,19 @@ fn decode_order_times(pad: &gst::Pad) {
     });
 }
 
-/// Ends each frame of a ladder rung on a whole millisecond, where the next one begins. The
-/// source's times are whole milliseconds (FLV), while the encoders give each frame 1/fps: a
-/// frame at 12.034 s lasting 33.333 ms ends a third of a millisecond after the next one
-/// starts. A fragment ending there would start the next fragment's chunks that much late, so
-/// their first chunk would take in the frame on its end (233 ms parts for 200 ms).
+/// Ends each frame of a ladder rung on the whole millisecond at or before its end, so never
+/// past the next frame's start. The source's times are whole milliseconds (FLV), while the
+/// encoders give each frame 1/fps: a frame at 12.034 s lasting 33.333 ms ends a third of a
+/// millisecond after the next one starts. A fragment ending there would start the next
+/// fragment's chunks that much late, so their first chunk would take in the frame on its end
+/// (233 ms parts for 200 ms). (A frame ending early is harmless: the muxer ends it where the
+/// next begins.)
 fn frames_end_where_the_next_begins(pad: &gst::Pad) {
-    const MS: u64 = 1_000_000;
     pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
         if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data
             && let (Some(pts), Some(duration)) = (buffer.pts(), buffer.duration())
         {
-            let end = (pts.nseconds() + duration.nseconds() + MS / 2) / MS * MS;
+            let end = (pts.nseconds() + duration.nseconds()) / FLV_TICK_NS * FLV_TICK_NS;
             if end > pts.nseconds() && end != pts.nseconds() + duration.nseconds() {
                 buffer.make_mut().set_duration(gst::ClockTime::from_nseconds(end - pts.nseconds()));
             }
@@ -219,6 +220,7 @@ pub(crate) fn start(
     let chunk_ns = u64::try_from(chunk.as_nanos()).unwrap_or(u64::MAX);
     let muxed_until = Arc::new(AtomicU64::new(0));
     let (cut_at, rung_cut_at) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let split_lead = Arc::new(AtomicU64::new(0));
     let (bus_tx, bus) = mpsc::unbounded_channel();
     // The pipeline has no sink element (each muxer feeds a pad of ours), so no EOS message:
     // the publish is drained when every rendition's output pad has seen EOS.
@@ -231,8 +233,10 @@ pub(crate) fn start(
                 publish_wall,
                 elapsed_ns: 0,
                 cut_at: if rendition == 0 { cut_at.clone() } else { rung_cut_at.clone() },
+                split_lead: split_lead.clone(),
                 chunk_ns,
                 track: None,
+                video_in_fragment: false,
                 tx: tx.clone(),
                 muxed_ns: (rendition == 0).then(|| muxed_ns.clone()),
                 // The rungs' encoders make their own frames (without B-frames).
@@ -323,8 +327,9 @@ pub(crate) fn start(
         source_offsets,
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, parts: part.is_some(), cut_at },
         rung_cut_at,
+        split_lead,
         track_at: [0; 2],
-        video_interval: 0,
+        video_intervals: VecDeque::with_capacity(RECENT_INTERVALS),
     };
     Ok(Built { pipeline, outputs, input, bus })
 }
@@ -344,6 +349,8 @@ fn batch_scheduling() {
 
 /// FLV timestamps are whole milliseconds.
 const FLV_TICK_NS: u64 = 1_000_000;
+/// Video frame intervals a frame's duration is guessed from (see `Input::video`).
+const RECENT_INTERVALS: usize = 8;
 /// FLV timestamps are whole milliseconds: a keyframe this close to the target counts as at it.
 const SPLIT_TOLERANCE_NS: u64 = 5_000_000;
 /// How far past the target a GOP may end before the muxer cuts on its own.
@@ -366,11 +373,14 @@ pub(crate) struct Input {
     batch: Batch,
     /// Where the newest video and audio frames put their tracks (see `Input::video`).
     track_at: [u64; 2],
-    /// The decode time between the newest two video frames (ns; 0 before the second).
-    video_interval: u64,
+    /// The decode time between consecutive video frames, the newest `RECENT_INTERVALS`.
+    video_intervals: VecDeque<u64>,
     /// PTS of the latest cut requested, shared with the ladder's segmenters (the source's
     /// cut, in decode time, is `Batch::cut_at`).
     rung_cut_at: Arc<AtomicU64>,
+    /// How long before each cut's keyframe the muxers are asked to split (`split_if_due`);
+    /// shared with every segmenter.
+    split_lead: Arc<AtomicU64>,
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
@@ -456,18 +466,24 @@ impl Input {
             // The muxer times a frame to the next one's start, but the last frame of a publish
             // to its own end: without a duration it would end where it starts, and the last
             // part of video would end one frame short of it (a part under RFC 8216bis's 85 %
-            // of PART-TARGET). The one before's interval less a millisecond: FLV's whole
-            // milliseconds make a steady frame rate's intervals differ by one, and a frame
-            // that ran past the next one's start would start the muxer's next chunks late.
-            if self.video_interval > FLV_TICK_NS {
-                b.set_duration(gst::ClockTime::from_nseconds(self.video_interval - FLV_TICK_NS));
+            // of PART-TARGET). A frame must not run past the next one's start either (the
+            // muxer's next chunks would start late and take in an extra frame), so it is given
+            // the shortest recent interval less a millisecond: FLV's whole milliseconds make a
+            // steady frame rate's intervals differ by one.
+            if let Some(&shortest) = self.video_intervals.iter().min()
+                && shortest > FLV_TICK_NS
+            {
+                b.set_duration(gst::ClockTime::from_nseconds(shortest - FLV_TICK_NS));
             }
         }
         // A chunk needs a frame past its end on every track; the source's muxer times video
         // by decode time (`decode_order_times`).
         let at = dts;
         if self.track_at[0] > 0 && dts > self.track_at[0] {
-            self.video_interval = dts - self.track_at[0];
+            if self.video_intervals.len() == RECENT_INTERVALS {
+                self.video_intervals.pop_front();
+            }
+            self.video_intervals.push_back(dts - self.track_at[0]);
         }
         self.track_at[0] = at;
         match self.batch.hold(Track::Video, buffer, at, keyframe) {
@@ -549,6 +565,15 @@ impl Input {
             return;
         }
         self.fragment_start = Some(dts);
+        // Each muxer is asked to end its fragment just after the frame before the keyframe,
+        // not at the keyframe: a chunk whose target falls short of the keyframe and whose next
+        // frame is the keyframe also ends there, and the muxer ends the fragment only with a
+        // chunk whose target reaches the requested time. Whole frames rarely add up to the
+        // part target exactly (29.97 fps: 200 or 201 ms; 24 fps: 208 or 209), and a chunk
+        // with the keyframe as its next frame would otherwise run its fragment on to the next
+        // cut. Less than a frame before the keyframe, the request falls in the last chunk.
+        let lead = self.video_intervals.iter().min().map_or(0, |&shortest| shortest.saturating_sub(FLV_TICK_NS));
+        self.split_lead.store(lead, Ordering::Release);
         self.batch.cut_at.store(dts, Ordering::Release);
         self.rung_cut_at.store(pts, Ordering::Release);
         let running_time = gst::ClockTime::from_nseconds(pts);
@@ -558,8 +583,8 @@ impl Input {
             encoder.send_event(keyframe);
         }
         for (i, mux) in self.muxes.iter().enumerate().filter_map(|(i, m)| Some((i, m.upgrade()?))) {
-            let at = if i == 0 { gst::ClockTime::from_nseconds(dts) } else { running_time };
-            mux.emit_by_name::<()>("split-at-running-time", &[&at]);
+            let at = if i == 0 { dts } else { pts };
+            mux.emit_by_name::<()>("split-at-running-time", &[&gst::ClockTime::from_nseconds(at - lead.min(at))]);
         }
     }
 }
@@ -724,10 +749,14 @@ struct Segmenter {
     /// Where the latest cut the input requested is on the muxer's timeline (the source's decode
     /// times, a rung's presentation times): the chunk that ends there ends its fragment.
     cut_at: Arc<AtomicU64>,
+    /// How long before the cut the muxer was asked to split (`Input::split_if_due`).
+    split_lead: Arc<AtomicU64>,
     /// The muxer's chunk duration.
     chunk_ns: u64,
     /// From the latest init; times the segments.
     track: Option<bmff::VideoTrack>,
+    /// The current fragment's chunks so far held video.
+    video_in_fragment: bool,
     tx: mpsc::Sender<Msg>,
     /// The source rendition's: kept at `elapsed_ns`, for the feed's lag check.
     muxed_ns: Option<Arc<AtomicU64>>,
@@ -770,7 +799,9 @@ impl Segmenter {
                 muxed_until.store(end, Ordering::Release);
             }
         }
-        let last = ends_at_cut(start, end, self.cut_at.load(Ordering::Acquire), self.chunk_ns);
+        let cut = self.cut_at.load(Ordering::Acquire);
+        let split_at = cut.saturating_sub(self.split_lead.load(Ordering::Acquire));
+        let last = ends_at_cut(start, end, (cut, split_at), self.chunk_ns);
         // The header (styp/moof and the mdat's box header) is copied, to be rewritten; the
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
         let mut moof = copy(header);
@@ -781,11 +812,30 @@ impl Segmenter {
                 offsets.drain(..n).collect()
             });
         }
-        let duration_ns = match self.track.and_then(|t| bmff::video_duration_ns(&moof, &t)) {
+        let span_ns = header.duration().map_or(0, gst::ClockTime::nseconds);
+        let video_ns = match self.track.and_then(|t| bmff::video_duration_ns(&moof, &t)) {
             Some(d) => d,
             None => {
                 tracing::warn!(publish = self.publish, "no video timing in fragment; using the muxer's");
-                header.duration().map_or(0, |d| d.nseconds())
+                span_ns
+            }
+        };
+        if first {
+            self.video_in_fragment = false;
+        }
+        // A part lasts as long as its video, as a segment does (the muxers cut on decode
+        // times, so its frames' durations span it; the muxer's span would also count the
+        // audio around them). Audio with no video: before the fragment's first frame (a
+        // publish whose audio starts well ahead) it is the segment's time and a part of its
+        // own; after its last frame (the end of a publish) it adds nothing, and it goes into
+        // the segment without being a part, or the short part of video before it would not be
+        // its segment's last.
+        let (duration_ns, independent, listed) = match (video_ns, self.video_in_fragment) {
+            (0, false) => (span_ns, first, true),
+            (0, true) => (0, false, false),
+            (video, seen) => {
+                self.video_in_fragment = true;
+                (video, first || !seen, true)
             }
         };
         let offset = i64::try_from(self.elapsed_ns).unwrap_or(i64::MAX);
@@ -794,19 +844,11 @@ impl Segmenter {
         if let Some(muxed) = &self.muxed_ns {
             muxed.store(self.elapsed_ns, Ordering::Relaxed);
         }
-        // A part lasts as long as its video, as a segment does (the muxers cut on decode
-        // times, so its frames' durations span it). The muxer's span would also count the
-        // audio before the first frame or, at the end of a publish, after the last one; a part
-        // of audio only (that audio's rest) lasts the muxer's span.
-        let part_ns = match duration_ns {
-            0 => header.duration().map_or(0, gst::ClockTime::nseconds),
-            video => video,
-        };
         let (publish, rendition) = (self.publish, self.rendition);
         let from = buffers.len() - rest.len() + 1;
         drop(buffers);
         let pieces = std::iter::once(Bytes::from(moof)).chain(samples(list, from)).collect();
-        self.send(Msg::Part { publish, rendition, pieces, duration_ns, part_ns, pdt, first, last })?;
+        self.send(Msg::Part { publish, rendition, pieces, duration_ns, pdt, first, last, listed, independent })?;
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -820,15 +862,16 @@ impl Segmenter {
 }
 
 /// Whether the chunk from `start` to `end` ends its fragment at the cut the input asked for
-/// (`cut`, the latest; 0 before the first). The muxer ends a fragment with the chunk whose
-/// target (`start + chunk_ns`) reaches the cut, and that chunk then ends exactly there; a chunk
-/// that only happens to end at the cut (the keyframe was the first frame past a shorter
-/// target) does not, and the muxer then lets the fragment run on past the cut. One wrongly
-/// taken as last would end its segment early and lose the rest of it, while one missed only
-/// makes the segment complete when the next one starts (a cut the muxer made on its own, or one
-/// asked for again before this chunk came out).
-fn ends_at_cut(start: Option<u64>, end: Option<u64>, cut: u64, chunk_ns: u64) -> bool {
-    start.zip(end).is_some_and(|(start, end)| start < cut && end == cut && start.saturating_add(chunk_ns) >= cut)
+/// (`cut`, the latest keyframe's time, 0 before the first; the split was requested at
+/// `split_at`, just before it). The muxer ends a fragment with the chunk whose target
+/// (`start + chunk_ns`) reaches the requested time, and that chunk then ends at the keyframe;
+/// a chunk that only happens to end there (its target fell short) does not, and the muxer then
+/// lets the fragment run on past the cut. One wrongly taken as last would end its segment
+/// early and lose the rest of it, while one missed only makes the segment complete when the
+/// next one starts (a cut the muxer made on its own, or one asked for again before this chunk
+/// came out).
+fn ends_at_cut(start: Option<u64>, end: Option<u64>, (cut, split_at): (u64, u64), chunk_ns: u64) -> bool {
+    start.zip(end).is_some_and(|(start, end)| start < cut && end == cut && start.saturating_add(chunk_ns) >= split_at)
 }
 
 /// `pts` of a buffer arriving at `pad` as a running time: the input's timeline.
@@ -954,19 +997,22 @@ mod tests {
 
     #[test]
     fn only_the_chunk_that_ends_at_the_cut_ends_the_segment() {
-        let (cut, chunk) = (2000 * MS, 100 * MS);
-        assert!(ends_at_cut(Some(1900 * MS), Some(cut), cut, chunk));
+        // A 24 fps keyframe at 2000 ms, the split asked for just after the frame before it.
+        let (cut, chunk) = ((2000 * MS, 1959 * MS), 200 * MS);
+        assert!(ends_at_cut(Some(1800 * MS), Some(2000 * MS), cut, chunk));
+        // Its target short of the keyframe but past the split: whole frames of 208 ms.
+        assert!(ends_at_cut(Some(1792 * MS), Some(2000 * MS), cut, chunk));
         // Its target reached the cut from further back (the muxer shortened it to the cut).
-        assert!(ends_at_cut(Some(1933 * MS), Some(cut), cut, chunk));
-        // Ending at the cut with a target short of it: the muxer does not end the fragment.
-        assert!(!ends_at_cut(Some(1867 * MS), Some(cut), cut, chunk));
+        assert!(ends_at_cut(Some(1917 * MS), Some(2000 * MS), cut, chunk));
+        // Ending at the cut with a target short of the split: the muxer goes on.
+        assert!(!ends_at_cut(Some(1750 * MS), Some(2000 * MS), cut, chunk));
         // Past the cut (the fragment went on), from the cut (the next fragment's), before it.
         assert!(!ends_at_cut(Some(1900 * MS), Some(2100 * MS), cut, chunk));
-        assert!(!ends_at_cut(Some(cut), Some(2100 * MS), cut, chunk));
-        assert!(!ends_at_cut(Some(1800 * MS), Some(1900 * MS), cut, chunk));
+        assert!(!ends_at_cut(Some(2000 * MS), Some(2200 * MS), cut, chunk));
+        assert!(!ends_at_cut(Some(1750 * MS), Some(1959 * MS), cut, chunk));
         // No cut asked for yet (the first fragment), or no timing known.
-        assert!(!ends_at_cut(Some(0), Some(100 * MS), 0, chunk));
-        assert!(!ends_at_cut(None, Some(cut), cut, chunk));
-        assert!(!ends_at_cut(Some(1900 * MS), None, cut, chunk));
+        assert!(!ends_at_cut(Some(0), Some(200 * MS), (0, 0), chunk));
+        assert!(!ends_at_cut(None, Some(2000 * MS), cut, chunk));
+        assert!(!ends_at_cut(Some(1800 * MS), None, cut, chunk));
     }
 }

@@ -176,6 +176,20 @@ pub(crate) fn render_whole(segments: &[Segment], kind: Kind, min_target_secs: u6
 }
 
 /// TARGETDURATION over every segment, not just the window, so the live one never shrinks.
+/// PART-TARGET (ms) for parts of `setting_ms` at `frame_rate`: the muxer ends a part at the
+/// first frame at or past the setting, so a part is the fewest whole frames that reach it (30
+/// fps: 6 frames, 200 ms; 29.97: 200.2 ms; 24: 208.3 ms), rounded up to the millisecond (FLV
+/// times are whole milliseconds, so a part lasts that rounded down or up). The setting itself
+/// when the frame rate is unknown.
+pub(crate) fn part_target_ms(setting_ms: u64, frame_rate: Option<f64>) -> u64 {
+    let Some(frame_ms) = frame_rate.filter(|r| (1.0..=1000.0).contains(r)).map(|r| 1000.0 / r) else {
+        return setting_ms;
+    };
+    // A hair under a whole number of frames counts as it: 6 × 33.333… is 200.
+    let frames = (setting_ms as f64 / frame_ms - 1e-6).ceil().max(1.0);
+    (frames * frame_ms - 1e-6).ceil() as u64
+}
+
 pub(crate) fn target_secs(segments: &[Segment], min_target_secs: u64) -> u64 {
     segments.iter().map(|s| s.duration_ms.div_ceil(1000)).max().unwrap_or(0).max(min_target_secs).max(1)
 }
@@ -520,6 +534,20 @@ fn parse_millis(v: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn part_target_is_the_whole_frames_that_reach_the_setting() {
+        let target = |fps: f64| part_target_ms(200, Some(fps));
+        assert_eq!([target(30.0), target(25.0), target(60.0), target(50.0), target(15.0)], [200; 5]);
+        assert_eq!(target(30000.0 / 1001.0), 201, "six frames of 33.367 ms");
+        assert_eq!(target(60000.0 / 1001.0), 201);
+        assert_eq!(target(24.0), 209, "five frames of 41.667 ms");
+        assert_eq!(target(24000.0 / 1001.0), 209);
+        assert_eq!(target(12.0), 250, "three frames of 83.3 ms");
+        assert_eq!(part_target_ms(200, None), 200);
+        assert_eq!(part_target_ms(200, Some(0.0)), 200, "caps without a frame rate");
+        assert_eq!(part_target_ms(500, Some(30.0)), 500);
+    }
+
     use super::*;
     use chrono::TimeZone;
 

@@ -36,21 +36,24 @@ pub(crate) enum Msg {
         bytes: Bytes,
         info: StreamInfo,
     },
-    /// One muxer chunk: with LL-HLS an LL-HLS part; with `first && last` a whole segment.
-    /// `first`: it starts a segment (at a keyframe); `pdt` is then the segment's start.
+    /// One muxer chunk: with LL-HLS an LL-HLS part (if `listed`); with `first && last` a
+    /// whole segment. `first`: it starts a segment; `pdt` is then the segment's start.
     /// `last`: the segment is complete with it (it ends at the cut); otherwise a segment is
-    /// complete when the next one starts or the publish ends.
-    /// `duration_ns` counts into the segment's duration, `part_ns` is the part's own span.
+    /// complete when the next one starts or the publish ends. `duration_ns` counts into the
+    /// segment's duration and is the part's. `listed`: it is a part (the audio after a
+    /// publish's last video frame goes into the segment only); `independent`: the part
+    /// starts with a keyframe (or holds only audio before the first).
     Part {
         publish: u64,
         rendition: usize,
         /// The chunk as the muxer's buffers, in order (no joined copy).
         pieces: Vec<Bytes>,
         duration_ns: u64,
-        part_ns: u64,
         pdt: DateTime<Utc>,
         first: bool,
         last: bool,
+        listed: bool,
+        independent: bool,
     },
     /// Insert or update (same id) a DATERANGE marker; `done` once the playlists are written.
     Marker {
@@ -212,6 +215,8 @@ pub(crate) struct Writer {
     live_window: usize,
     /// PART-TARGET in ms; `None` without LL-HLS.
     part_target_ms: Option<u64>,
+    /// PART-TARGET was set from the source's frame rate (`init`).
+    part_target_fixed: bool,
     /// The source first, then the ladder's rungs.
     tracks: Vec<Track>,
     markers: Vec<DateRange>,
@@ -256,6 +261,7 @@ impl Writer {
             min_target_secs: config.min_target_secs(),
             live_window: config.live_window,
             part_target_ms: config.part_target_ms(),
+            part_target_fixed: false,
             tracks,
             markers,
             live,
@@ -308,8 +314,9 @@ impl Writer {
         }
         match msg {
             Msg::Init { rendition, bytes, info, .. } => self.init(rendition, bytes, info).await,
-            Msg::Part { rendition, pieces, duration_ns, part_ns, pdt, first, last, .. } => {
-                self.part(rendition, pieces, (duration_ns, part_ns), pdt, (first, last)).await
+            Msg::Part { rendition, pieces, duration_ns, pdt, first, last, listed, independent, .. } => {
+                let part = listed.then_some(independent);
+                self.part(rendition, pieces, duration_ns, pdt, (first, last), part).await
             }
             Msg::PublishEnded { .. } => {
                 for r in 0..self.tracks.len() {
@@ -331,6 +338,17 @@ impl Writer {
     }
 
     async fn init(&mut self, r: usize, bytes: Bytes, info: StreamInfo) {
+        // PART-TARGET is the parts' length at the source's frame rate, fixed by the stream's
+        // first source init (a playlist's PART-TARGET never changes).
+        if r == 0
+            && !self.part_target_fixed
+            && let Some(setting) = self.part_target_ms
+        {
+            self.part_target_fixed = true;
+            let target = playlist::part_target_ms(setting, info.frame_rate);
+            self.part_target_ms = Some(target);
+            self.live.progress_sender().send_modify(|p| p.part_target_ms = Some(target));
+        }
         let Some(track) = self.tracks.get_mut(r) else { return };
         let n = track.next_init;
         track.next_init += 1;
@@ -352,9 +370,11 @@ impl Writer {
         &mut self,
         r: usize,
         pieces: Vec<Bytes>,
-        (duration_ns, part_ns): (u64, u64),
+        duration_ns: u64,
         pdt: DateTime<Utc>,
         (first, last): (bool, bool),
+        // Some(independent) when the chunk is listed as a part.
+        part: Option<bool>,
     ) {
         if r >= self.tracks.len() {
             return;
@@ -422,14 +442,14 @@ impl Writer {
             }
         };
         let msn = open.segment.msn;
-        if let Some(part_target) = self.part_target_ms {
+        if let (Some(part_target), Some(independent)) = (self.part_target_ms, part) {
             self.live.add_part(r, msn, pieces, written);
-            let duration_ms = (part_ns + 500_000) / 1_000_000;
+            let duration_ms = (duration_ns + 500_000) / 1_000_000;
             if duration_ms > part_target {
                 tracing::debug!(playback_id = %self.playback_id, duration_ms, part_target, "part longer than its target");
             }
             let Some(open) = &mut self.tracks[r].open else { return };
-            open.segment.parts.push(Part { duration_ms, independent: first });
+            open.segment.parts.push(Part { duration_ms, independent });
         }
         let Some(open) = &mut self.tracks[r].open else { return };
         open.duration_ns += duration_ns;
