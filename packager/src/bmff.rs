@@ -106,24 +106,33 @@ fn box_ranges(data: &[u8], from: usize, to: usize) -> Vec<([u8; 4], usize, usize
     out
 }
 
-/// Gives the video samples of each fragment the source's composition offsets.
+/// Gives the video samples of each fragment the source's decode times and composition
+/// offsets.
 ///
-/// The muxer is given each video frame's decode time as its presentation time (see
-/// `pipeline::decode_order_times`), so that it can end a chunk at any frame: its `tfdt`s and
-/// sample durations are the source's decode times, and its composition offsets are all zero.
-/// `source_cts(n)` gives the source offsets (ns) of the next `n` samples of the track, in
-/// decode order, and consumes them; each is written into its sample's `trun` entry (a `trun`
-/// without offsets is given room for them first), with signed offsets (`trun` version 1) where
-/// one is negative. A fragment that cannot be read is left as it is.
+/// The muxer is given each video frame's decode time plus `shift_ns` as its presentation
+/// time (see `pipeline::decode_order_times`), so that it can end a chunk at any frame: its
+/// sample durations are the source's decode times, its `tfdt`s are the source's decode times
+/// plus `shift_ns` (it decodes each sample at its presentation time), and its composition
+/// offsets are all zero. Each video `tfdt` is moved back by `shift_ns`, and `source_cts(n)`
+/// gives the source offsets (ns) of the next `n` samples of the track, in decode order, and
+/// consumes them; each is written into its sample's `trun` entry (a `trun` without offsets is
+/// given room for them first), with signed offsets (`trun` version 1) where one is negative.
+/// A fragment that cannot be read is left as it is.
 pub(crate) fn restore_composition_offsets(
     segment: &mut Vec<u8>,
     track: &VideoTrack,
+    shift_ns: i64,
     mut source_cts: impl FnMut(usize) -> Vec<i64>,
 ) {
     add_composition_offsets(segment, track);
     for traf in traf_positions(segment) {
         if u32_at(segment, traf.tfhd + 4) != Some(track.track_id) {
             continue;
+        }
+        if shift_ns != 0
+            && let Some(tfdt) = traf.tfdt
+        {
+            move_tfdt(segment, tfdt, -ticks(shift_ns, track.timescale));
         }
         for &(trun, _) in &traf.truns {
             let Some(fields) = cto_offsets(segment, trun) else {
@@ -132,10 +141,7 @@ pub(crate) fn restore_composition_offsets(
                 continue;
             };
             let offsets = source_cts(fields.len());
-            let ticks: Vec<i64> = offsets
-                .iter()
-                .map(|&ns| (ns.saturating_mul(i64::from(track.timescale)) + 500_000_000).div_euclid(1_000_000_000))
-                .collect();
+            let ticks: Vec<i64> = offsets.iter().map(|&ns| ticks(ns, track.timescale)).collect();
             if ticks.iter().any(|&t| t < 0) {
                 segment[trun] = 1;
             }
@@ -145,6 +151,36 @@ pub(crate) fn restore_composition_offsets(
             }
         }
     }
+}
+
+/// `ns` in ticks of `timescale`, to the nearest.
+fn ticks(ns: i64, timescale: u32) -> i64 {
+    (ns.saturating_mul(i64::from(timescale)) + 500_000_000).div_euclid(1_000_000_000)
+}
+
+/// Moves the `tfdt` whose payload is at `tfdt.0..tfdt.1` by `by` ticks, in place; false if
+/// it cannot be read or the time would not fit.
+fn move_tfdt(segment: &mut [u8], (tfdt, end): (usize, usize), by: i64) -> bool {
+    let wide = segment.get(tfdt) == Some(&1);
+    if end < tfdt + if wide { 12 } else { 8 } {
+        return false;
+    }
+    let written = match wide {
+        true => segment[tfdt + 4..tfdt + 12].try_into().map(u64::from_be_bytes).unwrap_or(0),
+        false => u64::from(u32_at(segment, tfdt + 4).unwrap_or(0)),
+    };
+    let moved = i128::from(written) + i128::from(by);
+    match wide {
+        true => match u64::try_from(moved) {
+            Ok(v) => segment[tfdt + 4..tfdt + 12].copy_from_slice(&v.to_be_bytes()),
+            Err(_) => return false,
+        },
+        false => match u32::try_from(moved) {
+            Ok(v) => segment[tfdt + 4..tfdt + 8].copy_from_slice(&v.to_be_bytes()),
+            Err(_) => return false,
+        },
+    }
+    true
 }
 
 /// Where a `traf`'s boxes are in a segment: payload offsets of its `tfhd`, its `tfdt`
@@ -344,24 +380,8 @@ pub(crate) fn shift_decode_times(segment: &mut [u8], tracks: &[Track], shift_ns:
         let Some((tfdt, tfdt_end)) = traf.tfdt else { return false };
         let Some(track) = tracks.iter().find(|t| Some(t.id) == u32_at(segment, traf.tfhd + 4)) else { return false };
         let shift = i128::from(shift_ns) * i128::from(track.timescale) / 1_000_000_000;
-        let wide = segment.get(tfdt) == Some(&1);
-        if tfdt_end < tfdt + if wide { 12 } else { 8 } {
+        if !move_tfdt(segment, (tfdt, tfdt_end), i64::try_from(shift).unwrap_or(i64::MAX)) {
             return false;
-        }
-        let written = match wide {
-            true => segment[tfdt + 4..tfdt + 12].try_into().map(u64::from_be_bytes).unwrap_or(0),
-            false => u64::from(u32_at(segment, tfdt + 4).unwrap_or(0)),
-        };
-        let moved = i128::from(written) + shift;
-        match wide {
-            true => match u64::try_from(moved) {
-                Ok(v) => segment[tfdt + 4..tfdt + 12].copy_from_slice(&v.to_be_bytes()),
-                Err(_) => return false,
-            },
-            false => match u32::try_from(moved) {
-                Ok(v) => segment[tfdt + 4..tfdt + 8].copy_from_slice(&v.to_be_bytes()),
-                Err(_) => return false,
-            },
         }
     }
     true
@@ -479,8 +499,9 @@ mod tests {
         let moof_len = fragment(0).len() as u32;
         let mut segment = [bx(b"styp", b"msdh"), fragment(moof_len + 8), bx(b"mdat", samples)].concat();
         let mut given = vec![];
-        // 67 ms, 0 and -33 ms (a negative offset needs a version 1 trun).
-        restore_composition_offsets(&mut segment, &track, |n| {
+        // 67 ms, 0 and -33 ms (a negative offset needs a version 1 trun); the muxer's decode
+        // times were 67 ms late.
+        restore_composition_offsets(&mut segment, &track, 67_000_000, |n| {
             given.push(n);
             vec![67_000_000, 0, -33_000_000]
         });
@@ -488,6 +509,7 @@ mod tests {
         let moof = boxes(&segment).find(|(k, _)| k == b"moof").expect("moof").1;
         let traf = child(moof, b"traf").expect("traf");
         let trun = child(traf, b"trun").expect("trun");
+        assert_eq!(u32_at(child(traf, b"tfdt").expect("tfdt"), 4), Some(90_000 - 6030));
         assert_eq!(u32_at(trun, 0), Some(0x0100_0B01), "version 1, composition offsets added");
         let entries: Vec<u32> = (0..3 * 3).map(|i| u32_at(trun, 12 + 4 * i).unwrap()).collect();
         assert_eq!(entries, [3000, 10, 6030, 3000, 10, 0, 3000, 7, (-2970i32) as u32]);

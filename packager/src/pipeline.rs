@@ -20,7 +20,7 @@
 //! the same frame.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,20 +110,26 @@ fn mux_pad(mux: &gst::Element, timescale: u32) -> Result<gst::Pad, PackagerError
     Ok(pad)
 }
 
-/// Gives the source's muxer each video frame's decode time as its presentation time. The muxer
-/// ends a chunk before the first frame, in decode order, presented at or after the chunk's end:
-/// with B-frames only a reference frame can be that one, so its chunks (and our LL-HLS parts)
-/// would be whole reordered groups (133 ms with x264's three B-frames at 30 fps) and could not
-/// be kept between 85 % and 100 % of PART-TARGET as RFC 8216bis requires. On decode times it
-/// cuts at any frame. The segmenter writes the source's composition offsets back
+/// Gives the source's muxer each video frame's decode time, plus the publish's first
+/// keyframe's composition offset (`shift`, set by the input before that frame), as its
+/// presentation time. The muxer ends a chunk before the first frame, in decode order,
+/// presented at or after the chunk's end: with B-frames only a reference frame can be that
+/// one, so its chunks (and our LL-HLS parts) would be whole reordered groups (133 ms with
+/// x264's three B-frames at 30 fps) and could not be kept between 85 % and 100 % of
+/// PART-TARGET as RFC 8216bis requires. On decode times it cuts at any frame; the shift puts
+/// the keyframes at their presentation times, where the ladder's rungs have them, so every
+/// muxer cuts the audio at the same time. The decode times stay the source's, and the
+/// segmenter writes the source's composition offsets back
 /// (`bmff::restore_composition_offsets`); the ladder's decoders, on the other branch, keep the
 /// presentation times.
-fn decode_order_times(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data {
-            let dts = buffer.dts();
-            if dts.is_some() && buffer.pts() != dts {
-                buffer.make_mut().set_pts(dts);
+fn decode_order_times(pad: &gst::Pad, shift: Arc<AtomicI64>) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &mut info.data
+            && let Some(dts) = buffer.dts()
+        {
+            let at = gst::ClockTime::from_nseconds(dts.nseconds().saturating_add_signed(shift.load(Ordering::Acquire)));
+            if buffer.pts() != Some(at) {
+                buffer.make_mut().set_pts(at);
             }
         }
         gst::PadProbeReturn::Ok
@@ -221,6 +227,7 @@ pub(crate) fn start(
     let muxed_until = Arc::new(AtomicU64::new(0));
     let (cut_at, rung_cut_at) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let split_lead = Arc::new(AtomicU64::new(0));
+    let video_shift = Arc::new(AtomicI64::new(0));
     let (bus_tx, bus) = mpsc::unbounded_channel();
     // The pipeline has no sink element (each muxer feeds a pad of ours), so no EOS message:
     // the publish is drained when every rendition's output pad has seen EOS.
@@ -241,6 +248,7 @@ pub(crate) fn start(
                 muxed_ns: (rendition == 0).then(|| muxed_ns.clone()),
                 // The rungs' encoders make their own frames (without B-frames).
                 source_offsets: (rendition == 0).then(|| source_offsets.clone()),
+                video_shift: video_shift.clone(),
                 muxed_until: (rendition == 0).then(|| muxed_until.clone()),
                 output_end: None,
             };
@@ -253,7 +261,7 @@ pub(crate) fn start(
 
     // Video: the source's muxer (its first pad: track order video, audio), then the ladder.
     let source_video = mux_pad(&muxes[0], VIDEO_TIMESCALE)?;
-    decode_order_times(&source_video);
+    decode_order_times(&source_video, video_shift.clone());
     let mut video_sinks = vec![source_video];
     let encoders = match ladder.is_empty() {
         true => Vec::new(),
@@ -328,6 +336,7 @@ pub(crate) fn start(
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, parts: part.is_some(), cut_at },
         rung_cut_at,
         split_lead,
+        video_shift: (video_shift, false),
         track_at: [0; 2],
         video_intervals: VecDeque::with_capacity(RECENT_INTERVALS),
     };
@@ -366,7 +375,8 @@ pub(crate) struct Input {
     muxes: Vec<gst::glib::WeakRef<gst::Element>>,
     encoders: Vec<gst::glib::WeakRef<gst::Element>>,
     fragment_ns: u64,
-    /// Decode time of the keyframe that began the current fragment.
+    /// Where the keyframe that began the current fragment is on the source's muxer's timeline
+    /// (`decode_order_times`).
     fragment_start: Option<u64>,
     source_offsets: SourceOffsets,
     /// Frames not yet pushed, in arrival order (see `Batch`).
@@ -376,11 +386,14 @@ pub(crate) struct Input {
     /// The decode time between consecutive video frames, the newest `RECENT_INTERVALS`.
     video_intervals: VecDeque<u64>,
     /// PTS of the latest cut requested, shared with the ladder's segmenters (the source's
-    /// cut, in decode time, is `Batch::cut_at`).
+    /// cut, on its muxer's timeline, is `Batch::cut_at`).
     rung_cut_at: Arc<AtomicU64>,
     /// How long before each cut's keyframe the muxers are asked to split (`split_if_due`);
     /// shared with every segmenter.
     split_lead: Arc<AtomicU64>,
+    /// The first keyframe's composition offset, which the source's muxer adds to each decode
+    /// time (`decode_order_times`), and whether it is set yet.
+    video_shift: (Arc<AtomicI64>, bool),
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
@@ -392,16 +405,17 @@ pub(crate) struct Input {
 /// no part comes out later. Keyframes go at once; at most `BATCH_MAX` frames wait.
 struct Batch {
     held: Vec<(Track, gst::Buffer)>,
-    /// Where the source rendition's muxer output ends so far (decode time, ns; 0 before its
-    /// first output): written by its segmenter.
+    /// Where the source rendition's muxer output ends so far (on its timeline, see
+    /// `decode_order_times`; ns, 0 before its first output): written by its segmenter.
     muxed_until: Arc<AtomicU64>,
     /// The muxer's chunk duration.
     chunk_ns: u64,
     /// Chunks are LL-HLS parts, which players wait for; without LL-HLS only a segment's end
     /// (the cut) is waited for, and the chunks go out when they may.
     parts: bool,
-    /// Decode time of the latest cut requested (`split_if_due`): the source's fragment ends
-    /// there. Shared with its segmenter, which ends a segment with the chunk that ends there.
+    /// The latest cut requested (`split_if_due`), on the source's muxer's timeline: its
+    /// fragment ends there. Shared with its segmenter, which ends a segment with the chunk
+    /// that ends there.
     cut_at: Arc<AtomicU64>,
 }
 
@@ -451,10 +465,16 @@ impl Input {
 
     /// One access unit, timestamps in ns on the pipeline's timeline.
     pub fn video(&mut self, pts: u64, dts: u64, keyframe: bool, nalus: Bytes) -> Result<(), gst::FlowError> {
-        if keyframe {
-            self.split_if_due(pts, dts);
-        }
         let offset = i64::try_from(pts).unwrap_or(i64::MAX) - i64::try_from(dts).unwrap_or(i64::MAX);
+        if keyframe && !self.video_shift.1 {
+            self.video_shift.1 = true;
+            self.video_shift.0.store(offset, Ordering::Release);
+        }
+        // Where the frame is on the source's muxer's timeline (`decode_order_times`).
+        let at = dts.saturating_add_signed(self.video_shift.0.load(Ordering::Relaxed));
+        if keyframe {
+            self.split_if_due(pts, at);
+        }
         crate::lock(&self.source_offsets).push_back(offset);
         let mut buffer = gst::Buffer::from_slice(nalus);
         if let Some(b) = buffer.get_mut() {
@@ -476,14 +496,13 @@ impl Input {
                 b.set_duration(gst::ClockTime::from_nseconds(shortest - FLV_TICK_NS));
             }
         }
-        // A chunk needs a frame past its end on every track; the source's muxer times video
-        // by decode time (`decode_order_times`).
-        let at = dts;
-        if self.track_at[0] > 0 && dts > self.track_at[0] {
+        // A chunk needs a frame past its end on every track: the video counts where the
+        // source's muxer times it.
+        if self.track_at[0] > 0 && at > self.track_at[0] {
             if self.video_intervals.len() == RECENT_INTERVALS {
                 self.video_intervals.pop_front();
             }
-            self.video_intervals.push_back(dts - self.track_at[0]);
+            self.video_intervals.push_back(at - self.track_at[0]);
         }
         self.track_at[0] = at;
         match self.batch.hold(Track::Video, buffer, at, keyframe) {
@@ -547,12 +566,12 @@ impl Input {
         }
     }
 
-    /// Before the keyframe at `pts` (decoded at `dts`) reaches any muxer: if it is the first at
-    /// or after the segment target, asks every muxer (`split-at-running-time`) to end the
-    /// fragment there, and every ladder encoder to make a keyframe at that frame (an upstream
-    /// force-key-unit event, queued by the encoder until a frame of that running time
-    /// arrives), so all renditions cut at the same frame. The segment starts at 0, so running
-    /// time = PTS; the source's muxer times video by decode time (`decode_order_times`).
+    /// Before the keyframe at `pts` (at `dts` on the source's muxer's timeline, see
+    /// `decode_order_times`) reaches any muxer: if it is the first at or after the segment
+    /// target, asks every muxer (`split-at-running-time`) to end the fragment there, and every
+    /// ladder encoder to make a keyframe at that frame (an upstream force-key-unit event,
+    /// queued by the encoder until a frame of that running time arrives), so all renditions
+    /// cut at the same frame. The segment starts at 0, so running time = PTS.
     fn split_if_due(&mut self, pts: u64, dts: u64) {
         let due = match self.fragment_start {
             None => {
@@ -747,7 +766,8 @@ struct Segmenter {
     /// Media time of this publish's segments so far.
     elapsed_ns: u64,
     /// Where the latest cut the input requested is on the muxer's timeline (the source's decode
-    /// times, a rung's presentation times): the chunk that ends there ends its fragment.
+    /// times shifted, see `decode_order_times`; a rung's presentation times): the chunk that
+    /// ends there ends its fragment.
     cut_at: Arc<AtomicU64>,
     /// How long before the cut the muxer was asked to split (`Input::split_if_due`).
     split_lead: Arc<AtomicU64>,
@@ -762,6 +782,8 @@ struct Segmenter {
     muxed_ns: Option<Arc<AtomicU64>>,
     /// The source rendition's: the pushed frames' composition offsets.
     source_offsets: Option<SourceOffsets>,
+    /// The source rendition's: what its muxer adds to each decode time (`decode_order_times`).
+    video_shift: Arc<AtomicI64>,
     /// The source rendition's: where the input learns where the output ends (`Batch`).
     muxed_until: Option<Arc<AtomicU64>>,
     /// Where the output ends on the muxer's timeline (ns): the first chunk's start plus every
@@ -806,7 +828,7 @@ impl Segmenter {
         // samples are the buffers pushed in, the publisher's bytes, kept as they are.
         let mut moof = copy(header);
         if let (Some(track), Some(offsets)) = (&self.track, &self.source_offsets) {
-            bmff::restore_composition_offsets(&mut moof, track, |n| {
+            bmff::restore_composition_offsets(&mut moof, track, self.video_shift.load(Ordering::Acquire), |n| {
                 let mut offsets = crate::lock(offsets);
                 let n = n.min(offsets.len());
                 offsets.drain(..n).collect()
