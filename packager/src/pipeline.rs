@@ -336,7 +336,8 @@ pub(crate) fn start(
         batch: Batch { held: Vec::with_capacity(BATCH_MAX), muxed_until, chunk_ns, parts: part.is_some(), cut_at },
         rung_cut_at,
         split_lead,
-        video_shift: (video_shift, false),
+        video_shift,
+        shift: None,
         track_at: [0; 2],
         video_intervals: VecDeque::with_capacity(RECENT_INTERVALS),
     };
@@ -392,8 +393,10 @@ pub(crate) struct Input {
     /// shared with every segmenter.
     split_lead: Arc<AtomicU64>,
     /// The first keyframe's composition offset, which the source's muxer adds to each decode
-    /// time (`decode_order_times`), and whether it is set yet.
-    video_shift: (Arc<AtomicI64>, bool),
+    /// time (`decode_order_times`); `None` before that keyframe. Shared with the probe and the
+    /// source's segmenter through `video_shift`.
+    shift: Option<i64>,
+    video_shift: Arc<AtomicI64>,
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
@@ -466,12 +469,12 @@ impl Input {
     /// One access unit, timestamps in ns on the pipeline's timeline.
     pub fn video(&mut self, pts: u64, dts: u64, keyframe: bool, nalus: Bytes) -> Result<(), gst::FlowError> {
         let offset = i64::try_from(pts).unwrap_or(i64::MAX) - i64::try_from(dts).unwrap_or(i64::MAX);
-        if keyframe && !self.video_shift.1 {
-            self.video_shift.1 = true;
-            self.video_shift.0.store(offset, Ordering::Release);
+        if keyframe && self.shift.is_none() {
+            self.shift = Some(offset);
+            self.video_shift.store(offset, Ordering::Release);
         }
         // Where the frame is on the source's muxer's timeline (`decode_order_times`).
-        let at = dts.saturating_add_signed(self.video_shift.0.load(Ordering::Relaxed));
+        let at = dts.saturating_add_signed(self.shift.unwrap_or(0));
         if keyframe {
             self.split_if_due(pts, at);
         }
