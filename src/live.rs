@@ -567,8 +567,8 @@ impl MediaSink for LiveSink {
         pushed.map_err(|e| SinkError(e.to_string()))
     }
 
-    fn output_due_within(&self, span: std::time::Duration) -> bool {
-        self.feed.output_due_within(span)
+    fn next_output_at(&self) -> Option<std::time::Instant> {
+        self.feed.next_output_at()
     }
 
     fn end(self, reason: EndReason) {

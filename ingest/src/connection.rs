@@ -296,8 +296,8 @@ impl<S: MediaSink> SinkGuard<S> {
         self.0.as_mut().map_or(Ok(()), |sink| sink.audio(audio))
     }
 
-    fn output_due_within(&self, span: Duration) -> bool {
-        self.0.as_ref().is_some_and(|sink| sink.output_due_within(span))
+    fn next_output_at(&self) -> Option<std::time::Instant> {
+        self.0.as_ref().and_then(|sink| sink.next_output_at())
     }
 
     fn finish(mut self, reason: EndReason) {
@@ -372,19 +372,24 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             let keyframe_deadline = self.publish.as_ref().and_then(|a| a.keyframe_deadline);
             // A publisher's media is read in batches (see `Limits::read_interval`) from its
             // first keyframe on: what comes before (the publish, the configurations, the first
-            // frames, which anchor the stream's wall clock) is read as it arrives, and so is the
-            // media that completes the sink's next output. A read that filled the buffer left
-            // more waiting, so the next one goes at once.
-            // Twice the interval: a publisher sends its tracks interleaved and in small bursts,
-            // not each exactly in real time.
-            let paced = !limits.read_interval.is_zero()
-                && self.publish.as_ref().is_some_and(|active| {
-                    active.keyframe_deadline.is_none()
-                        && !active.sink.output_due_within(limits.read_interval.saturating_mul(2))
-                });
-            let read_at = match paced && !filled {
-                true => next_read_tick(limits.read_interval),
-                false => None,
+            // frames, which anchor the stream's wall clock) is read as it arrives. So is the
+            // media that completes the sink's next output, from when it should have arrived: a
+            // read then, and as bytes arrive until the sink has it. A read that filled the
+            // buffer left more waiting, so the next one goes at once.
+            let paced = match &self.publish {
+                Some(active) if !limits.read_interval.is_zero() && active.keyframe_deadline.is_none() => {
+                    match active.sink.next_output_at().map(Instant::from_std) {
+                        Some(due) if due <= Instant::now() => None,
+                        due => Some(due),
+                    }
+                }
+                _ => None,
+            };
+            let read_at = match (paced, filled) {
+                (Some(due), false) => {
+                    next_read_tick(limits.read_interval).map(|tick| due.map_or(tick, |d| d.min(tick)))
+                }
+                _ => None,
             };
             let socket = &mut self.socket;
             let paced_read = async {

@@ -187,13 +187,12 @@ pub struct AudioFrame {
 pub trait MediaSink: Send + 'static {
     fn video(&mut self, video: Video) -> Result<(), SinkError>;
     fn audio(&mut self, audio: Audio) -> Result<(), SinkError>;
-    /// Whether the next `span` of media completes some output of the sink (for the packager,
-    /// an LL-HLS part or a segment): the ingest then reads the publisher's bytes as they
-    /// arrive, not on its next read tick (see [`Limits::read_interval`]), so that batching
-    /// reads does not delay that output.
-    fn output_due_within(&self, span: std::time::Duration) -> bool {
-        let _ = span;
-        false
+    /// When the media that completes the sink's next output (for the packager, an LL-HLS part
+    /// or a segment) should have arrived: from then on the ingest reads the publisher's bytes
+    /// as they arrive, before that on its read ticks (see [`Limits::read_interval`]), so that
+    /// batching reads does not delay that output. `None`: no output is waiting on the media.
+    fn next_output_at(&self) -> Option<std::time::Instant> {
+        None
     }
     /// Called exactly once, when the publish ends for any reason.
     fn end(self, reason: EndReason);

@@ -27,10 +27,10 @@ pub struct Limits {
     /// followed at once), on ticks shared by every connection: one wake-up then reads every
     /// publisher's media that arrived since, instead of one per frame (an encoder sends each
     /// frame as it is made, 50 to 80 a second). The bytes wait in the kernel's socket buffer,
-    /// not in ours. While the sink's next output is due within two intervals of media
-    /// ([`crate::MediaSink::output_due_within`]), and until the publish's first keyframe, the
-    /// socket is read as bytes arrive, so that batching delays a part only when media comes in
-    /// bursts longer than that (measured: 4 ms later at the median, 5 ms at p90).
+    /// not in ours. From when the media that completes the sink's next output should have
+    /// arrived ([`crate::MediaSink::next_output_at`]) until the sink has it, and until the
+    /// publish's first keyframe, the socket is read as bytes arrive, so that batching delays a
+    /// part only when its media comes earlier than the publisher's media has come before.
     /// Zero: always as bytes arrive. SRS's merged read (`mr`) batches the same way, always,
     /// by a configured latency.
     pub read_interval: Duration,

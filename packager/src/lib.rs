@@ -752,13 +752,14 @@ impl PublishFeed {
         })
     }
 
-    /// Whether media less than `span` ahead of what was pushed completes the muxer's next
-    /// output (a part or a segment); also before the pipeline runs.
-    pub fn output_due_within(&self, span: Duration) -> bool {
+    /// When the media that completes the muxer's next output (a part or a segment) should have
+    /// arrived (`pipeline::Input::next_output_at`); an instant already past before the
+    /// pipeline runs, `None` once it closed.
+    pub fn next_output_at(&self) -> Option<std::time::Instant> {
         match &*lock(&self.shared.stage) {
-            Stage::Running(input) => input.output_due_within(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX)),
-            Stage::Pending => true,
-            Stage::Closed(_) => false,
+            Stage::Running(input) => input.next_output_at(),
+            Stage::Pending => Some(std::time::Instant::now()),
+            Stage::Closed(_) => None,
         }
     }
 

@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -339,6 +339,8 @@ pub(crate) fn start(
         video_shift,
         shift: None,
         track_at: [0; 2],
+        leads: ArrivalLeads::new(),
+        seen_until: 0,
         video_intervals: VecDeque::with_capacity(RECENT_INTERVALS),
     };
     Ok(Built { pipeline, outputs, input, bus })
@@ -384,6 +386,11 @@ pub(crate) struct Input {
     batch: Batch,
     /// Where the newest video and audio frames put their tracks (see `Input::video`).
     track_at: [u64; 2],
+    /// How early each track's frames arrive against those positions, and how far past an
+    /// output's end the muxer needs them.
+    leads: ArrivalLeads,
+    /// The muxer's output end as of the last frame (`Input::observe_output`).
+    seen_until: u64,
     /// The decode time between consecutive video frames, the newest `RECENT_INTERVALS`.
     video_intervals: VecDeque<u64>,
     /// PTS of the latest cut requested, shared with the ladder's segmenters (the source's
@@ -431,6 +438,116 @@ enum Track {
 /// At most this many frames wait (about a third of a second at 30 fps with audio): bounds the
 /// memory held and the delay before a chunk longer than that (LL-HLS off).
 const BATCH_MAX: usize = 24;
+
+/// How early each track's frames arrive against their positions (`Input::track_at`), in ns:
+/// the least (arrival − position) of the current window and the one before. A frame read on a
+/// tick counts from the read, later than it came; one read as it arrives, exactly: so the
+/// least is the earliest the publisher has been sending, and follows a publisher whose lag
+/// grows within two windows.
+struct ArrivalLeads {
+    /// Arrivals are measured from here.
+    epoch: Instant,
+    /// Per track (video, audio): (least of the current window, of the one before).
+    least: [(Option<i64>, Option<i64>); 2],
+    /// Per track, the least of how far past an output's end the track was when the output was
+    /// seen (see `Input::observe_output`): how much media past its end the muxer takes before
+    /// it outputs. Over the whole publish, not windows: an output seen late (read on a tick)
+    /// counts more than the muxer needed, and a window of those would ratchet it up.
+    overshoot: [Option<i64>; 2],
+    /// Where the current window ends, ns after `epoch`.
+    window_ends: i64,
+}
+
+const LEAD_WINDOW_NS: i64 = 2_000_000_000;
+
+/// Keeps `value` if it is the least of the current window.
+fn keep_least(windows: &mut (Option<i64>, Option<i64>), value: i64) {
+    windows.0 = Some(windows.0.map_or(value, |least| least.min(value)));
+}
+
+/// The least of the current window and the one before.
+fn least_of(windows: (Option<i64>, Option<i64>)) -> Option<i64> {
+    match windows {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Where the muxer's next output that needs more media ends, the media pushed letting it
+/// output up to `completes`: the chunk after the last one that media completes (that one is
+/// the muxer's to output, and needs nothing more), or the fragment's end if sooner. Without
+/// chunks, the fragment's end; `None` past it (the fragment waits for a keyframe, which comes
+/// when it comes).
+fn next_output_end(until: u64, completes: u64, chunk: Option<u64>, fragment_end: u64) -> Option<u64> {
+    let chunk_end = chunk.map(|chunk| {
+        let chunk = chunk.max(1);
+        until.saturating_add((completes.saturating_sub(until) / chunk + 1).saturating_mul(chunk))
+    });
+    match (chunk_end, completes < fragment_end) {
+        (Some(chunk_end), true) => Some(chunk_end.min(fragment_end)),
+        (Some(chunk_end), false) => Some(chunk_end),
+        (None, true) => Some(fragment_end),
+        (None, false) => None,
+    }
+}
+
+impl ArrivalLeads {
+    fn new() -> Self {
+        Self { epoch: Instant::now(), least: [(None, None); 2], overshoot: [None; 2], window_ends: LEAD_WINDOW_NS }
+    }
+
+    /// A frame of `track` at `at` (ns on the muxer's timeline) arrived now.
+    fn record(&mut self, track: Track, at: u64) {
+        let arrival = i64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        self.record_at(track, at, arrival);
+    }
+
+    fn record_at(&mut self, track: Track, at: u64, arrival: i64) {
+        if arrival >= self.window_ends {
+            for least in &mut self.least {
+                *least = (None, least.0.or(least.1));
+            }
+            self.window_ends = arrival.saturating_add(LEAD_WINDOW_NS);
+        }
+        let lead = arrival.saturating_sub(i64::try_from(at).unwrap_or(i64::MAX));
+        keep_least(&mut self.least[track as usize], lead);
+    }
+
+    /// `track` was `ns` past the end of an output when the output was seen.
+    fn record_overshoot(&mut self, track: Track, ns: i64) {
+        let least = &mut self.overshoot[track as usize];
+        *least = Some(least.map_or(ns, |least| least.min(ns)));
+    }
+
+    /// When (ns after `epoch`) every track, now at `tracks` (video, audio), should have got as
+    /// far past `end` as the muxer has needed to output; `None` while that or a track's lead is
+    /// not known yet.
+    fn arrival(&self, end: u64, tracks: &[u64]) -> Option<i64> {
+        let end = i64::try_from(end).unwrap_or(i64::MAX);
+        let mut arrival = i64::MIN;
+        for (track, &at) in [Track::Video, Track::Audio].into_iter().zip(tracks) {
+            let needed = end.saturating_add(self.overshoot[track as usize]?);
+            if i64::try_from(at).unwrap_or(i64::MAX) < needed {
+                arrival = arrival.max(needed.saturating_add(self.least(track)?));
+            }
+        }
+        Some(arrival)
+    }
+
+    /// The furthest output end the media at `tracks` lets the muxer output, from what it has
+    /// needed past an output's end on each track; `None` before an output was seen.
+    fn completes(&self, tracks: &[u64]) -> Option<u64> {
+        let mut completes = u64::MAX;
+        for (track, &at) in [Track::Video, Track::Audio].into_iter().zip(tracks) {
+            completes = completes.min(at.saturating_add_signed(self.overshoot[track as usize]?.saturating_neg()));
+        }
+        Some(completes)
+    }
+
+    fn least(&self, track: Track) -> Option<i64> {
+        least_of(self.least[track as usize])
+    }
+}
 
 impl Batch {
     /// Holds `buffer`; true when the held frames must be pushed now. `at`: where the frame
@@ -507,7 +624,9 @@ impl Input {
             }
             self.video_intervals.push_back(at - self.track_at[0]);
         }
+        self.observe_output();
         self.track_at[0] = at;
+        self.leads.record(Track::Video, at);
         match self.batch.hold(Track::Video, buffer, at, keyframe) {
             true => self.flush(),
             false => Ok(()),
@@ -523,28 +642,67 @@ impl Input {
             b.set_dts(gst::ClockTime::from_nseconds(pts));
             b.set_duration(gst::ClockTime::from_nseconds(*duration));
         }
+        self.observe_output();
         self.track_at[1] = pts;
+        self.leads.record(Track::Audio, pts);
         match self.batch.hold(Track::Audio, buffer, pts, false) {
             true => self.flush(),
             false => Ok(()),
         }
     }
 
-    /// Whether media less than `span_ns` ahead of what was pushed completes the muxer's next
-    /// output: its next chunk (LL-HLS part) ends there, or a keyframe there would end the
-    /// fragment. The muxer needs a frame past the end on every track, so the track furthest
-    /// behind decides.
-    pub fn output_due_within(&self, span_ns: u64) -> bool {
-        let behind = match self.audio {
-            Some(_) => self.track_at[0].min(self.track_at[1]),
-            None => self.track_at[0],
-        };
-        let reach = behind.saturating_add(span_ns);
+    /// When the muxer's output has moved on since the last frame, records how far past its
+    /// end each track was: the media the muxer needed (at most; a frame pushed after the one
+    /// that completed it counts too), from which `next_output_at` predicts the next output.
+    fn observe_output(&mut self) {
         let until = self.batch.muxed_until.load(Ordering::Acquire);
-        let batch = &self.batch;
-        let chunk_due = batch.parts && (until == 0 || reach >= until.saturating_add(batch.chunk_ns));
-        let fragment_due = self.fragment_start.is_none_or(|start| reach >= start.saturating_add(self.fragment_ns));
-        chunk_due || fragment_due
+        if until <= self.seen_until {
+            return;
+        }
+        if self.seen_until > 0 {
+            let until = i64::try_from(until).unwrap_or(i64::MAX);
+            let tracks: Vec<i64> = self.tracks_at().iter().map(|&at| i64::try_from(at).unwrap_or(i64::MAX)).collect();
+            for (track, at) in [Track::Video, Track::Audio].into_iter().zip(tracks) {
+                // Never less than nothing: an output is never made of media not pushed.
+                self.leads.record_overshoot(track, at.saturating_sub(until).max(0));
+            }
+        }
+        self.seen_until = until;
+    }
+
+    /// Where each track is (see `Input::video`): video, then audio if the publish has it.
+    fn tracks_at(&self) -> &[u64] {
+        match self.audio {
+            Some(_) => &self.track_at[..],
+            None => &self.track_at[..1],
+        }
+    }
+
+    /// When the media that completes the muxer's next output (its next chunk, an LL-HLS part,
+    /// or the fragment at the segment target) should have arrived: the ingest reads the
+    /// publisher's socket then and from then on as bytes arrive, and on its read ticks before.
+    /// The muxer needs media past an output's end on every track before it outputs: about a
+    /// frame of audio, and of video a frame plus the first keyframe's composition offset (it
+    /// takes frames in decode order, and takes one only when every track has a newer one
+    /// waiting). How much, per track, is learnt from the outputs seen so far
+    /// (`Input::observe_output`), and when that media comes from how early each track's
+    /// frames have come against their timestamps (`ArrivalLeads`); the track that comes last
+    /// decides. An instant already past: read as bytes arrive (before the second output, or a
+    /// track whose timing is not known yet). `None`: no output waits on the publisher (a
+    /// fragment past its target waits for a keyframe, which comes when it comes).
+    pub fn next_output_at(&self) -> Option<Instant> {
+        let now = Some(self.leads.epoch);
+        let until = self.batch.muxed_until.load(Ordering::Acquire);
+        let Some(start) = self.fragment_start.filter(|_| until > 0) else { return now };
+        // How far the pushed media completes outputs: each track less what the muxer needs past
+        // an output's end.
+        let Some(completes) = self.leads.completes(self.tracks_at()) else { return now };
+        let chunk = self.batch.parts.then_some(self.batch.chunk_ns);
+        let end = next_output_end(until, completes, chunk, start.saturating_add(self.fragment_ns))?;
+        match self.leads.arrival(end, self.tracks_at()) {
+            Some(ns) => Some(self.leads.epoch + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))),
+            None => now,
+        }
     }
 
     /// Pushes the held frames, in arrival order.
@@ -999,6 +1157,61 @@ mod tests {
         assert!(!frame(&mut b, Track::Audio, 272, false));
         // A keyframe never waits.
         assert!(frame(&mut b, Track::Video, 300, true));
+    }
+
+    #[test]
+    fn the_next_output_is_the_first_chunk_the_pushed_media_does_not_complete() {
+        let chunk = Some(200 * MS);
+        // Output up to 1.0 s, the media pushed completing 1.1 s: the chunk ending at 1.2 s.
+        assert_eq!(next_output_end(1000 * MS, 1100 * MS, chunk, 3000 * MS), Some(1200 * MS));
+        // At 1.2 s that chunk is complete, the muxer's to output: the next one.
+        assert_eq!(next_output_end(1000 * MS, 1200 * MS, chunk, 3000 * MS), Some(1400 * MS));
+        assert_eq!(next_output_end(1000 * MS, 1450 * MS, chunk, 3000 * MS), Some(1600 * MS));
+        // The fragment ends first.
+        assert_eq!(next_output_end(2900 * MS, 2950 * MS, chunk, 3000 * MS), Some(3000 * MS));
+        // Past the fragment's end, waiting for its keyframe: parts go on.
+        assert_eq!(next_output_end(3000 * MS, 3050 * MS, chunk, 3000 * MS), Some(3200 * MS));
+        // Without parts: the fragment's end, then nothing to wait for.
+        assert_eq!(next_output_end(1000 * MS, 1100 * MS, None, 3000 * MS), Some(3000 * MS));
+        assert_eq!(next_output_end(3000 * MS, 3100 * MS, None, 3000 * MS), None);
+    }
+
+    #[test]
+    fn an_output_is_due_when_the_media_it_needs_on_the_last_track_should_have_come() {
+        let mut leads = ArrivalLeads::new();
+        let (video, audio) = (Track::Video, Track::Audio);
+        // Video frames come 50 ms after their timestamps at best (read on a tick, later);
+        // audio 20 ms after.
+        leads.record_at(video, 1000 * MS, 1060 * MS as i64);
+        leads.record_at(video, 1033 * MS, 1083 * MS as i64);
+        leads.record_at(audio, 1000 * MS, 1030 * MS as i64);
+        leads.record_at(audio, 1021 * MS, 1041 * MS as i64);
+        assert_eq!(leads.least(video), Some(50 * MS as i64));
+        // No output seen yet: what the muxer needs is not known.
+        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS]), None);
+        assert_eq!(leads.completes(&[1033 * MS, 1021 * MS]), None);
+        // Outputs were seen with the video 100 ms past their end at least, the audio 13 ms.
+        leads.record_overshoot(video, 120 * MS as i64);
+        leads.record_overshoot(video, 100 * MS as i64);
+        leads.record_overshoot(audio, 13 * MS as i64);
+        // The media pushed completes outputs up to the earlier of 0.933 s and 1.008 s.
+        assert_eq!(leads.completes(&[1033 * MS, 1021 * MS]), Some(933 * MS));
+        // The output ending at 1.2 s needs video at 1.3 s (due at 1.35 s) and audio at 1.213 s
+        // (1.233 s): the video's comes last.
+        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS]), Some(1350 * MS as i64));
+        // The video already there: the audio's.
+        assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1190 * MS]), Some(1233 * MS as i64));
+        // The least holds for the current window and the next one, then follows a later lag.
+        leads.record_at(video, 3000 * MS, 3090 * MS as i64);
+        assert_eq!(leads.least(video), Some(50 * MS as i64));
+        leads.record_at(video, 5000 * MS, 5090 * MS as i64);
+        assert_eq!(leads.least(video), Some(90 * MS as i64));
+        // A track with no frame in a window keeps its estimate.
+        assert_eq!(leads.least(audio), Some(20 * MS as i64));
+        // What the muxer needs is the least over the publish: an output seen late does not
+        // raise it.
+        leads.record_overshoot(video, 180 * MS as i64);
+        assert_eq!(leads.completes(&[1300 * MS, 1300 * MS]), Some(1200 * MS));
     }
 
     #[test]
