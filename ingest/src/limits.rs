@@ -29,8 +29,9 @@ pub struct Limits {
     /// frame as it is made, 50 to 80 a second). The bytes wait in the kernel's socket buffer,
     /// not in ours. From when the media that completes the sink's next output should have
     /// arrived ([`crate::MediaSink::next_output_at`]) until the sink has it, and until the
-    /// publish's first keyframe, the socket is read as bytes arrive, so that batching delays a
-    /// part only when its media comes earlier than the publisher's media has come before.
+    /// publish's first keyframe, the socket is read as bytes arrive: batching delays a part,
+    /// by at most an interval, only when its media comes earlier than predicted (measured: a
+    /// few ms at the median).
     /// Zero: always as bytes arrive. SRS's merged read (`mr`) batches the same way, always,
     /// by a configured latency.
     pub read_interval: Duration,

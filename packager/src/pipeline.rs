@@ -459,6 +459,8 @@ struct ArrivalLeads {
 }
 
 const LEAD_WINDOW_NS: i64 = 2_000_000_000;
+/// How much before the predicted arrival of an output's media the socket is read.
+const EARLY_NS: i64 = 5_000_000;
 
 /// Keeps `value` if it is the least of the current window.
 fn keep_least(windows: &mut (Option<i64>, Option<i64>), value: i64) {
@@ -520,8 +522,8 @@ impl ArrivalLeads {
     }
 
     /// When (ns after `epoch`) every track, now at `tracks` (video, audio), should have got as
-    /// far past `end` as the muxer has needed to output; `None` while that or a track's lead is
-    /// not known yet.
+    /// far past `end` as the muxer has needed to output (`i64::MIN` if every track is there);
+    /// `None` while that or a track's lead is not known yet.
     fn arrival(&self, end: u64, tracks: &[u64]) -> Option<i64> {
         let end = i64::try_from(end).unwrap_or(i64::MAX);
         let mut arrival = i64::MIN;
@@ -661,8 +663,8 @@ impl Input {
         }
         if self.seen_until > 0 {
             let until = i64::try_from(until).unwrap_or(i64::MAX);
-            let tracks: Vec<i64> = self.tracks_at().iter().map(|&at| i64::try_from(at).unwrap_or(i64::MAX)).collect();
-            for (track, at) in [Track::Video, Track::Audio].into_iter().zip(tracks) {
+            let tracks = self.track_at.map(|at| i64::try_from(at).unwrap_or(i64::MAX));
+            for (track, at) in [Track::Video, Track::Audio].into_iter().zip(tracks).take(self.tracks_at().len()) {
                 // Never less than nothing: an output is never made of media not pushed.
                 self.leads.record_overshoot(track, at.saturating_sub(until).max(0));
             }
@@ -691,17 +693,30 @@ impl Input {
     /// track whose timing is not known yet). `None`: no output waits on the publisher (a
     /// fragment past its target waits for a keyframe, which comes when it comes).
     pub fn next_output_at(&self) -> Option<Instant> {
-        let now = Some(self.leads.epoch);
+        let past = Some(self.leads.epoch);
         let until = self.batch.muxed_until.load(Ordering::Acquire);
-        let Some(start) = self.fragment_start.filter(|_| until > 0) else { return now };
+        let Some(start) = self.fragment_start.filter(|_| until > 0) else { return past };
         // How far the pushed media completes outputs: each track less what the muxer needs past
         // an output's end.
-        let Some(completes) = self.leads.completes(self.tracks_at()) else { return now };
+        let Some(completes) = self.leads.completes(self.tracks_at()) else { return past };
         let chunk = self.batch.parts.then_some(self.batch.chunk_ns);
+        // A cut requested ends the muxer's current chunk there (`ends_at_cut`).
+        let cut = Some(self.batch.cut_at.load(Ordering::Relaxed)).filter(|&cut| cut > until);
+        // The next output, completed by what the muxer needed before, not made yet: read as
+        // bytes arrive until it is (it may need more this time).
+        let next = chunk.map(|chunk| until.saturating_add(chunk)).into_iter().chain(cut).min();
+        if next.is_some_and(|next| completes >= next) {
+            return past;
+        }
         let end = next_output_end(until, completes, chunk, start.saturating_add(self.fragment_ns))?;
+        let end = cut.map_or(end, |cut| end.min(cut));
+        // A little early, so that media coming earlier than it has (a publisher's lag that
+        // shrinks) is read a little early too and lowers the leads.
         match self.leads.arrival(end, self.tracks_at()) {
-            Some(ns) => Some(self.leads.epoch + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))),
-            None => now,
+            Some(ns) => {
+                Some(self.leads.epoch + Duration::from_nanos(u64::try_from(ns.saturating_sub(EARLY_NS)).unwrap_or(0)))
+            }
+            None => past,
         }
     }
 
