@@ -462,17 +462,14 @@ const LEAD_WINDOW_NS: i64 = 2_000_000_000;
 /// How much before the predicted arrival of an output's media the socket is read.
 const EARLY_NS: i64 = 5_000_000;
 
-/// Keeps `value` if it is the least of the current window.
-fn keep_least(windows: &mut (Option<i64>, Option<i64>), value: i64) {
-    windows.0 = Some(windows.0.map_or(value, |least| least.min(value)));
+/// Keeps `value` in `least` if it is less.
+fn lower(least: &mut Option<i64>, value: i64) {
+    *least = Some(least.map_or(value, |least| least.min(value)));
 }
 
 /// The least of the current window and the one before.
-fn least_of(windows: (Option<i64>, Option<i64>)) -> Option<i64> {
-    match windows {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+fn least_of((current, previous): (Option<i64>, Option<i64>)) -> Option<i64> {
+    current.into_iter().chain(previous).min()
 }
 
 /// Where the muxer's next output that needs more media ends, the media pushed letting it
@@ -512,13 +509,12 @@ impl ArrivalLeads {
             self.window_ends = arrival.saturating_add(LEAD_WINDOW_NS);
         }
         let lead = arrival.saturating_sub(i64::try_from(at).unwrap_or(i64::MAX));
-        keep_least(&mut self.least[track as usize], lead);
+        lower(&mut self.least[track as usize].0, lead);
     }
 
     /// `track` was `ns` past the end of an output when the output was seen.
     fn record_overshoot(&mut self, track: Track, ns: i64) {
-        let least = &mut self.overshoot[track as usize];
-        *least = Some(least.map_or(ns, |least| least.min(ns)));
+        lower(&mut self.overshoot[track as usize], ns);
     }
 
     /// When (ns after `epoch`) every track, now at `tracks` (video, audio), should have got as
