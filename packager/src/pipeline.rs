@@ -341,7 +341,7 @@ pub(crate) fn start(
         track_at: [0; 2],
         leads: ArrivalLeads::new(),
         seen_until: 0,
-        video_intervals: VecDeque::with_capacity(RECENT_INTERVALS),
+        intervals: [VecDeque::with_capacity(RECENT_INTERVALS), VecDeque::with_capacity(RECENT_INTERVALS)],
     };
     Ok(Built { pipeline, outputs, input, bus })
 }
@@ -391,8 +391,9 @@ pub(crate) struct Input {
     leads: ArrivalLeads,
     /// The muxer's output end as of the last frame (`Input::observe_output`).
     seen_until: u64,
-    /// The decode time between consecutive video frames, the newest `RECENT_INTERVALS`.
-    video_intervals: VecDeque<u64>,
+    /// Per track (video, audio), the time between consecutive frames where the muxer sees
+    /// them (`track_at`), the newest `RECENT_INTERVALS`.
+    intervals: [VecDeque<u64>; 2],
     /// PTS of the latest cut requested, shared with the ladder's segmenters (the source's
     /// cut, on its muxer's timeline, is `Batch::cut_at`).
     rung_cut_at: Arc<AtomicU64>,
@@ -519,14 +520,27 @@ impl ArrivalLeads {
 
     /// When (ns after `epoch`) every track, now at `tracks` (video, audio), should have got as
     /// far past `end` as the muxer has needed to output (`i64::MIN` if every track is there);
-    /// `None` while that or a track's lead is not known yet.
-    fn arrival(&self, end: u64, tracks: &[u64]) -> Option<i64> {
+    /// `None` while that or a track's lead is not known yet. `steps`: per track, the shortest
+    /// and the longest recent time between its frames, if known: the frame that gets a track
+    /// there may come after the point needed (a frame every 33 ms, 5 ms short of the point:
+    /// 28 ms after it), and comes that much later. With each step between the two, it is
+    /// at least as many steps away as the longest steps take to get there, and at least as
+    /// far as that many of the shortest.
+    fn arrival(&self, end: u64, tracks: &[u64], steps: [Option<(i64, i64)>; 2]) -> Option<i64> {
         let end = i64::try_from(end).unwrap_or(i64::MAX);
         let mut arrival = i64::MIN;
-        for (track, &at) in [Track::Video, Track::Audio].into_iter().zip(tracks) {
+        for ((track, &at), steps) in [Track::Video, Track::Audio].into_iter().zip(tracks).zip(steps) {
             let needed = end.saturating_add(self.overshoot[track as usize]?);
-            if i64::try_from(at).unwrap_or(i64::MAX) < needed {
-                arrival = arrival.max(needed.saturating_add(self.least(track)?));
+            let at = i64::try_from(at).unwrap_or(i64::MAX);
+            if at < needed {
+                let frame = match steps.filter(|&(shortest, _)| shortest > 0) {
+                    Some((shortest, longest)) => {
+                        let frames = (needed - at + longest - 1) / longest;
+                        needed.max(at.saturating_add(frames.saturating_mul(shortest)))
+                    }
+                    None => needed,
+                };
+                arrival = arrival.max(frame.saturating_add(self.least(track)?));
             }
         }
         Some(arrival)
@@ -608,7 +622,7 @@ impl Input {
             // muxer's next chunks would start late and take in an extra frame), so it is given
             // the shortest recent interval less a millisecond: FLV's whole milliseconds make a
             // steady frame rate's intervals differ by one.
-            if let Some(&shortest) = self.video_intervals.iter().min()
+            if let Some(&shortest) = self.intervals[Track::Video as usize].iter().min()
                 && shortest > FLV_TICK_NS
             {
                 b.set_duration(gst::ClockTime::from_nseconds(shortest - FLV_TICK_NS));
@@ -616,12 +630,7 @@ impl Input {
         }
         // A chunk needs a frame past its end on every track: the video counts where the
         // source's muxer times it.
-        if self.track_at[0] > 0 && at > self.track_at[0] {
-            if self.video_intervals.len() == RECENT_INTERVALS {
-                self.video_intervals.pop_front();
-            }
-            self.video_intervals.push_back(at - self.track_at[0]);
-        }
+        self.record_interval(Track::Video, at);
         self.observe_output();
         self.track_at[0] = at;
         self.leads.record(Track::Video, at);
@@ -640,6 +649,7 @@ impl Input {
             b.set_dts(gst::ClockTime::from_nseconds(pts));
             b.set_duration(gst::ClockTime::from_nseconds(*duration));
         }
+        self.record_interval(Track::Audio, pts);
         self.observe_output();
         self.track_at[1] = pts;
         self.leads.record(Track::Audio, pts);
@@ -666,6 +676,26 @@ impl Input {
             }
         }
         self.seen_until = until;
+    }
+
+    /// Keeps the time from the track's previous frame to one at `at`.
+    fn record_interval(&mut self, track: Track, at: u64) {
+        let previous = self.track_at[track as usize];
+        if previous > 0 && at > previous {
+            let intervals = &mut self.intervals[track as usize];
+            if intervals.len() == RECENT_INTERVALS {
+                intervals.pop_front();
+            }
+            intervals.push_back(at - previous);
+        }
+    }
+
+    /// The shortest and the longest recent time between frames of each track (video, audio).
+    fn frame_steps(&self) -> [Option<(i64, i64)>; 2] {
+        self.intervals.each_ref().map(|recent| {
+            let ns = |step: Option<&u64>| step.and_then(|&step| i64::try_from(step).ok());
+            Some((ns(recent.iter().min())?, ns(recent.iter().max())?))
+        })
     }
 
     /// Where each track is (see `Input::video`): video, then audio if the publish has it.
@@ -708,7 +738,7 @@ impl Input {
         let end = cut.map_or(end, |cut| end.min(cut));
         // A little early, so that media coming earlier than it has (a publisher's lag that
         // shrinks) is read a little early too and lowers the leads.
-        match self.leads.arrival(end, self.tracks_at()) {
+        match self.leads.arrival(end, self.tracks_at(), self.frame_steps()) {
             Some(ns) => {
                 Some(self.leads.epoch + Duration::from_nanos(u64::try_from(ns.saturating_sub(EARLY_NS)).unwrap_or(0)))
             }
@@ -763,7 +793,10 @@ impl Input {
         // part target exactly (29.97 fps: 200 or 201 ms; 24 fps: 208 or 209), and a chunk
         // with the keyframe as its next frame would otherwise run its fragment on to the next
         // cut. Less than a frame before the keyframe, the request falls in the last chunk.
-        let lead = self.video_intervals.iter().min().map_or(0, |&shortest| shortest.saturating_sub(FLV_TICK_NS));
+        let lead = self.intervals[Track::Video as usize]
+            .iter()
+            .min()
+            .map_or(0, |&shortest| shortest.saturating_sub(FLV_TICK_NS));
         self.split_lead.store(lead, Ordering::Release);
         self.batch.cut_at.store(dts, Ordering::Release);
         self.rung_cut_at.store(pts, Ordering::Release);
@@ -1199,7 +1232,7 @@ mod tests {
         leads.record_at(audio, 1021 * MS, 1041 * MS as i64);
         assert_eq!(leads.least(video), Some(50 * MS as i64));
         // No output seen yet: what the muxer needs is not known.
-        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS]), None);
+        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS], [None; 2]), None);
         assert_eq!(leads.completes(&[1033 * MS, 1021 * MS]), None);
         // Outputs were seen with the video 100 ms past their end at least, the audio 13 ms.
         leads.record_overshoot(video, 120 * MS as i64);
@@ -1209,9 +1242,22 @@ mod tests {
         assert_eq!(leads.completes(&[1033 * MS, 1021 * MS]), Some(933 * MS));
         // The output ending at 1.2 s needs video at 1.3 s (due at 1.35 s) and audio at 1.213 s
         // (1.233 s): the video's comes last.
-        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS]), Some(1350 * MS as i64));
+        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS], [None; 2]), Some(1350 * MS as i64));
         // The video already there: the audio's.
-        assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1190 * MS]), Some(1233 * MS as i64));
+        assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1190 * MS], [None; 2]), Some(1233 * MS as i64));
+        // On the tracks' cadences (video every 33 or 34 ms, audio every 21 or 22 ms, FLV's
+        // whole milliseconds), the frames that get there may come later. The video from
+        // 1.033 s may be at 1.300 s (8 frames of 34 ms would be short of it, 8 of 33 ms
+        // further than 1.297 s is not sure): due at 1.35 s still.
+        let steps = [Some((33 * MS as i64, 34 * MS as i64)), Some((21 * MS as i64, 22 * MS as i64))];
+        assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS], steps), Some(1350 * MS as i64));
+        // The audio from 1.190 s needs two frames to pass 1.213 s, so reaches 1.232 s at
+        // least: due at 1.252 s.
+        assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1190 * MS], steps), Some(1252 * MS as i64));
+        // One frame from 1.192 s may be at 1.213 s.
+        assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1192 * MS], steps), Some(1233 * MS as i64));
+        // The video 10 ms short of 1.3 s: its next frame is 23 ms past it at least.
+        assert_eq!(leads.arrival(1200 * MS, &[1290 * MS, 1300 * MS], steps), Some(1373 * MS as i64));
         // The least holds for the current window and the next one, then follows a later lag.
         leads.record_at(video, 3000 * MS, 3090 * MS as i64);
         assert_eq!(leads.least(video), Some(50 * MS as i64));
