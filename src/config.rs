@@ -260,7 +260,7 @@ pub struct IngestArgs {
     #[arg(long, env = "HAWKER_RTMP_READ_TIMEOUT")]
     pub rtmp_read_timeout: Option<f64>,
     /// Seconds between reads of a publisher's socket, 0.005 to 0.5, except near the end of a
-    /// part or segment (then as bytes arrive); 0 reads as bytes arrive [default: 0.04]
+    /// part or segment (then as bytes arrive); 0 reads as bytes arrive [default: 0.2]
     #[arg(long, env = "HAWKER_RTMP_READ_INTERVAL")]
     pub rtmp_read_interval: Option<f64>,
     /// Seconds from connecting to an accepted publish [default: 10]

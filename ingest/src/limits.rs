@@ -32,8 +32,9 @@ pub struct Limits {
     /// publish's first keyframe, the socket is read as bytes arrive: batching delays a part,
     /// by at most an interval, only when its media comes earlier than predicted (measured: a
     /// few ms at the median).
-    /// Zero: always as bytes arrive. SRS's merged read (`mr`) batches the same way, always,
-    /// by a configured latency.
+    /// Zero: always as bytes arrive. The default, 200 ms, is one LL-HLS part at the default
+    /// part target: the kernel holds at most about that much of a publisher's media (75 KB at
+    /// 3 Mb/s). SRS's merged read (`mr`) batches the same way, always, by a configured latency.
     pub read_interval: Duration,
     /// Size of the per-connection read buffer: the most bytes read from the socket and handed to
     /// the session at once.
@@ -92,7 +93,7 @@ impl Default for Limits {
             max_message_bytes: 4 * 1024 * 1024,
             max_chunk_size: 64 * 1024,
             max_buffered_bytes: 64 * 1024,
-            read_interval: Duration::from_millis(40),
+            read_interval: Duration::from_millis(200),
             max_connections: 1000,
             max_connections_per_ip: 20,
             bad_key_max_failures: 5,
