@@ -7,7 +7,9 @@
 //!   hawker, in real time, to the part being fetchable). Median and p90.
 //! - server CPU seconds per media second, passthrough, LL-HLS on vs off.
 //!
-//! Run: `cargo bench --bench latency` (drives the release binary on loopback).
+//! Run: `cargo bench --bench latency` (drives the release binary on loopback);
+//! `-- --gop N` publishes a keyframe every N frames instead of 60 (70: 2.33 s, so segments
+//! end at keyframes off the 200 ms part grid).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,7 +44,7 @@ fn part_ends(text: &str) -> Vec<(String, DateTime<Utc>)> {
     out
 }
 
-async fn run(ll: bool) -> (Vec<f64>, f64) {
+async fn run(ll: bool, gop: u32) -> (Vec<f64>, f64) {
     let server = Server::start_with(&["--ll-hls", if ll { "true" } else { "false" }, "--poster-interval", "0"]);
     let seller = server.user("seller", "seller");
     let created = server.create_stream(&seller, "bench").await;
@@ -52,7 +54,7 @@ async fn run(ll: bool) -> (Vec<f64>, f64) {
         created["stream_key"].as_str().unwrap(),
     );
     let cpu_before = cpu_seconds(server.pid());
-    let mut ffmpeg = ffmpeg_publish(&format!("{}/{key}", server.rtmp), SECONDS);
+    let mut ffmpeg = ffmpeg_publish_gop(&format!("{}/{key}", server.rtmp), SECONDS, gop);
     server.wait_for_status(id, "live", Duration::from_secs(10)).await;
     let media = format!("/hls/{pid}/v0/index.m3u8");
     let mut lags = Vec::new();
@@ -95,13 +97,23 @@ async fn run(ll: bool) -> (Vec<f64>, f64) {
 
 #[tokio::main]
 async fn main() {
-    let (lags, cpu_ll) = run(true).await;
-    let (_, cpu_plain) = run(false).await;
-    println!("LL-HLS, 200 ms part target, ffmpeg -re 640x360 30 fps (2 s GOP, B-frames) + AAC, {SECONDS} s");
+    let args: Vec<String> = std::env::args().collect();
+    let gop = args
+        .iter()
+        .position(|a| a == "--gop")
+        .and_then(|i| args.get(i + 1))
+        .map_or(60, |n| n.parse::<u32>().expect("--gop takes a number of frames"));
+    let (lags, cpu_ll) = run(true, gop).await;
+    let (_, cpu_plain) = run(false, gop).await;
     println!(
-        "publish -> part available (part end in PDT terms -> blocking reload answered): median {:.3} s, p90 {:.3} s, min {:.3} s, n = {}",
+        "LL-HLS, 200 ms part target, ffmpeg -re 640x360 30 fps ({:.2} s GOP, B-frames) + AAC, {SECONDS} s",
+        f64::from(gop) / 30.0
+    );
+    println!(
+        "publish -> part available (part end in PDT terms -> blocking reload answered): median {:.3} s, p90 {:.3} s, max {:.3} s, min {:.3} s, n = {}",
         percentile(lags.clone(), 0.5),
         percentile(lags.clone(), 0.9),
+        percentile(lags.clone(), 1.0),
         percentile(lags.clone(), 0.0),
         lags.len()
     );

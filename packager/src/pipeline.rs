@@ -460,6 +460,11 @@ struct ArrivalLeads {
 }
 
 const LEAD_WINDOW_NS: i64 = 2_000_000_000;
+/// While a keyframe would end the segment, the publisher's socket is read at least this often
+/// (the ingest's read interval before it followed the parts): the segment's last part, or
+/// the segment without parts, is at most this late when its keyframe falls off the part grid.
+/// A GOP as long as the segment target pays nothing for it; a longer one, these reads.
+const KEYFRAME_WAIT: Duration = Duration::from_millis(40);
 /// How much before the predicted arrival of an output's media the socket is read.
 const EARLY_NS: i64 = 5_000_000;
 
@@ -535,7 +540,7 @@ impl ArrivalLeads {
             if at < needed {
                 let frame = match steps.filter(|&(shortest, _)| shortest > 0) {
                     Some((shortest, longest)) => {
-                        let frames = (needed - at + longest - 1) / longest;
+                        let frames = (needed - at - 1) / longest + 1;
                         needed.max(at.saturating_add(frames.saturating_mul(shortest)))
                     }
                     None => needed,
@@ -734,16 +739,27 @@ impl Input {
         if next.is_some_and(|next| completes >= next) {
             return past;
         }
-        let end = next_output_end(until, completes, chunk, start.saturating_add(self.fragment_ns))?;
-        let end = cut.map_or(end, |cut| end.min(cut));
-        // A little early, so that media coming earlier than it has (a publisher's lag that
-        // shrinks) is read a little early too and lowers the leads.
-        match self.leads.arrival(end, self.tracks_at(), self.frame_steps()) {
-            Some(ns) => {
-                Some(self.leads.epoch + Duration::from_nanos(u64::try_from(ns.saturating_sub(EARLY_NS)).unwrap_or(0)))
-            }
-            None => past,
+        let fragment_end = start.saturating_add(self.fragment_ns);
+        let steps = self.frame_steps();
+        let predicted = next_output_end(until, completes, chunk, fragment_end).and_then(|end| {
+            let end = cut.map_or(end, |cut| end.min(cut));
+            // A little early, so that media coming earlier than it has (a publisher's lag that
+            // shrinks) is read a little early too and lowers the leads.
+            Some(match self.leads.arrival(end, self.tracks_at(), steps) {
+                Some(ns) => {
+                    self.leads.epoch + Duration::from_nanos(u64::try_from(ns.saturating_sub(EARLY_NS)).unwrap_or(0))
+                }
+                None => self.leads.epoch,
+            })
+        });
+        // From the next video frame on, a keyframe ends the segment wherever it falls on the
+        // part grid, and it is known only once read: it is read within `KEYFRAME_WAIT`.
+        let next_frame = self.track_at[0].saturating_add(steps[0].map_or(0, |(shortest, _)| shortest.unsigned_abs()));
+        if cut.is_none() && next_frame.saturating_add(SPLIT_TOLERANCE_NS) >= fragment_end {
+            let by = Instant::now() + KEYFRAME_WAIT;
+            return Some(predicted.map_or(by, |predicted| predicted.min(by)));
         }
+        predicted
     }
 
     /// Pushes the held frames, in arrival order.
@@ -1247,10 +1263,18 @@ mod tests {
         assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1190 * MS], [None; 2]), Some(1233 * MS as i64));
         // On the tracks' cadences (video every 33 or 34 ms, audio every 21 or 22 ms, FLV's
         // whole milliseconds), the frames that get there may come later. The video from
-        // 1.033 s may be at 1.300 s (8 frames of 34 ms would be short of it, 8 of 33 ms
-        // further than 1.297 s is not sure): due at 1.35 s still.
+        // 1.033 s needs 8 frames at least (7 of 34 ms reach 1.271 s), and 8 of 33 ms reach
+        // 1.297 s, short of 1.3 s: the frame may be at 1.3 s, due at 1.35 s still.
         let steps = [Some((33 * MS as i64, 34 * MS as i64)), Some((21 * MS as i64, 22 * MS as i64))];
         assert_eq!(leads.arrival(1200 * MS, &[1033 * MS, 1021 * MS], steps), Some(1350 * MS as i64));
+        // From 1.040 s, 8 frames reach 1.304 s at least: due at 1.354 s.
+        assert_eq!(leads.arrival(1200 * MS, &[1040 * MS, 1021 * MS], steps), Some(1354 * MS as i64));
+        // After a timestamp jump (a 5 s interval among the recent ones), one frame away, a
+        // shortest step at least.
+        let jumped = [Some((33 * MS as i64, 5000 * MS as i64)), steps[1]];
+        assert_eq!(leads.arrival(1200 * MS, &[1290 * MS, 1300 * MS], jumped), Some(1373 * MS as i64));
+        // A publish without audio: the video alone.
+        assert_eq!(leads.arrival(1200 * MS, &[1040 * MS], steps), Some(1354 * MS as i64));
         // The audio from 1.190 s needs two frames to pass 1.213 s, so reaches 1.232 s at
         // least: due at 1.252 s.
         assert_eq!(leads.arrival(1200 * MS, &[1300 * MS, 1190 * MS], steps), Some(1252 * MS as i64));
