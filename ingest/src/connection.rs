@@ -376,18 +376,14 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             // media that completes the sink's next output, from when it should have arrived: a
             // read then, and as bytes arrive until the sink has it. A read that filled the
             // buffer left more waiting, so the next one goes at once.
-            let paced = match &self.publish {
-                Some(active) if !limits.read_interval.is_zero() && active.keyframe_deadline.is_none() => {
+            let read_at = match &self.publish {
+                Some(active) if active.keyframe_deadline.is_none() && !filled => {
+                    let tick = next_read_tick(limits.read_interval);
                     match active.sink.next_output_at().map(Instant::from_std) {
                         Some(due) if due <= Instant::now() => None,
-                        due => Some(due),
+                        Some(due) => tick.map(|tick| tick.min(due)),
+                        None => tick,
                     }
-                }
-                _ => None,
-            };
-            let read_at = match (paced, filled) {
-                (Some(due), false) => {
-                    next_read_tick(limits.read_interval).map(|tick| due.map_or(tick, |d| d.min(tick)))
                 }
                 _ => None,
             };

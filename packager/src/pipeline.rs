@@ -721,8 +721,8 @@ impl Input {
     /// (`Input::observe_output`), and when that media comes from how early each track's
     /// frames have come against their timestamps (`ArrivalLeads`); the track that comes last
     /// decides. An instant already past: read as bytes arrive (before the second output, or a
-    /// track whose timing is not known yet). `None`: no output waits on the publisher (a
-    /// fragment past its target waits for a keyframe, which comes when it comes).
+    /// track whose timing is not known yet). While a keyframe would end the segment, at most
+    /// `KEYFRAME_WAIT` ahead. `None`: no output waits on the publisher.
     pub fn next_output_at(&self) -> Option<Instant> {
         let past = Some(self.leads.epoch);
         let until = self.batch.muxed_until.load(Ordering::Acquire);
@@ -741,16 +741,12 @@ impl Input {
         }
         let fragment_end = start.saturating_add(self.fragment_ns);
         let steps = self.frame_steps();
-        let predicted = next_output_end(until, completes, chunk, fragment_end).and_then(|end| {
+        let predicted = next_output_end(until, completes, chunk, fragment_end).map(|end| {
             let end = cut.map_or(end, |cut| end.min(cut));
             // A little early, so that media coming earlier than it has (a publisher's lag that
             // shrinks) is read a little early too and lowers the leads.
-            Some(match self.leads.arrival(end, self.tracks_at(), steps) {
-                Some(ns) => {
-                    self.leads.epoch + Duration::from_nanos(u64::try_from(ns.saturating_sub(EARLY_NS)).unwrap_or(0))
-                }
-                None => self.leads.epoch,
-            })
+            let ns = self.leads.arrival(end, self.tracks_at(), steps).map_or(0, |ns| ns.saturating_sub(EARLY_NS));
+            self.leads.epoch + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
         });
         // From the next video frame on, a keyframe ends the segment wherever it falls on the
         // part grid, and it is known only once read: it is read within `KEYFRAME_WAIT`.
