@@ -74,14 +74,23 @@ fn newest_part(playlist: &[u8]) -> Option<(u64, u64)> {
     last_part(playlist, "#EXT-X-PART:")
 }
 
-async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> Result<(u16, Bytes), String> {
+async fn send(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    host: &str,
+    path: &str,
+) -> Result<hyper::Response<hyper::body::Incoming>, String> {
     let request = hyper::Request::get(path)
         .header("host", host)
         .header("accept-encoding", ACCEPT_ENCODING)
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
     sender.ready().await.map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    sender.send_request(request).await.map_err(|e| e.to_string())
+}
+
+/// A playlist, decoded.
+async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> Result<(u16, Bytes), String> {
+    let response = send(sender, host, path).await?;
     let status = response.status().as_u16();
     let encoding = response.headers().get("content-encoding").cloned();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -96,6 +105,18 @@ async fn get(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> 
         Some(other) => return Err(format!("unexpected content-encoding {}", String::from_utf8_lossy(other))),
     }
     Ok((status, decoded.into()))
+}
+
+/// A part: its status and length. Its bytes are counted as they come, not gathered: a player
+/// hands them to its decoder, and the load generator shares the server's cores.
+async fn fetch(sender: &mut SendRequest<Empty<Bytes>>, host: &str, path: &str) -> Result<(u16, usize), String> {
+    let mut body = send(sender, host, path).await?;
+    let status = body.status().as_u16();
+    let mut length = 0;
+    while let Some(frame) = body.body_mut().frame().await {
+        length += frame.map_err(|e| e.to_string())?.data_ref().map_or(0, Bytes::len);
+    }
+    Ok((status, length))
 }
 
 /// One viewer on its own connection, until `stop`.
@@ -141,12 +162,12 @@ async fn viewer(addr: String, pid: String, shared: Arc<Shared>, stop: Arc<Atomic
             continue;
         };
         let started = Instant::now();
-        let fetched = get(&mut sender, &addr, &format!("/hls/{pid}/v0/seg{m:06}.{p}.m4s")).await;
+        let fetched = fetch(&mut sender, &addr, &format!("/hls/{pid}/v0/seg{m:06}.{p}.m4s")).await;
         let part_ms = started.elapsed().as_secs_f64() * 1000.0;
         if shared.recording.load(Ordering::Relaxed) {
             let mut s = shared.samples.lock().unwrap();
             match &fetched {
-                Ok((200, _)) => {
+                Ok((200, length)) if *length > 0 => {
                     s.reload_ms.push(reload_ms);
                     s.part_ms.push(part_ms);
                     // At the edge: the newest part is the one asked for (or the first of the

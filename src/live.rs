@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use hawker_api::engagement::ClientKey;
 use hawker_api::model::{PublishTicket, RefusalReason};
 use hawker_api::settings::Settings;
-use hawker_api::{ClipSpan, Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ReplayVideo};
+use hawker_api::{
+    ClipSpan, Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ProgressWatch, ReplayVideo,
+};
 use hawker_ingest::{
     Audio, EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
     UnsupportedCodec, Video,
@@ -54,7 +56,7 @@ struct OnAir {
     /// What viewers are served from while the stream is on air.
     live: LiveState,
     /// The packager's progress in the API's terms (LL-HLS blocking reload).
-    progress: tokio::sync::watch::Receiver<HlsProgress>,
+    progress: ProgressWatch,
     /// Ends the current publisher's connection; cancelled once that publisher is gone.
     kick: CancellationToken,
     /// The current publish's ingest figures, and the media bytes it handed to packaging.
@@ -421,7 +423,7 @@ impl hawker_api::LiveHls for LiveControl {
         }
     }
 
-    fn progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>> {
+    fn progress(&self, stream_id: &str) -> Option<ProgressWatch> {
         self.live.on_air().get(stream_id).map(|on_air| on_air.progress.clone())
     }
 
@@ -456,10 +458,7 @@ impl hawker_api::LiveHls for LiveControl {
 }
 
 /// Mirrors the packager's progress watch as the API's; the task ends with the packager.
-fn forward_progress(
-    packager: &StreamPackager,
-    main: &tokio::runtime::Handle,
-) -> tokio::sync::watch::Receiver<HlsProgress> {
+fn forward_progress(packager: &StreamPackager, main: &tokio::runtime::Handle) -> ProgressWatch {
     let convert = |p: &hawker_packager::Progress| HlsProgress {
         last_segment: p.last_segment,
         last_part: p.last_part,
@@ -468,16 +467,17 @@ fn forward_progress(
         ended: p.ended,
     };
     let mut from = packager.progress();
-    let (to, rx) = tokio::sync::watch::channel(convert(&from.borrow_and_update()));
+    let to = ProgressWatch::new(convert(&from.borrow_and_update()));
+    let watch = to.clone();
     main.spawn(async move {
         while from.changed().await.is_ok() {
             let p = convert(&from.borrow_and_update());
-            to.send_replace(p);
+            to.update(|now| *now = p);
         }
         // The packager is gone: nothing more will appear.
-        to.send_modify(|p| p.ended = true);
+        to.update(|p| p.ended = true);
     });
-    rx
+    watch
 }
 
 /// A stream's packaging, as the admin settings say when its packaging starts.

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod money;
 pub mod playback;
+mod progress;
 pub mod refusals;
 pub mod reminders;
 pub mod replay_video;
@@ -30,6 +31,7 @@ pub use db::{Db, DbError};
 pub use engagement::Engagement;
 pub use events::{Event, Events};
 pub use http::{ACCESS_LOG, metrics_router, router};
+pub use progress::ProgressWatch;
 
 /// What the API asks of the live media side. Declared here, implemented by the root.
 #[async_trait]
@@ -104,7 +106,7 @@ pub trait LiveHls: Send + Sync + 'static {
     /// How far the stream's live playlists have got, while it is packaged here: LL-HLS
     /// blocking playlist reloads (`_HLS_msn`, `_HLS_part`) and preload-hinted part requests
     /// wait on it. `None`: not packaged here.
-    fn progress(&self, stream_id: &str) -> Option<tokio::sync::watch::Receiver<HlsProgress>>;
+    fn progress(&self, stream_id: &str) -> Option<ProgressWatch>;
     /// A rendition's live playlist now (with `delta`, its `_HLS_skip` delta update).
     fn playlist(&self, stream_id: &str, rendition: &str, delta: bool) -> Option<Bytes>;
     /// An LL-HLS part of a stream packaged here; `None`: no such part (any more).

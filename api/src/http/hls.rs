@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::coding::negotiate;
 use super::error::ApiError;
-use crate::{AppState, HlsPath, HlsProgress, cluster};
+use crate::{AppState, HlsPath, HlsProgress, ProgressWatch, cluster};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SEGMENT: &str = "video/iso.segment";
@@ -72,10 +72,10 @@ pub async fn serve(
             let directives = Directives::parse(uri.query().unwrap_or(""))?;
             if let Some(progress) = progress {
                 let ll = {
-                    let p = progress.borrow();
+                    let p = progress.get();
                     p.part_target_ms.is_some() && !p.ended
                 };
-                if let Some(blocked) = block_reload(progress, &directives).await? {
+                if let Some(blocked) = block_reload(&progress, &directives).await? {
                     return Ok(blocked);
                 }
                 let delta = ll && directives.skip;
@@ -88,7 +88,7 @@ pub async fn serve(
         }
         HlsPath::Part { rendition, msn, index } => {
             if let Some(progress) = progress {
-                if let Some(unavailable) = wait_for_part(progress, (msn, index)).await {
+                if let Some(unavailable) = wait_for_part(&progress, (msn, index)).await {
                     return Ok(unavailable);
                 }
                 if let Some(part) = state.hls.part(stream_id, &rendition, msn, index).await {
@@ -311,13 +311,10 @@ fn unavailable(what: &str) -> Response {
 /// Holds a blocking playlist reload until the playlist has what it asks for. Returns a
 /// response to send instead of the playlist (503 after three target durations), or an error
 /// (400) for a request out of range. Directives are ignored without LL-HLS or after ENDLIST.
-async fn block_reload(
-    mut progress: tokio::sync::watch::Receiver<HlsProgress>,
-    d: &Directives,
-) -> Result<Option<Response>, ApiError> {
+async fn block_reload(progress: &ProgressWatch, d: &Directives) -> Result<Option<Response>, ApiError> {
     let Some(msn) = d.msn else { return Ok(None) };
     let (limit, refusal) = {
-        let p = progress.borrow();
+        let p = progress.get();
         if p.ended || p.part_target_ms.is_none() || reached(&p, msn, d.part) {
             return Ok(None);
         }
@@ -326,21 +323,18 @@ async fn block_reload(
     if let Some(why) = refusal {
         return Err(ApiError::BadRequest(why));
     }
-    match tokio::time::timeout(limit, progress.wait_for(|p| reached(p, msn, d.part))).await {
-        Ok(_) => Ok(None), // reached, or the packager is gone (the stored playlist is final)
+    match tokio::time::timeout(limit, progress.wait_for(|p| p.ended || reached(p, msn, d.part))).await {
+        Ok(_) => Ok(None), // reached, or the stream ended (its playlist is final)
         Err(_) => Ok(Some(unavailable("the requested segment or part"))),
     }
 }
 
 /// A request for a part not yet written (the preload hint, or a little ahead) is held until
 /// the part is complete; 503 after three target durations. Parts far ahead are not waited for.
-async fn wait_for_part(
-    mut progress: tokio::sync::watch::Receiver<HlsProgress>,
-    (msn, index): (u64, u64),
-) -> Option<Response> {
+async fn wait_for_part(progress: &ProgressWatch, (msn, index): (u64, u64)) -> Option<Response> {
     let done = |p: &HlsProgress| p.ended || p.last_segment.is_some_and(|s| s >= msn) || reached(p, msn, Some(index));
     let limit = {
-        let p = progress.borrow();
+        let p = progress.get();
         if p.part_target_ms.is_none() || done(&p) || out_of_range(&p, msn, Some(index)).is_some() {
             return None;
         }
