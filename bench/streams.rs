@@ -19,7 +19,8 @@
 //! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
 //! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
 //! `-- --servers defaults,lean,nginx` to run only some servers, `-- --versus PATH [--runs 3]`
-//! to run this build and another hawker binary at the same time (an A/B on a noisy machine), and
+//! to run this build and another hawker binary at the same time (an A/B on a noisy machine),
+//! `-- --rounds 3` to repeat each round (interleaved across servers) and show the median, and
 //! `-- --capacity [--streams 16,32,…]` to find the most streams each server keeps up with
 //! (30 s rounds, growing N until one falls behind).
 //! Needs ffmpeg, nginx-light and libnginx-mod-rtmp (`make bench-deps`). `HAWKER_BIN=path`
@@ -396,21 +397,38 @@ async fn main() {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
+    let repeats = arg(&args, "--rounds").unwrap_or(1usize).max(1);
     println!("{seconds} s 720p30 3 Mb/s H.264 + AAC per stream, ffmpeg -re -c copy publishers on this machine");
+    if repeats > 1 {
+        println!("{repeats} rounds per server, interleaved; the round of median CPU is shown, (the range of all)");
+    }
     println!(
         "{:>7}  {:<36} {:>12} {:>9} {:>11} {:>8} {:>9}",
         "streams", "server", "CPU-s/stream", "vs nginx", "MB/stream", "on time", "packaged"
     );
     let mut all = Vec::new();
     for &n in &counts {
-        let mut rounds = Vec::new();
-        for &kind in &kinds {
-            rounds.push(round(kind, n, seconds, &input).await);
+        let mut tries: Vec<Vec<Round>> = kinds.iter().map(|_| Vec::new()).collect();
+        // Interleaved, so that a slow spell of the machine falls on every server alike.
+        for _ in 0..repeats {
+            for (at, &kind) in kinds.iter().enumerate() {
+                tries[at].push(round(kind, n, seconds, &input).await);
+            }
         }
-        let nginx = rounds.iter().find(|r| r.kind == Kind::Nginx).map_or(f64::NAN, |r| r.cpu_per_stream);
-        for r in &rounds {
+        // Each server's round of median CPU, and the range of its rounds.
+        let rounds: Vec<(Round, f64, f64)> = tries
+            .into_iter()
+            .map(|mut rounds| {
+                rounds.sort_by(|a, b| a.cpu_per_stream.total_cmp(&b.cpu_per_stream));
+                let (least, most) = (rounds[0].cpu_per_stream, rounds[rounds.len() - 1].cpu_per_stream);
+                (rounds.swap_remove(rounds.len() / 2), least, most)
+            })
+            .collect();
+        let nginx = rounds.iter().find(|(r, ..)| r.kind == Kind::Nginx).map_or(f64::NAN, |(r, ..)| r.cpu_per_stream);
+        for (r, least, most) in &rounds {
+            let range = if repeats > 1 { format!("  ({least:.3}-{most:.3})") } else { String::new() };
             println!(
-                "{:>7}  {:<36} {:>12.3} {:>9.2} {:>11.2} {:>5}/{:<2} {:>8.1}s",
+                "{:>7}  {:<36} {:>12.3} {:>9.2} {:>11.2} {:>5}/{:<2} {:>8.1}s{range}",
                 r.streams,
                 r.kind.label(),
                 r.cpu_per_stream,
@@ -421,7 +439,7 @@ async fn main() {
                 r.least_packaged
             );
         }
-        all.extend(rounds);
+        all.extend(rounds.into_iter().map(|(r, ..)| r));
     }
     if let (Some(&fewest), Some(&most)) = (counts.iter().min(), counts.iter().max())
         && most > fewest
