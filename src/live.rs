@@ -467,17 +467,25 @@ fn forward_progress(packager: &StreamPackager, main: &tokio::runtime::Handle) ->
         ended: p.ended,
     };
     let mut from = packager.progress();
-    let to = ProgressWatch::new(convert(&from.borrow_and_update()));
-    let watch = to.clone();
+    let watch = ProgressWatch::new(convert(&from.borrow_and_update()));
+    let to = EndsWhenDropped(watch.clone());
     main.spawn(async move {
         while from.changed().await.is_ok() {
             let p = convert(&from.borrow_and_update());
-            to.update(|now| *now = p);
+            to.0.update(|now| *now = p);
         }
-        // The packager is gone: nothing more will appear.
-        to.update(|p| p.ended = true);
     });
     watch
+}
+
+/// The forward task's end, however it comes (the packager gone, or the runtime shutting down):
+/// nothing more will appear, so every viewer waiting is answered now.
+struct EndsWhenDropped(ProgressWatch);
+
+impl Drop for EndsWhenDropped {
+    fn drop(&mut self) {
+        self.0.update(|p| p.ended = true);
+    }
 }
 
 /// A stream's packaging, as the admin settings say when its packaging starts.

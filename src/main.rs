@@ -607,11 +607,11 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
 /// The RTMP connections' runtimes: `n` threads, each a current-thread runtime (none: the
 /// connections share the main runtime). A connection runs on one of them with everything it
 /// starts (its packager's writer, its posters' tasks), so a stream's media crosses no thread
-/// on the tokio side and a read never wakes a second worker to look for work: about 5 %
-/// of a live stream's CPU (`cargo bench --bench streams -- --versus`). Not the default: the
-/// writer then wakes the viewers' blocking reloads across runtimes, one by one, and at 1,000
-/// viewers some miss the live edge (`cargo bench --bench viewers`). The threads run until
-/// the process exits; the ingest waits for its connections to end before `serve` returns.
+/// on the tokio side and a read never wakes a second worker to look for work: 0.84-1.01x
+/// the CPU of the shared runtime, depending on the day (`cargo bench --bench streams --
+/// --versus`); viewers are woken on the main runtime either way (`forward_progress`). The
+/// threads run until the process exits; the ingest waits for its connections to end before
+/// `serve` returns.
 fn rtmp_runtimes(n: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
     (0..n)
         .map(|i| {

@@ -11,9 +11,11 @@ use crate::HlsProgress;
 ///
 /// Waiters are woken in the order they began to wait. tokio's `watch` wakes its waiters in
 /// eight groups picked at random per wait: with thousands of viewers held for each next part,
-/// a viewer early in one fan-out was late in the next, so its wait swung by the length of a
-/// whole fan-out (the tail of `cargo bench --bench viewers`). In arrival order, a viewer keeps
-/// its place from part to part.
+/// a viewer early in one fan-out was often late in the next, so its wait swung by the length
+/// of a whole fan-out (the tail of `cargo bench --bench viewers`). Woken in arrival order, a
+/// viewer mostly keeps its place from part to part: the runtime's workers then run the woken
+/// tasks roughly, not exactly, in that order (a worker runs its newest wake first and hands
+/// the older half of a full queue to the other).
 #[derive(Clone)]
 pub struct ProgressWatch(Arc<Shared>);
 
@@ -40,10 +42,10 @@ impl ProgressWatch {
     /// Waits until `done` holds; returns the progress it held for.
     pub async fn wait_for(&self, done: impl Fn(&HlsProgress) -> bool) -> HlsProgress {
         loop {
-            // Registered before the check, so an update between the two still wakes it.
+            // Made before the check, so an update between the two still wakes it (a `Notified`
+            // counts `notify_waiters` calls from its creation); it joins the queue of waiters,
+            // and takes the queue's lock, only when it has to wait.
             let changed = self.0.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             let now = self.get();
             if done(&now) {
                 return now;
@@ -75,8 +77,8 @@ mod tests {
         assert_eq!(reached.last_segment, Some(2));
     }
 
-    /// One worker thread runs woken tasks in the order they were woken: each waiter records
-    /// its number when it runs.
+    /// One thread runs woken tasks in the order they were woken (a multi-thread runtime only
+    /// roughly): each waiter records its number when it runs.
     #[tokio::test(flavor = "current_thread")]
     async fn waiters_are_woken_in_the_order_they_began_to_wait() {
         let watch = ProgressWatch::new(HlsProgress::default());

@@ -323,7 +323,7 @@ async fn block_reload(progress: &ProgressWatch, d: &Directives) -> Result<Option
     if let Some(why) = refusal {
         return Err(ApiError::BadRequest(why));
     }
-    match tokio::time::timeout(limit, progress.wait_for(|p| p.ended || reached(p, msn, d.part))).await {
+    match tokio::time::timeout(limit, progress.wait_for(|p| reached(p, msn, d.part))).await {
         Ok(_) => Ok(None), // reached, or the stream ended (its playlist is final)
         Err(_) => Ok(Some(unavailable("the requested segment or part"))),
     }
