@@ -121,6 +121,9 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        // A response's last partial segment goes out at once, not after the client's ACK of
+        // the one before (Nagle), as nginx's `tcp_nodelay on` does for keep-alive connections.
+        let _ = stream.set_nodelay(true);
         let service = app.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             request
