@@ -1291,6 +1291,60 @@ mod tests {
         assert_eq!(leads.completes(&[1300 * MS, 1300 * MS]), Some(1200 * MS));
     }
 
+    /// A publish with LL-HLS parts of 200 ms and 2 s segments, whose muxer has output up to
+    /// `muxed_ms`, with video frames every 33 ms last at `video_ms` and audio every 21 ms last
+    /// at `audio_ms`; frames come 50 ms (video) and 20 ms (audio) after their timestamps, and
+    /// the muxer needs 100 ms of video and 13 ms of audio past an output's end.
+    fn publish_at(muxed_ms: u64, video_ms: u64, audio_ms: u64) -> Input {
+        let mut batch = batch(true);
+        batch.chunk_ns = 200 * MS;
+        batch.muxed_until.store(muxed_ms * MS, Ordering::Release);
+        let mut leads = ArrivalLeads::new();
+        leads.record_at(Track::Video, 1000 * MS, 1050 * MS as i64);
+        leads.record_at(Track::Audio, 1000 * MS, 1020 * MS as i64);
+        leads.record_overshoot(Track::Video, 100 * MS as i64);
+        leads.record_overshoot(Track::Audio, 13 * MS as i64);
+        let pad = || gst::Pad::builder(gst::PadDirection::Src).build();
+        Input {
+            video: pad(),
+            video_config: Bytes::new(),
+            audio: Some((pad(), 21 * MS)),
+            muxes: Vec::new(),
+            encoders: Vec::new(),
+            fragment_ns: 2000 * MS,
+            fragment_start: Some(0),
+            source_offsets: SourceOffsets::default(),
+            batch,
+            track_at: [video_ms * MS, audio_ms * MS],
+            leads,
+            seen_until: muxed_ms * MS,
+            intervals: [VecDeque::from([33 * MS; 4]), VecDeque::from([21 * MS; 4])],
+            rung_cut_at: Arc::default(),
+            split_lead: Arc::default(),
+            shift: None,
+            video_shift: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn while_a_keyframe_would_end_the_segment_the_publisher_is_read_within_the_keyframe_wait() {
+        // Mid-segment: the part ending at 1.2 s needs video at 1.3 s, which the ninth frame
+        // from 1.033 s passes (1.33 s), due at 1.38 s; read 5 ms before, far ahead.
+        let input = publish_at(1000, 1033, 1021);
+        let at = input.next_output_at().unwrap();
+        assert_eq!(at, input.leads.epoch + Duration::from_millis(1375));
+        // The next video frame (2.023 s) reaches the segment's target: a keyframe there ends
+        // the segment off the part grid, known only once read, so within `KEYFRAME_WAIT`
+        // however far the next part's media is.
+        let input = publish_at(1800, 1990, 1980);
+        let before = Instant::now();
+        let at = input.next_output_at().unwrap();
+        assert!(at >= before + KEYFRAME_WAIT && at <= Instant::now() + KEYFRAME_WAIT, "{at:?}");
+        // A cut already requested there: the prediction aims at it, no waiting for a keyframe.
+        input.batch.cut_at.store(2000 * MS, Ordering::Relaxed);
+        assert!(input.next_output_at().unwrap() > Instant::now() + 10 * KEYFRAME_WAIT);
+    }
+
     #[test]
     fn without_parts_frames_wait_for_the_cut_or_the_cap() {
         let mut b = batch(false);
