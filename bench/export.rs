@@ -29,11 +29,6 @@ use hawker_storage::LocalStore;
 
 const PID: &str = "benchexport";
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
 /// A line of `/proc/self/status` in MB.
 fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -88,10 +83,10 @@ async fn export(dir: PathBuf) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if let Some(dir) = arg("--export-dir") {
+    if let Some(dir) = common::arg::<String>("--export-dir") {
         return export(PathBuf::from(dir)).await;
     }
-    let minutes: u32 = arg("--minutes").and_then(|m| m.parse().ok()).unwrap_or(60);
+    let minutes: u32 = common::arg("--minutes").unwrap_or(60);
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out/export720.flv");
     common::bench_input(&input, 60);
     let tags = flv::read_flv(&input);

@@ -97,12 +97,7 @@ async fn run(ll: bool, gop: u32) -> (Vec<f64>, f64) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let gop = args
-        .iter()
-        .position(|a| a == "--gop")
-        .and_then(|i| args.get(i + 1))
-        .map_or(60, |n| n.parse::<u32>().expect("--gop takes a number of frames"));
+    let gop: u32 = arg("--gop").unwrap_or(60);
     let (lags, cpu_ll) = run(true, gop).await;
     let (_, cpu_plain) = run(false, gop).await;
     println!(

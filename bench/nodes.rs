@@ -45,22 +45,17 @@ async fn next_reactions(socket: &mut Socket, likes: u64) -> Instant {
     Instant::now()
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let only: String = arg(&args, "--only", "events,llhls,failover,cost".to_owned());
+    let only: String = arg("--only").unwrap_or_else(|| "events,llhls,failover,cost".to_owned());
     if only.contains("events") {
-        events(arg(&args, "--events", 500)).await;
+        events(arg("--events").unwrap_or(500)).await;
     }
     if only.contains("llhls") {
-        llhls(arg(&args, "--parts", 300)).await;
+        llhls(arg("--parts").unwrap_or(300)).await;
     }
     if only.contains("failover") {
-        failover(arg(&args, "--rounds", 3)).await;
+        failover(arg("--rounds").unwrap_or(3)).await;
     }
     if only.contains("cost") {
         cost().await;

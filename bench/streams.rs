@@ -304,18 +304,13 @@ fn kept_up(r: &Round, seconds: u32) -> bool {
     r.on_time == r.streams && r.least_packaged >= f64::from(seconds) - 3.0
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1)?.parse().ok()
-}
-
 /// `--versus PATH`: this build and the hawker binary at PATH, side by side at the same time
 /// (`--runs` rounds per server kind and count), so that both see the same machine: on a noisy
 /// VM, rounds run one after the other differ by more than most changes.
-async fn versus(other: &str, kinds: &[Kind], args: &[String], input: &Path) {
-    let seconds = arg(args, "--seconds").unwrap_or(30);
-    let runs = arg(args, "--runs").unwrap_or(3);
-    let counts: Vec<usize> = arg::<String>(args, "--streams")
+async fn versus(other: &str, kinds: &[Kind], input: &Path) {
+    let seconds = arg("--seconds").unwrap_or(30);
+    let runs = arg("--runs").unwrap_or(3);
+    let counts: Vec<usize> = arg::<String>("--streams")
         .unwrap_or_else(|| "8".into())
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
@@ -355,14 +350,14 @@ async fn main() {
     let input = input();
     let all_kinds = [Kind::HawkerDefaults, Kind::HawkerLean, Kind::Nginx];
     // `--servers defaults,nginx`: only these (e.g. to profile one server).
-    let kinds: Vec<Kind> = match arg::<String>(&args, "--servers") {
+    let kinds: Vec<Kind> = match arg::<String>("--servers") {
         Some(names) => all_kinds.into_iter().filter(|k| names.split(',').any(|n| n.trim() == k.name())).collect(),
         None => all_kinds.to_vec(),
     };
     if args.iter().any(|a| a == "--capacity") {
-        let seconds = arg(&args, "--seconds").unwrap_or(30);
+        let seconds = arg("--seconds").unwrap_or(30);
         println!("most concurrent {seconds} s 720p30 3 Mb/s streams kept up with (publishers on this machine)");
-        let steps: Vec<usize> = arg::<String>(&args, "--streams")
+        let steps: Vec<usize> = arg::<String>("--streams")
             .unwrap_or_else(|| "16,32,48,64,96,128,160,200".into())
             .split(',')
             .filter_map(|n| n.trim().parse().ok())
@@ -387,17 +382,17 @@ async fn main() {
         }
         return;
     }
-    if let Some(other) = arg::<String>(&args, "--versus") {
-        versus(&other, &kinds, &args, &input).await;
+    if let Some(other) = arg::<String>("--versus") {
+        versus(&other, &kinds, &input).await;
         return;
     }
-    let seconds = arg(&args, "--seconds").unwrap_or(60);
-    let counts: Vec<usize> = arg::<String>(&args, "--streams")
+    let seconds = arg("--seconds").unwrap_or(60);
+    let counts: Vec<usize> = arg::<String>("--streams")
         .unwrap_or_else(|| "1,8,32".into())
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let repeats = arg(&args, "--rounds").unwrap_or(1usize).max(1);
+    let repeats = arg("--rounds").unwrap_or(1usize).max(1);
     println!("{seconds} s 720p30 3 Mb/s H.264 + AAC per stream, ffmpeg -re -c copy publishers on this machine");
     if repeats > 1 {
         println!("{repeats} rounds per server, interleaved; the round of median CPU is shown, (the range of all)");

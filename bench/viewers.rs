@@ -193,20 +193,14 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1).cloned()
-}
-
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let steps: Vec<usize> = arg(&args, "--steps")
+    let steps: Vec<usize> = arg::<String>("--steps")
         .unwrap_or_else(|| "250,500,1000,2000".into())
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let window = Duration::from_secs(arg(&args, "--window").and_then(|w| w.parse().ok()).unwrap_or(20));
+    let window = Duration::from_secs(arg("--window").unwrap_or(20));
     let input = Path::new(ROOT).join("bench/out/test720.flv");
     bench_input(&input, 60);
 

@@ -25,6 +25,13 @@ pub const HAWKER: &str = env!("CARGO_BIN_EXE_hawker");
 /// The servers' log filter unless `HAWKER_TEST_LOG` says otherwise.
 const TEST_LOG: &str = "info,hawker_api::engagement=debug,hawker_api::http::engagement=debug";
 
+/// A bench's `--name value` argument; `None` when absent or not a `T`.
+pub fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1)?.parse().ok()
+}
+
 /// The binary to run: this build's, or for a bench's before/after comparison `HAWKER_BIN`.
 pub fn hawker_bin() -> String {
     std::env::var("HAWKER_BIN").unwrap_or_else(|_| HAWKER.to_owned())
