@@ -156,6 +156,19 @@ fn next_read_tick(interval: Duration) -> Option<Instant> {
     epoch.checked_add(Duration::from_nanos(u64::try_from(next).ok()?))
 }
 
+/// When to read a publisher's socket next (`None`: as bytes arrive): on the next read `tick`,
+/// or at `due`, when the media that completes the sink's next output should have arrived. A
+/// tick less than an `interval` before `due` is skipped: what it would read only waits for that
+/// output. Without ticks (an interval of zero), always as bytes arrive.
+fn paced_read_at(now: Instant, tick: Option<Instant>, due: Option<Instant>, interval: Duration) -> Option<Instant> {
+    let tick = tick?;
+    match due {
+        Some(due) if due <= now => None,
+        Some(due) if due <= tick + interval => Some(due),
+        _ => Some(tick),
+    }
+}
+
 /// The bytes after the handshake, and how many bytes were read in all.
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> Result<(Vec<u8>, u64), ConnectionError> {
     let mut handshake = Handshake::new(PeerType::Server);
@@ -379,11 +392,8 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
             let read_at = match &self.publish {
                 Some(active) if active.keyframe_deadline.is_none() && !filled => {
                     let tick = next_read_tick(limits.read_interval);
-                    match active.sink.next_output_at().map(Instant::from_std) {
-                        Some(due) if due <= Instant::now() => None,
-                        Some(due) => tick.map(|tick| tick.min(due)),
-                        None => tick,
-                    }
+                    let due = active.sink.next_output_at().map(Instant::from_std);
+                    paced_read_at(Instant::now(), tick, due, limits.read_interval)
                 }
                 _ => None,
             };
@@ -686,5 +696,31 @@ impl std::fmt::Display for LoggedApp<'_> {
             "" => f.write_str(first),
             _ => write!(f, "{first}/(redacted)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tick_is_skipped_for_an_output_due_before_the_tick_after_it() {
+        let interval = Duration::from_millis(200);
+        let now = Instant::now();
+        let tick = now + Duration::from_millis(50);
+        let at = |ms: u64| Some(now + Duration::from_millis(ms));
+        // Nothing due: the tick.
+        assert_eq!(paced_read_at(now, Some(tick), None, interval), Some(tick));
+        // Due before the tick, or after it but before the next one: read then, not on the tick.
+        assert_eq!(paced_read_at(now, Some(tick), at(30), interval), at(30));
+        assert_eq!(paced_read_at(now, Some(tick), at(180), interval), at(180));
+        assert_eq!(paced_read_at(now, Some(tick), at(250), interval), at(250));
+        // Due later: the tick, and the instant is looked at again after it.
+        assert_eq!(paced_read_at(now, Some(tick), at(251), interval), Some(tick));
+        // Due already: read as bytes arrive.
+        assert_eq!(paced_read_at(now, Some(tick), Some(now), interval), None);
+        // No ticks (an interval of zero): always as bytes arrive.
+        assert_eq!(paced_read_at(now, None, at(30), Duration::ZERO), None);
+        assert_eq!(paced_read_at(now, None, None, Duration::ZERO), None);
     }
 }

@@ -31,10 +31,13 @@ pub struct Limits {
     /// arrived ([`crate::MediaSink::next_output_at`]) until the sink has it, and until the
     /// publish's first keyframe, the socket is read as bytes arrive: batching delays a part,
     /// by at most an interval, only when its media comes earlier than predicted (measured: a
-    /// few ms at the median).
+    /// few ms at the median). A tick less than an interval before that instant is skipped: its
+    /// media would only wait for that output (with LL-HLS parts of one interval, the reads
+    /// then follow the parts; one stream's CPU 0.85x, `cargo bench --bench streams --
+    /// --versus`).
     /// Zero: always as bytes arrive. The default, 200 ms, is one LL-HLS part at the default
-    /// part target: the kernel holds at most about that much of a publisher's media (75 KB at
-    /// 3 Mb/s). SRS's merged read (`mr`) batches the same way, always, by a configured latency.
+    /// part target: the kernel holds at most about two intervals of a publisher's media
+    /// (150 KB at 3 Mb/s). SRS's merged read (`mr`) batches the same way, always, by a configured latency.
     pub read_interval: Duration,
     /// Size of the per-connection read buffer: the most bytes read from the socket and handed to
     /// the session at once.
