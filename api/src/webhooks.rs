@@ -7,7 +7,6 @@
 //! while sending leaves its claim to lapse: the delivery is then sent again (at least once).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -24,7 +23,12 @@ use crate::events::{Event, kind};
 pub const OUTBOX_MAX: i64 = 10_000;
 /// How long a node's claim on a delivery lasts: past it, another node may send it.
 const CLAIM: Duration = Duration::from_secs(60);
-/// How often an idle node looks for deliveries due (its own wake it at once).
+/// How long a node with nothing to send waits at most before it looks at the outbox again,
+/// for deliveries another node queued (which that node sends, unless it died): its own wake it
+/// at once, and a retry when it is due.
+const IDLE_LOOK: Duration = Duration::from_secs(30);
+/// At least this between looks while deliveries are due but cannot be claimed (another node's
+/// claim, or a stream's earlier delivery still waiting), and after a database error.
 const POLL: Duration = Duration::from_secs(1);
 /// Tries per delivery, and the wait before each retry.
 pub const BACKOFF: [Duration; 4] =
@@ -137,11 +141,13 @@ impl reqwest::dns::Resolve for PublicOnly {
 /// Writes this node's webhook events to the outbox and sends what is due, from any node.
 /// Runs until the task is dropped.
 pub async fn run(state: AppState) {
-    let queued = Arc::new(Notify::new());
-    tokio::join!(enqueue(state.clone(), queued.clone()), send_due(state, queued));
+    tokio::join!(enqueue(state.clone()), send_due(state));
 }
 
-async fn enqueue(state: AppState, queued: Arc<Notify>) {
+/// Wakes this process's sender when it queued a delivery.
+static QUEUED: Notify = Notify::const_new();
+
+async fn enqueue(state: AppState) {
     let mut events = state.events.subscribe();
     loop {
         let event = match events.recv().await {
@@ -174,7 +180,7 @@ async fn enqueue(state: AppState, queued: Arc<Notify>) {
         let mut body = (*event.body).clone();
         body["type"] = Value::from(kind);
         match state.db.enqueue_webhook(&event.stream_id, kind, &body.to_string(), OUTBOX_MAX).await {
-            Ok(true) => queued.notify_one(),
+            Ok(true) => QUEUED.notify_one(),
             Ok(false) => tracing::warn!(kind, stream = %event.stream_id, "webhook outbox full: event dropped"),
             Err(e) => tracing::error!(kind, stream = %event.stream_id, "webhook not queued: {e}"),
         }
@@ -182,7 +188,7 @@ async fn enqueue(state: AppState, queued: Arc<Notify>) {
 }
 
 /// Queues a webhook that no bus event carries (a reminder's subscriber list: too large for
-/// an event); false when webhooks are off or the outbox is full. Sent within `POLL`.
+/// an event); false when webhooks are off or the outbox is full.
 pub async fn enqueue_body(state: &AppState, stream_id: &str, kind: &str, body: &Value) -> bool {
     match state.db.settings().await {
         Ok(settings) if settings.webhook_url.is_some() && settings.webhook_secret.is_some() => {}
@@ -193,7 +199,10 @@ pub async fn enqueue_body(state: &AppState, stream_id: &str, kind: &str, body: &
         }
     }
     match state.db.enqueue_webhook(stream_id, kind, &body.to_string(), OUTBOX_MAX).await {
-        Ok(true) => true,
+        Ok(true) => {
+            QUEUED.notify_one();
+            true
+        }
         Ok(false) => {
             tracing::warn!(kind, stream = %stream_id, "webhook outbox full: event dropped");
             false
@@ -205,7 +214,7 @@ pub async fn enqueue_body(state: &AppState, stream_id: &str, kind: &str, body: &
     }
 }
 
-async fn send_due(state: AppState, queued: Arc<Notify>) {
+async fn send_due(state: AppState) {
     // Redirects are never followed: a 3xx could point anywhere.
     let builder = || reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none());
     let clients = builder()
@@ -222,7 +231,15 @@ async fn send_due(state: AppState, queued: Arc<Notify>) {
         let entry = match state.db.claim_webhook(CLAIM).await {
             Ok(Some(entry)) => entry,
             Ok(None) => {
-                let _ = tokio::time::timeout(POLL, queued.notified()).await;
+                let wait = match state.db.next_webhook_at().await {
+                    Ok(Some(at)) => (at - chrono::Utc::now()).to_std().unwrap_or_default().clamp(POLL, IDLE_LOOK),
+                    Ok(None) => IDLE_LOOK,
+                    Err(e) => {
+                        tracing::error!("reading the webhook outbox: {e}");
+                        POLL
+                    }
+                };
+                let _ = tokio::time::timeout(wait, QUEUED.notified()).await;
                 continue;
             }
             Err(e) => {

@@ -67,6 +67,21 @@ impl Db {
         })
     }
 
+    /// When the next delivery may be claimed (the earliest `next_at`, or a live claim's end if
+    /// later); `None` when none waits. A delivery held back behind its stream's earlier one
+    /// counts too, so this may be past with nothing to claim.
+    pub async fn next_webhook_at(&self) -> DbResult<Option<DateTime<Utc>>> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT MIN(CASE WHEN claimed_until > next_at THEN claimed_until ELSE next_at END) AS due \
+                 FROM webhook_outbox",
+            )
+            .fetch_one(pool)
+            .await?;
+            row.time_opt("due")
+        })
+    }
+
     /// A claimed delivery is done with: delivered, or given up.
     pub async fn drop_webhook(&self, id: i64) -> DbResult<()> {
         on_pool!(self, pool => {

@@ -37,6 +37,7 @@ macro_rules! on_both {
 
 on_both!(
     webhook_outbox_claims_retries_and_bounds,
+    the_next_webhook_is_due_when_its_retry_or_its_claim_ends,
     nodes_find_each_others_streams_and_sum_their_viewers,
     socket_tickets_are_single_use_bounded_and_expire,
     leases_are_held_renewed_expired_and_recovered,
@@ -640,6 +641,30 @@ async fn nodes_find_each_others_streams_and_sum_their_viewers(db: Db) {
     assert!(db.exchange_viewers(&[]).await.unwrap().is_empty(), "a dead node's sessions do not count");
     assert!(other.streams_held_elsewhere().await.unwrap().is_empty());
     assert_eq!(db.purge_stale_nodes().await.unwrap(), 1);
+}
+
+async fn the_next_webhook_is_due_when_its_retry_or_its_claim_ends(db: Db) {
+    assert_eq!(db.next_webhook_at().await.unwrap(), None, "nothing waits");
+    let before = Utc::now();
+    assert!(db.enqueue_webhook("s1", "stream.live", "{}", 10).await.unwrap());
+    let due = db.next_webhook_at().await.unwrap().unwrap();
+    assert!(due >= before - chrono::Duration::milliseconds(1) && due <= Utc::now(), "due at once: {due}");
+    // Claimed: due when the claim lapses; failed: when its retry is.
+    let hold = Duration::from_secs(60);
+    let claimed = db.claim_webhook(hold).await.unwrap().unwrap();
+    let due = db.next_webhook_at().await.unwrap().unwrap();
+    assert!(due > Utc::now() + chrono::Duration::seconds(59), "{due}");
+    let retry = Utc::now() + chrono::Duration::seconds(8);
+    db.retry_webhook(claimed.id, retry).await.unwrap();
+    let due = db.next_webhook_at().await.unwrap().unwrap();
+    assert!((due - retry).num_milliseconds().abs() <= 1, "{due} against {retry}");
+    // The earliest of several.
+    assert!(db.enqueue_webhook("s2", "stream.live", "{}", 10).await.unwrap());
+    assert!(db.next_webhook_at().await.unwrap().unwrap() <= Utc::now());
+    db.drop_webhook(claimed.id).await.unwrap();
+    let other = db.claim_webhook(hold).await.unwrap().unwrap();
+    db.drop_webhook(other.id).await.unwrap();
+    assert_eq!(db.next_webhook_at().await.unwrap(), None);
 }
 
 async fn webhook_outbox_claims_retries_and_bounds(db: Db) {
