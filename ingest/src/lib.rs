@@ -188,9 +188,10 @@ pub trait MediaSink: Send + 'static {
     fn video(&mut self, video: Video) -> Result<(), SinkError>;
     fn audio(&mut self, audio: Audio) -> Result<(), SinkError>;
     /// When the media that completes the sink's next output (for the packager, an LL-HLS part
-    /// or a segment) should have arrived: from then on the ingest reads the publisher's bytes
-    /// as they arrive, before that on its read ticks (see [`Limits::read_interval`]), so that
-    /// batching reads does not delay that output. `None`: no output is waiting on the media.
+    /// or a segment) should have arrived: the ingest reads the publisher's bytes then and from
+    /// then on as they arrive, before that on its read ticks, less those within an interval of
+    /// it (see [`Limits::read_interval`]), so that batching reads does not delay that output.
+    /// `None`: no output is waiting on the media.
     fn next_output_at(&self) -> Option<std::time::Instant> {
         None
     }
