@@ -408,12 +408,13 @@ pub(crate) struct Input {
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
-/// and the muxer can output nothing until some track has a frame at or past the end of the
-/// current chunk (LL-HLS part) or fragment. So frames before that point are held and pushed
-/// in one go with the first frame at or past it; from there every frame goes straight
-/// through until the muxer has output the chunk (exactly as if nothing were held), and the
-/// next chunk's frames are held again. One wake-up per chunk instead of one per frame, and
-/// no part comes out later. Keyframes go at once; at most `BATCH_MAX` frames wait.
+/// and the muxer can output nothing until every track has a frame at or past the end of the
+/// current chunk (LL-HLS part) or fragment. So frames are held until the first frame at or past
+/// it on the track that gets there last (`Input::reaches_next_end`) and pushed in one go with
+/// it; from there every frame goes straight through until the muxer has output the chunk
+/// (exactly as if nothing were held: how much more it needs is not guessed), and the next
+/// chunk's frames are held again. One wake-up per chunk instead of one per frame, and no part comes out later.
+/// Keyframes go at once; at most `BATCH_MAX` frames wait.
 struct Batch {
     held: Vec<(Track, gst::Buffer)>,
     /// Where the source rendition's muxer output ends so far (on its timeline, see
@@ -568,15 +569,17 @@ impl ArrivalLeads {
 
 impl Batch {
     /// Holds `buffer`; true when the held frames must be pushed now. `at`: where the frame
-    /// puts its track in the muxer's eyes (see `Input::video`).
-    fn hold(&mut self, track: Track, buffer: gst::Buffer, at: u64, keyframe: bool) -> bool {
+    /// puts its track in the muxer's eyes (see `Input::video`). `reached`: whether every track
+    /// has a frame at or past the muxer's next output's end (`Input::reaches_next_end`): a
+    /// frame past it on one track waits for the other track's, as the muxer would.
+    fn hold(&mut self, track: Track, buffer: gst::Buffer, at: u64, keyframe: bool, reached: Option<bool>) -> bool {
         self.held.push((track, buffer));
         // The muxer starts its next chunk where its output ends, and ends it `chunk_ns` later.
         let until = self.muxed_until.load(Ordering::Acquire);
         let chunk_due = self.parts && (until == 0 || at >= until.saturating_add(self.chunk_ns));
         let cut = self.cut_at.load(Ordering::Relaxed);
         let split_due = cut > until && at >= cut;
-        keyframe || chunk_due || split_due || self.held.len() >= BATCH_MAX
+        keyframe || ((chunk_due || split_due) && reached != Some(false)) || self.held.len() >= BATCH_MAX
     }
 }
 
@@ -639,7 +642,8 @@ impl Input {
         self.observe_output();
         self.track_at[0] = at;
         self.leads.record(Track::Video, at);
-        match self.batch.hold(Track::Video, buffer, at, keyframe) {
+        let reached = self.reaches_next_end();
+        match self.batch.hold(Track::Video, buffer, at, keyframe, reached) {
             true => self.flush(),
             false => Ok(()),
         }
@@ -658,7 +662,8 @@ impl Input {
         self.observe_output();
         self.track_at[1] = pts;
         self.leads.record(Track::Audio, pts);
-        match self.batch.hold(Track::Audio, buffer, pts, false) {
+        let reached = self.reaches_next_end();
+        match self.batch.hold(Track::Audio, buffer, pts, false, reached) {
             true => self.flush(),
             false => Ok(()),
         }
@@ -731,12 +736,10 @@ impl Input {
         // an output's end.
         let Some(completes) = self.leads.completes(self.tracks_at()) else { return past };
         let chunk = self.batch.parts.then_some(self.batch.chunk_ns);
-        // A cut requested ends the muxer's current chunk there (`ends_at_cut`).
-        let cut = Some(self.batch.cut_at.load(Ordering::Relaxed)).filter(|&cut| cut > until);
+        let cut = self.cut_after(until);
         // The next output, completed by what the muxer needed before, not made yet: read as
         // bytes arrive until it is (it may need more this time).
-        let next = chunk.map(|chunk| until.saturating_add(chunk)).into_iter().chain(cut).min();
-        if next.is_some_and(|next| completes >= next) {
+        if self.next_end(until).is_some_and(|next| completes >= next) {
             return past;
         }
         let fragment_end = start.saturating_add(self.fragment_ns);
@@ -756,6 +759,27 @@ impl Input {
             return Some(predicted.map_or(by, |predicted| predicted.min(by)));
         }
         predicted
+    }
+
+    /// A cut requested past the muxer's output: it ends the current chunk there (`ends_at_cut`).
+    fn cut_after(&self, until: u64) -> Option<u64> {
+        Some(self.batch.cut_at.load(Ordering::Relaxed)).filter(|&cut| cut > until)
+    }
+
+    /// Where the muxer's next output ends, its output ending at `until`: the next chunk's end
+    /// or a cut requested before it; `None` without parts or a cut.
+    fn next_end(&self, until: u64) -> Option<u64> {
+        let chunk_end = self.batch.parts.then(|| until.saturating_add(self.batch.chunk_ns));
+        chunk_end.into_iter().chain(self.cut_after(until)).min()
+    }
+
+    /// Whether every track has a frame (pushed or held) at or past the end of the muxer's next
+    /// output, which it cannot make before; `None` before its first output, or with no end to
+    /// reach (no parts, no cut requested).
+    fn reaches_next_end(&self) -> Option<bool> {
+        let until = self.batch.muxed_until.load(Ordering::Acquire);
+        let next = self.next_end(until).filter(|_| until > 0)?;
+        Some(self.tracks_at().iter().all(|&at| at >= next))
     }
 
     /// Pushes the held frames, in arrival order.
@@ -1188,7 +1212,7 @@ mod tests {
     fn frame(batch: &mut Batch, track: Track, at_ms: u64, keyframe: bool) -> bool {
         let mut buffer = gst::Buffer::new();
         buffer.get_mut().unwrap().set_pts(gst::ClockTime::from_nseconds(at_ms * MS));
-        batch.hold(track, buffer, at_ms * MS, keyframe)
+        batch.hold(track, buffer, at_ms * MS, keyframe, None)
     }
 
     #[test]
@@ -1213,6 +1237,45 @@ mod tests {
         assert!(!frame(&mut b, Track::Audio, 272, false));
         // A keyframe never waits.
         assert!(frame(&mut b, Track::Video, 300, true));
+    }
+
+    #[test]
+    fn a_frame_past_the_chunk_waits_for_the_other_tracks_to_get_there() {
+        let mut b = batch(true);
+        b.muxed_until.store(150 * MS, Ordering::Release);
+        let mut hold = |track, at_ms: u64, keyframe, reached| {
+            let mut buffer = gst::Buffer::new();
+            buffer.get_mut().unwrap().set_pts(gst::ClockTime::from_nseconds(at_ms * MS));
+            b.hold(track, buffer, at_ms * MS, keyframe, reached)
+        };
+        // Video past the end (250 ms), the audio short of it: the muxer can make nothing yet.
+        assert!(!hold(Track::Video, 267, false, Some(false)));
+        assert!(!hold(Track::Audio, 240, false, Some(false)));
+        // The audio gets there: all of it goes.
+        assert!(hold(Track::Audio, 261, false, Some(true)));
+        // A keyframe goes whatever the other track.
+        assert!(hold(Track::Video, 300, true, Some(false)));
+        // Unknown (before the first output): the first frame past the end goes.
+        assert!(hold(Track::Video, 333, false, None));
+        assert_eq!(b.held.len(), 5, "held until pushed (the caller drains)");
+    }
+
+    #[test]
+    fn the_next_end_is_reached_once_every_track_has_a_frame_at_or_past_it() {
+        // Output to 1.0 s: the part ending at 1.2 s.
+        assert_eq!(publish_at(1000, 1210, 1190).reaches_next_end(), Some(false));
+        assert_eq!(publish_at(1000, 1190, 1210).reaches_next_end(), Some(false));
+        assert_eq!(publish_at(1000, 1233, 1200).reaches_next_end(), Some(true));
+        // A cut requested before the part's end ends it there.
+        let cut = publish_at(1000, 1140, 1150);
+        assert_eq!(cut.reaches_next_end(), Some(false));
+        cut.batch.cut_at.store(1133 * MS, Ordering::Relaxed);
+        assert_eq!(cut.reaches_next_end(), Some(true));
+        // Before the first output nothing is known; without parts or a cut there is no end.
+        assert_eq!(publish_at(0, 1233, 1200).reaches_next_end(), None);
+        let mut lean = publish_at(1000, 1233, 1200);
+        lean.batch.parts = false;
+        assert_eq!(lean.reaches_next_end(), None);
     }
 
     #[test]
