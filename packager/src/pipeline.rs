@@ -409,12 +409,12 @@ pub(crate) struct Input {
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
 /// and the muxer can output nothing until every track has a frame at or past the end of the
-/// current chunk (LL-HLS part) or fragment. So frames are held until the first frame at or past
-/// it on the track that gets there last (`Input::reaches_next_end`) and pushed in one go with
-/// it; from there every frame goes straight through until the muxer has output the chunk
+/// current chunk (LL-HLS part) or fragment. So frames are held until the first frame at or
+/// past it on the track that gets there last (`Input::reaches_next_end`) and pushed in one go
+/// with it; from there every frame goes straight through until the muxer has output the chunk
 /// (exactly as if nothing were held: how much more it needs is not guessed), and the next
-/// chunk's frames are held again. One wake-up per chunk instead of one per frame, and no part comes out later.
-/// Keyframes go at once; at most `BATCH_MAX` frames wait.
+/// chunk's frames are held again. One wake-up per chunk instead of one per frame, and no part
+/// comes out later. Keyframes go at once; at most `BATCH_MAX` frames wait.
 struct Batch {
     held: Vec<(Track, gst::Buffer)>,
     /// Where the source rendition's muxer output ends so far (on its timeline, see
