@@ -37,7 +37,8 @@ pub struct Limits {
     /// --versus`).
     /// Zero: always as bytes arrive. The default, 200 ms, is one LL-HLS part at the default
     /// part target: the kernel holds at most about two intervals of a publisher's media
-    /// (150 KB at 3 Mb/s). SRS's merged read (`mr`) batches the same way, always, by a configured latency.
+    /// (150 KB at 3 Mb/s). SRS's merged read (`mr`) batches the same way, always, by a
+    /// configured latency.
     pub read_interval: Duration,
     /// Size of the per-connection read buffer: the most bytes read from the socket and handed to
     /// the session at once.
