@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::flv::{self, AudioBody, Tag, UnsupportedCodec, VideoBody};
 use crate::per_addr::AddrKey;
+use crate::quiet::Quiet;
 use crate::server::Context;
 use crate::stats::{BitrateSampler, IngestStats, PublishStats, RefusedAs};
 use crate::timeline::{Timeline, Track};
@@ -76,7 +77,7 @@ enum Ending {
 /// Serves one accepted socket to the end. Runs on its own task; see `server` for panics.
 /// Generic over the byte stream so that the fuzz target drives it over an in-memory pipe; with
 /// `tls`, the stream is wrapped in TLS first (RTMPS), within the handshake deadline.
-pub async fn handle<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn handle<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin>(
     socket: S,
     peer: SocketAddr,
     context: Arc<Context<G>>,
@@ -105,7 +106,7 @@ pub async fn handle<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The RTMP handshake by `deadline`, then the session to its end.
-async fn establish<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin>(
+async fn establish<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin>(
     mut socket: S,
     peer: SocketAddr,
     context: Arc<Context<G>>,
@@ -346,7 +347,7 @@ struct Connection<G: PublishGate, S> {
     bytes_read: u64,
 }
 
-impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
+impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S> {
     fn new(
         socket: S,
         peer: SocketAddr,
@@ -397,6 +398,10 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Unpin> Connection<G, S> {
                 }
                 _ => None,
             };
+            // Until the read, the publisher's arrivals need not wake anyone.
+            if read_at.is_some_and(|at| at > Instant::now()) {
+                self.socket.quiet()?;
+            }
             let socket = &mut self.socket;
             let paced_read = async {
                 if let Some(at) = read_at {

@@ -20,6 +20,7 @@ mod flv;
 mod limits;
 mod per_addr;
 mod proxy_protocol;
+mod quiet;
 mod server;
 mod stats;
 mod timeline;
@@ -27,6 +28,8 @@ mod tls;
 
 pub use flv::UnsupportedCodec;
 pub use limits::Limits;
+#[doc(hidden)]
+pub use quiet::Quiet;
 pub use server::{Server, serve, serve_tls};
 pub use stats::{BITRATE_WINDOW, IngestStats, IngestStatsSnapshot, PublishStats, PublishStatsSnapshot};
 pub use tls::{TlsError, generate_self_signed, load_tls_config};
@@ -45,7 +48,7 @@ pub async fn serve_stream<G, S>(
     shutdown: CancellationToken,
 ) where
     G: PublishGate,
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Quiet + Unpin,
 {
     let context = server::Context::new(gate, limits, std::sync::Arc::new(IngestStats::new()));
     connection::handle(stream, peer, std::sync::Arc::new(context), shutdown, None).await
