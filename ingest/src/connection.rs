@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::alarm::Alarm;
 use crate::flv::{self, AudioBody, Tag, UnsupportedCodec, VideoBody};
 use crate::per_addr::AddrKey;
 use crate::quiet::Quiet;
@@ -345,6 +346,8 @@ struct Connection<G: PublishGate, S> {
     kick: CancellationToken,
     /// Bytes read on the connection so far, the handshake included (after TLS).
     bytes_read: u64,
+    /// Times the paced reads.
+    alarm: Alarm,
 }
 
 impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S> {
@@ -370,6 +373,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
             publish: None,
             kick: CancellationToken::new(),
             bytes_read,
+            alarm: Alarm::new(),
         };
         connection.queue(initial);
         Ok(connection)
@@ -402,10 +406,10 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
             if read_at.is_some_and(|at| at > Instant::now()) {
                 self.socket.quiet()?;
             }
-            let socket = &mut self.socket;
+            let (socket, alarm) = (&mut self.socket, &mut self.alarm);
             let paced_read = async {
                 if let Some(at) = read_at {
-                    sleep_until(at).await;
+                    alarm.sleep_until(at).await;
                 }
                 timeout(limits.read_timeout, socket.read(&mut buf)).await
             };

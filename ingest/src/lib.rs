@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+mod alarm;
 mod connection;
 mod flv;
 mod limits;
