@@ -579,8 +579,7 @@ impl Engagement {
 /// counters every few seconds. On a shared database, every second: writes this node's counts
 /// and announces the figures summed over all nodes. Runs until the task is dropped.
 pub async fn run(state: AppState) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::shared_interval(TICK);
     let mut ticks = 0u32;
     loop {
         tick.tick().await;

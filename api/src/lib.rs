@@ -330,6 +330,20 @@ pub async fn flush_counters(state: &AppState) {
     engagement::flush(&state.engagement, &state.db).await;
 }
 
+/// An interval whose ticks fall on whole multiples of `period` from one instant shared by the
+/// background tasks: tasks whose periods divide one another tick together, one timer wake-up
+/// for all of them (they are polled together, `run_background`). A missed tick is skipped, so
+/// ticks stay on the grid.
+pub(crate) fn shared_interval(period: std::time::Duration) -> tokio::time::Interval {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let periods = epoch.elapsed().as_nanos() / period.as_nanos().max(1) + 1;
+    let first = epoch + period * u32::try_from(periods).unwrap_or(u32::MAX);
+    let mut interval = tokio::time::interval_at(first, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    interval
+}
+
 /// The API's background work: expired reconnect windows, viewer sessions and counts,
 /// webhooks. Runs until the task is dropped (abort it on shutdown).
 pub async fn run_background(state: AppState) {
@@ -350,7 +364,7 @@ pub async fn run_background(state: AppState) {
 
 /// Every 10 s: ended streams' compressed live playlists are dropped.
 async fn sweep_compressed_playlists(state: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut tick = shared_interval(std::time::Duration::from_secs(10));
     loop {
         tick.tick().await;
         state.compressed_playlists.sweep(|id| state.hls.progress(id).is_some());

@@ -129,15 +129,14 @@ async fn mark_remote_pin(state: &AppState, event: &Event) {
     }
 }
 
-/// How often on-air streams are checked.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// How often on-air streams are checked: with the engagement tick (`shared_interval`).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Applies the admin's rules to on-air streams until the task is dropped: ends streams whose
 /// publisher stayed away longer than the reconnect window, and disconnects publishers far
 /// over the bit rate cap.
 pub async fn sweep_on_air_streams(state: AppState) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::shared_interval(SWEEP_EVERY);
     let mut settings = RecentSettings::default();
     loop {
         tick.tick().await;

@@ -28,8 +28,7 @@ const MAX_PARTS: usize = 200;
 /// Sends reminders as they fall due. Runs until the task is dropped.
 pub async fn run(state: AppState) {
     let mut events = state.events.subscribe();
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = crate::shared_interval(SWEEP_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
