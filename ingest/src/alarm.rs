@@ -62,16 +62,14 @@ mod linux {
     use std::io;
     use std::os::fd::OwnedFd;
 
-    use rustix::time::{Itimerspec, Timespec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags};
+    use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
     use tokio::io::Interest;
     use tokio::io::unix::AsyncFd;
     use tokio::time::Instant;
 
     pub(super) fn timer() -> io::Result<AsyncFd<OwnedFd>> {
-        let fd = rustix::time::timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-        )?;
+        let fd =
+            rustix::time::timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC)?;
         // SAFETY: an `OwnedFd` is open until dropped, and always names the same descriptor.
         Ok(unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?)
     }
@@ -82,7 +80,11 @@ mod linux {
         let wait = at.saturating_duration_since(Instant::now()).max(std::time::Duration::from_nanos(1));
         let value = Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
         let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
-        rustix::time::timerfd_settime(timer, TimerfdTimerFlags::empty(), &Itimerspec { it_interval: zero, it_value: value })?;
+        rustix::time::timerfd_settime(
+            timer,
+            TimerfdTimerFlags::empty(),
+            &Itimerspec { it_interval: zero, it_value: value },
+        )?;
         loop {
             let mut ready = timer.readable().await?;
             let mut expirations = [0u8; 8];

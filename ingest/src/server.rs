@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::per_addr::{AddrKey, AddrSlot, ConnectionsPerAddr, KeyFailures};
-use crate::stats::IngestStats;
 use crate::quiet::QuietTcp;
+use crate::stats::IngestStats;
 use crate::{Limits, PublishGate, connection, proxy_protocol};
 
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop does not spin.
@@ -259,7 +259,8 @@ async fn supervise<G: PublishGate>(
     };
     let peer = client;
     let span = info_span!("rtmp", %peer, tls = tls.is_some(), stream = tracing::field::Empty);
-    let task = tokio::spawn(connection::handle(QuietTcp::new(socket), peer, context, shutdown, tls).instrument(span.clone()));
+    let task =
+        tokio::spawn(connection::handle(QuietTcp::new(socket), peer, context, shutdown, tls).instrument(span.clone()));
     if let Err(join_error) = task.await {
         // The panic message itself went to stderr through the panic hook; it is not repeated here
         // because a sink's panic message could carry anything.
