@@ -17,8 +17,8 @@ use hawker_api::{
     ClipSpan, Db, Events, HlsPath, HlsProgress, IngestCounters, IngestHealth, Marker, ProgressWatch, ReplayVideo,
 };
 use hawker_ingest::{
-    Audio, EndReason, IngestStats, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal, SinkError,
-    UnsupportedCodec, Video,
+    Audio, EndReason, IngestStats, MediaSink, NextOutput, Publish, PublishGate, PublishRequest, PublishStats, Refusal,
+    SinkError, UnsupportedCodec, Video,
 };
 use hawker_packager::{
     DateRange, LiveState, Packager, PackagerConfig, PackagerError, PublishFeed, Rendition, SOURCE_RENDITION,
@@ -575,8 +575,11 @@ impl MediaSink for LiveSink {
         pushed.map_err(|e| SinkError(e.to_string()))
     }
 
-    fn next_output_at(&self) -> Option<std::time::Instant> {
-        self.feed.next_output_at()
+    fn next_output(&self) -> Option<NextOutput> {
+        self.feed.next_output().map(|next| match next {
+            hawker_packager::NextOutput::MediaBy(at) => NextOutput::MediaBy(at),
+            hawker_packager::NextOutput::Making(made) => NextOutput::Making(made),
+        })
     }
 
     fn end(self, reason: EndReason) {

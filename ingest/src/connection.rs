@@ -24,8 +24,8 @@ use crate::server::Context;
 use crate::stats::{BitrateSampler, IngestStats, PublishStats, RefusedAs};
 use crate::timeline::{Timeline, Track};
 use crate::{
-    Audio, AudioFrame, EndReason, MediaSink, Publish, PublishGate, PublishRequest, Refusal, SinkError, StreamKey,
-    Video, VideoFrame,
+    Audio, AudioFrame, EndReason, MediaSink, NextOutput, Publish, PublishGate, PublishRequest, Refusal, SinkError,
+    StreamKey, Video, VideoFrame,
 };
 
 /// After a refusal: how long we wait for the client to close first, having sent our FIN.
@@ -311,8 +311,8 @@ impl<S: MediaSink> SinkGuard<S> {
         self.0.as_mut().map_or(Ok(()), |sink| sink.audio(audio))
     }
 
-    fn next_output_at(&self) -> Option<std::time::Instant> {
-        self.0.as_ref().and_then(|sink| sink.next_output_at())
+    fn next_output(&self) -> Option<NextOutput> {
+        self.0.as_ref().and_then(|sink| sink.next_output())
     }
 
     fn finish(mut self, reason: EndReason) {
@@ -392,15 +392,24 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
             // first keyframe on: what comes before (the publish, the configurations, the first
             // frames, which anchor the stream's wall clock) is read as it arrives. So is the
             // media that completes the sink's next output, from when it should have arrived: a
-            // read then, and as bytes arrive until the sink has it. A read that filled the
-            // buffer left more waiting, so the next one goes at once.
-            let read_at = match &self.publish {
+            // read then, and as bytes arrive until the sink has it; once it has, the sink's
+            // notice that the output is made, and then its next output, decide. A read that
+            // filled the buffer left more waiting, so the next one goes at once.
+            let (read_at, making) = match &self.publish {
                 Some(active) if active.keyframe_deadline.is_none() && !filled => {
                     let tick = next_read_tick(limits.read_interval);
-                    let due = active.sink.next_output_at().map(Instant::from_std);
-                    paced_read_at(Instant::now(), tick, due, limits.read_interval)
+                    match active.sink.next_output() {
+                        Some(NextOutput::Making(made)) if tick.is_some() => (None, Some(made)),
+                        next => {
+                            let due = match next {
+                                Some(NextOutput::MediaBy(due)) => Some(Instant::from_std(due)),
+                                _ => None,
+                            };
+                            (paced_read_at(Instant::now(), tick, due, limits.read_interval), None)
+                        }
+                    }
                 }
-                _ => None,
+                _ => (None, None),
             };
             // Until the read, the publisher's arrivals need not wake anyone.
             if read_at.is_some_and(|at| at > Instant::now()) {
@@ -411,7 +420,17 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 if let Some(at) = read_at {
                     alarm.sleep_until(at).await;
                 }
-                timeout(limits.read_timeout, socket.read(&mut buf)).await
+                let read = timeout(limits.read_timeout, socket.read(&mut buf));
+                match making {
+                    // Made (usually before more bytes come): the next output decides when to
+                    // read them. Should the sink need more after all, they are read as they come.
+                    Some(made) => tokio::select! {
+                        biased;
+                        () = made.notified() => None,
+                        read = read => Some(read),
+                    },
+                    None => Some(read.await),
+                }
             };
             let n = tokio::select! {
                 biased;
@@ -424,7 +443,11 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                     if keyframe_deadline.is_some() => {
                     return Err(ConnectionError::NoKeyframe(limits.first_keyframe_timeout));
                 }
-                read = paced_read => read.map_err(|_| ConnectionError::Timeout("read"))??,
+                read = paced_read => match read {
+                    Some(read) => read.map_err(|_| ConnectionError::Timeout("read"))??,
+                    // The sink made its output: its next one decides when to read.
+                    None => continue,
+                },
             };
             if n == 0 {
                 return Ok(Ending::Unpublished);

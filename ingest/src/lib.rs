@@ -186,17 +186,29 @@ pub struct AudioFrame {
     pub data: Bytes,
 }
 
+/// What a sink's next output waits for (see [`MediaSink::next_output`]).
+#[derive(Debug, Clone)]
+pub enum NextOutput {
+    /// The publisher's media that completes it should have arrived by this instant: the
+    /// ingest reads then and from then on as bytes arrive, before that on its read ticks, less
+    /// those within an interval of it. An instant already past: as bytes arrive, now.
+    MediaBy(std::time::Instant),
+    /// The media given completes it and the sink is making it: once this is notified the
+    /// ingest asks again, instead of reading the bytes that arrive after it (until then, it
+    /// reads them as they arrive: the sink may need more after all).
+    Making(std::sync::Arc<tokio::sync::Notify>),
+}
+
 /// Receives one publish session's media, in arrival order. Methods must not block for long:
 /// they run on the connection's task.
 pub trait MediaSink: Send + 'static {
     fn video(&mut self, video: Video) -> Result<(), SinkError>;
     fn audio(&mut self, audio: Audio) -> Result<(), SinkError>;
-    /// When the media that completes the sink's next output (for the packager, an LL-HLS part
-    /// or a segment) should have arrived: the ingest reads the publisher's bytes then and from
-    /// then on as they arrive, before that on its read ticks, less those within an interval of
-    /// it (see [`Limits::read_interval`]), so that batching reads does not delay that output.
-    /// `None`: no output is waiting on the media.
-    fn next_output_at(&self) -> Option<std::time::Instant> {
+    /// What the sink's next output (for the packager, an LL-HLS part or a segment) waits for,
+    /// which decides when the ingest reads the publisher's bytes (see
+    /// [`Limits::read_interval`]), so that batching reads does not delay that output. `None`:
+    /// no output is waiting on the media.
+    fn next_output(&self) -> Option<NextOutput> {
         None
     }
     /// Called exactly once, when the publish ends for any reason.

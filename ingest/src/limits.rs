@@ -28,7 +28,7 @@ pub struct Limits {
     /// publisher's media that arrived since, instead of one per frame (an encoder sends each
     /// frame as it is made, 50 to 80 a second). The bytes wait in the kernel's socket buffer,
     /// not in ours. From when the media that completes the sink's next output should have
-    /// arrived ([`crate::MediaSink::next_output_at`]) until the sink has it, and until the
+    /// arrived ([`crate::MediaSink::next_output`]) until the sink has it, and until the
     /// publish's first keyframe, the socket is read as bytes arrive: batching delays a part,
     /// by at most an interval, only when its media comes earlier than predicted (measured: a
     /// few ms at the median). A tick less than an interval before that instant is skipped: its

@@ -37,6 +37,7 @@ pub use crate::export::{Mp4Export, remux_stdin};
 pub use crate::live::LiveState;
 pub use crate::mp4_trim::Trim;
 pub use crate::names::SOURCE_RENDITION;
+pub use crate::pipeline::NextOutput;
 pub use crate::playlist::DateRange;
 
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +234,16 @@ impl Packager {
                 ended: false,
             },
         );
-        let writer = Writer::new(self.store.clone(), playback_id.to_owned(), config, renditions, markers, live.clone());
+        let source_output = Arc::new(Notify::new());
+        let writer = Writer::new(
+            self.store.clone(),
+            playback_id.to_owned(),
+            config,
+            renditions,
+            markers,
+            live.clone(),
+            source_output.clone(),
+        );
         rt.spawn(writer.run(rx));
         let posters = (self.posters_available && !config.poster_interval.is_zero()).then(|| {
             poster::Posters::new(
@@ -253,6 +263,7 @@ impl Packager {
                 live,
                 rt,
                 tx,
+                source_output,
                 publishes: Mutex::new(Publishes { list: Vec::new(), finished: false }),
                 next_publish: AtomicU64::new(0),
                 posters,
@@ -457,6 +468,8 @@ struct StreamInner {
     live: LiveState,
     rt: Handle,
     tx: mpsc::Sender<Msg>,
+    /// Notified by the writer as each output of the source rendition reaches it.
+    source_output: Arc<Notify>,
     publishes: Mutex<Publishes>,
     next_publish: AtomicU64,
     posters: Option<Arc<poster::Posters>>,
@@ -752,13 +765,13 @@ impl PublishFeed {
         })
     }
 
-    /// When the media that completes the muxer's next output (a part or a segment) should have
-    /// arrived (`pipeline::Input::next_output_at`); an instant already past before the
-    /// pipeline runs, `None` once it closed.
-    pub fn next_output_at(&self) -> Option<std::time::Instant> {
+    /// What the muxer's next output (a part or a segment) waits for
+    /// (`pipeline::Input::next_output`); the media at once before the pipeline runs, `None`
+    /// once it closed.
+    pub fn next_output(&self) -> Option<NextOutput> {
         match &*lock(&self.shared.stage) {
-            Stage::Running(input) => input.next_output_at(),
-            Stage::Pending => Some(std::time::Instant::now()),
+            Stage::Running(input) => input.next_output(),
+            Stage::Pending => Some(NextOutput::MediaBy(std::time::Instant::now())),
             Stage::Closed(_) => None,
         }
     }
@@ -827,8 +840,8 @@ impl PublishFeed {
         let start = |ladder: &[Rendition]| {
             let (segment, part) = (stream.segment_duration, stream.part_duration);
             let started = chrono::Utc::now();
-            let muxed = self.muxed_ns.clone();
-            pipeline::start(self.shared.id, &configs, (segment, part), ladder, started, stream.tx.clone(), muxed)
+            let (muxed, made) = (self.muxed_ns.clone(), stream.source_output.clone());
+            pipeline::start(self.shared.id, &configs, (segment, part), ladder, started, stream.tx.clone(), muxed, made)
         };
         let built = match start(&stream.ladder) {
             // The source must not depend on transcoding: without the ladder, it still plays.

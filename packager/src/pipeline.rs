@@ -203,7 +203,9 @@ fn audio_timescale(rate: u32) -> u32 {
 /// audio branch: the muxer waits for data on every sink pad, so a pad that never gets audio
 /// would stall it. `(fragment, part)`: segment target and LL-HLS part target. `ladder`: the
 /// rungs transcoded next to the source (renditions 1, 2, …). `muxed_ns` is kept at the media
-/// time the source rendition has output.
+/// time the source rendition has output; `source_output` is what the writer notifies as each
+/// output of the source rendition reaches it (`NextOutput::Making`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     publish: u64,
     configs: &Configs,
@@ -212,6 +214,7 @@ pub(crate) fn start(
     publish_wall: DateTime<Utc>,
     tx: mpsc::Sender<Msg>,
     muxed_ns: Arc<AtomicU64>,
+    source_output: Arc<tokio::sync::Notify>,
 ) -> Result<Built, PackagerError> {
     let video_caps = video_caps(&configs.video)?;
     let audio = configs.audio.as_ref().map(audio_caps).transpose()?;
@@ -342,6 +345,7 @@ pub(crate) fn start(
         leads: ArrivalLeads::new(),
         seen_until: 0,
         intervals: [VecDeque::with_capacity(RECENT_INTERVALS), VecDeque::with_capacity(RECENT_INTERVALS)],
+        source_output,
     };
     Ok(Built { pipeline, outputs, input, bus })
 }
@@ -405,6 +409,19 @@ pub(crate) struct Input {
     /// source's segmenter through `video_shift`.
     shift: Option<i64>,
     video_shift: Arc<AtomicI64>,
+    /// Notified by the writer as each output of the source rendition reaches it.
+    source_output: Arc<tokio::sync::Notify>,
+}
+
+/// What the muxer's next output waits for (see `Input::next_output`).
+#[derive(Debug, Clone)]
+pub enum NextOutput {
+    /// The publisher's media that completes it should have arrived by then (an instant
+    /// already past: read it as it comes).
+    MediaBy(Instant),
+    /// The media pushed completes it: the muxer is making it, and the writer notifies this
+    /// once it has it.
+    Making(Arc<tokio::sync::Notify>),
 }
 
 /// Frames held back and pushed into the muxers together. Each push wakes the muxer's thread,
@@ -671,7 +688,7 @@ impl Input {
 
     /// When the muxer's output has moved on since the last frame, records how far past its
     /// end each track was: the media the muxer needed (at most; a frame pushed after the one
-    /// that completed it counts too), from which `next_output_at` predicts the next output.
+    /// that completed it counts too), from which `next_output` predicts the next output.
     fn observe_output(&mut self) {
         let until = self.batch.muxed_until.load(Ordering::Acquire);
         if until <= self.seen_until {
@@ -727,9 +744,10 @@ impl Input {
     /// frames have come against their timestamps (`ArrivalLeads`); the track that comes last
     /// decides. An instant already past: read as bytes arrive (before the second output, or a
     /// track whose timing is not known yet). While a keyframe would end the segment, at most
-    /// `KEYFRAME_WAIT` ahead. `None`: no output waits on the publisher.
-    pub fn next_output_at(&self) -> Option<Instant> {
-        let past = Some(self.leads.epoch);
+    /// `KEYFRAME_WAIT` ahead. Once the media pushed completes the next output, by what the
+    /// muxer needed before: `Making`. `None`: no output waits on the publisher.
+    pub fn next_output(&self) -> Option<NextOutput> {
+        let past = Some(NextOutput::MediaBy(self.leads.epoch));
         let until = self.batch.muxed_until.load(Ordering::Acquire);
         let Some(start) = self.fragment_start.filter(|_| until > 0) else { return past };
         // How far the pushed media completes outputs: each track less what the muxer needs past
@@ -737,10 +755,11 @@ impl Input {
         let Some(completes) = self.leads.completes(self.tracks_at()) else { return past };
         let chunk = self.batch.parts.then_some(self.batch.chunk_ns);
         let cut = self.cut_after(until);
-        // The next output, completed by what the muxer needed before, not made yet: read as
-        // bytes arrive until it is (it may need more this time).
+        // The next output, completed by what the muxer needed before (and pushed: `Batch`),
+        // not made yet (it may need more this time: the ingest reads as bytes arrive until
+        // it is made).
         if self.next_end(until).is_some_and(|next| completes >= next) {
-            return past;
+            return Some(NextOutput::Making(self.source_output.clone()));
         }
         let fragment_end = start.saturating_add(self.fragment_ns);
         let steps = self.frame_steps();
@@ -756,9 +775,9 @@ impl Input {
         let next_frame = self.track_at[0].saturating_add(steps[0].map_or(0, |(shortest, _)| shortest.unsigned_abs()));
         if cut.is_none() && next_frame.saturating_add(SPLIT_TOLERANCE_NS) >= fragment_end {
             let by = Instant::now() + KEYFRAME_WAIT;
-            return Some(predicted.map_or(by, |predicted| predicted.min(by)));
+            return Some(NextOutput::MediaBy(predicted.map_or(by, |predicted| predicted.min(by))));
         }
-        predicted
+        predicted.map(NextOutput::MediaBy)
     }
 
     /// A cut requested past the muxer's output: it ends the current chunk there (`ends_at_cut`).
@@ -1386,6 +1405,15 @@ mod tests {
             split_lead: Arc::default(),
             shift: None,
             video_shift: Arc::default(),
+            source_output: Arc::default(),
+        }
+    }
+
+    /// The instant `next_output` asks the publisher's media by.
+    fn media_by(input: &Input) -> Instant {
+        match input.next_output() {
+            Some(NextOutput::MediaBy(at)) => at,
+            other => panic!("not an instant: {other:?}"),
         }
     }
 
@@ -1394,18 +1422,32 @@ mod tests {
         // Mid-segment: the part ending at 1.2 s needs video at 1.3 s, which the ninth frame
         // from 1.033 s passes (1.33 s), due at 1.38 s; read 5 ms before, far ahead.
         let input = publish_at(1000, 1033, 1021);
-        let at = input.next_output_at().unwrap();
-        assert_eq!(at, input.leads.epoch + Duration::from_millis(1375));
+        assert_eq!(media_by(&input), input.leads.epoch + Duration::from_millis(1375));
         // The next video frame (2.023 s) reaches the segment's target: a keyframe there ends
         // the segment off the part grid, known only once read, so within `KEYFRAME_WAIT`
         // however far the next part's media is.
         let input = publish_at(1800, 1990, 1980);
         let before = Instant::now();
-        let at = input.next_output_at().unwrap();
+        let at = media_by(&input);
         assert!(at >= before + KEYFRAME_WAIT && at <= Instant::now() + KEYFRAME_WAIT, "{at:?}");
         // A cut already requested there: the prediction aims at it, no waiting for a keyframe.
         input.batch.cut_at.store(2000 * MS, Ordering::Relaxed);
-        assert!(input.next_output_at().unwrap() > Instant::now() + 10 * KEYFRAME_WAIT);
+        assert!(media_by(&input) > Instant::now() + 10 * KEYFRAME_WAIT);
+    }
+
+    #[test]
+    fn once_the_media_pushed_completes_the_next_part_the_muxer_is_making_it() {
+        // The part ending at 1.2 s needs video to 1.3 s and audio to 1.213 s.
+        let short_of_audio = publish_at(1000, 1300, 1210);
+        assert!(matches!(short_of_audio.next_output(), Some(NextOutput::MediaBy(_))));
+        let short_of_video = publish_at(1000, 1290, 1213);
+        assert!(matches!(short_of_video.next_output(), Some(NextOutput::MediaBy(_))));
+        let input = publish_at(1000, 1300, 1213);
+        let Some(NextOutput::Making(made)) = input.next_output() else { panic!("the part is complete") };
+        assert!(Arc::ptr_eq(&made, &input.source_output), "the writer's notice is the one waited for");
+        // Once it is out, the part after it is predicted.
+        input.batch.muxed_until.store(1200 * MS, Ordering::Release);
+        assert!(media_by(&input) > input.leads.epoch + Duration::from_millis(1300));
     }
 
     #[test]

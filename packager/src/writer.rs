@@ -227,6 +227,10 @@ pub(crate) struct Writer {
     last_ended: Option<u64>,
     held: VecDeque<Msg>,
     written_variants: Vec<Variant>,
+    /// Notified as each output of the source rendition arrives: a publisher's connection waits
+    /// for it once it has given the media of that output (`NextOutput::Making`). From this
+    /// task, it runs the connection on this worker, next, without waking another.
+    source_output: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -239,6 +243,7 @@ impl Writer {
         renditions: Vec<(String, Vec<Segment>)>,
         markers: Vec<DateRange>,
         live: LiveState,
+        source_output: Arc<tokio::sync::Notify>,
     ) -> Self {
         // Media sequence numbers follow the source, so that segment N is the same media in
         // every rendition; a rung whose stored segments do not end where the source's do (the
@@ -269,11 +274,15 @@ impl Writer {
             last_ended: None,
             held: VecDeque::new(),
             written_variants: Vec::new(),
+            source_output,
         }
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         while let Some(msg) = rx.recv().await {
+            if let Msg::Part { rendition: 0, .. } = msg {
+                self.source_output.notify_one();
+            }
             if let Msg::Finish { save, done } = msg {
                 let result = self.finish(save).await;
                 self.live.end();
