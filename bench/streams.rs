@@ -7,11 +7,12 @@
 //! - hawker lean (`--ll-hls false --poster-interval 0`);
 //! - nginx with Debian's RTMP module (`live on; hls on; hls_fragment 2s`), one worker.
 //!
-//! Printed per round: server CPU-s per stream (utime+stime of the server's processes, from just
-//! before the publishers start until 3 s after the last one ends), memory above the idle server
-//! per stream (peak RSS sampled every 250 ms, less the RSS before publishing), publishers that
-//! finished on time (within the media's length + 3 s: a server that cannot keep up slows them
-//! through TCP back-pressure) and the least media any stream's stored playlist holds. Then,
+//! Printed per round: server CPU-s per stream (user + system time of the server's processes,
+//! their CPU-time clocks, from just before the publishers start until 3 s after the last one
+//! ends), memory above the idle server per stream (peak RSS sampled every 250 ms, less the RSS
+//! before publishing), publishers that finished on time (within the media's length + 3 s: a
+//! server that cannot keep up slows them through TCP back-pressure) and the least media any
+//! stream's stored playlist holds. Then,
 //! per server, the memory each added stream costs: the steady RSS (median over the publish's
 //! second half) at the most streams less that at the fewest, over the difference in streams;
 //! one-time costs (libraries loaded on first use, the idle server) fall out of it.
@@ -448,7 +449,8 @@ async fn main() {
         }
     }
     println!(
-        "CPU: utime+stime of the server's processes (nginx: master + worker), publish start to 3 s after the end."
+        "CPU: user + system time of the server's processes (nginx: master + worker; CPU-time clocks, ns), \
+         publish start to 3 s after the end."
     );
     println!("MB/stream: (peak RSS while publishing - RSS of the idle server) / streams.");
     println!("Steady RSS: the median over the second half of the publish (one-time costs are past).");

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hawker_ingest::{
-    Audio, EndReason, IngestStats, Limits, MediaSink, Publish, PublishGate, PublishRequest, PublishStats, Refusal,
-    Server, SinkError, Video,
+    Audio, EndReason, IngestStats, Limits, MediaSink, NextOutput, Publish, PublishGate, PublishRequest, PublishStats,
+    Refusal, Server, SinkError, Video,
 };
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::rml_amf0::Amf0Value;
@@ -56,11 +56,15 @@ type StatsTable = Arc<Mutex<HashMap<String, Arc<PublishStats>>>>;
 /// When each publish's frames reached its sink, by label.
 type ArrivalTable = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 
+/// What each publish's sink says of its next output, by label (none: `None`).
+type NextOutputTable = Arc<Mutex<HashMap<String, NextOutput>>>;
+
 pub struct TestGate {
     events: Events,
     kicks: Arc<Mutex<HashMap<String, CancellationToken>>>,
     stats: StatsTable,
     arrivals: ArrivalTable,
+    next_outputs: NextOutputTable,
 }
 
 pub struct TestSink {
@@ -68,6 +72,7 @@ pub struct TestSink {
     events: Events,
     panic_on_video: bool,
     arrivals: ArrivalTable,
+    next_outputs: NextOutputTable,
 }
 
 impl TestSink {
@@ -97,6 +102,10 @@ impl MediaSink for TestSink {
         Ok(())
     }
 
+    fn next_output(&self) -> Option<NextOutput> {
+        self.next_outputs.lock().expect("next outputs").get(&self.label).cloned()
+    }
+
     fn end(self, reason: EndReason) {
         self.send(Rec::End(reason, Instant::now()));
     }
@@ -119,8 +128,9 @@ impl PublishGate for TestGate {
                 let kick = CancellationToken::new();
                 self.kicks.lock().expect("kicks").insert(label.clone(), kick.clone());
                 self.stats.lock().expect("stats").insert(label.clone(), request.stats.clone());
-                let (events, arrivals) = (self.events.clone(), self.arrivals.clone());
-                let sink = TestSink { label: label.clone(), events, panic_on_video, arrivals };
+                let (events, arrivals, next_outputs) =
+                    (self.events.clone(), self.arrivals.clone(), self.next_outputs.clone());
+                let sink = TestSink { label: label.clone(), events, panic_on_video, arrivals, next_outputs };
                 Ok(Publish { sink, kick, label })
             }
             None => {
@@ -141,6 +151,7 @@ pub struct TestServer {
     kicks: Arc<Mutex<HashMap<String, CancellationToken>>>,
     publish_stats: StatsTable,
     arrivals: ArrivalTable,
+    next_outputs: NextOutputTable,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     /// Holds the self-signed certificate of an RTMPS server.
@@ -165,11 +176,13 @@ impl TestServer {
         let kicks = Arc::new(Mutex::new(HashMap::new()));
         let publish_stats = StatsTable::default();
         let arrivals = ArrivalTable::default();
+        let next_outputs = NextOutputTable::default();
         let gate = Arc::new(TestGate {
             events: tx,
             kicks: kicks.clone(),
             stats: publish_stats.clone(),
             arrivals: arrivals.clone(),
+            next_outputs: next_outputs.clone(),
         });
         let shutdown = CancellationToken::new();
         let server = Server::new(gate, limits);
@@ -194,6 +207,7 @@ impl TestServer {
             kicks,
             publish_stats,
             arrivals,
+            next_outputs,
             shutdown,
             task,
             _cert_dir: cert_dir,
@@ -213,6 +227,11 @@ impl TestServer {
     /// When each frame (video or audio) of the publish `label` reached its sink.
     pub fn frame_arrivals(&self, label: &str) -> Vec<Instant> {
         self.arrivals.lock().expect("arrivals").get(label).cloned().unwrap_or_default()
+    }
+
+    /// What the sink of the publish `label` says of its next output from now on.
+    pub fn set_next_output(&self, label: &str, next: NextOutput) {
+        self.next_outputs.lock().expect("next outputs").insert(label.to_owned(), next);
     }
 
     /// Waits until the server-wide counters satisfy `done`.
