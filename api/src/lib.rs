@@ -337,8 +337,9 @@ pub async fn flush_counters(state: &AppState) {
 pub(crate) fn shared_interval(period: std::time::Duration) -> tokio::time::Interval {
     static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
-    let periods = epoch.elapsed().as_nanos() / period.as_nanos().max(1) + 1;
-    let first = epoch + period * u32::try_from(periods).unwrap_or(u32::MAX);
+    let now = tokio::time::Instant::now();
+    let into_period = now.duration_since(epoch).as_nanos() % period.as_nanos().max(1);
+    let first = now + period.saturating_sub(std::time::Duration::from_nanos(into_period as u64));
     let mut interval = tokio::time::interval_at(first, period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     interval
@@ -384,5 +385,22 @@ async fn purge_guests(db: Db) {
         if let Err(e) = db.purge_rate_limits().await {
             tracing::error!("purging rate limits: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn background_ticks_made_apart_fall_together() {
+        let mut second = super::shared_interval(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut later = super::shared_interval(Duration::from_secs(1));
+        let mut two = super::shared_interval(Duration::from_secs(2));
+        let (a, b, c) = (second.tick().await, later.tick().await, two.tick().await);
+        let off_grid = |t: tokio::time::Instant| t.duration_since(a).as_nanos() % Duration::from_secs(1).as_nanos();
+        assert_eq!(off_grid(b), 0, "one grid for intervals made 300 ms apart");
+        assert_eq!(off_grid(c), 0, "a 2 s interval ticks on the 1 s grid");
     }
 }
