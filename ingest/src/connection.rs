@@ -384,7 +384,8 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
             return Ok(ending);
         }
         let limits = self.context.limits.clone();
-        let mut buf = vec![0u8; limits.max_buffered_bytes.max(1)];
+        let context = self.context.clone();
+        let buffers = &context.read_buffers;
         let mut filled = false;
         loop {
             let keyframe_deadline = self.publish.as_ref().and_then(|a| a.keyframe_deadline);
@@ -416,11 +417,15 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 self.socket.quiet()?;
             }
             let (socket, alarm) = (&mut self.socket, &mut self.alarm);
+            // The read buffer is borrowed after the sleep (see `ReadBuffers`).
+            let mut lent = None;
+            let lent_to_read = &mut lent;
             let paced_read = async {
                 if let Some(at) = read_at {
                     alarm.sleep_until(at).await;
                 }
-                let read = timeout(limits.read_timeout, socket.read(&mut buf));
+                let buf = lent_to_read.insert(buffers.take());
+                let read = timeout(limits.read_timeout, socket.read(buf));
                 match making {
                     // Made (usually before more bytes come): the next output decides when to
                     // read them. Should the sink need more after all, they are read as they come.
@@ -432,7 +437,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                     None => Some(read.await),
                 }
             };
-            let n = tokio::select! {
+            let read = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Ok(Ending::Shutdown),
                 _ = self.kick.cancelled() => return Ok(Ending::Kicked),
@@ -443,11 +448,15 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                     if keyframe_deadline.is_some() => {
                     return Err(ConnectionError::NoKeyframe(limits.first_keyframe_timeout));
                 }
-                read = paced_read => match read {
-                    Some(read) => read.map_err(|_| ConnectionError::Timeout("read"))??,
-                    // The sink made its output: its next one decides when to read.
-                    None => continue,
-                },
+                read = paced_read => read,
+            };
+            let (n, buf) = match (read, lent) {
+                (Some(read), Some(buf)) => (read.map_err(|_| ConnectionError::Timeout("read"))??, buf),
+                // The sink made its output: its next one decides when to read.
+                (_, buf) => {
+                    buf.into_iter().for_each(|buf| buffers.give(buf));
+                    continue;
+                }
             };
             if n == 0 {
                 return Ok(Ending::Unpublished);
@@ -458,7 +467,9 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 active.stats.add_bytes(n as u64);
                 active.sampler.tick(&active.stats);
             }
-            if let Some(ending) = self.input(&buf[..n]).await? {
+            let ending = self.input(&buf[..n]).await?;
+            buffers.give(buf);
+            if let Some(ending) = ending {
                 return Ok(ending);
             }
         }

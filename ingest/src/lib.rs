@@ -22,6 +22,7 @@ mod limits;
 mod per_addr;
 mod proxy_protocol;
 mod quiet;
+mod read_buffers;
 mod server;
 mod stats;
 mod timeline;

@@ -19,6 +19,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::per_addr::{AddrKey, AddrSlot, ConnectionsPerAddr, KeyFailures};
 use crate::quiet::QuietTcp;
+use crate::read_buffers::ReadBuffers;
 use crate::stats::IngestStats;
 use crate::{Limits, PublishGate, connection, proxy_protocol};
 
@@ -31,13 +32,15 @@ pub(crate) struct Context<G> {
     pub limits: Arc<Limits>,
     pub stats: Arc<IngestStats>,
     pub key_failures: KeyFailures,
+    pub read_buffers: ReadBuffers,
 }
 
 impl<G> Context<G> {
     pub fn new(gate: Arc<G>, limits: Arc<Limits>, stats: Arc<IngestStats>) -> Self {
         let key_failures =
             KeyFailures::new(limits.bad_key_max_failures, limits.bad_key_window, limits.bad_key_max_addresses);
-        Self { gate, limits, stats, key_failures }
+        let read_buffers = ReadBuffers::new(limits.max_buffered_bytes);
+        Self { gate, limits, stats, key_failures, read_buffers }
     }
 }
 
