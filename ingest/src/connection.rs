@@ -419,12 +419,11 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
             let (socket, alarm) = (&mut self.socket, &mut self.alarm);
             // The read buffer is borrowed after the sleep (see `ReadBuffers`).
             let mut lent = None;
-            let lent_to_read = &mut lent;
             let paced_read = async {
                 if let Some(at) = read_at {
                     alarm.sleep_until(at).await;
                 }
-                let buf = lent_to_read.insert(buffers.take());
+                let buf = lent.insert(buffers.take());
                 let read = timeout(limits.read_timeout, socket.read(buf));
                 match making {
                     // Made (usually before more bytes come): the next output decides when to
