@@ -15,6 +15,10 @@ const INITIAL_MAX_CHUNK_SIZE: usize = 128;
 /// (a 720p keyframe fits). Past it, the message is given its exact length once the peer has
 /// sent this much of it.
 const MAX_UPFRONT: usize = 256 * 1024;
+/// hawker: the input buffer's size between reads, and the size past which a buffer grown for
+/// one input is let go once consumed (`release_consumed_input`).
+const INITIAL_INPUT_CAPACITY: usize = 4096;
+const RETAINED_INPUT: usize = 16 * 1024;
 /// hawker: chunk streams whose last header is remembered, and messages in progress at once.
 /// Encoders use a handful of chunk streams; without a cap, a peer could make one connection
 /// hold a header for each of the 65,599 chunk stream ids.
@@ -74,6 +78,8 @@ pub struct ChunkDeserializer {
     /// hawker: the lengths of the messages in `partial_messages`, summed.
     partial_bytes: usize,
     buffer: BytesMut,
+    /// hawker: `buffer` grew past `RETAINED_INPUT` for the input being read.
+    large_input: bool,
     previous_headers: HashMap<u32, ChunkHeader>,
 }
 
@@ -115,7 +121,8 @@ impl ChunkDeserializer {
             current_header_format: ChunkHeaderFormat::Full,
             current_header: ChunkHeader::new(),
             current_stage: ParseStage::Csid,
-            buffer: BytesMut::with_capacity(4096),
+            buffer: BytesMut::with_capacity(INITIAL_INPUT_CAPACITY),
+            large_input: false,
             previous_headers: HashMap::new(),
             partial_messages: HashMap::new(),
             partial_bytes: 0,
@@ -228,9 +235,16 @@ impl ChunkDeserializer {
     /// # }
     /// ```
     pub fn get_next_message(&mut self, bytes: &[u8]) -> Result<Option<MessagePayload>, ChunkDeserializationError> {
-        self.buffer.extend_from_slice(bytes);
+        if !bytes.is_empty() {
+            self.buffer.extend_from_slice(bytes);
+            // `capacity` counts from the first byte not yet consumed: known only here.
+            self.large_input |= self.buffer.capacity() > RETAINED_INPUT;
+        }
 
         loop {
+            if self.large_input && matches!(self.current_stage, ParseStage::Csid) {
+                self.release_consumed_input();
+            }
             let mut complete_message = None;
             let result = match self.current_stage {
                 ParseStage::Csid => self.form_header()?,
@@ -245,6 +259,19 @@ impl ChunkDeserializer {
             if result == ParseStageResult::NotEnoughBytes || complete_message.is_some() {
                 return Ok(complete_message);
             }
+        }
+    }
+
+    /// hawker: once what a large input brought is consumed, down to the few bytes of a chunk
+    /// not yet complete, the buffer it grew to is let go. A connection's batched reads bring
+    /// 64 KiB at a time; kept, that buffer (twice over after a reallocation) stayed with each
+    /// connection for its life, though between reads it holds at most one partial chunk.
+    fn release_consumed_input(&mut self) {
+        if self.buffer.len() <= INITIAL_INPUT_CAPACITY {
+            let mut small = BytesMut::with_capacity(INITIAL_INPUT_CAPACITY);
+            small.extend_from_slice(&self.buffer);
+            self.buffer = small;
+            self.large_input = false;
         }
     }
 
@@ -595,6 +622,38 @@ mod tests {
     use byteorder::{BigEndian, LittleEndian, WriteBytesExt};
     use std::io::{Cursor, Write};
     use time::RtmpTimestamp;
+
+    #[test]
+    fn a_large_input_is_let_go_once_consumed_and_a_partial_chunk_kept() {
+        let mut serializer = super::super::ChunkSerializer::new();
+        let message = |n: u8| MessagePayload {
+            timestamp: RtmpTimestamp::new(u32::from(n)),
+            type_id: 9,
+            message_stream_id: 1,
+            data: bytes::Bytes::from(vec![n; 4000]),
+        };
+        let mut input = Vec::new();
+        for n in 0..20 {
+            input.extend(serializer.serialize(&message(n), false, false).unwrap().bytes);
+        }
+        // All of it but the last few bytes of the last message, in one input (a batched read).
+        let (first, rest) = input.split_at(input.len() - 10);
+        let mut deserializer = ChunkDeserializer::new();
+        let mut next = deserializer.get_next_message(first).unwrap();
+        // The buffer the input was copied into: what is left of it from here.
+        let grown = deserializer.buffer.as_ptr() as usize
+            ..deserializer.buffer.as_ptr() as usize + deserializer.buffer.capacity();
+        let mut read = 0;
+        while let Some(payload) = next {
+            assert_eq!(payload, message(read));
+            read += 1;
+            next = deserializer.get_next_message(&[]).unwrap();
+        }
+        assert_eq!(read, 19);
+        assert!(!grown.contains(&(deserializer.buffer.as_ptr() as usize)), "the grown buffer is kept");
+        assert!(deserializer.buffer.len() < 200, "a partial chunk at most: {}", deserializer.buffer.len());
+        assert_eq!(deserializer.get_next_message(rest).unwrap(), Some(message(19)));
+    }
 
     #[test]
     fn can_read_type_0_chunk_with_small_chunk_stream_id_and_small_timestamp() {
