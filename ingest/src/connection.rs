@@ -423,8 +423,11 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 if let Some(at) = read_at {
                     alarm.sleep_until(at).await;
                 }
-                let buf = lent.insert(buffers.take());
-                let read = timeout(limits.read_timeout, socket.read(buf));
+                let read = timeout(limits.read_timeout, async {
+                    // Bytes first, then a buffer to read them into: waiting holds none.
+                    std::future::poll_fn(|cx| socket.poll_read_ready(cx)).await?;
+                    socket.read(lent.insert(buffers.take())).await
+                });
                 match making {
                     // Made (usually before more bytes come): the next output decides when to
                     // read them. Should the sink need more after all, they are read as they come.
@@ -450,10 +453,18 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 read = paced_read => read,
             };
             let (n, buf) = match (read, lent) {
-                (Some(read), Some(buf)) => (read.map_err(|_| ConnectionError::Timeout("read"))??, buf),
+                (Some(read), lent) => match (read.map_err(|_| ConnectionError::Timeout("read"))?, lent) {
+                    (Ok(n), Some(buf)) => (n, buf),
+                    // The wait for bytes failed (a read is always into a lent buffer).
+                    (result, lent) => {
+                        lent.into_iter().for_each(|buf| buffers.give(buf));
+                        result?;
+                        continue;
+                    }
+                },
                 // The sink made its output: its next one decides when to read.
-                (_, buf) => {
-                    buf.into_iter().for_each(|buf| buffers.give(buf));
+                (None, lent) => {
+                    lent.into_iter().for_each(|buf| buffers.give(buf));
                     continue;
                 }
             };

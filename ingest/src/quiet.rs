@@ -21,6 +21,13 @@ use tokio::net::TcpStream;
 pub trait Quiet {
     /// Stops signalling the stream's arrivals until its next read or write finds it quiet.
     fn quiet(&mut self) -> io::Result<()>;
+
+    /// Ready once a read may find bytes (or the end), so that a connection waiting for its
+    /// publisher's next bytes needs no read buffer meanwhile. Ready at once where that is not
+    /// known: the read then waits.
+    fn poll_read_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// In-memory streams (the fuzz target) wake nobody by themselves: nothing to do.
@@ -31,7 +38,8 @@ impl Quiet for DuplexStream {
 }
 
 /// RTMPS: the TCP socket under the TLS session. Bytes TLS has already decrypted are read
-/// before the socket anyway.
+/// before the socket anyway. (Whether TLS holds plaintext is not known from here, so a read
+/// is never held back for the socket's readiness.)
 impl<S: Quiet> Quiet for tokio_rustls::server::TlsStream<S> {
     fn quiet(&mut self) -> io::Result<()> {
         self.get_mut().0.quiet()
@@ -78,6 +86,15 @@ impl Quiet for QuietTcp {
             self.0 = State::Quiet(socket.into_std()?);
         }
         Ok(())
+    }
+
+    /// Out of the poller, the read goes straight to the socket (and waits there only if it
+    /// finds nothing).
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.0 {
+            State::Polled(socket) => socket.poll_read_ready(cx),
+            _ => Poll::Ready(Ok(())),
+        }
     }
 }
 
@@ -168,5 +185,28 @@ mod tests {
         drop(client);
         server.quiet().unwrap();
         assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+    }
+
+    /// A connection waits for its publisher's bytes with no read buffer: in the poller, the
+    /// socket is ready only once bytes wait; out of it, at once (the read goes to the socket).
+    #[tokio::test]
+    async fn ready_to_read_once_bytes_wait() {
+        use std::future::poll_fn;
+        let (mut server, mut client) = pair().await;
+        let mut buf = [0u8; 8];
+        // Readiness may be stale until a read finds nothing: one does.
+        let nothing = tokio::time::timeout(std::time::Duration::from_millis(20), server.read(&mut buf)).await;
+        assert!(nothing.is_err(), "nothing sent yet");
+        let ready = poll_fn(|cx| Poll::Ready(server.poll_read_ready(cx).is_ready())).await;
+        assert!(!ready, "nothing waits");
+        let send = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            client.write_all(b"bytes").await.unwrap();
+        };
+        let (ready, ()) = tokio::join!(poll_fn(|cx| server.poll_read_ready(cx)), send);
+        ready.unwrap();
+        assert_eq!(server.read(&mut buf).await.unwrap(), 5);
+        server.quiet().unwrap();
+        assert!(poll_fn(|cx| Poll::Ready(server.poll_read_ready(cx).is_ready())).await);
     }
 }

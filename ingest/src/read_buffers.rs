@@ -3,8 +3,9 @@
 //! A publisher's connection spends most of its time asleep until its next paced read
 //! (`Limits::read_interval`). A buffer of its own (`max_buffered_bytes`, 64 KiB, which its
 //! batched reads fill, so every page of it stays resident) would sit idle meanwhile; borrowed
-//! from here after the sleep and given back once the bytes are handled, the buffers in use are
-//! about as many as the connections reading at that moment.
+//! from here once bytes wait to be read (after the sleep, and after the socket is ready when
+//! the connection waits for bytes: `Quiet::poll_read_ready`) and given back once they are
+//! handled, the buffers in use are about as many as the connections reading at that moment.
 
 use std::sync::Mutex;
 
