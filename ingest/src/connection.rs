@@ -417,7 +417,7 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 self.socket.quiet()?;
             }
             let (socket, alarm) = (&mut self.socket, &mut self.alarm);
-            // The read buffer is borrowed after the sleep (see `ReadBuffers`).
+            // The read buffer is borrowed once bytes wait (see `ReadBuffers`).
             let mut lent = None;
             let paced_read = async {
                 if let Some(at) = read_at {
@@ -452,22 +452,16 @@ impl<G: PublishGate, S: AsyncRead + AsyncWrite + Quiet + Unpin> Connection<G, S>
                 }
                 read = paced_read => read,
             };
-            let (n, buf) = match (read, lent) {
-                (Some(read), lent) => match (read.map_err(|_| ConnectionError::Timeout("read"))?, lent) {
-                    (Ok(n), Some(buf)) => (n, buf),
-                    // The wait for bytes failed (a read is always into a lent buffer).
-                    (result, lent) => {
-                        lent.into_iter().for_each(|buf| buffers.give(buf));
-                        result?;
-                        continue;
-                    }
-                },
+            let n = match read {
+                Some(read) => read.map_err(|_| ConnectionError::Timeout("read"))??,
                 // The sink made its output: its next one decides when to read.
-                (None, lent) => {
+                None => {
                     lent.into_iter().for_each(|buf| buffers.give(buf));
                     continue;
                 }
             };
+            // A read is always into a lent buffer.
+            let Some(buf) = lent else { continue };
             if n == 0 {
                 return Ok(Ending::Unpublished);
             }
