@@ -1,5 +1,6 @@
-//! What the pipeline's caps need from the publisher's configuration records: the picture size
-//! and frame rate from the AVCDecoderConfigurationRecord's first SPS (ISO/IEC 14496-15 §5.3.3,
+//! What the pipeline's caps and the posters need from the publisher's configuration records:
+//! the picture size, frame rate and pixel format from the AVCDecoderConfigurationRecord's first
+//! SPS (ISO/IEC 14496-15 §5.3.3,
 //! H.264 §7.3.2.1), the sample rate and channels from the AudioSpecificConfig (ISO/IEC
 //! 14496-3 §1.6.2.1), and the RFC 6381 CODECS strings of both.
 //!
@@ -7,13 +8,17 @@
 //! read, and this is the one place that reads them (h264parse, which did, is gone from the
 //! passthrough path).
 
-/// What the muxer and the multivariant playlist need of the video.
+/// What the muxer, the multivariant playlist and the posters need of the video.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct AvcInfo {
     pub width: u32,
     pub height: u32,
     /// From the SPS's VUI timing, when the encoder wrote it.
     pub frame_rate: Option<(u32, u32)>,
+    /// 8-bit 4:2:0 (what cameras and OBS send): a decoder's pictures are I420.
+    pub i420: bool,
+    /// Bytes of each NAL unit's length prefix in the samples (lengthSizeMinusOne + 1).
+    pub nal_length_size: usize,
 }
 
 /// Reads the first SPS of an AVCDecoderConfigurationRecord.
@@ -28,7 +33,23 @@ pub(crate) fn avc_info(record: &[u8]) -> Option<AvcInfo> {
     if nal.first()? & 0x1F != 7 {
         return None;
     }
-    sps(&unescape(&nal[1..]))
+    sps(&unescape(&nal[1..]), usize::from(record[4] & 3) + 1)
+}
+
+/// Whether an access unit (NAL units with `length_size`-byte length prefixes) holds an IDR
+/// slice: a picture that decodes on its own.
+pub(crate) fn has_idr(access_unit: &[u8], length_size: usize) -> bool {
+    let mut rest = access_unit;
+    while rest.len() > length_size {
+        let (prefix, after) = rest.split_at(length_size);
+        let len = prefix.iter().fold(0usize, |n, &b| n << 8 | usize::from(b));
+        let Some(nal) = after.get(..len) else { return false };
+        if nal.first().is_some_and(|header| header & 0x1F == 5) {
+            return true;
+        }
+        rest = &after[len..];
+    }
+    false
 }
 
 /// The RBSP of a NAL unit: emulation prevention bytes (00 00 03) removed.
@@ -97,19 +118,19 @@ impl Bits<'_> {
 }
 
 /// H.264 §7.3.2.1.1 up to the VUI's timing information; `rbsp` starts after the NAL header.
-fn sps(rbsp: &[u8]) -> Option<AvcInfo> {
+fn sps(rbsp: &[u8], nal_length_size: usize) -> Option<AvcInfo> {
     let mut r = Bits { data: rbsp, at: 0 };
     let profile = r.bits(8)?;
     r.bits(16)?; // constraint flags, level
     r.ue()?; // seq_parameter_set_id
-    let mut chroma_format = 1;
+    let (mut chroma_format, mut deeper) = (1, false);
     if matches!(profile, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
         chroma_format = r.ue()?;
         if chroma_format == 3 {
             r.bit()?; // separate_colour_plane_flag
         }
-        r.ue()?; // bit_depth_luma_minus8
-        r.ue()?; // bit_depth_chroma_minus8
+        deeper = r.ue()? != 0; // bit_depth_luma_minus8
+        deeper |= r.ue()? != 0; // bit_depth_chroma_minus8
         r.bit()?; // qpprime_y_zero_transform_bypass_flag
         if r.flag()? {
             let lists = if chroma_format == 3 { 12 } else { 8 };
@@ -163,7 +184,7 @@ fn sps(rbsp: &[u8]) -> Option<AvcInfo> {
         return None;
     }
     let frame_rate = vui_frame_rate(&mut r);
-    Some(AvcInfo { width, height, frame_rate })
+    Some(AvcInfo { width, height, frame_rate, i420: chroma_format == 1 && !deeper, nal_length_size })
 }
 
 /// The frame rate of the VUI's timing information (E.1.1), if present.
@@ -284,6 +305,21 @@ mod tests {
         assert_eq!(aac_info(&[]), None);
     }
 
+    #[test]
+    fn an_idr_slice_is_found_among_the_access_units_nal_units() {
+        // AUD, SEI, then an IDR slice; 4-byte lengths.
+        let idr = [0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 2, 0x06, 0x05, 0, 0, 0, 3, 0x65, 0x88, 0x84];
+        assert!(has_idr(&idr, 4));
+        // A non-IDR slice (type 1) is not one, whatever the container's keyframe flag says.
+        let p_slice = [0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 3, 0x41, 0x9a, 0x02];
+        assert!(!has_idr(&p_slice, 4));
+        // 2-byte lengths.
+        assert!(has_idr(&[0, 2, 0x09, 0xf0, 0, 2, 0x65, 0x88], 2));
+        // A length past the end is not read.
+        assert!(!has_idr(&[0, 0, 0, 9, 0x65, 0x88], 4));
+        assert!(!has_idr(&[], 4));
+    }
+
     /// The avcC records x264 wrote (through ffmpeg's FLV muxer) for 1280x720 High at 30 fps
     /// and 640x360 Constrained Baseline at 25 fps (368 coded rows, cropped).
     #[test]
@@ -293,13 +329,34 @@ mod tests {
             0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00,
             0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
         ];
-        assert_eq!(avc_info(&hd), Some(AvcInfo { width: 1280, height: 720, frame_rate: Some((30, 1)) }));
+        assert_eq!(
+            avc_info(&hd),
+            Some(AvcInfo { width: 1280, height: 720, frame_rate: Some((30, 1)), i420: true, nal_length_size: 4 })
+        );
         let sd = [
             0x01, 0x42, 0xc0, 0x1e, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70,
             0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2e, 0x48, 0x01, 0x00, 0x05,
             0x68, 0xcb, 0x83, 0xcb, 0x20,
         ];
-        assert_eq!(avc_info(&sd), Some(AvcInfo { width: 640, height: 360, frame_rate: Some((25, 1)) }));
+        assert_eq!(
+            avc_info(&sd),
+            Some(AvcInfo { width: 640, height: 360, frame_rate: Some((25, 1)), i420: true, nal_length_size: 4 })
+        );
+        // 4:2:2 (High 4:2:2) and 10-bit 4:2:0 (High 10), 320x240 at 25 fps: not I420.
+        let yuv422 = [
+            0x01, 0x7a, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x7a, 0x00, 0x0d, 0xbc, 0xd9, 0x41, 0x41, 0xfb, 0x01,
+            0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0x99, 0x60, 0x01, 0x00, 0x04,
+            0x68, 0xef, 0x8f, 0xcb, 0xfe, 0xf8, 0xf8, 0x00,
+        ];
+        let ten_bit = [
+            0x01, 0x6e, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x6e, 0x00, 0x0d, 0xa6, 0xcd, 0x94, 0x14, 0x1f, 0xb0,
+            0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x14, 0x29, 0x96, 0x01, 0x00, 0x04,
+            0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xfa, 0xfa, 0x00,
+        ];
+        for record in [&yuv422[..], &ten_bit[..]] {
+            let info = avc_info(record).expect("an SPS");
+            assert_eq!((info.width, info.height, info.frame_rate, info.i420), (320, 240, Some((25, 1)), false));
+        }
         assert_eq!(avc_info(&hd[..14]), None, "a truncated SPS");
         assert_eq!(avc_info(&[1, 0x64, 0, 0x1f, 0xff, 0xe0]), None, "no SPS");
         assert_eq!(avc_info(&[]), None);

@@ -8,9 +8,10 @@
 //! when the stream finishes. A stream nobody looks at costs two encodes: its first keyframe's
 //! and its last (about 25 ms of CPU each at 720p, most of it decoding). A poster is a one-shot
 //! pipeline on a blocking thread:
-//! `appsrc(video/x-h264,avc,codec_data) ! h264parse ! identity drop-buffer-flags=delta-unit !
-//! avdec_h264 ! videoconvert ! videoscale ! video/x-raw,width=640 ! jpegenc ! appsink`,
-//! fed one keyframe then EOS, so no decoder state lives between posters. Only
+//! `appsrc(video/x-h264,avc,codec_data) ! avdec_h264 ! videoscale ! video/x-raw,I420,width=640
+//! ! jpegenc ! appsink`, fed one IDR picture then EOS, so no decoder state lives between
+//! posters; a source that is not 8-bit 4:2:0 gets a `videoconvert` after the decoder (left out
+//! otherwise: negotiating its every format cost a quarter of a poster). Only
 //! `MAX_CONCURRENT` encodes run at once server-wide; a request that finds none free gets the
 //! poster made before.
 
@@ -33,8 +34,8 @@ const MAX_CONCURRENT: usize = 2;
 /// A poster that takes longer than this is given up.
 const ENCODE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) const ELEMENTS: [&str; 8] =
-    ["appsrc", "h264parse", "identity", "avdec_h264", "videoconvert", "videoscale", "jpegenc", "appsink"];
+pub(crate) const ELEMENTS: [&str; 7] =
+    ["appsrc", "avdec_h264", "videoconvert", "videoscale", "capsfilter", "jpegenc", "appsink"];
 
 /// Whether every element a poster needs is installed. With `load` (posters on in the server's
 /// configuration), their plugins are loaded now, at start-up: loading FFmpeg's decoders costs
@@ -158,8 +159,8 @@ impl Posters {
 /// Watches one publish's video for poster keyframes.
 pub(crate) struct PosterFeed {
     posters: Arc<Posters>,
-    /// The AVCDecoderConfigurationRecord of the publish.
-    codec_data: Option<Bytes>,
+    /// The AVCDecoderConfigurationRecord of the publish, and its NAL units' length size.
+    codec_data: Option<(Bytes, usize)>,
     /// This publish asked for the stream's first poster already (or found one asked for).
     first_asked: bool,
 }
@@ -167,13 +168,17 @@ pub(crate) struct PosterFeed {
 impl PosterFeed {
     /// The publish's AVCDecoderConfigurationRecord.
     pub fn config(&mut self, record: &Bytes) {
-        self.codec_data = Some(record.clone());
+        self.codec_data = crate::codec::avc_info(record).map(|info| (record.clone(), info.nal_length_size));
     }
 
     /// A keyframe's NAL units: kept as the newest (a reference, not a copy); the stream's
-    /// first one is made into a poster at once.
+    /// first one is made into a poster at once. One without an IDR picture (whatever the
+    /// publisher flagged) is not kept: it would decode to grey.
     pub fn keyframe(&mut self, nalus: &Bytes) {
-        let Some(codec_data) = self.codec_data.clone() else { return };
+        let Some((codec_data, length_size)) = self.codec_data.clone() else { return };
+        if !crate::codec::has_idr(nalus, length_size) {
+            return;
+        }
         let keyframe = Keyframe { codec_data, nalus: nalus.clone(), seen: Instant::now() };
         *crate::lock(&self.posters.latest) = Some(keyframe);
         if self.first_asked {
@@ -204,21 +209,21 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
     let appsrc = gst_app::AppSrc::builder().caps(&caps).format(gst::Format::Time).is_live(false).build();
     let make =
         |factory: &str| gst::ElementFactory::make(factory).build().map_err(|e| err(&format!("creating {factory}"), &e));
-    let parse = make("h264parse")?;
-    let keyframes_only = make("identity")?;
-    // Never decode a delta frame, whatever reaches this pipeline.
-    keyframes_only.set_property_from_str("drop-buffer-flags", "delta-unit");
     let decode = make("avdec_h264")?;
     decode.set_property("max-threads", 1i32);
     // Decoding straight into GStreamer buffers makes the decoder set up a whole pool of
     // full-size frames; for one keyframe, libav's own few are enough (less memory per poster).
     decode.set_property("direct-rendering", false);
-    let convert = make("videoconvert")?;
+    let convert = match crate::codec::avc_info(codec_data).is_some_and(|info| info.i420) {
+        true => None,
+        false => Some(make("videoconvert")?),
+    };
     let scale = make("videoscale")?;
     let size = make("capsfilter")?;
     size.set_property(
         "caps",
         gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
             .field("width", WIDTH)
             // Square pixels: videoscale then picks the height that keeps the picture's shape.
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
@@ -229,10 +234,13 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
     let appsink = gst_app::AppSink::builder().sync(false).enable_last_sample(false).build();
 
     let pipeline = gst::Pipeline::new();
-    let chain =
-        [appsrc.upcast_ref(), &parse, &keyframes_only, &decode, &convert, &scale, &size, &jpeg, appsink.upcast_ref()];
-    pipeline.add_many(chain).map_err(|e| err("adding elements", &e))?;
-    gst::Element::link_many(chain).map_err(|e| err("linking", &e))?;
+    let chain: Vec<&gst::Element> = [appsrc.upcast_ref(), &decode]
+        .into_iter()
+        .chain(&convert)
+        .chain([&scale, &size, &jpeg, appsink.upcast_ref()])
+        .collect();
+    pipeline.add_many(&chain).map_err(|e| err("adding elements", &e))?;
+    gst::Element::link_many(&chain).map_err(|e| err("linking", &e))?;
 
     let result = (|| {
         pipeline.set_state(gst::State::Playing).map_err(|e| err("starting", &e))?;
@@ -281,7 +289,16 @@ mod tests {
         feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
         assert!(crate::lock(&posters.latest).is_none(), "nothing to decode it with");
         assert!(!feed.first_asked);
-        feed.config(&Bytes::from_static(&[1, 0x64, 0, 0x1f]));
+        // x264's 1280x720 High record.
+        feed.config(&Bytes::from_static(&[
+            0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb,
+            0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00,
+            0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
+        ]));
+        // Flagged a keyframe, but a P slice: no picture of its own.
+        feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x41]));
+        assert!(crate::lock(&posters.latest).is_none(), "not an IDR picture");
+        assert!(!feed.first_asked);
         feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
         assert!(crate::lock(&posters.latest).is_some());
         assert!(feed.first_asked);

@@ -13,13 +13,13 @@ use hawker_storage::{LocalStore, Store};
 mod common;
 use common::*;
 
-fn ffmpeg_flv(dir: &Path, seconds: u32) -> PathBuf {
-    let out = dir.join("in.flv");
+fn ffmpeg_flv(dir: &Path, seconds: u32, pix_fmt: &str) -> PathBuf {
+    let out = dir.join(format!("in-{pix_fmt}.flv"));
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac"])
         .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-bf", "2"])
-        .args(["-pix_fmt", "yuv420p", "-f", "flv"])
+        .args(["-pix_fmt", pix_fmt, "-f", "flv"])
         .arg(&out)
         .status()
         .expect("ffmpeg runs");
@@ -43,7 +43,7 @@ fn probe_image(dir: &Path, jpeg: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poster_is_made_from_keyframes_and_outlives_the_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let tags = read_flv(&ffmpeg_flv(dir.path(), 4));
+    let tags = read_flv(&ffmpeg_flv(dir.path(), 4, "yuv420p"));
     let store = Arc::new(LocalStore::new(dir.path().join("media")).unwrap());
     let config = PackagerConfig { poster_interval: Duration::from_millis(300), ..Default::default() };
     let packager = Packager::new(store.clone(), config).unwrap();
@@ -83,6 +83,25 @@ async fn a_poster_is_made_from_keyframes_and_outlives_the_stream() {
     posters.dedup();
     // testsrc2 moves: keyframes a second apart make different pictures.
     assert!(posters.len() >= 3, "{} distinct posters", posters.len());
+}
+
+/// Sources other than 8-bit 4:2:0 (High 4:2:2, High 10) are converted for the poster.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poster_is_made_of_a_4_2_2_or_10_bit_source() {
+    let dir = tempfile::tempdir().unwrap();
+    for pix_fmt in ["yuv422p", "yuv420p10le"] {
+        let tags = read_flv(&ffmpeg_flv(dir.path(), 1, pix_fmt));
+        let store = Arc::new(LocalStore::new(dir.path().join(pix_fmt)).unwrap());
+        let packager = Packager::new(store.clone(), PackagerConfig::default()).unwrap();
+        let stream = packager.open("pid").await.unwrap();
+        let mut feed = stream.start_publish().unwrap();
+        push_all(&mut feed, &tags);
+        feed.end();
+        stream.finish(true).await.unwrap();
+        let poster =
+            store.get("streams/pid/poster.jpg").await.unwrap().unwrap_or_else(|| panic!("{pix_fmt}: a poster"));
+        assert_eq!(probe_image(dir.path(), &poster.bytes), "mjpeg,640,360", "{pix_fmt}");
+    }
 }
 
 /// This process's user+system CPU seconds.
