@@ -20,7 +20,8 @@
 //! Run: `cargo bench --bench streams` (1, 8 and 32 streams of 60 s), or with arguments after
 //! `--`: `cargo bench --bench streams -- --streams 4,16 --seconds 30`, and
 //! `-- --servers defaults,lean,nginx` to run only some servers, `-- --versus PATH [--runs 3]`
-//! to run this build and another hawker binary at the same time (an A/B on a noisy machine),
+//! to run this build and another hawker binary (or `nginx`: nginx-rtmp) at the same time (an
+//! A/B on a noisy machine),
 //! `-- --rounds 3` to repeat each round (interleaved across servers) and show the median, and
 //! `-- --capacity [--streams 16,32,…]` to find the most streams each server keeps up with
 //! (30 s rounds, growing N until one falls behind).
@@ -93,15 +94,16 @@ enum Target {
 
 impl Target {
     async fn start(kind: Kind, n: usize, bin: &str) -> Self {
-        // Every publisher comes from 127.0.0.1: raise the per-address cap (a binary from before
-        // the cap was a setting, run through HAWKER_BIN, has a fixed cap of 20).
-        let settable = Command::new(bin).args(["serve", "--help"]).output().expect("hawker runs");
-        let cap: &[&str] = match String::from_utf8_lossy(&settable.stdout).contains("--rtmp-max-connections-per-ip") {
-            true => &["--rtmp-max-connections-per-ip", "10000", "--rtmp-max-connections", "10000"],
-            false => &[],
-        };
         match kind {
             Kind::HawkerDefaults | Kind::HawkerLean => {
+                // Every publisher comes from 127.0.0.1: raise the per-address cap (a binary from
+                // before the cap was a setting, run through HAWKER_BIN, has a fixed cap of 20).
+                let settable = Command::new(bin).args(["serve", "--help"]).output().expect("hawker runs");
+                let cap: &[&str] =
+                    match String::from_utf8_lossy(&settable.stdout).contains("--rtmp-max-connections-per-ip") {
+                        true => &["--rtmp-max-connections-per-ip", "10000", "--rtmp-max-connections", "10000"],
+                        false => &[],
+                    };
                 let lean = ["--ll-hls", "false", "--poster-interval", "0"];
                 let extra: Vec<&str> = match kind {
                     Kind::HawkerLean => cap.iter().chain(&lean).copied().collect(),
@@ -307,7 +309,8 @@ fn kept_up(r: &Round, seconds: u32) -> bool {
 
 /// `--versus PATH`: this build and the hawker binary at PATH, side by side at the same time
 /// (`--runs` rounds per server kind and count), so that both see the same machine: on a noisy
-/// VM, rounds run one after the other differ by more than most changes.
+/// VM, rounds run one after the other differ by more than most changes. `--versus nginx`: this
+/// build against nginx-rtmp, the same way.
 async fn versus(other: &str, kinds: &[Kind], input: &Path) {
     let seconds = arg("--seconds").unwrap_or(30);
     let runs = arg("--runs").unwrap_or(3);
@@ -323,8 +326,11 @@ async fn versus(other: &str, kinds: &[Kind], input: &Path) {
         for &kind in kinds.iter().filter(|k| **k != Kind::Nginx) {
             let mut ratios = Vec::new();
             for _ in 0..runs {
-                let (a, b) =
-                    tokio::join!(round_of(&this, kind, n, seconds, input), round_of(other, kind, n, seconds, input));
+                let other_kind = if other == "nginx" { Kind::Nginx } else { kind };
+                let (a, b) = tokio::join!(
+                    round_of(&this, kind, n, seconds, input),
+                    round_of(other, other_kind, n, seconds, input)
+                );
                 let ratio = a.cpu_per_stream / b.cpu_per_stream;
                 // Publishers that fell behind make a round's CPU per stream meaningless.
                 println!(
