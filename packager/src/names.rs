@@ -76,15 +76,45 @@ pub(crate) fn poster_key(playback_id: &str) -> String {
 }
 
 pub(crate) fn init_uri(init: u32) -> String {
-    format!("init{init}.mp4")
+    InitUri(init).to_string()
 }
 
 pub(crate) fn segment_uri(msn: u64) -> String {
-    format!("seg{msn:06}.m4s")
+    SegmentUri(msn).to_string()
 }
 
 pub(crate) fn part_uri(msn: u64, index: usize) -> String {
-    format!("seg{msn:06}.{index}.m4s")
+    PartUri(msn, index).to_string()
+}
+
+// The names above as `Display`, for the playlists: a live playlist, rendered at every part,
+// writes dozens of them into its text, not each into a string of its own first.
+
+/// `init{n}.mp4`.
+pub(crate) struct InitUri(pub u32);
+
+/// `seg{msn:06}.m4s`.
+pub(crate) struct SegmentUri(pub u64);
+
+/// `seg{msn:06}.{index}.m4s`.
+pub(crate) struct PartUri(pub u64, pub usize);
+
+impl std::fmt::Display for InitUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "init{}.mp4", self.0)
+    }
+}
+
+impl std::fmt::Display for SegmentUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seg{:06}.m4s", self.0)
+    }
+}
+
+impl std::fmt::Display for PartUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seg{:06}.{}.m4s", self.0, self.1)
+    }
 }
 
 /// What a path under `/hls/{playback_id}/` names.

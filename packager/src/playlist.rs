@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::names::{init_uri, part_uri, segment_uri};
+use crate::names::{InitUri, PartUri, SegmentUri};
 
 /// One media segment as the playlists name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,17 +77,11 @@ impl DateRange {
             "#EXT-X-DATERANGE:ID=\"{}\",CLASS=\"{}\",START-DATE=\"{}\"",
             self.id,
             self.class,
-            self.start.to_rfc3339_opts(SecondsFormat::Millis, true)
+            Pdt(self.start)
         );
         if let Some(end) = self.end {
             let ms = (end - self.start).num_milliseconds().max(0);
-            let _ = write!(
-                out,
-                ",END-DATE=\"{}\",DURATION={}.{:03}",
-                end.to_rfc3339_opts(SecondsFormat::Millis, true),
-                ms / 1000,
-                ms % 1000
-            );
+            let _ = write!(out, ",END-DATE=\"{}\",DURATION={}.{:03}", Pdt(end), ms / 1000, ms % 1000);
         }
         for (name, value) in &self.attributes {
             let _ = write!(out, ",{name}=\"{}\"", quoted(value));
@@ -133,13 +127,34 @@ pub(crate) struct RenditionReport {
     pub last_part: Option<usize>,
 }
 
-fn ms_str(ms: u64) -> String {
-    format!("{}.{:03}", ms / 1000, ms % 1000)
+/// Milliseconds as decimal seconds (`1.500`).
+struct Ms(u64);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
 }
 
-impl Segment {
-    pub fn uri(&self) -> String {
-        segment_uri(self.msn)
+/// A program date-time as RFC 3339 UTC with milliseconds (`2026-12-05T23:30:00.123Z`), what
+/// `to_rfc3339_opts(Millis, true)` writes, without a string of its own.
+struct Pdt(DateTime<Utc>);
+
+impl std::fmt::Display for Pdt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (date, time) = (self.0.date_naive(), self.0.time());
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second(),
+            // Leap seconds aside (the system clock never shows one).
+            time.nanosecond() / 1_000_000 % 1000
+        )
     }
 }
 
@@ -273,11 +288,11 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
         let _ = writeln!(
             out,
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={},HOLD-BACK={},CAN-SKIP-UNTIL={}",
-            ms_str(3 * part_target),
-            ms_str(3 * target * 1000),
-            ms_str(skip_until_ms)
+            Ms(3 * part_target),
+            Ms(3 * target * 1000),
+            Ms(skip_until_ms)
         );
-        let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", ms_str(part_target));
+        let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={}", Ms(part_target));
     }
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{media_sequence}");
     if discontinuity_sequence > 0 {
@@ -318,13 +333,13 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if *current_init != Some(s.init) {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_uri(s.init));
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", InitUri(s.init));
             *current_init = Some(s.init);
         }
-        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", s.pdt.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", Pdt(s.pdt));
         if parts {
             for (i, p) in s.parts.iter().enumerate() {
-                let _ = write!(out, "#EXT-X-PART:DURATION={},URI=\"{}\"", ms_str(p.duration_ms), part_uri(s.msn, i));
+                let _ = write!(out, "#EXT-X-PART:DURATION={},URI=\"{}\"", Ms(p.duration_ms), PartUri(s.msn, i));
                 if p.independent {
                     out.push_str(",INDEPENDENT=YES");
                 }
@@ -332,9 +347,7 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
             }
         }
         if complete {
-            let _ = writeln!(out, "#EXTINF:{},", ms_str(s.duration_ms));
-            out.push_str(&s.uri());
-            out.push('\n');
+            let _ = writeln!(out, "#EXTINF:{},\n{}", Ms(s.duration_ms), SegmentUri(s.msn));
         }
     };
     for (i, s) in shown.iter().enumerate().skip(skipped) {
@@ -348,7 +361,7 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
             }
             None => (shown.last().map_or(0, |s| s.msn + 1), 0),
         };
-        let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(msn, next));
+        let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", PartUri(msn, next));
     }
     if matches!(kind, Kind::Live { .. }) {
         for report in view.reports {
@@ -549,7 +562,19 @@ mod tests {
     }
 
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{SecondsFormat, TimeZone};
+
+    #[test]
+    fn program_date_times_are_written_as_rfc_3339_with_milliseconds() {
+        for (ms, when) in [(0, (2026, 1, 2, 3, 4, 5)), (7, (1999, 12, 31, 23, 59, 59)), (999, (2030, 6, 9, 0, 0, 0))] {
+            let (y, mo, d, h, mi, s) = when;
+            let at = Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().unwrap() + chrono::Duration::milliseconds(ms);
+            let at = at + chrono::Duration::nanoseconds(123_456);
+            assert_eq!(Pdt(at).to_string(), at.to_rfc3339_opts(SecondsFormat::Millis, true));
+        }
+        assert_eq!(Ms(1500).to_string(), "1.500");
+        assert_eq!(Ms(7).to_string(), "0.007");
+    }
 
     fn seg(msn: u64, init: u32, duration_ms: u64, discontinuity: bool) -> Segment {
         let base = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("valid date");
