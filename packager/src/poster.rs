@@ -6,8 +6,9 @@
 //! from the first keyframe of a stream (so every live stream has one), then on request when
 //! the one made is older than `poster_interval` and a newer keyframe exists, and once more
 //! when the stream finishes. A stream nobody looks at costs two encodes: its first keyframe's
-//! and its last (about 25 ms of CPU each at 720p, most of it decoding). A poster is a one-shot
-//! pipeline on a blocking thread:
+//! and its last (about 30 ms of CPU each for the bench's noisy 720p input, most of it
+//! decoding the keyframe: `cargo test -p hawker-packager --test poster -- --ignored`). A
+//! poster is a one-shot pipeline on a blocking thread:
 //! `appsrc(video/x-h264,avc,codec_data) ! avdec_h264 ! videoscale ! video/x-raw,I420,width=640
 //! ! jpegenc ! appsink`, fed one IDR picture then EOS, so no decoder state lives between
 //! posters; a source that is not 8-bit 4:2:0 gets a `videoconvert` after the decoder (left out
