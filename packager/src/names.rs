@@ -83,10 +83,6 @@ pub(crate) fn segment_uri(msn: u64) -> String {
     SegmentUri(msn).to_string()
 }
 
-pub(crate) fn part_uri(msn: u64, index: usize) -> String {
-    PartUri(msn, index).to_string()
-}
-
 // The names above as `Display`, for the playlists: a live playlist, rendered at every part,
 // writes dozens of them into its text, not each into a string of its own first.
 
@@ -203,7 +199,7 @@ mod tests {
 
     #[test]
     fn live_only_objects() {
-        assert!(is_live_only(&part_uri(7, 2)));
+        assert!(is_live_only(&PartUri(7, 2).to_string()));
         assert!(is_live_only("journal00000.m3u8"));
         assert!(!is_live_only(&segment_uri(7)));
         assert!(!is_live_only(&init_uri(0)));
