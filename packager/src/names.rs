@@ -83,7 +83,7 @@ pub(crate) fn segment_uri(msn: u64) -> String {
     SegmentUri(msn).to_string()
 }
 
-// The names above as `Display`, for the playlists: a live playlist, rendered at every part,
+// Object names as `Display`, for the playlists: a live playlist, rendered at every part,
 // writes dozens of them into its text, not each into a string of its own first.
 
 /// `init{n}.mp4`.

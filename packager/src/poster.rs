@@ -14,7 +14,7 @@
 //! posters; a source that is not 8-bit 4:2:0 gets a `videoconvert` after the decoder (left out
 //! otherwise: negotiating its every format cost a quarter of a poster). Only
 //! `MAX_CONCURRENT` encodes run at once server-wide; a request that finds none free gets the
-//! poster made before.
+//! poster made before, and a stream's first and last posters wait their turn.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +79,15 @@ struct Made {
     closed: bool,
 }
 
+/// How a poster waits for one of the server-wide encoders.
+enum Encoder {
+    /// A viewer's request: the poster made before is answered if none is free.
+    IfFree,
+    /// The stream's first poster and its last (the replay's): made in turn, never skipped, so
+    /// that streams starting or ending together each get theirs.
+    Wait,
+}
+
 /// The server-wide limit on encodes at once.
 pub(crate) fn permits() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(MAX_CONCURRENT))
@@ -119,16 +128,25 @@ impl Posters {
             (None, _) => false,
         };
         if !fresh(&made) && !made.closed {
-            self.make(&mut made, latest).await;
+            self.make(&mut made, latest, Encoder::IfFree).await;
         }
         made.poster.as_ref().map(|(jpeg, _)| jpeg.clone())
     }
 
     /// Encodes `keyframe` and stores the poster; keeps the previous one on failure.
-    async fn make(&self, made: &mut Made, keyframe: Option<Keyframe>) {
+    async fn make(&self, made: &mut Made, keyframe: Option<Keyframe>, encoder: Encoder) {
         let Some(Keyframe { codec_data, nalus, seen }) = keyframe else { return };
-        // Every encoder busy: the poster made before stands.
-        let Ok(_permit) = self.permits.clone().try_acquire_owned() else { return };
+        let _permit = match encoder {
+            // Every encoder busy: the poster made before stands.
+            Encoder::IfFree => match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            Encoder::Wait => match self.permits.clone().acquire_owned().await {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
         let jpeg = match tokio::task::spawn_blocking(move || encode(&codec_data, nalus)).await {
             Ok(Ok(jpeg)) => jpeg,
             Ok(Err(e)) => return tracing::warn!(playback_id = %self.playback_id, "poster failed: {e}"),
@@ -151,7 +169,7 @@ impl Posters {
             (Some(_), None) => false,
         };
         if save && newer && !made.closed {
-            self.make(&mut made, latest).await;
+            self.make(&mut made, latest, Encoder::Wait).await;
         }
         made.closed = true;
     }
@@ -194,7 +212,7 @@ impl PosterFeed {
             }
             made.started = true;
             let latest = crate::lock(&posters.latest).clone();
-            posters.make(&mut made, latest).await;
+            posters.make(&mut made, latest, Encoder::Wait).await;
         });
     }
 }
@@ -277,6 +295,13 @@ pub(crate) fn encode(codec_data: &[u8], frame: Bytes) -> Result<Bytes, String> {
 mod tests {
     use super::*;
 
+    /// x264's 1280x720 High AVCDecoderConfigurationRecord.
+    const X264_720P_RECORD: &[u8] = &[
+        0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb,
+        0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00,
+        0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
+    ];
+
     fn posters(interval: Duration) -> (Arc<Posters>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(hawker_storage::LocalStore::new(dir.path()).unwrap());
@@ -290,12 +315,7 @@ mod tests {
         feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
         assert!(crate::lock(&posters.latest).is_none(), "nothing to decode it with");
         assert!(!feed.first_asked);
-        // x264's 1280x720 High record.
-        feed.config(&Bytes::from_static(&[
-            0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb,
-            0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00,
-            0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
-        ]));
+        feed.config(&Bytes::from_static(X264_720P_RECORD));
         // Flagged a keyframe, but a P slice: no picture of its own.
         feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x41]));
         assert!(crate::lock(&posters.latest).is_none(), "not an IDR picture");
@@ -303,6 +323,31 @@ mod tests {
         feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
         assert!(crate::lock(&posters.latest).is_some());
         assert!(feed.first_asked);
+    }
+
+    /// Streams that end together each get their last poster: `close` waits for an encoder
+    /// rather than skipping the poster while all are busy.
+    #[tokio::test]
+    async fn the_last_poster_waits_for_a_free_encoder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(hawker_storage::LocalStore::new(dir.path()).unwrap());
+        let permits = Arc::new(Semaphore::new(1));
+        let posters = Posters::new(store, "p".into(), Duration::from_secs(10), Handle::current(), permits.clone());
+        // Every encoder busy before the first keyframe comes.
+        let busy = permits.clone().acquire_owned().await.unwrap();
+        let mut feed = posters.feed();
+        feed.config(&Bytes::from_static(X264_720P_RECORD));
+        feed.keyframe(&Bytes::from_static(&[0, 0, 0, 1, 0x65]));
+        let closing = tokio::spawn({
+            let posters = posters.clone();
+            async move { posters.close(true).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!closing.is_finished(), "the last poster was skipped, not waited for");
+        drop(busy);
+        tokio::time::timeout(Duration::from_secs(10), closing).await.expect("closed once an encoder is free").unwrap();
+        // No permit is lost.
+        assert_eq!(permits.available_permits(), 1);
     }
 
     #[tokio::test]
