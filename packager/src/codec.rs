@@ -1,8 +1,7 @@
 //! What the pipeline's caps and the posters need from the publisher's configuration records:
 //! the picture size, frame rate and pixel format from the AVCDecoderConfigurationRecord's first
-//! SPS (ISO/IEC 14496-15 §5.3.3,
-//! H.264 §7.3.2.1), the sample rate and channels from the AudioSpecificConfig (ISO/IEC
-//! 14496-3 §1.6.2.1), and the RFC 6381 CODECS strings of both.
+//! SPS (ISO/IEC 14496-15 §5.3.3, H.264 §7.3.2.1), the sample rate and channels from the
+//! AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1), and the RFC 6381 CODECS strings of both.
 //!
 //! Hand-written rather than taken from a crate: the SPS fields up to the VUI timing are all we
 //! read, and this is the one place that reads them (h264parse, which did, is gone from the
@@ -277,6 +276,14 @@ pub(crate) fn aac_codec(asc: Option<&[u8]>) -> String {
     format!("mp4a.40.{aot}")
 }
 
+/// The avcC record x264 writes (through ffmpeg's FLV muxer) for 1280x720 High at 30 fps.
+#[cfg(test)]
+pub(crate) const X264_720P_RECORD: &[u8] = &[
+    0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb, 0x01,
+    0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00, 0x04, 0x68,
+    0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,13 +331,9 @@ mod tests {
     /// and 640x360 Constrained Baseline at 25 fps (368 coded rows, cropped).
     #[test]
     fn avc_configs_from_x264() {
-        let hd = [
-            0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50, 0x05, 0xbb,
-            0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x19, 0x60, 0x01, 0x00,
-            0x04, 0x68, 0xef, 0x8f, 0xcb, 0xfd, 0xf8, 0xf8, 0x00,
-        ];
+        let hd = X264_720P_RECORD;
         assert_eq!(
-            avc_info(&hd),
+            avc_info(hd),
             Some(AvcInfo { width: 1280, height: 720, frame_rate: Some((30, 1)), i420: true, nal_length_size: 4 })
         );
         let sd = [
