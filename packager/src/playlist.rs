@@ -1,11 +1,11 @@
 //! Hand-written HLS playlists (m3u8-rs cannot write the LL-HLS tags that come next) and the
 //! parser for the ones we wrote, used to resume a stream after a restart.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::names::{InitUri, PartUri, SegmentUri};
+use crate::names::{InitUri, PartUri, SegmentUri, write_digits};
 
 /// One media segment as the playlists name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,9 +130,17 @@ pub(crate) struct RenditionReport {
 /// Milliseconds as decimal seconds (`1.500`).
 struct Ms(u64);
 
+impl Ms {
+    fn write(&self, out: &mut impl Write) -> std::fmt::Result {
+        write_digits(out, self.0 / 1000, 0)?;
+        out.write_char('.')?;
+        write_digits(out, self.0 % 1000, 3)
+    }
+}
+
 impl std::fmt::Display for Ms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+        self.write(f)
     }
 }
 
@@ -142,19 +150,25 @@ struct Pdt(DateTime<Utc>);
 
 impl std::fmt::Display for Pdt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write(f)
+    }
+}
+
+impl Pdt {
+    fn write(&self, out: &mut impl Write) -> std::fmt::Result {
         let (date, time) = (self.0.date_naive(), self.0.time());
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            date.year(),
-            date.month(),
-            date.day(),
-            time.hour(),
-            time.minute(),
-            time.second(),
-            // Leap seconds aside (the system clock never shows one).
-            time.nanosecond() / 1_000_000 % 1000
-        )
+        // A wall clock's year: positive, four digits.
+        write_digits(out, u64::try_from(date.year()).unwrap_or(0), 4)?;
+        for (separator, value) in [('-', date.month()), ('-', date.day()), ('T', time.hour()), (':', time.minute())] {
+            out.write_char(separator)?;
+            write_digits(out, value.into(), 2)?;
+        }
+        out.write_char(':')?;
+        write_digits(out, time.second().into(), 2)?;
+        out.write_char('.')?;
+        // Leap seconds aside (the system clock never shows one).
+        write_digits(out, (time.nanosecond() / 1_000_000 % 1000).into(), 3)?;
+        out.write_char('Z')
     }
 }
 
@@ -279,7 +293,22 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
         }
     }
 
-    let mut out = String::with_capacity(256 + shown.len() * 110);
+    // Parts are listed for the segments of the last three target durations.
+    let parts_from = match ll {
+        Some(_) => {
+            let mut from_end = open.map_or(0, |o| o.duration_ms);
+            let mut from = shown.len();
+            while from > 0 && from_end < 3 * target * 1000 {
+                from -= 1;
+                from_end += shown[from].duration_ms;
+            }
+            from
+        }
+        None => shown.len(),
+    };
+    // About a line per part listed (~60 bytes): with the default window, half the text.
+    let parts_listed: usize = shown[parts_from..].iter().chain(open).map(|s| s.parts.len()).sum();
+    let mut out = String::with_capacity(256 + shown.len() * 110 + parts_listed * 64);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:");
     out.push_str(if ll.is_some() { "9\n" } else { "7\n" });
     let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
@@ -312,20 +341,6 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
     }
 
-    // Parts are listed for the segments of the last three target durations.
-    let parts_from = match ll {
-        Some(_) => {
-            let mut from_end = open.map_or(0, |o| o.duration_ms);
-            let mut from = shown.len();
-            while from > 0 && from_end < 3 * target * 1000 {
-                from -= 1;
-                from_end += shown[from].duration_ms;
-            }
-            from
-        }
-        None => shown.len(),
-    };
-
     // The first segment shown names its init, also after a skip.
     let mut current_init = None;
     let write_segment = |out: &mut String, s: &Segment, current_init: &mut Option<u32>, parts: bool, complete: bool| {
@@ -336,10 +351,17 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", InitUri(s.init));
             *current_init = Some(s.init);
         }
-        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", Pdt(s.pdt));
+        // The lines written at every part: straight into the text, not through `write!`.
+        out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+        let _ = Pdt(s.pdt).write(out);
+        out.push('\n');
         if parts {
             for (i, p) in s.parts.iter().enumerate() {
-                let _ = write!(out, "#EXT-X-PART:DURATION={},URI=\"{}\"", Ms(p.duration_ms), PartUri(s.msn, i));
+                out.push_str("#EXT-X-PART:DURATION=");
+                let _ = Ms(p.duration_ms).write(out);
+                out.push_str(",URI=\"");
+                let _ = PartUri(s.msn, i).write(out);
+                out.push('"');
                 if p.independent {
                     out.push_str(",INDEPENDENT=YES");
                 }
@@ -347,7 +369,11 @@ pub(crate) fn render_counting_skipped(view: &View<'_>) -> (String, usize) {
             }
         }
         if complete {
-            let _ = writeln!(out, "#EXTINF:{},\n{}", Ms(s.duration_ms), SegmentUri(s.msn));
+            out.push_str("#EXTINF:");
+            let _ = Ms(s.duration_ms).write(out);
+            out.push_str(",\n");
+            let _ = SegmentUri(s.msn).write(out);
+            out.push('\n');
         }
     };
     for (i, s) in shown.iter().enumerate().skip(skipped) {
@@ -993,5 +1019,26 @@ mod tests {
         }
         // And m3u8-rs still reads the playlist.
         assert!(matches!(m3u8_rs::parse_playlist_res(live.as_bytes()), Ok(m3u8_rs::Playlist::MediaPlaylist(_))));
+    }
+
+    /// What rendering a live LL-HLS playlist costs, as the writer does at every part: the
+    /// default window (6 segments of 2 s, 10 parts each, parts listed for the last three
+    /// target durations), an open segment of 5 parts.
+    /// `cargo test --release -p hawker-packager --lib -- --ignored --nocapture render_cost`
+    #[test]
+    #[ignore = "a measurement: prints the cost of a render"]
+    fn render_cost() {
+        let segments: Vec<Segment> = (100..106).map(|i| with_parts(seg(i, 0, 2000, false), 10)).collect();
+        let open = Segment { msn: 106, duration_ms: 1000, ..with_parts(seg(106, 0, 0, false), 5) };
+        let rounds = 20_000;
+        let text = ll_view(&segments, Some(&open), true, &[]);
+        let started = std::time::Instant::now();
+        let mut bytes = 0;
+        for _ in 0..rounds {
+            bytes += std::hint::black_box(ll_view(&segments, Some(&open), true, &[])).len();
+        }
+        assert_eq!(bytes, text.len() * rounds);
+        let each = started.elapsed() / rounds as u32;
+        println!("live LL-HLS playlist, {} bytes: {:.2} µs a render", text.len(), each.as_secs_f64() * 1e6);
     }
 }
