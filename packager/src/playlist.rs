@@ -80,8 +80,8 @@ impl DateRange {
             Pdt(self.start)
         );
         if let Some(end) = self.end {
-            let ms = (end - self.start).num_milliseconds().max(0);
-            let _ = write!(out, ",END-DATE=\"{}\",DURATION={}.{:03}", Pdt(end), ms / 1000, ms % 1000);
+            let ms = u64::try_from((end - self.start).num_milliseconds()).unwrap_or(0);
+            let _ = write!(out, ",END-DATE=\"{}\",DURATION={}", Pdt(end), Ms(ms));
         }
         for (name, value) in &self.attributes {
             let _ = write!(out, ",{name}=\"{}\"", quoted(value));
