@@ -7,16 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use hawker_api::App;
 use hawker_api::engagement::ClientKey;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// Bounds of the HTTP listener (flags `--http-*`).
 #[derive(Debug, Clone)]
@@ -90,7 +87,7 @@ fn admit(open: &Arc<Mutex<Open>>, limits: &HttpLimits, client: Option<ClientKey>
 /// `limits.drain`.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: HttpLimits,
     trusted_proxies: Vec<ipnet::IpNet>,
     stop: impl Future<Output = ()>,
@@ -124,12 +121,8 @@ pub async fn serve(
         // A response's last partial segment goes out at once, not after the client's ACK of
         // the one before (Nagle), as nginx's `tcp_nodelay on` does for keep-alive connections.
         let _ = stream.set_nodelay(true);
-        let service = app.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app.connection(peer)))
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

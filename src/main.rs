@@ -561,7 +561,7 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(listener, metrics).await });
     }
     let background = tokio::spawn(hawker_api::run_background(state.clone()));
-    let app = hawker_api::router(state.clone());
+    let app = hawker_api::App::new(state.clone());
     match rtmps_addr {
         Some(rtmps) => {
             tracing::info!(http = %http_addr, rtmp = %rtmp_addr, %rtmps, "hawker ready: accepting HTTP, RTMP and RTMPS")

@@ -30,7 +30,7 @@ use hawker_storage::Store;
 pub use db::{Db, DbError};
 pub use engagement::Engagement;
 pub use events::{Event, Events};
-pub use http::{ACCESS_LOG, metrics_router, router};
+pub use http::{ACCESS_LOG, App, metrics_router};
 pub use progress::ProgressWatch;
 
 /// What the API asks of the live media side. Declared here, implemented by the root.

@@ -82,6 +82,41 @@ async fn blocking_reload_parts_hints_and_delta_updates() {
     let (_, text) = server.get_text(&media).await;
     assert!(text.contains(&format!("URI=\"{hint}\"")), "{hint} is not listed after it was served:\n{text}");
 
+    // Live playlists and parts are answered before the router, as the router would answer
+    // them: the same request, percent-encoded so that only the router takes it, gets the same
+    // headers (and, for a part, the same bytes); HEAD has no body; both are counted by route.
+    let route = "method=\"GET\",route=\"/hls/{playback_id}/{*path}\",status=\"200\"";
+    let counted =
+        metric(&server.get("/metrics").await.text().await.unwrap(), &format!("hawker_http_requests_total{{{route}}}"));
+    let encoded = |path: &str| path.replacen('.', "%2E", 1);
+    let headers = ["content-type", "cache-control", "content-encoding", "vary", "access-control-allow-origin"];
+    let fetch = |path: String, accept: &'static str| {
+        let request = server.client.get(server.url(&path)).header("accept-encoding", accept);
+        async move { request.send().await.unwrap() }
+    };
+    for accept in ["br", "gzip", "identity"] {
+        let (direct, routed) = (fetch(media.clone(), accept).await, fetch(encoded(&media), accept).await);
+        for name in headers {
+            assert_eq!(direct.headers().get(name), routed.headers().get(name), "{name} of a playlist, {accept}");
+        }
+        assert_eq!(direct.headers()["access-control-allow-origin"], "*");
+        assert_eq!(direct.headers()["vary"], "accept-encoding");
+        assert_eq!(direct.headers().get("content-encoding").is_some(), accept != "identity", "{accept}");
+        let part = format!("/hls/{pid}/v0/{hint}");
+        let (direct, routed) = (fetch(part.clone(), accept).await, fetch(encoded(&part), accept).await);
+        for name in headers {
+            assert_eq!(direct.headers().get(name), routed.headers().get(name), "{name} of a part, {accept}");
+        }
+        assert_eq!(direct.bytes().await.unwrap(), routed.bytes().await.unwrap(), "part {hint}");
+    }
+    let head = server.client.head(server.url(&media)).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "application/vnd.apple.mpegurl");
+    assert!(head.bytes().await.unwrap().is_empty(), "a body in answer to HEAD");
+    let now =
+        metric(&server.get("/metrics").await.text().await.unwrap(), &format!("hawker_http_requests_total{{{route}}}"));
+    assert!(now >= counted + 12.0, "{counted} then {now}: playlists and parts not counted");
+
     // Hold until the next whole segment exists.
     let playlist = parse_media(&text);
     let next = playlist.media_sequence + playlist.segments.len() as u64;

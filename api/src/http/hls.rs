@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -67,37 +67,20 @@ pub async fn serve(
     }
     // LL-HLS: blocking playlist reload and preload-hinted parts wait for the packager.
     let progress = if playback.status.is_on_air() { state.hls.progress(stream_id) } else { None };
-    match state.hls.resolve(&path) {
+    let resolved = state.hls.resolve(&path);
+    if let Some(progress) = progress
+        && matches!(resolved, HlsPath::MediaPlaylist { .. } | HlsPath::Part { .. })
+    {
+        let live = LiveMedia { stream_id: playback.stream_id.clone(), progress, path: resolved };
+        return live.serve(&state, &playback_id, uri.query(), headers).await;
+    }
+    match &resolved {
         HlsPath::MediaPlaylist { rendition } => {
-            let directives = Directives::parse(uri.query().unwrap_or(""))?;
-            if let Some(progress) = progress {
-                let ll = {
-                    let p = progress.get();
-                    p.part_target_ms.is_some() && !p.ended
-                };
-                if let Some(blocked) = block_reload(&progress, &directives).await? {
-                    return Ok(blocked);
-                }
-                let delta = ll && directives.skip;
-                if let Some(text) = state.hls.playlist(stream_id, &rendition, delta) {
-                    return Ok(live_playlist(&state, stream_id, (&rendition, delta), text, headers).await);
-                }
-            }
-            let text = state.hls.stored_playlist(&playback_id, &rendition).await.map_err(ApiError::Internal)?;
+            let text = state.hls.stored_playlist(&playback_id, rendition).await.map_err(ApiError::Internal)?;
             return Ok(body(PLAYLIST, "no-cache", text.ok_or_else(not_found)?));
         }
-        HlsPath::Part { rendition, msn, index } => {
-            if let Some(progress) = progress {
-                if let Some(unavailable) = wait_for_part(&progress, (msn, index)).await {
-                    return Ok(unavailable);
-                }
-                if let Some(part) = state.hls.part(stream_id, &rendition, msn, index).await {
-                    return Ok(body(SEGMENT, IMMUTABLE, part));
-                }
-            }
-            // Parts are not stored objects: one not held any more is gone.
-            return Err(not_found());
-        }
+        // Parts are not stored objects: one not held any more is gone.
+        HlsPath::Part { .. } => return Err(not_found()),
         HlsPath::Poster if playback.status.is_on_air() => {
             if let Some(poster) = state.hls.poster(stream_id).await {
                 return Ok(body(content_type, cache_control, poster));
@@ -106,7 +89,7 @@ pub async fn serve(
         HlsPath::Poster | HlsPath::Download | HlsPath::Object => {}
     }
     let key = state.hls.object_key(&playback_id, &path);
-    let download = state.hls.resolve(&path) == HlsPath::Download;
+    let download = resolved == HlsPath::Download;
     // Redirect delivery: media already readable at the CDN or bucket is fetched there.
     // Playlists (fresh markers, counted viewers, LL-HLS) and objects still waiting in the
     // upload spool are served here; the store never offers a URL of an object not uploaded.
@@ -124,6 +107,114 @@ pub async fn serve(
         Ok(Some(object)) => Ok(body(content_type, cache_control, object.bytes)),
         Ok(None) | Err(hawker_storage::StoreError::InvalidKey) => Err(not_found()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The template of the route `serve` answers, for the access log and `/metrics`.
+pub(super) const ROUTE: &str = "/hls/{playback_id}/{*path}";
+
+/// A request for a live playlist or part of a stream on air and packaged here: answered from
+/// the packager's memory.
+pub(super) struct LiveMedia {
+    stream_id: String,
+    progress: ProgressWatch,
+    path: HlsPath,
+}
+
+impl LiveMedia {
+    /// The request, when it is one for live media that needs nothing of the router: a GET or
+    /// HEAD without a body, of a plain path (nothing percent-encoded) under `/hls/`. Every
+    /// viewer asks twice per part (a blocking reload, then the part), so these skip the
+    /// generic layers (routing, path extraction, compression, timeout, CORS, access-log
+    /// middleware), each of which boxes or wraps every request; what those layers would do
+    /// to such an answer is done here (see `answer`). Anything else, `None`: the router's.
+    pub(super) fn of(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<(String, Self)> {
+        if !(method == Method::GET || method == Method::HEAD)
+            || headers.contains_key(header::TRANSFER_ENCODING)
+            || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length != "0")
+        {
+            return None;
+        }
+        let (playback_id, path) = uri.path().strip_prefix("/hls/")?.split_once('/')?;
+        if playback_id.is_empty() || path.is_empty() || uri.path().contains('%') {
+            return None;
+        }
+        let resolved = state.hls.resolve(path);
+        if !matches!(resolved, HlsPath::MediaPlaylist { .. } | HlsPath::Part { .. }) {
+            return None;
+        }
+        let playback = state.db.playback(playback_id).filter(|p| p.status.is_on_air())?;
+        let progress = state.hls.progress(&playback.stream_id)?;
+        Some((playback_id.to_owned(), Self { stream_id: playback.stream_id, progress, path: resolved }))
+    }
+
+    /// The answer to a request `of` took, as the router's layers would have left it: CORS's
+    /// `Access-Control-Allow-Origin: *` on every answer; `Vary: Accept-Encoding` on a playlist
+    /// (compression's, which never compresses media or an answer already encoded). No timeout
+    /// but the waits' own (three target durations), and logged and counted as the router's.
+    pub(super) async fn answer(
+        self,
+        state: &AppState,
+        playback_id: &str,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Response {
+        let started = std::time::Instant::now();
+        let playlist = matches!(self.path, HlsPath::MediaPlaylist { .. });
+        let mut response = match self.serve(state, playback_id, uri.query(), headers).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        if playlist && !h.contains_key(header::VARY) {
+            h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        super::log_request(method, Some(ROUTE), response.status(), started.elapsed());
+        response
+    }
+
+    async fn serve(
+        self,
+        state: &AppState,
+        playback_id: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Response, ApiError> {
+        let (stream_id, progress) = (self.stream_id.as_str(), &self.progress);
+        match self.path {
+            HlsPath::MediaPlaylist { rendition } => {
+                let directives = Directives::parse(query.unwrap_or(""))?;
+                let ll = {
+                    let p = progress.get();
+                    p.part_target_ms.is_some() && !p.ended
+                };
+                if let Some(blocked) = block_reload(progress, &directives).await? {
+                    return Ok(blocked);
+                }
+                let delta = ll && directives.skip;
+                if let Some(text) = state.hls.playlist(stream_id, &rendition, delta) {
+                    return Ok(live_playlist(state, stream_id, (&rendition, delta), text, headers).await);
+                }
+                // Ended and let go of between the two: its playlist is stored, final.
+                let stored = state.hls.stored_playlist(playback_id, &rendition);
+                let text = tokio::time::timeout(super::HLS_TIMEOUT, stored)
+                    .await
+                    .map_err(|_| ApiError::Internal(anyhow::anyhow!("reading a stored playlist timed out")))?
+                    .map_err(ApiError::Internal)?;
+                Ok(body(PLAYLIST, "no-cache", text.ok_or(ApiError::NotFound("media"))?))
+            }
+            HlsPath::Part { rendition, msn, index } => {
+                if let Some(unavailable) = wait_for_part(progress, (msn, index)).await {
+                    return Ok(unavailable);
+                }
+                // Parts are not stored objects: one not held any more is gone.
+                let part = state.hls.part(stream_id, &rendition, msn, index).await;
+                Ok(body(SEGMENT, IMMUTABLE, part.ok_or(ApiError::NotFound("media"))?))
+            }
+            HlsPath::Poster | HlsPath::Download | HlsPath::Object => Err(ApiError::NotFound("media")),
+        }
     }
 }
 

@@ -20,11 +20,17 @@ mod reminders;
 mod settings;
 mod streams;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::routing::{delete, get, post, put};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use axum::routing::{delete, get, post, put};
+use futures_util::future::{BoxFuture, Either};
 
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
@@ -51,7 +57,62 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new().route("/metrics", get(metrics::prometheus)).layer(compression()).with_state(state)
 }
 
-pub fn router(state: AppState) -> Router {
+/// hawker's HTTP service. A request for live media of a stream packaged here is answered
+/// before the router ([`hls::LiveMedia`]: viewers' blocking reloads and parts, thousands a
+/// second); everything else is the router's.
+#[derive(Clone)]
+pub struct App {
+    state: AppState,
+    router: Router,
+}
+
+impl App {
+    pub fn new(state: AppState) -> Self {
+        Self { router: router(state.clone()), state }
+    }
+
+    /// The service of one client connection, from `peer`.
+    pub fn connection(&self, peer: SocketAddr) -> Connection {
+        Connection { app: self.clone(), peer }
+    }
+}
+
+/// [`App`] on one client connection.
+#[derive(Clone)]
+pub struct Connection {
+    app: App,
+    peer: SocketAddr,
+}
+
+impl<B> tower::Service<Request<B>> for Connection
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<RouteFuture<Infallible>, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let state = &self.app.state;
+        if let Some((playback_id, live)) = hls::LiveMedia::of(state, request.method(), request.uri(), request.headers())
+        {
+            let state = state.clone();
+            let (parts, _) = request.into_parts();
+            return Either::Right(Box::pin(async move {
+                Ok(live.answer(&state, &playback_id, &parts.method, &parts.uri, &parts.headers).await)
+            }));
+        }
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        Either::Left(self.app.router.call(request))
+    }
+}
+
+fn router(state: AppState) -> Router {
     let metrics_here = !state.metrics.own_listener;
     let api = Router::new()
         .route("/streams", post(streams::create).get(streams::list))
@@ -105,7 +166,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HLS_TIMEOUT));
     let pages = Router::new()
         .nest("/api/v1", api)
-        .route("/hls/{playback_id}/{*path}", hls)
+        .route(hls::ROUTE, hls)
         .route("/healthz", get(|| async { StatusCode::NO_CONTENT }))
         .route("/readyz", get(health::ready))
         .route("/", get(pages::home))
@@ -163,9 +224,16 @@ async fn access_log(request: axum::extract::Request, next: axum::middleware::Nex
     if body_may_be_left && !response.status().is_success() {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let took = started.elapsed();
-    let route = route.as_ref().map_or("(no route)", axum::extract::MatchedPath::as_str);
-    let status = response.status().as_u16();
+    let route = route.as_ref().map(axum::extract::MatchedPath::as_str);
+    log_request(&method, route, response.status(), started.elapsed());
+    response
+}
+
+/// One line of the access log, and the request counted for `/metrics`; a request no route
+/// matched has no `route`.
+fn log_request(method: &Method, route: Option<&str>, status: StatusCode, took: Duration) {
+    let route = route.unwrap_or("(no route)");
+    let status = status.as_u16();
     metrics::record_request(method.as_str(), route, status, took);
     tracing::debug!(
         target: ACCESS_LOG,
@@ -175,7 +243,6 @@ async fn access_log(request: axum::extract::Request, next: axum::middleware::Nex
         duration_ms = (took.as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         "request"
     );
-    response
 }
 
 /// Whether a refused request may leave its body on the wire: then the server closes the
