@@ -668,19 +668,40 @@ impl Input {
 
     /// One AAC frame at `pts` ns. Without an audio track, nothing.
     pub fn audio(&mut self, pts: u64, data: Bytes) -> Result<(), gst::FlowError> {
-        let Some((_, duration)) = &self.audio else { return Ok(()) };
+        let Some(&(_, duration)) = self.audio.as_ref() else { return Ok(()) };
         let mut buffer = gst::Buffer::from_slice(data);
         if let Some(b) = buffer.get_mut() {
             b.set_pts(gst::ClockTime::from_nseconds(pts));
             b.set_dts(gst::ClockTime::from_nseconds(pts));
-            b.set_duration(gst::ClockTime::from_nseconds(*duration));
+            b.set_duration(gst::ClockTime::from_nseconds(duration));
         }
         self.record_interval(Track::Audio, pts);
         self.observe_output();
-        self.track_at[1] = pts;
         self.leads.record(Track::Audio, pts);
+        // A frame across the muxer's next output end completes that output's audio, but the
+        // muxer sees it so only once a buffer past the end comes: the next frame, up to a
+        // frame later (21 ms at 48 kHz), which made parts come in uneven steps. An empty gap
+        // buffer just past the end, behind the frame, tells it at once; it is no frame (the
+        // muxer drops it) and leaves the frame's duration alone (to the next frame's start).
+        // Only for a frame well across (by a quarter of a frame): the next frame then starts
+        // after the gap whatever the rounding of the source's timestamps.
+        let until = self.batch.muxed_until.load(Ordering::Acquire);
+        let across = self
+            .next_end(until)
+            .filter(|&end| until > 0 && pts < end && end.saturating_add(duration / 4) < pts.saturating_add(duration));
+        self.track_at[1] = across.map_or(pts, |end| end + 1);
         let reached = self.reaches_next_end();
-        match self.batch.hold(Track::Audio, buffer, pts, false, reached) {
+        let push = self.batch.hold(Track::Audio, buffer, self.track_at[1], false, reached);
+        if let Some(end) = across {
+            let mut gap = gst::Buffer::new();
+            if let Some(b) = gap.get_mut() {
+                b.set_pts(gst::ClockTime::from_nseconds(end + 1));
+                b.set_dts(gst::ClockTime::from_nseconds(end + 1));
+                b.set_flags(gst::BufferFlags::GAP | gst::BufferFlags::DROPPABLE);
+            }
+            self.batch.held.push((Track::Audio, gap));
+        }
+        match push {
             true => self.flush(),
             false => Ok(()),
         }
@@ -1407,6 +1428,29 @@ mod tests {
             video_shift: Arc::default(),
             source_output: Arc::default(),
         }
+    }
+
+    #[test]
+    fn an_audio_frame_across_the_next_end_is_followed_by_a_gap_buffer_just_past_it() {
+        // Output to 1.0 s: the part ends at 1.2 s; video short of it, so nothing is pushed.
+        let mut input = publish_at(1000, 1190, 1149);
+        input.audio(1170 * MS, Bytes::from_static(&[0; 8])).unwrap();
+        assert_eq!(input.batch.held.len(), 1, "a frame ending before the end (1.191 s)");
+        // Ends at 1.211 s: the part's audio is complete, and the muxer is told so.
+        input.audio(1190 * MS, Bytes::from_static(&[0; 8])).unwrap();
+        let (track, gap) = input.batch.held.last().unwrap();
+        assert!(matches!(track, Track::Audio));
+        assert_eq!(gap.pts(), Some(gst::ClockTime::from_nseconds(1200 * MS + 1)));
+        assert!(gap.flags().contains(gst::BufferFlags::GAP | gst::BufferFlags::DROPPABLE));
+        assert_eq!((gap.size(), input.batch.held.len()), (0, 3));
+        assert_eq!(input.reaches_next_end(), Some(false), "the video is not there yet");
+        input.track_at[0] = 1233 * MS;
+        assert_eq!(input.reaches_next_end(), Some(true), "the gap takes the audio past the end");
+        // A frame only just across (by less than a quarter of a frame) is left to the next.
+        let mut input = publish_at(1000, 1190, 1160);
+        input.audio(1181 * MS, Bytes::from_static(&[0; 8])).unwrap();
+        assert_eq!(input.batch.held.len(), 1);
+        assert_eq!(input.reaches_next_end(), Some(false));
     }
 
     /// The instant `next_output` asks the publisher's media by.
