@@ -58,7 +58,7 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// hawker's HTTP service. A request for live media of a stream packaged here is answered
-/// before the router ([`hls::LiveMedia`]: viewers' blocking reloads and parts, thousands a
+/// before the router (`hls::LiveMedia`: viewers' blocking reloads and parts, thousands a
 /// second); everything else is the router's.
 #[derive(Clone)]
 pub struct App {
@@ -94,6 +94,7 @@ where
     type Future = Either<RouteFuture<Infallible>, BoxFuture<'static, Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        // As axum's router always is.
         std::task::Poll::Ready(Ok(()))
     }
 
