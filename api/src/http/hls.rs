@@ -69,9 +69,9 @@ pub async fn serve(
     let progress = if playback.status.is_on_air() { state.hls.progress(stream_id) } else { None };
     let resolved = state.hls.resolve(&path);
     if let Some(progress) = progress
-        && matches!(resolved, HlsPath::MediaPlaylist { .. } | HlsPath::Part { .. })
+        && let Some(request) = LiveRequest::of(&resolved)
     {
-        let live = LiveMedia { stream_id: playback.stream_id.clone(), progress, path: resolved };
+        let live = LiveMedia { stream_id: playback.stream_id.clone(), progress, request };
         return live.serve(&state, &playback_id, uri.query(), headers).await;
     }
     match &resolved {
@@ -118,7 +118,25 @@ pub(super) const ROUTE: &str = "/hls/{playback_id}/{*path}";
 pub(super) struct LiveMedia {
     stream_id: String,
     progress: ProgressWatch,
-    path: HlsPath,
+    request: LiveRequest,
+}
+
+/// What of a live stream is answered from memory.
+enum LiveRequest {
+    Playlist { rendition: String },
+    Part { rendition: String, msn: u64, index: u64 },
+}
+
+impl LiveRequest {
+    fn of(path: &HlsPath) -> Option<Self> {
+        match path {
+            HlsPath::MediaPlaylist { rendition } => Some(Self::Playlist { rendition: rendition.clone() }),
+            &HlsPath::Part { ref rendition, msn, index } => {
+                Some(Self::Part { rendition: rendition.clone(), msn, index })
+            }
+            HlsPath::Poster | HlsPath::Download | HlsPath::Object => None,
+        }
+    }
 }
 
 impl LiveMedia {
@@ -139,13 +157,10 @@ impl LiveMedia {
         if playback_id.is_empty() || path.is_empty() || uri.path().contains('%') {
             return None;
         }
-        let resolved = state.hls.resolve(path);
-        if !matches!(resolved, HlsPath::MediaPlaylist { .. } | HlsPath::Part { .. }) {
-            return None;
-        }
+        let request = LiveRequest::of(&state.hls.resolve(path))?;
         let playback = state.db.playback(playback_id).filter(|p| p.status.is_on_air())?;
         let progress = state.hls.progress(&playback.stream_id)?;
-        Some((playback_id.to_owned(), Self { stream_id: playback.stream_id, progress, path: resolved }))
+        Some((playback_id.to_owned(), Self { stream_id: playback.stream_id, progress, request }))
     }
 
     /// The answer to a request `of` took, as the router's layers would have left it: CORS's
@@ -161,7 +176,7 @@ impl LiveMedia {
         headers: &HeaderMap,
     ) -> Response {
         let started = std::time::Instant::now();
-        let playlist = matches!(self.path, HlsPath::MediaPlaylist { .. });
+        let playlist = matches!(self.request, LiveRequest::Playlist { .. });
         let mut response = match self.serve(state, playback_id, uri.query(), headers).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
@@ -183,8 +198,8 @@ impl LiveMedia {
         headers: &HeaderMap,
     ) -> Result<Response, ApiError> {
         let (stream_id, progress) = (self.stream_id.as_str(), &self.progress);
-        match self.path {
-            HlsPath::MediaPlaylist { rendition } => {
+        match self.request {
+            LiveRequest::Playlist { rendition } => {
                 let directives = Directives::parse(query.unwrap_or(""))?;
                 let ll = {
                     let p = progress.get();
@@ -205,7 +220,7 @@ impl LiveMedia {
                     .map_err(ApiError::Internal)?;
                 Ok(body(PLAYLIST, "no-cache", text.ok_or(ApiError::NotFound("media"))?))
             }
-            HlsPath::Part { rendition, msn, index } => {
+            LiveRequest::Part { rendition, msn, index } => {
                 if let Some(unavailable) = wait_for_part(progress, (msn, index)).await {
                     return Ok(unavailable);
                 }
@@ -213,7 +228,6 @@ impl LiveMedia {
                 let part = state.hls.part(stream_id, &rendition, msn, index).await;
                 Ok(body(SEGMENT, IMMUTABLE, part.ok_or(ApiError::NotFound("media"))?))
             }
-            HlsPath::Poster | HlsPath::Download | HlsPath::Object => Err(ApiError::NotFound("media")),
         }
     }
 }
