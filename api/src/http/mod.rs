@@ -158,7 +158,9 @@ fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, API_TIMEOUT));
     // Players on any site may fetch the media. A route of its own, not a nested router: the
-    // path every viewer asks for several times a second is not rewritten on its way in.
+    // path every viewer asks for several times a second is not rewritten on its way in. Live
+    // playlists and parts never reach these layers (`hls::LiveMedia`, answered before the
+    // router): what a layer here adds to an answer, `LiveMedia::answer` adds too.
     let hls = get(hls::serve)
         .layer::<_, std::convert::Infallible>(
             // Any origin gets the same answer: no `Vary` (built for every response otherwise).
