@@ -342,6 +342,7 @@ pub(crate) fn start(
         video_shift,
         shift: None,
         track_at: [0; 2],
+        audio_pts: 0,
         leads: ArrivalLeads::new(),
         seen_until: 0,
         intervals: [VecDeque::with_capacity(RECENT_INTERVALS), VecDeque::with_capacity(RECENT_INTERVALS)],
@@ -388,8 +389,11 @@ pub(crate) struct Input {
     source_offsets: SourceOffsets,
     /// Frames not yet pushed, in arrival order (see `Batch`).
     batch: Batch,
-    /// Where the newest video and audio frames put their tracks (see `Input::video`).
+    /// Where the newest video and audio frames put their tracks (see `Input::video`; an
+    /// audio frame's gap buffer puts the audio past its frame, `Input::audio`).
     track_at: [u64; 2],
+    /// The newest audio frame's timestamp: the audio's steps are measured from it.
+    audio_pts: u64,
     /// How early each track's frames arrive against those positions, and how far past an
     /// output's end the muxer needs them.
     leads: ArrivalLeads,
@@ -728,7 +732,10 @@ impl Input {
 
     /// Keeps the time from the track's previous frame to one at `at`.
     fn record_interval(&mut self, track: Track, at: u64) {
-        let previous = self.track_at[track as usize];
+        let previous = match track {
+            Track::Video => self.track_at[0],
+            Track::Audio => std::mem::replace(&mut self.audio_pts, at),
+        };
         if previous > 0 && at > previous {
             let intervals = &mut self.intervals[track as usize];
             if intervals.len() == RECENT_INTERVALS {
@@ -1419,6 +1426,7 @@ mod tests {
             source_offsets: SourceOffsets::default(),
             batch,
             track_at: [video_ms * MS, audio_ms * MS],
+            audio_pts: audio_ms * MS,
             leads,
             seen_until: muxed_ms * MS,
             intervals: [VecDeque::from([33 * MS; 4]), VecDeque::from([21 * MS; 4])],
@@ -1451,6 +1459,12 @@ mod tests {
         input.audio(1181 * MS, Bytes::from_static(&[0; 8])).unwrap();
         assert_eq!(input.batch.held.len(), 1);
         assert_eq!(input.reaches_next_end(), Some(false));
+        // The audio's steps are measured between frames, not from a gap buffer.
+        let mut input = publish_at(1000, 1190, 1169);
+        input.intervals[Track::Audio as usize].clear();
+        input.audio(1190 * MS, Bytes::from_static(&[0; 8])).unwrap();
+        input.audio(1211 * MS, Bytes::from_static(&[0; 8])).unwrap();
+        assert_eq!(input.intervals[Track::Audio as usize], [21 * MS, 21 * MS]);
     }
 
     /// The instant `next_output` asks the publisher's media by.
