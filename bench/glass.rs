@@ -1,8 +1,8 @@
 //! Glass-to-glass latency with LL-HLS as a viewer sees it (issue 4), printed, not asserted:
 //! ffmpeg publishes in real time; headless Chromium (Debian's, driven by playwright-core)
-//! plays the stream with hls.js in low-latency mode, configured as the watch page does; every
-//! 250 ms the bench compares the wall clock with the program date-time of the frame on
-//! screen (`hls.playingDate`). PDT is anchored at the wall clock of the publish's first
+//! plays the stream with the watch page's player (hls.js in low-latency mode and the page's
+//! catch-up); every 250 ms the bench compares the wall clock with the program date-time of the
+//! frame on screen (`hls.playingDate`). PDT is anchored at the wall clock of the publish's first
 //! frame reaching hawker, so the figure is "frame reaches the ingest → frame displayed"; a
 //! real camera adds its encoder's delay (OBS with x264 zerolatency: about one frame).
 //!

@@ -132,9 +132,9 @@ export function attachPlayer(video, src, { lowLatency = true, onLevelUpdate } = 
   if (Hls && Hls.isSupported()) {
     const hls = new Hls({
       lowLatencyMode: lowLatency,
-      // Catch up to the target latency (PART-HOLD-BACK) by playing up to 1.5× faster after a
-      // slow start or a stall; hls.js's default (1) never catches up.
-      maxLiveSyncPlaybackRate: 1.5,
+      // hls.js catches up only with more than a second buffered ahead, which a player near
+      // PART-HOLD-BACK never has: `keepAtLiveEdge` does it instead.
+      maxLiveSyncPlaybackRate: 1,
       backBufferLength: 30,
       // Keep trying while a publisher comes back: the playlist is there, its edge is late.
       manifestLoadingMaxRetry: 6,
@@ -154,10 +154,12 @@ export function attachPlayer(video, src, { lowLatency = true, onLevelUpdate } = 
     if (onLevelUpdate) hls.on(Hls.Events.LEVEL_UPDATED, (_event, data) => onLevelUpdate(data.details, hls));
     hls.loadSource(src);
     hls.attachMedia(video);
+    const edge = lowLatency ? keepAtLiveEdge(hls, video) : null;
     return {
       hls,
       destroy() {
         clearTimeout(retry);
+        edge?.stop();
         hls.destroy();
       },
     };
@@ -167,6 +169,52 @@ export function attachPlayer(video, src, { lowLatency = true, onLevelUpdate } = 
     return { hls: null, destroy() { video.removeAttribute('src'); video.load(); } };
   }
   throw new Error('this browser cannot play HLS');
+}
+
+/** Fastest catch-up rate; the browser keeps the pitch. */
+const MAX_CATCH_UP_RATE = 1.5;
+
+/**
+ * Keeps a low-latency live player at its target latency (hls.js's: PART-HOLD-BACK, more after
+ * stalls): after a slow start or a stall it plays faster until it is back, as long as at least
+ * two parts are buffered ahead (so catching up cannot cause a stall), and not when the viewer
+ * is more than a target duration behind (they went back on purpose). Returns { stop }.
+ */
+function keepAtLiveEdge(hls, video) {
+  let catchingUp = false;
+  const setRate = (rate) => {
+    if (video.playbackRate !== rate) video.playbackRate = rate;
+  };
+  const onTime = () => {
+    const details = hls.latestLevelDetails;
+    const target = hls.targetLatency;
+    if (!details?.live || !details.partTarget || target === null || video.paused) {
+      if (catchingUp) setRate(1);
+      catchingUp = false;
+      return;
+    }
+    const over = hls.latency - target;
+    const ahead = bufferedAhead(video);
+    // Start beyond a tenth of a second over, stop near the target: no flapping around it.
+    const keepOn = catchingUp ? over > 0.02 : over > 0.1;
+    catchingUp = keepOn && over < details.targetduration && ahead > 2 * details.partTarget;
+    setRate(catchingUp ? Math.min(MAX_CATCH_UP_RATE, 1 + over) : 1);
+  };
+  video.addEventListener('timeupdate', onTime);
+  return {
+    stop() {
+      video.removeEventListener('timeupdate', onTime);
+    },
+  };
+}
+
+/** Seconds of media buffered ahead of the playhead. */
+function bufferedAhead(video) {
+  const t = video.currentTime;
+  for (let i = 0; i < video.buffered.length; i++) {
+    if (video.buffered.start(i) <= t + 0.1 && t < video.buffered.end(i)) return video.buffered.end(i) - t;
+  }
+  return 0;
 }
 
 /** Starts muted playback (browsers allow muted autoplay); the controls unmute. */

@@ -193,6 +193,31 @@ try {
   await textIs(viewerB, '#viewers', '2 viewers', 15000);
   await textIs(viewerA, '#viewers', '2 viewers', 15000);
 
+  step("the watch page's player catches up to its target latency after its start");
+  // attachPlayer on its own (the watch page does not expose hls.js), in a page of hawker's
+  // origin. hls.js alone stays where its start left it, about 0.35 s over the target here.
+  const probe = await open('latency', '/studio');
+  const { latency, target, rate } = await probe.evaluate(async (src) => {
+    await new Promise((resolve, reject) => {
+      const script = Object.assign(document.createElement('script'), { src: '/assets/hls.min.js', onload: resolve, onerror: reject });
+      document.head.append(script);
+    });
+    const { attachPlayer } = await import('/assets/common.js');
+    const video = Object.assign(document.createElement('video'), { muted: true });
+    document.body.append(video);
+    const { hls, destroy } = attachPlayer(video, src);
+    video.play().catch(() => {});
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    for (let i = 0; i < 200 && !(video.currentTime > 0); i++) await sleep(100);
+    await sleep(12000);
+    const seen = { latency: hls.latency, target: hls.targetLatency, rate: video.playbackRate };
+    destroy();
+    return seen;
+  }, `/hls/${playbackId}/index.m3u8`);
+  console.log(`  live-edge latency ${latency.toFixed(3)} s, target ${target.toFixed(3)} s, rate ${rate}`);
+  assert.ok(latency - target < 0.2, `the player stays ${(latency - target).toFixed(3)} s over its target latency`);
+  await probe.context().close();
+
   step("viewer A signs in, likes and chats; B sees both within 2 s");
   await viewerA.fill('#name', 'Grace');
   await viewerA.click('#signin button[type=submit]');
