@@ -204,6 +204,7 @@ function keepAtLiveEdge(hls, video) {
   return {
     stop() {
       video.removeEventListener('timeupdate', onTime);
+      if (catchingUp) setRate(1);
     },
   };
 }
