@@ -165,7 +165,9 @@ async fn wrong_key_is_refused_at_once_and_the_right_stream_goes_on() {
     let refused = ffmpeg_publish(&format!("{}/{wrong_key}", server.rtmp), 5).wait_with_output().await.unwrap();
     let took = started.elapsed();
     assert!(!refused.status.success(), "a wrong key was accepted");
-    assert!(took < Duration::from_secs(1), "refusal took {took:?}");
+    // ffmpeg's own start (process, encoder set-up) is in `took`: 1.65 s once in a loaded CI run.
+    // An accepted key would publish for 5 s; a refusal that waited for a deadline, as long.
+    assert!(took < Duration::from_secs(3), "refusal took {took:?}");
 
     // The good stream keeps producing segments after the refusal.
     let before =
