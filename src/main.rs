@@ -488,10 +488,19 @@ async fn serve(config: ServeConfig, database: &Database) -> anyhow::Result<()> {
     tracing::info!(database = db.backend(), node = db.node(), "database is up to date");
     let recovered = db.recover_after_restart().await?;
     db.load_playback_index().await?;
-    if recovered > 0 {
-        tracing::warn!(streams = recovered, "streams left live by the last run now wait for their publisher");
+    if !recovered.is_empty() {
+        tracing::warn!(streams = recovered.len(), "streams left live by the last run now wait for their publisher");
     }
     let store: Arc<dyn Store> = config::open_store(&config).await?;
+    // The segments those streams were writing when the crash came: before the ingest takes
+    // their publishers back, so nothing is writing there now.
+    for playback_id in &recovered {
+        match store.remove_partials(&hawker_packager::names::stream_prefix(playback_id)).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(%playback_id, removed, "partial objects of the crash removed"),
+            Err(e) => tracing::warn!(%playback_id, error = %e, "could not remove the crash's partial objects"),
+        }
+    }
     // Exports a crash cut short left their temporary files here: this node's alone.
     let work_dir = config.data_dir.join("work");
     if let Err(e) = std::fs::remove_dir_all(&work_dir)

@@ -148,6 +148,11 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(keys.len())
     }
+    /// Removes what writes cut short by a crash left under `prefix` (a local folder's
+    /// temporary files); only for a prefix nothing is writing to. Returns how many.
+    async fn remove_partials(&self, _prefix: &str) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     /// Starts `key` as an object written piece by piece as its data comes (a segment as its
     /// parts are muxed), where the backend can do that without holding it in memory (the
     /// local folder). `Ok(None)`: it cannot; `put` the object whole instead.

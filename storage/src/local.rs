@@ -21,6 +21,15 @@ impl LocalStore {
         Ok(Self { root })
     }
 
+    /// The deepest folder holding every key that starts with `prefix`: a walk for a stream's
+    /// objects reads that stream's folder, not the whole store.
+    fn folder_of(&self, prefix: &str) -> PathBuf {
+        match prefix.rfind('/') {
+            Some(end) if check_key(&prefix[..end]).is_ok() => self.root.join(&prefix[..end]),
+            _ => self.root.clone(),
+        }
+    }
+
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
         Ok(self.root.join(key))
@@ -109,14 +118,40 @@ impl Store for LocalStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let root = self.root.clone();
+        let (root, dir) = (self.root.clone(), self.folder_of(prefix));
         let prefix = prefix.to_owned();
         blocking(move || {
             let mut keys = Vec::new();
-            walk(&root, &root, &mut keys)?;
-            keys.retain(|k| k.starts_with(&prefix));
+            walk(&dir, &mut |path| {
+                if let Ok(rel) = path.strip_prefix(&root) {
+                    let key = rel.to_string_lossy().replace('\\', "/");
+                    if key.starts_with(&prefix) && check_key(&key).is_ok() {
+                        keys.push(key);
+                    }
+                }
+            })?;
             keys.sort();
             Ok(keys)
+        })
+        .await
+    }
+
+    async fn remove_partials(&self, prefix: &str) -> Result<usize, StoreError> {
+        let (root, dir) = (self.root.clone(), self.folder_of(prefix));
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let mut partials = Vec::new();
+            walk(&dir, &mut |path| {
+                let partial = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(".tmp-"));
+                let under = path.strip_prefix(&root).is_ok_and(|rel| rel.to_string_lossy().starts_with(&prefix));
+                if partial && under {
+                    partials.push(path);
+                }
+            })?;
+            for path in &partials {
+                std::fs::remove_file(path)?;
+            }
+            Ok(partials.len())
         })
         .await
     }
@@ -267,7 +302,8 @@ fn read_range(path: &Path, offset: u64, len: u64) -> Result<Option<Bytes>, Store
     Ok(Some(bytes.into()))
 }
 
-fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> {
+/// Every file under `dir` and its subfolders, temporary files too.
+fn walk(dir: &Path, visit: &mut impl FnMut(PathBuf)) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -277,12 +313,9 @@ fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> 
         let entry = entry?;
         let path = entry.path();
         if entry.file_type()?.is_dir() {
-            walk(root, &path, keys)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            let key = rel.to_string_lossy().replace('\\', "/");
-            if check_key(&key).is_ok() {
-                keys.push(key);
-            }
+            walk(&path, visit)?;
+        } else {
+            visit(path);
         }
     }
     Ok(())
@@ -329,6 +362,28 @@ mod tests {
         assert!(!dir.path().join("streams/a").exists());
         assert_eq!(store.list("streams/").await.unwrap(), vec!["streams/b/v0/seg1.m4s"]);
         store.delete("streams/b/v0/nothing").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn partials_a_crash_left_under_a_prefix_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        for key in ["streams/a/v0/seg1.m4s", "streams/ab/v0/seg1.m4s"] {
+            store.put(key, Bytes::from_static(b"whole"), META).await.unwrap();
+        }
+        // What a write cut short by SIGKILL leaves: a temporary file beside the objects.
+        let half = |stream: &str| dir.path().join(format!("streams/{stream}/v0/.tmp-00000000000000aa"));
+        for stream in ["a", "ab"] {
+            std::fs::write(half(stream), b"half").unwrap();
+        }
+        assert_eq!(store.list("streams/a").await.unwrap(), ["streams/a/v0/seg1.m4s", "streams/ab/v0/seg1.m4s"]);
+
+        assert_eq!(store.remove_partials("streams/a/").await.unwrap(), 1);
+        assert!(!half("a").exists());
+        assert!(half("ab").exists(), "another stream's folder is not touched");
+        assert_eq!(store.list("streams/").await.unwrap(), ["streams/a/v0/seg1.m4s", "streams/ab/v0/seg1.m4s"]);
+        assert_eq!(store.remove_partials("streams/a/").await.unwrap(), 0);
+        assert_eq!(store.remove_partials("streams/none/").await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -70,6 +70,7 @@ async fn crash_mid_stream(
     // The publisher loses its connection.
     let _ = tokio::time::timeout(Duration::from_secs(5), publisher.wait()).await;
     let _ = publisher.kill().await;
+    assert!(!partials(&playback.join("v0")).is_empty(), "the segment being made is left half-written");
     let left = stored_journal(&playback.join("v0"));
     assert!(!left.end_list, "a crashed stream's replay has no ENDLIST yet");
     assert!(left.segments.len() >= n, "{left:?}");
@@ -79,6 +80,15 @@ async fn crash_mid_stream(
         assert!(!bytes.is_empty());
     }
     (dir, left)
+}
+
+/// The temporary files in a folder: objects whose writing was cut short.
+fn partials(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with(".tmp-"))
+        .collect()
 }
 
 /// The archived replay: ENDLIST, everything the crashed server had listed, every segment
@@ -138,11 +148,7 @@ async fn a_clean_stop_mid_segment_stores_the_partial_segments() {
             let bytes = std::fs::read(rendition.join(&segment.uri)).expect("a listed segment exists");
             decode_alone(&init, &bytes).unwrap_or_else(|e| panic!("{pid}/{} does not decode: {e}", segment.uri));
         }
-        let left: Vec<_> = std::fs::read_dir(&rendition)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name.starts_with(".tmp-"))
-            .collect();
+        let left = partials(&rendition);
         assert!(left.is_empty(), "{pid}: temporary files left: {left:?}");
     }
 }
@@ -169,6 +175,9 @@ async fn a_stream_crashed_mid_publish_is_recovered_then_archived_whole() {
         server.log()
     );
     assert_eq!(server.stream(id, None).await["status"], "reconnecting");
+    // What the crash left half-written is gone before the publisher can come back.
+    let left = partials(&server.media_path(pid).join("v0"));
+    assert!(left.is_empty(), "temporary files left: {left:?}");
     // While it waits, what was stored plays (as an EVENT playlist, without ENDLIST).
     let waiting = parse_media(&server.media_playlist(pid).await.expect("playable while waiting"));
     assert!(waiting.segments.len() >= before_crash.segments.len());

@@ -374,8 +374,8 @@ impl Db {
 
     /// At start-up no publisher is connected here: streams a crash left `live` wait for theirs,
     /// with a fresh reconnect window. On a shared database only this node's and those whose
-    /// lease expired: the others are live on other nodes.
-    pub async fn recover_after_restart(&self) -> DbResult<u64> {
+    /// lease expired: the others are live on other nodes. Returns their playback ids.
+    pub async fn recover_after_restart(&self) -> DbResult<Vec<String>> {
         let restart = Transition::of(Trigger::Restart);
         let leases = match self.is_shared() {
             true => " AND (lease_node = $2 OR lease_node IS NULL OR lease_expires_at < $1)",
@@ -383,16 +383,16 @@ impl Db {
         };
         let sql = format!(
             "UPDATE streams SET status = '{}', reconnecting_since = $1, lease_node = NULL, lease_expires_at = NULL \
-             WHERE status IN ({}){leases}",
+             WHERE status IN ({}){leases} RETURNING playback_id",
             restart.to.as_str(),
             restart.from_sql()
         );
         on_pool!(self, pool => {
-            let mut query = sqlx::query(&sql).bind(Ts::now());
+            let mut query = sqlx::query_scalar(&sql).bind(Ts::now());
             if self.is_shared() {
                 query = query.bind(self.node());
             }
-            Ok(query.execute(pool).await?.rows_affected())
+            Ok(query.fetch_all(pool).await?)
         })
     }
 
