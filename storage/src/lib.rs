@@ -190,12 +190,21 @@ pub trait Appender: Send + Sync {
     async fn finish(&self) -> Result<(), StoreError>;
 }
 
+/// How a file being written starts its name, beside the objects (renamed when complete). No
+/// key has a part named so, and a file named so after a crash is a write cut short.
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
+
+/// A random name for a file being written.
+pub(crate) fn temp_name() -> String {
+    format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>())
+}
+
 /// Rejects keys that could escape the store's root or are not plain relative paths.
 pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     let ok = !key.is_empty()
         && key.len() <= 1024
         && !key.starts_with('/')
-        && key.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-"))
+        && key.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && !part.starts_with(TEMP_PREFIX))
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_'));
     if ok { Ok(()) } else { Err(StoreError::InvalidKey) }
 }

@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rand::Rng;
 
-use crate::{Appender, Object, ObjectMeta, Store, StoreError, check_key};
+use crate::{Appender, Object, ObjectMeta, Store, StoreError, TEMP_PREFIX, check_key, temp_name};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -142,7 +141,7 @@ impl Store for LocalStore {
         blocking(move || {
             let mut partials = Vec::new();
             walk(&dir, &mut |path| {
-                let partial = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(".tmp-"));
+                let partial = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(TEMP_PREFIX));
                 let under = path.strip_prefix(&root).is_ok_and(|rel| rel.to_string_lossy().starts_with(&prefix));
                 if partial && under {
                     partials.push(path);
@@ -252,7 +251,7 @@ impl Drop for LocalAppender {
 fn temp_beside(path: &Path) -> Result<PathBuf, StoreError> {
     let dir = path.parent().expect("a checked key has a parent: the root");
     std::fs::create_dir_all(dir)?;
-    Ok(dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>())))
+    Ok(dir.join(temp_name()))
 }
 
 /// Writes beside the target, then renames: readers never see half an object.

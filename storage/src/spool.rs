@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{ObjectMeta, intern_cache_control, intern_content_type};
+use crate::{ObjectMeta, TEMP_PREFIX, intern_cache_control, intern_content_type, temp_name};
 
 const MAGIC: &[u8] = b"HKSPOOL1\n";
 
@@ -65,7 +64,7 @@ impl Spool {
                     entries.push(SpoolEntry { seq, key, meta, size });
                 }
                 None => {
-                    if !name.starts_with(".tmp-") {
+                    if !name.starts_with(TEMP_PREFIX) {
                         tracing::warn!(file = %path.display(), "unreadable spool file removed");
                     }
                     let _ = std::fs::remove_file(&path);
@@ -98,7 +97,7 @@ impl Spool {
         file.extend_from_slice(&header);
         file.extend_from_slice(body);
         let size = file.len() as u64;
-        let tmp = self.dir.join(format!(".tmp-{:016x}", rand::rng().random::<u64>()));
+        let tmp = self.dir.join(temp_name());
         if let Err(e) = tokio::fs::write(&tmp, &file).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
